@@ -1,0 +1,97 @@
+"""Architectures per second for building and costing graphs of the IR, on one core.
+
+For NAS-Bench-201 and the EDD MBConv chain: build the graph (``space.to_graph``) and total its
+costs (``dse.graph.totals``), for random architectures. The baseline, measured in the same run,
+builds the same graphs the plain way: no fragment replay and one ``add_node``/``add_edge`` call
+per node and edge. Each figure is the median of several repeats (this machine is shared, and
+single runs vary by +-30%). Target: >= 2,000 NAS-Bench-201 architectures/s.
+
+    python benchmarks/graph_build.py [--archs 2000] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from contextlib import contextmanager
+
+import networkx as nx
+import numpy as np
+
+import dse.spaces.mbconv as mbconv_mod
+import dse.spaces.nasbench201 as nb201_mod
+from dse.graph import GraphBuilder, canonical_hash, totals
+from dse.proxies.analytic import AnalyticProxy
+
+
+class PlainBuilder(GraphBuilder):
+    """The baseline: the graph grown through the public networkx API, node by node."""
+
+    def build(self) -> nx.DiGraph:
+        g = nx.DiGraph()
+        for i, op in enumerate(self._ops):
+            g.add_node(i, op=op)
+        for u, v, port in self._edges:
+            g.add_edge(u, v, port=port)
+        g.graph.update(name=self.name, inputs=list(self.inputs),
+                       outputs=[n for n in g if g.out_degree(n) == 0],
+                       stage_outputs=list(self.stage_outputs), meta=dict(self.meta))
+        return g
+
+
+@contextmanager
+def plain_building(*modules):
+    saved = [m.GraphBuilder for m in modules]
+    for m in modules:
+        m.GraphBuilder = PlainBuilder
+    try:
+        yield
+    finally:
+        for m, b in zip(modules, saved):
+            m.GraphBuilder = b
+
+
+def rate(fn, archs, repeats: int) -> float:
+    rates = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for a in archs:
+            fn(a)
+        rates.append(len(archs) / (time.perf_counter() - t))
+    return statistics.median(rates)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--archs", type=int, default=2000)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {int(os.environ.get("DSE_BENCH_CORE", max(os.sched_getaffinity(0))))})  # one core
+    rng = np.random.default_rng(0)
+    print(f"{'case':44s} {'archs/s':>10s} {'baseline':>10s} {'ratio':>7s}")
+    for label, make in (("nasbench201 cifar10: build + totals", lambda: nb201_mod.NasBench201Space()),
+                        ("mbconv fpga (20 blocks): build + totals", lambda: mbconv_mod.MBConvChainSpace())):
+        space = make()
+        archs = [space.sample(rng) for _ in range(args.archs)]
+        fast = rate(lambda a: totals(space.to_graph(a)), archs, args.repeats)
+        with plain_building(nb201_mod, mbconv_mod):
+            plain_space = make()
+            plain_space._fragments = None
+            base = rate(lambda a: totals(plain_space.to_graph(a)), archs, args.repeats)
+        print(f"{label:44s} {fast:10.0f} {base:10.0f} {fast / base:6.2f}x")
+    space = nb201_mod.NasBench201Space()
+    archs = [space.sample(rng) for _ in range(args.archs // 4)]
+    proxy = AnalyticProxy()
+    print(f"{'nasbench201: build + analytic proxy (all)':44s} "
+          f"{rate(lambda a: proxy.evaluate(space.to_graph(a), a, space), archs, args.repeats):10.0f}")
+    print(f"{'nasbench201: space.arch_hash (cell digest)':44s} {rate(space.arch_hash, archs, args.repeats):10.0f}")
+    print(f"{'nasbench201: build + canonical_hash (graph)':44s} "
+          f"{rate(lambda a: canonical_hash(space.to_graph(a)), archs, args.repeats):10.0f}")
+    print("target: >= 2,000 NAS-Bench-201 architectures/s (build + totals, one core)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Command line: ``dse run``, ``dse demo``, ``dse list``, ``dse show``.
+
+Exit codes: 0 success, 1 the run itself failed, 2 bad input (config, arguments, unknown run),
+130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from pathlib import Path
+
+import pandas as pd
+
+from dse.config import DEMO_CONFIG, parse_config
+from dse.params import ConfigError
+from dse.registry import DRIVERS, PROXIES, SIMULATORS, SPACES
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from dse.runner import run
+
+    if args.config is None and args.resume is None:
+        raise ConfigError("dse run: give a CONFIG.toml, or --resume RUN")
+    result = run(args.config, resume=args.resume, run_id=args.run_id, output=args.output,
+                 progress=not args.quiet)
+    _report(result, args.quiet)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from dse.runner import run
+
+    data = tomllib.loads(DEMO_CONFIG)
+    if args.max_evaluations is not None:
+        data["search"]["max_evaluations"] = args.max_evaluations
+    if args.output:
+        data["run"]["output"] = args.output
+    result = run(parse_config(data), progress=not args.quiet)
+    _report(result, args.quiet)
+    return 0
+
+
+def _report(result, quiet: bool) -> None:
+    print(f"run {result.run_id}: {result.rows} architectures evaluated "
+          f"({result.proposals} proposals, {result.cached} repeats served from cache) "
+          f"in {result.seconds:.1f} s")
+    print(f"results: {result.path}/evals/*.parquet   manifest: {result.path}/manifest.json")
+    print(f"summary: dse show {result.path}")
+    if not quiet:
+        print()
+        _print_show(result.path, limit=20)
+
+
+def _print_show(run: str | Path, limit: int | None, output: str = "results", show_all: bool = False) -> None:
+    from dse.results import load, manifest
+
+    m = manifest(run, output=output)
+    df = load(run, output=output)
+    objectives = [(o["metric"], o["direction"]) for o in m["objectives"]]
+    constraints = [c["metric"] for c in m["constraints"]]
+    status_counts = df["status"].value_counts().to_dict() if len(df) else {}
+    print(f"run:         {m['run_id']}  ({m['status']})")
+    print(f"space:       {m['space']}")
+    print(f"driver:      {m['config']['search']['driver']}   seed {m['config']['run']['seed']}")
+    print(f"evaluations: {len(df)} rows, {m.get('proposals', '?')} proposals, status {status_counts}")
+    if len(df):
+        print(f"feasible:    {int(df['feasible'].sum())}   wall time per evaluation "
+              f"{df['wall_s'].median() * 1e3:.2f} ms (median)")
+    print("objectives:  " + ", ".join(f"{m_} ({d})" for m_, d in objectives))
+    if constraints:
+        print("constraints: " + ", ".join(
+            f"{c['metric']} " + " ".join(f"{k} {c[k]:g}" for k in ("min", "max") if k in c)
+            for c in m["constraints"]))
+    if not len(df):
+        return
+    table = df if show_all else df[df["is_pareto"]]
+    cols = ["eval_id", "arch_id"] + [o for o, _ in objectives] + [c for c in constraints if c not in dict(objectives)]
+    metric, direction = objectives[0]
+    table = table.sort_values(metric, ascending=direction == "min")
+    if limit:
+        table = table.head(limit)
+    print()
+    title = "all evaluations" if show_all else f"Pareto front ({int(df['is_pareto'].sum())} designs)"
+    print(title + (f", first {limit}" if limit and len(table) == limit else "") + ":")
+    with pd.option_context("display.max_colwidth", 90, "display.width", 200):
+        print(table[cols].to_string(index=False))
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    try:
+        _print_show(args.run, args.limit, args.output, args.all)
+    except FileNotFoundError as exc:
+        raise ConfigError(str(exc)) from None
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    for title, registry in (("spaces", SPACES), ("proxies", PROXIES), ("simulators", SIMULATORS),
+                            ("search drivers", DRIVERS)):
+        print(f"{title}:")
+        entries = registry.entries()
+        if not entries:
+            print("  (none installed)")
+        for e in entries:
+            print(f"  {e.name:18s} {e.summary}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dse", description="Design-space exploration of neural networks and hardware.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run a search from a TOML config")
+    r.add_argument("config", nargs="?", help="TOML config file")
+    r.add_argument("--resume", metavar="RUN", help="continue a run (directory or run id)")
+    r.add_argument("--run-id", help="name the run directory (default: <name>-<time>-s<seed>)")
+    r.add_argument("--output", help="results directory (default: the config's run.output)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+    r.set_defaults(func=_cmd_run)
+    d = sub.add_parser("demo", help="run the built-in NAS-Bench-201 demo search (no config needed)")
+    d.add_argument("--output", help="results directory (default: results)")
+    d.add_argument("--max-evaluations", type=int, help="budget (default 240)")
+    d.add_argument("--quiet", action="store_true")
+    d.set_defaults(func=_cmd_demo)
+    ls = sub.add_parser("list", help="list installed spaces, proxies, simulators and drivers")
+    ls.set_defaults(func=_cmd_list)
+    s = sub.add_parser("show", help="summary and Pareto table of a run")
+    s.add_argument("run", help="run directory or run id")
+    s.add_argument("--output", default="results", help="where run ids are looked up")
+    s.add_argument("--all", action="store_true", help="every evaluation, not just the Pareto front")
+    s.add_argument("--limit", type=int, default=50, help="rows to print (0: all)")
+    s.set_defaults(func=_cmd_show)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"dse: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dse: interrupted; finished batches are saved (continue with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

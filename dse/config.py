@@ -1,0 +1,258 @@
+"""Run configuration: TOML in, validated frozen dataclasses out (``tomllib``, never ``eval``).
+
+Format::
+
+    [run]
+    name = "nb201"            # run ids are <name>-<UTC time>-s<seed> unless --run-id is given
+    seed = 0
+    output = "results"
+    plugins = ["mypkg.myspace"]  # optional: modules to import; their @register decorators run
+
+    [space]
+    name = "nasbench201"      # every other key is a parameter of the space
+    dataset = "cifar10"
+
+    [proxies.analytic]        # one table per proxy / simulator, keyed by its registered name
+    [simulators.gpu]          # (simulators come from plugins)
+
+    [[objectives]]
+    metric = "hook_flops"
+    direction = "max"         # "min" or "max"
+
+    [[constraints]]
+    metric = "params"
+    max = 1.0e6               # and/or min = ...
+
+    [search]
+    driver = "pymoo"          # every key but driver / max_evaluations / max_seconds /
+    algorithm = "nsga2"       # prune_infeasible is a parameter of the driver
+    pop_size = 32
+    max_evaluations = 500
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dse.evaluate import Constraint, Objective
+from dse.params import ConfigError
+
+SECTIONS = ("run", "space", "proxies", "simulators", "objectives", "constraints", "search")
+
+
+@dataclass(frozen=True)
+class PluginSpec:
+    """A registered plugin by name with its parameters (validated when the run is built)."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    driver: str = "pymoo"
+    max_evaluations: int = 200
+    max_seconds: float | None = None
+    prune_infeasible: bool = True
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    space: PluginSpec
+    objectives: tuple[Objective, ...]
+    name: str = "run"
+    seed: int = 0
+    output: str = "results"
+    proxies: tuple[PluginSpec, ...] = ()
+    simulators: tuple[PluginSpec, ...] = ()
+    constraints: tuple[Constraint, ...] = ()
+    search: SearchSpec = SearchSpec()
+    plugins: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """TOML-shaped plain data (what the manifest stores and ``--resume`` compares)."""
+        search = {"driver": self.search.driver, "max_evaluations": self.search.max_evaluations,
+                  "prune_infeasible": self.search.prune_infeasible, **self.search.params}
+        if self.search.max_seconds is not None:
+            search["max_seconds"] = self.search.max_seconds
+        return {
+            "run": {"name": self.name, "seed": self.seed, "output": self.output,
+                    **({"plugins": list(self.plugins)} if self.plugins else {})},
+            "space": {"name": self.space.name, **self.space.params},
+            "proxies": {p.name: dict(p.params) for p in self.proxies},
+            "simulators": {s.name: dict(s.params) for s in self.simulators},
+            "objectives": [asdict(o) for o in self.objectives],
+            "constraints": [{k: v for k, v in asdict(c).items() if v is not None} for c in self.constraints],
+            "search": search,
+        }
+
+    def identity(self) -> dict[str, Any]:
+        """The parts that decide which records a run produces (not where they are written)."""
+        d = self.to_dict()
+        d["run"] = {"seed": self.seed, "plugins": list(self.plugins)}
+        return d
+
+
+def _expect(value: Any, tp: type | tuple, where: str, what: str) -> Any:
+    ok = isinstance(value, tp) and not (isinstance(value, bool) and tp in (int, float, (int, float)))
+    if not ok:
+        raise ConfigError(f"{where}: expected {what}, got {value!r}")
+    return value
+
+
+def _table(data: dict, key: str, where: str) -> dict:
+    value = data.get(key, {})
+    return _expect(value, dict, f"{where}{key}", "a table")
+
+
+def _plugins(data: dict, section: str) -> tuple[PluginSpec, ...]:
+    table = _table(data, section, "")
+    out = []
+    for name, params in table.items():
+        _expect(params, dict, f"{section}.{name}", "a table of parameters")
+        out.append(PluginSpec(name, dict(params)))
+    return tuple(out)
+
+
+def _unknown(table: dict, allowed: tuple[str, ...], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"{where}.{key}: unknown key; allowed: {', '.join(allowed)}")
+
+
+def parse_config(data: dict[str, Any]) -> RunConfig:
+    """Validate the structure of a config (plugin names and parameters are checked at build)."""
+    for key in data:
+        if key not in SECTIONS:
+            raise ConfigError(f"{key}: unknown section; allowed: {', '.join(SECTIONS)}")
+    run = _table(data, "run", "")
+    _unknown(run, ("name", "seed", "output", "plugins"), "run")
+    name = _expect(run.get("name", "run"), str, "run.name", "a string")
+    if not name or any(c in name for c in "/\\") or name.startswith("."):
+        raise ConfigError(f"run.name: must be a non-empty name without slashes, got {name!r}")
+    seed = _expect(run.get("seed", 0), int, "run.seed", "an integer")
+    if seed < 0:
+        raise ConfigError(f"run.seed: must be >= 0, got {seed}")
+    output = _expect(run.get("output", "results"), str, "run.output", "a string")
+    plugins = _expect(run.get("plugins", []), list, "run.plugins", "a list of module names")
+    for i, mod in enumerate(plugins):
+        _expect(mod, str, f"run.plugins[{i}]", "a module name")
+
+    if "space" not in data:
+        raise ConfigError("space: missing required section (with at least space.name)")
+    space = dict(_table(data, "space", ""))
+    if "name" not in space:
+        raise ConfigError("space.name: missing required field")
+    space_name = _expect(space.pop("name"), str, "space.name", "a string")
+
+    objectives = []
+    raw_obj = data.get("objectives")
+    if raw_obj is None:
+        raise ConfigError("objectives: missing required section ([[objectives]] with metric and direction)")
+    _expect(raw_obj, list, "objectives", "an array of tables ([[objectives]])")
+    if not raw_obj:
+        raise ConfigError("objectives: at least one objective is required")
+    for i, o in enumerate(raw_obj):
+        where = f"objectives[{i}]"
+        _expect(o, dict, where, "a table")
+        _unknown(o, ("metric", "direction"), where)
+        if "metric" not in o:
+            raise ConfigError(f"{where}.metric: missing required field")
+        metric = _expect(o["metric"], str, f"{where}.metric", "a string")
+        direction = o.get("direction", "min")
+        if direction not in ("min", "max"):
+            raise ConfigError(f"{where}.direction: {direction!r} is not allowed; allowed values: 'min', 'max'")
+        objectives.append(Objective(metric, direction))
+
+    constraints = []
+    raw_con = data.get("constraints", [])
+    _expect(raw_con, list, "constraints", "an array of tables ([[constraints]])")
+    for i, c in enumerate(raw_con):
+        where = f"constraints[{i}]"
+        _expect(c, dict, where, "a table")
+        _unknown(c, ("metric", "max", "min"), where)
+        if "metric" not in c:
+            raise ConfigError(f"{where}.metric: missing required field")
+        metric = _expect(c["metric"], str, f"{where}.metric", "a string")
+        bounds = {k: float(_expect(c[k], (int, float), f"{where}.{k}", "a number")) for k in ("max", "min") if k in c}
+        if not bounds:
+            raise ConfigError(f"{where}.max: a constraint needs 'max' and/or 'min'")
+        if "max" in bounds and "min" in bounds and bounds["min"] > bounds["max"]:
+            raise ConfigError(f"{where}.min: {bounds['min']} is greater than max {bounds['max']}")
+        constraints.append(Constraint(metric, **bounds))
+
+    search = dict(_table(data, "search", ""))
+    driver = _expect(search.pop("driver", "pymoo"), str, "search.driver", "a string")
+    max_evals = _expect(search.pop("max_evaluations", 200), int, "search.max_evaluations", "an integer")
+    if max_evals < 1:
+        raise ConfigError(f"search.max_evaluations: must be >= 1, got {max_evals}")
+    max_seconds = search.pop("max_seconds", None)
+    if max_seconds is not None:
+        _expect(max_seconds, (int, float), "search.max_seconds", "a number")
+        if max_seconds <= 0:
+            raise ConfigError(f"search.max_seconds: must be > 0, got {max_seconds}")
+        max_seconds = float(max_seconds)
+    prune = _expect(search.pop("prune_infeasible", True), bool, "search.prune_infeasible", "true or false")
+
+    return RunConfig(
+        space=PluginSpec(space_name, space),
+        objectives=tuple(objectives),
+        name=name, seed=seed, output=output,
+        proxies=_plugins(data, "proxies"),
+        simulators=_plugins(data, "simulators"),
+        constraints=tuple(constraints),
+        search=SearchSpec(driver, max_evals, max_seconds, prune, search),
+        plugins=tuple(plugins),
+    )
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a TOML config file."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {str(p)!r}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+    return parse_config(data)
+
+
+DEMO_CONFIG = """\
+# The built-in demo: NSGA-II on NAS-Bench-201 (CIFAR-10) trading capacity for size.
+# FLOPs stand in for accuracy here (Spearman 0.72 with CIFAR-10 accuracy on the
+# 362 cells of nasbench201_naslib.csv); configure a trained or zero-cost proxy for real work.
+[run]
+name = "demo"
+seed = 0
+
+[space]
+name = "nasbench201"
+dataset = "cifar10"
+
+[proxies.analytic]
+
+[[objectives]]
+metric = "hook_flops"
+direction = "max"
+
+[[objectives]]
+metric = "params"
+direction = "min"
+
+[[constraints]]
+metric = "params"
+max = 1.2e6
+
+[search]
+driver = "pymoo"
+algorithm = "nsga2"
+pop_size = 24
+max_evaluations = 240
+"""

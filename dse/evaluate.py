@@ -1,0 +1,163 @@
+"""Evaluation: metric providers (proxies, simulators) -> one flat record per architecture.
+
+A *metric provider* is anything with a ``name``, the tuple of ``metrics`` it produces, a
+relative ``cost`` and an ``evaluate(graph, arch, space)`` method returning those metrics; every
+proxy and simulator plugin is one. The :class:`Evaluator` runs the providers cheapest first on
+the architecture's graph, checks constraints as soon as their metrics exist (an architecture
+that already violates a cheap constraint skips the expensive providers: status ``pruned``), and
+turns any exception into a ``failed`` record instead of raising.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Literal, Mapping, Protocol, Sequence, runtime_checkable
+
+import networkx as nx
+
+from dse.space import SearchSpace
+
+Direction = Literal["min", "max"]
+
+
+@runtime_checkable
+class MetricProvider(Protocol):
+    """What proxies and simulators implement to plug into the evaluator."""
+
+    name: str
+    metrics: tuple[str, ...]
+    cost: float  # relative expense (seconds per architecture, roughly); cheap ones run first
+
+    def evaluate(self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace) -> Mapping[str, float]:
+        ...
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A metric to optimise, declared once with its direction."""
+
+    metric: str
+    direction: Direction = "min"
+
+    def __post_init__(self):
+        if self.direction not in ("min", "max"):
+            raise ValueError(f"direction: {self.direction!r} is not allowed; allowed values: ['min', 'max']")
+
+    def minimised(self, value: float) -> float:
+        """The value in minimisation form (what drivers see)."""
+        return value if self.direction == "min" else -value
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """``min <= metric <= max``; violation is the distance outside the bounds, in metric units."""
+
+    metric: str
+    max: float | None = None
+    min: float | None = None
+
+    def __post_init__(self):
+        if self.max is None and self.min is None:
+            raise ValueError(f"constraint on {self.metric!r} needs 'max' or 'min'")
+
+    def violation(self, value: float) -> float:
+        if value is None or math.isnan(value):
+            return math.inf
+        v = 0.0
+        if self.max is not None and value > self.max:
+            v += value - self.max
+        if self.min is not None and value < self.min:
+            v += self.min - value
+        return v
+
+
+@dataclass
+class Evaluation:
+    """The outcome of evaluating one architecture (before it gets a run-level id)."""
+
+    metrics: dict[str, float]
+    status: Literal["ok", "failed", "pruned"]
+    error: str | None
+    violations: dict[str, float]  # per constraint metric
+    wall_s: float
+    started_at: float  # unix seconds
+    provider_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def violation(self) -> float:
+        return float(sum(self.violations.values()))
+
+    @property
+    def feasible(self) -> bool:
+        return self.status == "ok" and self.violation == 0.0
+
+
+class Evaluator:
+    """Runs metric providers on architectures and checks constraints."""
+
+    def __init__(self, space: SearchSpace, providers: Sequence[MetricProvider],
+                 objectives: Sequence[Objective], constraints: Sequence[Constraint] = (),
+                 prune_infeasible: bool = True):
+        self.space = space
+        self.providers = sorted(providers, key=lambda p: p.cost)
+        self.objectives = tuple(objectives)
+        self.constraints = tuple(constraints)
+        self.prune_infeasible = prune_infeasible
+        provided: dict[str, str] = {}
+        for p in self.providers:
+            for m in p.metrics:
+                if m in provided:
+                    raise ValueError(f"metric {m!r} is provided by both {provided[m]!r} and {p.name!r}")
+                provided[m] = p.name
+        self.metric_names = tuple(provided)
+        for what, items in (("objectives", self.objectives), ("constraints", self.constraints)):
+            for i, item in enumerate(items):
+                if item.metric not in provided:
+                    raise ValueError(
+                        f"{what}[{i}].metric: {item.metric!r} is not produced by any configured "
+                        f"proxy or simulator; allowed values: {sorted(provided)}"
+                    )
+        if not self.objectives:
+            raise ValueError("objectives: at least one objective is required")
+
+    def evaluate(self, arch: Mapping[str, Any]) -> Evaluation:
+        started = time.time()
+        t0 = time.perf_counter()
+        metrics: dict[str, float] = {}
+        timings: dict[str, float] = {}
+        status, error = "ok", None
+        try:
+            graph = self.space.to_graph(arch)
+        except Exception as exc:  # noqa: BLE001 - a bad candidate is a record, not a crash
+            return self._finish(metrics, "failed", _describe("to_graph", exc), timings, started, t0)
+        for provider in self.providers:
+            t = time.perf_counter()
+            try:
+                values = provider.evaluate(graph, arch, self.space)
+                missing = set(provider.metrics) - set(values)
+                if missing:
+                    raise RuntimeError(f"did not return metric(s) {sorted(missing)}")
+                metrics.update({m: float(values[m]) for m in provider.metrics})
+            except Exception as exc:  # noqa: BLE001
+                status, error = "failed", _describe(provider.name, exc)
+                timings[provider.name] = time.perf_counter() - t
+                break
+            timings[provider.name] = time.perf_counter() - t
+            if self.prune_infeasible and provider is not self.providers[-1]:
+                if any(c.violation(metrics[c.metric]) > 0 for c in self.constraints if c.metric in metrics):
+                    status = "pruned"
+                    break
+        return self._finish(metrics, status, error, timings, started, t0)
+
+    def _finish(self, metrics, status, error, timings, started, t0) -> Evaluation:
+        violations = {c.metric: c.violation(metrics.get(c.metric, math.nan)) for c in self.constraints}
+        return Evaluation(metrics, status, error, violations, time.perf_counter() - t0, started, timings)
+
+
+def _describe(where: str, exc: BaseException) -> str:
+    last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+    loc = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
+    return f"{where}: {type(exc).__name__}: {exc}{loc}"

@@ -1,0 +1,23 @@
+"""The architecture graph IR: a ``networkx.DiGraph`` whose nodes hold typed :class:`OpNode` data.
+
+Every proxy and simulator reads this one representation. See :mod:`dse.graph.ops` for the
+operator kinds and their cost units.
+"""
+
+from dse.graph.analysis import (
+    GraphTotals,
+    canonical_hash,
+    infer_shapes,
+    peak_activation_bytes,
+    totals,
+    validate,
+)
+from dse.graph.builder import GraphBuilder
+from dse.graph.ops import OP_KINDS, GraphError, OpCost, OpNode, make_op, numel, register_op_kind
+from dse.graph.serialize import from_dict, from_json, to_dict, to_json
+
+__all__ = [
+    "GraphBuilder", "GraphError", "GraphTotals", "OP_KINDS", "OpCost", "OpNode", "canonical_hash",
+    "from_dict", "from_json", "infer_shapes", "make_op", "numel", "peak_activation_bytes",
+    "register_op_kind", "to_dict", "to_json", "totals", "validate",
+]

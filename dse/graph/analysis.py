@@ -1,0 +1,173 @@
+"""Graph-level checks and summaries: validation, shape re-inference, totals, canonical hash."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from operator import itemgetter
+from dataclasses import dataclass
+from functools import lru_cache
+
+import networkx as nx
+
+from dse.graph.ops import OP_KINDS, GraphError, OpNode, make_op, numel
+
+
+def _inputs_in_port_order(g: nx.DiGraph, node) -> list:
+    preds = [(d.get("port", 0), u) for u, _, d in g.in_edges(node, data=True)]
+    preds.sort(key=lambda t: t[0])
+    ports = [p for p, _ in preds]
+    if ports != list(range(len(ports))):
+        raise GraphError(f"node {node!r}: input ports must be 0..{len(ports) - 1}, got {ports}")
+    return [u for _, u in preds]
+
+
+def _label(g: nx.DiGraph, node) -> str:
+    return f"{node!r} ({g.nodes[node].get('name') or g.nodes[node]['op'].kind})"
+
+
+def validate(g: nx.DiGraph) -> None:
+    """Raise :class:`GraphError` naming the first problem: a node without an op, a cycle, a
+    dangling node (no inputs, or an output nobody reads), wrong arity or a shape mismatch."""
+    for n, data in g.nodes(data=True):
+        if not isinstance(data.get("op"), OpNode):
+            raise GraphError(f"node {n!r} has no 'op' attribute holding an OpNode")
+    if not nx.is_directed_acyclic_graph(g):
+        cycle = nx.find_cycle(g)
+        raise GraphError(f"graph has a cycle through nodes {[u for u, _ in cycle]}")
+    declared_outputs = set(g.graph.get("outputs") or [])
+    for n in nx.topological_sort(g):
+        op: OpNode = g.nodes[n]["op"]
+        preds = _inputs_in_port_order(g, n)
+        if not preds and op.kind != "input":
+            raise GraphError(f"dangling node {_label(g, n)}: it has no inputs")
+        if g.out_degree(n) == 0 and declared_outputs and n not in declared_outputs:
+            raise GraphError(f"dangling node {_label(g, n)}: its output is never used")
+        shapes = tuple(g.nodes[p]["op"].out_shape for p in preds)
+        if op.kind != "input" and shapes != op.in_shapes:
+            raise GraphError(
+                f"shape mismatch at {_label(g, n)}: it expects inputs {list(op.in_shapes)} "
+                f"but its predecessors produce {list(shapes)}"
+            )
+        try:
+            fresh = make_op(op.kind, shapes, **op.attrs())
+        except GraphError as exc:
+            raise GraphError(f"node {_label(g, n)}: {exc}") from None
+        if fresh.out_shape != op.out_shape:
+            raise GraphError(
+                f"shape mismatch at {_label(g, n)}: stored output {op.out_shape}, inferred {fresh.out_shape}"
+            )
+
+
+def infer_shapes(g: nx.DiGraph) -> nx.DiGraph:
+    """Recompute every node's shapes and costs from the input nodes, in topological order.
+
+    Use after editing a graph by hand (changing a kernel or channel count): downstream shapes
+    follow. Modifies ``g`` in place and returns it.
+    """
+    if not nx.is_directed_acyclic_graph(g):
+        raise GraphError(f"graph has a cycle through nodes {[u for u, _ in nx.find_cycle(g)]}")
+    for n in nx.topological_sort(g):
+        op: OpNode = g.nodes[n]["op"]
+        preds = _inputs_in_port_order(g, n)
+        shapes = tuple(g.nodes[p]["op"].out_shape for p in preds)
+        try:
+            g.nodes[n]["op"] = make_op(op.kind, shapes, **op.attrs())
+        except GraphError as exc:
+            raise GraphError(f"node {_label(g, n)}: {exc}") from None
+    return g
+
+
+@dataclass(frozen=True, slots=True)
+class GraphTotals:
+    """Whole-network costs per sample (batch of one).
+
+    ``hook_flops`` follows the convention of module-hook FLOP counters (ptflops, NAS-Bench-201's
+    ``get_model_infos`` as used by NASLib): one MAC counts as one FLOP, normalisation, activation
+    and pooling modules add their element ops, and functional additions/concats are not counted.
+    Use it to compare with numbers published by those tools; use ``flops`` for roofline models.
+    """
+
+    macs: int
+    flops: int
+    hook_flops: int
+    params: int
+    weight_bytes: int
+    bytes_read: int
+    bytes_written: int
+    num_nodes: int
+
+
+def totals(g: nx.DiGraph) -> GraphTotals:
+    """Sum node costs over the graph.
+
+    Builders share one :class:`OpNode` object among identical ops, so the sum runs over the
+    distinct op objects, each weighted by how often it occurs.
+    """
+    all_ops = list(map(itemgetter("op"), g._node.values()))  # node-attribute dicts, read directly
+    keys = list(map(id, all_ops))
+    counts = Counter(keys)
+    distinct = dict(zip(keys, all_ops))
+    macs = ops = hook = params = wbytes = read = written = 0
+    for key, k in counts.items():
+        op = distinct[key]
+        macs += k * op.macs
+        ops += k * op.ops
+        params += k * op.params
+        wbytes += k * op.weight_bytes
+        read += k * op.bytes_read
+        written += k * op.bytes_written
+        if OP_KINDS[op.kind].counted_by_hooks:
+            hook += k * (op.macs + op.ops)
+    return GraphTotals(macs, 2 * macs + ops, hook, params, wbytes, read, written, g.number_of_nodes())
+
+
+def peak_activation_bytes(g: nx.DiGraph) -> int:
+    """Peak bytes of live activations when ops run in topological order (batch of one).
+
+    A tensor is live from the op that writes it until its last reader has run; this is the
+    activation memory an inference runtime without in-place reuse needs.
+    """
+    order = list(nx.topological_sort(g))
+    position = {n: i for i, n in enumerate(order)}
+    last_use = {n: max((position[s] for s in g.successors(n)), default=position[n]) for n in order}
+    frees: dict[int, int] = {}
+    live = peak = 0
+    for i, n in enumerate(order):
+        op = g.nodes[n]["op"]
+        live += (numel(op.out_shape) * op.act_bits + 7) // 8
+        peak = max(peak, live)
+        frees[last_use[n]] = frees.get(last_use[n], 0) + (numel(op.out_shape) * op.act_bits + 7) // 8
+        live -= frees.pop(i, 0)
+    return peak
+
+
+@lru_cache(maxsize=65536)
+def _op_digest(op: OpNode) -> bytes:
+    return hashlib.blake2b(repr((op.kind, op.out_shape, sorted(op.attrs().items()))).encode(),
+                           digest_size=16).digest()
+
+
+def canonical_hash(g: nx.DiGraph) -> str:
+    """A hash that is equal for isomorphic graphs, whatever their node ids or insertion order.
+
+    Each node's digest covers its op and, recursively, its inputs (in port order, or as a
+    multiset for commutative ops) and then its consumers, so renumbering or reordering nodes
+    does not change the hash while any change to an op, a shape or a connection does.
+    """
+    order = list(nx.topological_sort(g))
+    up: dict = {}
+    for n in order:
+        op = g.nodes[n]["op"]
+        preds = [(d.get("port", 0), up[u]) for u, _, d in g.in_edges(n, data=True)]
+        preds = sorted(h for _, h in preds) if OP_KINDS[op.kind].commutative else [h for _, h in sorted(preds)]
+        up[n] = hashlib.blake2b(_op_digest(op) + b"".join(preds), digest_size=16).digest()
+    down: dict = {}
+    for n in reversed(order):
+        succ = sorted(
+            down[v] + (b"" if OP_KINDS[g.nodes[v]["op"].kind].commutative else
+                       d.get("port", 0).to_bytes(4, "little"))
+            for _, v, d in g.out_edges(n, data=True)
+        )
+        down[n] = hashlib.blake2b(up[n] + b"".join(succ), digest_size=16).digest()
+    return hashlib.blake2b(b"".join(sorted(down.values())), digest_size=16).hexdigest()

@@ -1,0 +1,125 @@
+"""Check a config table against a plugin's constructor signature before anything runs.
+
+Plugins declare their parameters as annotated keyword arguments (``dataset: Literal["cifar10",
+"cifar100"] = "cifar10"``). :func:`bind_params` rejects unknown keys, missing required keys and
+values of the wrong type or outside a ``Literal``, with messages that name the field
+(``space.dataset``) and list what is allowed. Range checks stay in the plugin's ``__init__``,
+whose ``ValueError`` the config loader reports under the same field prefix.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from typing import Any, Callable, Literal, Mapping
+
+
+class ConfigError(ValueError):
+    """Bad user input; the message names the field. The CLI exits with code 2 on it."""
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        (item,) = typing.get_args(tp) or (Any,)
+        return f"a list of {_type_name(item)}"
+    if tp is type(None):
+        return "none"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        tp, getattr(tp, "__name__", str(tp)))
+
+
+def check_type(value: Any, tp: Any) -> tuple[bool, Any]:
+    """(ok, converted value) for ``value`` against annotation ``tp``; ints pass as floats."""
+    if tp is Any or tp is inspect.Parameter.empty:
+        return True, value
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return (value in typing.get_args(tp) and type(value) in {type(a) for a in typing.get_args(tp)}), value
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            ok, conv = check_type(value, arg)
+            if ok:
+                return True, conv
+        return False, value
+    if origin is list:
+        if not isinstance(value, list):
+            return False, value
+        (item,) = typing.get_args(tp) or (Any,)
+        converted = []
+        for v in value:
+            ok, conv = check_type(v, item)
+            if not ok:
+                return False, value
+            converted.append(conv)
+        return True, converted
+    if origin in (dict, Mapping) or tp in (dict, Mapping):
+        return isinstance(value, dict), value
+    if tp is type(None):
+        return value is None, value
+    if tp is bool:
+        return isinstance(value, bool), value
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool), float(value) \
+            if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+    if tp is str:
+        return isinstance(value, str), value
+    return isinstance(value, tp) if isinstance(tp, type) else True, value
+
+
+def bind_params(factory: Callable, params: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Validated keyword arguments for ``factory`` from a config table at ``where``."""
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    sig = inspect.signature(target)
+    try:
+        hints = typing.get_type_hints(target)
+    except Exception:  # noqa: BLE001 - unresolvable annotations: check names only
+        hints = {}
+    accepted = {
+        name: p for name, p in sig.parameters.items()
+        if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if key not in accepted:
+            if takes_any:
+                out[key] = value
+                continue
+            allowed = ", ".join(sorted(accepted)) or "(none)"
+            raise ConfigError(f"{where}.{key}: unknown parameter; allowed: {allowed}")
+        tp = hints.get(key, inspect.Parameter.empty)
+        ok, converted = check_type(value, tp)
+        if not ok:
+            raise ConfigError(f"{where}.{key}: expected {_type_name(tp)}, got {value!r}")
+        out[key] = converted
+    missing = [n for n, p in accepted.items() if p.default is p.empty and n not in params]
+    if missing:
+        raise ConfigError(f"{where}.{missing[0]}: missing required parameter")
+    return out
+
+
+def create(factory: Callable, params: Mapping[str, Any], where: str) -> Any:
+    """Build a plugin from a config table, reporting its own ``ValueError`` under ``where``."""
+    kwargs = bind_params(factory, params, where)
+    try:
+        return factory(**kwargs)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as exc:
+        msg = str(exc)
+        first = msg.split(":", 1)[0]
+        prefix = f"{where}." if first in kwargs or first in _param_names(factory) else f"{where}: "
+        raise ConfigError(f"{prefix}{msg}") from None
+
+
+def _param_names(factory: Callable) -> set[str]:
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    return set(inspect.signature(target).parameters)

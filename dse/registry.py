@@ -1,0 +1,99 @@
+"""One registry mechanism for every plugin kind: spaces, proxies, simulators, search drivers.
+
+Our own plugins and a user's register the same way: with the ``@SPACES.register("name")``
+decorator in code that is imported, or through a Python entry point in the group
+``dse.spaces`` / ``dse.proxies`` / ``dse.simulators`` / ``dse.drivers`` of an installed package.
+Entry points are loaded lazily, the first time a name is looked up or listed, so the core never
+imports plugin modules itself (no import cycles, fast start-up).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Callable, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownPluginError(KeyError):
+    """A name that no plugin of that kind is registered under."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """A registered plugin: its name, the factory that builds it, and free-form flags."""
+
+    name: str
+    factory: Callable[..., T]
+    flags: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        doc = (self.factory.__doc__ or "").strip().splitlines()
+        return doc[0] if doc else ""
+
+
+class Registry(Generic[T]):
+    """Name -> factory table for one plugin kind, filled by decorators and entry points."""
+
+    def __init__(self, kind: str, group: str):
+        self.kind = kind
+        self.group = group
+        self._entries: dict[str, Entry[T]] = {}
+        self._loaded_entry_points = False
+
+    def register(self, name: str, **flags: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator registering a factory (usually a class) under ``name`` with ``flags``."""
+
+        def deco(factory: Callable[..., T]) -> Callable[..., T]:
+            self._entries[name] = Entry(name, factory, dict(flags))
+            return factory
+
+        return deco
+
+    def _load_entry_points(self) -> None:
+        if self._loaded_entry_points:
+            return
+        self._loaded_entry_points = True
+        for ep in metadata.entry_points(group=self.group):
+            if ep.name in self._entries:
+                continue
+            ep.load()  # importing the module runs its @register decorators
+            if ep.name not in self._entries:  # the entry point names the factory itself
+                self._entries[ep.name] = Entry(ep.name, ep.load())
+
+    def get(self, name: str) -> Entry[T]:
+        """The entry registered as ``name``; the error lists every allowed name."""
+        if name not in self._entries:
+            self._load_entry_points()
+        if name not in self._entries:
+            allowed = ", ".join(self.names()) or "(none registered)"
+            raise UnknownPluginError(f"unknown {self.kind} {name!r}; allowed: {allowed}")
+        return self._entries[name]
+
+    def create(self, name: str, **params: Any) -> T:
+        return self.get(name).factory(**params)
+
+    def names(self) -> list[str]:
+        self._load_entry_points()
+        return sorted(self._entries)
+
+    def entries(self) -> list[Entry[T]]:
+        return [self._entries[n] for n in self.names()]
+
+    def __contains__(self, name: str) -> bool:
+        try:
+            self.get(name)
+        except UnknownPluginError:
+            return False
+        return True
+
+
+SPACES: Registry = Registry("space", "dse.spaces")
+PROXIES: Registry = Registry("proxy", "dse.proxies")
+SIMULATORS: Registry = Registry("simulator", "dse.simulators")
+DRIVERS: Registry = Registry("search driver", "dse.drivers")

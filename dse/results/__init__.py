@@ -1,0 +1,48 @@
+"""Results: run directories of Parquet evaluations, and Pareto / hypervolume helpers.
+
+    >>> df = dse.results.load("results/demo-...")    # one row per evaluated architecture
+    >>> df[df.is_pareto]                               # the run's Pareto-optimal designs
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from dse.results.pareto import hypervolume, minimisation_matrix, nondominated_mask, pareto
+from dse.results.store import CORE_SCHEMA, RunStore, run_schema
+
+
+def resolve_run(run: str | Path, output: str | Path = "results") -> Path:
+    """A run directory from a path or a run id under ``output``."""
+    p = Path(run)
+    if (p / "manifest.json").is_file():
+        return p
+    q = Path(output) / str(run)
+    if (q / "manifest.json").is_file():
+        return q
+    raise FileNotFoundError(f"no run {str(run)!r}: neither {p} nor {q} holds a manifest.json")
+
+
+def load(run: str | Path, *, output: str | Path = "results", with_pareto: bool = True) -> pd.DataFrame:
+    """All evaluations of a run as a DataFrame, ordered by ``eval_id``.
+
+    With ``with_pareto`` an ``is_pareto`` column marks the feasible non-dominated rows under the
+    run's declared objectives.
+    """
+    store = RunStore(resolve_run(run, output))
+    df = store.read_table().to_pandas()
+    if with_pareto:
+        objectives = {o["metric"]: o["direction"] for o in store.read_manifest()["objectives"]}
+        df["is_pareto"] = pareto(df, objectives) if len(df) else pd.Series(dtype=bool)
+    return df
+
+
+def manifest(run: str | Path, *, output: str | Path = "results") -> dict:
+    return json.loads((resolve_run(run, output) / "manifest.json").read_text())
+
+
+__all__ = ["CORE_SCHEMA", "RunStore", "hypervolume", "load", "manifest", "minimisation_matrix",
+           "nondominated_mask", "pareto", "resolve_run", "run_schema"]

@@ -1,0 +1,88 @@
+"""Pareto fronts and hypervolume over result tables (vectorised numpy)."""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+ObjectiveSpec = Mapping[str, str] | Sequence[tuple[str, str]]
+
+
+def _as_pairs(objectives: ObjectiveSpec) -> list[tuple[str, str]]:
+    pairs = list(objectives.items()) if isinstance(objectives, Mapping) else [tuple(o) for o in objectives]
+    for metric, direction in pairs:
+        if direction not in ("min", "max"):
+            raise ValueError(f"objective {metric!r}: direction {direction!r} is not allowed; allowed values: ['min', 'max']")
+    return pairs
+
+
+def minimisation_matrix(df: pd.DataFrame, objectives: ObjectiveSpec) -> np.ndarray:
+    """(n, k) objective values, negated where the direction is ``max``."""
+    pairs = _as_pairs(objectives)
+    missing = [m for m, _ in pairs if m not in df.columns]
+    if missing:
+        raise KeyError(f"objective column(s) {missing} not in the table; columns: {list(df.columns)}")
+    cols = [df[m].to_numpy(dtype=float) * (1.0 if d == "min" else -1.0) for m, d in pairs]
+    return np.stack(cols, axis=1) if cols else np.empty((len(df), 0))
+
+
+def nondominated_mask(f: np.ndarray) -> np.ndarray:
+    """Boolean mask of rows of ``f`` (minimised) not dominated by any other row."""
+    n = len(f)
+    mask = np.ones(n, dtype=bool)
+    if n == 0:
+        return mask
+    valid = np.all(np.isfinite(f), axis=1)
+    mask &= valid
+    idx = np.flatnonzero(valid)
+    # sort by the first objective so dominated rows tend to be removed early
+    idx = idx[np.lexsort(f[idx].T[::-1])]
+    for i in idx:
+        if not mask[i]:
+            continue
+        dominated = np.all(f[i] <= f, axis=1) & np.any(f[i] < f, axis=1)
+        mask &= ~dominated
+    return mask
+
+
+def pareto(df: pd.DataFrame, objectives: ObjectiveSpec, *, feasible_only: bool = True) -> pd.Series:
+    """``is_pareto`` column: feasible (if the table has a ``feasible`` column) and non-dominated.
+
+    ``objectives`` maps metric -> ``"min"``/``"max"``, e.g. ``{"val_acc": "max", "latency_ms": "min"}``.
+    """
+    f = minimisation_matrix(df, objectives)
+    ok = np.ones(len(df), dtype=bool)
+    if feasible_only and "feasible" in df.columns:
+        ok &= df["feasible"].to_numpy(dtype=bool)
+    f = np.where(ok[:, None], f, np.nan)
+    return pd.Series(nondominated_mask(f), index=df.index, name="is_pareto")
+
+
+def hypervolume(df: pd.DataFrame, objectives: ObjectiveSpec, ref: Sequence[float], *,
+                feasible_only: bool = True) -> float:
+    """Hypervolume dominated by the table's (feasible) points, bounded by the reference point.
+
+    ``ref`` is given in the objectives' own units and directions (for a ``max`` objective it is a
+    lower bound, e.g. accuracy 0). Exact for any number of objectives (pymoo's HV indicator).
+    """
+    pairs = _as_pairs(objectives)
+    if len(ref) != len(pairs):
+        raise ValueError(f"ref has {len(ref)} values for {len(pairs)} objectives")
+    f = minimisation_matrix(df, pairs)
+    if feasible_only and "feasible" in df.columns:
+        f = f[df["feasible"].to_numpy(dtype=bool)]
+    f = f[np.all(np.isfinite(f), axis=1)]
+    r = np.array([v if d == "min" else -v for v, (_, d) in zip(ref, pairs)], dtype=float)
+    f = f[np.all(f < r, axis=1)]
+    if len(f) == 0:
+        return 0.0
+    f = f[nondominated_mask(f)]
+    if f.shape[1] == 2:  # sweep: exact and fast
+        f = f[np.argsort(f[:, 0])]
+        widths = np.diff(np.append(f[:, 0], r[0]))
+        return float(np.sum(widths * (r[1] - np.minimum.accumulate(f[:, 1]))))
+    from pymoo.indicators.hv import HV
+
+    return float(HV(ref_point=r)(f))

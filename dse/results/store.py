@@ -1,0 +1,158 @@
+"""The run directory: a Parquet dataset of evaluations plus a JSON manifest.
+
+Layout of ``<output>/<run-id>/``::
+
+    manifest.json            config, objectives, constraints, package versions, start/end, status
+    evals/part-000000.parquet one file per evaluated batch, written to a temp file then renamed
+
+A batch file either exists whole or not at all, so a run killed at any moment keeps every
+finished batch, and a resumed run never sees half a batch. Temp files start with a dot, which
+pyarrow, pandas, polars and DuckDB globs (``evals/*.parquet``) all skip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+#: Columns every run has, in order; one float64 column per metric follows them.
+CORE_SCHEMA = pa.schema([
+    pa.field("run_id", pa.string(), nullable=False),
+    pa.field("eval_id", pa.int64(), nullable=False),
+    pa.field("batch", pa.int64(), nullable=False),
+    pa.field("seed", pa.int64(), nullable=False),
+    pa.field("space", pa.string(), nullable=False),
+    pa.field("arch", pa.string(), nullable=False),
+    pa.field("arch_id", pa.string(), nullable=False),
+    pa.field("arch_hash", pa.string(), nullable=False),
+    pa.field("encoding", pa.list_(pa.int64()), nullable=False),
+    pa.field("status", pa.string(), nullable=False),
+    pa.field("error", pa.string()),
+    pa.field("feasible", pa.bool_(), nullable=False),
+    pa.field("violation", pa.float64(), nullable=False),
+    pa.field("wall_s", pa.float64(), nullable=False),
+    pa.field("started_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    pa.field("driver", pa.string(), nullable=False),
+])
+CORE_COLUMNS = frozenset(CORE_SCHEMA.names)
+
+
+def run_schema(metrics: Sequence[str]) -> pa.Schema:
+    """Core columns plus one nullable float64 column per metric."""
+    clash = CORE_COLUMNS.intersection(metrics)
+    if clash:
+        raise ValueError(f"metric name(s) {sorted(clash)} clash with result columns {sorted(CORE_COLUMNS)}")
+    return pa.schema(list(CORE_SCHEMA) + [pa.field(m, pa.float64()) for m in metrics])
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in ("dse", "numpy", "networkx", "pyarrow", "pandas", "pymoo", "torch", "optuna", "dask"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+@dataclass
+class RunStore:
+    """Reads and writes one run directory."""
+
+    path: Path
+
+    @property
+    def evals_dir(self) -> Path:
+        return self.path / "evals"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / "manifest.json"
+
+    def exists(self) -> bool:
+        return self.manifest_path.is_file()
+
+    # -- manifest -------------------------------------------------------------------------
+    def read_manifest(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.manifest_path.read_text())
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{self.path} is not a dse run (no manifest.json)") from None
+
+    def write_manifest(self, manifest: dict[str, Any]) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        _atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=2, default=str).encode())
+
+    def update_manifest(self, **changes: Any) -> dict[str, Any]:
+        manifest = self.read_manifest()
+        manifest.update(changes)
+        self.write_manifest(manifest)
+        return manifest
+
+    # -- evaluations ----------------------------------------------------------------------
+    def part_files(self) -> list[Path]:
+        if not self.evals_dir.is_dir():
+            return []
+        return sorted(p for p in self.evals_dir.glob("part-*.parquet"))
+
+    def write_batch(self, rows: Iterable[dict[str, Any]], schema: pa.Schema) -> Path | None:
+        """Write one batch atomically; returns its file, or None for an empty batch."""
+        rows = list(rows)
+        if not rows:
+            return None
+        self.evals_dir.mkdir(parents=True, exist_ok=True)
+        index = len(self.part_files())
+        path = self.evals_dir / f"part-{index:06d}.parquet"
+        table = pa.Table.from_pylist(rows, schema=schema)
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression="zstd")
+        _atomic_write_bytes(path, sink.getvalue().to_pybytes())
+        return path
+
+    def read_table(self) -> pa.Table:
+        """All finished evaluations, ordered by ``eval_id``."""
+        parts = self.part_files()
+        if not parts:
+            manifest = self.read_manifest()
+            return run_schema(manifest.get("metrics", [])).empty_table()
+        table = pa.concat_tables([pq.read_table(p) for p in parts], promote_options="default")
+        return table.sort_by("eval_id")
+
+
+def new_manifest(run_id: str, config: dict[str, Any], metrics: Sequence[str],
+                 objectives: Sequence[dict], constraints: Sequence[dict], space: str) -> dict[str, Any]:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {
+        "format": "dse.run/1",
+        "run_id": run_id,
+        "status": "running",
+        "started": now,
+        "updated": now,
+        "finished": None,
+        "space": space,
+        "metrics": list(metrics),
+        "objectives": list(objectives),
+        "constraints": list(constraints),
+        "config": config,
+        "versions": package_versions(),
+        "host": platform.node(),
+        "resumed": 0,
+    }

@@ -1,0 +1,217 @@
+"""Build a run from a config and execute it: space -> evaluator -> driver -> Parquet store.
+
+Everything that can be wrong with the input (unknown plugin, bad parameter, objective on a metric
+nobody produces) is found by :func:`build`, before the run directory exists, so a bad config
+leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from tqdm import tqdm
+
+from dse.config import RunConfig, load_config, parse_config
+from dse.evaluate import Evaluator, MetricProvider
+from dse.params import ConfigError, create
+from dse.registry import DRIVERS, PROXIES, SIMULATORS, SPACES, Registry, UnknownPluginError
+from dse.results.pareto import nondominated_mask
+from dse.results.store import RunStore, new_manifest, run_schema
+from dse.search.base import Budget, Driver
+from dse.search.problem import BatchReport, SearchProblem
+from dse.space import SearchSpace
+
+
+@dataclass
+class Experiment:
+    """A validated, ready-to-run configuration."""
+
+    config: RunConfig
+    space: SearchSpace
+    evaluator: Evaluator
+    driver: Driver
+    schema: pa.Schema
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    path: Path
+    rows: int
+    proposals: int
+    cached: int
+    seconds: float
+    status: str
+
+    def load(self):
+        from dse.results import load
+
+        return load(self.path)
+
+
+def _plugin(registry: Registry, name: str, params: dict, where: str) -> Any:
+    try:
+        entry = registry.get(name)
+    except UnknownPluginError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return create(entry.factory, params, where.rsplit(".name", 1)[0])
+
+
+def import_plugins(modules: tuple[str, ...]) -> None:
+    """Import user plugin modules so their ``@register`` decorators run."""
+    for i, module in enumerate(modules):
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - any import failure is a config problem
+            raise ConfigError(f"run.plugins[{i}]: cannot import {module!r}: {type(exc).__name__}: {exc}") from None
+
+
+def build(config: RunConfig) -> Experiment:
+    """Instantiate every plugin of ``config``; raises :class:`ConfigError` naming the bad field."""
+    import_plugins(config.plugins)
+    space = _plugin(SPACES, config.space.name, config.space.params, "space.name")
+    providers: list[MetricProvider] = []
+    for section, registry, specs in (("proxies", PROXIES, config.proxies),
+                                     ("simulators", SIMULATORS, config.simulators)):
+        for spec in specs:
+            try:
+                entry = registry.get(spec.name)
+            except UnknownPluginError as exc:
+                raise ConfigError(f"{section}.{spec.name}: {exc}") from None
+            providers.append(create(entry.factory, spec.params, f"{section}.{spec.name}"))
+    if not providers:
+        raise ConfigError(
+            f"proxies: configure at least one proxy or simulator, e.g. [proxies.analytic]; "
+            f"proxies: {', '.join(PROXIES.names())}; simulators: {', '.join(SIMULATORS.names()) or '(none)'}"
+        )
+    try:
+        evaluator = Evaluator(space, providers, config.objectives, config.constraints,
+                              prune_infeasible=config.search.prune_infeasible)
+        schema = run_schema(evaluator.metric_names)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        entry = DRIVERS.get(config.search.driver)
+    except UnknownPluginError as exc:
+        raise ConfigError(f"search.driver: {exc}") from None
+    driver = create(entry.factory, config.search.params, "search")
+    return Experiment(config, space, evaluator, driver, schema)
+
+
+def _coerce(config: RunConfig | dict | str | Path) -> RunConfig:
+    if isinstance(config, RunConfig):
+        return config
+    if isinstance(config, dict):
+        return parse_config(config)
+    return load_config(config)
+
+
+def _new_run_id(config: RunConfig, output: Path) -> str:
+    base = f"{config.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-s{config.seed}"
+    run_id, k = base, 1
+    while (output / run_id).exists():
+        k += 1
+        run_id = f"{base}-{k}"
+    return run_id
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            diff = _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else key)
+            if diff:
+                return diff
+        return None
+    return None if a == b else f"{path} ({b!r} in the run, {a!r} now)"
+
+
+def run(config: RunConfig | dict | str | Path | None = None, *, resume: str | Path | None = None,
+        run_id: str | None = None, output: str | Path | None = None, progress: bool = True) -> RunResult:
+    """Run a search; with ``resume`` (a run directory or id), continue that run instead.
+
+    Resuming replays the seeded driver against the rows already on disk, so nothing is evaluated
+    or written twice. ``config`` may be omitted when resuming; if given it must match the run's.
+    """
+    store: RunStore
+    existing: list[dict[str, Any]] = []
+    if resume is not None:
+        from dse.results import resolve_run
+
+        try:
+            path = resolve_run(resume, output or (config and _coerce(config).output) or "results")
+        except FileNotFoundError as exc:
+            raise ConfigError(f"--resume: {exc}") from None
+        store = RunStore(path)
+        manifest = store.read_manifest()
+        stored = parse_config(manifest["config"])
+        if config is not None:
+            cfg = _coerce(config)
+            diff = _first_difference(cfg.identity(), stored.identity())
+            if diff:
+                raise ConfigError(f"--resume: the config differs from run {manifest['run_id']!r} at {diff}")
+        cfg = stored
+        experiment = build(cfg)
+        existing = store.read_table().to_pylist()
+        run_id = manifest["run_id"]
+        store.update_manifest(status="running", resumed=manifest.get("resumed", 0) + 1)
+    else:
+        if config is None:
+            raise ConfigError("config: a config file is required unless --resume is given")
+        cfg = _coerce(config)
+        experiment = build(cfg)  # all validation happens before anything is written
+        out = Path(output or cfg.output)
+        run_id = run_id or _new_run_id(cfg, out)
+        store = RunStore(out / run_id)
+        if store.exists():
+            raise ConfigError(f"--run-id: run {run_id!r} already exists in {out}; use --resume to continue it")
+        ev = experiment.evaluator
+        store.write_manifest(new_manifest(
+            run_id, cfg.to_dict(), ev.metric_names,
+            [{"metric": o.metric, "direction": o.direction} for o in ev.objectives],
+            [{k: v for k, v in vars(c).items() if v is not None} for c in ev.constraints],
+            experiment.space.describe(),
+        ))
+
+    bar = tqdm(total=cfg.search.max_evaluations, disable=None if progress else True, file=sys.stderr,
+               desc=run_id, unit="eval", dynamic_ncols=True, leave=True)
+    problem = SearchProblem(experiment.space, experiment.evaluator, run_id, cfg.seed,
+                            cfg.search.driver, store, experiment.schema, existing)
+
+    def on_batch(report: BatchReport) -> None:
+        bar.update(report.proposals)
+        front = problem.minimised_front()
+        best = front[nondominated_mask(front)] if len(front) else front
+        post = {"rows": report.all_rows, "feasible": len(front), "front": len(best)}
+        for j, obj in enumerate(experiment.evaluator.objectives):
+            if len(front):
+                post[obj.metric] = f"{obj.minimised(front[:, j].min()):.4g}"
+        bar.set_postfix(post, refresh=False)
+
+    problem.on_batch = on_batch
+    start = time.monotonic()
+    status = "finished"
+    try:
+        experiment.driver.run(problem, Budget(cfg.search.max_evaluations, cfg.search.max_seconds), cfg.seed)
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    except Exception as exc:
+        status = f"failed: {type(exc).__name__}: {exc}"
+        raise
+    finally:
+        bar.close()
+        store.update_manifest(
+            status=status,
+            updated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) if status == "finished" else None,
+            evaluations=len(problem.rows),
+            proposals=problem.n_proposals,
+        )
+    return RunResult(run_id, store.path, len(problem.rows), problem.n_proposals, problem.n_cached,
+                     time.monotonic() - start, status)

@@ -1,0 +1,166 @@
+"""What a search driver sees: integer genes in, minimised objectives and constraint values out.
+
+:class:`SearchProblem` sits between a driver and the evaluator (as pymoo's ``Problem`` sits apart
+from its ``Algorithm``). For each batch of proposals it decodes the genes, looks each
+architecture's hash up in the run's cache, evaluates only new ones, gives them consecutive
+``eval_id`` values, writes them to the store as one atomic Parquet batch, and returns
+
+* ``F``: objective values in minimisation form (``max`` objectives negated), shape (n, k);
+* ``G``: constraint values, feasible when ``<= 0``, shape (n, m + 1): one column per declared
+  constraint (its violation in metric units) plus a last column that is 1 for a failed
+  evaluation, so every driver treats a failure as infeasible.
+
+Resuming replays the seeded driver against the cache of finished rows: the replay proposes the
+same architectures, finds them cached, and continues where the killed run stopped, so the final
+dataset equals an uninterrupted run's, with no duplicate and no lost row.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import numpy as np
+import pyarrow as pa
+
+from dse.evaluate import Evaluator
+from dse.results.store import RunStore
+from dse.space import SearchSpace
+
+#: Stand-in for missing objective or constraint values, large but finite so drivers' arithmetic stays finite.
+PENALTY = 1e300
+
+
+@dataclass
+class BatchReport:
+    """What the progress display hears after each batch."""
+
+    proposals: int
+    new_rows: list[dict[str, Any]]
+    all_rows: int
+    cached: int
+
+
+@dataclass
+class SearchProblem:
+    space: SearchSpace
+    evaluator: Evaluator
+    run_id: str
+    seed: int
+    driver: str
+    store: RunStore | None = None
+    schema: pa.Schema | None = None
+    existing: list[dict[str, Any]] = field(default_factory=list)
+    on_batch: Callable[[BatchReport], None] | None = None
+
+    def __post_init__(self):
+        self.rows_by_hash: dict[str, dict[str, Any]] = {r["arch_hash"]: r for r in self.existing}
+        self.next_eval_id = 1 + max((r["eval_id"] for r in self.existing), default=-1)
+        self.n_proposals = 0
+        self.n_cached = 0
+        self.rows: list[dict[str, Any]] = sorted(self.existing, key=lambda r: r["eval_id"])
+        self._restored: set[str] = set(self.rows_by_hash)
+        self.batches = 0
+
+    # -- shape of the problem, for drivers ---------------------------------------------------
+    @property
+    def n_var(self) -> int:
+        return len(self.space.variables)
+
+    @property
+    def upper(self) -> np.ndarray:
+        """Largest gene value per variable (genes are 0..upper inclusive)."""
+        return self.space.cardinalities - 1
+
+    @property
+    def n_obj(self) -> int:
+        return len(self.evaluator.objectives)
+
+    @property
+    def n_constr(self) -> int:
+        return len(self.evaluator.constraints) + 1
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def evaluate(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        X = np.asarray(X, dtype=np.int64).reshape(-1, self.n_var)
+        X = np.clip(X, 0, self.upper)
+        new_rows: list[dict[str, Any]] = []
+        batch_rows: list[dict[str, Any]] = []
+        cached = 0
+        for x in X:
+            arch = self.space.decode(x)
+            try:
+                key = self.space.arch_hash(arch)
+            except Exception:  # noqa: BLE001 - the evaluator records the real failure
+                key = "unhashable:" + self.space.arch_id(arch)
+            row = self.rows_by_hash.get(key)
+            if row is None:
+                row = self._evaluate_new(arch, x, key)
+                self.rows_by_hash[key] = row
+                new_rows.append(row)
+            elif key in self._restored:
+                self._restored.discard(key)  # first sight of a row restored from disk: a replay
+            else:
+                cached += 1
+            batch_rows.append(row)
+        if new_rows and self.store is not None:
+            self.store.write_batch(new_rows, self.schema)
+        self.rows.extend(new_rows)
+        self.n_proposals += len(X)
+        self.n_cached += cached
+        self.batches += 1
+        if self.on_batch:
+            self.on_batch(BatchReport(len(X), new_rows, len(self.rows), cached))
+        return self._objectives(batch_rows), self._constraints(batch_rows)
+
+    def _evaluate_new(self, arch: dict, x: np.ndarray, key: str) -> dict[str, Any]:
+        result = self.evaluator.evaluate(arch)
+        row: dict[str, Any] = {
+            "run_id": self.run_id,
+            "eval_id": self.next_eval_id,
+            "batch": self.batches,
+            "seed": self.seed,
+            "space": self.space.name,
+            "arch": json.dumps(arch, separators=(",", ":"), default=str),
+            "arch_id": self.space.arch_id(arch),
+            "arch_hash": key,
+            "encoding": [int(v) for v in x],
+            "status": result.status,
+            "error": result.error,
+            "feasible": result.feasible,
+            "violation": result.violation if math.isfinite(result.violation) else PENALTY,
+            "wall_s": result.wall_s,
+            "started_at": datetime.fromtimestamp(result.started_at, tz=timezone.utc),
+            "driver": self.driver,
+        }
+        for m in self.evaluator.metric_names:
+            row[m] = result.metrics.get(m)
+        self.next_eval_id += 1
+        return row
+
+    def _objectives(self, rows: list[dict[str, Any]]) -> np.ndarray:
+        F = np.empty((len(rows), self.n_obj))
+        for i, row in enumerate(rows):
+            for j, obj in enumerate(self.evaluator.objectives):
+                v = row.get(obj.metric)
+                F[i, j] = PENALTY if v is None or not math.isfinite(v) else obj.minimised(v)
+        return F
+
+    def _constraints(self, rows: list[dict[str, Any]]) -> np.ndarray:
+        G = np.zeros((len(rows), self.n_constr))
+        for i, row in enumerate(rows):
+            for j, con in enumerate(self.evaluator.constraints):
+                v = row.get(con.metric)
+                viol = con.violation(math.nan if v is None else v)
+                G[i, j] = min(viol, PENALTY)
+            G[i, -1] = 1.0 if row["status"] == "failed" else 0.0
+        return G
+
+    # -- views -----------------------------------------------------------------------------------
+    def minimised_front(self) -> np.ndarray:
+        """Minimised objective rows of the feasible evaluations so far."""
+        rows = [r for r in self.rows if r["feasible"]]
+        return self._objectives(rows) if rows else np.empty((0, self.n_obj))

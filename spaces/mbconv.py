@@ -1,0 +1,122 @@
+"""EDD's single-path MBConv chain (dissertation sections 2.3.1 and 2.6).
+
+N searchable blocks (20 by default) on ImageNet at 224x224. Each block picks one MBConv
+candidate, kernel {3, 5, 7} x expansion {4, 5, 6}, or ``skip`` (identity) where the block keeps
+its shape, plus a weight bit-width. On an FPGA each block has its own weight precision from
+{4, 8, 16} bits with 16-bit activations (section 2.6); on a GPU the whole network shares one
+precision from {8, 16, 32} bits with 32-bit activations, because GPU frameworks do not run mixed
+precision (section 2.4.2).
+
+Macro skeleton (MobileNetV2-like): conv3x3 stride 2 to 32 channels, a fixed MBConv e1 k3 to 16
+channels, the searchable blocks in six stages of (channels, depth, first stride)
+(24, 4, 2), (32, 4, 2), (64, 4, 2), (112, 4, 1), (184, 3, 2), (352, 1, 1), then conv1x1 to 1280,
+global pooling and the classifier. Other ``num_blocks`` scale the stage depths proportionally.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Mapping
+
+import networkx as nx
+
+from dse.graph import GraphBuilder
+from dse.graph.builder import FragmentCache
+from dse.registry import SPACES
+from dse.space import Choice, SearchSpace, SpaceError
+from dse.spaces.blocks import conv_bn_act, mbconv
+
+KERNELS = (3, 5, 7)
+EXPANSIONS = (4, 5, 6)
+MBCONV_OPS = tuple(f"k{k}_e{e}" for k in KERNELS for e in EXPANSIONS)
+#: (output channels, depth, stride of the first block) for the default 20 blocks.
+STAGES = ((24, 4, 2), (32, 4, 2), (64, 4, 2), (112, 4, 1), (184, 3, 2), (352, 1, 1))
+BITS = {"fpga": (4, 8, 16), "gpu": (8, 16, 32)}
+ACT_BITS = {"fpga": 16, "gpu": 32}
+
+
+def stage_depths(num_blocks: int) -> list[int]:
+    """Split ``num_blocks`` over the six stages in proportion to the default depths (>= 1 each)."""
+    if num_blocks < len(STAGES):
+        raise SpaceError(f"num_blocks: must be >= {len(STAGES)}, got {num_blocks}")
+    base = [d for _, d, _ in STAGES]
+    total = sum(base)
+    exact = [d * num_blocks / total for d in base]
+    depths = [max(1, int(x)) for x in exact]
+    order = sorted(range(len(base)), key=lambda i: exact[i] - int(exact[i]), reverse=True)
+    i = 0
+    while sum(depths) < num_blocks:
+        depths[order[i % len(order)]] += 1
+        i += 1
+    while sum(depths) > num_blocks:
+        j = max(range(len(depths)), key=lambda k: depths[k])
+        depths[j] -= 1
+    return depths
+
+
+@SPACES.register("mbconv")
+class MBConvChainSpace(SearchSpace):
+    """EDD MBConv chain: per block kernel x expansion or skip, and weight bit-widths."""
+
+    name = "mbconv"
+
+    def __init__(self, num_blocks: int = 20, target: Literal["fpga", "gpu"] = "fpga",
+                 resolution: int = 224, num_classes: int = 1000):
+        if target not in BITS:
+            raise SpaceError(f"target: {target!r} is not allowed; allowed values: {list(BITS)}")
+        if resolution < 32:
+            raise SpaceError(f"resolution: must be >= 32, got {resolution}")
+        if num_classes < 1:
+            raise SpaceError(f"num_classes: must be >= 1, got {num_classes}")
+        self.num_blocks = num_blocks
+        self.target = target
+        self.resolution = resolution
+        self.num_classes = num_classes
+        self.act_bits = ACT_BITS[target]
+        self.layout: list[tuple[int, int]] = []  # (out channels, stride) per block
+        cin = 16
+        for (channels, _, stride), depth in zip(STAGES, stage_depths(num_blocks)):
+            for j in range(depth):
+                self.layout.append((channels, stride if j == 0 else 1))
+        variables: list[Choice] = []
+        for i, (cout, stride) in enumerate(self.layout):
+            skippable = stride == 1 and cin == cout
+            variables.append(Choice(f"b{i:02d}.op", MBCONV_OPS + (("skip",) if skippable else ())))
+            if target == "fpga":
+                variables.append(Choice(f"b{i:02d}.bits", BITS["fpga"]))
+            cin = cout
+        if target == "gpu":
+            variables.append(Choice("bits", BITS["gpu"]))
+        self.variables = tuple(variables)
+        self._fragments = FragmentCache()
+
+    def arch_id(self, arch: Mapping[str, Any]) -> str:
+        blocks = []
+        for i in range(self.num_blocks):
+            op = arch[f"b{i:02d}.op"]
+            blocks.append(op if self.target == "gpu" else f"{op}@{arch[f'b{i:02d}.bits']}")
+        tail = f"|{arch['bits']}b" if self.target == "gpu" else ""
+        return "-".join(blocks) + tail
+
+    def _bits(self, arch: Mapping[str, Any], i: int) -> int:
+        return arch["bits"] if self.target == "gpu" else arch[f"b{i:02d}.bits"]
+
+    def to_graph(self, arch: Mapping[str, Any]) -> nx.DiGraph:
+        self.encode(arch)  # validates every decision, naming the bad variable
+        edge_bits = arch["bits"] if self.target == "gpu" else 16
+        b = GraphBuilder(f"mbconv:{self.arch_id(arch)}", weight_bits=edge_bits, act_bits=self.act_bits)
+        cache = self._fragments
+        x = b.input((3, self.resolution, self.resolution))
+        x = conv_bn_act(b, x, 32, 3, 2, act="relu6")
+        x = mbconv(b, x, 16, 3, 1, 1)
+        for i, (cout, stride) in enumerate(self.layout):
+            op, bits = arch[f"b{i:02d}.op"], self._bits(arch, i)
+            if op != "skip":
+                kernel, expansion = int(op[1]), int(op[4])
+                x = b.block(cache, ("mbconv", op, bits, cout, stride), (x,),
+                            lambda bb, xx: mbconv(bb, xx, cout, kernel, stride, expansion, bits=bits))
+            if i + 1 == len(self.layout) or self.layout[i + 1][1] == 2:
+                b.mark_stage(x)
+        x = conv_bn_act(b, x, 1280, 1, act="relu6")
+        b.classifier(x, self.num_classes)
+        b.meta.update(space=self.name, target=self.target)
+        return b.build()

@@ -1,0 +1,40 @@
+"""Plugins the tests register the way a user would (``run.plugins = ["dse_test_plugins"]``)."""
+
+from __future__ import annotations
+
+import time
+
+from dse.registry import PROXIES
+
+
+@PROXIES.register("slow_params")
+class SlowParams:
+    """Parameter count after sleeping ``delay_s`` (stands in for an expensive proxy)."""
+
+    name = "slow_params"
+    metrics = ("slow_params",)
+    cost = 1.0
+
+    def __init__(self, delay_s: float = 0.01):
+        if delay_s < 0:
+            raise ValueError(f"delay_s: must be >= 0, got {delay_s}")
+        self.delay_s = delay_s
+
+    def evaluate(self, graph, arch, space):
+        time.sleep(self.delay_s)
+        return {"slow_params": sum(d["op"].params for _, d in graph.nodes(data=True))}
+
+
+@PROXIES.register("flaky")
+class Flaky:
+    """Fails on every architecture whose first variable takes its first value."""
+
+    name = "flaky"
+    metrics = ("flaky_score",)
+    cost = 0.5
+
+    def evaluate(self, graph, arch, space):
+        first = space.variables[0]
+        if arch[first.name] == first.choices[0]:
+            raise RuntimeError("simulated crash in a proxy")
+        return {"flaky_score": float(graph.number_of_nodes())}

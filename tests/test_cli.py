@@ -1,0 +1,176 @@
+"""The command line as a user drives it: real subprocesses, real files, SIGKILL and --resume."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import dse
+from dse.results import load
+
+DSE = [shutil.which("dse") or sys.executable, *([] if shutil.which("dse") else ["-m", "dse.cli"])]
+
+GOOD = """
+[run]
+name = "cli"
+seed = 1
+
+[space]
+name = "nasbench201"
+dataset = "cifar100"
+
+[proxies.analytic]
+
+[[objectives]]
+metric = "hook_flops"
+direction = "max"
+
+[[objectives]]
+metric = "params"
+direction = "min"
+
+[search]
+driver = "pymoo"
+pop_size = 10
+max_evaluations = 30
+"""
+
+
+def run_cli(args, cwd, env=None, timeout=120):
+    return subprocess.run(DSE + list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda s: s.replace('name = "nasbench201"', 'name = "nasbench301"'), "space.name: unknown space 'nasbench301'; allowed: mbconv, nasbench201, zoo"),
+    (lambda s: s.replace("pop_size = 10", 'pop_size = "ten"'), "search.pop_size: expected an integer, got 'ten'"),
+    (lambda s: s.replace("pop_size = 10", "pop_size = 1"), "search.pop_size: must be >= 2, got 1"),
+    (lambda s: s.replace('dataset = "cifar100"', 'dataset = "svhn"'), "space.dataset: expected one of 'cifar10', 'cifar100', 'imagenet16_120', got 'svhn'"),
+    (lambda s: s.replace("max_evaluations = 30", "max_evaluations = 0"), "search.max_evaluations: must be >= 1, got 0"),
+    (lambda s: s.replace('metric = "params"\n', ""), "objectives[1].metric: missing required field"),
+    (lambda s: s.replace('metric = "params"', 'metric = "accuracy"'), "objectives[1].metric: 'accuracy' is not produced"),
+    (lambda s: s.replace('direction = "min"', 'direction = "down"'), "objectives[1].direction: 'down' is not allowed; allowed values: 'min', 'max'"),
+    (lambda s: s.replace("seed = 1", "seed = 1.5"), "run.seed: expected an integer, got 1.5"),
+    (lambda s: s.replace('driver = "pymoo"', 'driver = "pymoo"\nalgorithm = "moead"'), "search.algorithm: expected one of 'nsga2', 'nsga3', 'agemoea', got 'moead'"),
+    (lambda s: s.replace("[proxies.analytic]", "[proxies.analytic]\nwidth = 3"), "proxies.analytic.width: unknown parameter; allowed: peak_memory"),
+    (lambda s: s.replace("[space]", "[spaces]"), "spaces: unknown section"),
+    (lambda s: s + "\n[[constraints]]\nmetric = \"params\"\n", "constraints[0].max: a constraint needs 'max' and/or 'min'"),
+    (lambda s: s.replace("max_evaluations = 30", "max_evaluations = 30\nbudget = 5"), "search.budget: unknown parameter"),
+    (lambda s: s.replace("[run]", "[run]\nplugins = [\"no_such_module\"]"), "run.plugins[0]: cannot import 'no_such_module'"),
+])
+def test_bad_config_exits_2_names_the_field_and_writes_nothing(tmp_path, edit, field):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(edit(GOOD))
+    out = tmp_path / "out"
+    proc = run_cli(["run", str(cfg), "--output", str(out)], tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert field in proc.stderr, proc.stderr
+    assert not out.exists()
+
+
+def test_invalid_toml_and_missing_file_exit_2(tmp_path):
+    (tmp_path / "broken.toml").write_text("[run\nname=")
+    proc = run_cli(["run", "broken.toml"], tmp_path)
+    assert proc.returncode == 2 and "invalid TOML" in proc.stderr
+    proc = run_cli(["run", "missing.toml"], tmp_path)
+    assert proc.returncode == 2 and "cannot read config" in proc.stderr
+    proc = run_cli(["show", "no-such-run"], tmp_path)
+    assert proc.returncode == 2 and "no run 'no-such-run'" in proc.stderr
+
+
+def test_demo_list_and_show(tmp_path):
+    proc = run_cli(["demo", "--max-evaluations", "48"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "results: results/demo-" in proc.stdout and "Pareto front" in proc.stdout
+    run_dir = next((tmp_path / "results").iterdir())
+    assert len(load(run_dir)) > 0
+    shown = run_cli(["show", run_dir.name], tmp_path)
+    assert shown.returncode == 0 and "hook_flops (max), params (min)" in shown.stdout
+    listed = run_cli(["list"], tmp_path)
+    assert listed.returncode == 0
+    for name in ("nasbench201", "mbconv", "zoo", "analytic", "pymoo", "random"):
+        assert name in listed.stdout
+
+
+KILL = """
+[run]
+name = "kill"
+seed = 7
+plugins = ["dse_test_plugins"]
+
+[space]
+name = "nasbench201"
+
+[proxies.analytic]
+
+[proxies.slow_params]
+delay_s = 0.02
+
+[[objectives]]
+metric = "hook_flops"
+direction = "max"
+
+[[objectives]]
+metric = "slow_params"
+direction = "min"
+
+[search]
+driver = "pymoo"
+pop_size = 10
+max_evaluations = 150
+"""
+
+
+def test_sigkill_then_resume_loses_nothing_and_duplicates_nothing(tmp_path, subprocess_env):
+    cfg = tmp_path / "kill.toml"
+    cfg.write_text(KILL)
+    out = tmp_path / "results"
+    proc = subprocess.Popen(DSE + ["run", str(cfg), "--run-id", "victim", "--output", str(out), "--quiet"],
+                            cwd=tmp_path, env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    evals = out / "victim" / "evals"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(evals.glob("part-*.parquet"))) < 4:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    before = load(out / "victim")
+    assert 0 < len(before) < 150
+    assert dse.results.manifest(out / "victim")["status"] == "running"
+
+    resumed = run_cli(["run", "--resume", "victim", "--output", str(out), "--quiet"], tmp_path, subprocess_env)
+    assert resumed.returncode == 0, resumed.stderr
+    after = load(out / "victim")
+    assert after.eval_id.is_unique and after.arch_hash.is_unique
+    assert list(after.eval_id) == list(range(len(after)))
+    kept = after.set_index("eval_id").loc[before.eval_id]
+    assert list(kept.arch_hash) == list(before.arch_hash)  # nothing finished was lost or redone
+    pd.testing.assert_series_equal(kept.hook_flops.reset_index(drop=True), before.hook_flops, check_names=False)
+    assert dse.results.manifest(out / "victim")["status"] == "finished"
+
+    # an uninterrupted run of the same config and seed gives exactly the same evaluations
+    whole = run_cli(["run", str(cfg), "--run-id", "whole", "--output", str(out), "--quiet"], tmp_path, subprocess_env)
+    assert whole.returncode == 0, whole.stderr
+    ref = load(out / "whole")
+    assert list(ref.arch_hash) == list(after.arch_hash)
+
+    # resuming with a different config is refused
+    cfg.write_text(KILL.replace("seed = 7", "seed = 8"))
+    refused = run_cli(["run", str(cfg), "--resume", "victim", "--output", str(out)], tmp_path, subprocess_env)
+    assert refused.returncode == 2 and "config differs" in refused.stderr and "run.seed" in refused.stderr
+
+
+def test_existing_run_id_is_refused(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(GOOD)
+    assert run_cli(["run", str(cfg), "--run-id", "x", "--quiet"], tmp_path).returncode == 0
+    again = run_cli(["run", str(cfg), "--run-id", "x", "--quiet"], tmp_path)
+    assert again.returncode == 2 and "already exists" in again.stderr

@@ -1,0 +1,73 @@
+"""Evaluator: metric providers, cheap-first pruning, failures as records, constraints."""
+
+from __future__ import annotations
+
+import math
+
+import dse_test_plugins  # noqa: F401 - registers slow_params and flaky, as a user plugin would
+import numpy as np
+import pytest
+
+from dse.evaluate import Constraint, Evaluator, Objective
+from dse.proxies.analytic import AnalyticProxy
+from dse.registry import PROXIES
+from dse.spaces.nasbench201 import NasBench201Space, parse_arch_str
+
+
+class Counting:
+    """An expensive provider that counts its calls."""
+
+    name = "counting"
+    metrics = ("expensive",)
+    cost = 10.0
+
+    def __init__(self):
+        self.calls = 0
+
+    def evaluate(self, graph, arch, space):
+        self.calls += 1
+        return {"expensive": 1.0}
+
+
+def test_evaluator_runs_cheap_first_and_prunes_on_violated_constraint():
+    space = NasBench201Space()
+    counting = Counting()
+    ev = Evaluator(space, [counting, AnalyticProxy()], [Objective("expensive", "max")],
+                   [Constraint("params", max=200_000)])
+    assert [p.name for p in ev.providers] == ["analytic", "counting"]
+    big = parse_arch_str("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+    small = parse_arch_str("|none~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|none~1|skip_connect~2|")
+    r_big, r_small = ev.evaluate(big), ev.evaluate(small)
+    assert r_big.status == "pruned" and not r_big.feasible and "expensive" not in r_big.metrics
+    assert r_big.violations["params"] == pytest.approx(r_big.metrics["params"] - 200_000)
+    assert r_small.status == "ok" and r_small.feasible and r_small.metrics["expensive"] == 1.0
+    assert counting.calls == 1
+
+
+def test_failing_provider_is_recorded_not_raised():
+    space = NasBench201Space()
+    ev = Evaluator(space, [AnalyticProxy(), PROXIES.create("flaky")], [Objective("flaky_score")])
+    arch = space.sample(np.random.default_rng(0))
+    arch["1<-0"] = "none"  # the first variable's first value: flaky fails
+    r = ev.evaluate(arch)
+    assert r.status == "failed" and not r.feasible
+    assert "flaky: RuntimeError: simulated crash" in r.error
+    assert r.metrics["params"] > 0  # what finished before the failure is kept
+    arch["1<-0"] = "skip_connect"
+    assert ev.evaluate(arch).status == "ok"
+
+
+def test_unknown_metric_in_objective_names_the_field():
+    with pytest.raises(ValueError, match=r"objectives\[0\]\.metric: 'accuracy' is not produced.*params"):
+        Evaluator(NasBench201Space(), [AnalyticProxy()], [Objective("accuracy", "max")])
+    with pytest.raises(ValueError, match=r"constraints\[0\]\.metric"):
+        Evaluator(NasBench201Space(), [AnalyticProxy()], [Objective("params")], [Constraint("latency", max=1)])
+
+
+def test_constraint_violation_units():
+    c = Constraint("x", max=10, min=2)
+    assert c.violation(5) == 0 and c.violation(12) == 2 and c.violation(1) == 1
+    assert math.isinf(c.violation(math.nan))
+    assert Objective("acc", "max").minimised(0.9) == -0.9
+    with pytest.raises(ValueError, match="direction"):
+        Objective("acc", "up")
