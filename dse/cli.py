@@ -24,7 +24,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.config is None and args.resume is None:
         raise ConfigError("dse run: give a CONFIG.toml, or --resume RUN")
     result = run(args.config, resume=args.resume, run_id=args.run_id, output=args.output,
-                 progress=not args.quiet)
+                 progress=not args.quiet, max_evaluations=args.max_evaluations)
     _report(result, args.quiet)
     return 0
 
@@ -116,6 +116,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", metavar="RUN", help="continue a run (directory or run id)")
     r.add_argument("--run-id", help="name the run directory (default: <name>-<time>-s<seed>)")
     r.add_argument("--output", help="results directory (default: the config's run.output)")
+    r.add_argument("--max-evaluations", type=int, metavar="N",
+                   help="override the budget (with --resume: extend a finished run to N proposals)")
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
     r.set_defaults(func=_cmd_run)
     d = sub.add_parser("demo", help="run the built-in NAS-Bench-201 demo search (no config needed)")

@@ -91,9 +91,11 @@ class RunConfig:
         }
 
     def identity(self) -> dict[str, Any]:
-        """The parts that decide which records a run produces (not where they are written)."""
+        """The parts that decide which records a run produces: not where they are written, and
+        not the budget (a longer run of the same config extends a shorter one's trajectory)."""
         d = self.to_dict()
         d["run"] = {"seed": self.seed, "plugins": list(self.plugins)}
+        d["search"] = {k: v for k, v in d["search"].items() if k not in ("max_evaluations", "max_seconds")}
         return d
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,7 @@ def build(config: RunConfig) -> Experiment:
     try:
         evaluator = Evaluator(space, providers, config.objectives, config.constraints,
                               prune_infeasible=config.search.prune_infeasible)
-        schema = run_schema(evaluator.metric_names)
+        schema = run_schema(evaluator.metric_names, [p.name for p in evaluator.providers])
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     try:
@@ -132,12 +132,16 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
 
 
 def run(config: RunConfig | dict | str | Path | None = None, *, resume: str | Path | None = None,
-        run_id: str | None = None, output: str | Path | None = None, progress: bool = True) -> RunResult:
+        run_id: str | None = None, output: str | Path | None = None, progress: bool = True,
+        max_evaluations: int | None = None) -> RunResult:
     """Run a search; with ``resume`` (a run directory or id), continue that run instead.
 
     Resuming replays the seeded driver against the rows already on disk, so nothing is evaluated
-    or written twice. ``config`` may be omitted when resuming; if given it must match the run's.
+    or written twice. ``config`` may be omitted when resuming; if given it must match the run's
+    except for the budget. ``max_evaluations`` overrides the budget (to extend a finished run).
     """
+    if max_evaluations is not None and max_evaluations < 1:
+        raise ConfigError(f"--max-evaluations: must be >= 1, got {max_evaluations}")
     store: RunStore
     existing: list[dict[str, Any]] = []
     if resume is not None:
@@ -156,14 +160,21 @@ def run(config: RunConfig | dict | str | Path | None = None, *, resume: str | Pa
             if diff:
                 raise ConfigError(f"--resume: the config differs from run {manifest['run_id']!r} at {diff}")
         cfg = stored
+        if config is not None:  # the budget may be extended on resume
+            cfg = replace(cfg, search=replace(cfg.search, max_evaluations=_coerce(config).search.max_evaluations,
+                                              max_seconds=_coerce(config).search.max_seconds))
+        if max_evaluations is not None:
+            cfg = replace(cfg, search=replace(cfg.search, max_evaluations=max_evaluations))
         experiment = build(cfg)
         existing = store.read_table().to_pylist()
         run_id = manifest["run_id"]
-        store.update_manifest(status="running", resumed=manifest.get("resumed", 0) + 1)
+        store.update_manifest(status="running", resumed=manifest.get("resumed", 0) + 1, config=cfg.to_dict())
     else:
         if config is None:
             raise ConfigError("config: a config file is required unless --resume is given")
         cfg = _coerce(config)
+        if max_evaluations is not None:
+            cfg = replace(cfg, search=replace(cfg.search, max_evaluations=max_evaluations))
         experiment = build(cfg)  # all validation happens before anything is written
         out = Path(output or cfg.output)
         run_id = run_id or _new_run_id(cfg, out)

@@ -15,6 +15,7 @@ global pooling and the classifier. Other ``num_blocks`` scale the stage depths p
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal, Mapping
 
 import networkx as nx
@@ -96,6 +97,15 @@ class MBConvChainSpace(SearchSpace):
             blocks.append(op if self.target == "gpu" else f"{op}@{arch[f'b{i:02d}.bits']}")
         tail = f"|{arch['bits']}b" if self.target == "gpu" else ""
         return "-".join(blocks) + tail
+
+    def arch_hash(self, arch: Mapping[str, Any]) -> str:
+        """A chain is determined by its block sequence; a skipped block's bit-width is moot, so
+        architectures that differ only there hash alike (their graphs are identical)."""
+        self.encode(arch)
+        blocks = [arch[f"b{i:02d}.op"] if arch[f"b{i:02d}.op"] == "skip"
+                  else f"{arch[f'b{i:02d}.op']}@{self._bits(arch, i)}" for i in range(self.num_blocks)]
+        key = f"{self.target}/{self.resolution}/{self.num_classes}/" + "-".join(blocks)
+        return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
 
     def _bits(self, arch: Mapping[str, Any], i: int) -> int:
         return arch["bits"] if self.target == "gpu" else arch[f"b{i:02d}.bits"]

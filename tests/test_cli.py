@@ -174,3 +174,17 @@ def test_existing_run_id_is_refused(tmp_path):
     assert run_cli(["run", str(cfg), "--run-id", "x", "--quiet"], tmp_path).returncode == 0
     again = run_cli(["run", str(cfg), "--run-id", "x", "--quiet"], tmp_path)
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+def test_resume_extends_a_finished_run_along_the_same_trajectory(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(GOOD)
+    assert run_cli(["run", str(cfg), "--run-id", "short", "--quiet"], tmp_path).returncode == 0
+    ext = run_cli(["run", "--resume", "short", "--max-evaluations", "60", "--quiet"], tmp_path)
+    assert ext.returncode == 0, ext.stderr
+    longer = run_cli(["run", str(cfg), "--run-id", "long", "--max-evaluations", "60", "--quiet"], tmp_path)
+    assert longer.returncode == 0, longer.stderr
+    a, b = load(tmp_path / "results" / "short"), load(tmp_path / "results" / "long")
+    assert list(a.arch_hash) == list(b.arch_hash) and len(a) > 30
+    assert dse.results.manifest(tmp_path / "results" / "short")["config"]["search"]["max_evaluations"] == 60
+    assert a["time_analytic_s"].gt(0).all()

@@ -46,12 +46,21 @@ CORE_SCHEMA = pa.schema([
 CORE_COLUMNS = frozenset(CORE_SCHEMA.names)
 
 
-def run_schema(metrics: Sequence[str]) -> pa.Schema:
-    """Core columns plus one nullable float64 column per metric."""
-    clash = CORE_COLUMNS.intersection(metrics)
+def timing_column(provider: str) -> str:
+    """Column holding the seconds a provider spent on each architecture."""
+    return f"time_{provider}_s"
+
+
+def run_schema(metrics: Sequence[str], providers: Sequence[str] = ()) -> pa.Schema:
+    """Core columns, one nullable float64 column per metric, then one seconds column per provider."""
+    timing = [timing_column(p) for p in providers]
+    names = list(metrics) + timing
+    clash = CORE_COLUMNS.intersection(names)
     if clash:
         raise ValueError(f"metric name(s) {sorted(clash)} clash with result columns {sorted(CORE_COLUMNS)}")
-    return pa.schema(list(CORE_SCHEMA) + [pa.field(m, pa.float64()) for m in metrics])
+    if len(set(names)) != len(names):
+        raise ValueError(f"metric and timing column names must be unique, got {names}")
+    return pa.schema(list(CORE_SCHEMA) + [pa.field(m, pa.float64()) for m in names])
 
 
 def package_versions() -> dict[str, str]:

@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 
 from dse.evaluate import Evaluator
-from dse.results.store import RunStore
+from dse.results.store import RunStore, timing_column
 from dse.space import SearchSpace
 
 #: Stand-in for missing objective or constraint values, large but finite so drivers' arithmetic stays finite.
@@ -138,6 +138,8 @@ class SearchProblem:
         }
         for m in self.evaluator.metric_names:
             row[m] = result.metrics.get(m)
+        for p in self.evaluator.providers:
+            row[timing_column(p.name)] = result.provider_s.get(p.name)
         self.next_eval_id += 1
         return row
 
