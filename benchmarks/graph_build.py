@@ -33,7 +33,7 @@ class PlainBuilder(GraphBuilder):
         g = nx.DiGraph()
         for i, op in enumerate(self._ops):
             g.add_node(i, op=op)
-        for u, v, port in self._edges:
+        for u, v, port in zip(self._src, self._dst, self._port):
             g.add_edge(u, v, port=port)
         g.graph.update(name=self.name, inputs=list(self.inputs),
                        outputs=[n for n in g if g.out_degree(n) == 0],

@@ -8,6 +8,7 @@ leaves nothing behind.
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -131,6 +132,24 @@ def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
     return None if a == b else f"{path} ({b!r} in the run, {a!r} now)"
 
 
+def _check_hashes(space: SearchSpace, rows: list[dict[str, Any]], manifest: dict) -> None:
+    """Refuse to resume when the space no longer hashes stored architectures the same way (a
+    different dse or plugin version): the cache would miss and every row would be redone."""
+    for row in rows[:: max(1, len(rows) // 8)][:8]:
+        arch = json.loads(row["arch"])
+        try:
+            same = space.arch_hash(arch) == row["arch_hash"]
+        except Exception:  # noqa: BLE001 - an architecture the space no longer accepts
+            same = row["arch_hash"].startswith("unhashable:")
+        if not same:
+            versions = manifest.get("versions", {})
+            raise ConfigError(
+                f"--resume: space {space.name!r} hashes architecture {row['arch_id']!r} differently "
+                f"from run {manifest['run_id']!r} (written with dse {versions.get('dse', '?')}); "
+                f"resuming would re-evaluate every row. Start a new run instead."
+            )
+
+
 def run(config: RunConfig | dict | str | Path | None = None, *, resume: str | Path | None = None,
         run_id: str | None = None, output: str | Path | None = None, progress: bool = True,
         max_evaluations: int | None = None) -> RunResult:
@@ -167,6 +186,7 @@ def run(config: RunConfig | dict | str | Path | None = None, *, resume: str | Pa
             cfg = replace(cfg, search=replace(cfg.search, max_evaluations=max_evaluations))
         experiment = build(cfg)
         existing = store.read_table().to_pylist()
+        _check_hashes(experiment.space, existing, manifest)
         run_id = manifest["run_id"]
         store.update_manifest(status="running", resumed=manifest.get("resumed", 0) + 1, config=cfg.to_dict())
     else:

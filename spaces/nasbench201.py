@@ -163,7 +163,8 @@ class NasBench201Space(SearchSpace):
         arch_str = to_arch_str(arch)
         b = GraphBuilder(f"nasbench201:{arch_str}", weight_bits=self.weight_bits,
                          act_bits=self.act_bits)
-        cache = self._fragments
+        cache = self._fragments  # shared by all architectures: edge ops, stem, reductions, head
+        cells = FragmentCache()  # this architecture's cell, recorded once and replayed per stage
         x = b.block(cache, "stem", (b.input((3, self.resolution, self.resolution)),), self._stem)
         c = self.channels
         for stage in range(3):
@@ -172,7 +173,7 @@ class NasBench201Space(SearchSpace):
                 x = b.block(cache, ("reduction", c), (x,),
                             lambda bb, xx, cc=c: self._reduction(bb, xx, cc))
             for _ in range(self.cells_per_stage):
-                x = b.block(cache, ("cell", ops, c), (x,),
+                x = b.block(cells, ("cell", ops, c), (x,),
                             lambda bb, xx, cc=c: self._cell(bb, xx, ops, cc))
             b.mark_stage(x)
         b.block(cache, "head", (x,), self._head)

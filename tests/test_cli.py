@@ -188,3 +188,21 @@ def test_resume_extends_a_finished_run_along_the_same_trajectory(tmp_path):
     assert list(a.arch_hash) == list(b.arch_hash) and len(a) > 30
     assert dse.results.manifest(tmp_path / "results" / "short")["config"]["search"]["max_evaluations"] == 60
     assert a["time_analytic_s"].gt(0).all()
+
+
+def test_resume_refuses_a_run_whose_hashes_no_longer_reproduce(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(GOOD)
+    assert run_cli(["run", str(cfg), "--run-id", "old", "--quiet"], tmp_path).returncode == 0
+    rows_before = len(load(tmp_path / "results" / "old"))
+    part = next((tmp_path / "results" / "old" / "evals").glob("part-*.parquet"))
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(part)  # as if written by a version that hashed differently
+    table = table.set_column(table.schema.get_field_index("arch_hash"), "arch_hash",
+                             pc.binary_join_element_wise("v0-", table["arch_hash"], ""))
+    pq.write_table(table, part)
+    proc = run_cli(["run", "--resume", "old", "--quiet"], tmp_path)
+    assert proc.returncode == 2 and "hashes architecture" in proc.stderr
+    assert len(load(tmp_path / "results" / "old")) == rows_before

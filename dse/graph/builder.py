@@ -24,9 +24,23 @@ class Fragment:
 
     n_inputs: int
     ops: tuple[OpNode, ...]
-    internal_edges: tuple[tuple[int, int, int], ...]  # (src, dst, port), ids relative to first op
-    input_edges: tuple[tuple[int, int, int], ...]  # (input index, dst relative to first op, port)
+    # Edges as parallel int tuples (no per-edge objects): ids relative to the first op.
+    internal_src: tuple[int, ...]
+    internal_dst: tuple[int, ...]
+    internal_port: tuple[int, ...]
+    input_index: tuple[int, ...]  # which fragment input feeds ...
+    input_dst: tuple[int, ...]  # ... which op (relative id) ...
+    input_port: tuple[int, ...]  # ... on which port
     output: int  # relative to first op, or -1 - input index when an input passes straight through
+
+
+def _split_edges(b: "GraphBuilder", n_in: int) -> tuple[tuple[int, ...], ...]:
+    """A scratch builder's edges as Fragment fields: internal ones shifted by ``n_in``, and the
+    ones leaving the ``n_in`` placeholder inputs."""
+    internal = [(u - n_in, v - n_in, p) for u, v, p in zip(b._src, b._dst, b._port) if u >= n_in]
+    incoming = [(u, v - n_in, p) for u, v, p in zip(b._src, b._dst, b._port) if u < n_in]
+    cols = lambda rows: tuple(tuple(c) for c in zip(*rows)) if rows else ((), (), ())  # noqa: E731
+    return cols(internal) + cols(incoming)
 
 
 class FragmentCache:
@@ -63,7 +77,11 @@ class GraphBuilder:
         self.act_bits = act_bits
         self._ops: list[OpNode] = []
         self._names: dict[int, str] = {}
-        self._edges: list[tuple[int, int, dict]] = []
+        # Edges as three parallel int lists: small ints are shared objects, so no per-edge
+        # allocation (fewer allocations, fewer garbage-collector passes).
+        self._src: list[int] = []
+        self._dst: list[int] = []
+        self._port: list[int] = []
         self.inputs: list[int] = []
         self.stage_outputs: list[int] = []
         self.meta: dict = {}
@@ -89,9 +107,10 @@ class GraphBuilder:
         ops.append(op)
         if name:
             self._names[node] = name
-        edges = self._edges
-        for port, src in enumerate(inputs):
-            edges.append((src, node, port))
+        if inputs:
+            self._src.extend(inputs)
+            self._dst.extend([node] * len(inputs))
+            self._port.extend(range(len(inputs)))
         return node
 
     def block(self, cache: FragmentCache | None, key: Hashable, inputs: Sequence[int],
@@ -117,15 +136,18 @@ class GraphBuilder:
             frag = Fragment(
                 n_in,
                 tuple(scratch._ops[n_in:]),
-                tuple((u - n_in, v - n_in, p) for u, v, p in scratch._edges if u >= n_in),
-                tuple((u, v - n_in, p) for u, v, p in scratch._edges if u < n_in),
+                *_split_edges(scratch, n_in),
                 out - n_in if out >= n_in else -1 - out,
             )
             cache.put(full_key, frag)
         base = len(self._ops)
         self._ops.extend(frag.ops)
-        self._edges.extend([(u + base, v + base, p) for u, v, p in frag.internal_edges])
-        self._edges.extend([(inputs[i], v + base, p) for i, v, p in frag.input_edges])
+        self._src.extend([u + base for u in frag.internal_src])
+        self._dst.extend([v + base for v in frag.internal_dst])
+        self._port.extend(frag.internal_port)
+        self._src.extend([inputs[i] for i in frag.input_index])
+        self._dst.extend([v + base for v in frag.input_dst])
+        self._port.extend(frag.input_port)
         return frag.output + base if frag.output >= 0 else inputs[-1 - frag.output]
 
     # -- convenience wrappers, one per op kind -----------------------------------------------
@@ -203,7 +225,7 @@ class GraphBuilder:
         ops = self._ops
         succ: list[dict] = [{} for _ in ops]
         pred: list[dict] = [{} for _ in ops]
-        for u, v, port in self._edges:
+        for u, v, port in zip(self._src, self._dst, self._port):
             data = {"port": port}
             succ[u][v] = data
             pred[v][u] = data
