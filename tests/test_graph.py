@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import networkx as nx
+import numpy as np
 import pytest
 
 from dse.graph import (
@@ -202,3 +203,27 @@ def test_fast_build_matches_networkx_api_graph():
     assert list(g.predecessors(max(g.nodes))) == list(slow.predecessors(max(g.nodes)))
     g.add_edge(0, max(g.nodes), port=1)  # the built graph stays an ordinary mutable DiGraph
     assert g.has_edge(0, max(g.nodes)) and 0 in g.pred[max(g.nodes)]
+
+
+def _peak_by_brute_force(g: nx.DiGraph) -> int:
+    order = list(nx.topological_sort(g))
+    pos = {n: i for i, n in enumerate(order)}
+    size = {n: (g.nodes[n]["op"].out_shape and
+                (int(np.prod(g.nodes[n]["op"].out_shape)) * g.nodes[n]["op"].act_bits + 7) // 8) for n in order}
+    last = {n: max([pos[s] for s in g.successors(n)], default=pos[n]) for n in order}
+    return max(sum(size[n] for n in order[: i + 1] if last[n] >= i) for i in range(len(order)))
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mnasnet_a1", "vgg16"])
+def test_peak_activation_matches_brute_force_in_any_node_order(name):
+    from dse.spaces.zoo import build
+
+    g = build(name, resolution=64)
+    expected = _peak_by_brute_force(g)
+    assert peak_activation_bytes(g) == expected
+    ids = list(g.nodes)
+    random.Random(1).shuffle(ids)
+    shuffled = nx.DiGraph()
+    shuffled.add_nodes_from((f"n{i}", g.nodes[i]) for i in ids)  # insertion order no longer topological
+    shuffled.add_edges_from((f"n{u}", f"n{v}", d) for u, v, d in g.edges(data=True))
+    assert peak_activation_bytes(shuffled) == expected

@@ -122,23 +122,40 @@ def totals(g: nx.DiGraph) -> GraphTotals:
     return GraphTotals(macs, 2 * macs + ops, hook, params, wbytes, read, written, g.number_of_nodes())
 
 
+def _topological_order(g: nx.DiGraph) -> list:
+    """Node order with every edge pointing forward: the insertion order when it already is one
+    (graphs from :class:`GraphBuilder`), else networkx's topological sort."""
+    order = list(g._node)  # insertion order
+    position = {n: i for i, n in enumerate(order)}
+    succ = g._adj
+    if all(position[v] > i for i, n in enumerate(order) for v in succ[n]):
+        return order
+    return list(nx.topological_sort(g))
+
+
 def peak_activation_bytes(g: nx.DiGraph) -> int:
     """Peak bytes of live activations when ops run in topological order (batch of one).
 
     A tensor is live from the op that writes it until its last reader has run; this is the
     activation memory an inference runtime without in-place reuse needs.
     """
-    order = list(nx.topological_sort(g))
+    order = _topological_order(g)
     position = {n: i for i, n in enumerate(order)}
-    last_use = {n: max((position[s] for s in g.successors(n)), default=position[n]) for n in order}
-    frees: dict[int, int] = {}
+    nodes, pred = g._node, g._pred
+    last = list(range(len(order)))  # position of each tensor's last reader (itself if none)
+    for i, n in enumerate(order):
+        for p in pred[n]:
+            last[position[p]] = i  # positions only grow, so the final write is the maximum
+    frees = [0] * len(order)
     live = peak = 0
     for i, n in enumerate(order):
-        op = g.nodes[n]["op"]
-        live += (numel(op.out_shape) * op.act_bits + 7) // 8
-        peak = max(peak, live)
-        frees[last_use[n]] = frees.get(last_use[n], 0) + (numel(op.out_shape) * op.act_bits + 7) // 8
-        live -= frees.pop(i, 0)
+        op = nodes[n]["op"]
+        size = op.bytes_written if op.kind != "input" else (numel(op.out_shape) * op.act_bits + 7) // 8
+        live += size
+        if live > peak:
+            peak = live
+        frees[last[i]] += size
+        live -= frees[i]
     return peak
 
 

@@ -43,25 +43,22 @@ def _split_edges(b: "GraphBuilder", n_in: int) -> tuple[tuple[int, ...], ...]:
     return cols(internal) + cols(incoming)
 
 
-class FragmentCache:
+class FragmentCache(dict):
     """Recorded fragments by key, owned by whoever builds many similar graphs (a search space).
 
     NAS-Bench-201 repeats one cell 15 times at three sizes; replaying the recorded cell instead of
-    re-creating its ops makes graph building several times faster. Bounded: it is cleared when
-    it holds ``max_entries`` fragments.
+    re-creating its ops makes graph building several times faster. A plain dict (C-speed lookups)
+    that empties itself when it reaches ``max_entries``.
     """
 
     def __init__(self, max_entries: int = 4096):
+        super().__init__()
         self.max_entries = max_entries
-        self._data: dict[Hashable, Fragment] = {}
-
-    def get(self, key: Hashable) -> Fragment | None:
-        return self._data.get(key)
 
     def put(self, key: Hashable, fragment: Fragment) -> None:
-        if len(self._data) >= self.max_entries:
-            self._data.clear()
-        self._data[key] = fragment
+        if len(self) >= self.max_entries:
+            self.clear()
+        self[key] = fragment
 
 
 class GraphBuilder:
