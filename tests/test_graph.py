@@ -227,3 +227,15 @@ def test_peak_activation_matches_brute_force_in_any_node_order(name):
     shuffled.add_nodes_from((f"n{i}", g.nodes[i]) for i in ids)  # insertion order no longer topological
     shuffled.add_edges_from((f"n{u}", f"n{v}", d) for u, v, d in g.edges(data=True))
     assert peak_activation_bytes(shuffled) == expected
+
+
+def test_block_reading_a_non_input_node_is_built_but_not_recorded():
+    cache = FragmentCache()
+    b = GraphBuilder()
+    x = b.input((4, 8, 8))
+    other = b.act(x, "relu")
+    y = b.block(cache, "leaky", (x,), lambda bb, xx: bb.sum(xx, other))  # reads `other`
+    assert len(cache) == 0 and set(b.build().predecessors(y)) == {x, other}
+    z = b.block(cache, "named", (y,), lambda bb, yy: bb.mark_stage(bb.act(yy, "relu", name="kept?")))
+    g = b.build()
+    assert len(cache) == 1 and "name" not in g.nodes[z] and g.graph["stage_outputs"] == []

@@ -34,15 +34,6 @@ class Fragment:
     output: int  # relative to first op, or -1 - input index when an input passes straight through
 
 
-def _split_edges(b: "GraphBuilder", n_in: int) -> tuple[tuple[int, ...], ...]:
-    """A scratch builder's edges as Fragment fields: internal ones shifted by ``n_in``, and the
-    ones leaving the ``n_in`` placeholder inputs."""
-    internal = [(u - n_in, v - n_in, p) for u, v, p in zip(b._src, b._dst, b._port) if u >= n_in]
-    incoming = [(u, v - n_in, p) for u, v, p in zip(b._src, b._dst, b._port) if u < n_in]
-    cols = lambda rows: tuple(tuple(c) for c in zip(*rows)) if rows else ((), (), ())  # noqa: E731
-    return cols(internal) + cols(incoming)
-
-
 class FragmentCache(dict):
     """Recorded fragments by key, owned by whoever builds many similar graphs (a search space).
 
@@ -114,9 +105,11 @@ class GraphBuilder:
               build: Callable[..., int]) -> int:
         """Add a sub-network made by ``build(builder, *inputs) -> output node``.
 
-        With a ``cache``, the first call for a ``key`` and input shapes records the sub-network
-        and later calls replay it; ``key`` must capture everything ``build`` depends on besides
-        the input shapes. Names and stage marks made inside ``build`` are not replayed.
+        With a ``cache``, the first call for a ``key`` and input shapes builds the sub-network in
+        place and records it; later calls replay the record. ``key`` must capture everything
+        ``build`` depends on besides the input shapes, and ``build`` may read only ``inputs``
+        (a sub-network reading other nodes is built but not recorded). Names and stage marks
+        made inside ``build`` are dropped, so every copy is alike.
         """
         if cache is None:
             return build(self, *inputs)
@@ -125,20 +118,9 @@ class GraphBuilder:
         full_key = (key, shapes, self.weight_bits, self.act_bits)
         frag = cache.get(full_key)
         if frag is None:
-            scratch = GraphBuilder(weight_bits=self.weight_bits, act_bits=self.act_bits)
-            n_in = len(inputs)
-            for i in inputs:
-                scratch.add("input", (), shape=self._ops[i].out_shape)
-            out = build(scratch, *range(n_in))
-            frag = Fragment(
-                n_in,
-                tuple(scratch._ops[n_in:]),
-                *_split_edges(scratch, n_in),
-                out - n_in if out >= n_in else -1 - out,
-            )
-            cache.put(full_key, frag)
-        base = len(self._ops)
-        self._ops.extend(frag.ops)
+            return self._record(cache, full_key, inputs, build)
+        base = len(ops)
+        ops.extend(frag.ops)
         self._src.extend([u + base for u in frag.internal_src])
         self._dst.extend([v + base for v in frag.internal_dst])
         self._port.extend(frag.internal_port)
@@ -146,6 +128,34 @@ class GraphBuilder:
         self._dst.extend([v + base for v in frag.input_dst])
         self._port.extend(frag.input_port)
         return frag.output + base if frag.output >= 0 else inputs[-1 - frag.output]
+
+    def _record(self, cache: FragmentCache, full_key: Hashable, inputs: Sequence[int],
+                build: Callable[..., int]) -> int:
+        """Build a block in place and store what it added as a :class:`Fragment`."""
+        start, first_edge = len(self._ops), len(self._src)
+        n_stages = len(self.stage_outputs)
+        out = build(self, *inputs)
+        for node in [n for n in self._names if n >= start]:
+            del self._names[node]
+        del self.stage_outputs[n_stages:]
+        internal, incoming = [], []
+        for u, v, p in zip(self._src[first_edge:], self._dst[first_edge:], self._port[first_edge:]):
+            if u >= start:
+                internal.append((u - start, v - start, p))
+            elif u in inputs:
+                incoming.append((inputs.index(u), v - start, p))
+            else:
+                return out  # reads a node that is not an input: not replayable
+        if out >= start:
+            output = out - start
+        elif out in inputs:
+            output = -1 - inputs.index(out)
+        else:
+            return out
+        columns = lambda rows: tuple(tuple(c) for c in zip(*rows)) if rows else ((), (), ())  # noqa: E731
+        cache.put(full_key, Fragment(len(inputs), tuple(self._ops[start:]), *columns(internal),
+                                     *columns(incoming), output))
+        return out
 
     # -- convenience wrappers, one per op kind -----------------------------------------------
     def input(self, shape: Shape, name: str = "input") -> int:
