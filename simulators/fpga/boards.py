@@ -1,0 +1,74 @@
+"""FPGA boards as data: the catalog in ``boards.toml`` plus users' own boards in TOML.
+
+A user board file has the same shape as ``boards.toml`` (one table per board); pass its path as
+``boards_file`` to the FPGA simulator, or call :func:`load_boards`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from importlib import resources
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Board:
+    """Resources of one FPGA board. Bandwidth in GB/s (1e9 bytes/s), clock in MHz."""
+
+    name: str
+    part: str
+    dsp: int
+    bram_18k: int
+    lut: int
+    clock_mhz: float
+    ddr_gbps: float
+    uram: int = 0
+    source: str = ""
+
+    @property
+    def clock_hz(self) -> float:
+        return self.clock_mhz * 1e6
+
+    @property
+    def ddr_bytes_per_s(self) -> float:
+        return self.ddr_gbps * 1e9
+
+    @property
+    def onchip_bytes(self) -> int:
+        """Block RAM plus UltraRAM capacity in bytes (18 Kb BRAM, 288 Kb URAM)."""
+        return (self.bram_18k * 18 * 1024 + self.uram * 288 * 1024) // 8
+
+
+_REQUIRED = ("part", "dsp", "bram_18k", "lut", "clock_mhz", "ddr_gbps")
+
+
+def _parse(name: str, table: dict, where: str) -> Board:
+    allowed = {f.name for f in fields(Board)} - {"name"}
+    for key in table:
+        if key not in allowed:
+            raise ValueError(f"{where}.{name}.{key}: unknown field; allowed: {', '.join(sorted(allowed))}")
+    for key in _REQUIRED:
+        if key not in table:
+            raise ValueError(f"{where}.{name}.{key}: missing required field")
+    for key in ("dsp", "bram_18k", "lut", "clock_mhz", "ddr_gbps"):
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(f"{where}.{name}.{key}: expected a positive number, got {value!r}")
+    return Board(name=name, **table)
+
+
+def load_boards(path: str | Path | None = None) -> dict[str, Board]:
+    """The built-in catalog, extended (and overridden by name) with the boards in ``path``."""
+    text = resources.files("dse.simulators.fpga").joinpath("boards.toml").read_text()
+    boards = {n: _parse(n, t, "boards.toml") for n, t in tomllib.loads(text).items()}
+    if path is not None:
+        p = Path(path)
+        try:
+            user = tomllib.loads(p.read_text())
+        except OSError as exc:
+            raise ValueError(f"boards_file: cannot read {str(p)!r}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"boards_file: {p}: invalid TOML: {exc}") from None
+        boards.update({n: _parse(n, t, str(p)) for n, t in user.items()})
+    return boards

@@ -1,0 +1,91 @@
+"""Recursive FPGA accelerator (EDD section 2.4.1): one IP per layer type, shared by all layers.
+
+* Layers of one type share an IP and so one bit-width, the widest they need (eq. 2.10).
+* End-to-end latency is the sum over layers (eq. 2.6).
+* Each IP's DSPs are counted once however many layers use it (eqs. 2.11-2.12; the tanh of
+  eq. 2.11 is its differentiable stand-in for "1 if used").
+
+:func:`allocate` splits the DSP budget between IPs: starting from one lane each, it repeatedly
+doubles the parallel factor of the IP whose doubling saves the most latency per resource spent
+(a heap keyed by that ratio), while the DSP and LUT budgets allow.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+import numpy as np
+
+from dse.simulators.fpga.model import LUT_PER_LANE, LayerTable, lookup
+
+MAX_PF = 16
+
+
+@dataclass(frozen=True)
+class RecursiveDesign:
+    ips: tuple[str, ...]
+    ip_bits: np.ndarray  # shared bit-width per IP (eq. 2.10)
+    pf: np.ndarray  # parallel factor per IP (2**pf lanes)
+    layer_s: np.ndarray  # seconds per layer
+    dsp: float  # eq. 2.12
+    lut: float
+    feasible: bool
+
+    @property
+    def latency_s(self) -> float:
+        return float(self.layer_s.sum())  # eq. 2.6
+
+
+def layer_seconds(work_s: np.ndarray, mem_s: np.ndarray, lanes: np.ndarray, overlap: bool) -> np.ndarray:
+    """Compute time at ``lanes`` parallelism combined with the DDR time of each layer: the
+    larger of the two when transfers overlap compute (double buffering), else their sum."""
+    comp = work_s / lanes
+    return np.maximum(comp, mem_s) if overlap else comp + mem_s
+
+
+def allocate(layers: LayerTable, *, clock_hz: float, dsp_budget: float, lut_budget: float,
+             phi: dict[int, float], psi: dict[int, float], mem_s: np.ndarray,
+             overlap: bool = True) -> RecursiveDesign:
+    ips = tuple(sorted(set(layers.ip)))
+    index = np.array([ips.index(t) for t in layers.ip], dtype=np.int64)
+    ip_bits = np.zeros(len(ips), dtype=np.int64)
+    np.maximum.at(ip_bits, index, layers.bits)  # eq. 2.10: a shared IP runs at its widest layer's bits
+    work_s = lookup(phi, ip_bits[index]) * layers.work / clock_hz  # seconds at one lane (eq. 2.13)
+    dsp_per_lane = lookup(psi, ip_bits)  # eq. 2.15
+    lut_per_lane = np.where(dsp_per_lane == 0, LUT_PER_LANE, 0.0)
+    pf = np.zeros(len(ips), dtype=np.int64)
+    feasible = dsp_per_lane.sum() <= dsp_budget and lut_per_lane.sum() <= lut_budget
+    if feasible:
+        members = [np.flatnonzero(index == i) for i in range(len(ips))]
+
+        def entry(i: int) -> tuple[float, int, int]:
+            """Heap entry: (-latency saved per unit of resource by doubling IP i, i, its pf)."""
+            rows, lanes = members[i], 2.0 ** pf[i]
+            saved = (layer_seconds(work_s[rows], mem_s[rows], lanes, overlap).sum()
+                     - layer_seconds(work_s[rows], mem_s[rows], 2 * lanes, overlap).sum())
+            cost = (dsp_per_lane[i] / dsp_budget + lut_per_lane[i] / lut_budget) * lanes
+            return (-saved / cost if cost > 0 else -np.inf) if saved > 0 else 0.0, i, int(pf[i])
+
+        heap = [e for e in map(entry, range(len(ips))) if e[0] < 0]
+        heapq.heapify(heap)
+        dsp_used, lut_used = float(dsp_per_lane.sum()), float(lut_per_lane.sum())
+        while heap:
+            _, i, at = heapq.heappop(heap)
+            if at != pf[i] or pf[i] >= MAX_PF:
+                continue
+            lanes = 2.0 ** pf[i]
+            extra_dsp, extra_lut = dsp_per_lane[i] * lanes, lut_per_lane[i] * lanes
+            if dsp_used + extra_dsp > dsp_budget or lut_used + extra_lut > lut_budget:
+                continue  # budgets only shrink, so this IP can never double again
+            pf[i] += 1
+            dsp_used += extra_dsp
+            lut_used += extra_lut
+            e = entry(i)
+            if e[0] < 0:
+                heapq.heappush(heap, e)
+    lanes = 2.0 ** pf
+    return RecursiveDesign(
+        ips, ip_bits, pf, layer_seconds(work_s, mem_s, lanes[index], overlap),
+        float(dsp_per_lane @ lanes), float(lut_per_lane @ lanes), bool(feasible),
+    )

@@ -1,0 +1,131 @@
+"""FPGA simulators: EDD eqs. 2.6-2.15 on hand-computed cases, optimisers against brute force."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import dse
+from dse.graph import GraphBuilder
+from dse.registry import SIMULATORS
+from dse.results import load
+from dse.simulators.fpga import pipelined, recursive
+from dse.simulators.fpga.boards import load_boards
+from dse.simulators.fpga.model import PHI_DEFAULT, PSI_DEFAULT, LayerTable, layer_table, lookup
+
+
+def two_conv_graph(bits_a: int = 16, bits_b: int = 16):
+    b = GraphBuilder(act_bits=16)
+    x = b.input((8, 16, 16))
+    x = b.conv(x, 16, 3, weight_bits=bits_a)  # work 3*3*16*16*8*16 = 294,912
+    x = b.conv(x, 32, 3, weight_bits=bits_b)  # work 3*3*16*16*16*32 = 1,179,648
+    b.dwconv(x, 5, weight_bits=16)  # work 5*5*16*16*32 = 204,800
+    return b.build()
+
+
+def test_eq_2_14_work_per_layer_kind():
+    layers = layer_table(two_conv_graph())
+    assert layers.ip == ["conv3x3", "conv3x3", "dwconv5x5"]
+    assert list(layers.work) == [3 * 3 * 16 * 16 * 8 * 16, 3 * 3 * 16 * 16 * 16 * 32, 5 * 5 * 16 * 16 * 32]
+    b = GraphBuilder()
+    x = b.input((4, 8, 8))
+    b.act(b.norm(x), "relu")
+    other = layer_table(b.build())
+    assert other.ip == ["eltwise", "eltwise"] and list(other.work) == [4 * 8 * 8] * 2  # h w c_in
+
+
+def test_eq_2_13_and_2_15_phi_psi_piecewise():
+    assert list(lookup(PSI_DEFAULT, np.array([2, 4, 5, 8, 9, 16]))) == [0, 0, 0.5, 0.5, 1, 1]  # 2.4.1.2
+    assert list(lookup(PHI_DEFAULT, np.array([8, 16]))) == [0.5, 1.0]
+    with pytest.raises(ValueError, match="wider than"):
+        lookup(PSI_DEFAULT, np.array([64]))
+    # one layer, pf fixed by a budget that allows exactly 2**5 lanes at 16 bits:
+    layers = LayerTable(["conv3x3"], np.array([1_179_648.0]), np.array([16]), np.zeros(1), np.zeros(1), np.zeros(1))
+    d = recursive.allocate(layers, clock_hz=200e6, dsp_budget=32, lut_budget=1e9, phi=PHI_DEFAULT,
+                           psi=PSI_DEFAULT, mem_s=np.zeros(1))
+    assert d.pf.tolist() == [5] and d.dsp == 32  # Res = Psi(16) * 2**5 (eq. 2.15)
+    assert d.latency_s == pytest.approx(1.0 * 2 ** -5 * 1_179_648 / 200e6)  # Phi(16) 2^-pf work / f
+    d8 = recursive.allocate(LayerTable(["conv3x3"], layers.work, np.array([8]), *[np.zeros(1)] * 3),
+                            clock_hz=200e6, dsp_budget=32, lut_budget=1e9, phi=PHI_DEFAULT, psi=PSI_DEFAULT,
+                            mem_s=np.zeros(1))
+    assert d8.pf.tolist() == [6] and d8.dsp == 32  # half a DSP per 8-bit lane buys twice the lanes
+    assert d8.latency_s == pytest.approx(0.5 * 2 ** -6 * 1_179_648 / 200e6)
+
+
+def test_recursive_shares_ips_bits_and_dsps_eqs_2_6_and_2_10_to_2_12():
+    layers = layer_table(two_conv_graph(bits_a=8, bits_b=16))
+    d = recursive.allocate(layers, clock_hz=100e6, dsp_budget=64, lut_budget=1e9, phi=PHI_DEFAULT,
+                           psi=PSI_DEFAULT, mem_s=np.zeros(3))
+    assert d.ips == ("conv3x3", "dwconv5x5")
+    assert d.ip_bits.tolist() == [16, 16]  # eq. 2.10: the 8-bit conv runs on the shared 16-bit IP
+    lanes = 2.0 ** d.pf
+    assert d.dsp == pytest.approx(lanes.sum())  # eq. 2.12: each IP counted once, Psi(16) = 1
+    expected = (294_912 + 1_179_648) / lanes[0] / 100e6 + 204_800 / lanes[1] / 100e6
+    assert d.latency_s == pytest.approx(expected)  # eq. 2.6: sum over layers
+    # the greedy split is optimal here: brute force over all power-of-two splits within budget
+    best = min(
+        (1_474_560 / 2 ** a + 204_800 / 2 ** c) / 100e6
+        for a, c in itertools.product(range(8), repeat=2) if 2 ** a + 2 ** c <= 64
+    )
+    assert d.latency_s == pytest.approx(best)
+
+
+def test_pipelined_balances_stages_eqs_2_7_and_2_9():
+    layers = layer_table(two_conv_graph())
+    d = pipelined.allocate(layers, clock_hz=100e6, dsp_budget=100, lut_budget=1e9, phi=PHI_DEFAULT,
+                           psi=PSI_DEFAULT, mem_s=np.zeros(3))
+    lanes = 2.0 ** d.pf
+    assert d.dsp == pytest.approx(lanes.sum()) and d.dsp <= 100  # eq. 2.9
+    assert d.period_s == pytest.approx(max(layers.work / lanes) / 100e6)  # eq. 2.7
+    assert d.throughput_fps == pytest.approx(1 / d.period_s)
+    best = min(
+        max(w / 2 ** p for w, p in zip(layers.work, pfs)) / 100e6
+        for pfs in itertools.product(range(8), repeat=3) if sum(2 ** p for p in pfs) <= 100
+    )
+    assert d.period_s == pytest.approx(best)
+    starved = pipelined.allocate(layers, clock_hz=100e6, dsp_budget=2, lut_budget=1e9, phi=PHI_DEFAULT,
+                                 psi=PSI_DEFAULT, mem_s=np.zeros(3))
+    assert not starved.feasible  # three stages need at least three DSPs
+
+
+def test_ddr_bound_and_double_buffering():
+    layers = layer_table(two_conv_graph())
+    mem = np.array([1e-3, 0.0, 0.0])
+    kw = dict(clock_hz=100e6, dsp_budget=64, lut_budget=1e9, phi=PHI_DEFAULT, psi=PSI_DEFAULT, mem_s=mem)
+    overlap = recursive.allocate(layers, overlap=True, **kw)
+    serial = recursive.allocate(layers, overlap=False, **kw)
+    assert overlap.layer_s[0] == pytest.approx(max(1e-3, 294_912 / 2 ** overlap.pf[0] / 100e6))
+    assert serial.latency_s > overlap.latency_s
+    p = pipelined.allocate(layers, **kw)
+    assert p.period_s >= 1e-3  # the DDR-bound stage sets the pace
+
+
+def test_board_catalog_and_user_boards(tmp_path):
+    boards = load_boards()
+    assert {"ZC706", "ZCU102", "ZCU104", "Ultra96", "AlveoU50", "AlveoU250", "VCU118"} <= set(boards)
+    assert boards["ZC706"].dsp == 900 and boards["ZCU102"].dsp == 2520 and all(b.source for b in boards.values())
+    (tmp_path / "mine.toml").write_text('[Tiny]\npart = "X"\ndsp = 64\nbram_18k = 100\nlut = 20000\n'
+                                        'clock_mhz = 150\nddr_gbps = 4.0\n')
+    assert load_boards(tmp_path / "mine.toml")["Tiny"].dsp == 64
+    (tmp_path / "bad.toml").write_text('[Bad]\npart = "X"\ndsp = -1\nbram_18k = 1\nlut = 1\nclock_mhz = 1\nddr_gbps = 1\n')
+    with pytest.raises(ValueError, match="Bad.dsp: expected a positive number"):
+        load_boards(tmp_path / "bad.toml")
+    with pytest.raises(ValueError, match="board: 'ZC999' is not allowed"):
+        SIMULATORS.create("fpga", board="ZC999")
+
+
+def test_fpga_metrics_in_a_search_on_the_mbconv_chain(tmp_path):
+    cfg = {
+        "run": {"name": "fpga", "seed": 0},
+        "space": {"name": "mbconv", "target": "fpga", "num_blocks": 8, "resolution": 96},
+        "proxies": {"analytic": {}},
+        "simulators": {"fpga": {"board": "ZC706", "architecture": "pipelined"}},
+        "objectives": [{"metric": "macs", "direction": "max"}, {"metric": "fpga_throughput_fps", "direction": "max"}],
+        "constraints": [{"metric": "fpga_feasible", "min": 1}],
+        "search": {"driver": "pymoo", "pop_size": 8, "max_evaluations": 24},
+    }
+    df = load(dse.run(cfg, output=tmp_path, progress=False).path)
+    assert (df.status == "ok").all() and (df.fpga_dsp <= 900).all() and (df.fpga_throughput_fps > 0).all()
+    assert df["time_fpga_s"].notna().all()
