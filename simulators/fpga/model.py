@@ -83,33 +83,57 @@ class LayerTable:
         return len(self.ip)
 
 
-def layer_table(g: nx.DiGraph) -> LayerTable:
-    """Extract the layers that do work, in topological (insertion) order."""
-    ips, work, bits, wbytes, io, line = [], [], [], [], [], []
-    for _, data in g.nodes(data=True):
-        op = data["op"]
-        if op.kind in _SKIP_KINDS:
-            continue
-        cin_shape = op.in_shapes[0]
-        if op.kind in _CONV_KINDS:
-            ip = _CONV_KINDS[op.kind] + (f"{op.kernel}x{op.kernel}" if op.kind == "conv2d" else "")
-            w, q = op.macs, op.weight_bits  # k^2 h w c_in c_out (grouped: / groups), eq. 2.14
-        elif op.kind == "dwconv2d":
-            ip, w, q = f"dwconv{op.kernel}x{op.kernel}", op.macs, op.weight_bits  # k^2 h w c_in
-        else:
-            ip = "pool" if op.kind == "pool" else "eltwise"
-            w, q = numel(cin_shape), op.act_bits  # h w c_in
-        ips.append(ip)
-        work.append(w)
-        bits.append(q)
-        wbytes.append(op.weight_bytes)
-        io.append(op.bytes_read - op.weight_bytes + op.bytes_written)
-        if len(cin_shape) == 3:
-            line.append(op.kernel * cin_shape[0] * cin_shape[2] * op.act_bits // 8)
-        else:
-            line.append(numel(cin_shape) * op.act_bits // 8)
-    return LayerTable(ips, np.array(work, dtype=float), np.array(bits, dtype=np.int64),
-                      np.array(wbytes, dtype=float), np.array(io, dtype=float), np.array(line, dtype=float))
+def _layer_row(op) -> tuple | None:
+    """(ip, work, bits, weight bytes, io bytes, line-buffer bytes) of one op, None if it does no work."""
+    if op.kind in _SKIP_KINDS:
+        return None
+    cin_shape = op.in_shapes[0]
+    if op.kind in _CONV_KINDS:
+        ip = _CONV_KINDS[op.kind] + (f"{op.kernel}x{op.kernel}" if op.kind == "conv2d" else "")
+        work, bits = op.macs, op.weight_bits  # k^2 h w c_in c_out (grouped: / groups), eq. 2.14
+    elif op.kind == "dwconv2d":
+        ip, work, bits = f"dwconv{op.kernel}x{op.kernel}", op.macs, op.weight_bits  # k^2 h w c_in
+    else:
+        ip = "pool" if op.kind == "pool" else "eltwise"
+        work, bits = numel(cin_shape), op.act_bits  # h w c_in
+    io = op.bytes_read - op.weight_bytes + op.bytes_written
+    if len(cin_shape) == 3:
+        line = op.kernel * cin_shape[0] * cin_shape[2] * op.act_bits // 8
+    else:
+        line = numel(cin_shape) * op.act_bits // 8
+    return ip, work, bits, op.weight_bytes, io, line
+
+
+class LayerRows:
+    """Per-op rows for :func:`layer_table`, cached by op object: graph builders share one
+    :class:`OpNode` among identical layers, so most lookups hit. Keeps each op alive beside its
+    row, so a recycled ``id`` can never return a stale row; cleared when it grows past a bound."""
+
+    def __init__(self, max_entries: int = 65536):
+        self.max_entries = max_entries
+        self._rows: dict[int, tuple] = {}
+
+    def row(self, op) -> tuple | None:
+        hit = self._rows.get(id(op))
+        if hit is not None and hit[0] is op:
+            return hit[1]
+        if len(self._rows) >= self.max_entries:
+            self._rows.clear()
+        row = _layer_row(op)
+        self._rows[id(op)] = (op, row)
+        return row
+
+
+def layer_table(g: nx.DiGraph, rows: LayerRows | None = None) -> LayerTable:
+    """The layers that do work, in insertion order (topological for builder graphs)."""
+    get = rows.row if rows is not None else _layer_row
+    table = [r for r in map(get, (d["op"] for d in g._node.values())) if r is not None]
+    if not table:
+        empty = np.zeros(0)
+        return LayerTable([], empty, np.zeros(0, dtype=np.int64), empty, empty, empty)
+    ips = [r[0] for r in table]
+    nums = np.array([r[1:] for r in table], dtype=float)
+    return LayerTable(ips, nums[:, 0], nums[:, 1].astype(np.int64), nums[:, 2], nums[:, 3], nums[:, 4])
 
 
 def offchip_bytes(layers: LayerTable, onchip_budget_bytes: float) -> np.ndarray:

@@ -26,7 +26,9 @@ import numpy as np
 from dse.registry import SIMULATORS
 from dse.simulators.fpga import pipelined, recursive
 from dse.simulators.fpga.boards import load_boards
-from dse.simulators.fpga.model import PHI_DEFAULT, PSI_DEFAULT, layer_table, offchip_bytes, parse_table
+from dse.simulators.fpga.model import (
+    PHI_DEFAULT, PSI_DEFAULT, LayerRows, layer_table, offchip_bytes, parse_table,
+)
 from dse.space import SearchSpace
 
 BRAM_BYTES = 18 * 1024 // 8
@@ -62,10 +64,11 @@ class FpgaSimulator:
         self.lut_budget = self.board.lut * lut_fraction
         self.phi = parse_table(phi, PHI_DEFAULT, "phi")
         self.psi = parse_table(psi, PSI_DEFAULT, "psi")
+        self._rows = LayerRows()
 
     def design(self, graph: nx.DiGraph):
         """The optimised accelerator for ``graph`` (a RecursiveDesign or PipelinedDesign)."""
-        layers = layer_table(graph)
+        layers = layer_table(graph, self._rows)
         mem_s = offchip_bytes(layers, self.onchip_budget) / self.board.ddr_bytes_per_s
         allocate = recursive.allocate if self.architecture == "recursive" else pipelined.allocate
         design = allocate(layers, clock_hz=self.board.clock_hz, dsp_budget=self.dsp_budget,

@@ -48,7 +48,8 @@ def allocate(layers: LayerTable, *, clock_hz: float, dsp_budget: float, lut_budg
              phi: dict[int, float], psi: dict[int, float], mem_s: np.ndarray,
              overlap: bool = True) -> RecursiveDesign:
     ips = tuple(sorted(set(layers.ip)))
-    index = np.array([ips.index(t) for t in layers.ip], dtype=np.int64)
+    position = {t: i for i, t in enumerate(ips)}
+    index = np.array([position[t] for t in layers.ip], dtype=np.int64)
     ip_bits = np.zeros(len(ips), dtype=np.int64)
     np.maximum.at(ip_bits, index, layers.bits)  # eq. 2.10: a shared IP runs at its widest layer's bits
     work_s = lookup(phi, ip_bits[index]) * layers.work / clock_hz  # seconds at one lane (eq. 2.13)
@@ -57,33 +58,40 @@ def allocate(layers: LayerTable, *, clock_hz: float, dsp_budget: float, lut_budg
     pf = np.zeros(len(ips), dtype=np.int64)
     feasible = dsp_per_lane.sum() <= dsp_budget and lut_per_lane.sum() <= lut_budget
     if feasible:
-        members = [np.flatnonzero(index == i) for i in range(len(ips))]
+        # IP latency at every parallel factor at once: one_hot (IPs x layers) @ (layers x pf)
+        lanes_all = 2.0 ** np.arange(MAX_PF + 2)
+        per_layer = layer_seconds(work_s[:, None], mem_s[:, None], lanes_all[None, :], overlap)
+        one_hot = (index[None, :] == np.arange(len(ips))[:, None]).astype(float)
+        ip_seconds = (one_hot @ per_layer).tolist()
+
+        dsp_lane, lut_lane = dsp_per_lane.tolist(), lut_per_lane.tolist()  # plain floats: fast scalars
+        level = [0] * len(ips)
 
         def entry(i: int) -> tuple[float, int, int]:
             """Heap entry: (-latency saved per unit of resource by doubling IP i, i, its pf)."""
-            rows, lanes = members[i], 2.0 ** pf[i]
-            saved = (layer_seconds(work_s[rows], mem_s[rows], lanes, overlap).sum()
-                     - layer_seconds(work_s[rows], mem_s[rows], 2 * lanes, overlap).sum())
-            cost = (dsp_per_lane[i] / dsp_budget + lut_per_lane[i] / lut_budget) * lanes
-            return (-saved / cost if cost > 0 else -np.inf) if saved > 0 else 0.0, i, int(pf[i])
+            p = level[i]
+            saved = ip_seconds[i][p] - ip_seconds[i][p + 1]
+            cost = (dsp_lane[i] / dsp_budget + lut_lane[i] / lut_budget) * 2.0 ** p
+            return (-saved / cost if cost > 0 else -np.inf) if saved > 0 else 0.0, i, p
 
         heap = [e for e in map(entry, range(len(ips))) if e[0] < 0]
         heapq.heapify(heap)
-        dsp_used, lut_used = float(dsp_per_lane.sum()), float(lut_per_lane.sum())
+        dsp_used, lut_used = sum(dsp_lane), sum(lut_lane)
         while heap:
             _, i, at = heapq.heappop(heap)
-            if at != pf[i] or pf[i] >= MAX_PF:
+            if at != level[i] or level[i] >= MAX_PF:
                 continue
-            lanes = 2.0 ** pf[i]
-            extra_dsp, extra_lut = dsp_per_lane[i] * lanes, lut_per_lane[i] * lanes
+            lanes = 2.0 ** level[i]
+            extra_dsp, extra_lut = dsp_lane[i] * lanes, lut_lane[i] * lanes
             if dsp_used + extra_dsp > dsp_budget or lut_used + extra_lut > lut_budget:
                 continue  # budgets only shrink, so this IP can never double again
-            pf[i] += 1
+            level[i] += 1
             dsp_used += extra_dsp
             lut_used += extra_lut
             e = entry(i)
             if e[0] < 0:
                 heapq.heappush(heap, e)
+        pf = np.array(level, dtype=np.int64)
     lanes = 2.0 ** pf
     return RecursiveDesign(
         ips, ip_bits, pf, layer_seconds(work_s, mem_s, lanes[index], overlap),

@@ -1,0 +1,54 @@
+"""Analytic FPGA evaluations per second on 20-block MBConv chains, including DSP allocation.
+
+The graphs are built beforehand, so the figure is the simulator's own cost (layer table, per-layer
+model, optimiser, metrics). Baseline, measured in the same run: the analytic proxy (params, MACs,
+bytes, peak memory) on the same graphs, the cheapest evaluator there is. Target: >= 5,000/s.
+(The discrete-event path of issue 7 is not built yet; its frames/s will be added here.)
+
+    python benchmarks/fpga_sim.py [--archs 500] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+from dse.proxies.analytic import AnalyticProxy
+from dse.registry import SIMULATORS
+from dse.spaces.mbconv import MBConvChainSpace
+
+
+def rate(fn, items, repeats: int) -> tuple[float, float]:
+    rates = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for x in items:
+            fn(x)
+        rates.append(len(items) / (time.perf_counter() - t))
+    return max(rates), statistics.median(rates)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--archs", type=int, default=500)
+    ap.add_argument("--repeats", type=int, default=5)
+    args = ap.parse_args()
+    space = MBConvChainSpace()
+    rng = np.random.default_rng(0)
+    graphs = [space.to_graph(space.sample(rng)) for _ in range(args.archs)]
+    proxy = AnalyticProxy()
+    base = rate(lambda g: proxy.evaluate(g, {}, space), graphs, args.repeats)
+    print(f"{'case':46s} {'best/s':>8s} {'median/s':>9s} {'vs analytic proxy':>18s}")
+    print(f"{'analytic proxy (baseline)':46s} {base[0]:8.0f} {base[1]:9.0f}")
+    for board, arch in (("ZCU102", "recursive"), ("ZC706", "pipelined")):
+        sim = SIMULATORS.create("fpga", board=board, architecture=arch)
+        best, med = rate(lambda g: sim.evaluate(g, {}, space), graphs, args.repeats)
+        print(f"{f'fpga {arch} on {board} (with DSP allocation)':46s} {best:8.0f} {med:9.0f} {best / base[0]:17.2f}x")
+    print("target: >= 5,000 analytic FPGA evaluations/s for 20-block MBConv chains")
+
+
+if __name__ == "__main__":
+    main()
