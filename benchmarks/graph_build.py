@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from contextlib import contextmanager
 
 import networkx as nx
 import numpy as np
+from timing import rate
 
 import dse.spaces.mbconv as mbconv_mod
 import dse.spaces.nasbench201 as nb201_mod
@@ -51,19 +50,6 @@ def plain_building(*modules):
     finally:
         for m, b in zip(modules, saved):
             m.GraphBuilder = b
-
-
-def rate(fn, archs, repeats: int) -> tuple[float, float]:
-    """(best, median) architectures/s over ``repeats`` passes. As with ``timeit``, the best pass
-    bounds what the code itself can do; slower passes are mostly interference from other work on
-    the machine (this VM's passes vary by +-25%)."""
-    rates = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        for a in archs:
-            fn(a)
-        rates.append(len(archs) / (time.perf_counter() - t))
-    return max(rates), statistics.median(rates)
 
 
 def main() -> None:

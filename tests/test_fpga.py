@@ -11,7 +11,7 @@ import dse
 from dse.graph import GraphBuilder
 from dse.registry import SIMULATORS
 from dse.results import load
-from dse.simulators.fpga import pipelined, recursive
+from dse.simulators.fpga import des, pipelined, recursive
 from dse.simulators.fpga.boards import load_boards
 from dse.simulators.fpga.model import PHI_DEFAULT, PSI_DEFAULT, LayerTable, layer_table, lookup
 
@@ -96,7 +96,9 @@ def test_ddr_bound_and_double_buffering():
     kw = dict(clock_hz=100e6, dsp_budget=64, lut_budget=1e9, phi=PHI_DEFAULT, psi=PSI_DEFAULT, mem_s=mem)
     overlap = recursive.allocate(layers, overlap=True, **kw)
     serial = recursive.allocate(layers, overlap=False, **kw)
-    assert overlap.layer_s[0] == pytest.approx(max(1e-3, 294_912 / 2 ** overlap.pf[0] / 100e6))
+    comp = 294_912 / 2 ** overlap.pf[0] / 100e6
+    assert overlap.layer_s[0] == pytest.approx(max(1e-3, comp) + min(1e-3, comp) / 16)  # 16 tiles
+    assert serial.layer_s[0] == pytest.approx(1e-3 + 294_912 / 2 ** serial.pf[0] / 100e6)
     assert serial.latency_s > overlap.latency_s
     p = pipelined.allocate(layers, **kw)
     assert p.period_s >= 1e-3  # the DDR-bound stage sets the pace
@@ -129,3 +131,47 @@ def test_fpga_metrics_in_a_search_on_the_mbconv_chain(tmp_path):
     df = load(dse.run(cfg, output=tmp_path, progress=False).path)
     assert (df.status == "ok").all() and (df.fpga_dsp <= 900).all() and (df.fpga_throughput_fps > 0).all()
     assert df["time_fpga_s"].notna().all()
+
+
+@pytest.mark.parametrize("double_buffering", [True, False])
+def test_recursive_des_equals_the_analytic_sum(double_buffering):
+    rng = np.random.default_rng(0)
+    comp, mem = rng.random(12) * 1e-3, rng.random(12) * 1e-3
+    mem[::3] = 0.0  # some layers need no DDR traffic
+    index = rng.integers(0, 3, size=12)
+    trace = des.run_recursive(("a", "b", "c"), index, comp, mem, double_buffering=double_buffering, tiles=8)
+    analytic = recursive.layer_seconds(comp, mem, np.ones(12), double_buffering, tiles=8).sum()
+    assert trace.latency_s == pytest.approx(analytic, rel=1e-9)
+    assert np.all(np.diff(trace.layer_start_s) >= 0) and trace.layer_end_s[-1] == pytest.approx(trace.latency_s)
+    for i, name in enumerate(("a", "b", "c")):
+        assert trace.ip_utilisation[name] == pytest.approx(comp[index == i].sum() / trace.latency_s)
+    assert trace.ddr_utilisation == pytest.approx(mem.sum() / trace.latency_s)
+
+
+def test_pipelined_des_steady_state_matches_the_analytic_period():
+    comp = np.array([2.0, 5.0, 3.0, 1.0]) * 1e-3
+    trace = des.run_pipelined(comp, np.zeros(4), frames=80)
+    assert trace.period_s == pytest.approx(5e-3, rel=1e-9)  # eq. 2.7: the slowest stage
+    assert trace.fill_s == pytest.approx(comp.sum())  # the first frame meets an empty pipeline
+    assert trace.stall_s[0] > 0 and trace.stall_s[1] == pytest.approx(0.0)  # upstream of the bottleneck stalls
+    assert trace.utilisation[1] == pytest.approx(1.0, abs=0.05)
+    # DDR-bound: the stages' transfers share one channel, so the period is their sum
+    mem = np.array([2.0, 2.0, 2.0, 2.0]) * 1e-3
+    bound = des.run_pipelined(comp, mem, frames=120)
+    d = pipelined.PipelinedDesign(np.zeros(4), comp, mem, np.maximum(comp, mem), float(mem.sum()), 0, 0, True)
+    assert bound.period_s == pytest.approx(d.period_s, rel=0.02)
+    deeper = des.run_pipelined(comp, np.zeros(4), frames=80, fifo_depth=4)
+    assert deeper.period_s == pytest.approx(5e-3) and deeper.stall_s.sum() <= trace.stall_s.sum()
+
+
+def test_des_metrics_from_the_plugin():
+    from dse.spaces.zoo import build
+
+    g = build("mobilenet_v2", resolution=64, weight_bits=8, act_bits=16)
+    for arch in ("recursive", "pipelined"):
+        sim = SIMULATORS.create("fpga", board="ZC706", architecture=arch, des_frames=400)  # >> 150 stages
+        m = sim.evaluate(g, {}, None)
+        if arch == "recursive":
+            assert m["fpga_des_latency_ms"] == pytest.approx(m["fpga_latency_ms"], rel=1e-9)
+        else:
+            assert m["fpga_des_throughput_fps"] == pytest.approx(m["fpga_throughput_fps"], rel=0.02)

@@ -25,7 +25,9 @@ MAX_PF = 16
 @dataclass(frozen=True)
 class PipelinedDesign:
     pf: np.ndarray  # parallel factor per stage
-    stage_s: np.ndarray  # seconds per stage
+    compute_s: np.ndarray  # compute seconds per stage and frame
+    mem_s: np.ndarray  # DDR seconds per stage and frame
+    stage_s: np.ndarray  # seconds per stage and frame
     ddr_period_s: float  # all stages' DDR traffic per frame / bandwidth
     dsp: float  # eq. 2.9
     lut: float
@@ -87,4 +89,4 @@ def allocate(layers: LayerTable, *, clock_hz: float, dsp_budget: float, lut_budg
     comp = work_s / 2.0 ** pf
     stage = np.maximum(comp, mem_s) if overlap else comp + mem_s
     dsp, lut = cost(pf)
-    return PipelinedDesign(pf.astype(np.int64), stage, ddr_period, dsp, lut, bool(feasible))
+    return PipelinedDesign(pf.astype(np.int64), comp, mem_s, stage, ddr_period, dsp, lut, bool(feasible))

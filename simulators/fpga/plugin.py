@@ -10,6 +10,10 @@ Config::
     phi = {"8" = 0.5, "16" = 1}  # optional Phi(q) table, cycles per work unit per lane
     psi = {"4" = 0, "8" = 0.5, "16" = 1}   # optional Psi(q) table, DSPs per lane
 
+With ``des_frames = N`` (N >= 2; for a pipelined design N well above twice its layer count, so
+the pipeline reaches steady state) the optimised design also runs in the discrete-event
+simulator (des.py) and adds ``fpga_des_throughput_fps`` and ``fpga_des_latency_ms`` (median frame).
+
 Metrics: ``fpga_latency_ms`` (one frame), ``fpga_throughput_fps``, ``fpga_dsp``, ``fpga_bram``
 (18 Kb blocks), ``fpga_lut`` (LUT multipliers only) and ``fpga_feasible`` (1 when the design
 fits the board's DSPs, BRAM and LUTs; use it as a constraint with ``min = 1``).
@@ -24,7 +28,7 @@ import networkx as nx
 import numpy as np
 
 from dse.registry import SIMULATORS
-from dse.simulators.fpga import pipelined, recursive
+from dse.simulators.fpga import des, pipelined, recursive
 from dse.simulators.fpga.boards import load_boards
 from dse.simulators.fpga.model import (
     PHI_DEFAULT, PSI_DEFAULT, LayerRows, layer_table, offchip_bytes, parse_table,
@@ -45,7 +49,8 @@ class FpgaSimulator:
     def __init__(self, board: str = "ZCU102", architecture: Literal["recursive", "pipelined"] = "recursive",
                  dsp_budget: int | None = None, double_buffering: bool = True,
                  onchip_fraction: float = 0.7, lut_fraction: float = 0.5,
-                 phi: dict | None = None, psi: dict | None = None, boards_file: str | None = None):
+                 phi: dict | None = None, psi: dict | None = None, boards_file: str | None = None,
+                 tiles: int = 16, des_frames: int = 0, fifo_depth: int = 1):
         boards = load_boards(boards_file)
         if board not in boards:
             raise ValueError(f"board: {board!r} is not allowed; allowed values: {sorted(boards)}")
@@ -56,6 +61,15 @@ class FpgaSimulator:
         for field, value in (("onchip_fraction", onchip_fraction), ("lut_fraction", lut_fraction)):
             if not 0 < value <= 1:
                 raise ValueError(f"{field}: must be in (0, 1], got {value}")
+        if tiles < 1:
+            raise ValueError(f"tiles: must be >= 1, got {tiles}")
+        if des_frames < 0 or des_frames == 1:
+            raise ValueError(f"des_frames: must be 0 (off) or >= 2, got {des_frames}")
+        if fifo_depth < 1:
+            raise ValueError(f"fifo_depth: must be >= 1, got {fifo_depth}")
+        self.tiles, self.des_frames, self.fifo_depth = tiles, des_frames, fifo_depth
+        if des_frames:
+            self.metrics = self.metrics + ("fpga_des_throughput_fps", "fpga_des_latency_ms")
         self.board = boards[board]
         self.architecture = architecture
         self.dsp_budget = float(dsp_budget if dsp_budget is not None else self.board.dsp)
@@ -70,11 +84,21 @@ class FpgaSimulator:
         """The optimised accelerator for ``graph`` (a RecursiveDesign or PipelinedDesign)."""
         layers = layer_table(graph, self._rows)
         mem_s = offchip_bytes(layers, self.onchip_budget) / self.board.ddr_bytes_per_s
-        allocate = recursive.allocate if self.architecture == "recursive" else pipelined.allocate
-        design = allocate(layers, clock_hz=self.board.clock_hz, dsp_budget=self.dsp_budget,
-                          lut_budget=self.lut_budget, phi=self.phi, psi=self.psi, mem_s=mem_s,
-                          overlap=self.double_buffering)
-        return layers, design
+        kw = dict(clock_hz=self.board.clock_hz, dsp_budget=self.dsp_budget, lut_budget=self.lut_budget,
+                  phi=self.phi, psi=self.psi, mem_s=mem_s, overlap=self.double_buffering)
+        if self.architecture == "recursive":
+            return layers, recursive.allocate(layers, tiles=self.tiles, **kw)
+        return layers, pipelined.allocate(layers, **kw)
+
+    def simulate(self, graph: nx.DiGraph, frames: int | None = None):
+        """Discrete-event run of the optimised design: a RecursiveTrace (one inference) or a
+        PipelineTrace (``frames`` frames streamed through the stages)."""
+        _, design = self.design(graph)
+        if self.architecture == "recursive":
+            return des.run_recursive(design.ips, design.index, design.compute_s, design.mem_s,
+                                     double_buffering=self.double_buffering, tiles=self.tiles)
+        return des.run_pipelined(design.compute_s, design.mem_s, frames=frames or self.des_frames or 64,
+                                 fifo_depth=self.fifo_depth)
 
     def _bram(self, layers, design) -> int:
         weights_on_chip = layers.weight_bytes.sum() <= self.onchip_budget
@@ -98,7 +122,7 @@ class FpgaSimulator:
             latency, throughput = design.latency_s, design.throughput_fps
         fits = (design.feasible and design.dsp <= self.board.dsp and bram <= self.board.bram_18k
                 and design.lut <= self.board.lut)
-        return {
+        out = {
             "fpga_latency_ms": latency * 1e3,
             "fpga_throughput_fps": throughput,
             "fpga_dsp": design.dsp,
@@ -106,3 +130,12 @@ class FpgaSimulator:
             "fpga_lut": design.lut,
             "fpga_feasible": 1.0 if fits else 0.0,
         }
+        if self.des_frames:
+            trace = self.simulate(graph)
+            if self.architecture == "recursive":
+                out["fpga_des_latency_ms"] = trace.latency_s * 1e3
+                out["fpga_des_throughput_fps"] = 1.0 / trace.latency_s
+            else:
+                out["fpga_des_latency_ms"] = float(np.median(trace.latency_s)) * 1e3
+                out["fpga_des_throughput_fps"] = trace.throughput_fps
+        return out

@@ -25,6 +25,9 @@ MAX_PF = 16
 @dataclass(frozen=True)
 class RecursiveDesign:
     ips: tuple[str, ...]
+    index: np.ndarray  # IP of each layer
+    compute_s: np.ndarray  # compute seconds per layer at the allocated parallelism
+    mem_s: np.ndarray  # DDR seconds per layer
     ip_bits: np.ndarray  # shared bit-width per IP (eq. 2.10)
     pf: np.ndarray  # parallel factor per IP (2**pf lanes)
     layer_s: np.ndarray  # seconds per layer
@@ -37,16 +40,21 @@ class RecursiveDesign:
         return float(self.layer_s.sum())  # eq. 2.6
 
 
-def layer_seconds(work_s: np.ndarray, mem_s: np.ndarray, lanes: np.ndarray, overlap: bool) -> np.ndarray:
-    """Compute time at ``lanes`` parallelism combined with the DDR time of each layer: the
-    larger of the two when transfers overlap compute (double buffering), else their sum."""
+def layer_seconds(work_s: np.ndarray, mem_s: np.ndarray, lanes: np.ndarray, overlap: bool,
+                  tiles: int = 16) -> np.ndarray:
+    """Compute time at ``lanes`` parallelism combined with the DDR time of each layer, which is
+    moved in ``tiles`` equal tiles. With double buffering the next tile loads while the current
+    one computes, a two-stage flow shop: ``max(c, m) + min(c, m) / tiles``. Without it, ``c + m``.
+    The discrete-event simulator (des.py) reproduces both exactly."""
     comp = work_s / lanes
-    return np.maximum(comp, mem_s) if overlap else comp + mem_s
+    if not overlap:
+        return comp + mem_s
+    return np.maximum(comp, mem_s) + np.minimum(comp, mem_s) / tiles
 
 
 def allocate(layers: LayerTable, *, clock_hz: float, dsp_budget: float, lut_budget: float,
              phi: dict[int, float], psi: dict[int, float], mem_s: np.ndarray,
-             overlap: bool = True) -> RecursiveDesign:
+             overlap: bool = True, tiles: int = 16) -> RecursiveDesign:
     ips = tuple(sorted(set(layers.ip)))
     position = {t: i for i, t in enumerate(ips)}
     index = np.array([position[t] for t in layers.ip], dtype=np.int64)
@@ -60,7 +68,7 @@ def allocate(layers: LayerTable, *, clock_hz: float, dsp_budget: float, lut_budg
     if feasible:
         # IP latency at every parallel factor at once: one_hot (IPs x layers) @ (layers x pf)
         lanes_all = 2.0 ** np.arange(MAX_PF + 2)
-        per_layer = layer_seconds(work_s[:, None], mem_s[:, None], lanes_all[None, :], overlap)
+        per_layer = layer_seconds(work_s[:, None], mem_s[:, None], lanes_all[None, :], overlap, tiles)
         one_hot = (index[None, :] == np.arange(len(ips))[:, None]).astype(float)
         ip_seconds = (one_hot @ per_layer).tolist()
 
@@ -94,6 +102,6 @@ def allocate(layers: LayerTable, *, clock_hz: float, dsp_budget: float, lut_budg
         pf = np.array(level, dtype=np.int64)
     lanes = 2.0 ** pf
     return RecursiveDesign(
-        ips, ip_bits, pf, layer_seconds(work_s, mem_s, lanes[index], overlap),
+        ips, index, work_s / lanes[index], mem_s, ip_bits, pf, layer_seconds(work_s, mem_s, lanes[index], overlap, tiles),
         float(dsp_per_lane @ lanes), float(lut_per_lane @ lanes), bool(feasible),
     )
