@@ -1,0 +1,73 @@
+"""Our FPGA model against HW-NAS-Bench's measured FPGA latency of NAS-Bench-201 cells.
+
+``fpga_ms`` in ``nasbench201_latency_measured.csv`` is HW-NAS-Bench's FPGA latency for 15,263
+cells. For each simulator configuration, at most two parameters are calibrated by least squares
+on a random calibration split (a scale on the simulated latency, optionally plus a fixed cost
+per layer), then Spearman rho and the median relative error are reported on the held-out cells,
+next to FLOPs alone as the baseline.
+
+    python benchmarks/hwnasbench_fpga.py [--data ../shared/data] [--calibrate 1000] [--cells 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dse.graph import totals
+from dse.registry import SIMULATORS
+from dse.simulators.fpga.model import layer_table
+from dse.spaces.nasbench201 import NasBench201Space, parse_arch_str
+
+CONFIGS = [
+    dict(board="ZC706", architecture="recursive"),
+    dict(board="ZC706", architecture="recursive", double_buffering=False),
+    dict(board="ZC706", architecture="pipelined"),
+    dict(board="ZCU102", architecture="recursive"),
+]
+
+
+def spearman(a, b) -> float:
+    return float(pd.Series(a).corr(pd.Series(b), method="spearman"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    ap.add_argument("--calibrate", type=int, default=1000, help="cells used to fit the parameters")
+    ap.add_argument("--cells", type=int, default=0, help="evaluate only this many cells (0: all)")
+    ap.add_argument("--bits", type=int, default=16)
+    args = ap.parse_args()
+    df = pd.read_csv(Path(args.data) / "nasbench201_latency_measured.csv")
+    df = df.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    if args.cells:
+        df = df.iloc[: args.cells]
+    cal, hold = np.arange(args.calibrate), np.arange(args.calibrate, len(df))
+    y = df.fpga_ms.to_numpy()
+    space = NasBench201Space("cifar10", weight_bits=args.bits, act_bits=args.bits)
+    graphs = [space.to_graph(parse_arch_str(a)) for a in df.arch_str]
+    flops = np.array([totals(g).hook_flops for g in graphs], dtype=float)
+    n_layers = np.array([len(layer_table(g)) for g in graphs], dtype=float)
+    print(f"{len(df)} cells; calibrated on {len(cal)}, reported on {len(hold)} held out")
+    print(f"{'model':58s} {'rho':>7s} {'median err':>11s}")
+
+    def report(label: str, features: np.ndarray) -> None:
+        coef, *_ = np.linalg.lstsq(features[cal], y[cal], rcond=None)
+        pred = features[hold] @ coef
+        err = np.median(np.abs(pred / y[hold] - 1))
+        print(f"{label:58s} {spearman(pred, y[hold]):7.4f} {err:11.1%}   params {[float(f"{c:.4g}") for c in coef]}")
+
+    report("FLOPs x scale (baseline)", flops[:, None])
+    for cfg in CONFIGS:
+        sim = SIMULATORS.create("fpga", **cfg)
+        lat = np.array([sim.evaluate(g, {}, space)["fpga_latency_ms"] for g in graphs])
+        name = ", ".join(f"{k}={v}" for k, v in cfg.items())
+        report(f"{name}: scale", lat[:, None])
+        report(f"{name}: scale + per-layer cost", np.stack([lat, n_layers], 1))
+
+
+if __name__ == "__main__":
+    main()
