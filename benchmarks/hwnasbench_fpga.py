@@ -58,7 +58,8 @@ def main() -> None:
         coef, *_ = np.linalg.lstsq(features[cal], y[cal], rcond=None)
         pred = features[hold] @ coef
         err = np.median(np.abs(pred / y[hold] - 1))
-        print(f"{label:58s} {spearman(pred, y[hold]):7.4f} {err:11.1%}   params {[float(f"{c:.4g}") for c in coef]}")
+        params = ", ".join(f"{c:.4g}" for c in coef)
+        print(f"{label:58s} {spearman(pred, y[hold]):7.4f} {err:11.1%}   params [{params}]")
 
     report("FLOPs x scale (baseline)", flops[:, None])
     for cfg in CONFIGS:
