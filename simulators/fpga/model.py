@@ -19,6 +19,7 @@ maps of layers whose input plus output exceed it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import chain
 from typing import Mapping
 
 import networkx as nx
@@ -132,7 +133,8 @@ def layer_table(g: nx.DiGraph, rows: LayerRows | None = None) -> LayerTable:
         empty = np.zeros(0)
         return LayerTable([], empty, np.zeros(0, dtype=np.int64), empty, empty, empty)
     ips = [r[0] for r in table]
-    nums = np.array([r[1:] for r in table], dtype=float)
+    nums = np.fromiter(chain.from_iterable(r[1:] for r in table), dtype=float, count=5 * len(table))
+    nums = nums.reshape(len(table), 5)
     return LayerTable(ips, nums[:, 0], nums[:, 1].astype(np.int64), nums[:, 2], nums[:, 3], nums[:, 4])
 
 
