@@ -123,16 +123,18 @@ class Evaluator:
         if not self.objectives:
             raise ValueError("objectives: at least one objective is required")
 
-    def evaluate(self, arch: Mapping[str, Any]) -> Evaluation:
+    def evaluate(self, arch: Mapping[str, Any], graph: nx.DiGraph | None = None) -> Evaluation:
+        """Evaluate ``arch``; pass ``graph`` when it is already built (see SearchSpace.identify)."""
         started = time.time()
         t0 = time.perf_counter()
         metrics: dict[str, float] = {}
         timings: dict[str, float] = {}
         status, error = "ok", None
-        try:
-            graph = self.space.to_graph(arch)
-        except Exception as exc:  # noqa: BLE001 - a bad candidate is a record, not a crash
-            return self._finish(metrics, "failed", _describe("to_graph", exc), timings, started, t0)
+        if graph is None:
+            try:
+                graph = self.space.to_graph(arch)
+            except Exception as exc:  # noqa: BLE001 - a bad candidate is a record, not a crash
+                return self._finish(metrics, "failed", _describe("to_graph", exc), timings, started, t0)
         for provider in self.providers:
             t = time.perf_counter()
             try:

@@ -67,8 +67,8 @@ def check_type(value: Any, tp: Any) -> tuple[bool, Any]:
     if tp is int:
         return isinstance(value, int) and not isinstance(value, bool), value
     if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool), float(value) \
-            if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
     if tp is str:
         return isinstance(value, str), value
     return isinstance(value, tp) if isinstance(tp, type) else True, value

@@ -161,27 +161,26 @@ def run(config: RunConfig | dict | str | Path | None = None, *, resume: str | Pa
     """
     if max_evaluations is not None and max_evaluations < 1:
         raise ConfigError(f"--max-evaluations: must be >= 1, got {max_evaluations}")
+    given = _coerce(config) if config is not None else None  # parse a config file once
     store: RunStore
     existing: list[dict[str, Any]] = []
     if resume is not None:
         from dse.results import resolve_run
 
         try:
-            path = resolve_run(resume, output or (config and _coerce(config).output) or "results")
+            path = resolve_run(resume, output or (given and given.output) or "results")
         except FileNotFoundError as exc:
             raise ConfigError(f"--resume: {exc}") from None
         store = RunStore(path)
         manifest = store.read_manifest()
-        stored = parse_config(manifest["config"])
-        if config is not None:
-            cfg = _coerce(config)
-            diff = _first_difference(cfg.identity(), stored.identity())
+        cfg = parse_config(manifest["config"])
+        if given is not None:
+            diff = _first_difference(given.identity(), cfg.identity())
             if diff:
                 raise ConfigError(f"--resume: the config differs from run {manifest['run_id']!r} at {diff}")
-        cfg = stored
-        if config is not None:  # the budget may be extended on resume
-            cfg = replace(cfg, search=replace(cfg.search, max_evaluations=_coerce(config).search.max_evaluations,
-                                              max_seconds=_coerce(config).search.max_seconds))
+            # the budget may be extended on resume
+            cfg = replace(cfg, search=replace(cfg.search, max_evaluations=given.search.max_evaluations,
+                                              max_seconds=given.search.max_seconds))
         if max_evaluations is not None:
             cfg = replace(cfg, search=replace(cfg.search, max_evaluations=max_evaluations))
         experiment = build(cfg)
@@ -190,9 +189,9 @@ def run(config: RunConfig | dict | str | Path | None = None, *, resume: str | Pa
         run_id = manifest["run_id"]
         store.update_manifest(status="running", resumed=manifest.get("resumed", 0) + 1, config=cfg.to_dict())
     else:
-        if config is None:
+        if given is None:
             raise ConfigError("config: a config file is required unless --resume is given")
-        cfg = _coerce(config)
+        cfg = given
         if max_evaluations is not None:
             cfg = replace(cfg, search=replace(cfg.search, max_evaluations=max_evaluations))
         experiment = build(cfg)  # all validation happens before anything is written

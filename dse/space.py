@@ -151,8 +151,19 @@ class SearchSpace(ABC):
         return json.dumps({v.name: arch[v.name] for v in self.variables}, separators=(",", ":"))
 
     def arch_hash(self, arch: Mapping[str, Any]) -> str:
-        """Equal for architectures that compute the same graph (duplicates are evaluated once)."""
+        """Equal for architectures that compute the same graph (duplicates are evaluated once).
+
+        The default hashes the built graph; spaces that can tell duplicates apart from their
+        decisions override it with something cheaper."""
         return canonical_hash(self.to_graph(arch))
+
+    def identify(self, arch: Mapping[str, Any]) -> tuple[str, nx.DiGraph | None]:
+        """``(arch_hash, graph)``: the graph when hashing had to build it (so evaluation can reuse
+        it instead of building it again), else None."""
+        if type(self).arch_hash is SearchSpace.arch_hash:
+            graph = self.to_graph(arch)
+            return canonical_hash(graph), graph
+        return self.arch_hash(arch), None
 
     def describe(self) -> str:
         return f"{self.name}: {len(self.variables)} variables, {self.size:,} architectures"

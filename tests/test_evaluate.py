@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 
 from dse.evaluate import Constraint, Evaluator, Objective
+from dse.graph import GraphBuilder
+from dse.search.problem import SearchProblem
+from dse.space import Choice, SearchSpace
 from dse.proxies.analytic import AnalyticProxy
 from dse.registry import PROXIES
 from dse.spaces.nasbench201 import NasBench201Space, parse_arch_str
@@ -71,3 +74,32 @@ def test_constraint_violation_units():
     assert Objective("acc", "max").minimised(0.9) == -0.9
     with pytest.raises(ValueError, match="direction"):
         Objective("acc", "up")
+
+
+class CountingChain(SearchSpace):
+    """A user-style space without a fast hash: a conv chain whose depth and width are decisions."""
+
+    name = "counting_chain"
+    variables = (Choice("depth", (1, 2, 3)), Choice("width", (8, 16)))
+
+    def __init__(self):
+        self.built = 0
+
+    def to_graph(self, arch):
+        self.built += 1
+        b = GraphBuilder()
+        x = b.input((3, 8, 8))
+        for _ in range(arch["depth"]):
+            x = b.act(b.conv(x, arch["width"], 3), "relu")
+        b.classifier(x, 2)
+        return b.build()
+
+
+def test_default_hash_builds_each_new_graph_once_and_dedups():
+    space = CountingChain()
+    problem = SearchProblem(space, Evaluator(space, [AnalyticProxy()], [Objective("params")]), "r", 0, "t")
+    X = np.array([[d, w] for d in range(3) for w in range(2)] * 2)  # six architectures, each twice
+    F, G = problem.evaluate(X)
+    assert space.built == 6  # hashing built the graph; the evaluator reused it
+    assert len(problem.rows) == 6 and problem.n_cached == 6
+    assert F.shape == (12, 1) and np.array_equal(F[:6], F[6:]) and not G.any()

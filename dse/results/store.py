@@ -16,7 +16,7 @@ import json
 import os
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -87,6 +87,7 @@ class RunStore:
     """Reads and writes one run directory."""
 
     path: Path
+    _next_part: int | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def evals_dir(self) -> Path:
@@ -128,8 +129,10 @@ class RunStore:
         if not rows:
             return None
         self.evals_dir.mkdir(parents=True, exist_ok=True)
-        index = len(self.part_files())
-        path = self.evals_dir / f"part-{index:06d}.parquet"
+        if self._next_part is None:  # count existing parts once, then keep count
+            self._next_part = len(self.part_files())
+        path = self.evals_dir / f"part-{self._next_part:06d}.parquet"
+        self._next_part += 1
         table = pa.Table.from_pylist(rows, schema=schema)
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd")

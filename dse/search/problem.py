@@ -63,6 +63,7 @@ class SearchProblem:
         self.n_cached = 0
         self.rows: list[dict[str, Any]] = sorted(self.existing, key=lambda r: r["eval_id"])
         self._restored: set[str] = set(self.rows_by_hash)
+        self._hash_by_genes: dict[tuple, str] = {tuple(r["encoding"]): r["arch_hash"] for r in self.existing}
         self.batches = 0
 
     # -- shape of the problem, for drivers ---------------------------------------------------
@@ -91,14 +92,18 @@ class SearchProblem:
         batch_rows: list[dict[str, Any]] = []
         cached = 0
         for x in X:
-            arch = self.space.decode(x)
-            try:
-                key = self.space.arch_hash(arch)
-            except Exception:  # noqa: BLE001 - the evaluator records the real failure
-                key = "unhashable:" + self.space.arch_id(arch)
+            genes = tuple(x.tolist())
+            key, graph, arch = self._hash_by_genes.get(genes), None, None
+            if key is None:  # identical genes decode to the same architecture: hash it once
+                arch = self.space.decode(x)
+                try:
+                    key, graph = self.space.identify(arch)
+                except Exception:  # noqa: BLE001 - the evaluator records the real failure
+                    key = "unhashable:" + self.space.arch_id(arch)
+                self._hash_by_genes[genes] = key
             row = self.rows_by_hash.get(key)
             if row is None:
-                row = self._evaluate_new(arch, x, key)
+                row = self._evaluate_new(arch if arch is not None else self.space.decode(x), x, key, graph)
                 self.rows_by_hash[key] = row
                 new_rows.append(row)
             elif key in self._restored:
@@ -116,8 +121,8 @@ class SearchProblem:
             self.on_batch(BatchReport(len(X), new_rows, len(self.rows), cached))
         return self._objectives(batch_rows), self._constraints(batch_rows)
 
-    def _evaluate_new(self, arch: dict, x: np.ndarray, key: str) -> dict[str, Any]:
-        result = self.evaluator.evaluate(arch)
+    def _evaluate_new(self, arch: dict, x: np.ndarray, key: str, graph=None) -> dict[str, Any]:
+        result = self.evaluator.evaluate(arch, graph)
         row: dict[str, Any] = {
             "run_id": self.run_id,
             "eval_id": self.next_eval_id,
