@@ -103,7 +103,7 @@ class SearchProblem:
                 self._hash_by_genes[genes] = key
             row = self.rows_by_hash.get(key)
             if row is None:
-                row = self._evaluate_new(arch if arch is not None else self.space.decode(x), x, key, graph)
+                row = self._evaluate_new(arch, x, key, graph)  # a new hash was just computed from arch
                 self.rows_by_hash[key] = row
                 new_rows.append(row)
             elif key in self._restored:

@@ -93,14 +93,16 @@ class FpgaSimulator:
     def simulate(self, graph: nx.DiGraph, frames: int | None = None):
         """Discrete-event run of the optimised design: a RecursiveTrace (one inference) or a
         PipelineTrace (``frames`` frames streamed through the stages)."""
-        _, design = self.design(graph)
+        return self._simulate(self.design(graph)[1], frames)
+
+    def _simulate(self, design, frames: int | None = None):
         if self.architecture == "recursive":
             return des.run_recursive(design.ips, design.index, design.compute_s, design.mem_s,
                                      double_buffering=self.double_buffering, tiles=self.tiles)
         return des.run_pipelined(design.compute_s, design.mem_s, frames=frames or self.des_frames or 64,
                                  fifo_depth=self.fifo_depth)
 
-    def _bram(self, layers, design) -> int:
+    def _bram(self, layers) -> int:
         weights_on_chip = layers.weight_bytes.sum() <= self.onchip_budget
         if self.architecture == "recursive":
             # double-buffered feature maps of the largest layer plus its weights, tiled through
@@ -114,7 +116,7 @@ class FpgaSimulator:
 
     def evaluate(self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace) -> dict[str, float]:
         layers, design = self.design(graph)
-        bram = self._bram(layers, design)
+        bram = self._bram(layers)
         if self.architecture == "recursive":
             latency = design.latency_s
             throughput = 1.0 / latency if latency > 0 else math.inf
@@ -131,7 +133,7 @@ class FpgaSimulator:
             "fpga_feasible": 1.0 if fits else 0.0,
         }
         if self.des_frames:
-            trace = self.simulate(graph)
+            trace = self._simulate(design)  # the design optimised above, not a second one
             if self.architecture == "recursive":
                 out["fpga_des_latency_ms"] = trace.latency_s * 1e3
                 out["fpga_des_throughput_fps"] = 1.0 / trace.latency_s
