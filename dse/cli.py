@@ -1,4 +1,5 @@
-"""Command line: ``dse run``, ``dse demo``, ``dse list``, ``dse show``.
+"""Command line: ``dse run``, ``dse demo``, ``dse list``, ``dse show``, plus plugins' commands
+(:data:`dse.registry.COMMANDS`, e.g. ``dse roofline``).
 
 Exit codes: 0 success, 1 the run itself failed, 2 bad input (config, arguments, unknown run),
 130 interrupted.
@@ -15,7 +16,7 @@ import pandas as pd
 
 from dse.config import DEMO_CONFIG, parse_config
 from dse.params import ConfigError
-from dse.registry import DRIVERS, PROXIES, SIMULATORS, SPACES
+from dse.registry import COMMANDS, DRIVERS, PROXIES, SIMULATORS, SPACES
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -133,6 +134,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--all", action="store_true", help="every evaluation, not just the Pareto front")
     s.add_argument("--limit", type=int, default=50, help="rows to print (0: all)")
     s.set_defaults(func=_cmd_show)
+    for entry in COMMANDS.entries():  # plugins' subcommands (e.g. ``dse roofline``)
+        command = entry.factory()
+        c = sub.add_parser(entry.name, help=entry.summary, description=entry.summary)
+        command.add_arguments(c)
+        c.set_defaults(func=command.run)
     return p
 
 

@@ -97,3 +97,6 @@ SPACES: Registry = Registry("space", "dse.spaces")
 PROXIES: Registry = Registry("proxy", "dse.proxies")
 SIMULATORS: Registry = Registry("simulator", "dse.simulators")
 DRIVERS: Registry = Registry("search driver", "dse.drivers")
+#: extra ``dse`` subcommands: a factory whose object has ``add_arguments(parser)`` and
+#: ``run(args) -> int`` (exit code); the CLI adds one subcommand per entry
+COMMANDS: Registry = Registry("command", "dse.commands")

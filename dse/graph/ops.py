@@ -25,6 +25,7 @@ function; nothing else in the IR needs to change.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
@@ -103,6 +104,9 @@ class OpNode:
     params: int = field(default=0, compare=False)
     bytes_read: int = field(default=0, compare=False)
     bytes_written: int = field(default=0, compare=False)
+    #: interning number from make_op (0: built directly): lets simulators index per-op tables
+    #: with a numpy array instead of hashing each node
+    uid: int = field(default=0, compare=False, repr=False)
 
     @property
     def flops(self) -> int:
@@ -132,7 +136,7 @@ class OpNode:
                 **{k: list(v) if isinstance(v, tuple) else v for k, v in self.attrs().items()}}
 
 
-_DERIVED = frozenset({"out_shape", "macs", "ops", "params", "bytes_read", "bytes_written"})
+_DERIVED = frozenset({"out_shape", "macs", "ops", "params", "bytes_read", "bytes_written", "uid"})
 _SPEC_FIELDS = frozenset(f.name for f in fields(OpNode)) - _DERIVED - {"in_shapes", "kind"}
 _SPEC_DEFAULTS = tuple((f.name, f.default) for f in fields(OpNode) if f.name in _SPEC_FIELDS)
 
@@ -140,6 +144,9 @@ _SPEC_DEFAULTS = tuple((f.name, f.default) for f in fields(OpNode) if f.name in 
 def numel(shape: Shape) -> int:
     """Number of elements of a tensor shape."""
     return math.prod(shape) if shape else 1
+
+
+_UIDS = itertools.count(1)  # never reused, so a uid names one interned op for the process
 
 
 @lru_cache(maxsize=65536)
@@ -163,6 +170,7 @@ def _make_op_cached(kind: str, in_shapes: tuple[Shape, ...], attrs: tuple) -> Op
     return OpNode(
         kind, in_shapes, out, **dict(attrs),
         macs=cost.macs, ops=cost.ops, params=cost.params, bytes_read=read, bytes_written=written,
+        uid=next(_UIDS),
     )
 
 

@@ -6,10 +6,10 @@ A user board file has the same shape as ``boards.toml`` (one table per board); p
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, fields
-from importlib import resources
 from pathlib import Path
+
+from dse.catalog import check_fields, load_catalog
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,7 @@ _REQUIRED = ("part", "dsp", "bram_18k", "lut", "clock_mhz", "ddr_gbps")
 
 def _parse(name: str, table: dict, where: str) -> Board:
     allowed = {f.name for f in fields(Board)} - {"name"}
-    for key in table:
-        if key not in allowed:
-            raise ValueError(f"{where}.{name}.{key}: unknown field; allowed: {', '.join(sorted(allowed))}")
-    for key in _REQUIRED:
-        if key not in table:
-            raise ValueError(f"{where}.{name}.{key}: missing required field")
+    check_fields(name, table, where, allowed, _REQUIRED)
     for key in ("dsp", "bram_18k", "lut", "clock_mhz", "ddr_gbps"):
         value = table[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
@@ -60,15 +55,4 @@ def _parse(name: str, table: dict, where: str) -> Board:
 
 def load_boards(path: str | Path | None = None) -> dict[str, Board]:
     """The built-in catalog, extended (and overridden by name) with the boards in ``path``."""
-    text = resources.files("dse.simulators.fpga").joinpath("boards.toml").read_text()
-    boards = {n: _parse(n, t, "boards.toml") for n, t in tomllib.loads(text).items()}
-    if path is not None:
-        p = Path(path)
-        try:
-            user = tomllib.loads(p.read_text())
-        except OSError as exc:
-            raise ValueError(f"boards_file: cannot read {str(p)!r}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ValueError(f"boards_file: {p}: invalid TOML: {exc}") from None
-        boards.update({n: _parse(n, t, str(p)) for n, t in user.items()})
-    return boards
+    return load_catalog("dse.simulators.fpga", "boards.toml", path, "boards_file", _parse)

@@ -1,0 +1,42 @@
+"""Catalogs as data: a TOML file shipped inside a plugin package, extended by a user's file.
+
+FPGA boards, GPUs and LLM presets are all tables keyed by name; a user's file of the same shape
+adds entries and overrides shipped ones by name. Errors name the file and the offending field.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+def load_catalog(package: str, resource: str, user_file: str | Path | None, file_field: str,
+                 parse: Callable[[str, dict, str], T]) -> dict[str, T]:
+    """``parse(name, table, where)`` over the shipped ``package/resource`` and then ``user_file``
+    (the config field that named it is ``file_field``, for error messages)."""
+    text = resources.files(package).joinpath(resource).read_text()
+    entries = {n: parse(n, t, resource) for n, t in tomllib.loads(text).items()}
+    if user_file is not None:
+        p = Path(user_file)
+        try:
+            user = tomllib.loads(p.read_text())
+        except OSError as exc:
+            raise ValueError(f"{file_field}: cannot read {str(p)!r}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{file_field}: {p}: invalid TOML: {exc}") from None
+        entries.update({n: parse(n, t, str(p)) for n, t in user.items()})
+    return entries
+
+
+def check_fields(name: str, table: dict, where: str, allowed, required=()) -> None:
+    """Reject unknown fields and missing required ones of catalog entry ``name``."""
+    for key in table:
+        if key not in allowed:
+            raise ValueError(f"{where}.{name}.{key}: unknown field; allowed: {', '.join(sorted(allowed))}")
+    for key in required:
+        if key not in table:
+            raise ValueError(f"{where}.{name}.{key}: missing required field")

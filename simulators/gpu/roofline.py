@@ -1,0 +1,153 @@
+"""The roofline cost of GPU kernels, with calibrated efficiencies (dissertation 2.4.2, 6.4.3.1).
+
+A kernel doing ``F`` FLOPs and moving ``B`` bytes has operational intensity ``OI = F / B``
+(FLOP/byte) and, on a device with peak ``P`` (FLOP/s) and bandwidth ``W`` (bytes/s), an attainable
+throughput ``min(P, OI * W)``: the roofline, an upper bound. Its predicted time is::
+
+    t = max(F / (P * eta_compute), B / (W * eta_memory)) + t_overhead          (seconds)
+
+where ``eta_compute`` and ``eta_memory`` are the fractions of peak and bandwidth this class of
+kernel reaches and ``t_overhead`` the fixed cost per kernel (launch, framework dispatch, tail
+effects of small grids). The efficiencies come from a :class:`Calibration` per device and op class
+(``conv``, ``dwconv``, ``linear``, ``matmul``, ``pool``, ``elementwise``), fitted to measurements
+by :mod:`dse.simulators.gpu.calibration`; an uncalibrated model has every efficiency at 1.
+
+Everything is vectorised: callers pass numpy arrays of kernels and get arrays of seconds.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from dse.simulators.devices import Device
+
+#: kernel classes that calibrations distinguish; every IR op kind maps to one (kernels.py)
+OP_CLASSES = ("conv", "dwconv", "linear", "matmul", "pool", "elementwise")
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """Fractions of peak FLOP/s and of memory bandwidth a kernel class reaches, and its fixed
+    cost per kernel in seconds (``None``: the device's launch overhead)."""
+
+    compute: float = 1.0
+    memory: float = 1.0
+    overhead_s: float | None = None
+
+    def __post_init__(self):
+        for name in ("compute", "memory"):
+            value = getattr(self, name)
+            if not 0 < value <= 1:
+                raise ValueError(f"efficiency.{name}: must be in (0, 1], got {value}")
+        if self.overhead_s is not None and self.overhead_s < 0:
+            raise ValueError(f"efficiency.overhead_us: must be >= 0, got {self.overhead_s * 1e6}")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Per-class efficiencies of one device (and, implicitly, one software stack)."""
+
+    name: str = "uncalibrated"
+    default: Efficiency = Efficiency()
+    classes: Mapping[str, Efficiency] = field(default_factory=dict)
+    note: str = ""
+
+    def __post_init__(self):
+        for c in self.classes:
+            if c not in OP_CLASSES:
+                raise ValueError(f"calibration {self.name!r}: classes.{c}: unknown op class; "
+                                 f"allowed values: {list(OP_CLASSES)}")
+
+    def efficiency(self, op_class: str) -> Efficiency:
+        return self.classes.get(op_class, self.default)
+
+    def arrays(self, device: Device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(eta_compute, eta_memory, overhead seconds), each indexed by OP_CLASSES position."""
+        effs = [self.efficiency(c) for c in OP_CLASSES]
+        over = [device.launch_overhead_s if e.overhead_s is None else e.overhead_s for e in effs]
+        return (np.array([e.compute for e in effs]), np.array([e.memory for e in effs]), np.array(over))
+
+    def to_toml(self) -> str:
+        def table(e: Efficiency) -> str:
+            lines = [f"compute = {e.compute:.6g}", f"memory = {e.memory:.6g}"]
+            if e.overhead_s is not None:
+                lines.append(f"overhead_us = {e.overhead_s * 1e6:.6g}")
+            return "\n".join(lines) + "\n"
+
+        out = [f"name = {self.name!r}".replace("'", '"')]
+        if self.note:
+            out.append('note = """\n' + self.note.strip() + '\n"""')
+        out.append("\n[default]\n" + table(self.default))
+        for c, e in self.classes.items():
+            out.append(f"[classes.{c}]\n" + table(e))
+        return "\n".join(out)
+
+
+def _efficiency(table: Mapping, where: str) -> Efficiency:
+    allowed = {"compute", "memory", "overhead_us"}
+    for key in table:
+        if key not in allowed:
+            raise ValueError(f"{where}.{key}: unknown field; allowed: {sorted(allowed)}")
+    over = table.get("overhead_us")
+    return Efficiency(float(table.get("compute", 1.0)), float(table.get("memory", 1.0)),
+                      None if over is None else float(over) * 1e-6)
+
+
+def parse_calibration(data: Mapping, where: str = "calibration") -> Calibration:
+    allowed = {"name", "note", "default", "classes"}
+    for key in data:
+        if key not in allowed:
+            raise ValueError(f"{where}.{key}: unknown field; allowed: {sorted(allowed)}")
+    classes = {c: _efficiency(t, f"{where}.classes.{c}") for c, t in data.get("classes", {}).items()}
+    return Calibration(str(data.get("name", where)), _efficiency(data.get("default", {}), f"{where}.default"),
+                       classes, str(data.get("note", "")))
+
+
+def shipped_calibrations() -> list[str]:
+    """Names of the calibrations shipped in ``calibrations/`` (file stems)."""
+    folder = resources.files("dse.simulators.gpu").joinpath("calibrations")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_calibration(name_or_path: str | Path) -> Calibration:
+    """A shipped calibration by name (see :func:`shipped_calibrations`) or a TOML file by path."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" and p.exists():
+        return parse_calibration(tomllib.loads(p.read_text()), str(p))
+    names = shipped_calibrations()
+    if str(name_or_path) not in names:
+        raise ValueError(f"calibration: {str(name_or_path)!r} is neither a TOML file nor a shipped "
+                         f"calibration; allowed values: {['none', 'auto'] + names}")
+    text = resources.files("dse.simulators.gpu").joinpath("calibrations", f"{name_or_path}.toml").read_text()
+    return parse_calibration(tomllib.loads(text), f"calibrations/{name_or_path}.toml")
+
+
+def resolve_calibration(spec: str | Calibration | None, device: Device) -> Calibration:
+    """``"none"``/None: pure roofline; ``"auto"``: the shipped calibration named like the device
+    if there is one; otherwise a shipped name or a TOML path."""
+    if isinstance(spec, Calibration):
+        return spec
+    if spec in (None, "none"):
+        return Calibration()
+    if spec == "auto":
+        return load_calibration(device.name) if device.name in shipped_calibrations() else Calibration()
+    return load_calibration(spec)
+
+
+def attainable_flops(oi, peak: float | np.ndarray, bandwidth: float) -> np.ndarray:
+    """The roofline: attainable FLOP/s at operational intensity ``oi`` (FLOP/byte)."""
+    return np.minimum(peak, np.asarray(oi, dtype=float) * bandwidth)
+
+
+def kernel_seconds(flops, bytes_, peak, bandwidth: float, eta_compute=1.0, eta_memory=1.0,
+                   overhead_s=0.0) -> np.ndarray:
+    """Predicted seconds of kernels (all arguments broadcast): see the module docstring."""
+    flops = np.asarray(flops, dtype=float)
+    bytes_ = np.asarray(bytes_, dtype=float)
+    return np.maximum(flops / (peak * eta_compute), bytes_ / (bandwidth * eta_memory)) + overhead_s
