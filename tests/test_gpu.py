@@ -15,7 +15,7 @@ import dse
 from dse.registry import SIMULATORS
 from dse.results import load
 from dse.simulators.devices import get_device, load_devices
-from dse.simulators.gpu.calibration import fit_graphs, fit_kernels
+from dse.simulators.gpu.calibration import fit_graphs, fit_kernels, fit_kernels_csv
 from dse.simulators.gpu.kernels import GraphCoster
 from dse.simulators.gpu.llm import LlmWorkload, StepShape, get_llm
 from dse.simulators.gpu.measured import predicted_tflops, table_points
@@ -85,6 +85,20 @@ def test_shipped_a100_calibration_predicts_tflops_within_20_percent_median(llama
         assert refit.classes[c].compute == pytest.approx(shipped.classes[c].compute, rel=1e-4)
         assert refit.classes[c].memory == pytest.approx(shipped.classes[c].memory, rel=1e-4)
         assert refit.classes[c].overhead_s == pytest.approx(shipped.classes[c].overhead_s, rel=1e-4)
+
+
+def test_fit_from_a_users_csv_of_measured_kernels(llama_points, tmp_path):
+    pts, workload = llama_points
+    csv = tmp_path / "measured.csv"
+    pts.rename(columns={"measured_seconds": "seconds"})[["op_class", "flops", "bytes", "seconds", "kernels"]].to_csv(csv, index=False)
+    rep = fit_kernels_csv(workload.model.device, csv)
+    assert rep.n_points == 168 and rep.median_rel_error < 0.20
+    (tmp_path / "cal.toml").write_text(rep.calibration.to_toml())
+    assert load_calibration(tmp_path / "cal.toml").classes["linear"].compute == pytest.approx(
+        rep.calibration.classes["linear"].compute, rel=1e-5)
+    pts[["op_class", "flops"]].to_csv(csv, index=False)
+    with pytest.raises(ValueError, match=r"missing column\(s\) \['bytes', 'seconds'\]"):
+        fit_kernels_csv(workload.model.device, csv)
 
 
 def test_calibration_toml_round_trip_and_errors():

@@ -95,6 +95,21 @@ def fit_kernels(device: Device, op_class: Sequence[str], flops, bytes_, seconds,
     return FitReport(cal, float(np.median(np.abs(predict(x) / seconds - 1))), len(seconds))
 
 
+def fit_kernels_csv(device: Device, path, name: str | None = None) -> FitReport:
+    """:func:`fit_kernels` on a CSV with columns ``op_class, flops, bytes, seconds`` and optionally
+    ``kernels`` (per row, default 1) and ``precision`` (default fp16)."""
+    import pandas as pd
+
+    df = pd.read_csv(path)
+    missing = {"op_class", "flops", "bytes", "seconds"} - set(df.columns)
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {sorted(missing)}; need op_class, flops, bytes, seconds")
+    return fit_kernels(device, df["op_class"], df["flops"], df["bytes"], df["seconds"],
+                       df["kernels"] if "kernels" in df else None,
+                       list(df["precision"]) if "precision" in df else "fp16",
+                       name=name or device.name, note=f"fitted to {path}")
+
+
 def graph_counts(coster: GraphCoster, graphs: Sequence[nx.DiGraph]) -> np.ndarray:
     """(graphs x kernel-table rows) matrix of how many nodes of each distinct op a graph has."""
     lengths = [len(g._node) for g in graphs]
