@@ -239,3 +239,24 @@ def test_block_reading_a_non_input_node_is_built_but_not_recorded():
     z = b.block(cache, "named", (y,), lambda bb, yy: bb.mark_stage(bb.act(yy, "relu", name="kept?")))
     g = b.build()
     assert len(cache) == 1 and "name" not in g.nodes[z] and g.graph["stage_outputs"] == []
+
+
+def test_pickled_ops_are_reinterned_where_they_land():
+    """Graphs travel to Dask workers by pickle: an op must come back as the local interned op
+    (same uid as make_op gives there), never carrying a uid that names a different local op."""
+    import pickle
+    import subprocess
+    import sys
+
+    from dse.graph.ops import make_op
+
+    op = make_op("conv2d", [(16, 8, 8)], channels=32, kernel=3, weight_bits=8)
+    assert op.uid > 0 and pickle.loads(pickle.dumps(op)) is op
+    blob = pickle.dumps(op).hex()
+    code = ("import pickle; from dse.graph.ops import make_op; "
+            "other = make_op('pool', [(4, 8, 8)], mode='avg', kernel=3); "
+            f"op = pickle.loads(bytes.fromhex('{blob}')); "
+            "same = make_op('conv2d', [(16, 8, 8)], channels=32, kernel=3, weight_bits=8); "
+            "print(op is same, op.uid != other.uid, op.params)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "True", str(op.params)]

@@ -118,6 +118,13 @@ class OpNode:
         """Bytes of parameters at ``weight_bits``."""
         return (self.params * self.weight_bits + 7) // 8
 
+    def __reduce__(self):
+        # Pickled ops (Dask workers, multiprocessing) are re-interned by make_op where they land,
+        # so their uid is valid in that process and never collides with a local op's.
+        if not self.uid:
+            return (OpNode, tuple(getattr(self, f.name) for f in fields(OpNode)))
+        return (_unpickle_op, (self.kind, self.in_shapes, tuple(sorted(self.attrs().items()))))
+
     def attrs(self) -> dict:
         """The defining attributes other than ``kind`` (non-default values only): what
         :func:`make_op` needs, with the input shapes, to rebuild this node."""
@@ -172,6 +179,10 @@ def _make_op_cached(kind: str, in_shapes: tuple[Shape, ...], attrs: tuple) -> Op
         macs=cost.macs, ops=cost.ops, params=cost.params, bytes_read=read, bytes_written=written,
         uid=next(_UIDS),
     )
+
+
+def _unpickle_op(kind: str, in_shapes: tuple, attrs: tuple) -> OpNode:
+    return make_op(kind, in_shapes, **dict(attrs))
 
 
 def make_op(kind: str, in_shapes, **attrs) -> OpNode:
