@@ -26,7 +26,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from dse.simulators.gpu.kernels import GraphCoster
-from dse.simulators.gpu.model import CLASS_INDEX, PRECISION_INDEX, GpuCostModel, precision_of_bits
+from dse.simulators.gpu.model import CLASS_INDEX, PRECISION_INDEX, GpuCostModel
 from dse.simulators.gpu.roofline import Calibration, Efficiency
 from dse.simulators.devices import Device
 
@@ -112,8 +112,7 @@ def fit_kernels_csv(device: Device, path, name: str | None = None) -> FitReport:
 
 def graph_counts(coster: GraphCoster, graphs: Sequence[nx.DiGraph]) -> np.ndarray:
     """(graphs x kernel-table rows) matrix of how many nodes of each distinct op a graph has."""
-    lengths = [len(g._node) for g in graphs]
-    rows = coster.table.rows([d["op"] for g in graphs for d in g._node.values()])
+    rows, lengths = coster.node_rows(graphs)
     owner = np.repeat(np.arange(len(graphs)), lengths)
     n_rows = len(coster.table.arrays()[0])
     return np.bincount(owner * n_rows + rows, minlength=len(graphs) * n_rows).reshape(len(graphs), n_rows)
@@ -126,21 +125,19 @@ def fit_graphs(device: Device, graphs: Sequence[nx.DiGraph], measured: dict[int,
     for c in memory_classes:
         if c not in CLASS_INDEX:
             raise ValueError(f"memory_classes: {c!r} is not allowed; allowed values: {list(CLASS_INDEX)}")
+    coster = GraphCoster(GpuCostModel(device))
+    counts = graph_counts(coster, graphs)  # the same for every batch size
     parts = []
     for batch, y in sorted(measured.items()):
-        coster = GraphCoster(GpuCostModel(device), batch_size=batch)
-        counts = graph_counts(coster, graphs)
-        cls, nk, flops, act, w, abits, wbits = coster.table.arrays()
-        bits = np.maximum(abits, np.where(w > 0, wbits, 0))
-        peak = coster.model.peak(np.array([PRECISION_INDEX[precision_of_bits(int(x))] for x in bits]))
-        per = np.maximum(nk, 1)
-        parts.append((counts, cls, nk, batch * flops / per, (batch * act * abits + w * wbits) / 8 / per, peak,
+        rc = coster.row_costs(batch)
+        per = np.maximum(rc.kernels, 1)
+        parts.append((rc.op_class, rc.kernels, rc.flops / per, rc.bytes / per, coster.model.peak(rc.precision),
                       np.asarray(y, dtype=float)))
     special = [CLASS_INDEX[c] for c in memory_classes]
 
     def predict_all(x):
         out = []
-        for counts, cls, nk, f, b, peak, _ in parts:
+        for cls, nk, f, b, peak, _ in parts:
             eta_m = np.full(len(cls), _eta(x[1]))
             for j, c in enumerate(special):
                 eta_m[cls == c] = _eta(x[3 + j])

@@ -60,6 +60,21 @@ class PopulationCost:
     peak_op_bytes: np.ndarray  # largest single op's activations (inputs + output) for the batch
 
 
+@dataclass
+class RowCosts:
+    """Per kernel-table row at one batch size: class and precision indices, kernel launches,
+    FLOPs, bytes moved, weight bytes, activation bytes and predicted seconds."""
+
+    op_class: np.ndarray
+    precision: np.ndarray
+    kernels: np.ndarray
+    flops: np.ndarray
+    bytes: np.ndarray
+    weight_bytes: np.ndarray
+    act_bytes: np.ndarray
+    seconds: np.ndarray
+
+
 class KernelTable:
     """Distinct operators seen so far, as numpy rows, indexed by the ops' interning ``uid``
     (ops built without :func:`make_op` have uid 0 and are looked up by identity instead)."""
@@ -124,35 +139,47 @@ class GraphCoster:
                              f"{['auto', *PRECISION_INDEX]}")
         self.model, self.batch_size, self.precision = model, batch_size, precision
         self.table = KernelTable()
+        self._cached: tuple | None = None
 
-    def _row_costs(self):
-        """Per-row seconds, kernels, flops, bytes, weight bytes, activation bytes and precision
-        index at the batch size."""
-        cls, nk, flops, act, w, abits, wbits = self.table.arrays()
-        b = self.batch_size
+    def row_costs(self, batch_size: int | None = None) -> RowCosts:
+        """Costs of every kernel-table row at ``batch_size`` (default: the coster's), cached until
+        the table gains rows."""
+        b = self.batch_size if batch_size is None else batch_size
+        arrays = self.table.arrays()
+        key = (id(arrays), b)
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
+        cls, nk, flops, act, w, abits, wbits = arrays
         if self.precision == "auto":
-            prec = np.array([PRECISION_INDEX[precision_of_bits(int(x))] for x in np.maximum(abits, np.where(w > 0, wbits, 0))])
-            act_bytes = act * abits / 8.0
-            w_bytes = w * wbits / 8.0
+            bits = np.maximum(abits, np.where(w > 0, wbits, 0))
+            prec = np.array([PRECISION_INDEX[precision_of_bits(int(x))] for x in bits], dtype=np.int64)
+            act_bytes, w_bytes = act * abits / 8.0, w * wbits / 8.0
         else:
             p = PRECISION_INDEX[self.precision]
-            prec = np.full(len(cls), p)
+            prec = np.full(len(cls), p, dtype=np.int64)
             act_bytes, w_bytes = act * PRECISION_BYTES[p], w * PRECISION_BYTES[p]
         moved = b * act_bytes + w_bytes
-        seconds = self.model.seconds(cls, prec, b * flops, moved, nk)
-        return seconds, nk.astype(float), b * flops, moved, w_bytes, b * act_bytes, prec
+        costs = RowCosts(cls, prec, nk.astype(float), b * flops, moved, w_bytes, b * act_bytes,
+                         self.model.seconds(cls, prec, b * flops, moved, nk))
+        self._cached = (key, costs)
+        return costs
+
+    def node_rows(self, graphs: Sequence[nx.DiGraph]) -> tuple[np.ndarray, np.ndarray]:
+        """(kernel-table row of every node of ``graphs`` in order, number of nodes per graph)."""
+        lengths = np.fromiter((len(g._node) for g in graphs), dtype=np.int64, count=len(graphs))
+        ops = list(map(_getop, chain.from_iterable(g._node.values() for g in graphs)))
+        return self.table.rows(ops), lengths
 
     def cost(self, graphs: Sequence[nx.DiGraph]) -> PopulationCost:
         """Totals for each graph of ``graphs`` (one numpy pass over all their nodes)."""
-        lengths = np.fromiter((len(g._node) for g in graphs), dtype=np.int64, count=len(graphs))
-        ops = list(map(_getop, chain.from_iterable(g._node.values() for g in graphs)))
-        rows = self.table.rows(ops)
-        per_row = self._row_costs()
-        owner = np.repeat(np.arange(len(graphs)), lengths)
+        rows, lengths = self.node_rows(graphs)
+        c = self.row_costs()
         n = len(graphs)
-        seconds, kernels, flops, moved, w_bytes, act = (
-            np.bincount(owner, weights=col[rows], minlength=n) if i < 5 else col[rows]
-            for i, col in enumerate(per_row[:6]))
+        owner = np.repeat(np.arange(n), lengths)
+        seconds, kernels, flops, moved, w_bytes = (
+            np.bincount(owner, weights=col[rows], minlength=n)
+            for col in (c.seconds, c.kernels, c.flops, c.bytes, c.weight_bytes))
+        act = c.act_bytes[rows]
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1])) if n else np.zeros(0, np.int64)
         peak = np.maximum.reduceat(act, starts) if len(act) else np.zeros(n)
         return PopulationCost(seconds, kernels, flops, moved, w_bytes, peak)
@@ -164,15 +191,15 @@ class GraphCoster:
         names = list(graph._node)
         ops = [graph._node[n]["op"] for n in names]
         rows = self.table.rows(ops)
-        seconds, nk, flops, moved, _, _, prec = (c[rows] for c in self._row_costs())
-        launch = nk * self.model.overhead(self.table.arrays()[0][rows])
-        cls = self.table.arrays()[0][rows]
+        c = self.row_costs()
+        cls, nk, flops, moved, seconds = c.op_class[rows], c.kernels[rows], c.flops[rows], c.bytes[rows], c.seconds[rows]
+        launch = nk * self.model.overhead(cls)
         oi = np.divide(flops, moved, out=np.zeros_like(flops), where=moved > 0)
         classes = list(CLASS_INDEX)
         return pd.DataFrame({
             "node": names, "kind": [o.kind for o in ops],
             "op_class": [classes[c] for c in cls], "kernels": nk.astype(int),
             "flops": flops, "bytes": moved, "oi": oi,
-            "attainable_flops": np.minimum(oi * self.model.bandwidth, self.model.peak(prec)),
+            "attainable_flops": np.minimum(oi * self.model.bandwidth, self.model.peak(c.precision[rows])),
             "seconds": seconds, "launch_s": launch,
         })

@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 
 from dse.simulators.gpu.llm import LlmWorkload, StepShape
+from dse.simulators.gpu.model import CLASS_INDEX, PRECISION_INDEX, precision_of_bits
+from dse.simulators.gpu.roofline import OP_CLASSES
 
 #: table stem -> (operators, fixed settings)
 TABLES = {
@@ -46,7 +48,7 @@ def table_points(folder: str | Path, workload: LlmWorkload, prefix: str = "llama
         if len(classes) != 1:
             raise ValueError(f"{stem}: operators {operators} span several op classes")
         df["table"] = stem
-        df["op_class"] = ["linear", "matmul"][0 if "mlp" in stem else 1]
+        df["op_class"] = OP_CLASSES[classes.pop()]
         df["kernels"] = len(idx)
         df["flops"] = ops.flops[idx].sum(axis=0)
         df["bytes"] = ops.bytes[idx].sum(axis=0)
@@ -58,8 +60,6 @@ def table_points(folder: str | Path, workload: LlmWorkload, prefix: str = "llama
 
 def predicted_tflops(points: pd.DataFrame, workload: LlmWorkload, calibrated: bool = True) -> np.ndarray:
     """Model TFLOP/s for each row of :func:`table_points` (``calibrated=False``: the roofline)."""
-    from dse.simulators.gpu.model import CLASS_INDEX, PRECISION_INDEX, precision_of_bits
-
     c = workload.config
     prec = PRECISION_INDEX[precision_of_bits(max(c.act_bits, c.weight_bits, c.kv_bits))]
     cls = points["op_class"].map(CLASS_INDEX).to_numpy()

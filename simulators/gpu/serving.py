@@ -108,6 +108,8 @@ class _Engine:
         for r in reqs:
             r.produced = 1
             r.first_token_s = self.env.now
+            if r.output <= 1:  # the prefill's token was the whole answer
+                r.finish_s = self.env.now
 
     def decode(self, reqs: Sequence[Request]):
         active = [r for r in reqs if r.produced < r.output]
@@ -120,14 +122,11 @@ class _Engine:
 
 
 def _continuous(engine: _Engine, total: int):
-    env, running, done = engine.env, [], 0
+    running, done = [], 0
     while done < total:
         new = engine.admit(len(running))
         if new:
             yield from engine.prefill(new)
-            for r in new:
-                if r.produced >= r.output:
-                    r.finish_s = env.now
             running += new
         elif running:
             yield from engine.decode(running)
@@ -153,9 +152,6 @@ def _static(engine: _Engine, total: int, timeout_s: float):
             continue
         batch = engine.admit(0)
         yield from engine.prefill(batch)
-        for r in batch:
-            if r.produced >= r.output:
-                r.finish_s = env.now
         while any(r.produced < r.output for r in batch):
             yield from engine.decode(batch)
         for r in batch:
