@@ -13,7 +13,7 @@ from dse.registry import SIMULATORS
 from dse.results import load
 from dse.simulators.fpga import des, pipelined, recursive
 from dse.simulators.fpga.boards import load_boards
-from dse.simulators.fpga.model import PHI_DEFAULT, PSI_DEFAULT, LayerTable, layer_table, lookup
+from dse.simulators.fpga.model import PHI_DEFAULT, PSI_DEFAULT, LayerRows, LayerTable, layer_table, lookup
 
 
 def two_conv_graph(bits_a: int = 16, bits_b: int = 16):
@@ -32,8 +32,9 @@ def test_eq_2_14_work_per_layer_kind():
     b = GraphBuilder()
     x = b.input((4, 8, 8))
     b.act(b.norm(x), "relu")
-    other = layer_table(b.build())
-    assert other.ip == ["eltwise", "eltwise"] and list(other.work) == [4 * 8 * 8] * 2  # h w c_in
+    unfused = layer_table(b.build(), LayerRows(fuse=False))
+    assert unfused.ip == ["eltwise", "eltwise"] and list(unfused.work) == [4 * 8 * 8] * 2  # h w c_in
+    assert len(layer_table(b.build())) == 0  # fused (the default): BN folds into, ReLU streams with, a conv
 
 
 def test_eq_2_13_and_2_15_phi_psi_piecewise():
@@ -42,12 +43,12 @@ def test_eq_2_13_and_2_15_phi_psi_piecewise():
     with pytest.raises(ValueError, match="wider than"):
         lookup(PSI_DEFAULT, np.array([64]))
     # one layer, pf fixed by a budget that allows exactly 2**5 lanes at 16 bits:
-    layers = LayerTable(["conv3x3"], np.array([1_179_648.0]), np.array([16]), np.zeros(1), np.zeros(1), np.zeros(1))
+    layers = LayerTable.of(["conv3x3"], [1_179_648.0], [16])
     d = recursive.allocate(layers, clock_hz=200e6, dsp_budget=32, lut_budget=1e9, phi=PHI_DEFAULT,
                            psi=PSI_DEFAULT, mem_s=np.zeros(1))
     assert d.pf.tolist() == [5] and d.dsp == 32  # Res = Psi(16) * 2**5 (eq. 2.15)
     assert d.latency_s == pytest.approx(1.0 * 2 ** -5 * 1_179_648 / 200e6)  # Phi(16) 2^-pf work / f
-    d8 = recursive.allocate(LayerTable(["conv3x3"], layers.work, np.array([8]), *[np.zeros(1)] * 3),
+    d8 = recursive.allocate(LayerTable.of(["conv3x3"], layers.work, [8]),
                             clock_hz=200e6, dsp_budget=32, lut_budget=1e9, phi=PHI_DEFAULT, psi=PSI_DEFAULT,
                             mem_s=np.zeros(1))
     assert d8.pf.tolist() == [6] and d8.dsp == 32  # half a DSP per 8-bit lane buys twice the lanes
@@ -158,7 +159,7 @@ def test_pipelined_des_steady_state_matches_the_analytic_period():
     # DDR-bound: the stages' transfers share one channel, so the period is their sum
     mem = np.array([2.0, 2.0, 2.0, 2.0]) * 1e-3
     bound = des.run_pipelined(comp, mem, frames=120)
-    d = pipelined.PipelinedDesign(np.zeros(4), comp, mem, np.maximum(comp, mem), float(mem.sum()), 0, 0, True)
+    d = pipelined.PipelinedDesign(np.ones(4), comp, mem, np.maximum(comp, mem), float(mem.sum()), 0, 0, True)
     assert bound.period_s == pytest.approx(d.period_s, rel=0.02)
     deeper = des.run_pipelined(comp, np.zeros(4), frames=80, fifo_depth=4)
     assert deeper.period_s == pytest.approx(5e-3) and deeper.stall_s.sum() <= trace.stall_s.sum()
@@ -175,3 +176,81 @@ def test_des_metrics_from_the_plugin():
             assert m["fpga_des_latency_ms"] == pytest.approx(m["fpga_latency_ms"], rel=1e-9)
         else:
             assert m["fpga_des_throughput_fps"] == pytest.approx(m["fpga_throughput_fps"], rel=0.02)
+
+
+@pytest.mark.parametrize("arch,board,extra", [
+    ("recursive", "ZCU102", {}),
+    ("recursive", "Ultra96", {"layer_overhead_cycles": 2000, "double_buffering": False}),
+    ("pipelined", "ZC706", {}),
+    ("pipelined", "ZC706", {"integer_lanes": True, "layer_overhead_cycles": 500}),
+])
+def test_population_pass_equals_graph_by_graph(arch, board, extra):
+    from dse.spaces.mbconv import MBConvChainSpace
+    from dse.spaces.nasbench201 import NasBench201Space
+    from dse.spaces.zoo import build
+
+    rng = np.random.default_rng(1)
+    graphs = [s.to_graph(s.sample(rng)) for s in (MBConvChainSpace(num_blocks=8, resolution=96),
+                                                   NasBench201Space(weight_bits=8, act_bits=8)) for _ in range(12)]
+    graphs.append(build("resnet18", resolution=64, weight_bits=16, act_bits=16))
+    sim = SIMULATORS.create("fpga", board=board, architecture=arch, **extra)
+    population = sim.evaluate_population(graphs)
+    for i, g in enumerate(graphs):
+        one = sim.evaluate(g, {}, None)
+        for metric, values in population.items():
+            assert values[i] == pytest.approx(one[metric], rel=1e-7), (i, metric)
+
+
+def test_fused_layers_and_per_layer_overhead_in_model_and_des():
+    from dse.spaces.nasbench201 import NasBench201Space, parse_arch_str
+
+    space = NasBench201Space()
+    conv = space.to_graph(parse_arch_str("|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|"))
+    skip = space.to_graph(parse_arch_str("|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|"))
+    # ReLU-conv-BN is one layer once fused: one conv edge in each of 15 cells adds 15 layers
+    assert len(layer_table(conv)) - len(layer_table(skip)) == 15
+    assert len(layer_table(conv, LayerRows(fuse=False))) - len(layer_table(skip, LayerRows(fuse=False))) == 45
+    plain = SIMULATORS.create("fpga", board="ZC706", architecture="recursive")
+    slow = SIMULATORS.create("fpga", board="ZC706", architecture="recursive", layer_overhead_cycles=1000,
+                             des_frames=2)
+    n = len(layer_table(conv))
+    base, extra = plain.evaluate(conv, {}, None), slow.evaluate(conv, {}, None)
+    assert extra["fpga_latency_ms"] == pytest.approx(base["fpga_latency_ms"] + n * 1000 / 200e6 * 1e3)
+    assert extra["fpga_des_latency_ms"] == pytest.approx(extra["fpga_latency_ms"], rel=1e-9)
+    with pytest.raises(ValueError, match="layer_overhead_cycles: must be >= 0"):
+        SIMULATORS.create("fpga", layer_overhead_cycles=-1)
+    with pytest.raises(ValueError, match="integer_lanes: applies to architecture 'pipelined' only"):
+        SIMULATORS.create("fpga", architecture="recursive", integer_lanes=True)
+
+
+def test_integer_lanes_fill_the_dsp_budget_for_vgg16():
+    from dse.spaces.zoo import build
+
+    g = build("vgg16", weight_bits=16, act_bits=16)
+    pow2 = SIMULATORS.create("fpga", board="ZC706", architecture="pipelined").evaluate(g, {}, None)
+    anyint = SIMULATORS.create("fpga", board="ZC706", architecture="pipelined", integer_lanes=True).evaluate(g, {}, None)
+    # one 16-bit MAC per DSP48 per cycle at 200 MHz bounds VGG16's 15.47 GMACs at 900 * 200e6 / 15.47e9
+    ceiling = 900 * 200e6 / 15.47e9
+    assert anyint["fpga_dsp"] <= 900 and anyint["fpga_throughput_fps"] <= ceiling
+    assert anyint["fpga_throughput_fps"] > 0.95 * ceiling > 1.5 * pow2["fpga_throughput_fps"]
+
+
+def test_hwnasbench_fpga_latency_ranked_after_fitting_two_parameters():
+    """HW-NAS-Bench's measured ZC706 latencies (tolerance: rho >= 0.97, median error <= 25%, the
+    issue's targets; the benchmark script measures all 15,263 cells)."""
+    import pandas as pd
+    from conftest import shared_data
+
+    from dse.spaces.nasbench201 import NasBench201Space, parse_arch_str
+
+    df = pd.read_csv(shared_data("nasbench201_latency_measured.csv")).sample(n=400, random_state=0)
+    space = NasBench201Space(weight_bits=16, act_bits=16)
+    graphs = [space.to_graph(parse_arch_str(a)) for a in df.arch_str]
+    sim = SIMULATORS.create("fpga", board="ZC706", architecture="recursive")
+    lat = sim.evaluate_population(graphs)["fpga_latency_ms"]
+    n_layers = np.bincount(sim.layers(graphs).owner, minlength=len(graphs))
+    x, y = np.stack([lat, n_layers], 1), df.fpga_ms.to_numpy()
+    coef, *_ = np.linalg.lstsq(x[:100], y[:100], rcond=None)  # scale and per-layer cost
+    pred = x[100:] @ coef
+    rho = pd.Series(pred).corr(pd.Series(y[100:]), method="spearman")
+    assert rho >= 0.97 and np.median(np.abs(pred / y[100:] - 1)) <= 0.25

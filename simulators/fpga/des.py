@@ -30,8 +30,9 @@ class RecursiveTrace:
 
 
 def run_recursive(ips: tuple[str, ...], index: np.ndarray, compute_s: np.ndarray, mem_s: np.ndarray, *,
-                  double_buffering: bool = True, tiles: int = 16) -> RecursiveTrace:
-    """Simulate one inference; ``index[l]`` is the IP of layer ``l`` in ``ips``."""
+                  double_buffering: bool = True, tiles: int = 16, overhead_s: float = 0.0) -> RecursiveTrace:
+    """Simulate one inference; ``index[l]`` is the IP of layer ``l`` in ``ips``; every layer first
+    spends ``overhead_s`` on set-up (control, DMA descriptors) before its first tile."""
     env = simpy.Environment()
     ip_res = [simpy.Resource(env, capacity=1) for _ in ips]
     ddr = simpy.Resource(env, capacity=1)
@@ -54,6 +55,8 @@ def run_recursive(ips: tuple[str, ...], index: np.ndarray, compute_s: np.ndarray
 
     def layer(l: int):
         c_tile, m_tile, i = compute_s[l] / tiles, mem_s[l] / tiles, int(index[l])
+        if overhead_s:
+            yield env.timeout(overhead_s)
         if m_tile == 0:
             yield from compute(i, compute_s[l])
         elif not double_buffering:

@@ -14,18 +14,23 @@ keeps the proportionality and lets the board clock turn cycles into seconds. Bot
 replaced. A memory term adds the off-chip traffic of data that does not fit on chip at the
 board's DDR bandwidth: weights when the network's weights exceed the on-chip budget, and feature
 maps of layers whose input plus output exceed it.
+
+Batch norm and activations are fused into their neighbouring convolution by default (``fuse``),
+as real accelerators do, so a layer is a convolution, depthwise convolution, fully connected
+layer, pooling or element-wise merge. Simulators may add a fixed cost per layer (control, DMA
+set-up, pipeline fill): see ``layer_overhead_cycles`` in plugin.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import chain
-from typing import Mapping
+from typing import Callable, Mapping, Sequence
 
 import networkx as nx
 import numpy as np
 
 from dse.graph import numel
+from dse.graph.optable import OpTable, population_ops
 
 #: Cycles per unit of work per parallel lane, by bit-width (eq. 2.13 with Phi(q) = q / 16).
 PHI_DEFAULT: dict[int, float] = {q: q / 16 for q in (1, 2, 4, 8, 16, 32)}
@@ -37,7 +42,11 @@ LUT_PER_LANE = 25.0
 
 #: IP classes (one IP type per class and kernel size in the recursive architecture).
 _CONV_KINDS = {"conv2d": "conv", "linear": "fc", "matmul": "matmul"}
-_SKIP_KINDS = {"input", "reshape", "identity", "zero", "concat"}
+_SKIP_KINDS = frozenset({"input", "reshape", "identity", "zero", "concat"})
+#: Kinds an accelerator fuses into the neighbouring compute layer when ``fuse`` is on: batch norm
+#: folds into the convolution's weights and bias, an activation is applied to the data as it
+#: streams in or out (CHaiDNN, DNNBuilder and HW-NAS-Bench's FPGA accelerator all do this).
+FUSED_KINDS = frozenset({"norm", "activation"})
 
 
 def lookup(table: Mapping[int, float], bits: np.ndarray) -> np.ndarray:
@@ -71,23 +80,54 @@ def parse_table(table: Mapping[str, float] | None, default: dict[int, float], na
 
 @dataclass(frozen=True)
 class LayerTable:
-    """The compute layers of a graph as parallel arrays (one entry per layer)."""
+    """The compute layers of one graph or a population of graphs as parallel arrays (one entry
+    per layer, graph after graph, each graph's layers in insertion order)."""
 
-    ip: list[str]  # IP type, e.g. "conv3x3", "dwconv5x5", "fc", "eltwise"
+    ip_code: np.ndarray  # IP type of each layer, an index into ip_names
+    ip_names: tuple[str, ...]  # e.g. "conv3x3", "dwconv5x5", "fc", "pool", "eltwise"
     work: np.ndarray  # eq. 2.14 work units
     bits: np.ndarray  # precision the layer computes at (weight bits for conv/fc, activation bits otherwise)
     weight_bytes: np.ndarray
     io_bytes: np.ndarray  # input + output feature-map bytes
     line_buffer_bytes: np.ndarray  # k rows of the input, what a streaming stage keeps on chip
+    owner: np.ndarray  # graph of each layer (non-decreasing)
+    n_graphs: int = 1
+
+    @classmethod
+    def of(cls, ip: Sequence[str], work, bits, weight_bytes=None, io_bytes=None,
+           line_buffer_bytes=None) -> "LayerTable":
+        """One graph's layers from plain lists (zeros where a byte column is left out)."""
+        names = tuple(sorted(set(ip)))
+        n = len(ip)
+        zeros = np.zeros(n)
+        col = (lambda v: zeros if v is None else np.asarray(v, dtype=float))
+        return cls(np.array([names.index(t) for t in ip], dtype=np.int64), names, np.asarray(work, dtype=float),
+                   np.asarray(bits, dtype=np.int64), col(weight_bytes), col(io_bytes), col(line_buffer_bytes),
+                   np.zeros(n, dtype=np.int64), 1)
+
+    @property
+    def ip(self) -> list[str]:
+        return [self.ip_names[c] for c in self.ip_code]
 
     def __len__(self) -> int:
-        return len(self.ip)
+        return len(self.ip_code)
+
+    def per_graph(self, values: np.ndarray) -> np.ndarray:
+        """Sum of a per-layer array within each graph."""
+        return np.bincount(self.owner, weights=values, minlength=self.n_graphs)
+
+    def per_graph_max(self, values: np.ndarray) -> np.ndarray:
+        """Maximum of a non-negative per-layer array within each graph (0 for a graph without layers)."""
+        out = np.zeros(self.n_graphs)
+        np.maximum.at(out, self.owner, values)
+        return out
 
 
-def _layer_row(op) -> tuple | None:
-    """(ip, work, bits, weight bytes, io bytes, line-buffer bytes) of one op, None if it does no work."""
-    if op.kind in _SKIP_KINDS:
-        return None
+def layer_row(op, ip_code: Callable[[str], int], fuse: bool) -> tuple:
+    """(IP code, work, bits, weight bytes, io bytes, line-buffer bytes) of one op; IP code -1 for
+    an op that is not a layer of its own."""
+    if op.kind in _SKIP_KINDS or (fuse and op.kind in FUSED_KINDS):
+        return -1, 0, 0, 0, 0, 0
     cin_shape = op.in_shapes[0]
     if op.kind in _CONV_KINDS:
         ip = _CONV_KINDS[op.kind] + (f"{op.kernel}x{op.kernel}" if op.kind == "conv2d" else "")
@@ -102,45 +142,45 @@ def _layer_row(op) -> tuple | None:
         line = op.kernel * cin_shape[0] * cin_shape[2] * op.act_bits // 8
     else:
         line = numel(cin_shape) * op.act_bits // 8
-    return ip, work, bits, op.weight_bytes, io, line
+    return ip_code(ip), work, bits, op.weight_bytes, io, line
 
 
-class LayerRows:
-    """Per-op rows for :func:`layer_table`, cached by op object: graph builders share one
-    :class:`OpNode` among identical layers, so most lookups hit. Keeps each op alive beside its
-    row, so a recycled ``id`` can never return a stale row; cleared when it grows past a bound."""
+class LayerRows(OpTable):
+    """Every distinct op's layer row (:func:`layer_row`), computed once, indexed by op uid;
+    graph builders share one :class:`OpNode` among identical layers, so most lookups hit."""
 
-    def __init__(self, max_entries: int = 65536):
-        self.max_entries = max_entries
-        self._rows: dict[int, tuple] = {}
+    def __init__(self, fuse: bool = True, max_rows: int = 200_000):
+        self.ip_names: list[str] = []
+        self._ip_index: dict[str, int] = {}
+        super().__init__(lambda op: layer_row(op, self._code, fuse), 6, max_rows)
 
-    def row(self, op) -> tuple | None:
-        hit = self._rows.get(id(op))
-        if hit is not None and hit[0] is op:
-            return hit[1]
-        if len(self._rows) >= self.max_entries:
-            self._rows.clear()
-        row = _layer_row(op)
-        self._rows[id(op)] = (op, row)
-        return row
+    def _code(self, name: str) -> int:
+        if name not in self._ip_index:
+            self._ip_index[name] = len(self.ip_names)
+            self.ip_names.append(name)
+        return self._ip_index[name]
+
+    def table(self, graphs: Sequence[nx.DiGraph]) -> LayerTable:
+        """The layers that do work in ``graphs``, graph after graph, in insertion order
+        (topological for builder graphs)."""
+        ops, lengths = population_ops(graphs)
+        rows = self.rows(ops)
+        values = self.matrix()[rows] if ops else np.zeros((0, 6))
+        keep = values[:, 0] >= 0
+        owner = np.repeat(np.arange(len(graphs)), lengths)[keep]
+        v = values[keep]
+        return LayerTable(v[:, 0].astype(np.int64), tuple(self.ip_names), v[:, 1], v[:, 2].astype(np.int64),
+                          v[:, 3], v[:, 4], v[:, 5], owner, len(graphs))
 
 
 def layer_table(g: nx.DiGraph, rows: LayerRows | None = None) -> LayerTable:
-    """The layers that do work, in insertion order (topological for builder graphs)."""
-    get = rows.row if rows is not None else _layer_row
-    table = [r for r in map(get, (d["op"] for d in g._node.values())) if r is not None]
-    if not table:
-        empty = np.zeros(0)
-        return LayerTable([], empty, np.zeros(0, dtype=np.int64), empty, empty, empty)
-    ips = [r[0] for r in table]
-    nums = np.fromiter(chain.from_iterable(r[1:] for r in table), dtype=float, count=5 * len(table))
-    nums = nums.reshape(len(table), 5)
-    return LayerTable(ips, nums[:, 0], nums[:, 1].astype(np.int64), nums[:, 2], nums[:, 3], nums[:, 4])
+    """The layers of one graph (``rows`` caches op rows between calls; default: fused)."""
+    return (rows if rows is not None else LayerRows()).table([g])
 
 
 def offchip_bytes(layers: LayerTable, onchip_budget_bytes: float) -> np.ndarray:
-    """Bytes each layer moves over DDR per inference: its weights when all weights do not fit in
-    the on-chip budget, and its feature maps when its input plus output do not."""
-    weights_offchip = layers.weight_bytes.sum() > onchip_budget_bytes
+    """Bytes each layer moves over DDR per inference: its weights when all of its graph's weights
+    do not fit in the on-chip budget, and its feature maps when its input plus output do not."""
+    weights_offchip = layers.per_graph(layers.weight_bytes)[layers.owner] > onchip_budget_bytes
     traffic = layers.weight_bytes * weights_offchip
     return traffic + np.where(layers.io_bytes > onchip_budget_bytes, layers.io_bytes, 0.0)

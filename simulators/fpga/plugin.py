@@ -9,6 +9,9 @@ Config::
     double_buffering = true      # DDR transfers overlap compute
     phi = {"8" = 0.5, "16" = 1}  # optional Phi(q) table, cycles per work unit per lane
     psi = {"4" = 0, "8" = 0.5, "16" = 1}   # optional Psi(q) table, DSPs per lane
+    fuse = true                  # batch norm and activations fused into their convolution
+    layer_overhead_cycles = 0    # fixed cycles per layer (control, DMA set-up), e.g. fitted
+    integer_lanes = false        # pipelined: any integer lanes per stage, not only powers of two
 
 With ``des_frames = N`` (N >= 2; for a pipelined design N well above twice its layer count, so
 the pipeline reaches steady state) the optimised design also runs in the discrete-event
@@ -17,12 +20,12 @@ simulator (des.py) and adds ``fpga_des_throughput_fps`` and ``fpga_des_latency_m
 Metrics: ``fpga_latency_ms`` (one frame), ``fpga_throughput_fps``, ``fpga_dsp``, ``fpga_bram``
 (18 Kb blocks), ``fpga_lut`` (LUT multipliers only) and ``fpga_feasible`` (1 when the design
 fits the board's DSPs, BRAM and LUTs; use it as a constraint with ``min = 1``).
+:meth:`FpgaSimulator.evaluate_population` costs many graphs in one numpy pass.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Sequence
 
 import networkx as nx
 import numpy as np
@@ -30,9 +33,7 @@ import numpy as np
 from dse.registry import SIMULATORS
 from dse.simulators.fpga import des, pipelined, recursive
 from dse.simulators.fpga.boards import load_boards
-from dse.simulators.fpga.model import (
-    PHI_DEFAULT, PSI_DEFAULT, LayerRows, layer_table, offchip_bytes, parse_table,
-)
+from dse.simulators.fpga.model import PHI_DEFAULT, PSI_DEFAULT, LayerRows, LayerTable, offchip_bytes, parse_table
 from dse.space import SearchSpace
 
 BRAM_BYTES = 18 * 1024 // 8
@@ -50,7 +51,8 @@ class FpgaSimulator:
                  dsp_budget: int | None = None, double_buffering: bool = True,
                  onchip_fraction: float = 0.7, lut_fraction: float = 0.5,
                  phi: dict | None = None, psi: dict | None = None, boards_file: str | None = None,
-                 tiles: int = 16, des_frames: int = 0, fifo_depth: int = 1):
+                 tiles: int = 16, des_frames: int = 0, fifo_depth: int = 1,
+                 fuse: bool = True, layer_overhead_cycles: float = 0.0, integer_lanes: bool = False):
         boards = load_boards(boards_file)
         if board not in boards:
             raise ValueError(f"board: {board!r} is not allowed; allowed values: {sorted(boards)}")
@@ -67,6 +69,12 @@ class FpgaSimulator:
             raise ValueError(f"des_frames: must be 0 (off) or >= 2, got {des_frames}")
         if fifo_depth < 1:
             raise ValueError(f"fifo_depth: must be >= 1, got {fifo_depth}")
+        if layer_overhead_cycles < 0:
+            raise ValueError(f"layer_overhead_cycles: must be >= 0, got {layer_overhead_cycles}")
+        if integer_lanes and architecture != "pipelined":
+            raise ValueError("integer_lanes: applies to architecture 'pipelined' only (recursive IPs "
+                             "double their lanes, eqs. 2.13-2.15)")
+        self.integer_lanes = integer_lanes
         self.tiles, self.des_frames, self.fifo_depth = tiles, des_frames, fifo_depth
         if des_frames:
             self.metrics = self.metrics + ("fpga_des_throughput_fps", "fpga_des_latency_ms")
@@ -78,17 +86,28 @@ class FpgaSimulator:
         self.lut_budget = self.board.lut * lut_fraction
         self.phi = parse_table(phi, PHI_DEFAULT, "phi")
         self.psi = parse_table(psi, PSI_DEFAULT, "psi")
-        self._rows = LayerRows()
+        self.overhead_s = layer_overhead_cycles / self.board.clock_hz
+        self._rows = LayerRows(fuse=fuse)
 
-    def design(self, graph: nx.DiGraph):
-        """The optimised accelerator for ``graph`` (a RecursiveDesign or PipelinedDesign)."""
-        layers = layer_table(graph, self._rows)
+    def layers(self, graphs: Sequence[nx.DiGraph]) -> LayerTable:
+        """The compute layers of ``graphs`` as the accelerators see them (fused or not)."""
+        return self._rows.table(graphs)
+
+    def designs(self, layers: LayerTable):
+        """Optimised accelerators for every graph of ``layers`` (a RecursivePopulation or a
+        PipelinedPopulation)."""
         mem_s = offchip_bytes(layers, self.onchip_budget) / self.board.ddr_bytes_per_s
         kw = dict(clock_hz=self.board.clock_hz, dsp_budget=self.dsp_budget, lut_budget=self.lut_budget,
-                  phi=self.phi, psi=self.psi, mem_s=mem_s, overlap=self.double_buffering)
+                  phi=self.phi, psi=self.psi, mem_s=mem_s, overlap=self.double_buffering,
+                  overhead_s=self.overhead_s)
         if self.architecture == "recursive":
-            return layers, recursive.allocate(layers, tiles=self.tiles, **kw)
-        return layers, pipelined.allocate(layers, **kw)
+            return recursive.allocate_population(layers, tiles=self.tiles, **kw)
+        return pipelined.allocate_population(layers, integer_lanes=self.integer_lanes, **kw)
+
+    def design(self, graph: nx.DiGraph):
+        """(layers, the optimised accelerator) for ``graph``: a RecursiveDesign or PipelinedDesign."""
+        layers = self.layers([graph])
+        return layers, self.designs(layers).design(0)
 
     def simulate(self, graph: nx.DiGraph, frames: int | None = None):
         """Discrete-event run of the optimised design: a RecursiveTrace (one inference) or a
@@ -98,46 +117,55 @@ class FpgaSimulator:
     def _simulate(self, design, frames: int | None = None):
         if self.architecture == "recursive":
             return des.run_recursive(design.ips, design.index, design.compute_s, design.mem_s,
-                                     double_buffering=self.double_buffering, tiles=self.tiles)
-        return des.run_pipelined(design.compute_s, design.mem_s, frames=frames or self.des_frames or 64,
+                                     double_buffering=self.double_buffering, tiles=self.tiles,
+                                     overhead_s=design.overhead_s)
+        return des.run_pipelined(design.busy_s, design.mem_s, frames=frames or self.des_frames or 64,
                                  fifo_depth=self.fifo_depth)
 
-    def _bram(self, layers) -> int:
-        weights_on_chip = layers.weight_bytes.sum() <= self.onchip_budget
+    def _bram(self, layers: LayerTable) -> np.ndarray:
+        """18 Kb BRAM blocks per graph."""
+        weights_on_chip = layers.per_graph(layers.weight_bytes) <= self.onchip_budget
         if self.architecture == "recursive":
             # double-buffered feature maps of the largest layer plus its weights, tiled through
             # at most the on-chip budget (what does not fit streams from DDR, see model.py)
-            buffers = (2 if self.double_buffering else 1) * layers.io_bytes.max(initial=0)
-            need = min(buffers + layers.weight_bytes.max(initial=0), self.onchip_budget)
-            return int(math.ceil(need / BRAM_BYTES))
+            buffers = (2 if self.double_buffering else 1) * layers.per_graph_max(layers.io_bytes)
+            need = np.minimum(buffers + layers.per_graph_max(layers.weight_bytes), self.onchip_budget)
+            return np.ceil(need / BRAM_BYTES)
         # each stage: line buffer of its input, plus its weights when they live on chip
-        per_stage = layers.line_buffer_bytes + (layers.weight_bytes if weights_on_chip else 0.0)
-        return int(np.ceil(per_stage / BRAM_BYTES).sum())
+        per_stage = layers.line_buffer_bytes + layers.weight_bytes * weights_on_chip[layers.owner]
+        return layers.per_graph(np.ceil(per_stage / BRAM_BYTES))
 
-    def evaluate(self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace) -> dict[str, float]:
-        layers, design = self.design(graph)
+    def evaluate_population(self, graphs: Sequence[nx.DiGraph]) -> dict[str, np.ndarray]:
+        """The metrics of every graph, as arrays (one vectorised pass, DSP allocation included)."""
+        layers = self.layers(graphs)
+        pop = self.designs(layers)
         bram = self._bram(layers)
+        latency = pop.latency_s
         if self.architecture == "recursive":
-            latency = design.latency_s
-            throughput = 1.0 / latency if latency > 0 else math.inf
+            with np.errstate(divide="ignore"):
+                throughput = np.where(latency > 0, 1.0 / latency, np.inf)
         else:
-            latency, throughput = design.latency_s, design.throughput_fps
-        fits = (design.feasible and design.dsp <= self.board.dsp and bram <= self.board.bram_18k
-                and design.lut <= self.board.lut)
+            throughput = 1.0 / pop.period_s
+        fits = pop.feasible & (pop.dsp <= self.board.dsp) & (bram <= self.board.bram_18k) & (pop.lut <= self.board.lut)
         out = {
             "fpga_latency_ms": latency * 1e3,
             "fpga_throughput_fps": throughput,
-            "fpga_dsp": design.dsp,
-            "fpga_bram": float(bram),
-            "fpga_lut": design.lut,
-            "fpga_feasible": 1.0 if fits else 0.0,
+            "fpga_dsp": pop.dsp,
+            "fpga_bram": bram,
+            "fpga_lut": pop.lut,
+            "fpga_feasible": fits.astype(float),
         }
         if self.des_frames:
-            trace = self._simulate(design)  # the design optimised above, not a second one
-            if self.architecture == "recursive":
-                out["fpga_des_latency_ms"] = trace.latency_s * 1e3
-                out["fpga_des_throughput_fps"] = 1.0 / trace.latency_s
-            else:
-                out["fpga_des_latency_ms"] = float(np.median(trace.latency_s)) * 1e3
-                out["fpga_des_throughput_fps"] = trace.throughput_fps
+            des_latency, des_throughput = np.zeros(len(graphs)), np.zeros(len(graphs))
+            for i in range(len(graphs)):
+                trace = self._simulate(pop.design(i))  # the designs optimised above, not second ones
+                if self.architecture == "recursive":
+                    des_latency[i], des_throughput[i] = trace.latency_s, 1.0 / trace.latency_s
+                else:
+                    des_latency[i], des_throughput[i] = float(np.median(trace.latency_s)), trace.throughput_fps
+            out["fpga_des_latency_ms"] = des_latency * 1e3
+            out["fpga_des_throughput_fps"] = des_throughput
         return out
+
+    def evaluate(self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace) -> dict[str, float]:
+        return {k: float(v[0]) for k, v in self.evaluate_population([graph]).items()}

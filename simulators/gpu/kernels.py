@@ -17,21 +17,17 @@ the same object for the same definition) and node times are summed per graph wit
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import chain
-from operator import attrgetter, itemgetter
 from typing import Sequence
 
 import networkx as nx
 import numpy as np
 
 from dse.graph.ops import OpNode, numel
+from dse.graph.optable import OpTable, population_ops
 from dse.simulators.gpu.model import CLASS_INDEX, PRECISION_BYTES, PRECISION_INDEX, GpuCostModel, precision_of_bits
 
 KIND_CLASS = {"conv2d": "conv", "dwconv2d": "dwconv", "linear": "linear", "matmul": "matmul", "pool": "pool"}
 VIEWS = frozenset({"input", "identity", "reshape"})
-
-_getop = itemgetter("op")
-_getuid = attrgetter("uid")
 
 
 def op_kernels(op: OpNode) -> tuple[str, int, float, float, float]:
@@ -75,57 +71,27 @@ class RowCosts:
     seconds: np.ndarray
 
 
-class KernelTable:
-    """Distinct operators seen so far, as numpy rows, indexed by the ops' interning ``uid``
-    (ops built without :func:`make_op` have uid 0 and are looked up by identity instead)."""
+def kernel_row(op: OpNode) -> tuple[int, int, float, float, float, int, int]:
+    """(class index, kernels, FLOPs, activation elements, weight elements, act bits, weight bits)."""
+    cls, nk, flops, act, w = op_kernels(op)
+    return CLASS_INDEX[cls], nk, flops, act, w, op.act_bits, op.weight_bits
+
+
+class KernelTable(OpTable):
+    """Distinct operators seen so far as kernel rows (:func:`kernel_row`), indexed by op uid."""
 
     def __init__(self, max_rows: int = 200_000):
-        self.max_rows = max_rows
-        self._clear()
-
-    def _clear(self):
-        self._row_of_uid = np.full(1024, -1, dtype=np.int64)
-        self._by_id: dict[int, int] = {}
-        self._keep: list[OpNode] = []  # ops without uid stay referenced so their ids stay valid
-        self._cols: list[list] = [[] for _ in range(7)]
-        self._arrays: tuple[np.ndarray, ...] | None = None
-
-    def _add(self, op: OpNode) -> int:
-        cls, nk, flops, act, w = op_kernels(op)
-        for col, v in zip(self._cols, (CLASS_INDEX[cls], nk, flops, act, w, op.act_bits, op.weight_bits)):
-            col.append(v)
-        row = len(self._cols[0]) - 1
-        if op.uid:
-            if op.uid >= len(self._row_of_uid):
-                grown = np.full(max(2 * len(self._row_of_uid), op.uid + 1), -1, dtype=np.int64)
-                grown[:len(self._row_of_uid)] = self._row_of_uid
-                self._row_of_uid = grown
-            self._row_of_uid[op.uid] = row
-        else:
-            self._by_id[id(op)] = row
-            self._keep.append(op)
-        self._arrays = None
-        return row
+        super().__init__(kernel_row, 7, max_rows)
+        self._columns: tuple[np.ndarray, np.ndarray] | None = None
 
     def arrays(self) -> tuple[np.ndarray, ...]:
-        """(class, kernels, flops, act elements, weight elements, act bits, weight bits) per row."""
-        if self._arrays is None:
-            self._arrays = tuple(np.array(c, dtype=float if i >= 2 else np.int64) for i, c in enumerate(self._cols))
-        return self._arrays
-
-    def rows(self, ops: list[OpNode]) -> np.ndarray:
-        """Row index of every op (adding unseen ones)."""
-        if len(self._cols[0]) > self.max_rows:
-            self._clear()
-        uids = np.fromiter(map(_getuid, ops), dtype=np.int64, count=len(ops))
-        table = self._row_of_uid
-        rows = np.where(uids < len(table), table[np.minimum(uids, len(table) - 1)], -1)
-        rows[uids == 0] = -1
-        for i in np.flatnonzero(rows < 0):
-            op = ops[i]
-            known = self._row_of_uid[op.uid] if 0 < op.uid < len(self._row_of_uid) else self._by_id.get(id(op), -1)
-            rows[i] = known if known >= 0 else self._add(op)
-        return rows
+        """(class, kernels, flops, act elements, weight elements, act bits, weight bits) per row;
+        the same tuple until rows are added."""
+        m = self.matrix()
+        if self._columns is None or self._columns[0] is not m:
+            cols = tuple(m[:, i].astype(np.int64) if i in (0, 1, 5, 6) else m[:, i] for i in range(7))
+            self._columns = (m, cols)
+        return self._columns[1]
 
 
 class GraphCoster:
@@ -166,8 +132,7 @@ class GraphCoster:
 
     def node_rows(self, graphs: Sequence[nx.DiGraph]) -> tuple[np.ndarray, np.ndarray]:
         """(kernel-table row of every node of ``graphs`` in order, number of nodes per graph)."""
-        lengths = np.fromiter((len(g._node) for g in graphs), dtype=np.int64, count=len(graphs))
-        ops = list(map(_getop, chain.from_iterable(g._node.values() for g in graphs)))
+        ops, lengths = population_ops(graphs)
         return self.table.rows(ops), lengths
 
     def cost(self, graphs: Sequence[nx.DiGraph]) -> PopulationCost:
