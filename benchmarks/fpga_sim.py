@@ -57,6 +57,25 @@ def main() -> None:
           f"= {frames / wall:.0f} frames/s ({frames * len(design.stage_s) / wall:,.0f} stage-events/s); "
           f"steady {trace.throughput_fps:.1f} fps vs analytic {design.throughput_fps:.1f} fps")
 
+    vgg16_on_zc706()
+
+
+def vgg16_on_zc706() -> None:
+    """VGG16 pipelined on ZC706 (900 DSPs, 200 MHz) against DNNBuilder's 27.7 fps (table 2.3)."""
+    from dse.graph import totals
+    from dse.spaces.zoo import build
+
+    for bits in (16, 8):
+        g = build("vgg16", weight_bits=bits, act_bits=16)
+        ceiling = 900 * 200e6 / totals(g).macs / (1 if bits == 16 else 0.25)  # Psi * Phi per MAC
+        for integer in (False, True):
+            sim = SIMULATORS.create("fpga", board="ZC706", architecture="pipelined", dsp_budget=900,
+                                    integer_lanes=integer)
+            m = sim.evaluate(g, {}, None)
+            lanes = "integer lanes" if integer else "power-of-two lanes"
+            print(f"VGG16 {bits}-bit weights, {lanes}: {m['fpga_throughput_fps']:.1f} fps with {m['fpga_dsp']:.0f} DSPs "
+                  f"(model ceiling {ceiling:.1f} fps; DNNBuilder 27.7 fps, ratio {27.7 / m['fpga_throughput_fps']:.2f})")
+
 
 if __name__ == "__main__":
     main()

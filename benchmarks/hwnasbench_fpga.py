@@ -53,14 +53,14 @@ def main() -> None:
     graphs = [space.to_graph(parse_arch_str(a)) for a in df.arch_str]
     flops = np.array([totals(g).hook_flops for g in graphs], dtype=float)
     print(f"{len(df)} cells; calibrated on {len(cal)}, reported on {len(hold)} held out")
-    print(f"{'model':62s} {'rho':>7s} {'median err':>11s}")
+    print(f"{'model':80s} {'rho':>7s} {'median err':>11s}")
 
     def report(label: str, features: np.ndarray) -> np.ndarray:
         coef, *_ = np.linalg.lstsq(features[cal], y[cal], rcond=None)
         pred = features[hold] @ coef
         err = np.median(np.abs(pred / y[hold] - 1))
         params = ", ".join(f"{c:.4g}" for c in coef)
-        print(f"{label:62s} {spearman(pred, y[hold]):7.4f} {err:11.1%}   params [{params}]")
+        print(f"{label:80s} {spearman(pred, y[hold]):7.4f} {err:11.1%}   params [{params}]")
         return coef
 
     report("FLOPs x scale (baseline)", flops[:, None])
