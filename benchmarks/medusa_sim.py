@@ -26,7 +26,9 @@ import numpy as np
 from dse.simulators.gpu.llm import LlmConfig, LlmWorkload, get_llm
 from dse.simulators.gpu.model import GpuCostModel
 from dse.simulators.medusa.acceptance import Acceptance
-from dse.simulators.medusa.decode import SpeedupModel, log_acceleration, simulate_decoding, speculative_speedup
+from dse.simulators.medusa.decode import (
+    SpeedupModel, Speculative, log_acceleration, simulate_decoding, speculative_speedup,
+)
 from dse.simulators.medusa.heads import load_head_accuracy
 from dse.simulators.medusa.tree import dense_tree, dense_tree_nodes, expected_acceptance, sparse_tree
 
@@ -127,6 +129,15 @@ def main() -> None:
         print(f"decode DES, Vicuna-7B, {rule.scheme}, batch 8, 64 requests: {s['steps'] / wall:,.0f} steps/s "
               f"({s['steps']:.0f} steps in {wall:.2f} s); acceleration {s['acceleration_rate']:.2f}, "
               f"overhead {s['overhead']:.2f}, speedup {s['speedup']:.2f}, {s['tokens_per_s']:,.0f} tokens/s")
+    one = [(0.0, 512, 512)]
+    runs = {"vanilla": simulate_decoding(vic, one, tree=None),
+            "Medusa (greedy, 64-token tree)": simulate_decoding(vic, one, tree=tree64, acc=acc),
+            "speculative (68M draft, gamma 4, alpha 0.7)": simulate_decoding(
+                vic, one, tree=None, speculative=Speculative(draft, gamma=4, alpha=0.7))}
+    for name, r in runs.items():
+        s = r.summary
+        print(f"decode DES, Vicuna-7B, one request of 512 tokens, {name}: {s['tokens_per_s']:,.1f} tokens/s, "
+              f"acceleration {s['acceleration_rate']:.2f}, overhead {s['overhead']:.2f}, speedup {s['speedup']:.2f}")
     print(f"figures written to {out}")
 
 

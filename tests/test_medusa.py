@@ -15,7 +15,7 @@ from dse.results import load
 from dse.simulators.gpu.llm import LlmWorkload, get_llm
 from dse.simulators.gpu.model import GpuCostModel
 from dse.simulators.medusa.acceptance import Acceptance, TokenModel, acceptance_draws, longest_accepted
-from dse.simulators.medusa.decode import AcceptanceSampler, SpeedupModel, simulate_decoding
+from dse.simulators.medusa.decode import AcceptanceSampler, Speculative, SpeedupModel, simulate_decoding
 from dse.simulators.medusa.heads import HeadAccuracy, load_head_accuracy
 from dse.simulators.medusa.tree import (
     Tree, attention_mask, dense_tree, dense_tree_nodes, expected_acceptance, position_ids, sparse_tree, to_networkx,
@@ -129,6 +129,13 @@ def test_decode_des_matches_analytic_model(acc, a100):
     assert abs(r.summary["acceleration_rate"] - expected_acceptance(tree, acc)) < 4 * se + 1e-3
     again = simulate_decoding(m, [(0.0, 256, 6_000)], tree=tree, acc=acc, batch=1, seed=1)
     assert np.array_equal(again.tokens, r.tokens)  # same seed, same run
+    draft = LlmWorkload(get_llm("llama-7b"), a100)
+    spec = simulate_decoding(m, [(0.0, 256, 3_000)], tree=None, batch=1, seed=2,
+                             speculative=Speculative(draft, gamma=3, alpha=0.6))
+    closed = (1 - 0.6 ** 4) / (1 - 0.6)  # expected tokens per speculative step
+    se = spec.tokens.std() / np.sqrt(len(spec.tokens))
+    assert abs(spec.summary["acceleration_rate"] - closed) < 4 * se + 1e-3
+    assert spec.summary["overhead"] > 3  # three draft passes of a same-size draft plus verification
     reqs = [(0.05 * i, 256, 64) for i in range(12)]
     big = simulate_decoding(m, reqs, tree=tree, acc=acc, batch=4, seed=0)
     assert big.active.max() == 4 and big.tokens.sum() == 12 * 64 and np.all(big.latency_s > 0)

@@ -142,26 +142,49 @@ class PooledSampler:
         return self.rng.choice(self.pool, size=n)
 
 
+@dataclass(frozen=True)
+class Speculative:
+    """Classic speculative decoding: ``draft`` proposes ``gamma`` tokens one at a time, each
+    accepted with probability ``alpha`` until the first rejection (Leviathan et al. 2023)."""
+
+    draft: LlmWorkload
+    gamma: int = 4
+    alpha: float = 0.7
+
+    def __post_init__(self):
+        if self.gamma < 1 or not 0 <= self.alpha < 1:
+            raise ValueError(f"gamma must be >= 1 and alpha in [0, 1), got {self.gamma}, {self.alpha}")
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Tokens per step: accepted drafts (truncated geometric) plus the target's own token."""
+        run = rng.geometric(1 - self.alpha, size=n) - 1  # accepted before the first rejection
+        return np.minimum(run, self.gamma) + 1
+
+
 def simulate_decoding(model: SpeedupModel, requests: list[tuple[float, int, int]], *, tree: Tree | None,
                       acc: HeadAccuracy | None = None, batch: int = 1, seed: int = 0,
-                      acceptance: Acceptance = Acceptance()) -> DecodeResult:
+                      acceptance: Acceptance = Acceptance(), speculative: Speculative | None = None) -> DecodeResult:
     """Step-by-step decoding (simpy) of ``requests`` = (arrival seconds, context tokens, tokens to
     generate), at most ``batch`` at a time (continuous batching: a finished request's slot is
     refilled at the next step). Each step verifies ``tree`` (``None``: vanilla decoding) for every
     active request, costs the step on the GPU model at the batch's real context lengths, and
     samples each request's accepted tokens under ``acceptance`` (greedy: exact Monte Carlo of the
-    head accuracies; sampling schemes: the token model of acceptance.py)."""
+    head accuracies; sampling schemes: the token model of acceptance.py). With ``speculative``
+    (and no tree) each step runs the draft ``gamma`` times and the target on ``gamma + 1`` tokens."""
     if batch < 1:
         raise ValueError(f"batch: must be >= 1, got {batch}")
     if tree is not None and acc is None:
         raise ValueError("acc: a tree needs head accuracies")
+    if tree is not None and speculative is not None:
+        raise ValueError("tree and speculative: choose Medusa (a tree) or speculative decoding, not both")
+    spec_rng = np.random.default_rng(seed)
     if tree is None:
         sampler = None
     elif acceptance.closed_form:
         sampler = AcceptanceSampler(tree, acc, seed)
     else:
         sampler = PooledSampler(tree, acc, acceptance, seed)
-    q = tree.candidates if tree is not None else 1
+    q = tree.candidates if tree is not None else (speculative.gamma + 1 if speculative else 1)
     env = simpy.Environment()
     waiting: list[int] = []
     arrived = simpy.Store(env)
@@ -192,9 +215,17 @@ def simulate_decoding(model: SpeedupModel, requests: list[tuple[float, int, int]
             t = float(wl.step_seconds(shape))
             if tree is not None:
                 t += float(heads_seconds(wl, model.heads, len(idx) * q))
+            if speculative is not None:
+                for g in range(speculative.gamma):
+                    t += float(speculative.draft.step_seconds(StepShape.requests(np.ones(len(idx)), ctx[idx] + g)))
             t_van = float(wl.step_seconds(StepShape.requests(np.ones(len(idx)), ctx[idx])))
             yield env.timeout(t)
-            got = sampler.sample(len(idx)).astype(float) if sampler is not None else np.ones(len(idx))
+            if sampler is not None:
+                got = sampler.sample(len(idx)).astype(float)
+            elif speculative is not None:
+                got = speculative.sample(spec_rng, len(idx)).astype(float)
+            else:
+                got = np.ones(len(idx))
             got = np.minimum(got, left[idx])
             left[idx] -= got
             ctx[idx] += got
