@@ -106,7 +106,7 @@ def main() -> None:
                                   head_dim=64, vocab=32000), a100)
     vicuna = LlmWorkload(get_llm("vicuna-7b"), a100)
     for gamma, alpha in ((3, 0.6), (4, 0.7), (5, 0.8)):
-        s = float(speculative_speedup(vicuna, draft, gamma, alpha, 1, 1024))
+        s = float(speculative_speedup(vicuna, Speculative(draft, gamma, alpha), 1, 1024))
         print(f"speculative decoding, Vicuna-7B with a 68M draft, gamma {gamma}, alpha {alpha}: speedup {s:.2f}x "
               f"(table 6.1: 1.47x)")
     print(f"Medusa on Vicuna-7B, 64-token tree, Medusa-1 heads ({expected_acceptance(tree64, acc):.2f} tokens/step): "

@@ -75,16 +75,12 @@ class SpeedupModel:
         return {"acceleration": np.broadcast_to(acc, over.shape), "overhead": over, "speedup": acc / over}
 
 
-def speculative_speedup(workload: LlmWorkload, draft: LlmWorkload, gamma: int, alpha: float,
-                        batch=1, seq=1024) -> np.ndarray:
-    """Classic speculative decoding: the draft model decodes ``gamma`` tokens one by one, then the
-    target verifies ``gamma + 1``; with per-token acceptance ``alpha`` a step yields
-    ``(1 - alpha**(gamma+1)) / (1 - alpha)`` tokens (Leviathan et al. 2023)."""
-    if gamma < 1 or not 0 <= alpha < 1:
-        raise ValueError(f"gamma must be >= 1 and alpha in [0, 1), got {gamma}, {alpha}")
-    tokens = (1 - alpha ** (gamma + 1)) / (1 - alpha)
-    step = gamma * draft.phase_seconds("decode", batch, seq) + workload.phase_seconds("parallel_decode", batch, seq, gamma + 1)
-    return tokens * workload.phase_seconds("decode", batch, seq) / step
+def speculative_speedup(workload: LlmWorkload, spec: "Speculative", batch=1, seq=1024) -> np.ndarray:
+    """Classic speculative decoding's speedup over vanilla decoding: ``spec.gamma`` draft steps
+    and one target step on ``gamma + 1`` tokens yield :attr:`Speculative.tokens_per_step`."""
+    step = (spec.gamma * spec.draft.phase_seconds("decode", batch, seq)
+            + workload.phase_seconds("parallel_decode", batch, seq, spec.gamma + 1))
+    return spec.tokens_per_step * workload.phase_seconds("decode", batch, seq) / step
 
 
 class AcceptanceSampler:
@@ -154,6 +150,11 @@ class Speculative:
     def __post_init__(self):
         if self.gamma < 1 or not 0 <= self.alpha < 1:
             raise ValueError(f"gamma must be >= 1 and alpha in [0, 1), got {self.gamma}, {self.alpha}")
+
+    @property
+    def tokens_per_step(self) -> float:
+        """Expected tokens per step: ``(1 - alpha**(gamma+1)) / (1 - alpha)``."""
+        return (1 - self.alpha ** (self.gamma + 1)) / (1 - self.alpha)
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Tokens per step: accepted drafts (truncated geometric) plus the target's own token."""

@@ -68,15 +68,14 @@ class MedusaSimulator:
         self.accuracy = load_head_accuracy(accuracy_model, accuracy_file, include_failed)
         self.calibration, self.devices_file, self.models_file = calibration, devices_file, models_file
         self.memory_fraction, self.samples, self.seed = memory_fraction, samples, seed
-        self._models: dict[tuple[str, str], SpeedupModel] = {}
+        self._workloads: dict[tuple[str, str], LlmWorkload] = {}
 
     def speedup_model(self, model: str, device: str, heads: int) -> SpeedupModel:
         key = (model, device)
-        if key not in self._models:
+        if key not in self._workloads:
             cost = GpuCostModel.create(device, self.calibration, self.devices_file)
-            self._models[key] = SpeedupModel(LlmWorkload(get_llm(model, self.models_file), cost), 0)
-        base = self._models[key]
-        return SpeedupModel(base.workload, heads)
+            self._workloads[key] = LlmWorkload(get_llm(model, self.models_file), cost)
+        return SpeedupModel(self._workloads[key], heads)
 
     def acceptance(self, epsilon: float) -> Acceptance:
         """Greedy at epsilon 0, else typical acceptance with delta = sqrt(epsilon) (6.4.2.4)."""

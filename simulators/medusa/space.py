@@ -12,7 +12,7 @@ Config::
     name = "medusa"
     models = ["vicuna-7b", "vicuna-13b"]
     devices = ["A100-80GB-PCIe", "H100-SXM"]
-    tree_nodes = [4, 8, 16, 32, 64, 128]
+    tree_nodes = [4, 8, 16, 32, 63, 127]   # paths below the root: 63 nodes verify 64 tokens
     batches = [1, 2, 4, 8, 16, 32]
     epsilons = [0.0, 0.05, 0.09, 0.15, 0.25]
     max_heads = 5
