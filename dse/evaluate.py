@@ -5,7 +5,8 @@ relative ``cost`` and an ``evaluate(graph, arch, space)`` method returning those
 proxy and simulator plugin is one. The :class:`Evaluator` runs the providers cheapest first on
 the architecture's graph, checks constraints as soon as their metrics exist (an architecture
 that already violates a cheap constraint skips the expensive providers: status ``pruned``), and
-turns any exception into a ``failed`` record instead of raising.
+turns any exception into a ``failed`` record instead of raising. :meth:`Evaluator.evaluate_batch`
+hands a whole batch to providers that can cost populations at once (``evaluate_population``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
 import networkx as nx
+import numpy as np
 
 from dse.space import SearchSpace
 
@@ -125,38 +127,75 @@ class Evaluator:
 
     def evaluate(self, arch: Mapping[str, Any], graph: nx.DiGraph | None = None) -> Evaluation:
         """Evaluate ``arch``; pass ``graph`` when it is already built (see SearchSpace.identify)."""
-        started = time.time()
-        t0 = time.perf_counter()
-        metrics: dict[str, float] = {}
-        timings: dict[str, float] = {}
-        status, error = "ok", None
-        if graph is None:
-            try:
-                graph = self.space.to_graph(arch)
-            except Exception as exc:  # noqa: BLE001 - a bad candidate is a record, not a crash
-                return self._finish(metrics, "failed", _describe("to_graph", exc), timings, started, t0)
-        for provider in self.providers:
-            t = time.perf_counter()
-            try:
-                values = provider.evaluate(graph, arch, self.space)
-                missing = set(provider.metrics) - set(values)
-                if missing:
-                    raise RuntimeError(f"did not return metric(s) {sorted(missing)}")
-                metrics.update({m: float(values[m]) for m in provider.metrics})
-            except Exception as exc:  # noqa: BLE001
-                status, error = "failed", _describe(provider.name, exc)
-                timings[provider.name] = time.perf_counter() - t
-                break
-            timings[provider.name] = time.perf_counter() - t
-            if self.prune_infeasible and provider is not self.providers[-1]:
-                if any(c.violation(metrics[c.metric]) > 0 for c in self.constraints if c.metric in metrics):
-                    status = "pruned"
-                    break
-        return self._finish(metrics, status, error, timings, started, t0)
+        return self.evaluate_batch([arch], [graph])[0]
 
-    def _finish(self, metrics, status, error, timings, started, t0) -> Evaluation:
+    def evaluate_batch(self, archs: Sequence[Mapping[str, Any]],
+                       graphs: Sequence[nx.DiGraph | None] | None = None) -> list[Evaluation]:
+        """Evaluate several architectures, provider by provider (cheapest first). A provider with
+        an ``evaluate_population(graphs) -> {metric: array}`` method costs all surviving
+        candidates in one call (its time is shared equally among them); if that call raises, the
+        candidates are evaluated one by one, so a bad candidate fails alone."""
+        n = len(archs)
+        graphs = list(graphs) if graphs is not None else [None] * n
+        started = time.time()
+        spent = [0.0] * n  # seconds attributed to each candidate
+        metrics: list[dict[str, float]] = [{} for _ in range(n)]
+        timings: list[dict[str, float]] = [{} for _ in range(n)]
+        status: list[str] = ["ok"] * n
+        error: list[str | None] = [None] * n
+        for i in range(n):
+            if graphs[i] is None:
+                t = time.perf_counter()
+                try:
+                    graphs[i] = self.space.to_graph(archs[i])
+                except Exception as exc:  # noqa: BLE001 - a bad candidate is a record, not a crash
+                    status[i], error[i] = "failed", _describe("to_graph", exc)
+                spent[i] += time.perf_counter() - t
+        for provider in self.providers:
+            alive = [i for i in range(n) if status[i] == "ok"]
+            if not alive:
+                break
+            population = getattr(provider, "evaluate_population", None)
+            done = False
+            if population is not None and len(alive) > 1:
+                t = time.perf_counter()
+                try:
+                    values = population([graphs[i] for i in alive])
+                    columns = {m: np.asarray(values[m], dtype=float) for m in provider.metrics}
+                    if any(c.shape != (len(alive),) for c in columns.values()):
+                        raise RuntimeError("evaluate_population returned arrays of the wrong length")
+                except Exception:  # noqa: BLE001 - retried one by one below, to isolate the culprit
+                    pass
+                else:
+                    share = (time.perf_counter() - t) / len(alive)
+                    for k, i in enumerate(alive):
+                        metrics[i].update({m: float(c[k]) for m, c in columns.items()})
+                        timings[i][provider.name] = share
+                        spent[i] += share
+                    done = True
+            if not done:
+                for i in alive:
+                    t = time.perf_counter()
+                    try:
+                        values = provider.evaluate(graphs[i], archs[i], self.space)
+                        missing = set(provider.metrics) - set(values)
+                        if missing:
+                            raise RuntimeError(f"did not return metric(s) {sorted(missing)}")
+                        metrics[i].update({m: float(values[m]) for m in provider.metrics})
+                    except Exception as exc:  # noqa: BLE001
+                        status[i], error[i] = "failed", _describe(provider.name, exc)
+                    timings[i][provider.name] = time.perf_counter() - t
+                    spent[i] += timings[i][provider.name]
+            if self.prune_infeasible and provider is not self.providers[-1]:
+                for i in alive:
+                    if status[i] == "ok" and any(c.violation(metrics[i][c.metric]) > 0
+                                                 for c in self.constraints if c.metric in metrics[i]):
+                        status[i] = "pruned"
+        return [self._finish(metrics[i], status[i], error[i], timings[i], started, spent[i]) for i in range(n)]
+
+    def _finish(self, metrics, status, error, timings, started, wall_s) -> Evaluation:
         violations = {c.metric: c.violation(metrics.get(c.metric, math.nan)) for c in self.constraints}
-        return Evaluation(metrics, status, error, violations, time.perf_counter() - t0, started, timings)
+        return Evaluation(metrics, status, error, violations, wall_s, started, timings)
 
 
 def _describe(where: str, exc: BaseException) -> str:

@@ -88,9 +88,8 @@ class SearchProblem:
     def evaluate(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         X = np.asarray(X, dtype=np.int64).reshape(-1, self.n_var)
         X = np.clip(X, 0, self.upper)
-        new_rows: list[dict[str, Any]] = []
-        batch_rows: list[dict[str, Any]] = []
-        cached = 0
+        keys: list[str] = []
+        pending: dict[str, tuple[dict, np.ndarray, Any]] = {}  # new hashes, in order of first sight
         for x in X:
             genes = tuple(x.tolist())
             key, graph, arch = self._hash_by_genes.get(genes), None, None
@@ -101,16 +100,25 @@ class SearchProblem:
                 except Exception:  # noqa: BLE001 - the evaluator records the real failure
                     key = "unhashable:" + self.space.arch_id(arch)
                 self._hash_by_genes[genes] = key
-            row = self.rows_by_hash.get(key)
-            if row is None:
-                row = self._evaluate_new(arch, x, key, graph)  # a new hash was just computed from arch
-                self.rows_by_hash[key] = row
-                new_rows.append(row)
+            if key not in self.rows_by_hash and key not in pending:
+                pending[key] = (arch if arch is not None else self.space.decode(x), x, graph)
+            keys.append(key)
+        # one evaluator call for the whole batch: population-capable providers cost it at once
+        items = list(pending.items())
+        results = self.evaluator.evaluate_batch([a for _, (a, _, _) in items], [g for _, (_, _, g) in items])
+        new_rows = [self._row(arch, x, key, result) for (key, (arch, x, _)), result in zip(items, results)]
+        self.rows_by_hash.update((r["arch_hash"], r) for r in new_rows)
+        batch_rows: list[dict[str, Any]] = []
+        cached = 0
+        fresh = set(pending)
+        for key in keys:
+            if key in fresh:
+                fresh.discard(key)  # the proposal that asked for it; repeats below count as cached
             elif key in self._restored:
                 self._restored.discard(key)  # first sight of a row restored from disk: a replay
             else:
                 cached += 1
-            batch_rows.append(row)
+            batch_rows.append(self.rows_by_hash[key])
         if new_rows and self.store is not None:
             self.store.write_batch(new_rows, self.schema)
         self.rows.extend(new_rows)
@@ -121,8 +129,7 @@ class SearchProblem:
             self.on_batch(BatchReport(len(X), new_rows, len(self.rows), cached))
         return self._objectives(batch_rows), self._constraints(batch_rows)
 
-    def _evaluate_new(self, arch: dict, x: np.ndarray, key: str, graph=None) -> dict[str, Any]:
-        result = self.evaluator.evaluate(arch, graph)
+    def _row(self, arch: dict, x: np.ndarray, key: str, result) -> dict[str, Any]:
         row: dict[str, Any] = {
             "run_id": self.run_id,
             "eval_id": self.next_eval_id,
