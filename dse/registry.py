@@ -37,6 +37,15 @@ class Entry(Generic[T]):
         return doc[0] if doc else ""
 
 
+def _unavailable(kind: str, name: str, where: str, exc: ImportError) -> Callable[..., Any]:
+    def factory(**_params: Any) -> Any:
+        raise UnknownPluginError(f"{kind} {name!r} ({where}) cannot be loaded: {exc}; "
+                                 "install its extra, e.g. pip install 'dse[torch]'")
+
+    factory.__doc__ = f"(unavailable: {exc})"
+    return factory
+
+
 class Registry(Generic[T]):
     """Name -> factory table for one plugin kind, filled by decorators and entry points."""
 
@@ -62,9 +71,13 @@ class Registry(Generic[T]):
         for ep in metadata.entry_points(group=self.group):
             if ep.name in self._entries:
                 continue
-            ep.load()  # importing the module runs its @register decorators
+            try:
+                loaded = ep.load()  # importing the module runs its @register decorators
+            except ImportError as exc:  # e.g. torch-based proxies without torch installed
+                self._entries[ep.name] = Entry(ep.name, _unavailable(self.kind, ep.name, ep.value, exc))
+                continue
             if ep.name not in self._entries:  # the entry point names the factory itself
-                self._entries[ep.name] = Entry(ep.name, ep.load())
+                self._entries[ep.name] = Entry(ep.name, loaded)
 
     def get(self, name: str) -> Entry[T]:
         """The entry registered as ``name``; the error lists every allowed name."""

@@ -144,3 +144,35 @@ def test_mbconv_gpu_space_shares_one_precision_and_skip_shrinks():
     assert stage_depths(20) == [4, 4, 4, 4, 3, 1] and sum(stage_depths(12)) == 12
     with pytest.raises(SpaceError, match="target"):
         MBConvChainSpace(target="tpu")
+
+
+def test_nasbench101_cells_match_naslib_and_hash_isomorphic_cells_together():
+    import pandas as pd
+    from conftest import shared_data
+
+    from dse.graph import totals
+    from dse.space import SpaceError
+    from dse.spaces.nasbench101 import NasBench101Space
+
+    df = pd.read_csv(shared_data("nasbench101_naslib.csv"), dtype={"adjacency_7x7": str})
+    space = NasBench101Space()
+    for adj, ops, params, flops in zip(df.adjacency_7x7[:40], df.ops[:40], df.naslib_params_cifar10[:40],
+                                       df.naslib_flops_cifar10[:40]):
+        t = totals(space.to_graph(space.parse(adj, ops)))
+        assert t.params / 1e6 == pytest.approx(params, abs=1e-9)  # exact, the 128-channel skeleton
+        assert t.hook_flops / 1e6 == pytest.approx(flops, rel=1e-3)
+    # relabelling interior vertices keeps the hash; changing an op does not
+    def cell(op1, op2, op3="maxpool3x3"):
+        edges = {(0, 1), (0, 2), (1, 3), (2, 3), (3, 6)}
+        arch = {f"e_{i}_{j}": int((i, j) in edges) for i in range(7) for j in range(i + 1, 7)}
+        return {**arch, "op1": op1, "op2": op2, "op3": op3, "op4": "maxpool3x3", "op5": "maxpool3x3"}
+
+    a, twin = cell("conv3x3-bn-relu", "conv1x1-bn-relu"), cell("conv1x1-bn-relu", "conv3x3-bn-relu")
+    assert space.arch_id(a) != space.arch_id(twin) and space.arch_hash(a) == space.arch_hash(twin)
+    assert space.arch_hash(cell("conv3x3-bn-relu", "conv1x1-bn-relu", "conv3x3-bn-relu")) != space.arch_hash(a)
+    assert totals(space.to_graph(a)).params == totals(space.to_graph(twin)).params
+    rng = np.random.default_rng(0)
+    assert all(space.is_valid(space.sample(rng)) for _ in range(20))
+    with pytest.raises(SpaceError, match="not reachable"):
+        space.to_graph({**{f"e_{i}_{j}": 0 for i in range(7) for j in range(i + 1, 7)},
+                        **{f"op{v}": "maxpool3x3" for v in range(1, 6)}})

@@ -389,5 +389,16 @@ def _reshape_infer(node: OpNode) -> Shape:
 
 register_op_kind("reshape", _reshape_infer, lambda n, o: OpCost(), counted_by_hooks=False)
 register_op_kind("identity", _same_shape, lambda n, o: OpCost(), counted_by_hooks=False)
+
+
+def _slice_infer(node: OpNode) -> Shape:
+    """The first ``channels`` channels (axis 0) of the input: NAS-Bench-101's truncation."""
+    s = node.in_shapes[0]
+    if not 0 < node.channels <= s[0]:
+        raise GraphError(f"slice needs 0 < channels <= {s[0]}, got {node.channels}")
+    return (node.channels,) + tuple(s[1:])
+
+
+register_op_kind("slice", _slice_infer, lambda n, o: OpCost(), counted_by_hooks=False)
 # NAS-Bench-201's "none" edge: outputs zeros of the input's shape, costs nothing.
 register_op_kind("zero", _same_shape, lambda n, o: OpCost(), counted_by_hooks=False)

@@ -42,7 +42,7 @@ LUT_PER_LANE = 25.0
 
 #: IP classes (one IP type per class and kernel size in the recursive architecture).
 _CONV_KINDS = {"conv2d": "conv", "linear": "fc", "matmul": "matmul"}
-_SKIP_KINDS = frozenset({"input", "reshape", "identity", "zero", "concat"})
+_SKIP_KINDS = frozenset({"input", "reshape", "identity", "zero", "concat", "slice"})
 #: Kinds an accelerator fuses into the neighbouring compute layer when ``fuse`` is on: batch norm
 #: folds into the convolution's weights and bias, an activation is applied to the data as it
 #: streams in or out (CHaiDNN, DNNBuilder and HW-NAS-Bench's FPGA accelerator all do this).

@@ -27,7 +27,7 @@ from dse.graph.optable import OpTable, population_ops
 from dse.simulators.gpu.model import CLASS_INDEX, PRECISION_BYTES, PRECISION_INDEX, GpuCostModel, precision_of_bits
 
 KIND_CLASS = {"conv2d": "conv", "dwconv2d": "dwconv", "linear": "linear", "matmul": "matmul", "pool": "pool"}
-VIEWS = frozenset({"input", "identity", "reshape"})
+VIEWS = frozenset({"input", "identity", "reshape", "slice"})
 
 
 def op_kernels(op: OpNode) -> tuple[str, int, float, float, float]:

@@ -1,0 +1,149 @@
+"""Trainable torch networks built from graphs of the IR (the graph stays plain data).
+
+:func:`build_network` turns any architecture graph (NAS-Bench-201/101 cells in their skeletons,
+MBConv chains, zoo networks, a user's space) into a :class:`GraphNetwork`: one torch module per
+node that has weights, and a plan that runs the nodes in topological order, reading inputs in
+port order. Shapes in the IR are per sample; the network takes a leading batch dimension.
+
+``forward(x, stages=True)`` also returns the stage outputs the space marked
+(``graph.graph["stage_outputs"]``), which regression proxies (GenNAS, Eproxy) train heads on.
+Parameter counts equal the IR's ``params`` (tested).
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import torch
+from torch import nn
+
+from dse.graph import OpNode
+
+_ACTIVATIONS = {
+    "relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid, "swish": nn.SiLU, "hswish": nn.Hardswish,
+    "hsigmoid": nn.Hardsigmoid, "gelu": nn.GELU, "tanh": nn.Tanh, "softmax": lambda: nn.Softmax(dim=-1),
+}
+
+
+def _pad(op: OpNode) -> int:
+    return op.kernel // 2 if op.padding < 0 else op.padding
+
+
+class _Flatten(nn.Module):
+    def forward(self, x):
+        return x.flatten(1)
+
+
+class _Reshape(nn.Module):
+    def __init__(self, shape):
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], *self.shape)
+
+
+class _GlobalMax(nn.Module):
+    def forward(self, x):
+        return torch.amax(x, dim=(2, 3), keepdim=True)
+
+
+def op_module(op: OpNode) -> nn.Module | None:
+    """The torch module of one node; None for nodes computed inline (merges, views, inputs)."""
+    k = op.kind
+    if k in ("conv2d", "dwconv2d"):
+        cin = op.in_shapes[0][0]
+        groups = cin if k == "dwconv2d" else op.groups
+        return nn.Conv2d(cin, op.out_shape[0], op.kernel, op.stride, _pad(op), groups=groups, bias=op.bias)
+    if k == "linear":
+        return nn.Linear(op.in_shapes[0][-1], op.channels, bias=op.bias)
+    if k == "norm":
+        shape = op.in_shapes[0]
+        if op.mode == "layer":
+            return nn.LayerNorm(shape[-1])
+        return nn.BatchNorm2d(shape[0]) if len(shape) == 3 else nn.BatchNorm1d(shape[0])
+    if k == "activation":
+        return _ACTIVATIONS[op.mode]()
+    if k == "pool":
+        if op.mode == "global_avg":
+            return nn.AdaptiveAvgPool2d(1)
+        if op.mode == "global_max":
+            return _GlobalMax()
+        if op.mode == "avg":
+            return nn.AvgPool2d(op.kernel, op.stride, _pad(op), count_include_pad=False)
+        return nn.MaxPool2d(op.kernel, op.stride, _pad(op))
+    if k == "embedding":
+        return nn.Embedding(op.vocab, op.channels)
+    if k == "reshape":
+        return _Flatten() if op.mode == "flatten" else _Reshape(op.out_shape)
+    return None
+
+
+def _merge(kind: str, op: OpNode, xs: list[torch.Tensor]) -> torch.Tensor:
+    if kind == "add":
+        out = xs[0]
+        for x in xs[1:]:
+            out = out + x
+        return out
+    if kind == "mul":
+        out = xs[0]
+        for x in xs[1:]:
+            out = out * x
+        return out
+    if kind == "concat":
+        return torch.cat(xs, dim=1)
+    if kind == "identity":
+        return xs[0]
+    if kind == "slice":
+        return xs[0][:, : op.channels]
+    if kind == "zero":
+        return xs[0] * 0.0  # NAS-Bench-201's "none": zeros, keeping the graph connected for autograd
+    if kind == "matmul":
+        b = xs[1].transpose(-1, -2) if op.transpose_b else xs[1]
+        return xs[0] @ b
+    raise ValueError(f"no torch lowering for op kind {kind!r}")
+
+
+class GraphNetwork(nn.Module):
+    """A graph of the IR as a torch module (see the module docstring)."""
+
+    def __init__(self, graph: nx.DiGraph, drop_norm: bool = False):
+        super().__init__()
+        order = list(nx.topological_sort(graph))
+        position = {n: i for i, n in enumerate(order)}
+        self.layers = nn.ModuleDict()
+        self.plan: list[tuple[int, str, OpNode, list[int]]] = []
+        for n in order:
+            op = graph.nodes[n]["op"]
+            preds = sorted(graph.pred[n].items(), key=lambda kv: kv[1].get("port", 0))
+            module = nn.Identity() if drop_norm and op.kind == "norm" else op_module(op)
+            if module is not None:
+                self.layers[str(position[n])] = module
+            self.plan.append((position[n], op.kind, op, [position[p] for p, _ in preds]))
+        self.input_ids = [position[n] for n in graph.graph.get("inputs") or [n for n in order if graph.in_degree(n) == 0]]
+        self.output_ids = [position[n] for n in graph.graph.get("outputs") or [n for n in order if graph.out_degree(n) == 0]]
+        self.stage_ids = [position[n] for n in graph.graph.get("stage_outputs", [])]
+
+    def forward(self, *inputs: torch.Tensor, stages: bool = False):
+        if len(inputs) != len(self.input_ids):
+            raise ValueError(f"the network takes {len(self.input_ids)} input(s), got {len(inputs)}")
+        values: dict[int, torch.Tensor] = dict(zip(self.input_ids, inputs))
+        for i, kind, op, ins in self.plan:
+            if kind == "input":
+                continue
+            xs = [values[j] for j in ins]
+            key = str(i)
+            values[i] = self.layers[key](xs[0]) if key in self.layers else _merge(kind, op, xs)
+        out = values[self.output_ids[0]] if len(self.output_ids) == 1 else [values[j] for j in self.output_ids]
+        if stages:
+            return out, [values[j] for j in self.stage_ids]
+        return out
+
+
+def build_network(graph: nx.DiGraph, seed: int | None = None, drop_norm: bool = False) -> GraphNetwork:
+    """A freshly initialised network for ``graph`` (deterministic weights when ``seed`` is given;
+    ``drop_norm`` replaces normalisation layers by identities, as synflow wants)."""
+    if seed is None:
+        return GraphNetwork(graph, drop_norm)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return GraphNetwork(graph, drop_norm)
