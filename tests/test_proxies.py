@@ -102,3 +102,22 @@ def test_proxy_eval_command_writes_the_card(tmp_path, subprocess_env):
     assert "spearman" in r.stdout and "jacob_cov" in r.stdout
     card = pd.read_parquet(out / "report_card.parquet")
     assert set(card.proxy) == {"params", "synflow", "jacob_cov"} and len(pd.read_parquet(out / "scores.parquet")) == 4
+
+
+def test_tabular_proxy_looks_up_listed_cells_and_fails_unlisted_ones():
+    from dse.evaluate import Evaluator, Objective
+
+    csv = shared_data("nasbench201_naslib.csv")
+    table = pd.read_csv(csv)
+    space = NasBench201Space()
+    ev = Evaluator(space, [PROXIES.create("tabular", file=str(csv), column="val_acc_cifar10")], [Objective("accuracy", "max")])
+    listed = [parse_arch_str(a) for a in table.arch_str[:5]]
+    for arch, acc in zip(listed, table.val_acc_cifar10[:5]):
+        r = ev.evaluate(arch)
+        assert r.status == "ok" and r.metrics["accuracy"] == pytest.approx(acc)
+    rng = np.random.default_rng(0)
+    unlisted = next(a for a in (space.sample(rng) for _ in range(100)) if space.arch_id(a) not in set(table.arch_str))
+    r = ev.evaluate(unlisted)
+    assert r.status == "failed" and "is not in" in r.error
+    with pytest.raises(ValueError, match="column/key: \\['acc'\\] not in"):
+        PROXIES.create("tabular", file=str(csv), column="acc")

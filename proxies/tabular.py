@@ -1,0 +1,57 @@
+"""Tabular "proxy": a benchmark's recorded accuracy looked up by architecture.
+
+For evaluating search algorithms on tabular benchmarks (NAS-Bench-201/101 tables), as NASLib
+does: the metric is the table's value for the architecture, keyed by the space's ``arch_id``
+(NAS-Bench-201: the ``arch_str``; NAS-Bench-101: ``"ADJACENCY|OPS"``). An architecture missing
+from the table is a failed evaluation naming it, so a search over a partial table records which
+proposals it could not score.
+
+Config::
+
+    [proxies.tabular]
+    file = "../shared/data/nasbench201_naslib.csv"
+    column = "val_acc_cifar10"
+    key = "arch_str"              # or ["adjacency_7x7", "ops"], joined with "|"
+    metric = "accuracy"           # the metric name it provides
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import networkx as nx
+import pandas as pd
+
+from dse.registry import PROXIES
+from dse.space import SearchSpace
+
+
+@PROXIES.register("tabular", requires_torch=False)
+class TabularProxy:
+    """Look up an architecture's recorded accuracy in a benchmark table (CSV or Parquet)."""
+
+    name = "tabular"
+    cost = 1e-6
+
+    def __init__(self, file: str, column: str, key: str | list[str] = "arch_str", metric: str = "accuracy"):
+        path = Path(file)
+        if not path.is_file():
+            raise ValueError(f"file: {file!r} does not exist")
+        keys = [key] if isinstance(key, str) else list(key)
+        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={k: str for k in keys})
+        missing = [c for c in [*keys, column] if c not in df.columns]
+        if missing:
+            raise ValueError(f"column/key: {missing} not in {file}; allowed values: {list(df.columns)}")
+        ids = df[keys[0]].astype(str)
+        for k in keys[1:]:
+            ids = ids + "|" + df[k].astype(str)
+        self.table = dict(zip(ids, df[column].astype(float)))
+        self.metrics = (metric,)
+        self.metric, self.file = metric, file
+
+    def evaluate(self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace) -> dict[str, float]:
+        key = space.arch_id(arch)
+        if key not in self.table:
+            raise KeyError(f"{key!r} is not in {self.file} ({len(self.table)} rows)")
+        return {self.metric: self.table[key]}
