@@ -93,9 +93,8 @@ def evaluate_proxies(space: SearchSpace, archs: Sequence[dict], truth: Sequence[
         rows.append(row)
     scores = pd.DataFrame(rows)
     if "ensemble" in proxies:
-        others = [p for p in measured]
-        scores["ensemble"] = scores[others].rank(pct=True).mean(axis=1)
-        scores["ensemble_s"] = scores[[f"{p}_s" for p in others]].sum(axis=1)
+        scores["ensemble"] = scores[measured].rank(pct=True).mean(axis=1)
+        scores["ensemble_s"] = scores[[f"{p}_s" for p in measured]].sum(axis=1)
     return ReportCard(scores, summarise(scores, list(proxies)))
 
 

@@ -29,7 +29,6 @@ up in a benchmark table (tabular.py).
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
@@ -287,13 +286,3 @@ def score(name: str, graph: nx.DiGraph, ctx: ProxyContext, seed: int = 0) -> flo
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return float(m.fn(net, ctx))
-
-
-def timed_scores(graph: nx.DiGraph, names: list[str], ctx: ProxyContext, seed: int = 0) -> dict[str, tuple[float, float]]:
-    """{measure: (score, seconds)} for one graph."""
-    out = {}
-    for n in names:
-        t = time.perf_counter()
-        s = score(n, graph, ctx, seed)
-        out[n] = (s, time.perf_counter() - t)
-    return out
