@@ -121,3 +121,16 @@ def test_tabular_proxy_looks_up_listed_cells_and_fails_unlisted_ones():
     assert r.status == "failed" and "is not in" in r.error
     with pytest.raises(ValueError, match="column/key: \\['acc'\\] not in"):
         PROXIES.create("tabular", file=str(csv), column="acc")
+
+
+def test_proxy_eval_reads_nasbench101_tables(tmp_path, subprocess_env):
+    r = subprocess.run([sys.executable, "-m", "dse.cli", "proxy-eval", "--space", "nasbench101",
+                        "--truth", str(shared_data("nasbench101_naslib.csv")), "--arch-column", "adjacency_7x7",
+                        "--ops-column", "ops", "--proxies", "params", "flops", "--out", str(tmp_path)],
+                       capture_output=True, text=True, env=subprocess_env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    card = pd.read_parquet(tmp_path / "report_card.parquet").set_index("proxy")
+    df = pd.read_csv(shared_data("nasbench101_naslib.csv"))
+    naslib = df.naslib_params_cifar10.corr(df.val_acc_cifar10, method="spearman")
+    assert card.loc["params", "n"] == 250
+    assert card.loc["params", "spearman"] == pytest.approx(naslib, abs=0.01)  # params equal NASLib's exactly
