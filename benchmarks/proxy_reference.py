@@ -1,4 +1,5 @@
-"""Our zero-cost proxies against NASLib's on the 362 NAS-Bench-201 cells of nasbench201_naslib.csv.
+"""Our zero-cost proxies against NASLib's on the 362 NAS-Bench-201 cells of nasbench201_naslib.csv
+(``--space nasbench101``: the 250 NAS-Bench-101 cells of nasbench101_naslib.csv, CIFAR-10).
 
 For each data set (CIFAR-10, CIFAR-100, ImageNet16-120) and proxy it prints:
 
@@ -24,6 +25,7 @@ import pandas as pd
 import torch
 
 from dse.proxies.report_card import evaluate_proxies
+from dse.spaces.nasbench101 import NasBench101Space
 from dse.spaces.nasbench201 import NasBench201Space, parse_arch_str
 
 NASLIB = {"params": "params", "flops": "flops", "synflow": "synflow", "nwot": "nwot", "jacob_cov": "jacov",
@@ -45,27 +47,37 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="results/proxy_reference")
     ap.add_argument("--reuse", action="store_true", help="read scores written by an earlier run")
+    ap.add_argument("--space", default="nasbench201", choices=["nasbench201", "nasbench101"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    df = pd.read_csv(Path(args.data) / "nasbench201_naslib.csv")
+    nb101 = args.space == "nasbench101"
+    if nb101:
+        args.datasets = ["cifar10"]
+    table = "nasbench101_naslib.csv" if nb101 else "nasbench201_naslib.csv"
+    df = pd.read_csv(Path(args.data) / table, dtype={"adjacency_7x7": str})
     if args.limit:
         df = df.sample(n=args.limit, random_state=0)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for dataset in args.datasets:
-        path = out / f"scores_{dataset}.parquet"
+        path = out / f"scores_{args.space}_{dataset}.parquet"
         if args.reuse and path.exists():
             scores = pd.read_parquet(path)
         else:
             t = time.perf_counter()
-            space = NasBench201Space(dataset)
-            card = evaluate_proxies(space, [parse_arch_str(a) for a in df.arch_str], df[TARGET[dataset]].to_numpy(),
+            if nb101:
+                space = NasBench101Space()
+                archs = [space.parse(a, o) for a, o in zip(df.adjacency_7x7, df.ops)]
+            else:
+                space = NasBench201Space(dataset)
+                archs = [parse_arch_str(a) for a in df.arch_str]
+            card = evaluate_proxies(space, archs, df[TARGET[dataset]].to_numpy(),
                                     args.proxies, batch_size=args.batch_size, seed=0)
             scores = card.scores
             scores.to_parquet(path, index=False)
             print(f"{dataset}: scored {len(df)} cells in {time.perf_counter() - t:.0f} s")
         truth = df[TARGET[dataset]].to_numpy()
-        print(f"\n{dataset} ({len(df)} cells)      vs NASLib   ours vs acc   NASLib vs acc   difference   s/arch")
+        print(f"\n{args.space} {dataset} ({len(df)} cells)      vs NASLib   ours vs acc   NASLib vs acc   difference   s/arch")
         for p in args.proxies:
             ours = scores[p].to_numpy()
             col = f"naslib_{NASLIB[p]}_{dataset}" if p in NASLIB else None
