@@ -193,20 +193,23 @@ def jacob_cov(net: GraphNetwork, ctx: ProxyContext) -> float:
 
 @measure("nwot")
 def nwot(net: GraphNetwork, ctx: ProxyContext) -> float:
-    codes: list[torch.Tensor] = []
-    hooks = [m.register_forward_hook(lambda _m, _i, out: codes.append((out.detach().flatten(1) > 0).float()))
-             for m in net.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
+    n = len(ctx.inputs)
+    kernel = torch.zeros((n, n), dtype=torch.float64)
+    seen = [False]
+
+    def add(_m, _i, out):  # accumulate layer by layer: the codes of a whole network need not fit
+        c = (out.detach().flatten(1) > 0).float()
+        kernel.add_((c @ c.T + (1 - c) @ (1 - c).T).double())  # per-layer counts < 2**24: exact
+        seen[0] = True
+
+    hooks = [m.register_forward_hook(add) for m in net.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
     try:
         with torch.no_grad():
             net(ctx.inputs)
     finally:
         for h in hooks:
             h.remove()
-    if not codes:
-        return 0.0
-    c = torch.cat(codes, dim=1)
-    kernel = (c @ c.T + (1 - c) @ (1 - c).T).double()  # counts < 2**24: exact in float32
-    return float(torch.linalg.slogdet(kernel)[1])
+    return float(torch.linalg.slogdet(kernel)[1]) if seen[0] else 0.0
 
 
 @measure("l2_norm")
