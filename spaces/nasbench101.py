@@ -20,7 +20,6 @@ to vertex relabelling (isomorphic cells share a hash), so duplicates are evaluat
 from __future__ import annotations
 
 import hashlib
-import itertools
 from typing import Any, Mapping
 
 import networkx as nx
@@ -202,8 +201,3 @@ class NasBench101Space(SearchSpace):
             y = proj if y is None else b.sum(y, proj)
         return y
 
-
-def all_edge_sets(max_edges: int = MAX_EDGES):
-    """Every adjacency with at most ``max_edges`` edges (for exhaustive checks)."""
-    for k in range(max_edges + 1):
-        yield from itertools.combinations(PAIRS, k)
