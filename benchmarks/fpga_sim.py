@@ -16,8 +16,7 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
-from timing import rate
+from timing import population_rate, rate, sample_graphs
 
 from dse.proxies.analytic import AnalyticProxy
 from dse.registry import SIMULATORS
@@ -30,8 +29,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     space = MBConvChainSpace()
-    rng = np.random.default_rng(0)
-    graphs = [space.to_graph(space.sample(rng)) for _ in range(args.archs)]
+    graphs = sample_graphs(space, args.archs)
     proxy = AnalyticProxy()
     base = rate(lambda g: proxy.evaluate(g, {}, space), graphs, args.repeats)
     print(f"{'case':46s} {'best/s':>8s} {'median/s':>9s} {'vs analytic proxy':>18s}")
@@ -39,7 +37,7 @@ def main() -> None:
     for board, arch in (("ZCU102", "recursive"), ("ZC706", "pipelined")):
         sim = SIMULATORS.create("fpga", board=board, architecture=arch)
         sim.evaluate_population(graphs[:10])  # warm the op table, as any second call would find it
-        best, med = (r * len(graphs) for r in rate(sim.evaluate_population, [graphs], args.repeats))
+        best, med = population_rate(sim.evaluate_population, graphs, args.repeats)
         print(f"{f'fpga {arch} on {board}, population pass':46s} {best:8.0f} {med:9.0f} {best / base[0]:17.2f}x")
         best, med = rate(lambda g: sim.evaluate(g, {}, space), graphs, args.repeats)
         print(f"{f'fpga {arch} on {board}, graph by graph':46s} {best:8.0f} {med:9.0f} {best / base[0]:17.2f}x")

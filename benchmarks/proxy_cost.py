@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 import torch
 import torch.nn.functional as F
+from timing import sample_graphs
 
 from dse.proxies.network import build_network
 from dse.proxies.zero_cost import MEASURES, context_for, score
@@ -27,8 +27,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     space = NasBench201Space()
-    rng = np.random.default_rng(0)
-    graphs = [space.to_graph(space.sample(rng)) for _ in range(args.archs)]
+    graphs = sample_graphs(space, args.archs)
     ctx = context_for(graphs[0], args.batch_size, 0, "images")
     for g in graphs[:2]:  # warm-up: imports, allocator, kernels
         F.cross_entropy(build_network(g, seed=0)(ctx.inputs), ctx.targets).backward()

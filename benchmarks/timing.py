@@ -1,9 +1,11 @@
-"""Shared timing helper for the benchmark scripts (run them from the repository root)."""
+"""Shared helpers for the benchmark scripts (run them from the repository root)."""
 
 from __future__ import annotations
 
 import statistics
 import time
+
+import numpy as np
 
 
 def rate(fn, items, repeats: int) -> tuple[float, float]:
@@ -16,3 +18,15 @@ def rate(fn, items, repeats: int) -> tuple[float, float]:
             fn(x)
         rates.append(len(items) / (time.perf_counter() - t))
     return max(rates), statistics.median(rates)
+
+
+def population_rate(fn, population, repeats: int) -> tuple[float, float]:
+    """(best, median) items/s of ``fn(population)`` costing the whole population in one call."""
+    best, median = rate(fn, [population], repeats)
+    return best * len(population), median * len(population)
+
+
+def sample_graphs(space, n: int, seed: int = 0) -> list:
+    """``n`` graphs of uniformly sampled architectures, built before any timing."""
+    rng = np.random.default_rng(seed)
+    return [space.to_graph(space.sample(rng)) for _ in range(n)]

@@ -47,6 +47,13 @@ class _GlobalMax(nn.Module):
         return torch.amax(x, dim=(2, 3), keepdim=True)
 
 
+def graph_io(graph: nx.DiGraph) -> tuple[list, list]:
+    """(input nodes, output nodes): the builder's record, else the graph's sources and sinks."""
+    inputs = graph.graph.get("inputs") or [n for n in graph if graph.in_degree(n) == 0]
+    outputs = graph.graph.get("outputs") or [n for n in graph if graph.out_degree(n) == 0]
+    return inputs, outputs
+
+
 def op_module(op: OpNode) -> nn.Module | None:
     """The torch module of one node; None for nodes computed inline (merges, views, inputs)."""
     k = op.kind
@@ -119,8 +126,9 @@ class GraphNetwork(nn.Module):
             if module is not None:
                 self.layers[str(position[n])] = module
             self.plan.append((position[n], op.kind, op, [position[p] for p, _ in preds]))
-        self.input_ids = [position[n] for n in graph.graph.get("inputs") or [n for n in order if graph.in_degree(n) == 0]]
-        self.output_ids = [position[n] for n in graph.graph.get("outputs") or [n for n in order if graph.out_degree(n) == 0]]
+        inputs, outputs = graph_io(graph)
+        self.input_ids = [position[n] for n in inputs]
+        self.output_ids = [position[n] for n in outputs]
         self.stage_ids = [position[n] for n in graph.graph.get("stage_outputs", [])]
 
     def forward(self, *inputs: torch.Tensor, stages: bool = False):

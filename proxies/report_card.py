@@ -66,7 +66,7 @@ def summarise(scores: pd.DataFrame, proxies: Sequence[str]) -> pd.DataFrame:
 def evaluate_proxies(space: SearchSpace, archs: Sequence[dict], truth: Sequence[float], proxies: Sequence[str],
                      batch_size: int = 64, seed: int = 0, data: str = "images") -> ReportCard:
     """Score every architecture with every proxy (see the module docstring)."""
-    from dse.proxies.zero_cost import MEASURES, context_for, score
+    from dse.proxies.zero_cost import MEASURES, context_for, io_shapes, score
 
     unknown = [p for p in proxies if p not in MEASURES and p not in ANALYTIC and p != "ensemble"]
     if unknown:
@@ -77,16 +77,16 @@ def evaluate_proxies(space: SearchSpace, archs: Sequence[dict], truth: Sequence[
     for arch, y in zip(archs, truth):
         graph = space.to_graph(arch)
         row = {"arch_id": space.arch_id(arch), "truth": float(y)}
+        key = io_shapes(graph)
         for p in measured:
             t = time.perf_counter()
             if p in ANALYTIC:
                 row[p] = ANALYTIC[p](graph)
             else:
-                shape = graph.nodes[graph.graph["inputs"][0]]["op"].out_shape
-                if shape not in contexts:
-                    contexts[shape] = context_for(graph, batch_size, seed, data)
+                if key not in contexts:
+                    contexts[key] = context_for(graph, batch_size, seed, data)
                 try:
-                    row[p] = score(p, graph, contexts[shape], seed)
+                    row[p] = score(p, graph, contexts[key], seed)
                 except Exception:  # noqa: BLE001 - a failing network scores NaN, the card goes on
                     row[p] = math.nan
             row[f"{p}_s"] = time.perf_counter() - t

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dse.proxies.data import SOURCES, image_batch, labels
-from dse.proxies.network import GraphNetwork, build_network
+from dse.proxies.network import GraphNetwork, build_network, graph_io
 from dse.registry import PROXIES
 from dse.space import SearchSpace
 
@@ -81,9 +81,7 @@ def _register_provider(name: str) -> None:
             self._contexts: dict[tuple, ProxyContext] = {}
 
         def evaluate(self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace) -> dict[str, float]:
-            inputs = graph.graph.get("inputs") or [n for n in graph if graph.in_degree(n) == 0]
-            key = (graph.nodes[inputs[0]]["op"].out_shape, graph.graph.get("outputs") and
-                   graph.nodes[graph.graph["outputs"][0]]["op"].out_shape)
+            key = io_shapes(graph)
             if key not in self._contexts:
                 self._contexts[key] = context_for(graph, self.batch_size, self.seed, self.data)
             previous = torch.get_num_threads()
@@ -267,12 +265,16 @@ def zen(net: GraphNetwork, ctx: ProxyContext) -> float:
     return float(math.log(max(float(delta), 1e-30) / 0.01) + bn)
 
 
+def io_shapes(graph: nx.DiGraph) -> tuple[tuple, tuple]:
+    """(input shape, output shape) per sample: what decides the batch a network takes."""
+    inputs, outputs = graph_io(graph)
+    return graph.nodes[inputs[0]]["op"].out_shape, graph.nodes[outputs[0]]["op"].out_shape
+
+
 def context_for(graph: nx.DiGraph, batch_size: int, seed: int, data: str) -> ProxyContext:
     """The batch a graph's network takes: its input shape and its number of classes."""
-    inputs = graph.graph.get("inputs") or [n for n in graph if graph.in_degree(n) == 0]
-    outputs = graph.graph.get("outputs") or [n for n in graph if graph.out_degree(n) == 0]
-    shape = graph.nodes[inputs[0]]["op"].out_shape
-    classes = int(math.prod(graph.nodes[outputs[0]]["op"].out_shape))
+    shape, out = io_shapes(graph)
+    classes = int(math.prod(out))
     return ProxyContext(image_batch(batch_size, shape, seed, data), labels(batch_size, classes, seed), classes, seed)
 
 

@@ -178,7 +178,7 @@ class NasBench101Space(SearchSpace):
 
     def _cell(self, b: GraphBuilder, x: int, m: np.ndarray, ops: list[str], c_out: int) -> int:
         n = len(ops)
-        c_in = b._ops[x].out_shape[0]
+        c_in = b.shape(x)[0]
         ch = self._channels(m, c_in, c_out)
         out: dict[int, int] = {0: x}
         for v in range(1, n - 1):

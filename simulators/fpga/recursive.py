@@ -99,12 +99,13 @@ def allocate_population(layers: LayerTable, *, clock_hz: float, dsp_budget: floa
     n = layers.n_graphs
     names = layers.ip_names
     rank = np.argsort(np.argsort(np.array(names, dtype=object))) if names else np.zeros(0, np.int64)
-    key = layers.owner * max(len(names), 1) + rank[layers.ip_code] if len(layers) else layers.owner
+    width = max(len(names), 1)  # IP codes per graph in the (graph, IP) key
+    key = layers.owner * width + rank[layers.ip_code] if len(layers) else layers.owner
     uniq, group = np.unique(key, return_inverse=True)
     group = group.reshape(-1)
     by_rank = np.argsort(rank) if len(names) else rank
-    group_owner = uniq // max(len(names), 1)
-    group_ip = by_rank[uniq % max(len(names), 1)] if len(uniq) else np.zeros(0, np.int64)
+    group_owner = uniq // width
+    group_ip = by_rank[uniq % width] if len(uniq) else np.zeros(0, np.int64)
     n_groups = len(uniq)
     ip_bits = np.zeros(n_groups, dtype=np.int64)
     np.maximum.at(ip_bits, group, layers.bits)  # eq. 2.10: a shared IP runs at its widest layer's bits

@@ -56,17 +56,16 @@ class SpeedupModel:
     def vanilla_seconds(self, batch=1, seq=1024) -> np.ndarray:
         return self.workload.phase_seconds("decode", batch, seq)
 
+    def step_seconds(self, shape: StepShape) -> np.ndarray:
+        """A verification step: the backbone on ``shape`` plus the heads on every candidate row."""
+        backbone = self.workload.step_seconds(shape)
+        return backbone + (heads_seconds(self.workload, self.heads, shape.tokens) if self.heads else 0.0)
+
     def medusa_seconds(self, candidates, batch=1, seq=1024) -> np.ndarray:
-        backbone = self.workload.phase_seconds("parallel_decode", batch, seq, candidates)
-        rows = np.asarray(batch, dtype=float) * np.asarray(candidates, dtype=float)
-        return backbone + (heads_seconds(self.workload, self.heads, rows) if self.heads else 0.0)
+        return self.step_seconds(StepShape.phase("parallel_decode", batch, seq, candidates))
 
     def overhead(self, candidates, batch=1, seq=1024) -> np.ndarray:
         return self.medusa_seconds(candidates, batch, seq) / self.vanilla_seconds(batch, seq)
-
-    def speedup(self, acceleration, candidates, batch=1, seq=1024) -> np.ndarray:
-        """``acceleration / overhead`` (6.4.1.1)."""
-        return np.asarray(acceleration, dtype=float) / self.overhead(candidates, batch, seq)
 
     def sweep(self, candidates, batch=1, seq=1024, acceleration=None) -> dict[str, np.ndarray]:
         """Acceleration (default: the log fit), overhead and speedup over broadcast arrays."""
@@ -213,9 +212,7 @@ def simulate_decoding(model: SpeedupModel, requests: list[tuple[float, int, int]
             idx = np.array(running)
             shape = StepShape.requests(np.full(len(idx), q), ctx[idx])
             wl = model.workload
-            t = float(wl.step_seconds(shape))
-            if tree is not None:
-                t += float(heads_seconds(wl, model.heads, len(idx) * q))
+            t = float(model.step_seconds(shape) if tree is not None else wl.step_seconds(shape))
             if speculative is not None:
                 for g in range(speculative.gamma):
                     t += float(speculative.draft.step_seconds(StepShape.requests(np.ones(len(idx)), ctx[idx] + g)))
