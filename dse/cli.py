@@ -1,4 +1,5 @@
-"""Command line: ``dse run``, ``dse demo``, ``dse list``, ``dse show``, plus plugins' commands
+"""Command line: ``dse run``, ``dse demo``, ``dse sweep``, ``dse report``, ``dse list``, ``dse show``,
+plus plugins' commands
 (:data:`dse.registry.COMMANDS`, e.g. ``dse roofline``).
 
 Exit codes: 0 success, 1 the run itself failed, 2 bad input (config, arguments, unknown run),
@@ -27,6 +28,35 @@ def _cmd_run(args: argparse.Namespace) -> int:
     result = run(args.config, resume=args.resume, run_id=args.run_id, output=args.output,
                  progress=not args.quiet, max_evaluations=args.max_evaluations)
     _report(result, args.quiet)
+    if result.status == "interrupted":
+        print(f"dse: stopped by Ctrl-C after a finished batch; continue with dse run --resume {result.path}",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from dse.sweeps import sweep
+
+    if args.config is None and args.resume is None:
+        raise ConfigError("dse sweep: give a CONFIG.toml, or --resume SWEEP")
+    result = sweep(args.config, resume=args.resume, output=args.output, workers=args.workers,
+                   scheduler=args.scheduler, progress=not args.quiet)
+    print(f"sweep {result.sweep_id}: {result.points} points in {result.chunks} chunks "
+          f"({result.chunks_run} run now) in {result.seconds:.1f} s")
+    print(f"results: {result.path}/evals/*.parquet   report: dse report {result.path}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from dse.reports import report
+
+    try:
+        path = report(args.runs, out=args.out, output=args.output, objectives=args.objectives,
+                      title=args.title)
+    except FileNotFoundError as exc:
+        raise ConfigError(str(exc)) from None
+    print(f"report: {path}")
     return 0
 
 
@@ -134,6 +164,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--all", action="store_true", help="every evaluation, not just the Pareto front")
     s.add_argument("--limit", type=int, default=50, help="rows to print (0: all)")
     s.set_defaults(func=_cmd_show)
+    w = sub.add_parser("sweep", help="evaluate a grid/random/LHS/Sobol sweep of config values on Dask")
+    w.add_argument("config", nargs="?", help="TOML config with a [sweep] section")
+    w.add_argument("--resume", metavar="SWEEP", help="finish a sweep (directory or id): runs only missing chunks")
+    w.add_argument("--workers", type=int, help="LocalCluster workers (default: one per core; 0: this process)")
+    w.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
+    w.add_argument("--output", help="results directory (default: the config's run.output)")
+    w.add_argument("--quiet", action="store_true")
+    w.set_defaults(func=_cmd_sweep)
+    rp = sub.add_parser("report", help="a self-contained HTML report of one or more runs or sweeps")
+    rp.add_argument("runs", nargs="+", metavar="RUN", help="run or sweep directories or ids (several: compare)")
+    rp.add_argument("--out", help="report directory (default: <first run>/report, or results/report-<time>)")
+    rp.add_argument("--output", default="results", help="where run ids are looked up")
+    rp.add_argument("--objectives", nargs="+", metavar="METRIC:DIR",
+                    help="objectives to plot, e.g. accuracy:max fpga_latency_ms:min (default: the runs')")
+    rp.add_argument("--title", help="page title")
+    rp.set_defaults(func=_cmd_report)
     for entry in COMMANDS.entries():  # plugins' subcommands (e.g. ``dse roofline``)
         command = entry.factory()
         c = sub.add_parser(entry.name, help=entry.summary, description=entry.summary)

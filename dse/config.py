@@ -53,11 +53,32 @@ class PluginSpec:
 
 @dataclass(frozen=True)
 class SearchSpec:
+    """``[search]``: the driver, its budget, warm start and where batches are evaluated; every
+    other key is a parameter of the driver."""
+
     driver: str = "pymoo"
     max_evaluations: int = 200
     max_seconds: float | None = None
     prune_infeasible: bool = True
     params: dict[str, Any] = field(default_factory=dict)
+    max_stagnant_evaluations: int | None = None  # stop after this many proposals without a hypervolume gain
+    warm_start: str | None = None                # an earlier run (directory or id) to start from
+    warm_start_size: int = 50                    # at most this many of its best designs
+    workers: int | None = None                   # evaluate batches on a Dask LocalCluster of this many workers
+    scheduler: str | None = None                 # ... or on an existing Dask scheduler (address)
+
+    #: keys that only say how long or where a run executes, not which records it produces
+    EXECUTION_KEYS = ("max_evaluations", "max_seconds", "max_stagnant_evaluations", "workers", "scheduler")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"driver": self.driver, "max_evaluations": self.max_evaluations,
+                               "prune_infeasible": self.prune_infeasible, **self.params}
+        for key in ("max_seconds", "max_stagnant_evaluations", "warm_start", "workers", "scheduler"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        if self.warm_start is not None:
+            out["warm_start_size"] = self.warm_start_size
+        return out
 
 
 @dataclass(frozen=True)
@@ -75,17 +96,14 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """TOML-shaped plain data (what the manifest stores and ``--resume`` compares)."""
-        search = {"driver": self.search.driver, "max_evaluations": self.search.max_evaluations,
-                  "prune_infeasible": self.search.prune_infeasible, **self.search.params}
-        if self.search.max_seconds is not None:
-            search["max_seconds"] = self.search.max_seconds
+        search = self.search.to_dict()
         return {
             "run": {"name": self.name, "seed": self.seed, "output": self.output,
                     **({"plugins": list(self.plugins)} if self.plugins else {})},
             "space": {"name": self.space.name, **self.space.params},
             "proxies": {p.name: dict(p.params) for p in self.proxies},
             "simulators": {s.name: dict(s.params) for s in self.simulators},
-            "objectives": [asdict(o) for o in self.objectives],
+            "objectives": [{k: v for k, v in asdict(o).items() if v is not None} for o in self.objectives],
             "constraints": [{k: v for k, v in asdict(c).items() if v is not None} for c in self.constraints],
             "search": search,
         }
@@ -95,7 +113,7 @@ class RunConfig:
         not the budget (a longer run of the same config extends a shorter one's trajectory)."""
         d = self.to_dict()
         d["run"] = {"seed": self.seed, "plugins": list(self.plugins)}
-        d["search"] = {k: v for k, v in d["search"].items() if k not in ("max_evaluations", "max_seconds")}
+        d["search"] = {k: v for k, v in d["search"].items() if k not in SearchSpec.EXECUTION_KEYS}
         return d
 
 
@@ -126,10 +144,12 @@ def _unknown(table: dict, allowed: tuple[str, ...], where: str) -> None:
             raise ConfigError(f"{where}.{key}: unknown key; allowed: {', '.join(allowed)}")
 
 
-def parse_config(data: dict[str, Any]) -> RunConfig:
-    """Validate the structure of a config (plugin names and parameters are checked at build)."""
+def parse_config(data: dict[str, Any], *, require_objectives: bool = True,
+                 sections: tuple[str, ...] = SECTIONS) -> RunConfig:
+    """Validate the structure of a config (plugin names and parameters are checked at build).
+    Sweeps need no objectives (``require_objectives=False``)."""
     for key in data:
-        if key not in SECTIONS:
+        if key not in sections:
             raise ConfigError(f"{key}: unknown section; allowed: {', '.join(SECTIONS)}")
     run = _table(data, "run", "")
     _unknown(run, ("name", "seed", "output", "plugins"), "run")
@@ -153,22 +173,26 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
 
     objectives = []
     raw_obj = data.get("objectives")
-    if raw_obj is None:
+    if raw_obj is None and require_objectives:
         raise ConfigError("objectives: missing required section ([[objectives]] with metric and direction)")
+    raw_obj = [] if raw_obj is None else raw_obj
     _expect(raw_obj, list, "objectives", "an array of tables ([[objectives]])")
-    if not raw_obj:
+    if not raw_obj and require_objectives:
         raise ConfigError("objectives: at least one objective is required")
     for i, o in enumerate(raw_obj):
         where = f"objectives[{i}]"
         _expect(o, dict, where, "a table")
-        _unknown(o, ("metric", "direction"), where)
+        _unknown(o, ("metric", "direction", "ref"), where)
         if "metric" not in o:
             raise ConfigError(f"{where}.metric: missing required field")
         metric = _expect(o["metric"], str, f"{where}.metric", "a string")
         direction = o.get("direction", "min")
         if direction not in ("min", "max"):
             raise ConfigError(f"{where}.direction: {direction!r} is not allowed; allowed values: 'min', 'max'")
-        objectives.append(Objective(metric, direction))
+        ref = o.get("ref")
+        if ref is not None:
+            ref = float(_expect(ref, (int, float), f"{where}.ref", "a number"))
+        objectives.append(Objective(metric, direction, ref))
 
     constraints = []
     raw_con = data.get("constraints", [])
@@ -199,6 +223,17 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
             raise ConfigError(f"search.max_seconds: must be > 0, got {max_seconds}")
         max_seconds = float(max_seconds)
     prune = _expect(search.pop("prune_infeasible", True), bool, "search.prune_infeasible", "true or false")
+    extra: dict[str, Any] = {}
+    for key, tp, what, low in (("max_stagnant_evaluations", int, "an integer", 1), ("warm_start_size", int, "an integer", 1),
+                               ("workers", int, "an integer", 1), ("warm_start", str, "a run directory or id", None),
+                               ("scheduler", str, "a Dask scheduler address", None)):
+        if key in search:
+            value = _expect(search.pop(key), tp, f"search.{key}", what)
+            if low is not None and value < low:
+                raise ConfigError(f"search.{key}: must be >= {low}, got {value}")
+            extra[key] = value
+    if "workers" in extra and "scheduler" in extra:
+        raise ConfigError("search.workers: give workers (a local Dask cluster) or scheduler (an existing one), not both")
 
     return RunConfig(
         space=PluginSpec(space_name, space),
@@ -207,7 +242,7 @@ def parse_config(data: dict[str, Any]) -> RunConfig:
         proxies=_plugins(data, "proxies"),
         simulators=_plugins(data, "simulators"),
         constraints=tuple(constraints),
-        search=SearchSpec(driver, max_evals, max_seconds, prune, search),
+        search=SearchSpec(driver, max_evals, max_seconds, prune, search, **extra),
         plugins=tuple(plugins),
     )
 

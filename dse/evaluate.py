@@ -43,6 +43,10 @@ class Objective:
 
     metric: str
     direction: Direction = "min"
+    #: hypervolume reference value in the metric's units (a worst acceptable value: an upper
+    #: bound for ``min``, a lower bound for ``max``); None lets the run fix one from its first
+    #: feasible batch
+    ref: float | None = None
 
     def __post_init__(self):
         if self.direction not in ("min", "max"):
@@ -122,8 +126,6 @@ class Evaluator:
                         f"{what}[{i}].metric: {item.metric!r} is not produced by any configured "
                         f"proxy or simulator; allowed values: {sorted(provided)}"
                     )
-        if not self.objectives:
-            raise ValueError("objectives: at least one objective is required")
 
     def evaluate(self, arch: Mapping[str, Any], graph: nx.DiGraph | None = None) -> Evaluation:
         """Evaluate ``arch``; pass ``graph`` when it is already built (see SearchSpace.identify)."""

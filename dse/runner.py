@@ -22,11 +22,14 @@ from dse.config import RunConfig, load_config, parse_config
 from dse.evaluate import Evaluator, MetricProvider
 from dse.params import ConfigError, create
 from dse.registry import DRIVERS, PROXIES, SIMULATORS, SPACES, Registry, UnknownPluginError
-from dse.results.pareto import nondominated_mask
-from dse.results.store import RunStore, new_manifest, run_schema
+from dse.results.store import RunStore, new_manifest, recording_outcome, run_schema
 from dse.search.base import Budget, Driver
+from dse.search.interrupt import stop_on_interrupt
 from dse.search.problem import BatchReport, SearchProblem
+from dse.search.warm import load_warm_start
+from dse.parallel import evaluation_pool
 from dse.space import SearchSpace
+from dse.subset import restrict
 
 
 @dataclass
@@ -76,7 +79,11 @@ def import_plugins(modules: tuple[str, ...]) -> None:
 def build(config: RunConfig) -> Experiment:
     """Instantiate every plugin of ``config``; raises :class:`ConfigError` naming the bad field."""
     import_plugins(config.plugins)
-    space = _plugin(SPACES, config.space.name, config.space.params, "space.name")
+    params = dict(config.space.params)
+    restriction = params.pop("restrict", None)
+    space = _plugin(SPACES, config.space.name, params, "space.name")
+    if restriction is not None:
+        space = restrict(space, restriction)
     providers: list[MetricProvider] = []
     for section, registry, specs in (("proxies", PROXIES, config.proxies),
                                      ("simulators", SIMULATORS, config.simulators)):
@@ -114,12 +121,18 @@ def _coerce(config: RunConfig | dict | str | Path) -> RunConfig:
 
 
 def _new_run_id(config: RunConfig, output: Path) -> str:
+    """A fresh run id whose directory this call creates (atomically: two processes started in
+    the same second, such as two workers of one optuna study, get different ids)."""
     base = f"{config.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-s{config.seed}"
+    output.mkdir(parents=True, exist_ok=True)
     run_id, k = base, 1
-    while (output / run_id).exists():
-        k += 1
-        run_id = f"{base}-{k}"
-    return run_id
+    while True:
+        try:
+            (output / run_id).mkdir()
+            return run_id
+        except FileExistsError:
+            k += 1
+            run_id = f"{base}-{k}"
 
 
 def _first_difference(a: Any, b: Any, path: str = "") -> str | None:
@@ -203,45 +216,48 @@ def run(config: RunConfig | dict | str | Path | None = None, *, resume: str | Pa
         ev = experiment.evaluator
         store.write_manifest(new_manifest(
             run_id, cfg.to_dict(), ev.metric_names,
-            [{"metric": o.metric, "direction": o.direction} for o in ev.objectives],
+            [{k: v for k, v in vars(o).items() if v is not None} for o in ev.objectives],
             [{k: v for k, v in vars(c).items() if v is not None} for c in ev.constraints],
             experiment.space.describe(),
         ))
 
     bar = tqdm(total=cfg.search.max_evaluations, disable=None if progress else True, file=sys.stderr,
                desc=run_id, unit="eval", dynamic_ncols=True, leave=True)
+    objectives = experiment.evaluator.objectives
     problem = SearchProblem(experiment.space, experiment.evaluator, run_id, cfg.seed,
                             cfg.search.driver, store, experiment.schema, existing)
+    if cfg.search.warm_start is not None:
+        warm = load_warm_start(cfg.search.warm_start, output or cfg.output, experiment.space, cfg.to_dict(),
+                               [(o.metric, o.direction) for o in objectives], cfg.search.warm_start_size)
+        problem.warm_start, problem.reusable = warm.encodings, warm.reusable
 
     def on_batch(report: BatchReport) -> None:
         bar.update(report.proposals)
-        front = problem.minimised_front()
-        best = front[nondominated_mask(front)] if len(front) else front
-        post = {"rows": report.all_rows, "feasible": len(front), "front": len(best)}
-        for j, obj in enumerate(experiment.evaluator.objectives):
-            if len(front):
+        front = problem.hypervolume.front
+        post = {"rows": report.all_rows, "front": 0 if front is None else len(front),
+                "hv": f"{problem.hypervolume.value:.4g}"}
+        for j, obj in enumerate(objectives):
+            if front is not None and len(front):
                 post[obj.metric] = f"{obj.minimised(front[:, j].min()):.4g}"
         bar.set_postfix(post, refresh=False)
 
     problem.on_batch = on_batch
+    budget = Budget(cfg.search.max_evaluations, cfg.search.max_seconds, cfg.search.max_stagnant_evaluations)
     start = time.monotonic()
-    status = "finished"
-    try:
-        experiment.driver.run(problem, Budget(cfg.search.max_evaluations, cfg.search.max_seconds), cfg.seed)
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    except Exception as exc:
-        status = f"failed: {type(exc).__name__}: {exc}"
-        raise
-    finally:
+
+    def closing(status: str) -> dict[str, Any]:
         bar.close()
-        store.update_manifest(
-            status=status,
-            updated=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()) if status == "finished" else None,
-            evaluations=len(problem.rows),
-            proposals=problem.n_proposals,
-        )
+        return {"stopped_by": budget.reason or ("driver" if status == "finished" else None),
+                "hypervolume": problem.hypervolume.value, "evaluations": len(problem.rows),
+                "proposals": problem.n_proposals}
+
+    with recording_outcome(store, closing) as outcome:
+        with stop_on_interrupt(budget, quiet=not progress), \
+                evaluation_pool(cfg.search.workers, cfg.search.scheduler, cfg.to_dict()) as pool:
+            if pool is not None:
+                problem.batch_evaluate = pool
+            experiment.driver.run(problem, budget, cfg.seed)
+        if budget.stop_requested:
+            outcome.status = "interrupted"
     return RunResult(run_id, store.path, len(problem.rows), problem.n_proposals, problem.n_cached,
-                     time.monotonic() - start, status)
+                     time.monotonic() - start, outcome.status)

@@ -129,6 +129,26 @@ class SearchSpace(ABC):
             raise SpaceError(f"encoding has {len(x)} genes, space {self.name!r} has {len(self.variables)}")
         return {v.name: v.value(int(i)) for v, i in zip(self.variables, x)}
 
+    # -- gene-level capabilities (what drivers use) ----------------------------------------------
+    def sample_encodings(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` uniformly random encodings, shape (n, n_var)."""
+        return rng.integers(0, self.cardinalities, size=(n, len(self.variables)))
+
+    def mutate_encoding(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """``x`` with one gene moved to a different value (the REA mutation)."""
+        x = np.array(x, dtype=np.int64)
+        card = self.cardinalities
+        movable = np.flatnonzero(card > 1)
+        if len(movable):
+            i = rng.choice(movable)
+            x[i] = (x[i] + rng.integers(1, card[i])) % card[i]
+        return x
+
+    def repair_encodings(self, X: np.ndarray) -> np.ndarray:
+        """Encodings mapped to the ones they decode to (identity unless the space restricts or
+        repairs combinations); drivers keep repaired genes so their populations stay honest."""
+        return np.asarray(X, dtype=np.int64)
+
     # -- sampling and mutation ---------------------------------------------------------------
     def sample(self, rng: np.random.Generator) -> Arch:
         """A uniformly random architecture."""

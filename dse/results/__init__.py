@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from dse.results.pareto import hypervolume, minimisation_matrix, nondominated_mask, pareto
+from dse.results.pareto import (default_reference, hypervolume, hypervolume_curve, minimisation_matrix,
+                                nondominated_mask, pareto)
 from dse.results.store import CORE_SCHEMA, RunStore, run_schema
 
 
@@ -44,5 +45,5 @@ def manifest(run: str | Path, *, output: str | Path = "results") -> dict:
     return json.loads((resolve_run(run, output) / "manifest.json").read_text())
 
 
-__all__ = ["CORE_SCHEMA", "RunStore", "hypervolume", "load", "manifest", "minimisation_matrix",
+__all__ = ["CORE_SCHEMA", "RunStore", "default_reference", "hypervolume", "hypervolume_curve", "load", "manifest", "minimisation_matrix",
            "nondominated_mask", "pareto", "resolve_run", "run_schema"]

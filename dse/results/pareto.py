@@ -73,12 +73,22 @@ def hypervolume(df: pd.DataFrame, objectives: ObjectiveSpec, ref: Sequence[float
     f = minimisation_matrix(df, pairs)
     if feasible_only and "feasible" in df.columns:
         f = f[df["feasible"].to_numpy(dtype=bool)]
-    f = f[np.all(np.isfinite(f), axis=1)]
     r = np.array([v if d == "min" else -v for v, (_, d) in zip(ref, pairs)], dtype=float)
+    return hypervolume_minimised(f, r)
+
+
+def hypervolume_minimised(f: np.ndarray, ref: np.ndarray) -> float:
+    """Hypervolume of minimised points ``f`` (n, k) bounded by the minimised reference ``ref``;
+    rows with a non-finite value or not strictly better than ``ref`` everywhere add nothing."""
+    f = np.asarray(f, dtype=float).reshape(len(f), -1)
+    r = np.asarray(ref, dtype=float)
+    f = f[np.all(np.isfinite(f), axis=1)]
     f = f[np.all(f < r, axis=1)]
     if len(f) == 0:
         return 0.0
     f = f[nondominated_mask(f)]
+    if f.shape[1] == 1:
+        return float(r[0] - f[:, 0].min())
     if f.shape[1] == 2:  # sweep: exact and fast
         f = f[np.argsort(f[:, 0])]
         widths = np.diff(np.append(f[:, 0], r[0]))
@@ -86,3 +96,43 @@ def hypervolume(df: pd.DataFrame, objectives: ObjectiveSpec, ref: Sequence[float
     from pymoo.indicators.hv import HV
 
     return float(HV(ref_point=r)(f))
+
+
+def default_reference(f: np.ndarray, margin: float = 0.1) -> np.ndarray:
+    """A reference point just worse than every (minimised) point of ``f``: the worst value per
+    objective plus ``margin`` of the value range (of its magnitude, or 1, when the range is 0)."""
+    f = np.asarray(f, dtype=float)
+    f = f[np.all(np.isfinite(f), axis=1)]
+    if len(f) == 0:
+        raise ValueError("default_reference: no finite points")
+    worst, best = f.max(axis=0), f.min(axis=0)
+    span = worst - best
+    span = np.where(span > 0, span, np.where(np.abs(worst) > 0, np.abs(worst), 1.0))
+    return worst + margin * span
+
+
+def hypervolume_curve(df: pd.DataFrame, objectives: ObjectiveSpec, ref: Sequence[float], *,
+                      order: str = "eval_id", points: int = 200) -> pd.DataFrame:
+    """Hypervolume reached after the first 1..n evaluations (rows ordered by ``order``), at up
+    to ``points`` evenly spaced counts plus the last: columns ``evaluations``, ``hypervolume``.
+    ``ref`` as in :func:`hypervolume` (objective units and directions)."""
+    pairs = _as_pairs(objectives)
+    df = df.sort_values(order) if order in df.columns else df
+    f = minimisation_matrix(df, pairs)
+    if "feasible" in df.columns:
+        f = np.where(df["feasible"].to_numpy(dtype=bool)[:, None], f, np.nan)
+    r = np.array([v if d == "min" else -v for v, (_, d) in zip(ref, pairs)], dtype=float)
+    n = len(f)
+    if n == 0:
+        return pd.DataFrame({"evaluations": np.array([], dtype=np.int64), "hypervolume": np.array([])})
+    counts = np.unique(np.append(np.linspace(1, n, min(points, n)).round().astype(np.int64), n))
+    values, front, done = [], np.empty((0, f.shape[1])), 0
+    for c in counts:
+        new = f[done:c]
+        new = new[np.all(np.isfinite(new), axis=1)]
+        if len(new):
+            front = np.vstack([front, new])
+            front = front[nondominated_mask(front)]
+        done = c
+        values.append(hypervolume_minimised(front, r))
+    return pd.DataFrame({"evaluations": counts, "hypervolume": values})

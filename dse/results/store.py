@@ -15,11 +15,13 @@ from __future__ import annotations
 import json
 import os
 import platform
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -74,7 +76,7 @@ def package_versions() -> dict[str, str]:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     with open(tmp, "wb") as fh:
         fh.write(data)
         fh.flush()
@@ -139,6 +141,16 @@ class RunStore:
         _atomic_write_bytes(path, sink.getvalue().to_pybytes())
         return path
 
+    def write_part(self, k: int, rows: Iterable[dict[str, Any]], schema: pa.Schema) -> Path:
+        """Write ``part-k`` atomically, replacing an earlier copy (a sweep chunk written again by
+        a retried task is the same file, never a duplicate)."""
+        self.evals_dir.mkdir(parents=True, exist_ok=True)
+        path = self.evals_dir / f"part-{k:06d}.parquet"
+        sink = pa.BufferOutputStream()
+        pq.write_table(pa.Table.from_pylist(list(rows), schema=schema), sink, compression="zstd")
+        _atomic_write_bytes(path, sink.getvalue().to_pybytes())
+        return path
+
     def read_table(self) -> pa.Table:
         """All finished evaluations, ordered by ``eval_id``."""
         parts = self.part_files()
@@ -147,6 +159,33 @@ class RunStore:
             return run_schema(manifest.get("metrics", [])).empty_table()
         table = pa.concat_tables([pq.read_table(p) for p in parts], promote_options="default")
         return table.sort_by("eval_id")
+
+
+@dataclass
+class Outcome:
+    """How a run is ending: ``status`` is ``finished`` unless set otherwise or an exception
+    leaves the block (``interrupted`` for Ctrl-C, ``failed: ...`` for anything else)."""
+
+    status: str = "finished"
+
+
+@contextmanager
+def recording_outcome(store: RunStore, closing: Callable[[str], dict[str, Any]] = lambda status: {}) -> Iterator[Outcome]:
+    """Write the outcome to the manifest however the block ends, with ``closing(status)``'s
+    extra fields and the update/finish times; exceptions propagate."""
+    outcome = Outcome()
+    try:
+        yield outcome
+    except KeyboardInterrupt:
+        outcome.status = "interrupted"
+        raise
+    except Exception as exc:
+        outcome.status = f"failed: {type(exc).__name__}: {exc}"
+        raise
+    finally:
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        store.update_manifest(status=outcome.status, updated=now,
+                              finished=now if outcome.status == "finished" else None, **closing(outcome.status))
 
 
 def new_manifest(run_id: str, config: dict[str, Any], metrics: Sequence[str],

@@ -11,7 +11,10 @@ from dse.search.problem import SearchProblem
 
 @dataclass
 class Budget:
-    """Stop after ``max_evaluations`` proposals or ``max_seconds`` of wall time, whichever first.
+    """When a search stops: ``max_evaluations`` proposals, ``max_seconds`` of wall time, or
+    ``max_stagnant_evaluations`` proposals without a hypervolume gain, whichever comes first,
+    or as soon as :meth:`request_stop` is called (Ctrl-C): drivers check :meth:`exhausted`
+    between batches, so a stop always lands on a batch boundary with every batch saved.
 
     Proposals count every architecture a driver asks for, repeats included; the results hold one
     row per distinct architecture.
@@ -19,20 +22,41 @@ class Budget:
 
     max_evaluations: int
     max_seconds: float | None = None
+    max_stagnant_evaluations: int | None = None
     started: float = field(default_factory=time.monotonic)
+    stop_requested: bool = False
+    reason: str | None = None
+
+    def request_stop(self) -> None:
+        self.stop_requested = True
 
     def remaining(self, problem: SearchProblem) -> int:
         return max(0, self.max_evaluations - problem.n_proposals)
 
     def exhausted(self, problem: SearchProblem) -> bool:
+        self.reason = self._reason(problem)
+        return self.reason is not None
+
+    def _reason(self, problem: SearchProblem) -> str | None:
+        if self.stop_requested:
+            return "interrupted"
         if problem.n_proposals >= self.max_evaluations:
-            return True
-        return self.max_seconds is not None and time.monotonic() - self.started >= self.max_seconds
+            return "max_evaluations"
+        if self.max_seconds is not None and time.monotonic() - self.started >= self.max_seconds:
+            return "max_seconds"
+        if (self.max_stagnant_evaluations is not None and problem.hypervolume.value > 0
+                and problem.n_proposals - problem.hypervolume.improved_at >= self.max_stagnant_evaluations):
+            return "stagnation"
+        return None
 
 
 class Driver(ABC):
     """A search algorithm. It proposes batches of integer genes to ``problem.evaluate`` until the
     budget is spent; everything else (evaluation, dedup, storage) is the problem's job.
+
+    Every driver takes the same inputs: the problem (space, evaluator with its objectives and
+    constraints, store), the budget and the seed; ``problem.warm_start`` holds encodings of an
+    earlier run's best designs to start from.
 
     Drivers must be deterministic given ``seed`` and the values the problem returns: that is what
     makes ``--resume`` replay a killed run exactly.

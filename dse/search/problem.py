@@ -26,8 +26,9 @@ from typing import Any, Callable
 import numpy as np
 import pyarrow as pa
 
-from dse.evaluate import Evaluator
+from dse.evaluate import Evaluation, Evaluator
 from dse.results.store import RunStore, timing_column
+from dse.search.hypervolume import HypervolumeTracker
 from dse.space import SearchSpace
 
 #: Stand-in for missing objective or constraint values, large but finite so drivers' arithmetic stays finite.
@@ -55,6 +56,13 @@ class SearchProblem:
     schema: pa.Schema | None = None
     existing: list[dict[str, Any]] = field(default_factory=list)
     on_batch: Callable[[BatchReport], None] | None = None
+    #: encodings of an earlier run's best designs, for drivers to start from (see warm_start_encodings)
+    warm_start: np.ndarray | None = None
+    #: evaluates a batch (archs, graphs) -> Evaluations; default ``evaluator.evaluate_batch``,
+    #: a Dask pool's map when the search runs on a cluster
+    batch_evaluate: Callable[[list, list], list] | None = None
+    #: arch_hash -> an earlier run's row whose metrics this run may reuse (warm start)
+    reusable: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self):
         self.rows_by_hash: dict[str, dict[str, Any]] = {r["arch_hash"]: r for r in self.existing}
@@ -65,6 +73,8 @@ class SearchProblem:
         self._restored: set[str] = set(self.rows_by_hash)
         self._hash_by_genes: dict[tuple, str] = {tuple(r["encoding"]): r["arch_hash"] for r in self.existing}
         self.batches = 0
+        ref = [math.nan if o.ref is None else o.minimised(o.ref) for o in self.evaluator.objectives]
+        self.hypervolume = HypervolumeTracker(np.array(ref, dtype=float))
 
     # -- shape of the problem, for drivers ---------------------------------------------------
     @property
@@ -104,9 +114,12 @@ class SearchProblem:
                 pending[key] = (arch if arch is not None else self.space.decode(x), x, graph)
             keys.append(key)
         # one evaluator call for the whole batch: population-capable providers cost it at once
-        items = list(pending.items())
-        results = self.evaluator.evaluate_batch([a for _, (a, _, _) in items], [g for _, (_, _, g) in items])
-        new_rows = [self._row(arch, x, key, result) for (key, (arch, x, _)), result in zip(items, results)]
+        items = [(k, v) for k, v in pending.items() if k not in self.reusable]
+        evaluate = self.batch_evaluate or self.evaluator.evaluate_batch
+        results = dict(zip([k for k, _ in items],
+                           evaluate([a for _, (a, _, _) in items], [g for _, (_, _, g) in items]) if items else []))
+        new_rows = [self._reused_row(arch, x, key) if key in self.reusable else self._row(arch, x, key, results[key])
+                    for key, (arch, x, _) in pending.items()]
         self.rows_by_hash.update((r["arch_hash"], r) for r in new_rows)
         batch_rows: list[dict[str, Any]] = []
         cached = 0
@@ -125,11 +138,16 @@ class SearchProblem:
         self.n_proposals += len(X)
         self.n_cached += cached
         self.batches += 1
+        feasible = [r for r in new_rows if r["feasible"]]
+        self.hypervolume.update(self._objectives(feasible) if feasible else np.empty((0, self.n_obj)),
+                                self.n_proposals)
         if self.on_batch:
             self.on_batch(BatchReport(len(X), new_rows, len(self.rows), cached))
         return self._objectives(batch_rows), self._constraints(batch_rows)
 
     def _row(self, arch: dict, x: np.ndarray, key: str, result) -> dict[str, Any]:
+        if result is None:  # filled in by the caller (a reused row)
+            result = Evaluation({}, "ok", None, {}, 0.0, 0.0)
         row: dict[str, Any] = {
             "run_id": self.run_id,
             "eval_id": self.next_eval_id,
@@ -139,7 +157,7 @@ class SearchProblem:
             "arch": json.dumps(arch, separators=(",", ":"), default=str),
             "arch_id": self.space.arch_id(arch),
             "arch_hash": key,
-            "encoding": [int(v) for v in x],
+            "encoding": [int(v) for v in self._encoding(arch, x)],
             "status": result.status,
             "error": result.error,
             "feasible": result.feasible,
@@ -154,6 +172,37 @@ class SearchProblem:
             row[timing_column(p.name)] = result.provider_s.get(p.name)
         self.next_eval_id += 1
         return row
+
+    def _reused_row(self, arch: dict, x: np.ndarray, key: str) -> dict[str, Any]:
+        """An earlier run's row (warm start, same evaluation config) under this run's ids."""
+        old = self.reusable[key]
+        row = self._row(arch, x, key, None)
+        for col in ("status", "error", "feasible", "violation", "wall_s", "started_at",
+                    *self.evaluator.metric_names, *(timing_column(p.name) for p in self.evaluator.providers)):
+            v = old.get(col)
+            row[col] = None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+        return row
+
+    def _encoding(self, arch: dict, x: np.ndarray) -> np.ndarray:
+        """The genes of what was evaluated (a restricted space's projection of ``x``)."""
+        try:
+            return self.space.encode(arch)
+        except Exception:  # noqa: BLE001 - a space whose decode repairs into a non-encodable arch
+            return x
+
+    def is_known(self, x: np.ndarray) -> bool:
+        """Whether genes ``x`` were proposed before in this run (their record exists)."""
+        return tuple(int(v) for v in x) in self._hash_by_genes
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` random encodings, uniform over the space (over the listed ones when restricted)."""
+        return self.space.sample_encodings(rng, n)
+
+    def warm_start_encodings(self, n: int | None = None) -> np.ndarray:
+        """Up to ``n`` warm-start encodings (all when None), best first; empty without warm start."""
+        if self.warm_start is None:
+            return np.empty((0, self.n_var), dtype=np.int64)
+        return self.warm_start if n is None else self.warm_start[:n]
 
     def _objectives(self, rows: list[dict[str, Any]]) -> np.ndarray:
         F = np.empty((len(rows), self.n_obj))

@@ -14,6 +14,7 @@ from typing import Callable, Literal
 import numpy as np
 from pymoo.core.mutation import Mutation
 from pymoo.core.problem import Problem
+from pymoo.core.repair import Repair
 from pymoo.operators.crossover.ux import UX
 from pymoo.operators.sampling.rnd import IntegerRandomSampling
 
@@ -34,6 +35,14 @@ class CategoricalMutation(Mutation):
         shift = random_state.integers(1, np.maximum(high, 2), size=X.shape)
         X[hit] = ((X + shift) % high)[hit]
         return X
+
+
+class SpaceRepair(Repair):
+    """Genes replaced by those of the architecture they decode to (a restricted space projects
+    them onto its listed designs), so the population holds what was evaluated."""
+
+    def _do(self, problem, X, **kwargs):
+        return problem.problem.space.repair_encodings(np.rint(X).astype(np.int64))
 
 
 class _PymooProblem(Problem):
@@ -99,9 +108,16 @@ class PymooDriver(Driver):
 
     def run(self, problem: SearchProblem, budget: Budget, seed: int) -> None:
         pproblem = _PymooProblem(problem)
+        warm = problem.warm_start_encodings(self.pop_size)
+        if len(warm):  # the first population: the warm designs, topped up with random ones
+            fill = problem.sample(np.random.default_rng(seed), self.pop_size - len(warm))
+            sampling = np.vstack([warm, fill]) if len(fill) else warm
+        else:
+            sampling = IntegerRandomSampling()
         algo = ALGORITHMS[self.algorithm](
             self.pop_size, problem.n_obj, seed,
-            sampling=IntegerRandomSampling(),
+            sampling=sampling,
+            repair=SpaceRepair(),
             crossover=UX(prob=self.crossover_prob),
             mutation=CategoricalMutation(prob_var=self.mutation_prob_var),
             eliminate_duplicates=True,

@@ -1,4 +1,4 @@
-"""Random search: uniform samples of the encoding, in batches. The baseline every driver must beat."""
+"""Random search: uniform samples of the space, in batches. The baseline every driver must beat."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from dse.search.problem import SearchProblem
 
 @DRIVERS.register("random")
 class RandomSearch(Driver):
-    """Uniform random sampling of the search space."""
+    """Uniform random sampling of the search space (warm-start designs are evaluated first)."""
 
     name = "random"
 
@@ -22,7 +22,11 @@ class RandomSearch(Driver):
 
     def run(self, problem: SearchProblem, budget: Budget, seed: int) -> None:
         rng = np.random.default_rng(seed)
-        high = problem.upper + 1
+        warm = problem.warm_start_encodings()
+        for start in range(0, len(warm), self.batch_size):
+            if budget.exhausted(problem):
+                return
+            problem.evaluate(warm[start:start + min(self.batch_size, budget.remaining(problem))])
         while not budget.exhausted(problem):
             n = min(self.batch_size, budget.remaining(problem))
-            problem.evaluate(rng.integers(0, high, size=(n, problem.n_var)))
+            problem.evaluate(problem.sample(rng, n))

@@ -1,0 +1,114 @@
+"""What a report reads: runs (or sweeps) as tables, their groups, objectives and a common
+hypervolume reference."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from dse.results import load, manifest, resolve_run
+from dse.results.pareto import default_reference, hypervolume_curve, minimisation_matrix, pareto
+
+
+@dataclass
+class RunData:
+    run_id: str
+    path: Path
+    manifest: dict
+    df: pd.DataFrame
+    group: str  # runs of one group (same driver settings, other seeds) are aggregated
+
+    @property
+    def seed(self) -> int:
+        return int(self.manifest["config"].get("run", {}).get("seed", 0))
+
+
+def group_label(m: dict) -> str:
+    """A driver's name with the settings that distinguish it (``optuna:tpe``, ``pymoo:nsga2``)."""
+    if m.get("kind") == "sweep":
+        return f"sweep:{m.get('method', 'grid')}"
+    search = m["config"].get("search", {})
+    driver = search.get("driver", "?")
+    detail = search.get("sampler") or search.get("algorithm")
+    return f"{driver}:{detail}" if detail else driver
+
+
+def load_runs(runs: Sequence[str | Path], output: str | Path = "results") -> list[RunData]:
+    out = []
+    for run in runs:
+        path = resolve_run(run, output)
+        m = manifest(path)
+        out.append(RunData(m["run_id"], path, m, load(path, with_pareto=False), group_label(m)))
+    return out
+
+
+def parse_objectives(specs: Sequence[str] | None, runs: Sequence[RunData]) -> list[tuple[str, str]]:
+    """``["acc:max", "lat:min"]`` or, when None, the first run's declared objectives."""
+    if not specs:
+        return [(o["metric"], o["direction"]) for o in runs[0].manifest.get("objectives", [])]
+    out = []
+    for spec in specs:
+        metric, _, direction = spec.partition(":")
+        direction = direction or "min"
+        if direction not in ("min", "max"):
+            raise ValueError(f"--objectives: {spec!r}: direction must be 'min' or 'max'")
+        out.append((metric, direction))
+    return out
+
+
+def declared_refs(runs: Sequence[RunData], objectives: Sequence[tuple[str, str]]) -> list[float | None]:
+    refs = {o["metric"]: o.get("ref") for o in runs[0].manifest.get("objectives", [])}
+    return [refs.get(m) for m, _ in objectives]
+
+
+def combined(runs: Sequence[RunData], objectives: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """All rows of all runs with ``run_id`` and ``group`` columns and ``is_pareto`` over the union."""
+    frames = []
+    for r in runs:
+        if not len(r.df) or any(m not in r.df.columns for m, _ in objectives):
+            continue
+        d = r.df.copy()
+        d["group"] = r.group
+        frames.append(d)
+    if not frames:
+        return pd.DataFrame()
+    df = pd.concat(frames, ignore_index=True)
+    df["is_pareto"] = pareto(df, objectives) if objectives else False
+    return df
+
+
+def reference_point(df: pd.DataFrame, objectives: Sequence[tuple[str, str]],
+                    declared: Sequence[float | None]) -> list[float]:
+    """Declared refs where given, else just worse than every feasible point of every run."""
+    feasible = df[df["feasible"]] if "feasible" in df.columns else df
+    f = minimisation_matrix(feasible, objectives)
+    auto = default_reference(f) if len(f) and np.isfinite(f).all(axis=1).any() else np.ones(len(objectives))
+    return [d if d is not None else (a if dirn == "min" else -a) for d, a, (_, dirn) in zip(declared, auto, objectives)]
+
+
+def hypervolume_table(runs: Sequence[RunData], objectives, ref) -> pd.DataFrame:
+    """Per run: hypervolume after 1..n evaluations (long format: run_id, group, evaluations, hypervolume)."""
+    frames = []
+    for r in runs:
+        if not len(r.df) or any(m not in r.df.columns for m, _ in objectives):
+            continue
+        curve = hypervolume_curve(r.df, objectives, ref)
+        curve["run_id"], curve["group"], curve["seed"] = r.run_id, r.group, r.seed
+        frames.append(curve)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["evaluations", "hypervolume", "run_id", "group", "seed"])
+
+
+def decisions(df: pd.DataFrame, limit: int = 12) -> pd.DataFrame:
+    """The ``arch`` JSON expanded to one column per decision (when there are at most ``limit``)."""
+    if "arch" not in df.columns or not len(df):
+        return pd.DataFrame(index=df.index)
+    expanded = pd.DataFrame([json.loads(a) for a in df["arch"]], index=df.index)
+    if expanded.shape[1] > limit:
+        return pd.DataFrame(index=df.index)
+    return expanded.map(lambda v: json.dumps(v) if isinstance(v, (list, dict)) else v)
