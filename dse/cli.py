@@ -94,17 +94,29 @@ def _print_show(run: str | Path, limit: int | None, output: str = "results", sho
     status_counts = df["status"].value_counts().to_dict() if len(df) else {}
     print(f"run:         {m['run_id']}  ({m['status']})")
     print(f"space:       {m['space']}")
-    print(f"driver:      {m['config']['search']['driver']}   seed {m['config']['run']['seed']}")
-    print(f"evaluations: {len(df)} rows, {m.get('proposals', '?')} proposals, status {status_counts}")
+    if m.get("kind") == "sweep":
+        print(f"sweep:       {m['method']} over {', '.join(m['parameters'])}; {m['points']} points in "
+              f"{m['chunks']} chunks   seed {m['config'].get('run', {}).get('seed', 0)}")
+    else:
+        print(f"driver:      {m['config']['search']['driver']}   seed {m['config']['run']['seed']}")
+    print(f"evaluations: {len(df)} rows, {m.get('proposals', len(df))} proposals, status {status_counts}")
     if len(df):
         print(f"feasible:    {int(df['feasible'].sum())}   wall time per evaluation "
               f"{df['wall_s'].median() * 1e3:.2f} ms (median)")
-    print("objectives:  " + ", ".join(f"{m_} ({d})" for m_, d in objectives))
+    print("objectives:  " + (", ".join(f"{m_} ({d})" for m_, d in objectives) or "(none)"))
     if constraints:
         print("constraints: " + ", ".join(
             f"{c['metric']} " + " ".join(f"{k} {c[k]:g}" for k in ("min", "max") if k in c)
             for c in m["constraints"]))
     if not len(df):
+        return
+    if not objectives:  # a sweep without objectives: its first rows
+        show_all = True
+        df = df.assign(is_pareto=False)
+        cols_sweep = ["eval_id", "arch_id", *m.get("parameters", []), *m.get("metrics", [])]
+        print()
+        with pd.option_context("display.max_colwidth", 60, "display.width", 200):
+            print(df[[c for c in cols_sweep if c in df.columns]].head(limit or None).to_string(index=False))
         return
     table = df if show_all else df[df["is_pareto"]]
     cols = ["eval_id", "arch_id"] + [o for o, _ in objectives] + [c for c in constraints if c not in dict(objectives)]

@@ -143,3 +143,44 @@ def test_a_worker_killed_mid_sweep_loses_and_duplicates_nothing(tmp_path, monkey
     assert len(df) == 400 and df.eval_id.is_unique and sorted(df.eval_id) == list(range(400))
     assert (df.status == "ok").all() and len(list((result.path / "evals").glob("part-*.parquet"))) == 40
     assert not list((result.path / "evals").glob(".*"))
+
+
+def test_sweep_and_report_from_the_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "sweep.toml"
+    cfg.write_text("""
+[run]
+name = "cli-sweep"
+
+[space]
+name = "nasbench201"
+
+[simulators.gpu]
+device = "A100-80GB-PCIe"
+
+[sweep]
+method = "lhs"
+points = 60
+workers = 0
+
+[sweep.parameters]
+arch = "all"
+"simulators.gpu.batch_size" = [1, 16, 64]
+""")
+    run = subprocess.run([sys.executable, "-m", "dse.cli", "sweep", str(cfg), "--output", str(tmp_path), "--quiet"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    path = next(p for p in tmp_path.iterdir() if p.name.startswith("cli-sweep"))
+    shown = subprocess.run([sys.executable, "-m", "dse.cli", "show", str(path), "--limit", "5"],
+                           capture_output=True, text=True)
+    assert shown.returncode == 0 and "sweep:       lhs over" in shown.stdout, shown.stderr
+    assert "simulators.gpu.batch_size" in shown.stdout
+    rep = subprocess.run([sys.executable, "-m", "dse.cli", "report", str(path), "--objectives", "gpu_latency_ms:min",
+                          "gpu_throughput:max"], capture_output=True, text=True)
+    assert rep.returncode == 0, rep.stderr
+    assert "sweep:lhs" in (path / "report" / "index.html").read_text()
+    bad = subprocess.run([sys.executable, "-m", "dse.cli", "sweep", str(cfg), "--workers", "-1"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--workers: must be >= 0" in bad.stderr

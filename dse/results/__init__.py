@@ -31,12 +31,12 @@ def load(run: str | Path, *, output: str | Path = "results", with_pareto: bool =
     """All evaluations of a run as a DataFrame, ordered by ``eval_id``.
 
     With ``with_pareto`` an ``is_pareto`` column marks the feasible non-dominated rows under the
-    run's declared objectives.
+    run's declared objectives (a sweep without objectives gets none).
     """
     store = RunStore(resolve_run(run, output))
     df = store.read_table().to_pandas()
-    if with_pareto:
-        objectives = {o["metric"]: o["direction"] for o in store.read_manifest()["objectives"]}
+    objectives = {o["metric"]: o["direction"] for o in store.read_manifest()["objectives"]}
+    if with_pareto and objectives:
         df["is_pareto"] = pareto(df, objectives) if len(df) else pd.Series(dtype=bool)
     return df
 

@@ -68,6 +68,8 @@ def sweep(config: dict | str | Path | None = None, *, resume: str | Path | None 
     """
     from dse.results import resolve_run
 
+    if workers is not None and workers < 0:
+        raise ConfigError(f"--workers: must be >= 0 (0: evaluate in this process), got {workers}")
     if resume is not None:
         try:
             path = resolve_run(resume, output or "results")
