@@ -66,12 +66,16 @@ def summarise(scores: pd.DataFrame, proxies: Sequence[str]) -> pd.DataFrame:
 def evaluate_proxies(space: SearchSpace, archs: Sequence[dict], truth: Sequence[float], proxies: Sequence[str],
                      batch_size: int = 64, seed: int = 0, data: str = "images") -> ReportCard:
     """Score every architecture with every proxy (see the module docstring)."""
+    from dse.registry import PROXIES
     from dse.proxies.zero_cost import MEASURES, context_for, io_shapes, score
 
-    unknown = [p for p in proxies if p not in MEASURES and p not in ANALYTIC and p != "ensemble"]
+    # any other registered proxy (eproxy, a user's) runs as a provider with its defaults
+    providers = {p: PROXIES.create(p) for p in proxies
+                 if p not in MEASURES and p not in ANALYTIC and p != "ensemble" and p in PROXIES.names()}
+    unknown = [p for p in proxies if p not in MEASURES and p not in ANALYTIC and p != "ensemble" and p not in providers]
     if unknown:
         raise ValueError(f"proxies: {unknown} not allowed; allowed values: "
-                         f"{sorted([*MEASURES, *ANALYTIC, 'ensemble'])}")
+                         f"{sorted([*MEASURES, *ANALYTIC, 'ensemble', *PROXIES.names()])}")
     measured = [p for p in proxies if p != "ensemble"]
     rows, contexts = [], {}
     for arch, y in zip(archs, truth):
@@ -82,6 +86,11 @@ def evaluate_proxies(space: SearchSpace, archs: Sequence[dict], truth: Sequence[
             t = time.perf_counter()
             if p in ANALYTIC:
                 row[p] = ANALYTIC[p](graph)
+            elif p in providers:
+                try:
+                    row[p] = float(providers[p].evaluate(graph, arch, space)[providers[p].metrics[0]])
+                except Exception:  # noqa: BLE001
+                    row[p] = math.nan
             else:
                 if key not in contexts:
                     contexts[key] = context_for(graph, batch_size, seed, data)

@@ -1,0 +1,63 @@
+"""Eproxy on the NAS-Bench-201 (or -101) cells of the shared tables: Spearman rho against each
+data set's validation accuracy, with seconds per architecture on this CPU.
+
+The proxy is task-agnostic (one batch of images, synthetic targets, classifier removed), so one
+score per cell serves every data set, as in the dissertation (4.2: "a single batch of CIFAR-10
+images throughout all the experiments").
+
+    python benchmarks/eproxy_reference.py [--limit N] [--space nasbench101] [--out DIR] [key=value ...]
+
+Extra ``key=value`` pairs are Eproxy parameters (``c_mid=64 lr=1.0 barrier=false``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dse.registry import PROXIES, SPACES
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TABLES = {"nasbench201": ("nasbench201_naslib.csv", ["val_acc_cifar10", "val_acc_cifar100", "val_acc_imagenet16_120"]),
+          "nasbench101": ("nasbench101_naslib.csv", ["val_acc_cifar10"])}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--space", default="nasbench201", choices=sorted(TABLES))
+    ap.add_argument("--limit", type=int, default=None, help="evenly spaced subset of the cells")
+    ap.add_argument("--out", default="results/eproxy_reference")
+    ap.add_argument("params", nargs="*", help="Eproxy parameters as key=value")
+    args = ap.parse_args()
+    params = {k: ast.literal_eval(v.capitalize() if v.lower() in ("true", "false") else v)
+              for k, v in (p.split("=", 1) for p in args.params)}
+    file, targets = TABLES[args.space]
+    df = pd.read_csv(DATA / file, dtype=str)
+    if args.limit:
+        df = df.iloc[np.linspace(0, len(df) - 1, args.limit).astype(int)]
+    space = SPACES.create(args.space)
+    proxy = PROXIES.create("eproxy", **params)
+    scores, seconds = [], []
+    for i, row in enumerate(df.itertuples()):
+        arch = space.parse(row.arch_str) if args.space == "nasbench201" else space.parse(row.adjacency_7x7, row.ops)
+        t = time.perf_counter()
+        scores.append(proxy.evaluate(space.to_graph(arch), arch, space)["eproxy"])
+        seconds.append(time.perf_counter() - t)
+        if (i + 1) % 25 == 0:
+            print(f"  {i + 1}/{len(df)} cells, {np.mean(seconds):.2f} s/cell", flush=True)
+    out = df.assign(eproxy=scores, eproxy_s=seconds)
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    out.to_parquet(Path(args.out) / f"{args.space}_scores.parquet")
+    print(f"Eproxy on {len(df)} {args.space} cells ({params or 'defaults'}): {np.mean(seconds):.2f} s per cell")
+    for t in targets:
+        rho = pd.Series(scores).corr(df[t].astype(float).reset_index(drop=True), method="spearman")
+        print(f"  Spearman rho vs {t}: {rho:.3f}")
+
+
+if __name__ == "__main__":
+    main()
