@@ -92,12 +92,13 @@ class EproxyBatch:
 
 
 def eproxy_loss(graph: nx.DiGraph, config: EproxyConfig, images: torch.Tensor, targets: torch.Tensor | None = None,
-                seed: int = 0) -> float:
+                seed: int = 0, net: nn.Module | None = None) -> float:
     """Eproxy's final training loss for ``graph`` (lower is better), before any FLOPs adjustment.
-    ``targets`` default to :func:`make_targets` at the chosen stage's size."""
+    ``targets`` default to :func:`make_targets` at the chosen stage's size; ``net`` is a freshly
+    initialised network of ``graph`` to train in place (default: built here from ``seed``)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = build_network(graph, seed=seed)
+        net = build_network(graph, seed=seed) if net is None else net
         gen = torch.Generator().manual_seed(seed)
         initialise(net, config.init, gen)
         net.train()
@@ -174,10 +175,18 @@ class EproxyProxy:
                  lr: float = 1.2, momentum: float = 0.9, weight_decay: float = 4e-5, iterations: int = 10,
                  batch_size: int = 16, init: str = "default", stage: int = -1, alpha: float = 0.1,
                  barrier: bool = True, max_macs: float | None = None, seed: int = 0, data: str = "images",
-                 threads: int = 1, metric: str = "eproxy"):
-        self.config = EproxyConfig(transform_kernel, barrier_kernel, c_mid, tuple(features or ("net", "wave_h")),
-                                   target_channels, augment, lr, momentum, weight_decay, iterations, batch_size,
-                                   init, stage, alpha, barrier)
+                 threads: int = 1, metric: str = "eproxy", saved: str | None = None):
+        if saved is not None:  # a configuration found by DPS (dse dps --name), replacing the others
+            from dse.proxies.dps import load_proxy
+
+            record = load_proxy(saved)
+            if record["proxy"] != "eproxy":
+                raise ValueError(f"saved: {saved!r} is a {record['proxy']} configuration, not an eproxy one")
+            self.config = EproxyConfig(**record["params"])
+        else:
+            self.config = EproxyConfig(transform_kernel, barrier_kernel, c_mid, tuple(features or ("net", "wave_h")),
+                                       target_channels, augment, lr, momentum, weight_decay, iterations,
+                                       batch_size, init, stage, alpha, barrier)
         if threads < 1:
             raise ValueError(f"threads: must be >= 1, got {threads}")
         self.max_macs, self.seed, self.data, self.threads = max_macs, seed, data, threads

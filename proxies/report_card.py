@@ -11,6 +11,10 @@ ensemble. This is how users decide which proxy to trust on their space.
         --proxies synflow nwot jacob_cov snip grad_norm --limit 50 --out results/proxy_card
     dse proxy-eval --space nasbench101 --truth ../shared/data/nasbench101_naslib.csv \\
         --arch-column adjacency_7x7 --ops-column ops --proxies params synflow --limit 20
+    dse proxy-eval --truth ... --proxies eproxy gennas eproxy@my-dps   # a saved DPS configuration
+
+Any registered proxy provider can be scored (eproxy, gennas, a user's); ``name@saved`` loads a
+configuration saved by ``dse dps --name`` and leaves out the architectures it was searched on.
 """
 
 from __future__ import annotations
@@ -69,9 +73,11 @@ def evaluate_proxies(space: SearchSpace, archs: Sequence[dict], truth: Sequence[
     from dse.registry import PROXIES
     from dse.proxies.zero_cost import MEASURES, context_for, io_shapes, score
 
-    # any other registered proxy (eproxy, a user's) runs as a provider with its defaults
-    providers = {p: PROXIES.create(p) for p in proxies
-                 if p not in MEASURES and p not in ANALYTIC and p != "ensemble" and p in PROXIES.names()}
+    # any other registered proxy (eproxy, gennas, a user's) runs as a provider with its defaults;
+    # "eproxy@name" uses the configuration saved as "name" (dse dps --name)
+    providers = {p: PROXIES.create(p.partition("@")[0], **({"saved": p.partition("@")[2]} if "@" in p else {}))
+                 for p in proxies if p not in MEASURES and p not in ANALYTIC and p != "ensemble"
+                 and p.partition("@")[0] in PROXIES.names()}
     unknown = [p for p in proxies if p not in MEASURES and p not in ANALYTIC and p != "ensemble" and p not in providers]
     if unknown:
         raise ValueError(f"proxies: {unknown} not allowed; allowed values: "
@@ -107,6 +113,17 @@ def evaluate_proxies(space: SearchSpace, archs: Sequence[dict], truth: Sequence[
     return ReportCard(scores, summarise(scores, list(proxies)))
 
 
+def fitted_on(proxies: Sequence[str]) -> set[str]:
+    """Table keys of the architectures that saved proxies (``name@saved``) were searched on."""
+    from dse.proxies.dps import load_proxy
+
+    keys: set[str] = set()
+    for p in proxies:
+        if "@" in p:
+            keys.update(load_proxy(p.partition("@")[2]).get("provenance", {}).get("archs", []))
+    return keys
+
+
 @COMMANDS.register("proxy-eval")
 class ProxyEvalCommand:
     """Proxy report card: Spearman, Kendall, top-10% retrieval and seconds per architecture."""
@@ -138,6 +155,11 @@ class ProxyEvalCommand:
         if not hasattr(space, "parse"):
             raise ValueError(f"space {args.space!r} cannot parse architecture strings (no parse method)")
         texts = df[args.arch_column] if not args.ops_column else df[args.arch_column] + "|" + df[args.ops_column]
+        fitted = fitted_on(args.proxies)
+        if fitted:  # score every proxy on the architectures the searched ones never saw
+            keep = ~texts.isin(fitted)
+            print(f"excluding {int((~keep).sum())} architectures a saved proxy was searched on")
+            df, texts = df[keep.to_numpy()], texts[keep]
         archs = [space.parse(a) for a in texts]
         card = evaluate_proxies(space, archs, df[args.target].to_numpy(dtype=float), args.proxies,
                                 args.batch_size, args.seed, args.data)

@@ -11,7 +11,7 @@ from scipy.stats import spearmanr
 
 from dse.proxies.data import image_batch
 from dse.proxies.eproxy import DIVERGED, EproxyConfig, eproxy_loss, flops_factor
-from dse.proxies.targets import make_targets, waves
+from dse.proxies.targets import make_targets, sines, signal
 from dse.registry import PROXIES, SPACES
 
 
@@ -20,10 +20,22 @@ def test_targets_have_the_stage_shape_and_the_requested_frequency_band():
     t = make_targets(("net", "wave_h", "dot"), images, 8, (8, 8), seed=1, scale=2.0)
     assert t.shape == (4, 24, 8, 8) and torch.isfinite(t).all()
     assert torch.allclose(t[:, :8].std(), torch.tensor(2.0), rtol=1e-3)  # each group normalised, then scaled
-    w = waves(1, 1, (1, 256), (0.375, 0.5), seed=3)[0, 0, 0]  # one row of a horizontal or vertical wave
-    spectrum = np.abs(np.fft.rfft(w.numpy()))
-    if spectrum[1:].max() > 1e-3:  # horizontal: its peak frequency lies in the high band
-        assert 0.37 <= np.argmax(spectrum[1:]) / 256 + 1 / 256 <= 0.51
+    for k, row in enumerate(sines(40, (1, 256), (0.375, 0.5), seed=3, two_d=True)[:, 0]):
+        peak = (np.argmax(np.abs(np.fft.rfft(row.numpy()))[1:]) + 1) / 256  # cycles per pixel along x
+        assert 0.0 <= peak <= 0.51, (k, peak)
+    one_d = sines(200, (64, 64), (0.375, 0.5), seed=4, two_d=False)
+    for m in one_d[:20]:
+        line = m[0] if m[0].std() > 1e-3 else m[:, 0]  # the axis the wave runs along
+        peak = (np.argmax(np.abs(np.fft.rfft(line.numpy()))[1:]) + 1) / 64
+        assert 0.36 <= peak <= 0.5
+    local = signal("dot", images, 4, (8, 8), seed=0)
+    assert not torch.equal(local[0], local[1]) and set(local.unique().tolist()) == {-1.0, 1.0}
+    global_ = signal("sin2d_m", images, 4, (8, 8), seed=0)
+    assert torch.equal(global_[0], global_[3])
+    half = signal("dot", images, 4, (8, 8), seed=0, density=0.5)
+    assert 0.4 < (half != 0).float().mean() < 0.6
+    g = signal("gdot", images, 4, (8, 8), seed=0)
+    assert g.abs().max() == pytest.approx(1.0) and len(g.unique()) > 3
     with pytest.raises(ValueError, match="features: \\['colour'\\] not allowed"):
         make_targets(("colour",), images, 8, (8, 8), seed=0)
 
