@@ -163,6 +163,16 @@ def _check_hashes(space: SearchSpace, rows: list[dict[str, Any]], manifest: dict
             )
 
 
+def _warm_start(cfg: RunConfig, experiment: Experiment, output: str | Path | None):
+    """The earlier run's designs to start from (None without ``search.warm_start``); read before
+    the run directory exists, so a bad reference leaves nothing behind."""
+    if cfg.search.warm_start is None:
+        return None
+    return load_warm_start(cfg.search.warm_start, output or cfg.output, experiment.space, cfg.to_dict(),
+                           [(o.metric, o.direction) for o in experiment.evaluator.objectives],
+                           cfg.search.warm_start_size)
+
+
 def run(config: RunConfig | dict | str | Path | None = None, *, resume: str | Path | None = None,
         run_id: str | None = None, output: str | Path | None = None, progress: bool = True,
         max_evaluations: int | None = None) -> RunResult:
@@ -197,6 +207,7 @@ def run(config: RunConfig | dict | str | Path | None = None, *, resume: str | Pa
         if max_evaluations is not None:
             cfg = replace(cfg, search=replace(cfg.search, max_evaluations=max_evaluations))
         experiment = build(cfg)
+        warm = _warm_start(cfg, experiment, output)
         existing = store.read_table().to_pylist()
         _check_hashes(experiment.space, existing, manifest)
         run_id = manifest["run_id"]
@@ -208,6 +219,7 @@ def run(config: RunConfig | dict | str | Path | None = None, *, resume: str | Pa
         if max_evaluations is not None:
             cfg = replace(cfg, search=replace(cfg.search, max_evaluations=max_evaluations))
         experiment = build(cfg)  # all validation happens before anything is written
+        warm = _warm_start(cfg, experiment, output)
         out = Path(output or cfg.output)
         run_id = run_id or _new_run_id(cfg, out)
         store = RunStore(out / run_id)
@@ -226,9 +238,7 @@ def run(config: RunConfig | dict | str | Path | None = None, *, resume: str | Pa
     objectives = experiment.evaluator.objectives
     problem = SearchProblem(experiment.space, experiment.evaluator, run_id, cfg.seed,
                             cfg.search.driver, store, experiment.schema, existing)
-    if cfg.search.warm_start is not None:
-        warm = load_warm_start(cfg.search.warm_start, output or cfg.output, experiment.space, cfg.to_dict(),
-                               [(o.metric, o.direction) for o in objectives], cfg.search.warm_start_size)
+    if warm is not None:
         problem.warm_start, problem.reusable = warm.encodings, warm.reusable
 
     def on_batch(report: BatchReport) -> None:

@@ -121,6 +121,7 @@ def test_warm_start_from_another_space_is_a_config_error(tmp_path):
            "search": {"driver": "random", "max_evaluations": 10, "warm_start": str(earlier.path)}}
     with pytest.raises(dse.params.ConfigError, match="search.warm_start.*nasbench201"):
         dse.run(cfg, output=tmp_path, progress=False)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("m-")]  # nothing written
 
 
 WORKER = """

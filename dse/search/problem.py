@@ -75,6 +75,9 @@ class SearchProblem:
         self.batches = 0
         ref = [math.nan if o.ref is None else o.minimised(o.ref) for o in self.evaluator.objectives]
         self.hypervolume = HypervolumeTracker(np.array(ref, dtype=float))
+        restored = [r for r in self.rows if r["feasible"]]
+        if restored:  # a resumed run continues from the front it had
+            self.hypervolume.update(self._objectives(restored), 0)
 
     # -- shape of the problem, for drivers ---------------------------------------------------
     @property

@@ -1,13 +1,17 @@
-"""Eproxy on the NAS-Bench-201 (or -101) cells of the shared tables: Spearman rho against each
-data set's validation accuracy, with seconds per architecture on this CPU.
+"""Regression proxies (Eproxy, GenNAS, a saved DPS configuration) on the NAS-Bench-201 (or -101)
+cells of the shared tables: Spearman rho against each data set's validation accuracy, with
+seconds per architecture on this CPU.
 
-The proxy is task-agnostic (one batch of images, synthetic targets, classifier removed), so one
+The proxies are task-agnostic (one batch of images, synthetic targets, classifier removed), so one
 score per cell serves every data set, as in the dissertation (4.2: "a single batch of CIFAR-10
 images throughout all the experiments").
 
-    python benchmarks/eproxy_reference.py [--limit N] [--space nasbench101] [--out DIR] [key=value ...]
+    python benchmarks/regression_proxies.py [--proxy eproxy|gennas] [--limit N] [--space nasbench101]
+        [--exclude-saved NAME] [--out DIR] [key=value ...]
 
-Extra ``key=value`` pairs are Eproxy parameters (``c_mid=64 lr=1.0 barrier=false``).
+Extra ``key=value`` pairs are the proxy's parameters (``c_mid=64 lr=1.0 barrier=false``,
+``preset=single``, ``saved=my-dps``). ``--exclude-saved NAME`` leaves out the architectures a saved
+DPS configuration was searched on.
 """
 
 from __future__ import annotations
@@ -29,31 +33,40 @@ TABLES = {"nasbench201": ("nasbench201_naslib.csv", ["val_acc_cifar10", "val_acc
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--proxy", default="eproxy", help="eproxy, gennas or any registered proxy")
     ap.add_argument("--space", default="nasbench201", choices=sorted(TABLES))
+    ap.add_argument("--exclude-saved", default=None, metavar="NAME")
     ap.add_argument("--limit", type=int, default=None, help="evenly spaced subset of the cells")
-    ap.add_argument("--out", default="results/eproxy_reference")
+    ap.add_argument("--out", default="results/regression_proxies")
     ap.add_argument("params", nargs="*", help="Eproxy parameters as key=value")
     args = ap.parse_args()
     params = {k: ast.literal_eval(v.capitalize() if v.lower() in ("true", "false") else v)
               for k, v in (p.split("=", 1) for p in args.params)}
     file, targets = TABLES[args.space]
     df = pd.read_csv(DATA / file, dtype=str)
+    if args.exclude_saved:
+        from dse.proxies.dps import load_proxy
+
+        fitted = set(load_proxy(args.exclude_saved)["provenance"]["archs"])
+        key = df.arch_str if args.space == "nasbench201" else df.adjacency_7x7 + "|" + df.ops
+        df = df[~key.isin(fitted)]
     if args.limit:
         df = df.iloc[np.linspace(0, len(df) - 1, args.limit).astype(int)]
     space = SPACES.create(args.space)
-    proxy = PROXIES.create("eproxy", **params)
+    proxy = PROXIES.create(args.proxy, **params)
+    metric = proxy.metrics[0]
     scores, seconds = [], []
     for i, row in enumerate(df.itertuples()):
         arch = space.parse(row.arch_str) if args.space == "nasbench201" else space.parse(row.adjacency_7x7, row.ops)
         t = time.perf_counter()
-        scores.append(proxy.evaluate(space.to_graph(arch), arch, space)["eproxy"])
+        scores.append(proxy.evaluate(space.to_graph(arch), arch, space)[metric])
         seconds.append(time.perf_counter() - t)
         if (i + 1) % 25 == 0:
             print(f"  {i + 1}/{len(df)} cells, {np.mean(seconds):.2f} s/cell", flush=True)
-    out = df.assign(eproxy=scores, eproxy_s=seconds)
+    out = df.assign(score=scores, seconds=seconds)
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    out.to_parquet(Path(args.out) / f"{args.space}_scores.parquet")
-    print(f"Eproxy on {len(df)} {args.space} cells ({params or 'defaults'}): {np.mean(seconds):.2f} s per cell")
+    out.to_parquet(Path(args.out) / f"{args.space}_{args.proxy}_scores.parquet")
+    print(f"{args.proxy} on {len(df)} {args.space} cells ({params or 'defaults'}): {np.mean(seconds):.2f} s per cell")
     for t in targets:
         rho = pd.Series(scores).corr(df[t].astype(float).reset_index(drop=True), method="spearman")
         print(f"  Spearman rho vs {t}: {rho:.3f}")
