@@ -49,7 +49,7 @@ def run_cli(args, cwd, env=None, timeout=120):
 
 
 @pytest.mark.parametrize("edit, field", [
-    (lambda s: s.replace('name = "nasbench201"', 'name = "nasbench301"'), "space.name: unknown space 'nasbench301'; allowed: mbconv, medusa, nasbench101, nasbench201, zoo"),
+    (lambda s: s.replace('name = "nasbench201"', 'name = "nasbench301"'), "space.name: unknown space 'nasbench301'; allowed: eproxy_config, gennas_task, mbconv, medusa, nasbench101, nasbench201, zoo"),
     (lambda s: s.replace("pop_size = 10", 'pop_size = "ten"'), "search.pop_size: expected an integer, got 'ten'"),
     (lambda s: s.replace("pop_size = 10", "pop_size = 1"), "search.pop_size: must be >= 2, got 1"),
     (lambda s: s.replace('dataset = "cifar100"', 'dataset = "svhn"'), "space.dataset: expected one of 'cifar10', 'cifar100', 'imagenet16_120', got 'svhn'"),
