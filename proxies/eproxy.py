@@ -20,7 +20,7 @@ Defaults follow the authors' NAS-Bench-201 setting: c_mid 128, 3x3 transform and
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import networkx as nx
@@ -76,19 +76,6 @@ class EproxyConfig:
                 raise ValueError(f"{name}: must be >= {low}, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr: must be > 0, got {self.lr}")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["features"] = list(self.features)
-        return d
-
-
-@dataclass
-class EproxyBatch:
-    """The images and targets of one input shape and stage size (shared by all architectures)."""
-
-    images: torch.Tensor
-    targets: dict[tuple, torch.Tensor] = field(default_factory=dict)
 
 
 def eproxy_loss(graph: nx.DiGraph, config: EproxyConfig, images: torch.Tensor, targets: torch.Tensor | None = None,
