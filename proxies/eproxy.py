@@ -29,10 +29,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from dse.graph import totals
-from dse.proxies.data import image_batch
 from dse.proxies.network import build_network
 from dse.proxies.targets import FEATURES, INITS, initialise, make_targets
-from dse.proxies.zero_cost import io_shapes
+from dse.proxies.regression import RegressionProxy
 from dse.registry import PROXIES
 from dse.space import SearchSpace
 
@@ -150,10 +149,11 @@ def largest_macs(space: SearchSpace) -> float:
 
 
 @PROXIES.register("eproxy", requires_torch=True)
-class EproxyProxy:
+class EproxyProxy(RegressionProxy):
     """Eproxy: 10-step few-shot regression through a frozen barrier layer (higher is better)."""
 
     name = "eproxy"
+    kind = "eproxy"
     metrics = ("eproxy",)
     cost = 5.0
 
@@ -164,32 +164,19 @@ class EproxyProxy:
                  barrier: bool = True, max_macs: float | None = None, seed: int = 0, data: str = "images",
                  threads: int = 1, metric: str = "eproxy", saved: str | None = None):
         if saved is not None:  # a configuration found by DPS (dse dps --name), replacing the others
-            from dse.proxies.dps import load_proxy
-
-            record = load_proxy(saved)
-            if record["proxy"] != "eproxy":
-                raise ValueError(f"saved: {saved!r} is a {record['proxy']} configuration, not an eproxy one")
-            self.config = EproxyConfig(**record["params"])
+            self.config = EproxyConfig(**self.saved_params(saved))
         else:
             self.config = EproxyConfig(transform_kernel, barrier_kernel, c_mid, tuple(features or ("net", "wave_h")),
                                        target_channels, augment, lr, momentum, weight_decay, iterations,
                                        batch_size, init, stage, alpha, barrier)
-        if threads < 1:
-            raise ValueError(f"threads: must be >= 1, got {threads}")
-        self.max_macs, self.seed, self.data, self.threads = max_macs, seed, data, threads
-        self.metrics = (metric,)
-        self._images: dict[tuple, torch.Tensor] = {}
+        self._setup(seed, data, threads, metric)
+        self.max_macs = max_macs
+
+    def loss(self, graph: nx.DiGraph, images: torch.Tensor) -> float:
+        return eproxy_loss(graph, self.config, images, seed=self.seed)
 
     def evaluate(self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace) -> dict[str, float]:
-        shape, _ = io_shapes(graph)
-        if shape not in self._images:
-            self._images[shape] = image_batch(self.config.batch_size, shape, self.seed, self.data)
-        previous = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            loss = eproxy_loss(graph, self.config, self._images[shape], seed=self.seed)
-        finally:
-            torch.set_num_threads(previous)
+        loss = self.trained_loss(graph)
         if self.config.alpha:
             if self.max_macs is None:
                 self.max_macs = largest_macs(space)

@@ -29,11 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dse.proxies.data import image_batch
 from dse.proxies.eproxy import DIVERGED
 from dse.proxies.network import build_network
 from dse.proxies.targets import FEATURES, INITS, initialise, make_targets
-from dse.proxies.zero_cost import io_shapes
+from dse.proxies.regression import RegressionProxy
 from dse.registry import PROXIES
 from dse.space import SearchSpace
 
@@ -126,10 +125,11 @@ def gennas_loss(graph: nx.DiGraph, config: GenNASConfig, images: torch.Tensor, s
 
 
 @PROXIES.register("gennas", requires_torch=True)
-class GenNASProxy:
+class GenNASProxy(RegressionProxy):
     """GenNAS: multi-stage regression of synthetic signals, 100 SGD steps (higher is better)."""
 
     name = "gennas"
+    kind = "gennas"
     metrics = ("gennas",)
     cost = 30.0
 
@@ -139,12 +139,7 @@ class GenNASProxy:
                  init: str = "default", seed: int = 0, data: str = "images", threads: int = 1,
                  metric: str = "gennas", saved: str | None = None):
         if saved is not None:  # a task found by the proxy-task search (dse dps --proxy gennas --name)
-            from dse.proxies.dps import load_proxy
-
-            record = load_proxy(saved)
-            if record["proxy"] != "gennas":
-                raise ValueError(f"saved: {saved!r} is a {record['proxy']} configuration, not a gennas one")
-            self.config = GenNASConfig(**record["params"])
+            self.config = GenNASConfig(**self.saved_params(saved))
         else:
             if stages is None:
                 if preset not in PRESETS:
@@ -152,19 +147,10 @@ class GenNASProxy:
                 stages = PRESETS[preset]
             self.config = GenNASConfig(tuple(tuple(s) for s in stages), channels, tuple(size or (8, 8)), density,
                                        noise, lr, momentum, weight_decay, iterations, batch_size, init)
-        if threads < 1:
-            raise ValueError(f"threads: must be >= 1, got {threads}")
-        self.seed, self.data, self.threads = seed, data, threads
-        self.metrics = (metric,)
-        self._images: dict[tuple, torch.Tensor] = {}
+        self._setup(seed, data, threads, metric)
+
+    def loss(self, graph: nx.DiGraph, images: torch.Tensor) -> float:
+        return gennas_loss(graph, self.config, images, self.seed)
 
     def evaluate(self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace) -> dict[str, float]:
-        shape, _ = io_shapes(graph)
-        if shape not in self._images:
-            self._images[shape] = image_batch(self.config.batch_size, shape, self.seed, self.data)
-        previous = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            return {self.metrics[0]: -gennas_loss(graph, self.config, self._images[shape], self.seed)}
-        finally:
-            torch.set_num_threads(previous)
+        return {self.metrics[0]: -self.trained_loss(graph)}
