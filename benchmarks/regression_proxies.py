@@ -31,6 +31,14 @@ TABLES = {"nasbench201": ("nasbench201_naslib.csv", ["val_acc_cifar10", "val_acc
           "nasbench101": ("nasbench101_naslib.csv", ["val_acc_cifar10"])}
 
 
+def _value(text: str):
+    """``key=value`` values: Python literals (numbers, lists, true/false), else the string."""
+    try:
+        return ast.literal_eval(text.capitalize() if text.lower() in ("true", "false") else text)
+    except (ValueError, SyntaxError):
+        return text
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--proxy", default="eproxy", help="eproxy, gennas or any registered proxy")
@@ -40,8 +48,7 @@ def main() -> None:
     ap.add_argument("--out", default="results/regression_proxies")
     ap.add_argument("params", nargs="*", help="Eproxy parameters as key=value")
     args = ap.parse_args()
-    params = {k: ast.literal_eval(v.capitalize() if v.lower() in ("true", "false") else v)
-              for k, v in (p.split("=", 1) for p in args.params)}
+    params = {k: _value(v) for k, v in (p.split("=", 1) for p in args.params)}
     file, targets = TABLES[args.space]
     df = pd.read_csv(DATA / file, dtype=str)
     if args.exclude_saved:
