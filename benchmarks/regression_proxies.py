@@ -46,7 +46,8 @@ def main() -> None:
     ap.add_argument("--exclude-saved", default=None, metavar="NAME")
     ap.add_argument("--limit", type=int, default=None, help="evenly spaced subset of the cells")
     ap.add_argument("--out", default="results/regression_proxies")
-    ap.add_argument("params", nargs="*", help="Eproxy parameters as key=value")
+    ap.add_argument("--shard", default=None, metavar="K/N", help="score only rows K, K+N, ... (parallel runs)")
+    ap.add_argument("params", nargs="*", help="proxy parameters as key=value")
     args = ap.parse_args()
     params = {k: _value(v) for k, v in (p.split("=", 1) for p in args.params)}
     file, targets = TABLES[args.space]
@@ -59,6 +60,9 @@ def main() -> None:
         df = df[~key.isin(fitted)]
     if args.limit:
         df = df.iloc[np.linspace(0, len(df) - 1, args.limit).astype(int)]
+    if args.shard:
+        k, n = (int(v) for v in args.shard.split("/"))
+        df = df.iloc[k::n]
     space = SPACES.create(args.space)
     proxy = PROXIES.create(args.proxy, **params)
     metric = proxy.metrics[0]
@@ -72,7 +76,8 @@ def main() -> None:
             print(f"  {i + 1}/{len(df)} cells, {np.mean(seconds):.2f} s/cell", flush=True)
     out = df.assign(score=scores, seconds=seconds)
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    out.to_parquet(Path(args.out) / f"{args.space}_{args.proxy}_scores.parquet")
+    shard = f"_shard{args.shard.replace('/', 'of')}" if args.shard else ""
+    out.to_parquet(Path(args.out) / f"{args.space}_{args.proxy}_scores{shard}.parquet")
     print(f"{args.proxy} on {len(df)} {args.space} cells ({params or 'defaults'}): {np.mean(seconds):.2f} s per cell")
     for t in targets:
         rho = pd.Series(scores).corr(df[t].astype(float).reset_index(drop=True), method="spearman")
