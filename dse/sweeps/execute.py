@@ -115,6 +115,11 @@ def plan_sweep(raw: dict[str, Any]) -> SweepPlan:
     parameters: list[Parameter] = []
     for name, value in params_spec.items():
         parameters.extend(parse_parameter(name, value, experiment.space))
+    names = [p.name for p in parameters]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ConfigError(f"sweep.parameters: {repeated[0]!r} is swept twice (arch = \"all\" already sweeps every "
+                          f"arch.<variable>)")
     archs: dict[str, dict] = {}
     if ARCH in params_spec and not isinstance(params_spec[ARCH], str):
         from dse.subset import restrict
