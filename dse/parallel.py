@@ -41,7 +41,8 @@ def worker_count(client) -> int:
 
 
 @functools.lru_cache(maxsize=256)
-def _experiment(config_json: str):
+def experiment_for(config_json: str):
+    """The experiment a config (JSON) describes, built once per process (workers, sweep chunks)."""
     from dse.config import parse_config
     from dse.runner import build
 
@@ -50,7 +51,7 @@ def _experiment(config_json: str):
 
 def evaluate_on_worker(config_json: str, archs: list[dict]) -> list:
     """Task body: evaluate ``archs`` with the evaluator the config describes."""
-    return _experiment(config_json).evaluator.evaluate_batch(archs)
+    return experiment_for(config_json).evaluator.evaluate_batch(archs)
 
 
 class PoolEvaluator:

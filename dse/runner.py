@@ -120,7 +120,7 @@ def _coerce(config: RunConfig | dict | str | Path) -> RunConfig:
     return load_config(config)
 
 
-def _new_run_id(config: RunConfig, output: Path) -> str:
+def new_run_id(config: RunConfig, output: Path) -> str:
     """A fresh run id whose directory this call creates (atomically: two processes started in
     the same second, such as two workers of one optuna study, get different ids)."""
     base = f"{config.name}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-s{config.seed}"
@@ -221,7 +221,7 @@ def run(config: RunConfig | dict | str | Path | None = None, *, resume: str | Pa
         experiment = build(cfg)  # all validation happens before anything is written
         warm = _warm_start(cfg, experiment, output)
         out = Path(output or cfg.output)
-        run_id = run_id or _new_run_id(cfg, out)
+        run_id = run_id or new_run_id(cfg, out)
         store = RunStore(out / run_id)
         if store.exists():
             raise ConfigError(f"--run-id: run {run_id!r} already exists in {out}; use --resume to continue it")

@@ -33,6 +33,7 @@ from dse.graph import totals
 from dse.proxies.data import image_batch
 from dse.proxies.eproxy import largest_macs
 from dse.proxies.network import build_network
+from dse.proxies.tabular import read_keyed_column
 from dse.proxies.zero_cost import io_shapes
 from dse.registry import COMMANDS, PROXIES, SPACES
 from dse.space import SearchSpace
@@ -40,18 +41,7 @@ from dse.space import SearchSpace
 
 def read_truth(file: str | Path, column: str, key: str | list[str] = "arch_str") -> pd.DataFrame:
     """A benchmark table's rows as ``arch_text`` (the key columns joined by ``|``) and ``truth``."""
-    keys = [key] if isinstance(key, str) else list(key)
-    path = Path(file)
-    if not path.is_file():
-        raise ValueError(f"truth: {str(file)!r} does not exist")
-    df = pd.read_csv(path, dtype={k: str for k in keys})
-    missing = [c for c in [*keys, column] if c not in df.columns]
-    if missing:
-        raise ValueError(f"column/key: {missing} not in {file}; allowed values: {list(df.columns)}")
-    text = df[keys[0]].astype(str)
-    for k in keys[1:]:
-        text = text + "|" + df[k].astype(str)
-    return pd.DataFrame({"arch_text": text, "truth": df[column].astype(float)})
+    return read_keyed_column(file, column, key, field="truth").rename(columns={"value": "truth"})
 
 
 def parse_arch(space: SearchSpace, text: str) -> dict:
@@ -210,8 +200,8 @@ class DpsCommand:
               f"({len(ok)} configurations, {ok.proxy_s.mean():.2f} s per architecture)")
         print(f"  {best.arch_id}")
         if args.name:
-            rows = fitness_rows(len(read_truth(args.truth, args.target, key)), args.archs, args.sample_seed)
-            texts = read_truth(args.truth, args.target, key).arch_text.iloc[rows].tolist()
+            table = read_truth(args.truth, args.target, key)
+            texts = table.arch_text.iloc[fitness_rows(len(table), args.archs, args.sample_seed)].tolist()
             path = save_proxy(args.name, args.proxy, params, {
                 "run": str(result.path), "rho": float(best.rho), "truth": args.truth, "target": args.target,
                 "space": args.space, "key": key, "archs": texts, "configurations": int(len(ok))})

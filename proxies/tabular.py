@@ -27,6 +27,25 @@ from dse.registry import PROXIES
 from dse.space import SearchSpace
 
 
+def read_keyed_column(file: str | Path, column: str, key: str | list[str] = "arch_str",
+                      field: str = "file") -> pd.DataFrame:
+    """A benchmark table (CSV or Parquet) as ``arch_text`` (the key columns joined by ``|``, as
+    the spaces' ``arch_id``/``parse`` write them) and ``value`` (``column`` as floats); errors name
+    ``field`` for the file and ``column/key`` for missing columns."""
+    path = Path(file)
+    if not path.is_file():
+        raise ValueError(f"{field}: {str(file)!r} does not exist")
+    keys = [key] if isinstance(key, str) else list(key)
+    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={k: str for k in keys})
+    missing = [c for c in [*keys, column] if c not in df.columns]
+    if missing:
+        raise ValueError(f"column/key: {missing} not in {file}; allowed values: {list(df.columns)}")
+    text = df[keys[0]].astype(str)
+    for k in keys[1:]:
+        text = text + "|" + df[k].astype(str)
+    return pd.DataFrame({"arch_text": text, "value": df[column].astype(float)})
+
+
 @PROXIES.register("tabular", requires_torch=False)
 class TabularProxy:
     """Look up an architecture's recorded accuracy in a benchmark table (CSV or Parquet)."""
@@ -35,18 +54,8 @@ class TabularProxy:
     cost = 1e-6
 
     def __init__(self, file: str, column: str, key: str | list[str] = "arch_str", metric: str = "accuracy"):
-        path = Path(file)
-        if not path.is_file():
-            raise ValueError(f"file: {file!r} does not exist")
-        keys = [key] if isinstance(key, str) else list(key)
-        df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={k: str for k in keys})
-        missing = [c for c in [*keys, column] if c not in df.columns]
-        if missing:
-            raise ValueError(f"column/key: {missing} not in {file}; allowed values: {list(df.columns)}")
-        ids = df[keys[0]].astype(str)
-        for k in keys[1:]:
-            ids = ids + "|" + df[k].astype(str)
-        self.table = dict(zip(ids, df[column].astype(float)))
+        rows = read_keyed_column(file, column, key)
+        self.table = dict(zip(rows.arch_text, rows.value))
         self.metrics = (metric,)
         self.metric, self.file = metric, file
 

@@ -106,16 +106,18 @@ class OptunaDriver(Driver):
         sampler = SAMPLERS[self.sampler]((seed + zlib.crc32(problem.run_id.encode())) % 2**31,
                                          self.population_size, self.n_startup_trials)
         kwargs = {"connect_args": {"timeout": 120}} if self.storage.startswith("sqlite") else None
-        for attempt in range(6):
-            try:  # workers started together race to create the schema and the study: retry
-                storage = optuna.storages.RDBStorage(self.storage, engine_kwargs=kwargs)
-                return optuna.create_study(storage=storage, study_name=self.study_name, sampler=sampler,
-                                           directions=["minimize"] * problem.n_obj, load_if_exists=True)
-            except Exception:  # noqa: BLE001 - sqlalchemy's integrity/operational errors
-                if attempt == 5:
-                    raise
+
+        def create():
+            storage = optuna.storages.RDBStorage(self.storage, engine_kwargs=kwargs)
+            return optuna.create_study(storage=storage, study_name=self.study_name, sampler=sampler,
+                                       directions=["minimize"] * problem.n_obj, load_if_exists=True)
+
+        for attempt in range(5):  # workers started together race to create the schema and the study
+            try:
+                return create()
+            except Exception:  # noqa: BLE001 - sqlalchemy's integrity/operational errors: retry
                 time.sleep(0.2 * (attempt + 1))
-        raise AssertionError("unreachable")
+        return create()  # the sixth try raises whatever it meets
 
     def run(self, problem: SearchProblem, budget: Budget, seed: int) -> None:
         import optuna

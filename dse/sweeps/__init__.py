@@ -88,10 +88,10 @@ def sweep(config: dict | str | Path | None = None, *, resume: str | Path | None 
             raise ConfigError("sweep: a config is required unless --resume is given")
         raw = _raw(config)
         plan = plan_sweep(raw)  # every check before anything is written
-        from dse.runner import _new_run_id
+        from dse.runner import new_run_id
 
         out = Path(output or plan.config.output)
-        sweep_id = _new_run_id(plan.config, out)
+        sweep_id = new_run_id(plan.config, out)
         store = RunStore(out / sweep_id)
         manifest = new_manifest(sweep_id, raw, plan.metrics,
                                 [{k: v for k, v in vars(o).items() if v is not None} for o in plan.config.objectives],

@@ -28,7 +28,7 @@ import pyarrow as pa
 from dse.config import RunConfig, parse_config
 from dse.params import ConfigError
 from dse.results.store import RunStore, run_schema, timing_column
-from dse.sweeps.plan import ARCH, METHODS, Parameter, make_points, parse_parameter
+from dse.sweeps.plan import ARCH, METHODS, Parameter, listed_archs, make_points, parse_parameter
 
 SWEEP_KEYS = ("method", "points", "chunk_size", "workers", "scheduler", "parameters")
 _TYPES = {"int": pa.int64(), "float": pa.float64(), "string": pa.string()}
@@ -113,22 +113,18 @@ def plan_sweep(raw: dict[str, Any]) -> SweepPlan:
     if not isinstance(params_spec, dict) or not params_spec:
         raise ConfigError("sweep.parameters: a table of at least one parameter is required")
     parameters: list[Parameter] = []
+    archs: dict[str, dict] = {}  # arch_id -> decisions, when architectures are listed
     for name, value in params_spec.items():
-        parameters.extend(parse_parameter(name, value, experiment.space))
+        if name == ARCH and isinstance(value, (dict, list)):
+            archs = listed_archs(experiment.space, value, f"sweep.parameters.{ARCH}")
+            parameters.append(Parameter(ARCH, tuple(archs)))
+        else:
+            parameters.extend(parse_parameter(name, value, experiment.space))
     names = [p.name for p in parameters]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise ConfigError(f"sweep.parameters: {repeated[0]!r} is swept twice (arch = \"all\" already sweeps every "
                           f"arch.<variable>)")
-    archs: dict[str, dict] = {}
-    if ARCH in params_spec and not isinstance(params_spec[ARCH], str):
-        from dse.subset import restrict
-
-        if isinstance(params_spec[ARCH], dict):
-            listed = restrict(experiment.space, params_spec[ARCH], f"sweep.parameters.{ARCH}").base_archs()
-        else:
-            listed = [experiment.space.parse(str(a)) for a in params_spec[ARCH]]
-        archs = {experiment.space.arch_id(a): a for a in listed}
     if not any(p.name == ARCH or p.name.startswith(ARCH + ".") for p in parameters) and experiment.space.size != 1:
         fixed = {v.name for v in experiment.space.variables if v.cardinality == 1}
         if len(fixed) != len(experiment.space.variables):
@@ -203,7 +199,7 @@ def _point_arch(plan_archs: dict[str, dict], space, point: dict[str, Any]) -> di
 def run_chunk(base_json: str, chunk: list[tuple[int, dict]], archs: dict[str, dict], k: int,
               out_dir: str, schema: pa.Schema, sweep_id: str, seed: int, driver: str) -> tuple[int, int]:
     """Task body: evaluate one chunk and write ``part-k`` atomically; returns (k, rows)."""
-    from dse.parallel import _experiment
+    from dse.parallel import experiment_for
 
     base = json.loads(base_json)
     groups: dict[str, list[tuple[int, dict]]] = {}
@@ -212,7 +208,7 @@ def run_chunk(base_json: str, chunk: list[tuple[int, dict]], archs: dict[str, di
         groups.setdefault(key, []).append((pid, point))
     rows = []
     for key, items in groups.items():
-        experiment = _experiment(key)
+        experiment = experiment_for(key)
         space, evaluator = experiment.space, experiment.evaluator
         arch_list = [_point_arch(archs, space, p) for _, p in items]
         results = evaluator.evaluate_batch(arch_list)

@@ -77,6 +77,23 @@ class Parameter:
         return "string"
 
 
+def listed_archs(space, spec: dict | list, where: str) -> dict[str, dict]:
+    """``arch = [...]`` (strings the space parses) or ``{file, column}``: arch_id -> decisions."""
+    if isinstance(spec, dict):
+        from dse.subset import restrict
+
+        archs = restrict(space, spec, where).base_archs()
+    else:
+        parse = getattr(space, "parse", None)
+        if parse is None:
+            raise ConfigError(f"{where}: space {space.name!r} cannot parse architecture strings")
+        try:
+            archs = [parse(str(a)) for a in spec]
+        except Exception as exc:  # noqa: BLE001
+            raise ConfigError(f"{where}: {exc}") from None
+    return {space.arch_id(a): a for a in archs}
+
+
 def parse_parameter(name: str, spec: Any, space=None) -> list[Parameter]:
     """Parameters for one ``[sweep.parameters]`` entry (``arch = "all"`` gives one per variable)."""
     where = f"sweep.parameters.{name}"
@@ -85,20 +102,8 @@ def parse_parameter(name: str, spec: Any, space=None) -> list[Parameter]:
             raise ConfigError(f"{where}: needs the space")
         if spec == "all":
             return [Parameter(f"{ARCH}.{v.name}", tuple(_choices(v))) for v in space.variables]
-        if isinstance(spec, dict) or isinstance(spec, list):
-            from dse.subset import restrict
-
-            if isinstance(spec, dict):
-                archs = restrict(space, spec, where).base_archs()
-            else:
-                parse = getattr(space, "parse", None)
-                if parse is None:
-                    raise ConfigError(f"{where}: space {space.name!r} cannot parse architecture strings")
-                try:
-                    archs = [parse(str(a)) for a in spec]
-                except Exception as exc:  # noqa: BLE001
-                    raise ConfigError(f"{where}: {exc}") from None
-            return [Parameter(ARCH, tuple(space.arch_id(a) for a in archs))]
+        if isinstance(spec, (dict, list)):
+            return [Parameter(ARCH, tuple(listed_archs(space, spec, where)))]
         raise ConfigError(f"{where}: expected \"all\", a list of architecture strings or {{file, column}}, got {spec!r}")
     if name.startswith(ARCH + "."):
         var = name.split(".", 1)[1]
