@@ -19,18 +19,15 @@ configuration saved by ``dse dps --name`` and leaves out the architectures it wa
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from dse.graph import totals
-from dse.registry import COMMANDS, SPACES
 from dse.space import SearchSpace
 
 ANALYTIC = {"params": lambda g: float(totals(g).params), "flops": lambda g: float(totals(g).flops)}
@@ -38,8 +35,8 @@ ANALYTIC = {"params": lambda g: float(totals(g).params), "flops": lambda g: floa
 
 @dataclass
 class ReportCard:
-    scores: pd.DataFrame  # one row per architecture: arch_id, truth, <proxy>, <proxy>_s
-    summary: pd.DataFrame  # one row per proxy: spearman, kendall, top10_retrieval, seconds_per_arch, n
+    scores: pd.DataFrame  # one row per architecture: arch_id, <proxy>, <proxy>_s, one column per target
+    summary: pd.DataFrame  # one row per proxy (and target): spearman, kendall, top10_retrieval, seconds_per_arch, n
 
 
 def top_retrieval(score: np.ndarray, truth: np.ndarray, fraction: float = 0.1) -> float:
@@ -50,67 +47,104 @@ def top_retrieval(score: np.ndarray, truth: np.ndarray, fraction: float = 0.1) -
     return len(best_truth & best_score) / k
 
 
-def summarise(scores: pd.DataFrame, proxies: Sequence[str]) -> pd.DataFrame:
+def summarise(scores: pd.DataFrame, proxies: Sequence[str], targets: Sequence[str] = ("truth",)) -> pd.DataFrame:
+    """One row per proxy and ground-truth column: rank correlations, retrieval, seconds."""
     rows = []
-    truth = scores["truth"].to_numpy(dtype=float)
-    for p in proxies:
-        s = scores[p].to_numpy(dtype=float)
-        finite = np.isfinite(s)
-        rows.append({
-            "proxy": p,
-            "spearman": float(pd.Series(s[finite]).corr(pd.Series(truth[finite]), method="spearman")),
-            "kendall": float(pd.Series(s[finite]).corr(pd.Series(truth[finite]), method="kendall")),
-            "top10_retrieval": top_retrieval(s, truth),
-            "seconds_per_arch": float(scores[f"{p}_s"].mean()) if f"{p}_s" in scores else 0.0,
-            "n": int(finite.sum()),
-        })
+    for target in targets:
+        truth = scores[target].to_numpy(dtype=float)
+        for p in proxies:
+            s = scores[p].to_numpy(dtype=float)
+            known = np.isfinite(truth)  # a proxy's NaN (failure) counts as a miss in retrieval
+            finite = np.isfinite(s) & known
+            rows.append({
+                "proxy": p,
+                **({"target": target} if list(targets) != ["truth"] else {}),
+                "spearman": float(pd.Series(s[finite]).corr(pd.Series(truth[finite]), method="spearman")),
+                "kendall": float(pd.Series(s[finite]).corr(pd.Series(truth[finite]), method="kendall")),
+                "top10_retrieval": top_retrieval(s[known], truth[known]),
+                "seconds_per_arch": float(scores[f"{p}_s"].mean()) if f"{p}_s" in scores else 0.0,
+                "n": int(finite.sum()),
+            })
     return pd.DataFrame(rows)
 
 
-def evaluate_proxies(space: SearchSpace, archs: Sequence[dict], truth: Sequence[float], proxies: Sequence[str],
-                     batch_size: int = 64, seed: int = 0, data: str = "images") -> ReportCard:
-    """Score every architecture with every proxy (see the module docstring)."""
-    from dse.registry import PROXIES
-    from dse.proxies.zero_cost import MEASURES, context_for, io_shapes, score
+class ProxyScorer:
+    """Scores one architecture with every measured proxy: a row of values and seconds.
 
-    # any other registered proxy (eproxy, gennas, a user's) runs as a provider with its defaults;
-    # "eproxy@name" uses the configuration saved as "name" (dse dps --name)
-    providers = {p: PROXIES.create(p.partition("@")[0], **({"saved": p.partition("@")[2]} if "@" in p else {}))
-                 for p in proxies if p not in MEASURES and p not in ANALYTIC and p != "ensemble"
-                 and p.partition("@")[0] in PROXIES.names()}
-    unknown = [p for p in proxies if p not in MEASURES and p not in ANALYTIC and p != "ensemble" and p not in providers]
-    if unknown:
-        raise ValueError(f"proxies: {unknown} not allowed; allowed values: "
-                         f"{sorted([*MEASURES, *ANALYTIC, 'ensemble', *PROXIES.names()])}")
-    measured = [p for p in proxies if p != "ensemble"]
-    rows, contexts = [], {}
-    for arch, y in zip(archs, truth):
-        graph = space.to_graph(arch)
-        row = {"arch_id": space.arch_id(arch), "truth": float(y)}
+    Built once per process (in-process, or on each Dask worker from plain data), so providers
+    keep their caches (image batches, built networks) across the architectures it scores."""
+
+    def __init__(self, space: SearchSpace, proxies: Sequence[str], batch_size: int = 64, seed: int = 0,
+                 data: str = "images"):
+        from dse.registry import PROXIES
+        from dse.proxies.zero_cost import MEASURES
+
+        # any other registered proxy (eproxy, gennas, a user's) runs as a provider with its defaults;
+        # "eproxy@name" uses the configuration saved as "name" (dse dps --name)
+        self.providers = {p: PROXIES.create(p.partition("@")[0], **({"saved": p.partition("@")[2]} if "@" in p else {}))
+                          for p in proxies if p not in MEASURES and p not in ANALYTIC and p != "ensemble"
+                          and p.partition("@")[0] in PROXIES.names()}
+        unknown = [p for p in proxies if p not in MEASURES and p not in ANALYTIC and p != "ensemble"
+                   and p not in self.providers]
+        if unknown:
+            raise ValueError(f"proxies: {unknown} not allowed; allowed values: "
+                             f"{sorted([*MEASURES, *ANALYTIC, 'ensemble', *PROXIES.names()])}")
+        self.space, self.batch_size, self.seed, self.data = space, batch_size, seed, data
+        self.measured = [p for p in proxies if p != "ensemble"]
+        self.contexts: dict = {}
+
+    def score(self, arch: dict) -> dict:
+        """``{"arch_id", <proxy>: value, <proxy>_s: seconds}``; a failing proxy scores NaN."""
+        from dse.proxies.zero_cost import context_for, io_shapes, score
+
+        graph = self.space.to_graph(arch)
+        row: dict = {"arch_id": self.space.arch_id(arch)}
         key = io_shapes(graph)
-        for p in measured:
+        for p in self.measured:
             t = time.perf_counter()
-            if p in ANALYTIC:
-                row[p] = ANALYTIC[p](graph)
-            elif p in providers:
-                try:
-                    row[p] = float(providers[p].evaluate(graph, arch, space)[providers[p].metrics[0]])
-                except Exception:  # noqa: BLE001
-                    row[p] = math.nan
-            else:
-                if key not in contexts:
-                    contexts[key] = context_for(graph, batch_size, seed, data)
-                try:
-                    row[p] = score(p, graph, contexts[key], seed)
-                except Exception:  # noqa: BLE001 - a failing network scores NaN, the card goes on
-                    row[p] = math.nan
+            try:
+                if p in ANALYTIC:
+                    row[p] = ANALYTIC[p](graph)
+                elif p in self.providers:
+                    row[p] = float(self.providers[p].evaluate(graph, arch, self.space)[self.providers[p].metrics[0]])
+                else:
+                    if key not in self.contexts:
+                        self.contexts[key] = context_for(graph, self.batch_size, self.seed, self.data)
+                    row[p] = score(p, graph, self.contexts[key], self.seed)
+            except Exception:  # noqa: BLE001 - a failing network scores NaN, the card goes on
+                row[p] = math.nan
             row[f"{p}_s"] = time.perf_counter() - t
-        rows.append(row)
-    scores = pd.DataFrame(rows)
+        return row
+
+
+def truth_frame(truth) -> pd.DataFrame:
+    """Ground truth as named columns: a DataFrame or mapping as given, a 1-D sequence as ``truth``."""
+    if isinstance(truth, pd.DataFrame):
+        return truth.reset_index(drop=True)
+    if isinstance(truth, Mapping):
+        return pd.DataFrame({k: np.asarray(v, dtype=float) for k, v in truth.items()})
+    return pd.DataFrame({"truth": np.asarray(truth, dtype=float)})
+
+
+def card_from_rows(rows: pd.DataFrame, truth, proxies: Sequence[str]) -> ReportCard:
+    """The card from scored rows (in the order of ``truth``'s rows) and the ground truth."""
+    targets = truth_frame(truth)
+    scores = pd.concat([rows.reset_index(drop=True), targets.astype(float)], axis=1)
+    measured = [p for p in proxies if p != "ensemble"]
     if "ensemble" in proxies:
         scores["ensemble"] = scores[measured].rank(pct=True).mean(axis=1)
         scores["ensemble_s"] = scores[[f"{p}_s" for p in measured]].sum(axis=1)
-    return ReportCard(scores, summarise(scores, list(proxies)))
+    return ReportCard(scores, summarise(scores, list(proxies), list(targets.columns)))
+
+
+def evaluate_proxies(space: SearchSpace, archs: Sequence[dict], truth, proxies: Sequence[str],
+                     batch_size: int = 64, seed: int = 0, data: str = "images") -> ReportCard:
+    """Score every architecture with every proxy (see the module docstring). ``truth`` is one
+    sequence of ground-truth values, or named columns (a DataFrame or mapping) for several."""
+    scorer = ProxyScorer(space, proxies, batch_size, seed, data)
+    columns = ["arch_id", *[c for p in scorer.measured for c in (p, f"{p}_s")]]
+    rows = pd.DataFrame([scorer.score(a) for a in archs], columns=columns)
+    return card_from_rows(rows, truth, proxies)
 
 
 def fitted_on(proxies: Sequence[str]) -> set[str]:
@@ -122,53 +156,3 @@ def fitted_on(proxies: Sequence[str]) -> set[str]:
         if "@" in p:
             keys.update(load_proxy(p.partition("@")[2]).get("provenance", {}).get("archs", []))
     return keys
-
-
-@COMMANDS.register("proxy-eval")
-class ProxyEvalCommand:
-    """Proxy report card: Spearman, Kendall, top-10% retrieval and seconds per architecture."""
-
-    def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument("--space", default="nasbench201", help="space name (default nasbench201)")
-        p.add_argument("--dataset", default=None, help="space dataset, e.g. cifar10, cifar100, imagenet16_120")
-        p.add_argument("--truth", required=True, help="CSV with an architecture column and a ground-truth column")
-        p.add_argument("--arch-column", default="arch_str", help="column parsed by the space (default arch_str)")
-        p.add_argument("--ops-column", default=None,
-                       help="second column joined as 'ARCH|OPS' (nasbench101: --arch-column adjacency_7x7 --ops-column ops)")
-        p.add_argument("--target", default="val_acc_cifar10", help="ground-truth column (default val_acc_cifar10)")
-        p.add_argument("--proxies", nargs="+", default=["params", "flops", "synflow", "nwot", "jacob_cov", "snip",
-                                                         "grad_norm", "ensemble"])
-        p.add_argument("--limit", type=int, default=0, help="score only this many rows (random, seeded; 0: all)")
-        p.add_argument("--batch-size", type=int, default=64)
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--data", default="images", help="images (shipped photographs) or synthetic")
-        p.add_argument("--out", default=None, help="folder for scores.parquet and report_card.parquet")
-
-    def run(self, args: argparse.Namespace) -> int:
-        df = pd.read_csv(args.truth, dtype={args.arch_column: str})  # keeps leading zeros of bit strings
-        for column in (args.arch_column, args.target, *([args.ops_column] if args.ops_column else [])):
-            if column not in df.columns:
-                raise ValueError(f"{column!r} is not a column of {args.truth}; columns: {list(df.columns)}")
-        if args.limit:
-            df = df.sample(n=min(args.limit, len(df)), random_state=args.seed)
-        space = SPACES.create(args.space, **({"dataset": args.dataset} if args.dataset else {}))
-        if not hasattr(space, "parse"):
-            raise ValueError(f"space {args.space!r} cannot parse architecture strings (no parse method)")
-        texts = df[args.arch_column] if not args.ops_column else df[args.arch_column] + "|" + df[args.ops_column]
-        fitted = fitted_on(args.proxies)
-        if fitted:  # score every proxy on the architectures the searched ones never saw
-            keep = ~texts.isin(fitted)
-            print(f"excluding {int((~keep).sum())} architectures a saved proxy was searched on")
-            df, texts = df[keep.to_numpy()], texts[keep]
-        archs = [space.parse(a) for a in texts]
-        card = evaluate_proxies(space, archs, df[args.target].to_numpy(dtype=float), args.proxies,
-                                args.batch_size, args.seed, args.data)
-        print(f"{len(archs)} architectures of {args.space}, ground truth {args.target}")
-        print(card.summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-        if args.out:
-            out = Path(args.out)
-            out.mkdir(parents=True, exist_ok=True)
-            card.scores.to_parquet(out / "scores.parquet", index=False)
-            card.summary.to_parquet(out / "report_card.parquet", index=False)
-            print(f"written: {out / 'scores.parquet'}, {out / 'report_card.parquet'}")
-        return 0

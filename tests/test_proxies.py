@@ -104,6 +104,32 @@ def test_proxy_eval_command_writes_the_card(tmp_path, subprocess_env):
     assert set(card.proxy) == {"params", "synflow", "jacob_cov"} and len(pd.read_parquet(out / "scores.parquet")) == 4
 
 
+def test_proxy_eval_scores_several_targets_checkpoints_and_resumes_on_dask(tmp_path, subprocess_env):
+    base = [sys.executable, "-m", "dse.cli", "proxy-eval", "--truth", str(shared_data("nasbench201_naslib.csv")),
+            "--limit", "9", "--proxies", "params", "flops", "--chunk-size", "3", "--out", str(tmp_path),
+            "--target", "val_acc_cifar10", "val_acc_imagenet16_120"]
+    r = subprocess.run(base, capture_output=True, text=True, env=subprocess_env, timeout=600)
+    assert r.returncode == 0, r.stderr
+    card = pd.read_parquet(tmp_path / "report_card.parquet")
+    assert set(zip(card.proxy, card.target)) == {(p, t) for p in ("params", "flops")
+                                                 for t in ("val_acc_cifar10", "val_acc_imagenet16_120")}
+    full = pd.read_parquet(tmp_path / "scores.parquet")
+    df = pd.read_csv(shared_data("nasbench201_naslib.csv")).set_index("arch_str")
+    assert list(full.val_acc_imagenet16_120) == list(df.loc[full.arch_id, "val_acc_imagenet16_120"])
+    # a run that died after one chunk: only the missing six are scored, on a two-worker LocalCluster
+    checkpoint = tmp_path / "scored.parquet"
+    pd.read_parquet(checkpoint).iloc[:3].to_parquet(checkpoint, index=False)
+    r = subprocess.run(base + ["--resume", "--workers", "2"], capture_output=True, text=True, env=subprocess_env,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "3 of 9 architectures already scored" in r.stdout
+    resumed = pd.read_parquet(tmp_path / "scores.parquet")
+    pd.testing.assert_frame_equal(resumed.drop(columns=["params_s", "flops_s"]), full.drop(columns=["params_s", "flops_s"]))
+    r = subprocess.run(base[:-3] + ["--seed", "1", "--resume"], capture_output=True, text=True, env=subprocess_env,
+                       timeout=600)
+    assert r.returncode != 0 and "scored with other settings (archs, seed)" in r.stderr
+
+
 def test_tabular_proxy_looks_up_listed_cells_and_fails_unlisted_ones():
     from dse.evaluate import Evaluator, Objective
 
