@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import json
 import os
 import time
@@ -73,10 +74,14 @@ class ProxyFitness:
         self.archs = [parse_arch(self.target, t) for t in self.table.arch_text]
         self.graphs = [self.target.to_graph(a) for a in self.archs]
         self.macs = [float(totals(g).macs) for g in self.graphs]
-        self.max_macs = largest_macs(self.target)
         self.seed, self.data, self.threads = seed, data, threads
         self._images: dict[tuple, torch.Tensor] = {}
         self._nets: dict[tuple[int, int], torch.nn.Module] = {}
+
+    @functools.cached_property
+    def max_macs(self) -> float:
+        """The target space's largest MACs (Eproxy's FLOPs factor), found on first use."""
+        return largest_macs(self.target)
 
     @property
     def arch_ids(self) -> list[str]:
@@ -103,7 +108,7 @@ class ProxyFitness:
                 if (shape, batch) not in self._images:
                     self._images[(shape, batch)] = image_batch(batch, shape, self.seed, self.data)
                 values.append(score(arch, g, self._images[(shape, batch)], self.seed, self._net(i),
-                                    self.macs[i], self.max_macs))
+                                    self.macs[i], lambda: self.max_macs))
             seconds = (time.perf_counter() - start) / len(self.graphs)
         finally:
             torch.set_num_threads(previous)

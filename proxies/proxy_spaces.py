@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import networkx as nx
 import numpy as np
@@ -98,10 +98,11 @@ class EproxyConfigSpace(ProxyConfigSpace):
                             batch_size=self.batch_size, init=arch["init"], stage=arch["stage"], alpha=arch["alpha"])
 
     def score(self, arch: Mapping[str, Any], graph: nx.DiGraph, images, seed: int, net, macs: float,
-              max_macs: float) -> float:
-        """The configured Eproxy's score of one architecture (higher is better)."""
+              max_macs: Callable[[], float]) -> float:
+        """The configured Eproxy's score of one architecture (higher is better); ``max_macs()``
+        gives the target space's largest MACs (computed once, on first use)."""
         cfg = self.to_config(arch)
-        return -eproxy_loss(graph, cfg, images, seed=seed, net=net) * flops_factor(macs, max_macs, cfg.alpha)
+        return -eproxy_loss(graph, cfg, images, seed=seed, net=net) * flops_factor(macs, max_macs(), cfg.alpha)
 
     def arch_id(self, arch: Mapping[str, Any]) -> str:
         c = self.canonical(arch)
@@ -141,8 +142,8 @@ class GenNASTaskSpace(ProxyConfigSpace):
                             noise=arch["noise"], lr=arch["lr"], iterations=self.iterations, batch_size=self.batch_size)
 
     def score(self, arch: Mapping[str, Any], graph: nx.DiGraph, images, seed: int, net, macs: float,
-              max_macs: float) -> float:
-        """The configured GenNAS task's score of one architecture (higher is better)."""
+              max_macs: Callable[[], float]) -> float:
+        """The configured GenNAS task's score of one architecture (higher is better; no FLOPs term)."""
         return -gennas_loss(graph, self.to_config(arch), images, seed=seed, net=net)
 
     def arch_id(self, arch: Mapping[str, Any]) -> str:
