@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import pandas as pd
 
 from dse.proxies.report_card import ProxyScorer, card_from_rows, fitted_on
+from dse.results.store import atomic_write_bytes
 from dse.registry import COMMANDS, SPACES
 
 
@@ -63,12 +63,6 @@ def scored_chunks(setup_json: str, todo: list[tuple[int, dict]], chunk_size: int
             yield future.result()
 
 
-def _write_atomically(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
 def score_table(setup: dict[str, Any], archs: Sequence[dict], out: Path | None, resume: bool, chunk_size: int,
                 workers: int | None, scheduler: str | None, progress=print) -> pd.DataFrame:
     """Rows for every architecture, in order; with ``out``, checkpointed after every chunk."""
@@ -91,10 +85,9 @@ def score_table(setup: dict[str, Any], archs: Sequence[dict], out: Path | None, 
     for rows in scored_chunks(setup_json, todo, chunk_size, workers, scheduler):
         done.extend(rows)
         if out is not None:
-            _write_atomically(pd.DataFrame(done), out / "scored.parquet")
+            atomic_write_bytes(out / "scored.parquet", pd.DataFrame(done).to_parquet(index=False))
         progress(f"  {len(done)}/{len(archs)} architectures scored")
-    rows = pd.DataFrame(done).sort_values("position").drop(columns="position").reset_index(drop=True)
-    return rows
+    return pd.DataFrame(done).sort_values("position").drop(columns="position").reset_index(drop=True)
 
 
 @COMMANDS.register("proxy-eval")
@@ -146,10 +139,10 @@ class ProxyEvalCommand:
             print(f"excluding {int((~keep).sum())} architectures a saved proxy was searched on")
             df, texts = df[keep.to_numpy()], texts[keep]
         archs = [space.parse(a) for a in texts]
-        ProxyScorer(space, args.proxies)  # names checked here, before any worker starts
         setup = {"space": args.space, "space_params": space_params, "proxies": list(args.proxies),
                  "batch_size": args.batch_size, "seed": args.seed, "data": args.data, "truth": str(args.truth),
                  "archs": [space.arch_id(a) for a in archs]}
+        scorer_for(json.dumps(setup, sort_keys=True))  # names checked before any worker starts; reused in-process
         out = Path(args.out) if args.out else None
         rows = score_table(setup, archs, out, args.resume, args.chunk_size, args.workers, args.scheduler)
         card = card_from_rows(rows, df[args.target].astype(float), args.proxies)

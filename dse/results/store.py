@@ -75,7 +75,8 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all (temp file, fsync, rename): a killed run never leaves half a file."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     with open(tmp, "wb") as fh:
         fh.write(data)
@@ -111,7 +112,7 @@ class RunStore:
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
-        _atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=2, default=str).encode())
+        atomic_write_bytes(self.manifest_path, json.dumps(manifest, indent=2, default=str).encode())
 
     def update_manifest(self, **changes: Any) -> dict[str, Any]:
         manifest = self.read_manifest()
@@ -138,7 +139,7 @@ class RunStore:
         table = pa.Table.from_pylist(rows, schema=schema)
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd")
-        _atomic_write_bytes(path, sink.getvalue().to_pybytes())
+        atomic_write_bytes(path, sink.getvalue().to_pybytes())
         return path
 
     def write_part(self, k: int, rows: Iterable[dict[str, Any]], schema: pa.Schema) -> Path:
@@ -148,7 +149,7 @@ class RunStore:
         path = self.evals_dir / f"part-{k:06d}.parquet"
         sink = pa.BufferOutputStream()
         pq.write_table(pa.Table.from_pylist(list(rows), schema=schema), sink, compression="zstd")
-        _atomic_write_bytes(path, sink.getvalue().to_pybytes())
+        atomic_write_bytes(path, sink.getvalue().to_pybytes())
         return path
 
     def read_table(self) -> pa.Table:
