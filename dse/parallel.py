@@ -31,8 +31,11 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
             yield client
         return
     n = workers or os.cpu_count() or 1
+    # no dashboard; the scheduler's own HTTP endpoint (health, metrics) takes any free port, so two
+    # clusters on one machine do not race for 8787 and warn
     with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+                      scheduler_kwargs={"dashboard_address": ":0"}, silence_logs=logging.ERROR) as cluster, \
+            Client(cluster) as client:
         yield client
 
 

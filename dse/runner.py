@@ -180,7 +180,7 @@ def run(config: RunConfig | dict | str | Path | None = None, *, resume: str | Pa
 
     Resuming replays the seeded driver against the rows already on disk, so nothing is evaluated
     or written twice. ``config`` may be omitted when resuming; if given it must match the run's
-    except for the budget. ``max_evaluations`` overrides the budget (to extend a finished run).
+    except for the budget and where it is evaluated (``workers``, ``scheduler``), which it sets. ``max_evaluations`` overrides the budget (to extend a finished run).
     """
     if max_evaluations is not None and max_evaluations < 1:
         raise ConfigError(f"--max-evaluations: must be >= 1, got {max_evaluations}")
@@ -201,9 +201,10 @@ def run(config: RunConfig | dict | str | Path | None = None, *, resume: str | Pa
             diff = _first_difference(given.identity(), cfg.identity())
             if diff:
                 raise ConfigError(f"--resume: the config differs from run {manifest['run_id']!r} at {diff}")
-            # the budget may be extended on resume
+            # the budget may be extended on resume, and the run may go on on other workers
             cfg = replace(cfg, search=replace(cfg.search, max_evaluations=given.search.max_evaluations,
-                                              max_seconds=given.search.max_seconds))
+                                              max_seconds=given.search.max_seconds,
+                                              workers=given.search.workers, scheduler=given.search.scheduler))
         if max_evaluations is not None:
             cfg = replace(cfg, search=replace(cfg.search, max_evaluations=max_evaluations))
         experiment = build(cfg)

@@ -11,7 +11,9 @@ configuration.
 ``dse dps`` runs it and saves the best configuration under a name, as JSON
 ``<store>/<name>/v<k>.json`` (store: ``results/proxies`` or ``$DSE_PROXY_STORE``), with the
 architectures it was fitted on; ``[proxies.eproxy] saved = "name"`` (or ``"name@v2"``) and
-``dse proxy-eval --proxies eproxy@name`` use it like any proxy.
+``dse proxy-eval --proxies eproxy@name`` use it like any proxy. ``--workers``/``--scheduler`` score
+configurations on Dask and ``--resume RUN`` continues a killed search (hours on a CPU) where it
+stopped.
 """
 
 from __future__ import annotations
@@ -177,6 +179,15 @@ class DpsCommand:
         p.add_argument("--name", default=None, help="save the best configuration under this name")
         p.add_argument("--output", default="results")
         p.add_argument("--quiet", action="store_true")
+        p.add_argument("--workers", type=int, default=None,
+                       help="score configurations on a Dask LocalCluster of this many worker processes")
+        p.add_argument("--scheduler", default=None, help="... or on a running Dask scheduler (address)")
+        p.add_argument("--batch-size", type=int, default=None,
+                       help="children bred per REA step and scored together (default: --workers, else 1); "
+                            "it shapes the search, so keep it to reproduce a run on another cluster")
+        p.add_argument("--resume", default=None, metavar="RUN",
+                       help="continue an interrupted dps run (folder or id) with the same arguments: the "
+                            "seeded search replays its finished configurations without scoring them again")
 
     def run(self, args: argparse.Namespace) -> int:
         import dse
@@ -184,6 +195,8 @@ class DpsCommand:
 
         key = args.arch_column if not args.ops_column else [args.arch_column, args.ops_column]
         space_params = {} if args.iterations is None else {"iterations": args.iterations}
+        execution = {k: v for k, v in (("workers", args.workers), ("scheduler", args.scheduler)) if v is not None}
+        batch = args.batch_size if args.batch_size is not None else (args.workers or 1)
         config = {
             "run": {"name": f"dps-{args.proxy}", "seed": args.seed},
             "space": {"name": CONFIG_SPACES[args.proxy], **space_params},
@@ -191,9 +204,9 @@ class DpsCommand:
                                           "key": key, "archs": args.archs, "sample_seed": args.sample_seed}},
             "objectives": [{"metric": "rho", "direction": "max"}],
             "search": {"driver": "rea", "population_size": args.population, "sample_size": args.sample,
-                       "max_evaluations": args.budget},
+                       "max_evaluations": args.budget, "batch_size": batch, **execution},
         }
-        result = dse.run(config, output=args.output, progress=not args.quiet)
+        result = dse.run(config, resume=args.resume, output=args.output, progress=not args.quiet)
         df = dse.results.load(result.path)
         ok = df[df.status == "ok"]
         if not len(ok):

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -15,6 +18,7 @@ from dse.proxies.dps import fitness_rows, load_proxy, read_truth, save_proxy
 from dse.proxies.gennas import PRESETS, GenNASConfig, gennas_loss
 from dse.proxies.report_card import evaluate_proxies, fitted_on
 from dse.registry import PROXIES, SPACES
+from dse.results.store import RunStore
 
 CELLS = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
          "|avg_pool_3x3~0|+|none~0|avg_pool_3x3~1|+|none~0|skip_connect~1|none~2|"]
@@ -90,3 +94,32 @@ def test_dps_searches_saves_and_reuses_a_proxy(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="is a eproxy configuration, not a gennas one"):
         PROXIES.create("gennas", saved="tiny")
     assert pd.Series(history.arch_id).is_unique
+
+
+def test_dps_command_resumes_a_search_on_dask_where_it_stopped(tmp_path):
+    """``dse dps --resume`` extends an interrupted search without scoring its finished
+    configurations again, here moving it onto a real two-worker LocalCluster (``--workers``),
+    refuses other search settings, and saves the best configuration of the whole run."""
+    env = {**os.environ, "DSE_PROXY_STORE": str(tmp_path / "store")}
+    base = [sys.executable, "-m", "dse.cli", "dps", "--truth", str(shared_data("nasbench201_naslib.csv")),
+            "--archs", "3", "--iterations", "1", "--population", "2", "--sample", "2", "--batch-size", "2",
+            "--output", str(tmp_path / "runs"), "--quiet"]
+
+    def dps(*args):
+        return subprocess.run(base + list(args), capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+
+    first = dps("--budget", "2")
+    assert first.returncode == 0, first.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    before = dse.results.load(run_dir)
+    assert len(before) == 2 and (before.status == "ok").all()
+    refused = dps("--budget", "4", "--population", "3", "--resume", str(run_dir))
+    assert refused.returncode != 0 and "population_size" in refused.stderr
+    more = dps("--budget", "4", "--workers", "2", "--resume", str(run_dir), "--name", "grown")
+    assert more.returncode == 0, more.stderr
+    after = dse.results.load(run_dir)
+    assert len(after) == 4 and after.arch_id.is_unique and list(after.arch_id[:2]) == list(before.arch_id)
+    assert after.rho[:2].tolist() == before.rho.tolist() and after.proxy_s[:2].tolist() == before.proxy_s.tolist()
+    assert RunStore(run_dir).read_manifest()["config"]["search"]["workers"] == 2  # the resume ran on Dask
+    saved = load_proxy("grown", store=tmp_path / "store")
+    assert saved["provenance"]["configurations"] == 4 and saved["provenance"]["rho"] == after.rho.max()
