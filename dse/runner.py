@@ -180,7 +180,8 @@ def run(config: RunConfig | dict | str | Path | None = None, *, resume: str | Pa
 
     Resuming replays the seeded driver against the rows already on disk, so nothing is evaluated
     or written twice. ``config`` may be omitted when resuming; if given it must match the run's
-    except for the budget and where it is evaluated (``workers``, ``scheduler``), which it sets. ``max_evaluations`` overrides the budget (to extend a finished run).
+    except for the budget and where it is evaluated (``workers``, ``scheduler``), which it sets.
+    ``max_evaluations`` overrides the budget (to extend a finished run).
     """
     if max_evaluations is not None and max_evaluations < 1:
         raise ConfigError(f"--max-evaluations: must be >= 1, got {max_evaluations}")
