@@ -183,7 +183,8 @@ class DpsCommand:
                        help="score configurations on a Dask LocalCluster of this many worker processes")
         p.add_argument("--scheduler", default=None, help="... or on a running Dask scheduler (address)")
         p.add_argument("--batch-size", type=int, default=None,
-                       help="children bred per REA step and scored together (default: --workers, else 1); "
+                       help="children bred per REA step and scored together (default: the --workers count; 1 with "
+                            "--scheduler or in-process); "
                             "it shapes the search, so keep it to reproduce a run on another cluster")
         p.add_argument("--resume", default=None, metavar="RUN",
                        help="continue an interrupted dps run (folder or id) with the same arguments: the "
