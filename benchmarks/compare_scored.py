@@ -9,7 +9,7 @@ common cells. ``--against COLUMN`` also prints each proxy's rank correlation wit
 to see whether a proxy only restates it (e.g. FLOPs).
 
     python benchmarks/compare_scored.py results/nb101_dps_eval results/nb101_eproxy \\
-        --truth ../shared/data/nasbench101_naslib.csv --space nasbench101 \\
+        --truth data/nasbench101_naslib.csv --space nasbench101 \\
         --arch-column adjacency_7x7 --ops-column ops \\
         --columns naslib_flops_cifar10 naslib_params_cifar10 naslib_synflow_cifar10 \\
         --against naslib_flops_cifar10

@@ -10,7 +10,7 @@
     python benchmarks/gpu_calibrate.py            # print figures
     python benchmarks/gpu_calibrate.py --write    # also rewrite simulators/gpu/calibrations/*.toml
 
-Data: ../shared/data (or DSE_SHARED_DATA).
+Data: the repository's data/ folder.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
+from timing import DATA
 
 from dse.simulators.devices import get_device
 from dse.simulators.gpu.calibration import fit_graphs, fit_kernels
@@ -33,7 +34,6 @@ from dse.simulators.gpu.model import GpuCostModel
 from dse.spaces.nasbench201 import NasBench201Space, parse_arch_str
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("DSE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 OUT = ROOT / "simulators" / "gpu" / "calibrations"
 NB201_DEVICES = {"Titan-RTX": "titan_rtx", "GTX-1080-Ti": "1080ti"}
 BATCHES = (1, 32, 256)

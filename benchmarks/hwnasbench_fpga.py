@@ -8,7 +8,7 @@ relative error are reported on the held-out cells, next to FLOPs alone as the ba
 fitted per-layer cost is then set as the simulator's ``layer_overhead_cycles`` and checked again
 with the scale alone.
 
-    python benchmarks/hwnasbench_fpga.py [--data ../shared/data] [--calibrate 1000] [--cells 0]
+    python benchmarks/hwnasbench_fpga.py [--data data] [--calibrate 1000] [--cells 0]
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from timing import DATA
 
 from dse.graph import totals
 from dse.registry import SIMULATORS
@@ -38,7 +39,7 @@ def spearman(a, b) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--calibrate", type=int, default=1000, help="cells used to fit the parameters")
     ap.add_argument("--cells", type=int, default=0, help="evaluate only this many cells (0: all)")
     ap.add_argument("--bits", type=int, default=16)

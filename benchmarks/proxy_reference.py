@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from timing import DATA
 
 from dse.proxies.report_card import evaluate_proxies
 from dse.spaces.nasbench101 import NasBench101Space
@@ -39,7 +40,7 @@ def rho(a, b) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--datasets", nargs="+", default=list(TARGET))
     ap.add_argument("--proxies", nargs="+", default=list(NASLIB) + ["zico", "zen"])
     ap.add_argument("--limit", type=int, default=0, help="only this many cells (seeded sample; 0: all 362)")

@@ -5,7 +5,7 @@
 * How well the analytic metrics rank validation accuracy on those cells (Spearman rho).
 * The reference networks against their published parameter and MAC counts.
 
-    python benchmarks/reference_check.py [--data ../shared/data]
+    python benchmarks/reference_check.py [--data data]
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from timing import DATA
 
 from dse.graph import totals
 from dse.spaces.nasbench201 import NasBench201Space, from_naslib_indices
@@ -23,7 +24,7 @@ from dse.spaces.zoo import PUBLISHED, build
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    ap.add_argument("--data", default=str(DATA))
     args = ap.parse_args()
     df = pd.read_csv(Path(args.data) / "nasbench201_naslib.csv")
     print(f"NAS-Bench-201 vs NASLib, {len(df)} cells")

@@ -1,5 +1,5 @@
 """Regression proxies (Eproxy, GenNAS, a saved DPS configuration) on the NAS-Bench-201 (or -101)
-cells of the shared tables: Spearman rho against each data set's validation accuracy, with
+cells of the reference tables: Spearman rho against each data set's validation accuracy, with
 seconds per architecture on this CPU.
 
 The proxies are task-agnostic (one batch of images, synthetic targets, classifier removed), so one
@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from timing import DATA
 
 from dse.registry import PROXIES, SPACES
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TABLES = {"nasbench201": ("nasbench201_naslib.csv", ["val_acc_cifar10", "val_acc_cifar100", "val_acc_imagenet16_120"]),
           "nasbench101": ("nasbench101_naslib.csv", ["val_acc_cifar10"])}
 

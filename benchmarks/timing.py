@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
+
+#: the repository's reference tables (data/README.md gives each file's source)
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def rate(fn, items, repeats: int) -> tuple[float, float]:

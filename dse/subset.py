@@ -13,7 +13,7 @@ Config::
 
     [space]
     name = "nasbench201"
-    restrict = { file = "../shared/data/nasbench201_naslib.csv", column = "arch_str" }
+    restrict = { file = "data/nasbench201_naslib.csv", column = "arch_str" }
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ spread the chunks over a Dask cluster (each worker builds the space and proxies 
 data). Several ``--target`` columns give one card row per proxy and target, from one scoring pass:
 a task-agnostic proxy scores each architecture once for every data set.
 
-    dse proxy-eval --truth ../shared/data/nasbench201_naslib.csv --proxies gennas \\
+    dse proxy-eval --truth data/nasbench201_naslib.csv --proxies gennas \\
         --target val_acc_cifar10 val_acc_cifar100 val_acc_imagenet16_120 --workers 2 --out results/gennas_card
 """
 

@@ -7,9 +7,9 @@ the proxy also puts in its best 10%) and seconds per architecture. ``params`` an
 from the analytic proxy; ``ensemble`` is the mean of the other proxies' ranks, a rank-averaging
 ensemble. This is how users decide which proxy to trust on their space.
 
-    dse proxy-eval --truth ../shared/data/nasbench201_naslib.csv --target val_acc_cifar10 \\
+    dse proxy-eval --truth data/nasbench201_naslib.csv --target val_acc_cifar10 \\
         --proxies synflow nwot jacob_cov snip grad_norm --limit 50 --out results/proxy_card
-    dse proxy-eval --space nasbench101 --truth ../shared/data/nasbench101_naslib.csv \\
+    dse proxy-eval --space nasbench101 --truth data/nasbench101_naslib.csv \\
         --arch-column adjacency_7x7 --ops-column ops --proxies params synflow --limit 20
     dse proxy-eval --truth ... --proxies eproxy gennas eproxy@my-dps   # a saved DPS configuration
 

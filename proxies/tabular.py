@@ -9,7 +9,7 @@ proposals it could not score.
 Config::
 
     [proxies.tabular]
-    file = "../shared/data/nasbench201_naslib.csv"
+    file = "data/nasbench201_naslib.csv"
     column = "val_acc_cifar10"
     key = "arch_str"              # or ["adjacency_7x7", "ops"], joined with "|"
     metric = "accuracy"           # the metric name it provides

@@ -1,5 +1,5 @@
-"""Shared fixtures. Reference data comes from ``../shared/data`` beside the repository
-(override with DSE_SHARED_DATA); a missing file fails the test rather than skipping it."""
+"""Fixtures. Reference data comes from the repository's own ``data/`` folder (see its README);
+a missing file fails the test rather than skipping it."""
 
 from __future__ import annotations
 
@@ -14,11 +14,14 @@ REPO = TESTS.parent
 sys.path.insert(0, str(TESTS))  # makes dse_test_plugins importable, as a user's plugin module
 
 
-def shared_data(name: str) -> Path:
-    root = Path(os.environ.get("DSE_SHARED_DATA", REPO.parent / "shared" / "data"))
-    path = root / name
+DATA = REPO / "data"
+
+
+def reference_data(name: str) -> Path:
+    """A reference table shipped in ``data/``."""
+    path = DATA / name
     if not path.is_file():
-        pytest.fail(f"reference data {path} not found; set DSE_SHARED_DATA to the shared/data folder")
+        pytest.fail(f"reference data {path} not found (data/README.md lists the shipped tables)")
     return path
 
 

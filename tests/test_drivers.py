@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import shared_data
+from conftest import reference_data
 from test_cli import KILL
 
 import dse
@@ -24,7 +24,7 @@ OBJECTIVES = [("accuracy", "max"), ("fpga_latency_ms", "min")]
 
 
 def tabular_config(driver: dict, seed: int = 0, budget: int = 60) -> dict:
-    table = str(shared_data("nasbench201_naslib.csv"))
+    table = str(reference_data("nasbench201_naslib.csv"))
     return {
         "run": {"name": driver["driver"], "seed": seed},
         "space": {"name": "nasbench201", "dataset": "cifar10", "restrict": {"file": table, "column": "arch_str"}},
@@ -46,7 +46,7 @@ DRIVERS = {
 
 def test_restricted_space_projects_samples_and_mutates_onto_listed_cells():
     base = SPACES.create("nasbench201")
-    space = restrict(base, {"file": str(shared_data("nasbench201_naslib.csv")), "column": "arch_str"})
+    space = restrict(base, {"file": str(reference_data("nasbench201_naslib.csv")), "column": "arch_str"})
     assert isinstance(space, SubsetSpace) and space.size == 362
     listed = {tuple(x) for x in space.allowed}
     rng = np.random.default_rng(0)
@@ -60,7 +60,7 @@ def test_restricted_space_projects_samples_and_mutates_onto_listed_cells():
     child = space.mutate_encoding(x, rng)
     assert tuple(child) in listed and not np.array_equal(child, x)
     assert all(tuple(s) in listed for s in space.sample_encodings(rng, 50))
-    assert space.arch_id(space.decode(space.allowed[0])) in set(pd.read_csv(shared_data("nasbench201_naslib.csv")).arch_str)
+    assert space.arch_id(space.decode(space.allowed[0])) in set(pd.read_csv(reference_data("nasbench201_naslib.csv")).arch_str)
 
 
 @pytest.mark.parametrize("name", sorted(DRIVERS))
@@ -136,14 +136,14 @@ def test_two_optuna_processes_share_one_sqlite_study_and_finish_the_budget(tmp_p
 
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     cfg = tabular_config({"driver": "optuna", "sampler": "tpe", "batch_size": 4, "storage": storage,
-                          "study_name": "shared"}, budget=48)
+                          "study_name": "team-study"}, budget=48)
     script = tmp_path / "worker.py"
     script.write_text(WORKER.format(cfg=cfg))
     procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "runs")], stderr=subprocess.PIPE)
              for _ in range(2)]
     for p in procs:
         assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
-    study = optuna.load_study(study_name="shared", storage=storage)
+    study = optuna.load_study(study_name="team-study", storage=storage)
     trials = study.get_trials(deepcopy=False)
     counted = [t for t in trials if t.number < 48]
     assert len(counted) == 48 and all(t.state.is_finished() for t in trials)

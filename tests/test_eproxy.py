@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import shared_data
+from conftest import reference_data
 from scipy.stats import spearmanr
 
 from dse.proxies.data import image_batch
@@ -49,7 +49,7 @@ def test_bad_config_values_name_the_field():
 
 @pytest.fixture(scope="module")
 def cells():
-    df = pd.read_csv(shared_data("nasbench201_naslib.csv"))
+    df = pd.read_csv(reference_data("nasbench201_naslib.csv"))
     pick = df.iloc[np.linspace(0, len(df) - 1, 10).astype(int)]
     space = SPACES.create("nasbench201", cells_per_stage=1)  # small networks: a fast, small-scale check
     return space, [space.to_graph(space.parse(s)) for s in pick.arch_str], pick.val_acc_cifar10.to_numpy()

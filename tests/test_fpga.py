@@ -239,11 +239,11 @@ def test_hwnasbench_fpga_latency_ranked_after_fitting_two_parameters():
     """HW-NAS-Bench's measured ZC706 latencies (tolerance: rho >= 0.97, median error <= 25%, the
     issue's targets; the benchmark script measures all 15,263 cells)."""
     import pandas as pd
-    from conftest import shared_data
+    from conftest import reference_data
 
     from dse.spaces.nasbench201 import NasBench201Space, parse_arch_str
 
-    df = pd.read_csv(shared_data("nasbench201_latency_measured.csv")).sample(n=400, random_state=0)
+    df = pd.read_csv(reference_data("nasbench201_latency_measured.csv")).sample(n=400, random_state=0)
     space = NasBench201Space(weight_bits=16, act_bits=16)
     graphs = [space.to_graph(parse_arch_str(a)) for a in df.arch_str]
     sim = SIMULATORS.create("fpga", board="ZC706", architecture="recursive")

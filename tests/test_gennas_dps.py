@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import shared_data
+from conftest import reference_data
 
 import dse
 from dse.proxies.data import image_batch
@@ -60,7 +60,7 @@ def test_proxy_configuration_spaces_sample_valid_configs(name):
 
 def test_dps_searches_saves_and_reuses_a_proxy(tmp_path, monkeypatch):
     monkeypatch.setenv("DSE_PROXY_STORE", str(tmp_path / "store"))
-    truth = str(shared_data("nasbench201_naslib.csv"))
+    truth = str(reference_data("nasbench201_naslib.csv"))
     config = {
         "run": {"name": "dps", "seed": 0},
         "space": {"name": "eproxy_config", "iterations": 2},
@@ -101,7 +101,7 @@ def test_dps_command_resumes_a_search_on_dask_where_it_stopped(tmp_path):
     configurations again, here moving it onto a real two-worker LocalCluster (``--workers``),
     refuses other search settings, and saves the best configuration of the whole run."""
     env = {**os.environ, "DSE_PROXY_STORE": str(tmp_path / "store")}
-    base = [sys.executable, "-m", "dse.cli", "dps", "--truth", str(shared_data("nasbench201_naslib.csv")),
+    base = [sys.executable, "-m", "dse.cli", "dps", "--truth", str(reference_data("nasbench201_naslib.csv")),
             "--archs", "3", "--iterations", "1", "--population", "2", "--sample", "2", "--batch-size", "2",
             "--output", str(tmp_path / "runs"), "--quiet"]
 

@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import shared_data
+from conftest import reference_data
 from scipy.stats import spearmanr
 
 import dse
@@ -58,7 +58,7 @@ def test_user_device_file_and_bad_fields(tmp_path):
 @pytest.fixture(scope="module")
 def llama_points():
     workload = LlmWorkload(get_llm("llama-33b"), GpuCostModel.create("A100-80GB-PCIe", "none"))
-    return table_points(shared_data("nasbench201_naslib.csv").parent, workload), workload
+    return table_points(reference_data("nasbench201_naslib.csv").parent, workload), workload
 
 
 def test_operational_intensity_matches_tables_6_4_to_6_6_within_1_percent(llama_points):
@@ -118,7 +118,7 @@ def test_calibration_toml_round_trip_and_errors():
 # ----------------------------------------------------------------------------- measured CNN latency
 @pytest.fixture(scope="module")
 def nb201_measured():
-    df = pd.read_csv(shared_data("nasbench201_latency_measured.csv")).sample(600, random_state=1)
+    df = pd.read_csv(reference_data("nasbench201_latency_measured.csv")).sample(600, random_state=1)
     space = NasBench201Space()
     return df.reset_index(drop=True), [space.to_graph(parse_arch_str(a)) for a in df["arch_str"]]
 
@@ -302,7 +302,7 @@ def test_roofline_command_draws_png_and_csv(tmp_path, subprocess_env):
     from test_cli import DSE
 
     out, csv = tmp_path / "roof.png", tmp_path / "points.csv"
-    measured = shared_data("llama33b_a100pcie_mlp_linear.csv")
+    measured = reference_data("llama33b_a100pcie_mlp_linear.csv")
     r = subprocess.run([*DSE, "roofline", "--model", "llama-33b", "--phases", "decode,parallel_decode",
                         "--batch", "1,16", "--seq", "1024", "--measured", str(measured), "--out", str(out),
                         "--csv", str(csv)], capture_output=True, text=True, env=subprocess_env)

@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import shared_data
+from conftest import reference_data
 
 import dse
 from dse.results import load
@@ -32,9 +32,9 @@ def a100():
     return GpuCostModel.create("A100-80GB-PCIe")
 
 
-def test_packaged_accuracies_are_the_shared_calibration(acc, tmp_path):
-    shared = pd.read_csv(shared_data("medusa_head_topk_accuracy.csv"))
-    rows = shared[shared.model == "vicuna-7b-v1.3"].sort_values("head")
+def test_packaged_accuracies_are_the_reference_calibration(acc, tmp_path):
+    reference = pd.read_csv(reference_data("medusa_head_topk_accuracy.csv"))
+    rows = reference[reference.model == "vicuna-7b-v1.3"].sort_values("head")
     cum = rows[[f"top{i}_cumulative" for i in range(1, 6)]].to_numpy()
     assert np.allclose(acc.a.cumsum(axis=1), cum, atol=1e-12) and acc.heads == 5
     with pytest.raises(ValueError, match="marked failed"):

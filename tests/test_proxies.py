@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import shared_data
+from conftest import reference_data
 
 from dse.graph import totals
 from dse.proxies.data import image_batch
@@ -53,9 +53,9 @@ def test_image_batch_is_real_deterministic_and_normalised():
 
 
 def test_synflow_and_params_reproduce_naslib_values():
-    """NASLib's synflow (log scale) and parameter counts for the first cells of the shared table;
+    """NASLib's synflow (log scale) and parameter counts for the first cells of the reference table;
     tolerance 0.5% for synflow (independent random initialisation), exact for params."""
-    df = pd.read_csv(shared_data("nasbench201_naslib.csv")).head(4)
+    df = pd.read_csv(reference_data("nasbench201_naslib.csv")).head(4)
     space = NasBench201Space()
     for arch, ref, params in zip(df.arch_str, df.naslib_synflow_cifar10, df.naslib_params_cifar10):
         g = space.to_graph(parse_arch_str(arch))
@@ -82,7 +82,7 @@ def test_every_measure_scores_cells_and_separates_empty_from_convolutional():
 def test_top_retrieval_and_report_card():
     truth = np.arange(20.0)
     assert top_retrieval(truth, truth) == 1.0 and top_retrieval(-truth, truth) == 0.0
-    df = pd.read_csv(shared_data("nasbench201_naslib.csv")).sample(n=8, random_state=0)
+    df = pd.read_csv(reference_data("nasbench201_naslib.csv")).sample(n=8, random_state=0)
     small = NasBench201Space(channels=4, cells_per_stage=1)  # a small skeleton keeps the test fast
     card = evaluate_proxies(small, [parse_arch_str(a) for a in df.arch_str], df.val_acc_cifar10,
                             ["params", "synflow", "nwot", "ensemble"], batch_size=4)
@@ -95,7 +95,7 @@ def test_top_retrieval_and_report_card():
 
 def test_proxy_eval_command_writes_the_card(tmp_path, subprocess_env):
     out = tmp_path / "card"
-    r = subprocess.run([sys.executable, "-m", "dse.cli", "proxy-eval", "--truth", str(shared_data("nasbench201_naslib.csv")),
+    r = subprocess.run([sys.executable, "-m", "dse.cli", "proxy-eval", "--truth", str(reference_data("nasbench201_naslib.csv")),
                         "--limit", "4", "--batch-size", "4", "--proxies", "params", "synflow", "jacob_cov",
                         "--out", str(out)], capture_output=True, text=True, env=subprocess_env, timeout=600)
     assert r.returncode == 0, r.stderr
@@ -105,7 +105,7 @@ def test_proxy_eval_command_writes_the_card(tmp_path, subprocess_env):
 
 
 def test_proxy_eval_scores_several_targets_checkpoints_and_resumes_on_dask(tmp_path, subprocess_env):
-    base = [sys.executable, "-m", "dse.cli", "proxy-eval", "--truth", str(shared_data("nasbench201_naslib.csv")),
+    base = [sys.executable, "-m", "dse.cli", "proxy-eval", "--truth", str(reference_data("nasbench201_naslib.csv")),
             "--limit", "9", "--proxies", "params", "flops", "--chunk-size", "3", "--out", str(tmp_path),
             "--target", "val_acc_cifar10", "val_acc_imagenet16_120"]
     r = subprocess.run(base, capture_output=True, text=True, env=subprocess_env, timeout=600)
@@ -114,7 +114,7 @@ def test_proxy_eval_scores_several_targets_checkpoints_and_resumes_on_dask(tmp_p
     assert set(zip(card.proxy, card.target)) == {(p, t) for p in ("params", "flops")
                                                  for t in ("val_acc_cifar10", "val_acc_imagenet16_120")}
     full = pd.read_parquet(tmp_path / "scores.parquet")
-    df = pd.read_csv(shared_data("nasbench201_naslib.csv")).set_index("arch_str")
+    df = pd.read_csv(reference_data("nasbench201_naslib.csv")).set_index("arch_str")
     assert list(full.val_acc_imagenet16_120) == list(df.loc[full.arch_id, "val_acc_imagenet16_120"])
     # a run that died after one chunk: only the missing six are scored, on a two-worker LocalCluster
     checkpoint = tmp_path / "scored.parquet"
@@ -133,7 +133,7 @@ def test_proxy_eval_scores_several_targets_checkpoints_and_resumes_on_dask(tmp_p
 def test_tabular_proxy_looks_up_listed_cells_and_fails_unlisted_ones():
     from dse.evaluate import Evaluator, Objective
 
-    csv = shared_data("nasbench201_naslib.csv")
+    csv = reference_data("nasbench201_naslib.csv")
     table = pd.read_csv(csv)
     space = NasBench201Space()
     ev = Evaluator(space, [PROXIES.create("tabular", file=str(csv), column="val_acc_cifar10")], [Objective("accuracy", "max")])
@@ -151,12 +151,12 @@ def test_tabular_proxy_looks_up_listed_cells_and_fails_unlisted_ones():
 
 def test_proxy_eval_reads_nasbench101_tables(tmp_path, subprocess_env):
     r = subprocess.run([sys.executable, "-m", "dse.cli", "proxy-eval", "--space", "nasbench101",
-                        "--truth", str(shared_data("nasbench101_naslib.csv")), "--arch-column", "adjacency_7x7",
+                        "--truth", str(reference_data("nasbench101_naslib.csv")), "--arch-column", "adjacency_7x7",
                         "--ops-column", "ops", "--proxies", "params", "flops", "--out", str(tmp_path)],
                        capture_output=True, text=True, env=subprocess_env, timeout=600)
     assert r.returncode == 0, r.stderr
     card = pd.read_parquet(tmp_path / "report_card.parquet").set_index("proxy")
-    df = pd.read_csv(shared_data("nasbench101_naslib.csv"))
+    df = pd.read_csv(reference_data("nasbench101_naslib.csv"))
     naslib = df.naslib_params_cifar10.corr(df.val_acc_cifar10, method="spearman")
     assert card.loc["params", "n"] == 250
     assert card.loc["params", "spearman"] == pytest.approx(naslib, abs=0.01)  # params equal NASLib's exactly

@@ -9,7 +9,7 @@ import sys
 
 import pandas as pd
 import pytest
-from conftest import shared_data
+from conftest import reference_data
 
 import dse
 from dse.reports import report
@@ -17,7 +17,7 @@ from dse.reports import report
 
 
 def config(driver: dict, seed: int, budget: int = 40) -> dict:
-    table = str(shared_data("nasbench201_naslib.csv"))
+    table = str(reference_data("nasbench201_naslib.csv"))
     return {
         "run": {"name": driver["driver"], "seed": seed},
         "space": {"name": "nasbench201", "restrict": {"file": table, "column": "arch_str"}},

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import shared_data
+from conftest import reference_data
 
 from dse.graph import canonical_hash, totals, validate
 from dse.registry import SPACES
@@ -23,12 +23,12 @@ DATASETS = ("cifar10", "cifar100", "imagenet16_120")
 
 @pytest.fixture(scope="module")
 def naslib() -> pd.DataFrame:
-    return pd.read_csv(shared_data("nasbench201_naslib.csv"))
+    return pd.read_csv(reference_data("nasbench201_naslib.csv"))
 
 
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_nasbench201_params_and_flops_match_naslib_within_1pct(naslib, dataset):
-    """All 362 shared cells; NASLib reports FLOPs with a module-hook counter (hook_flops) and
+    """All 362 reference cells; NASLib reports FLOPs with a module-hook counter (hook_flops) and
     both numbers in millions."""
     space = NasBench201Space(dataset)
     params, flops = [], []
@@ -148,13 +148,13 @@ def test_mbconv_gpu_space_shares_one_precision_and_skip_shrinks():
 
 def test_nasbench101_cells_match_naslib_and_hash_isomorphic_cells_together():
     import pandas as pd
-    from conftest import shared_data
+    from conftest import reference_data
 
     from dse.graph import totals
     from dse.space import SpaceError
     from dse.spaces.nasbench101 import NasBench101Space
 
-    df = pd.read_csv(shared_data("nasbench101_naslib.csv"), dtype={"adjacency_7x7": str})
+    df = pd.read_csv(reference_data("nasbench101_naslib.csv"), dtype={"adjacency_7x7": str})
     space = NasBench101Space()
     for adj, ops, params, flops in zip(df.adjacency_7x7[:40], df.ops[:40], df.naslib_params_cifar10[:40],
                                        df.naslib_flops_cifar10[:40]):
