@@ -32,10 +32,15 @@ def joined_scores(runs: list[Path], target: str) -> tuple[pd.DataFrame, list[str
     for i, run in enumerate(runs):
         df = pd.read_parquet(run / "scores.parquet")
         if target not in df.columns:
-            raise ValueError(f"--target: {target!r} is not in {run / 'scores.parquet'}; columns: {list(df.columns)}")
+            raise ValueError(
+                f"--target: {target!r} is not in {run / 'scores.parquet'}; columns: "
+                f"{list(df.columns)}"
+            )
         names = [c for c in df.columns if c not in ("arch_id", target) and not c.endswith("_s")]
         proxies += names
-        frames.append(df[["arch_id", *names, *[f"{p}_s" for p in names], *([target] if i == 0 else [])]])
+        frames.append(
+            df[["arch_id", *names, *[f"{p}_s" for p in names], *([target] if i == 0 else [])]]
+        )
     joined = frames[0]
     for df in frames[1:]:
         joined = joined.merge(df, on="arch_id", how="inner", validate="one_to_one")
@@ -47,16 +52,24 @@ def table_columns(args: argparse.Namespace) -> pd.DataFrame:
     table = pd.read_csv(args.truth, dtype={args.arch_column: str})
     missing = [c for c in args.columns if c not in table.columns]
     if missing:
-        raise ValueError(f"--columns: {missing} are not columns of {args.truth}; columns: {list(table.columns)}")
+        raise ValueError(
+            f"--columns: {missing} are not columns of {args.truth}; columns: {list(table.columns)}"
+        )
     space = SPACES.create(args.space)
-    texts = table[args.arch_column] if not args.ops_column else table[args.arch_column] + "|" + table[args.ops_column]
+    texts = (
+        table[args.arch_column]
+        if not args.ops_column
+        else table[args.arch_column] + "|" + table[args.ops_column]
+    )
     return table[args.columns].assign(arch_id=[space.arch_id(space.parse(t)) for t in texts])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path, help="proxy-eval --out folders")
-    ap.add_argument("--target", default="val_acc_cifar10", help="ground-truth column of the first run")
+    ap.add_argument(
+        "--target", default="val_acc_cifar10", help="ground-truth column of the first run"
+    )
     ap.add_argument("--truth", default=None, help="benchmark CSV to take --columns from")
     ap.add_argument("--space", default="nasbench201")
     ap.add_argument("--arch-column", default="arch_str")
@@ -77,8 +90,10 @@ def main() -> None:
         if args.against not in scores.columns:
             raise ValueError(f"--against: {args.against!r} is not one of {proxies}")
         for p in proxies:
-            print(f"rank correlation of {p} with {args.against}: "
-                  f"{scores[p].corr(scores[args.against], method='spearman'):.3f}")
+            print(
+                f"rank correlation of {p} with {args.against}: "
+                f"{scores[p].corr(scores[args.against], method='spearman'):.3f}"
+            )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ Data: the repository's data/ folder.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
@@ -44,11 +43,22 @@ def fit_a100():
     device = get_device("A100-80GB-PCIe")
     workload = LlmWorkload(get_llm("llama-33b"), GpuCostModel(device))
     pts = table_points(DATA, workload)
-    note = ("Fitted by benchmarks/gpu_calibrate.py to the Llama-33B operator measurements on "
-            "A100-80GB-PCIe of dissertation tables 6.4-6.6 (llama33b_a100pcie_*.csv, 168 cells): "
-            "linear = MLP up/gate/down, matmul = attention QK^T and PV (fp16).")
-    rep = fit_kernels(device, pts["op_class"], pts["flops"], pts["bytes"], pts["measured_seconds"],
-                      pts["kernels"], "fp16", name="A100-80GB-PCIe", note=note)
+    note = (
+        "Fitted by benchmarks/gpu_calibrate.py to the Llama-33B operator measurements on "
+        "A100-80GB-PCIe of dissertation tables 6.4-6.6 (llama33b_a100pcie_*.csv, 168 cells): "
+        "linear = MLP up/gate/down, matmul = attention QK^T and PV (fp16)."
+    )
+    rep = fit_kernels(
+        device,
+        pts["op_class"],
+        pts["flops"],
+        pts["bytes"],
+        pts["measured_seconds"],
+        pts["kernels"],
+        "fp16",
+        name="A100-80GB-PCIe",
+        note=note,
+    )
     return rep, pts, workload
 
 
@@ -59,19 +69,32 @@ def nb201_split(n: int, calibration_cells: int = 1000, seed: int = 0):
 
 def fit_nb201(graphs, df, device_name: str, cal_idx) -> object:
     col = NB201_DEVICES[device_name]
-    note = (f"Fitted by benchmarks/gpu_calibrate.py to measured NAS-Bench-201 latencies on {device_name} "
-            f"(nasbench201_latency_measured.csv, HW-NAS-Bench/HELP, PyTorch eager, fp32), batch 1, 32 and "
-            f"256, on {len(cal_idx)} random cells (seed 0); overhead_us is the per-kernel launch and "
-            "dispatch cost of eager PyTorch on the measuring host.")
-    return fit_graphs(get_device(device_name), [graphs[i] for i in cal_idx],
-                      {b: df[f"{col}_{b}_ms"].to_numpy()[cal_idx] * 1e-3 for b in BATCHES},
-                      name=device_name, note=note)
+    note = (
+        "Fitted by benchmarks/gpu_calibrate.py to measured NAS-Bench-201 latencies on "
+        f"{device_name} "
+        "(nasbench201_latency_measured.csv, HW-NAS-Bench/HELP, PyTorch eager, fp32), batch 1, 32 "
+        "and "
+        f"256, on {len(cal_idx)} random cells (seed 0); overhead_us is the per-kernel launch and "
+        "dispatch cost of eager PyTorch on the measuring host."
+    )
+    return fit_graphs(
+        get_device(device_name),
+        [graphs[i] for i in cal_idx],
+        {b: df[f"{col}_{b}_ms"].to_numpy()[cal_idx] * 1e-3 for b in BATCHES},
+        name=device_name,
+        note=note,
+    )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write", action="store_true", help="rewrite the shipped calibration files")
-    ap.add_argument("--cells", type=int, default=0, help="use only the first N cells of the latency CSV (0: all)")
+    ap.add_argument(
+        "--cells",
+        type=int,
+        default=0,
+        help="use only the first N cells of the latency CSV (0: all)",
+    )
     args = ap.parse_args()
     if args.write and args.cells:
         ap.error("--write fits the shipped calibrations on all cells; drop --cells")
@@ -84,12 +107,21 @@ def main() -> None:
     err = np.abs(pred / pts["tflops"] - 1)
     print("== Llama-33B on A100-80GB-PCIe, tables 6.4-6.6 (168 cells)")
     print(f"operational intensity: max relative difference {oi_err.max():.4%} (target < 1%)")
-    print(f"uncalibrated roofline / measured TFLOP/s: min {np.min(roof / pts['tflops']):.3f} "
-          f"(>= 1 everywhere: {bool(np.all(roof >= pts['tflops']))})")
+    print(
+        f"uncalibrated roofline / measured TFLOP/s: min {np.min(roof / pts['tflops']):.3f} "
+        f"(>= 1 everywhere: {bool(np.all(roof >= pts['tflops']))})"
+    )
     for c, e in rep.calibration.classes.items():
-        print(f"  fitted {c:7s}: eta_compute {e.compute:.3f}  eta_memory {e.memory:.3f}  overhead {e.overhead_s * 1e6:.1f} us (shared)")
-    print(f"calibrated TFLOP/s median relative error: {np.median(err):.2%} (target < 20%); "
-          + ", ".join(f"{t} {np.median(err[pts['table'] == t]):.2%}" for t in sorted(pts["table"].unique())))
+        print(
+            f"  fitted {c:7s}: eta_compute {e.compute:.3f}  eta_memory {e.memory:.3f}  overhead "
+            f"{e.overhead_s * 1e6:.1f} us (shared)"
+        )
+    print(
+        f"calibrated TFLOP/s median relative error: {np.median(err):.2%} (target < 20%); "
+        + ", ".join(
+            f"{t} {np.median(err[pts['table'] == t]):.2%}" for t in sorted(pts["table"].unique())
+        )
+    )
     if args.write:
         (OUT / "A100-80GB-PCIe.toml").write_text(rep.calibration.to_toml())
 
@@ -99,22 +131,32 @@ def main() -> None:
     space = NasBench201Space()
     t0 = time.perf_counter()
     graphs = [space.to_graph(parse_arch_str(a)) for a in df["arch_str"]]
-    print(f"\n== NAS-Bench-201 measured latency ({len(df)} cells, graphs built in {time.perf_counter() - t0:.1f} s)")
+    print(
+        f"\n== NAS-Bench-201 measured latency ({len(df)} cells, graphs built in "
+        f"{time.perf_counter() - t0:.1f} s)"
+    )
     cal_idx, held = nb201_split(len(df))
     fits = {}
     for name in NB201_DEVICES:
         t0 = time.perf_counter()
         fits[name] = fit_nb201(graphs, df, name, cal_idx).calibration
         d, p = fits[name].default, fits[name].classes["pool"]
-        print(f"fit {name:11s} on {len(cal_idx)} cells in {time.perf_counter() - t0:.1f} s: eta_compute {d.compute:.3f} "
-              f"eta_memory {d.memory:.3f} overhead {d.overhead_s * 1e6:.1f} us, pool eta_memory {p.memory:.3f}")
+        print(
+            f"fit {name:11s} on {len(cal_idx)} cells in {time.perf_counter() - t0:.1f} s: "
+            f"eta_compute {d.compute:.3f} "
+            f"eta_memory {d.memory:.3f} overhead {d.overhead_s * 1e6:.1f} us, pool eta_memory "
+            f"{p.memory:.3f}"
+        )
         if args.write:
             (OUT / f"{name}.toml").write_text(fits[name].to_toml())
     held_graphs = [graphs[i] for i in held]
     flops = GraphCoster(GpuCostModel(get_device("Titan-RTX")), 1).cost(held_graphs).flops
     print(f"\nheld-out cells: {len(held)}; columns: Spearman rho / median relative error")
-    print(f"{'calibrated on':13s} {'predicting':12s} " + " ".join(f"{'batch ' + str(b):>16s}" for b in BATCHES)
-          + "   FLOPs-only rho")
+    print(
+        f"{'calibrated on':13s} {'predicting':12s} "
+        + " ".join(f"{'batch ' + str(b):>16s}" for b in BATCHES)
+        + "   FLOPs-only rho"
+    )
     for cal in NB201_DEVICES:
         for dev, col in NB201_DEVICES.items():
             cells, frho = [], []
@@ -124,7 +166,12 @@ def main() -> None:
                 y = df[f"{col}_{b}_ms"].to_numpy()[held] * 1e-3
                 cells.append(f"{spearmanr(p, y)[0]:.3f} / {np.median(np.abs(p / y - 1)):5.1%}")
                 frho.append(f"{spearmanr(flops, y)[0]:.3f}")
-            print(f"{cal:13s} {dev:12s} " + " ".join(f"{c:>16s}" for c in cells) + "   " + " ".join(frho))
+            print(
+                f"{cal:13s} {dev:12s} "
+                + " ".join(f"{c:>16s}" for c in cells)
+                + "   "
+                + " ".join(frho)
+            )
 
 
 if __name__ == "__main__":

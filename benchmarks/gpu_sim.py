@@ -34,15 +34,24 @@ def main() -> None:
     space = NasBench201Space()
     t = time.perf_counter()
     graphs = sample_graphs(space, args.archs)
-    print(f"built {len(graphs)} NAS-Bench-201 graphs in {time.perf_counter() - t:.1f} s (not timed below)")
+    print(
+        f"built {len(graphs)} NAS-Bench-201 graphs in {time.perf_counter() - t:.1f} s (not timed "
+        "below)"
+    )
     sim = SIMULATORS.create("gpu", device="Titan-RTX", batch_size=1)
     sim.evaluate_population(graphs[:10])  # warm the op table, as any second call would find it
 
     pop_best, pop_median = population_rate(sim.evaluate_population, graphs, args.repeats)
     one = graphs[: max(1, len(graphs) // 5)]
     base_best, base_median = rate(lambda g: sim.evaluate(g, {}, space), one, args.repeats)
-    print(f"analytic, population pass: {pop_best:,.0f} archs/s best, {pop_median:,.0f} median (target >= 20,000)")
-    print(f"analytic, graph by graph:  {base_best:,.0f} archs/s best, {base_median:,.0f} median (baseline)")
+    print(
+        f"analytic, population pass: {pop_best:,.0f} archs/s best, {pop_median:,.0f} median "
+        "(target >= 20,000)"
+    )
+    print(
+        f"analytic, graph by graph:  {base_best:,.0f} archs/s best, {base_median:,.0f} median "
+        "(baseline)"
+    )
     print(f"ratio population / graph by graph: {pop_best / base_best:.1f}x")
 
     workload = LlmWorkload(get_llm("llama-2-7b"), GpuCostModel.create("A100-80GB-PCIe"))
@@ -50,17 +59,24 @@ def main() -> None:
     t = time.perf_counter()
     res = simulate_serving(workload, requests)
     wall = time.perf_counter() - t
-    print(f"serving DES: {len(requests) / wall:,.0f} requests/s simulated ({len(res.steps):,} steps, "
-          f"{len(res.steps) / wall:,.0f} steps/s; {res.summary['makespan_s']:.0f} s of serving in {wall:.2f} s); "
-          f"TTFT p50 {res.summary['ttft_p50_s'] * 1e3:.1f} ms, TPOT p50 {res.summary['tpot_p50_s'] * 1e3:.1f} ms, "
-          f"{res.summary['throughput_tokens_per_s']:,.0f} tokens/s")
+    print(
+        f"serving DES: {len(requests) / wall:,.0f} requests/s simulated ({len(res.steps):,} steps, "
+        f"{len(res.steps) / wall:,.0f} steps/s; {res.summary['makespan_s']:.0f} s of serving in "
+        f"{wall:.2f} s); "
+        f"TTFT p50 {res.summary['ttft_p50_s'] * 1e3:.1f} ms, TPOT p50 "
+        f"{res.summary['tpot_p50_s'] * 1e3:.1f} ms, "
+        f"{res.summary['throughput_tokens_per_s']:,.0f} tokens/s"
+    )
 
     kernels = [graph_kernels(sim.coster, g, streams=2) for g in graphs[:50]]
     t = time.perf_counter()
     for ks in kernels:
         run_kernels(ks, async_launch=True)
     wall = time.perf_counter() - t
-    print(f"kernel-stream DES: {sum(map(len, kernels)) / wall:,.0f} kernels/s ({len(kernels) / wall:,.0f} graphs/s)")
+    print(
+        f"kernel-stream DES: {sum(map(len, kernels)) / wall:,.0f} kernels/s "
+        f"({len(kernels) / wall:,.0f} graphs/s)"
+    )
 
 
 if __name__ == "__main__":

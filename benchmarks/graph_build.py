@@ -34,9 +34,13 @@ class PlainBuilder(GraphBuilder):
             g.add_node(i, op=op)
         for u, v, port in zip(self._src, self._dst, self._port):
             g.add_edge(u, v, port=port)
-        g.graph.update(name=self.name, inputs=list(self.inputs),
-                       outputs=[n for n in g if g.out_degree(n) == 0],
-                       stage_outputs=list(self.stage_outputs), meta=dict(self.meta))
+        g.graph.update(
+            name=self.name,
+            inputs=list(self.inputs),
+            outputs=[n for n in g if g.out_degree(n) == 0],
+            stage_outputs=list(self.stage_outputs),
+            meta=dict(self.meta),
+        )
         return g
 
 
@@ -58,26 +62,42 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7)
     args = ap.parse_args()
     if hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {int(os.environ.get("DSE_BENCH_CORE", max(os.sched_getaffinity(0))))})  # one core
+        os.sched_setaffinity(
+            0, {int(os.environ.get("DSE_BENCH_CORE", max(os.sched_getaffinity(0))))}
+        )  # one core
     rng = np.random.default_rng(0)
-    print(f"{'case':44s} {'best/s':>8s} {'median/s':>9s} {'baseline best/median':>21s} {'ratio':>6s}")
-    for label, make in (("nasbench201 cifar10: build + totals", lambda: nb201_mod.NasBench201Space()),
-                        ("mbconv fpga (20 blocks): build + totals", lambda: mbconv_mod.MBConvChainSpace())):
+    print(
+        f"{'case':44s} {'best/s':>8s} {'median/s':>9s} {'baseline best/median':>21s} {'ratio':>6s}"
+    )
+    for label, make in (
+        ("nasbench201 cifar10: build + totals", lambda: nb201_mod.NasBench201Space()),
+        ("mbconv fpga (20 blocks): build + totals", lambda: mbconv_mod.MBConvChainSpace()),
+    ):
         space = make()
         archs = [space.sample(rng) for _ in range(args.archs)]
-        fast = rate(lambda a: totals(space.to_graph(a)), archs, args.repeats)
+        fast = rate(lambda a, space=space: totals(space.to_graph(a)), archs, args.repeats)
         with plain_building(nb201_mod, mbconv_mod):
             plain_space = make()
             plain_space._fragments = None
-            base = rate(lambda a: totals(plain_space.to_graph(a)), archs, args.repeats)
-        print(f"{label:44s} {fast[0]:8.0f} {fast[1]:9.0f} {base[0]:10.0f} /{base[1]:9.0f} "
-              f"{fast[0] / base[0]:5.2f}x")
+            base = rate(lambda a, s=plain_space: totals(s.to_graph(a)), archs, args.repeats)
+        print(
+            f"{label:44s} {fast[0]:8.0f} {fast[1]:9.0f} {base[0]:10.0f} /{base[1]:9.0f} "
+            f"{fast[0] / base[0]:5.2f}x"
+        )
     space = nb201_mod.NasBench201Space()
     archs = [space.sample(rng) for _ in range(args.archs // 4)]
     proxy = AnalyticProxy()
-    for label, fn in (("nasbench201: build + analytic proxy (all)", lambda a: proxy.evaluate(space.to_graph(a), a, space)),
-                      ("nasbench201: space.arch_hash (cell digest)", space.arch_hash),
-                      ("nasbench201: build + canonical_hash (graph)", lambda a: canonical_hash(space.to_graph(a)))):
+    for label, fn in (
+        (
+            "nasbench201: build + analytic proxy (all)",
+            lambda a: proxy.evaluate(space.to_graph(a), a, space),
+        ),
+        ("nasbench201: space.arch_hash (cell digest)", space.arch_hash),
+        (
+            "nasbench201: build + canonical_hash (graph)",
+            lambda a: canonical_hash(space.to_graph(a)),
+        ),
+    ):
         best, med = rate(fn, archs, args.repeats)
         print(f"{label:44s} {best:8.0f} {med:9.0f}")
     print("target: >= 2,000 NAS-Bench-201 architectures/s (build + totals, one core)")

@@ -71,7 +71,9 @@ def main() -> None:
         n_layers = np.bincount(sim.layers(graphs).owner, minlength=len(graphs)).astype(float)
         name = ", ".join(f"{k}={v}" for k, v in cfg.items())
         report(f"{name}: scale", lat[:, None])
-        scale, per_layer_ms = report(f"{name}: scale + per-layer cost", np.stack([lat, n_layers], 1))
+        scale, per_layer_ms = report(
+            f"{name}: scale + per-layer cost", np.stack([lat, n_layers], 1)
+        )
         if cfg == CONFIGS[0]:
             # the same two parameters as simulator settings: the per-layer cost in cycles at the
             # board clock (before scaling), then the scale alone on the simulator's latency

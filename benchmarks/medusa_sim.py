@@ -27,10 +27,19 @@ from dse.simulators.gpu.llm import LlmConfig, LlmWorkload, get_llm
 from dse.simulators.gpu.model import GpuCostModel
 from dse.simulators.medusa.acceptance import Acceptance
 from dse.simulators.medusa.decode import (
-    SpeedupModel, Speculative, log_acceleration, simulate_decoding, speculative_speedup,
+    Speculative,
+    SpeedupModel,
+    log_acceleration,
+    simulate_decoding,
+    speculative_speedup,
 )
 from dse.simulators.medusa.heads import load_head_accuracy
-from dse.simulators.medusa.tree import dense_tree, dense_tree_nodes, expected_acceptance, sparse_tree
+from dse.simulators.medusa.tree import (
+    dense_tree,
+    dense_tree_nodes,
+    expected_acceptance,
+    sparse_tree,
+)
 
 
 def main() -> None:
@@ -54,8 +63,15 @@ def main() -> None:
     for label, m in (("simplified block (6.4.3.3)", block), ("whole model + 5 heads", full)):
         r = m.sweep(q, 1, 1024)
         peak = int(q[r["speedup"].argmax()])
-        at = {int(x): round(float(s), 2) for x, s in zip(q, r["speedup"]) if x in (16, 32, 64, 128, 256, 512)}
-        print(f"  {label}: speedup peaks at q = {peak} ({r['speedup'].max():.2f}x); speedup at q: {at}")
+        at = {
+            int(x): round(float(s), 2)
+            for x, s in zip(q, r["speedup"])
+            if x in (16, 32, 64, 128, 256, 512)
+        }
+        print(
+            f"  {label}: speedup peaks at q = {peak} ({r['speedup'].max():.2f}x); speedup at q: "
+            f"{at}"
+        )
         ax[0].semilogx(q, r["speedup"], label=f"speedup, {label}")
         ax[0].semilogx(q, r["overhead"], "--", label=f"overhead, {label}")
     ax[0].semilogx(q, log_acceleration(q), ":", label="acceleration 0.477 ln q")
@@ -81,63 +97,112 @@ def main() -> None:
     acc = load_head_accuracy("vicuna-7b-v1.3")
     tree64 = sparse_tree(acc, 63)
     over = float(vic.overhead(tree64.candidates, 1, 1024))
-    print(f"table 6.1, Vicuna-7B on A100, batch 1, sequence 1024, 64-token sparse tree, 5 heads: "
-          f"overhead {over:.3f} (dissertation 1.22, gap {over / 1.22 - 1:+.1%}); at acceleration 3.47 "
-          f"speedup {3.47 / over:.2f} (dissertation 2.83, gap {3.47 / over / 2.83 - 1:+.1%})")
+    print(
+        f"table 6.1, Vicuna-7B on A100, batch 1, sequence 1024, 64-token sparse tree, 5 heads: "
+        f"overhead {over:.3f} (dissertation 1.22, gap {over / 1.22 - 1:+.1%}); at acceleration "
+        "3.47 "
+        f"speedup {3.47 / over:.2f} (dissertation 2.83, gap {3.47 / over / 2.83 - 1:+.1%})"
+    )
 
     sparse = {n: expected_acceptance(sparse_tree(acc, n), acc) for n in (16, 32, 64, 128, 256)}
-    dense = [(dense_tree_nodes(s), expected_acceptance(dense_tree(s), acc), s)
-             for k in range(1, 6) for s in itertools.product(range(1, 6), repeat=k) if dense_tree_nodes(s) <= 256]
+    dense = [
+        (dense_tree_nodes(s), expected_acceptance(dense_tree(s), acc), s)
+        for k in range(1, 6)
+        for s in itertools.product(range(1, 6), repeat=k)
+        if dense_tree_nodes(s) <= 256
+    ]
     best_dense = max(dense, key=lambda t: t[1])
-    print(f"figure 6.6a (Vicuna-7B Medusa-1 head accuracies, greedy): sparse trees {{nodes: tokens/step}} "
-          f"{ {n: round(v, 3) for n, v in sparse.items()} }; best of {len(dense)} dense trees up to 256 nodes: "
-          f"{best_dense[1]:.3f} with {best_dense[0]} nodes (top-s per head {list(best_dense[2])}); "
-          f"64-node sparse / best dense: {sparse[64] / best_dense[1]:.3f}")
+    print(
+        "figure 6.6a (Vicuna-7B Medusa-1 head accuracies, greedy): sparse trees {nodes: "
+        "tokens/step} "
+        f"{ {n: round(v, 3) for n, v in sparse.items()} }; best of {len(dense)} dense trees up to "
+        "256 nodes: "
+        f"{best_dense[1]:.3f} with {best_dense[0]} nodes (top-s per head {list(best_dense[2])}); "
+        f"64-node sparse / best dense: {sparse[64] / best_dense[1]:.3f}"
+    )
     fig, ax = plt.subplots(figsize=(5, 4))
     ax.scatter([d[0] for d in dense], [d[1] for d in dense], s=6, label="dense (Cartesian) trees")
     ax.plot(list(sparse), list(sparse.values()), "r*-", label="greedy sparse trees")
-    ax.set(xscale="log", xlabel="tree nodes", ylabel="expected tokens per step", title="Vicuna-7B heads")
+    ax.set(
+        xscale="log",
+        xlabel="tree nodes",
+        ylabel="expected tokens per step",
+        title="Vicuna-7B heads",
+    )
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "medusa_fig_6_6a.png", dpi=120)
 
     # a 2-layer, 68M-parameter draft in the Llama vocabulary (the size SpecInfer-style drafts use)
-    draft = LlmWorkload(LlmConfig("draft-68m", layers=2, hidden=768, intermediate=3072, heads=12, kv_heads=12,
-                                  head_dim=64, vocab=32000), a100)
+    draft = LlmWorkload(
+        LlmConfig(
+            "draft-68m",
+            layers=2,
+            hidden=768,
+            intermediate=3072,
+            heads=12,
+            kv_heads=12,
+            head_dim=64,
+            vocab=32000,
+        ),
+        a100,
+    )
     vicuna = LlmWorkload(get_llm("vicuna-7b"), a100)
     for gamma, alpha in ((3, 0.6), (4, 0.7), (5, 0.8)):
         s = float(speculative_speedup(vicuna, Speculative(draft, gamma, alpha), 1, 1024))
-        print(f"speculative decoding, Vicuna-7B with a 68M draft, gamma {gamma}, alpha {alpha}: speedup {s:.2f}x "
-              f"(table 6.1: 1.47x)")
-    print(f"Medusa on Vicuna-7B, 64-token tree, Medusa-1 heads ({expected_acceptance(tree64, acc):.2f} tokens/step): "
-          f"speedup {expected_acceptance(tree64, acc) / over:.2f}x")
+        print(
+            f"speculative decoding, Vicuna-7B with a 68M draft, gamma {gamma}, alpha {alpha}: "
+            f"speedup {s:.2f}x "
+            f"(table 6.1: 1.47x)"
+        )
+    print(
+        "Medusa on Vicuna-7B, 64-token tree, Medusa-1 heads "
+        f"({expected_acceptance(tree64, acc):.2f} tokens/step): "
+        f"speedup {expected_acceptance(tree64, acc) / over:.2f}x"
+    )
 
     t = time.perf_counter()
     n = 0
     while time.perf_counter() - t < 2.0:
         sparse_tree(acc, 63)
         n += 1
-    print(f"greedy sparse-tree construction (63 nodes, 5 heads x 5 ranks): {n / (time.perf_counter() - t):,.0f} trees/s")
+    print(
+        "greedy sparse-tree construction (63 nodes, 5 heads x 5 ranks): "
+        f"{n / (time.perf_counter() - t):,.0f} trees/s"
+    )
     rng = np.random.default_rng(0)
     reqs = [(float(x), 512, 256) for x in np.cumsum(rng.exponential(0.25, 64))]
     for rule in (Acceptance(), Acceptance("typical", 0.7, 0.09, 0.3)):
-        simulate_decoding(vic, reqs[:2], tree=tree64, acc=acc, batch=8, acceptance=rule)  # warm caches
+        simulate_decoding(
+            vic, reqs[:2], tree=tree64, acc=acc, batch=8, acceptance=rule
+        )  # warm caches
         t = time.perf_counter()
         r = simulate_decoding(vic, reqs, tree=tree64, acc=acc, batch=8, acceptance=rule)
         wall = time.perf_counter() - t
         s = r.summary
-        print(f"decode DES, Vicuna-7B, {rule.scheme}, batch 8, 64 requests: {s['steps'] / wall:,.0f} steps/s "
-              f"({s['steps']:.0f} steps in {wall:.2f} s); acceleration {s['acceleration_rate']:.2f}, "
-              f"overhead {s['overhead']:.2f}, speedup {s['speedup']:.2f}, {s['tokens_per_s']:,.0f} tokens/s")
+        print(
+            f"decode DES, Vicuna-7B, {rule.scheme}, batch 8, 64 requests: {s['steps'] / wall:,.0f} "
+            "steps/s "
+            f"({s['steps']:.0f} steps in {wall:.2f} s); acceleration {s['acceleration_rate']:.2f}, "
+            f"overhead {s['overhead']:.2f}, speedup {s['speedup']:.2f}, {s['tokens_per_s']:,.0f} "
+            "tokens/s"
+        )
     one = [(0.0, 512, 512)]
-    runs = {"vanilla": simulate_decoding(vic, one, tree=None),
-            "Medusa (greedy, 64-token tree)": simulate_decoding(vic, one, tree=tree64, acc=acc),
-            "speculative (68M draft, gamma 4, alpha 0.7)": simulate_decoding(
-                vic, one, tree=None, speculative=Speculative(draft, gamma=4, alpha=0.7))}
+    runs = {
+        "vanilla": simulate_decoding(vic, one, tree=None),
+        "Medusa (greedy, 64-token tree)": simulate_decoding(vic, one, tree=tree64, acc=acc),
+        "speculative (68M draft, gamma 4, alpha 0.7)": simulate_decoding(
+            vic, one, tree=None, speculative=Speculative(draft, gamma=4, alpha=0.7)
+        ),
+    }
     for name, r in runs.items():
         s = r.summary
-        print(f"decode DES, Vicuna-7B, one request of 512 tokens, {name}: {s['tokens_per_s']:,.1f} tokens/s, "
-              f"acceleration {s['acceleration_rate']:.2f}, overhead {s['overhead']:.2f}, speedup {s['speedup']:.2f}")
+        print(
+            f"decode DES, Vicuna-7B, one request of 512 tokens, {name}: {s['tokens_per_s']:,.1f} "
+            "tokens/s, "
+            f"acceleration {s['acceleration_rate']:.2f}, overhead {s['overhead']:.2f}, speedup "
+            f"{s['speedup']:.2f}"
+        )
     print(f"figures written to {out}")
 
 

@@ -2,7 +2,8 @@
 regression proxies Eproxy (10 steps, batch 16) and GenNAS (100 steps, batch 16), next to a plain
 forward + backward pass of the same network as the baseline, measured in the same run.
 
-    python benchmarks/proxy_cost.py [--archs 10] [--batch-size 64] [--threads 1] [--regression eproxy gennas]
+    python benchmarks/proxy_cost.py [--archs 10] [--batch-size 64] [--threads 1] [--regression
+    eproxy gennas]
 """
 
 from __future__ import annotations
@@ -26,8 +27,12 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--proxies", nargs="+", default=sorted(MEASURES))
-    ap.add_argument("--regression", nargs="*", default=["eproxy", "gennas"],
-                    help="registered regression proxies, at their default settings")
+    ap.add_argument(
+        "--regression",
+        nargs="*",
+        default=["eproxy", "gennas"],
+        help="registered regression proxies, at their default settings",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     space = NasBench201Space()
@@ -51,8 +56,11 @@ def main() -> None:
         per = (time.perf_counter() - t) / len(graphs)
         print(f"{name:12s} {per:8.3f} {per / base:19.2f}")
     for name in args.regression:
-        proxy = PROXIES.create(name, threads=args.threads, alpha=0.0) if name == "eproxy" else \
-            PROXIES.create(name, threads=args.threads)
+        proxy = (
+            PROXIES.create(name, threads=args.threads, alpha=0.0)
+            if name == "eproxy"
+            else PROXIES.create(name, threads=args.threads)
+        )
         t = time.perf_counter()
         for g in graphs:
             proxy.evaluate(g, {}, space)

@@ -11,7 +11,8 @@ For each data set (CIFAR-10, CIFAR-100, ImageNet16-120) and proxy it prints:
 
 Scores go to ``--out`` (Parquet) so a rerun can skip the scoring with ``--reuse``.
 
-    python benchmarks/proxy_reference.py [--datasets cifar10] [--limit 0] [--batch-size 64] [--threads 2]
+    python benchmarks/proxy_reference.py [--datasets cifar10] [--limit 0] [--batch-size 64]
+    [--threads 2]
 """
 
 from __future__ import annotations
@@ -29,13 +30,31 @@ from dse.proxies.report_card import evaluate_proxies
 from dse.spaces.nasbench101 import NasBench101Space
 from dse.spaces.nasbench201 import NasBench201Space, parse_arch_str
 
-NASLIB = {"params": "params", "flops": "flops", "synflow": "synflow", "nwot": "nwot", "jacob_cov": "jacov",
-          "snip": "snip", "grasp": "grasp", "fisher": "fisher", "grad_norm": "grad_norm", "l2_norm": "l2_norm"}
-TARGET = {"cifar10": "val_acc_cifar10", "cifar100": "val_acc_cifar100", "imagenet16_120": "val_acc_imagenet16_120"}
+NASLIB = {
+    "params": "params",
+    "flops": "flops",
+    "synflow": "synflow",
+    "nwot": "nwot",
+    "jacob_cov": "jacov",
+    "snip": "snip",
+    "grasp": "grasp",
+    "fisher": "fisher",
+    "grad_norm": "grad_norm",
+    "l2_norm": "l2_norm",
+}
+TARGET = {
+    "cifar10": "val_acc_cifar10",
+    "cifar100": "val_acc_cifar100",
+    "imagenet16_120": "val_acc_imagenet16_120",
+}
 
 
 def rho(a, b) -> float:
-    return float(pd.Series(np.asarray(a, dtype=float)).corr(pd.Series(np.asarray(b, dtype=float)), method="spearman"))
+    return float(
+        pd.Series(np.asarray(a, dtype=float)).corr(
+            pd.Series(np.asarray(b, dtype=float)), method="spearman"
+        )
+    )
 
 
 def main() -> None:
@@ -43,7 +62,9 @@ def main() -> None:
     ap.add_argument("--data", default=str(DATA))
     ap.add_argument("--datasets", nargs="+", default=list(TARGET))
     ap.add_argument("--proxies", nargs="+", default=list(NASLIB) + ["zico", "zen"])
-    ap.add_argument("--limit", type=int, default=0, help="only this many cells (seeded sample; 0: all 362)")
+    ap.add_argument(
+        "--limit", type=int, default=0, help="only this many cells (seeded sample; 0: all 362)"
+    )
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default="results/proxy_reference")
@@ -72,13 +93,22 @@ def main() -> None:
             else:
                 space = NasBench201Space(dataset)
                 archs = [parse_arch_str(a) for a in df.arch_str]
-            card = evaluate_proxies(space, archs, df[TARGET[dataset]].to_numpy(),
-                                    args.proxies, batch_size=args.batch_size, seed=0)
+            card = evaluate_proxies(
+                space,
+                archs,
+                df[TARGET[dataset]].to_numpy(),
+                args.proxies,
+                batch_size=args.batch_size,
+                seed=0,
+            )
             scores = card.scores
             scores.to_parquet(path, index=False)
             print(f"{dataset}: scored {len(df)} cells in {time.perf_counter() - t:.0f} s")
         truth = df[TARGET[dataset]].to_numpy()
-        print(f"\n{args.space} {dataset} ({len(df)} cells)      vs NASLib   ours vs acc   NASLib vs acc   difference   s/arch")
+        print(
+            f"\n{args.space} {dataset} ({len(df)} cells)      vs NASLib   ours vs acc   NASLib vs "
+            "acc   difference   s/arch"
+        )
         for p in args.proxies:
             ours = scores[p].to_numpy()
             col = f"naslib_{NASLIB[p]}_{dataset}" if p in NASLIB else None
@@ -86,7 +116,10 @@ def main() -> None:
             same = f"{rho(ours, theirs):10.3f}" if theirs is not None else f"{'-':>10s}"
             mine = rho(ours, truth)
             ref = rho(theirs, truth) if theirs is not None else float("nan")
-            print(f"  {p:18s} {same}   {mine:11.3f}   {ref:13.3f}   {mine - ref:+10.3f}   {scores[f'{p}_s'].mean():6.2f}")
+            print(
+                f"  {p:18s} {same}   {mine:11.3f}   {ref:13.3f}   {mine - ref:+10.3f}   "
+                f"{scores[f'{p}_s'].mean():6.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ The proxies are task-agnostic (one batch of images, synthetic targets, classifie
 score per cell serves every data set, as in the dissertation (4.2: "a single batch of CIFAR-10
 images throughout all the experiments").
 
-    python benchmarks/regression_proxies.py [--proxy eproxy|gennas] [--limit N] [--space nasbench101]
+    python benchmarks/regression_proxies.py [--proxy eproxy|gennas] [--limit N] \
+        [--space nasbench101]
         [--exclude-saved NAME] [--shard K/N] [--out DIR] [key=value ...]
-    python benchmarks/regression_proxies.py --combine results/regression_proxies/nasbench201_gennas_scores*.parquet
+    python benchmarks/regression_proxies.py --combine
+    results/regression_proxies/nasbench201_gennas_scores*.parquet
 
 Extra ``key=value`` pairs are the proxy's parameters (``c_mid=64 lr=1.0 barrier=false``,
 ``preset=single``, ``saved=my-dps``). ``--exclude-saved NAME`` leaves out the architectures a saved
@@ -29,8 +31,13 @@ from timing import DATA
 
 from dse.registry import PROXIES, SPACES
 
-TABLES = {"nasbench201": ("nasbench201_naslib.csv", ["val_acc_cifar10", "val_acc_cifar100", "val_acc_imagenet16_120"]),
-          "nasbench101": ("nasbench101_naslib.csv", ["val_acc_cifar10"])}
+TABLES = {
+    "nasbench201": (
+        "nasbench201_naslib.csv",
+        ["val_acc_cifar10", "val_acc_cifar100", "val_acc_imagenet16_120"],
+    ),
+    "nasbench101": ("nasbench101_naslib.csv", ["val_acc_cifar10"]),
+}
 
 
 def _value(text: str):
@@ -48,8 +55,12 @@ def main() -> None:
     ap.add_argument("--exclude-saved", default=None, metavar="NAME")
     ap.add_argument("--limit", type=int, default=None, help="evenly spaced subset of the cells")
     ap.add_argument("--out", default="results/regression_proxies")
-    ap.add_argument("--shard", default=None, metavar="K/N", help="score only rows K, K+N, ... (parallel runs)")
-    ap.add_argument("--combine", nargs="+", default=None, metavar="FILE", help="report rho over score files")
+    ap.add_argument(
+        "--shard", default=None, metavar="K/N", help="score only rows K, K+N, ... (parallel runs)"
+    )
+    ap.add_argument(
+        "--combine", nargs="+", default=None, metavar="FILE", help="report rho over score files"
+    )
     ap.add_argument("params", nargs="*", help="proxy parameters as key=value")
     args = ap.parse_args()
     if args.combine:
@@ -61,7 +72,7 @@ def main() -> None:
     file, targets = TABLES[args.space]
     df = pd.read_csv(DATA / file, dtype=str)
     if args.exclude_saved:
-        from dse.proxies.dps import load_proxy
+        from dse.proxies.saved import load_proxy
 
         fitted = set(load_proxy(args.exclude_saved)["provenance"]["archs"])
         key = df.arch_str if args.space == "nasbench201" else df.adjacency_7x7 + "|" + df.ops
@@ -83,15 +94,21 @@ def main() -> None:
     scores, seconds = list(done.score), list(done.seconds)
     if scores:
         print(f"continuing {path}: {len(scores)} of {len(df)} cells already scored")
-    for i, row in enumerate(df.iloc[len(scores):].itertuples(), start=len(scores)):
-        arch = space.parse(row.arch_str) if args.space == "nasbench201" else space.parse(row.adjacency_7x7, row.ops)
+    for i, row in enumerate(df.iloc[len(scores) :].itertuples(), start=len(scores)):
+        arch = (
+            space.parse(row.arch_str)
+            if args.space == "nasbench201"
+            else space.parse(row.adjacency_7x7, row.ops)
+        )
         t = time.perf_counter()
         scores.append(proxy.evaluate(space.to_graph(arch), arch, space)[metric])
         seconds.append(time.perf_counter() - t)
         if (i + 1) % 25 == 0 or i + 1 == len(df):
-            df.iloc[:len(scores)].assign(score=scores, seconds=seconds).to_parquet(path)
+            df.iloc[: len(scores)].assign(score=scores, seconds=seconds).to_parquet(path)
             print(f"  {i + 1}/{len(df)} cells, {np.mean(seconds):.2f} s/cell", flush=True)
-    report(df.assign(score=scores, seconds=seconds), targets, f"{args.proxy} ({params or 'defaults'})")
+    report(
+        df.assign(score=scores, seconds=seconds), targets, f"{args.proxy} ({params or 'defaults'})"
+    )
     print(f"scores: {path}")
 
 

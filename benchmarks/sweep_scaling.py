@@ -26,22 +26,44 @@ def sweep_config(points: int, chunk_size: int) -> dict:
         "run": {"name": "scaling", "seed": 0},
         "space": {"name": "nasbench201"},
         "simulators": {"fpga": {"board": "ZC706", "architecture": "recursive"}},
-        "sweep": {"method": "random", "points": points, "chunk_size": chunk_size, "parameters": {
-            "arch": "all",
-            "simulators.fpga.board": ["ZC706", "ZCU102", "ZCU104"],
-            "simulators.fpga.architecture": ["recursive", "pipelined"],
-            "simulators.fpga.dsp_budget": [256, 512, 900],
-        }},
+        "sweep": {
+            "method": "random",
+            "points": points,
+            "chunk_size": chunk_size,
+            "parameters": {
+                "arch": "all",
+                "simulators.fpga.board": ["ZC706", "ZCU102", "ZCU104"],
+                "simulators.fpga.architecture": ["recursive", "pipelined"],
+                "simulators.fpga.dsp_budget": [256, 512, 900],
+            },
+        },
     }
 
 
 def timed_rate(workers: int, points: int, chunk_size: int, out: str) -> float:
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster, Client(cluster):
-        sweep(sweep_config(workers * 4 * 50, 50), output=out, scheduler=cluster.scheduler_address, progress=False)
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster),
+    ):
+        sweep(
+            sweep_config(workers * 4 * 50, 50),
+            output=out,
+            scheduler=cluster.scheduler_address,
+            progress=False,
+        )
         start = time.perf_counter()
-        result = sweep(sweep_config(points, chunk_size), output=out, scheduler=cluster.scheduler_address,
-                       progress=False)
+        result = sweep(
+            sweep_config(points, chunk_size),
+            output=out,
+            scheduler=cluster.scheduler_address,
+            progress=False,
+        )
         seconds = time.perf_counter() - start
     rows = len(dse.results.load(result.path, with_pareto=False))
     assert rows == points, (rows, points)
@@ -56,8 +78,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as out:
         one = timed_rate(1, args.points, args.chunk_size, out)
         two = timed_rate(2, args.points, args.chunk_size, out)
-    print(f"sweep of {args.points:,} points (NAS-Bench-201 x FPGA board x architecture x DSP budget), "
-          f"chunks of {args.chunk_size}")
+    print(
+        f"sweep of {args.points:,} points (NAS-Bench-201 x FPGA board x architecture x DSP "
+        "budget), "
+        f"chunks of {args.chunk_size}"
+    )
     print(f"  1 worker : {one:8.1f} points/s")
     print(f"  2 workers: {two:8.1f} points/s")
     print(f"  speed-up : {two / one:.2f}x (target >= 1.7x)")

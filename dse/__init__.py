@@ -1,4 +1,5 @@
-"""dse: simulation-based design-space exploration of neural networks and the hardware that runs them.
+"""dse: simulation-based design-space exploration of neural networks and the hardware that runs
+them.
 
     space -> architecture graph -> evaluators (proxies, simulators) -> record -> search driver
           -> Parquet -> report
@@ -25,7 +26,8 @@ def run(config=None, **kwargs):
 
 
 def sweep(config=None, **kwargs):
-    """Run (or with ``resume=SWEEP`` finish) a parameter sweep on Dask; see :func:`dse.sweeps.sweep`.
+    """Run (or with ``resume=SWEEP`` finish) a parameter sweep on Dask; see
+    :func:`dse.sweeps.sweep`.
 
     ``config`` is a TOML path or a dict with a ``[sweep]`` section; ``workers`` (a new
     LocalCluster; 0: this process) or ``scheduler`` (an existing cluster's address) say where.
@@ -40,14 +42,29 @@ def report(runs, **kwargs):
     return its path; see :func:`dse.reports.report` (``out``, ``objectives``, ``title``)."""
     import importlib
 
-    return importlib.import_module("dse.reports").report(runs if isinstance(runs, (list, tuple)) else [runs], **kwargs)
+    return importlib.import_module("dse.reports").report(
+        runs if isinstance(runs, (list, tuple)) else [runs], **kwargs
+    )
 
 
 def __getattr__(name: str):
     # Submodules on first use, so ``import dse`` stays fast and never imports plugins.
     import importlib
 
-    if name in ("results", "graph", "space", "evaluate", "config", "registry", "search", "runner", "sweeps",
-                "params", "parallel", "subset", "reports"):
+    if name in (
+        "results",
+        "graph",
+        "space",
+        "evaluate",
+        "config",
+        "registry",
+        "search",
+        "runner",
+        "sweeps",
+        "params",
+        "parallel",
+        "subset",
+        "reports",
+    ):
         return importlib.import_module(f"dse.{name}")
     raise AttributeError(f"module 'dse' has no attribute {name!r}")

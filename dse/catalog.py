@@ -7,15 +7,21 @@ adds entries and overrides shipped ones by name. Errors name the file and the of
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 T = TypeVar("T")
 
 
-def load_catalog(package: str, resource: str, user_file: str | Path | None, file_field: str,
-                 parse: Callable[[str, dict, str], T]) -> dict[str, T]:
+def load_catalog(
+    package: str,
+    resource: str,
+    user_file: str | Path | None,
+    file_field: str,
+    parse: Callable[[str, dict, str], T],
+) -> dict[str, T]:
     """``parse(name, table, where)`` over the shipped ``package/resource`` and then ``user_file``
     (the config field that named it is ``file_field``, for error messages)."""
     text = resources.files(package).joinpath(resource).read_text()
@@ -36,7 +42,9 @@ def check_fields(name: str, table: dict, where: str, allowed, required=()) -> No
     """Reject unknown fields and missing required ones of catalog entry ``name``."""
     for key in table:
         if key not in allowed:
-            raise ValueError(f"{where}.{name}.{key}: unknown field; allowed: {', '.join(sorted(allowed))}")
+            raise ValueError(
+                f"{where}.{name}.{key}: unknown field; allowed: {', '.join(sorted(allowed))}"
+            )
     for key in required:
         if key not in table:
             raise ValueError(f"{where}.{name}.{key}: missing required field")

@@ -1,4 +1,5 @@
-"""Command line: ``dse run``, ``dse demo``, ``dse sweep``, ``dse report``, ``dse list``, ``dse show``,
+"""Command line: ``dse run``, ``dse demo``, ``dse sweep``, ``dse report``, ``dse list``, ``dse
+show``,
 plus plugins' commands
 (:data:`dse.registry.COMMANDS`, e.g. ``dse roofline``).
 
@@ -25,12 +26,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.config is None and args.resume is None:
         raise ConfigError("dse run: give a CONFIG.toml, or --resume RUN")
-    result = run(args.config, resume=args.resume, run_id=args.run_id, output=args.output,
-                 progress=not args.quiet, max_evaluations=args.max_evaluations)
+    result = run(
+        args.config,
+        resume=args.resume,
+        run_id=args.run_id,
+        output=args.output,
+        progress=not args.quiet,
+        max_evaluations=args.max_evaluations,
+    )
     _report(result, args.quiet)
     if result.status == "interrupted":
-        print(f"dse: stopped by Ctrl-C after a finished batch; continue with dse run --resume {result.path}",
-              file=sys.stderr)
+        print(
+            "dse: stopped by Ctrl-C after a finished batch; continue with dse run --resume "
+            f"{result.path}",
+            file=sys.stderr,
+        )
         return 130
     return 0
 
@@ -40,10 +50,18 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     if args.config is None and args.resume is None:
         raise ConfigError("dse sweep: give a CONFIG.toml, or --resume SWEEP")
-    result = sweep(args.config, resume=args.resume, output=args.output, workers=args.workers,
-                   scheduler=args.scheduler, progress=not args.quiet)
-    print(f"sweep {result.sweep_id}: {result.points} points in {result.chunks} chunks "
-          f"({result.chunks_run} run now) in {result.seconds:.1f} s")
+    result = sweep(
+        args.config,
+        resume=args.resume,
+        output=args.output,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        progress=not args.quiet,
+    )
+    print(
+        f"sweep {result.sweep_id}: {result.points} points in {result.chunks} chunks "
+        f"({result.chunks_run} run now) in {result.seconds:.1f} s"
+    )
     print(f"results: {result.path}/evals/*.parquet   report: dse report {result.path}")
     return 0
 
@@ -52,8 +70,13 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from dse.reports import report
 
     try:
-        path = report(args.runs, out=args.out, output=args.output, objectives=args.objectives,
-                      title=args.title)
+        path = report(
+            args.runs,
+            out=args.out,
+            output=args.output,
+            objectives=args.objectives,
+            title=args.title,
+        )
     except FileNotFoundError as exc:
         raise ConfigError(str(exc)) from None
     print(f"report: {path}")
@@ -74,9 +97,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _report(result, quiet: bool) -> None:
-    print(f"run {result.run_id}: {result.rows} architectures evaluated "
-          f"({result.proposals} proposals, {result.cached} repeats served from cache) "
-          f"in {result.seconds:.1f} s")
+    print(
+        f"run {result.run_id}: {result.rows} architectures evaluated "
+        f"({result.proposals} proposals, {result.cached} repeats served from cache) "
+        f"in {result.seconds:.1f} s"
+    )
     print(f"results: {result.path}/evals/*.parquet   manifest: {result.path}/manifest.json")
     print(f"summary: dse show {result.path}")
     if not quiet:
@@ -84,7 +109,9 @@ def _report(result, quiet: bool) -> None:
         _print_show(result.path, limit=20)
 
 
-def _print_show(run: str | Path, limit: int | None, output: str = "results", show_all: bool = False) -> None:
+def _print_show(
+    run: str | Path, limit: int | None, output: str = "results", show_all: bool = False
+) -> None:
     from dse.results import load, manifest
 
     m = manifest(run, output=output)
@@ -95,19 +122,31 @@ def _print_show(run: str | Path, limit: int | None, output: str = "results", sho
     print(f"run:         {m['run_id']}  ({m['status']})")
     print(f"space:       {m['space']}")
     if m.get("kind") == "sweep":
-        print(f"sweep:       {m['method']} over {', '.join(m['parameters'])}; {m['points']} points in "
-              f"{m['chunks']} chunks   seed {m['config'].get('run', {}).get('seed', 0)}")
+        print(
+            f"sweep:       {m['method']} over {', '.join(m['parameters'])}; {m['points']} points "
+            "in "
+            f"{m['chunks']} chunks   seed {m['config'].get('run', {}).get('seed', 0)}"
+        )
     else:
         print(f"driver:      {m['config']['search']['driver']}   seed {m['config']['run']['seed']}")
-    print(f"evaluations: {len(df)} rows, {m.get('proposals', len(df))} proposals, status {status_counts}")
+    print(
+        f"evaluations: {len(df)} rows, {m.get('proposals', len(df))} proposals, status "
+        f"{status_counts}"
+    )
     if len(df):
-        print(f"feasible:    {int(df['feasible'].sum())}   wall time per evaluation "
-              f"{df['wall_s'].median() * 1e3:.2f} ms (median)")
+        print(
+            f"feasible:    {int(df['feasible'].sum())}   wall time per evaluation "
+            f"{df['wall_s'].median() * 1e3:.2f} ms (median)"
+        )
     print("objectives:  " + (", ".join(f"{m_} ({d})" for m_, d in objectives) or "(none)"))
     if constraints:
-        print("constraints: " + ", ".join(
-            f"{c['metric']} " + " ".join(f"{k} {c[k]:g}" for k in ("min", "max") if k in c)
-            for c in m["constraints"]))
+        print(
+            "constraints: "
+            + ", ".join(
+                f"{c['metric']} " + " ".join(f"{k} {c[k]:g}" for k in ("min", "max") if k in c)
+                for c in m["constraints"]
+            )
+        )
     if not len(df):
         return
     if not objectives:  # a sweep without objectives: its first rows
@@ -116,16 +155,26 @@ def _print_show(run: str | Path, limit: int | None, output: str = "results", sho
         cols_sweep = ["eval_id", "arch_id", *m.get("parameters", []), *m.get("metrics", [])]
         print()
         with pd.option_context("display.max_colwidth", 60, "display.width", 200):
-            print(df[[c for c in cols_sweep if c in df.columns]].head(limit or None).to_string(index=False))
+            print(
+                df[[c for c in cols_sweep if c in df.columns]]
+                .head(limit or len(df))
+                .to_string(index=False)
+            )
         return
     table = df if show_all else df[df["is_pareto"]]
-    cols = ["eval_id", "arch_id"] + [o for o, _ in objectives] + [c for c in constraints if c not in dict(objectives)]
+    cols = (
+        ["eval_id", "arch_id"]
+        + [o for o, _ in objectives]
+        + [c for c in constraints if c not in dict(objectives)]
+    )
     metric, direction = objectives[0]
     table = table.sort_values(metric, ascending=direction == "min")
     if limit:
         table = table.head(limit)
     print()
-    title = "all evaluations" if show_all else f"Pareto front ({int(df['is_pareto'].sum())} designs)"
+    title = (
+        "all evaluations" if show_all else f"Pareto front ({int(df['is_pareto'].sum())} designs)"
+    )
     print(title + (f", first {limit}" if limit and len(table) == limit else "") + ":")
     with pd.option_context("display.max_colwidth", 90, "display.width", 200):
         print(table[cols].to_string(index=False))
@@ -140,8 +189,12 @@ def _cmd_show(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
-    for title, registry in (("spaces", SPACES), ("proxies", PROXIES), ("simulators", SIMULATORS),
-                            ("search drivers", DRIVERS)):
+    for title, registry in (
+        ("spaces", SPACES),
+        ("proxies", PROXIES),
+        ("simulators", SIMULATORS),
+        ("search drivers", DRIVERS),
+    ):
         print(f"{title}:")
         entries = registry.entries()
         if not entries:
@@ -152,15 +205,21 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dse", description="Design-space exploration of neural networks and hardware.")
+    p = argparse.ArgumentParser(
+        prog="dse", description="Design-space exploration of neural networks and hardware."
+    )
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a search from a TOML config")
     r.add_argument("config", nargs="?", help="TOML config file")
     r.add_argument("--resume", metavar="RUN", help="continue a run (directory or run id)")
     r.add_argument("--run-id", help="name the run directory (default: <name>-<time>-s<seed>)")
     r.add_argument("--output", help="results directory (default: the config's run.output)")
-    r.add_argument("--max-evaluations", type=int, metavar="N",
-                   help="override the budget (with --resume: extend a finished run to N proposals)")
+    r.add_argument(
+        "--max-evaluations",
+        type=int,
+        metavar="N",
+        help="override the budget (with --resume: extend a finished run to N proposals)",
+    )
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
     r.set_defaults(func=_cmd_run)
     d = sub.add_parser("demo", help="run the built-in NAS-Bench-201 demo search (no config needed)")
@@ -176,20 +235,38 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--all", action="store_true", help="every evaluation, not just the Pareto front")
     s.add_argument("--limit", type=int, default=50, help="rows to print (0: all)")
     s.set_defaults(func=_cmd_show)
-    w = sub.add_parser("sweep", help="evaluate a grid/random/LHS/Sobol sweep of config values on Dask")
+    w = sub.add_parser(
+        "sweep", help="evaluate a grid/random/LHS/Sobol sweep of config values on Dask"
+    )
     w.add_argument("config", nargs="?", help="TOML config with a [sweep] section")
-    w.add_argument("--resume", metavar="SWEEP", help="finish a sweep (directory or id): runs only missing chunks")
-    w.add_argument("--workers", type=int, help="LocalCluster workers (default: one per core; 0: this process)")
-    w.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786")
+    w.add_argument(
+        "--resume",
+        metavar="SWEEP",
+        help="finish a sweep (directory or id): runs only missing chunks",
+    )
+    w.add_argument(
+        "--workers", type=int, help="LocalCluster workers (default: one per core; 0: this process)"
+    )
+    w.add_argument(
+        "--scheduler", metavar="ADDRESS", help="an existing Dask scheduler, e.g. tcp://host:8786"
+    )
     w.add_argument("--output", help="results directory (default: the config's run.output)")
     w.add_argument("--quiet", action="store_true")
     w.set_defaults(func=_cmd_sweep)
     rp = sub.add_parser("report", help="a self-contained HTML report of one or more runs or sweeps")
-    rp.add_argument("runs", nargs="+", metavar="RUN", help="run or sweep directories or ids (several: compare)")
-    rp.add_argument("--out", help="report directory (default: <first run>/report, or results/report-<time>)")
+    rp.add_argument(
+        "runs", nargs="+", metavar="RUN", help="run or sweep directories or ids (several: compare)"
+    )
+    rp.add_argument(
+        "--out", help="report directory (default: <first run>/report, or results/report-<time>)"
+    )
     rp.add_argument("--output", default="results", help="where run ids are looked up")
-    rp.add_argument("--objectives", nargs="+", metavar="METRIC:DIR",
-                    help="objectives to plot, e.g. accuracy:max fpga_latency_ms:min (default: the runs')")
+    rp.add_argument(
+        "--objectives",
+        nargs="+",
+        metavar="METRIC:DIR",
+        help="objectives to plot, e.g. accuracy:max fpga_latency_ms:min (default: the runs')",
+    )
     rp.add_argument("--title", help="page title")
     rp.set_defaults(func=_cmd_report)
     for entry in COMMANDS.entries():  # plugins' subcommands (e.g. ``dse roofline``)
@@ -208,7 +285,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dse: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("dse: interrupted; finished batches are saved (continue with --resume)", file=sys.stderr)
+        print(
+            "dse: interrupted; finished batches are saved (continue with --resume)", file=sys.stderr
+        )
         return 130
 
 

@@ -33,11 +33,11 @@ Format::
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dse.evaluate import Constraint, Objective
+from dse.evaluate import Constraint, Objective, check_direction
 from dse.params import ConfigError
 
 SECTIONS = ("run", "space", "proxies", "simulators", "objectives", "constraints", "search")
@@ -61,19 +61,37 @@ class SearchSpec:
     max_seconds: float | None = None
     prune_infeasible: bool = True
     params: dict[str, Any] = field(default_factory=dict)
-    max_stagnant_evaluations: int | None = None  # stop after this many proposals without a hypervolume gain
-    warm_start: str | None = None                # an earlier run (directory or id) to start from
-    warm_start_size: int = 50                    # at most this many of its best designs
-    workers: int | None = None                   # evaluate batches on a Dask LocalCluster of this many workers
-    scheduler: str | None = None                 # ... or on an existing Dask scheduler (address)
+    max_stagnant_evaluations: int | None = (
+        None  # stop after this many proposals without a hypervolume gain
+    )
+    warm_start: str | None = None  # an earlier run (directory or id) to start from
+    warm_start_size: int = 50  # at most this many of its best designs
+    workers: int | None = None  # evaluate batches on a Dask LocalCluster of this many workers
+    scheduler: str | None = None  # ... or on an existing Dask scheduler (address)
 
     #: keys that only say how long or where a run executes, not which records it produces
-    EXECUTION_KEYS = ("max_evaluations", "max_seconds", "max_stagnant_evaluations", "workers", "scheduler")
+    EXECUTION_KEYS = (
+        "max_evaluations",
+        "max_seconds",
+        "max_stagnant_evaluations",
+        "workers",
+        "scheduler",
+    )
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"driver": self.driver, "max_evaluations": self.max_evaluations,
-                               "prune_infeasible": self.prune_infeasible, **self.params}
-        for key in ("max_seconds", "max_stagnant_evaluations", "warm_start", "workers", "scheduler"):
+        out: dict[str, Any] = {
+            "driver": self.driver,
+            "max_evaluations": self.max_evaluations,
+            "prune_infeasible": self.prune_infeasible,
+            **self.params,
+        }
+        for key in (
+            "max_seconds",
+            "max_stagnant_evaluations",
+            "warm_start",
+            "workers",
+            "scheduler",
+        ):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         if self.warm_start is not None:
@@ -98,13 +116,17 @@ class RunConfig:
         """TOML-shaped plain data (what the manifest stores and ``--resume`` compares)."""
         search = self.search.to_dict()
         return {
-            "run": {"name": self.name, "seed": self.seed, "output": self.output,
-                    **({"plugins": list(self.plugins)} if self.plugins else {})},
+            "run": {
+                "name": self.name,
+                "seed": self.seed,
+                "output": self.output,
+                **({"plugins": list(self.plugins)} if self.plugins else {}),
+            },
             "space": {"name": self.space.name, **self.space.params},
             "proxies": {p.name: dict(p.params) for p in self.proxies},
             "simulators": {s.name: dict(s.params) for s in self.simulators},
-            "objectives": [{k: v for k, v in asdict(o).items() if v is not None} for o in self.objectives],
-            "constraints": [{k: v for k, v in asdict(c).items() if v is not None} for c in self.constraints],
+            "objectives": [o.to_dict() for o in self.objectives],
+            "constraints": [c.to_dict() for c in self.constraints],
             "search": search,
         }
 
@@ -118,7 +140,9 @@ class RunConfig:
 
 
 def _expect(value: Any, tp: type | tuple, where: str, what: str) -> Any:
-    ok = isinstance(value, tp) and not (isinstance(value, bool) and tp in (int, float, (int, float)))
+    ok = isinstance(value, tp) and not (
+        isinstance(value, bool) and tp in (int, float, (int, float))
+    )
     if not ok:
         raise ConfigError(f"{where}: expected {what}, got {value!r}")
     return value
@@ -144,8 +168,9 @@ def _unknown(table: dict, allowed: tuple[str, ...], where: str) -> None:
             raise ConfigError(f"{where}.{key}: unknown key; allowed: {', '.join(allowed)}")
 
 
-def parse_config(data: dict[str, Any], *, require_objectives: bool = True,
-                 sections: tuple[str, ...] = SECTIONS) -> RunConfig:
+def parse_config(
+    data: dict[str, Any], *, require_objectives: bool = True, sections: tuple[str, ...] = SECTIONS
+) -> RunConfig:
     """Validate the structure of a config (plugin names and parameters are checked at build).
     Sweeps need no objectives (``require_objectives=False``)."""
     for key in data:
@@ -174,7 +199,9 @@ def parse_config(data: dict[str, Any], *, require_objectives: bool = True,
     objectives = []
     raw_obj = data.get("objectives")
     if raw_obj is None and require_objectives:
-        raise ConfigError("objectives: missing required section ([[objectives]] with metric and direction)")
+        raise ConfigError(
+            "objectives: missing required section ([[objectives]] with metric and direction)"
+        )
     raw_obj = [] if raw_obj is None else raw_obj
     _expect(raw_obj, list, "objectives", "an array of tables ([[objectives]])")
     if not raw_obj and require_objectives:
@@ -186,9 +213,10 @@ def parse_config(data: dict[str, Any], *, require_objectives: bool = True,
         if "metric" not in o:
             raise ConfigError(f"{where}.metric: missing required field")
         metric = _expect(o["metric"], str, f"{where}.metric", "a string")
-        direction = o.get("direction", "min")
-        if direction not in ("min", "max"):
-            raise ConfigError(f"{where}.direction: {direction!r} is not allowed; allowed values: 'min', 'max'")
+        try:
+            direction = check_direction(o.get("direction", "min"), f"{where}.direction")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         ref = o.get("ref")
         if ref is not None:
             ref = float(_expect(ref, (int, float), f"{where}.ref", "a number"))
@@ -204,7 +232,11 @@ def parse_config(data: dict[str, Any], *, require_objectives: bool = True,
         if "metric" not in c:
             raise ConfigError(f"{where}.metric: missing required field")
         metric = _expect(c["metric"], str, f"{where}.metric", "a string")
-        bounds = {k: float(_expect(c[k], (int, float), f"{where}.{k}", "a number")) for k in ("max", "min") if k in c}
+        bounds = {
+            k: float(_expect(c[k], (int, float), f"{where}.{k}", "a number"))
+            for k in ("max", "min")
+            if k in c
+        }
         if not bounds:
             raise ConfigError(f"{where}.max: a constraint needs 'max' and/or 'min'")
         if "max" in bounds and "min" in bounds and bounds["min"] > bounds["max"]:
@@ -213,7 +245,9 @@ def parse_config(data: dict[str, Any], *, require_objectives: bool = True,
 
     search = dict(_table(data, "search", ""))
     driver = _expect(search.pop("driver", "pymoo"), str, "search.driver", "a string")
-    max_evals = _expect(search.pop("max_evaluations", 200), int, "search.max_evaluations", "an integer")
+    max_evals = _expect(
+        search.pop("max_evaluations", 200), int, "search.max_evaluations", "an integer"
+    )
     if max_evals < 1:
         raise ConfigError(f"search.max_evaluations: must be >= 1, got {max_evals}")
     max_seconds = search.pop("max_seconds", None)
@@ -222,23 +256,34 @@ def parse_config(data: dict[str, Any], *, require_objectives: bool = True,
         if max_seconds <= 0:
             raise ConfigError(f"search.max_seconds: must be > 0, got {max_seconds}")
         max_seconds = float(max_seconds)
-    prune = _expect(search.pop("prune_infeasible", True), bool, "search.prune_infeasible", "true or false")
+    prune = _expect(
+        search.pop("prune_infeasible", True), bool, "search.prune_infeasible", "true or false"
+    )
     extra: dict[str, Any] = {}
-    for key, tp, what, low in (("max_stagnant_evaluations", int, "an integer", 1), ("warm_start_size", int, "an integer", 1),
-                               ("workers", int, "an integer", 1), ("warm_start", str, "a run directory or id", None),
-                               ("scheduler", str, "a Dask scheduler address", None)):
+    for key, tp, what, low in (
+        ("max_stagnant_evaluations", int, "an integer", 1),
+        ("warm_start_size", int, "an integer", 1),
+        ("workers", int, "an integer", 1),
+        ("warm_start", str, "a run directory or id", None),
+        ("scheduler", str, "a Dask scheduler address", None),
+    ):
         if key in search:
             value = _expect(search.pop(key), tp, f"search.{key}", what)
             if low is not None and value < low:
                 raise ConfigError(f"search.{key}: must be >= {low}, got {value}")
             extra[key] = value
     if "workers" in extra and "scheduler" in extra:
-        raise ConfigError("search.workers: give workers (a local Dask cluster) or scheduler (an existing one), not both")
+        raise ConfigError(
+            "search.workers: give workers (a local Dask cluster) or scheduler (an existing one), "
+            "not both"
+        )
 
     return RunConfig(
         space=PluginSpec(space_name, space),
         objectives=tuple(objectives),
-        name=name, seed=seed, output=output,
+        name=name,
+        seed=seed,
+        output=output,
         proxies=_plugins(data, "proxies"),
         simulators=_plugins(data, "simulators"),
         constraints=tuple(constraints),

@@ -11,18 +11,31 @@ hands a whole batch to providers that can cost populations at once (``evaluate_p
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import traceback
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import networkx as nx
 import numpy as np
 
-from dse.space import SearchSpace
+from dse.space import ANY_GRAPH, OP_GRAPH, SearchSpace
 
 Direction = Literal["min", "max"]
+DIRECTIONS: tuple[Direction, ...] = ("min", "max")
+
+
+def check_direction(direction: Any, where: str) -> Direction:
+    """``direction`` if it is one of :data:`DIRECTIONS`; else a ValueError naming ``where``.
+
+    The one check of an objective's direction: configs, the Pareto helpers and report options
+    all call it, so every refusal reads the same."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"{where}: {direction!r} is not allowed; allowed values: 'min', 'max'")
+    return direction
 
 
 @runtime_checkable
@@ -32,9 +45,13 @@ class MetricProvider(Protocol):
     name: str
     metrics: tuple[str, ...]
     cost: float  # relative expense (seconds per architecture, roughly); cheap ones run first
+    #: graph kinds this provider reads (a space's ``graph_kind``); optional, default the op IR
+    #: only. ``("*",)``: it reads no graph (a table lookup by architecture id).
+    accepts: tuple[str, ...]
 
-    def evaluate(self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace) -> Mapping[str, float]:
-        ...
+    def evaluate(
+        self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace
+    ) -> Mapping[str, float]: ...
 
 
 @dataclass(frozen=True)
@@ -49,8 +66,11 @@ class Objective:
     ref: float | None = None
 
     def __post_init__(self):
-        if self.direction not in ("min", "max"):
-            raise ValueError(f"direction: {self.direction!r} is not allowed; allowed values: ['min', 'max']")
+        check_direction(self.direction, f"objective {self.metric!r}: direction")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The TOML/manifest form: only the fields that are set."""
+        return _set_fields(self)
 
     def minimised(self, value: float) -> float:
         """The value in minimisation form (what drivers see)."""
@@ -68,6 +88,10 @@ class Constraint:
     def __post_init__(self):
         if self.max is None and self.min is None:
             raise ValueError(f"constraint on {self.metric!r} needs 'max' or 'min'")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The TOML/manifest form: only the fields that are set."""
+        return _set_fields(self)
 
     def violation(self, value: float) -> float:
         if value is None or math.isnan(value):
@@ -104,9 +128,14 @@ class Evaluation:
 class Evaluator:
     """Runs metric providers on architectures and checks constraints."""
 
-    def __init__(self, space: SearchSpace, providers: Sequence[MetricProvider],
-                 objectives: Sequence[Objective], constraints: Sequence[Constraint] = (),
-                 prune_infeasible: bool = True):
+    def __init__(
+        self,
+        space: SearchSpace,
+        providers: Sequence[MetricProvider],
+        objectives: Sequence[Objective],
+        constraints: Sequence[Constraint] = (),
+        prune_infeasible: bool = True,
+    ):
         self.space = space
         self.providers = sorted(providers, key=lambda p: p.cost)
         self.objectives = tuple(objectives)
@@ -116,10 +145,16 @@ class Evaluator:
         for p in self.providers:
             for m in p.metrics:
                 if m in provided:
-                    raise ValueError(f"metric {m!r} is provided by both {provided[m]!r} and {p.name!r}")
+                    raise ValueError(
+                        f"metric {m!r} is provided by both {provided[m]!r} and {p.name!r}"
+                    )
                 provided[m] = p.name
         self.metric_names = tuple(provided)
-        for what, items in (("objectives", self.objectives), ("constraints", self.constraints)):
+        declared: tuple[tuple[str, tuple[Objective | Constraint, ...]], ...] = (
+            ("objectives", self.objectives),
+            ("constraints", self.constraints),
+        )
+        for what, items in declared:
             for i, item in enumerate(items):
                 if item.metric not in provided:
                     raise ValueError(
@@ -131,8 +166,9 @@ class Evaluator:
         """Evaluate ``arch``; pass ``graph`` when it is already built (see SearchSpace.identify)."""
         return self.evaluate_batch([arch], [graph])[0]
 
-    def evaluate_batch(self, archs: Sequence[Mapping[str, Any]],
-                       graphs: Sequence[nx.DiGraph | None] | None = None) -> list[Evaluation]:
+    def evaluate_batch(
+        self, archs: Sequence[Mapping[str, Any]], graphs: Sequence[nx.DiGraph | None] | None = None
+    ) -> list[Evaluation]:
         """Evaluate several architectures, provider by provider (cheapest first). A provider with
         an ``evaluate_population(graphs) -> {metric: array}`` method costs all surviving
         candidates in one call (its time is shared equally among them); if that call raises, the
@@ -165,7 +201,9 @@ class Evaluator:
                     values = population([graphs[i] for i in alive])
                     columns = {m: np.asarray(values[m], dtype=float) for m in provider.metrics}
                     if any(c.shape != (len(alive),) for c in columns.values()):
-                        raise RuntimeError("evaluate_population returned arrays of the wrong length")
+                        raise RuntimeError(
+                            "evaluate_population returned arrays of the wrong length"
+                        )
                 except Exception:  # noqa: BLE001 - retried one by one below, to isolate the culprit
                     pass
                 else:
@@ -190,17 +228,39 @@ class Evaluator:
                     spent[i] += timings[i][provider.name]
             if self.prune_infeasible and provider is not self.providers[-1]:
                 for i in alive:
-                    if status[i] == "ok" and any(c.violation(metrics[i][c.metric]) > 0
-                                                 for c in self.constraints if c.metric in metrics[i]):
+                    if status[i] == "ok" and any(
+                        c.violation(metrics[i][c.metric]) > 0
+                        for c in self.constraints
+                        if c.metric in metrics[i]
+                    ):
                         status[i] = "pruned"
-        return [self._finish(metrics[i], status[i], error[i], timings[i], started, spent[i]) for i in range(n)]
+        return [
+            self._finish(metrics[i], status[i], error[i], timings[i], started, spent[i])
+            for i in range(n)
+        ]
 
     def _finish(self, metrics, status, error, timings, started, wall_s) -> Evaluation:
-        violations = {c.metric: c.violation(metrics.get(c.metric, math.nan)) for c in self.constraints}
+        violations = {
+            c.metric: c.violation(metrics.get(c.metric, math.nan)) for c in self.constraints
+        }
         return Evaluation(metrics, status, error, violations, wall_s, started, timings)
+
+
+def accepted_graphs(provider: MetricProvider) -> tuple[str, ...]:
+    """The graph kinds ``provider`` reads (the op IR unless it declares ``accepts``)."""
+    return tuple(getattr(provider, "accepts", (OP_GRAPH,)))
+
+
+def reads_graphs_of(provider: MetricProvider, space: SearchSpace) -> bool:
+    accepts = accepted_graphs(provider)
+    return ANY_GRAPH in accepts or space.graph_kind in accepts
 
 
 def _describe(where: str, exc: BaseException) -> str:
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     loc = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
     return f"{where}: {type(exc).__name__}: {exc}{loc}"
+
+
+def _set_fields(item: Objective | Constraint) -> dict[str, Any]:
+    return {k: v for k, v in dataclasses.asdict(item).items() if v is not None}

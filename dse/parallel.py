@@ -6,7 +6,7 @@ worker process builds the experiment from it once (cached per process by the con
 so user plugins, torch proxies and simulators all work the same on a laptop and on a cluster.
 
 On a CPU cluster, start a scheduler and workers with the job system and pass its address
-(``--scheduler tcp://host:8786`` or ``[search] scheduler = ...``); see README "Clusters" for a
+(``--scheduler tcp://host:8786`` or ``[search] scheduler = ...``); see docs/clusters.md for a
 dask-jobqueue (SLURM/PBS) recipe.
 """
 
@@ -16,8 +16,12 @@ import functools
 import json
 import logging
 import os
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
+
+from dse.config import parse_config
+from dse.experiment import build
 
 
 @contextmanager
@@ -33,9 +37,17 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
     n = workers or os.cpu_count() or 1
     # no dashboard; the scheduler's own HTTP endpoint (health, metrics) takes any free port, so two
     # clusters on one machine do not race for 8787 and warn
-    with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                      scheduler_kwargs={"dashboard_address": ":0"}, silence_logs=logging.ERROR) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            scheduler_kwargs={"dashboard_address": ":0"},
+            silence_logs=logging.ERROR,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         yield client
 
 
@@ -46,9 +58,6 @@ def worker_count(client) -> int:
 @functools.lru_cache(maxsize=256)
 def experiment_for(config_json: str):
     """The experiment a config (JSON) describes, built once per process (workers, sweep chunks)."""
-    from dse.config import parse_config
-    from dse.runner import build
-
     return build(parse_config(json.loads(config_json), require_objectives=False))
 
 
@@ -80,9 +89,11 @@ class PoolEvaluator:
 
 
 @contextmanager
-def evaluation_pool(workers: int | None, scheduler: str | None,
-                    config: dict[str, Any]) -> Iterator[Callable | None]:
-    """A batch evaluator on Dask when ``workers`` or ``scheduler`` is set, else None (in-process)."""
+def evaluation_pool(
+    workers: int | None, scheduler: str | None, config: dict[str, Any]
+) -> Iterator[Callable | None]:
+    """A batch evaluator on Dask when ``workers`` or ``scheduler`` is set, else None (evaluate
+    in-process)."""
     if workers is None and scheduler is None:
         yield None
         return

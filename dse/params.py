@@ -12,7 +12,8 @@ from __future__ import annotations
 import inspect
 import types
 import typing
-from typing import Any, Callable, Literal, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 
 class ConfigError(ValueError):
@@ -31,7 +32,8 @@ def _type_name(tp: Any) -> str:
     if tp is type(None):
         return "none"
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
-        tp, getattr(tp, "__name__", str(tp)))
+        tp, getattr(tp, "__name__", str(tp))
+    )
 
 
 def check_type(value: Any, tp: Any) -> tuple[bool, Any]:
@@ -40,7 +42,9 @@ def check_type(value: Any, tp: Any) -> tuple[bool, Any]:
         return True, value
     origin = typing.get_origin(tp)
     if origin is Literal:
-        return (value in typing.get_args(tp) and type(value) in {type(a) for a in typing.get_args(tp)}), value
+        return (
+            value in typing.get_args(tp) and type(value) in {type(a) for a in typing.get_args(tp)}
+        ), value
     if origin in (typing.Union, types.UnionType):
         for arg in typing.get_args(tp):
             ok, conv = check_type(value, arg)
@@ -83,7 +87,8 @@ def bind_params(factory: Callable, params: Mapping[str, Any], where: str) -> dic
     except Exception:  # noqa: BLE001 - unresolvable annotations: check names only
         hints = {}
     accepted = {
-        name: p for name, p in sig.parameters.items()
+        name: p
+        for name, p in sig.parameters.items()
         if name != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     }
     takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())

@@ -9,9 +9,10 @@ imports plugin modules itself (no import cycles, fast start-up).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -25,11 +26,10 @@ class UnknownPluginError(KeyError):
 
 @dataclass(frozen=True)
 class Entry(Generic[T]):
-    """A registered plugin: its name, the factory that builds it, and free-form flags."""
+    """A registered plugin: its name and the factory that builds it."""
 
     name: str
     factory: Callable[..., T]
-    flags: dict[str, Any] = field(default_factory=dict)
 
     @property
     def summary(self) -> str:
@@ -39,8 +39,10 @@ class Entry(Generic[T]):
 
 def _unavailable(kind: str, name: str, where: str, exc: ImportError) -> Callable[..., Any]:
     def factory(**_params: Any) -> Any:
-        raise UnknownPluginError(f"{kind} {name!r} ({where}) cannot be loaded: {exc}; "
-                                 "install its extra, e.g. pip install 'dse[torch]'")
+        raise UnknownPluginError(
+            f"{kind} {name!r} ({where}) cannot be loaded: {exc}; "
+            "install its extra, e.g. pip install 'dse[torch]'"
+        )
 
     factory.__doc__ = f"(unavailable: {exc})"
     return factory
@@ -55,11 +57,11 @@ class Registry(Generic[T]):
         self._entries: dict[str, Entry[T]] = {}
         self._loaded_entry_points = False
 
-    def register(self, name: str, **flags: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
-        """Decorator registering a factory (usually a class) under ``name`` with ``flags``."""
+    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator registering a factory (usually a class) under ``name``."""
 
         def deco(factory: Callable[..., T]) -> Callable[..., T]:
-            self._entries[name] = Entry(name, factory, dict(flags))
+            self._entries[name] = Entry(name, factory)
             return factory
 
         return deco
@@ -74,7 +76,9 @@ class Registry(Generic[T]):
             try:
                 loaded = ep.load()  # importing the module runs its @register decorators
             except ImportError as exc:  # e.g. torch-based proxies without torch installed
-                self._entries[ep.name] = Entry(ep.name, _unavailable(self.kind, ep.name, ep.value, exc))
+                self._entries[ep.name] = Entry(
+                    ep.name, _unavailable(self.kind, ep.name, ep.value, exc)
+                )
                 continue
             if ep.name not in self._entries:  # the entry point names the factory itself
                 self._entries[ep.name] = Entry(ep.name, loaded)

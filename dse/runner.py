@@ -1,13 +1,11 @@
-"""Build a run from a config and execute it: space -> evaluator -> driver -> Parquet store.
+"""Run a search from a config: experiment -> ledger -> driver -> Parquet store.
 
-Everything that can be wrong with the input (unknown plugin, bad parameter, objective on a metric
-nobody produces) is found by :func:`build`, before the run directory exists, so a bad config
-leaves nothing behind.
+The experiment is built (and so validated, see :mod:`dse.experiment`) before the run directory
+exists, so a bad config leaves nothing behind; resuming rebuilds it from the run's manifest.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import time
@@ -15,32 +13,21 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
 from tqdm import tqdm
 
 from dse.config import RunConfig, load_config, parse_config
-from dse.evaluate import Evaluator, MetricProvider
-from dse.params import ConfigError, create
-from dse.registry import DRIVERS, PROXIES, SIMULATORS, SPACES, Registry, UnknownPluginError
-from dse.results.store import RunStore, new_manifest, recording_outcome, run_schema
-from dse.search.base import Budget, Driver
-from dse.search.interrupt import stop_on_interrupt
-from dse.search.problem import BatchReport, SearchProblem
-from dse.search.warm import load_warm_start
+from dse.experiment import Experiment, build
 from dse.parallel import evaluation_pool
+from dse.params import ConfigError
+from dse.results import load, resolve_run
+from dse.results.ledger import BatchReport, RunLedger
+from dse.results.record import RecordShape
+from dse.results.store import RunStore, new_manifest, recording_outcome
+from dse.search.base import Budget
+from dse.search.interrupt import stop_on_interrupt
+from dse.search.problem import SearchProblem
+from dse.search.warm import load_warm_start
 from dse.space import SearchSpace
-from dse.subset import restrict
-
-
-@dataclass
-class Experiment:
-    """A validated, ready-to-run configuration."""
-
-    config: RunConfig
-    space: SearchSpace
-    evaluator: Evaluator
-    driver: Driver
-    schema: pa.Schema
 
 
 @dataclass
@@ -54,62 +41,7 @@ class RunResult:
     status: str
 
     def load(self):
-        from dse.results import load
-
         return load(self.path)
-
-
-def _plugin(registry: Registry, name: str, params: dict, where: str) -> Any:
-    try:
-        entry = registry.get(name)
-    except UnknownPluginError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
-    return create(entry.factory, params, where.rsplit(".name", 1)[0])
-
-
-def import_plugins(modules: tuple[str, ...]) -> None:
-    """Import user plugin modules so their ``@register`` decorators run."""
-    for i, module in enumerate(modules):
-        try:
-            importlib.import_module(module)
-        except Exception as exc:  # noqa: BLE001 - any import failure is a config problem
-            raise ConfigError(f"run.plugins[{i}]: cannot import {module!r}: {type(exc).__name__}: {exc}") from None
-
-
-def build(config: RunConfig) -> Experiment:
-    """Instantiate every plugin of ``config``; raises :class:`ConfigError` naming the bad field."""
-    import_plugins(config.plugins)
-    params = dict(config.space.params)
-    restriction = params.pop("restrict", None)
-    space = _plugin(SPACES, config.space.name, params, "space.name")
-    if restriction is not None:
-        space = restrict(space, restriction)
-    providers: list[MetricProvider] = []
-    for section, registry, specs in (("proxies", PROXIES, config.proxies),
-                                     ("simulators", SIMULATORS, config.simulators)):
-        for spec in specs:
-            try:
-                entry = registry.get(spec.name)
-            except UnknownPluginError as exc:
-                raise ConfigError(f"{section}.{spec.name}: {exc}") from None
-            providers.append(create(entry.factory, spec.params, f"{section}.{spec.name}"))
-    if not providers:
-        raise ConfigError(
-            f"proxies: configure at least one proxy or simulator, e.g. [proxies.analytic]; "
-            f"proxies: {', '.join(PROXIES.names())}; simulators: {', '.join(SIMULATORS.names()) or '(none)'}"
-        )
-    try:
-        evaluator = Evaluator(space, providers, config.objectives, config.constraints,
-                              prune_infeasible=config.search.prune_infeasible)
-        schema = run_schema(evaluator.metric_names, [p.name for p in evaluator.providers])
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    try:
-        entry = DRIVERS.get(config.search.driver)
-    except UnknownPluginError as exc:
-        raise ConfigError(f"search.driver: {exc}") from None
-    driver = create(entry.factory, config.search.params, "search")
-    return Experiment(config, space, evaluator, driver, schema)
 
 
 def _coerce(config: RunConfig | dict | str | Path) -> RunConfig:
@@ -157,7 +89,8 @@ def _check_hashes(space: SearchSpace, rows: list[dict[str, Any]], manifest: dict
         if not same:
             versions = manifest.get("versions", {})
             raise ConfigError(
-                f"--resume: space {space.name!r} hashes architecture {row['arch_id']!r} differently "
+                f"--resume: space {space.name!r} hashes architecture {row['arch_id']!r} "
+                "differently "
                 f"from run {manifest['run_id']!r} (written with dse {versions.get('dse', '?')}); "
                 f"resuming would re-evaluate every row. Start a new run instead."
             )
@@ -168,14 +101,25 @@ def _warm_start(cfg: RunConfig, experiment: Experiment, output: str | Path | Non
     the run directory exists, so a bad reference leaves nothing behind."""
     if cfg.search.warm_start is None:
         return None
-    return load_warm_start(cfg.search.warm_start, output or cfg.output, experiment.space, cfg.to_dict(),
-                           [(o.metric, o.direction) for o in experiment.evaluator.objectives],
-                           cfg.search.warm_start_size)
+    return load_warm_start(
+        cfg.search.warm_start,
+        output or cfg.output,
+        experiment.space,
+        cfg.to_dict(),
+        [(o.metric, o.direction) for o in experiment.evaluator.objectives],
+        cfg.search.warm_start_size,
+    )
 
 
-def run(config: RunConfig | dict | str | Path | None = None, *, resume: str | Path | None = None,
-        run_id: str | None = None, output: str | Path | None = None, progress: bool = True,
-        max_evaluations: int | None = None) -> RunResult:
+def run(
+    config: RunConfig | dict | str | Path | None = None,
+    *,
+    resume: str | Path | None = None,
+    run_id: str | None = None,
+    output: str | Path | None = None,
+    progress: bool = True,
+    max_evaluations: int | None = None,
+) -> RunResult:
     """Run a search; with ``resume`` (a run directory or id), continue that run instead.
 
     Resuming replays the seeded driver against the rows already on disk, so nothing is evaluated
@@ -189,8 +133,6 @@ def run(config: RunConfig | dict | str | Path | None = None, *, resume: str | Pa
     store: RunStore
     existing: list[dict[str, Any]] = []
     if resume is not None:
-        from dse.results import resolve_run
-
         try:
             path = resolve_run(resume, output or (given and given.output) or "results")
         except FileNotFoundError as exc:
@@ -201,11 +143,20 @@ def run(config: RunConfig | dict | str | Path | None = None, *, resume: str | Pa
         if given is not None:
             diff = _first_difference(given.identity(), cfg.identity())
             if diff:
-                raise ConfigError(f"--resume: the config differs from run {manifest['run_id']!r} at {diff}")
+                raise ConfigError(
+                    f"--resume: the config differs from run {manifest['run_id']!r} at {diff}"
+                )
             # the budget may be extended on resume, and the run may go on on other workers
-            cfg = replace(cfg, search=replace(cfg.search, max_evaluations=given.search.max_evaluations,
-                                              max_seconds=given.search.max_seconds,
-                                              workers=given.search.workers, scheduler=given.search.scheduler))
+            cfg = replace(
+                cfg,
+                search=replace(
+                    cfg.search,
+                    max_evaluations=given.search.max_evaluations,
+                    max_seconds=given.search.max_seconds,
+                    workers=given.search.workers,
+                    scheduler=given.search.scheduler,
+                ),
+            )
         if max_evaluations is not None:
             cfg = replace(cfg, search=replace(cfg.search, max_evaluations=max_evaluations))
         experiment = build(cfg)
@@ -213,7 +164,9 @@ def run(config: RunConfig | dict | str | Path | None = None, *, resume: str | Pa
         existing = store.read_table().to_pylist()
         _check_hashes(experiment.space, existing, manifest)
         run_id = manifest["run_id"]
-        store.update_manifest(status="running", resumed=manifest.get("resumed", 0) + 1, config=cfg.to_dict())
+        store.update_manifest(
+            status="running", resumed=manifest.get("resumed", 0) + 1, config=cfg.to_dict()
+        )
     else:
         if given is None:
             raise ConfigError("config: a config file is required unless --resume is given")
@@ -226,50 +179,97 @@ def run(config: RunConfig | dict | str | Path | None = None, *, resume: str | Pa
         run_id = run_id or new_run_id(cfg, out)
         store = RunStore(out / run_id)
         if store.exists():
-            raise ConfigError(f"--run-id: run {run_id!r} already exists in {out}; use --resume to continue it")
-        ev = experiment.evaluator
-        store.write_manifest(new_manifest(
-            run_id, cfg.to_dict(), ev.metric_names,
-            [{k: v for k, v in vars(o).items() if v is not None} for o in ev.objectives],
-            [{k: v for k, v in vars(c).items() if v is not None} for c in ev.constraints],
-            experiment.space.describe(),
-        ))
+            raise ConfigError(
+                f"--run-id: run {run_id!r} already exists in {out}; use --resume to continue it"
+            )
+        store.write_manifest(
+            new_manifest(
+                run_id,
+                cfg.to_dict(),
+                experiment.evaluator.metric_names,
+                [o.to_dict() for o in experiment.evaluator.objectives],
+                [c.to_dict() for c in experiment.evaluator.constraints],
+                experiment.space.describe(),
+            )
+        )
 
-    bar = tqdm(total=cfg.search.max_evaluations, disable=None if progress else True, file=sys.stderr,
-               desc=run_id, unit="eval", dynamic_ncols=True, leave=True)
-    objectives = experiment.evaluator.objectives
-    problem = SearchProblem(experiment.space, experiment.evaluator, run_id, cfg.seed,
-                            cfg.search.driver, store, experiment.schema, existing)
-    if warm is not None:
-        problem.warm_start, problem.reusable = warm.encodings, warm.reusable
+    bar = tqdm(
+        total=cfg.search.max_evaluations,
+        disable=None if progress else True,
+        file=sys.stderr,
+        desc=run_id,
+        unit="eval",
+        dynamic_ncols=True,
+        leave=True,
+    )
+    ev = experiment.evaluator
+    shape = RecordShape(
+        run_id,
+        cfg.seed,
+        cfg.search.driver,
+        experiment.space.name,
+        ev.metric_names,
+        tuple(p.name for p in ev.providers),
+    )
 
     def on_batch(report: BatchReport) -> None:
         bar.update(report.proposals)
-        front = problem.hypervolume.front
-        post = {"rows": report.all_rows, "front": 0 if front is None else len(front),
-                "hv": f"{problem.hypervolume.value:.4g}"}
-        for j, obj in enumerate(objectives):
-            if front is not None and len(front):
-                post[obj.metric] = f"{obj.minimised(front[:, j].min()):.4g}"
+        hv = ledger.hypervolume
+        post = {
+            "rows": report.all_rows,
+            "front": 0 if hv.front is None else len(hv.front),
+            "hv": f"{hv.value:.4g}",
+        }
+        for j, obj in enumerate(ev.objectives):
+            if hv.front is not None and len(hv.front):
+                post[obj.metric] = f"{obj.minimised(hv.front[:, j].min()):.4g}"
         bar.set_postfix(post, refresh=False)
 
-    problem.on_batch = on_batch
-    budget = Budget(cfg.search.max_evaluations, cfg.search.max_seconds, cfg.search.max_stagnant_evaluations)
+    ledger = RunLedger(
+        shape,
+        store,
+        experiment.schema,
+        ev.objectives,
+        existing,
+        reusable=warm.reusable if warm is not None else None,
+        on_batch=on_batch,
+    )
+    budget = Budget(
+        cfg.search.max_evaluations, cfg.search.max_seconds, cfg.search.max_stagnant_evaluations
+    )
     start = time.monotonic()
 
     def closing(status: str) -> dict[str, Any]:
         bar.close()
-        return {"stopped_by": budget.reason or ("driver" if status == "finished" else None),
-                "hypervolume": problem.hypervolume.value, "evaluations": len(problem.rows),
-                "proposals": problem.n_proposals}
+        return {
+            "stopped_by": budget.reason or ("driver" if status == "finished" else None),
+            "hypervolume": ledger.hypervolume.value,
+            "evaluations": len(ledger.rows),
+            "proposals": ledger.n_proposals,
+        }
 
     with recording_outcome(store, closing) as outcome:
-        with stop_on_interrupt(budget, quiet=not progress), \
-                evaluation_pool(cfg.search.workers, cfg.search.scheduler, cfg.to_dict()) as pool:
-            if pool is not None:
-                problem.batch_evaluate = pool
+        with (
+            stop_on_interrupt(budget, quiet=not progress),
+            evaluation_pool(cfg.search.workers, cfg.search.scheduler, cfg.to_dict()) as pool,
+        ):
+            problem = SearchProblem(
+                experiment.space,
+                ev.objectives,
+                ev.constraints,
+                ledger,
+                pool if pool is not None else ev.evaluate_batch,
+                warm.encodings if warm is not None else None,
+            )
             experiment.driver.run(problem, budget, cfg.seed)
         if budget.stop_requested:
             outcome.status = "interrupted"
-    return RunResult(run_id, store.path, len(problem.rows), problem.n_proposals, problem.n_cached,
-                     time.monotonic() - start, outcome.status)
+    return RunResult(
+        run_id,
+        store.path,
+        len(ledger.rows),
+        ledger.n_proposals,
+        ledger.n_cached,
+        time.monotonic() - start,
+        outcome.status,
+    )

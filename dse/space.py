@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -21,6 +22,12 @@ import numpy as np
 from dse.graph import canonical_hash
 
 Arch = dict[str, Any]
+
+#: The kind of graph most spaces make and most providers read: the op IR of :mod:`dse.graph`
+#: (typed op nodes with shapes and costs). Other kinds are named by the plugins that make them
+#: (``medusa_tree``, ``proxy_config``); a provider that reads no graph accepts :data:`ANY_GRAPH`.
+OP_GRAPH = "ops"
+ANY_GRAPH = "*"
 
 
 class SpaceError(ValueError):
@@ -75,7 +82,9 @@ class IntRange:
 
     def index(self, value: Any) -> int:
         if not isinstance(value, (int, np.integer)) or not self.low <= value <= self.high:
-            raise SpaceError(f"{self.name}: {value!r} is not an integer in [{self.low}, {self.high}]")
+            raise SpaceError(
+                f"{self.name}: {value!r} is not an integer in [{self.low}, {self.high}]"
+            )
         return int(value) - self.low
 
     def value(self, index: int) -> int:
@@ -97,6 +106,8 @@ class SearchSpace(ABC):
 
     name: str = ""
     variables: tuple[Variable, ...] = ()
+    #: what :meth:`to_graph` returns (see :data:`OP_GRAPH`); providers declare what they accept
+    graph_kind: str = OP_GRAPH
 
     @abstractmethod
     def to_graph(self, arch: Mapping[str, Any]) -> nx.DiGraph:
@@ -123,10 +134,12 @@ class SearchSpace(ABC):
             raise SpaceError(f"unknown variable(s) {sorted(extra)} for space {self.name!r}")
         return np.array([v.index(arch[v.name]) for v in self.variables], dtype=np.int64)
 
-    def decode(self, x: Sequence[int]) -> Arch:
+    def decode(self, x: Sequence[int] | np.ndarray) -> Arch:
         """Architecture from an integer vector (the inverse of :meth:`encode`)."""
         if len(x) != len(self.variables):
-            raise SpaceError(f"encoding has {len(x)} genes, space {self.name!r} has {len(self.variables)}")
+            raise SpaceError(
+                f"encoding has {len(x)} genes, space {self.name!r} has {len(self.variables)}"
+            )
         return {v.name: v.value(int(i)) for v, i in zip(self.variables, x)}
 
     # -- gene-level capabilities (what drivers use) ----------------------------------------------

@@ -18,8 +18,9 @@ Config::
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -38,6 +39,7 @@ class SubsetSpace(SearchSpace):
         self.base = base
         self.name = base.name
         self.variables = base.variables
+        self.graph_kind = base.graph_kind
         rows, seen = [], set()
         for arch in archs:
             x = base.encode(arch)
@@ -54,7 +56,7 @@ class SubsetSpace(SearchSpace):
         dist = (X[:, None, :] != self.allowed[None, :, :]).sum(axis=2)
         return self.allowed[np.argmin(dist, axis=1)]
 
-    def decode(self, x: Sequence[int]) -> Arch:
+    def decode(self, x: Sequence[int] | np.ndarray) -> Arch:
         return self.base.decode(self.repair_encodings(np.asarray(x))[0])
 
     def sample_encodings(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -104,18 +106,25 @@ def restrict(space: SearchSpace, spec: Any, where: str = "space.restrict") -> Su
         raise ConfigError(f"{where}.file: missing required field")
     parse = getattr(space, "parse", None)
     if parse is None:
-        raise ConfigError(f"{where}: space {space.name!r} has no parse() to read architectures from a table")
+        raise ConfigError(
+            f"{where}: space {space.name!r} has no parse() to read architectures from a table"
+        )
     path = Path(str(spec["file"]))
     if not path.is_file():
         raise ConfigError(f"{where}.file: {str(path)!r} does not exist")
     df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str)
     column = spec.get("column", "arch_str")
     if column not in df.columns:
-        raise ConfigError(f"{where}.column: {column!r} is not a column of {path}; allowed values: {list(df.columns)}")
+        raise ConfigError(
+            f"{where}.column: {column!r} is not a column of {path}; allowed values: "
+            f"{list(df.columns)}"
+        )
     archs = []
     for i, text in enumerate(df[column].astype(str)):
         try:
             archs.append(parse(text))
         except Exception as exc:  # noqa: BLE001 - a bad row is a config error naming the row
-            raise ConfigError(f"{where}: row {i} of {path} ({text!r}) is not a {space.name} architecture: {exc}") from None
+            raise ConfigError(
+                f"{where}: row {i} of {path} ({text!r}) is not a {space.name} architecture: {exc}"
+            ) from None
     return SubsetSpace(space, archs)

@@ -7,14 +7,19 @@ from dse.graph import totals
 from dse.registry import SPACES
 
 space = SPACES.create("nasbench201", dataset="cifar10")
-arch = space.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|")
+arch = space.parse(
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+)
 print(totals(space.to_graph(arch)))
 
 config = {
     "run": {"name": "api", "seed": 0},
     "space": {"name": "nasbench201"},
     "proxies": {"analytic": {}},
-    "objectives": [{"metric": "hook_flops", "direction": "max"}, {"metric": "params", "direction": "min"}],
+    "objectives": [
+        {"metric": "hook_flops", "direction": "max"},
+        {"metric": "params", "direction": "min"},
+    ],
     "search": {"driver": "pymoo", "pop_size": 16, "max_evaluations": 96},
 }
 result = dse.run(config, output=tempfile.mkdtemp(), progress=False)

@@ -47,16 +47,25 @@ def main() -> None:
     runs, scores = [], {}
     for name, search in DRIVERS.items():
         for seed in range(args.seeds):
-            cfg = dict(base, run={**base["run"], "name": name, "seed": seed},
-                       search={**search, "max_evaluations": args.budget})
+            cfg = dict(
+                base,
+                run={**base["run"], "name": name, "seed": seed},
+                search={**search, "max_evaluations": args.budget},
+            )
             result = dse.run(cfg, output=args.out, progress=False)
             runs.append(result.path)
-            scores.setdefault(name, []).append(hypervolume(dse.results.load(result.path), OBJECTIVES, ref) / best)
-    print(f"NAS-Bench-201 (362 cells), CIFAR-10 accuracy vs ZC706 latency, budget {args.budget}, "
-          f"{args.seeds} seeds; hypervolume / best possible:")
+            scores.setdefault(name, []).append(
+                hypervolume(dse.results.load(result.path), OBJECTIVES, ref) / best
+            )
+    print(
+        f"NAS-Bench-201 (362 cells), CIFAR-10 accuracy vs ZC706 latency, budget {args.budget}, "
+        f"{args.seeds} seeds; hypervolume / best possible:"
+    )
     for name, values in sorted(scores.items(), key=lambda kv: -np.mean(kv[1])):
-        print(f"  {name:13s} {np.mean(values):.4f} +- {np.std(values):.4f}   "
-              f"({', '.join(f'{v:.4f}' for v in values)})")
+        print(
+            f"  {name:13s} {np.mean(values):.4f} +- {np.std(values):.4f}   "
+            f"({', '.join(f'{v:.4f}' for v in values)})"
+        )
     page = dse.report(runs, out=Path(args.out) / "report", title=f"drivers at budget {args.budget}")
     print(f"report: {page}")
 

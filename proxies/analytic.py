@@ -2,13 +2,14 @@
 
 They cost microseconds, need no torch, and are the cheap first stage of every evaluation. On the
 362 NAS-Bench-201 cells of ``nasbench201_naslib.csv``, FLOPs alone rank CIFAR-10 accuracy with a
-Spearman rho of about 0.7 (see README), which makes ``hook_flops`` a usable stand-in for accuracy
-until a trained or zero-cost proxy is configured.
+Spearman rho of about 0.7 (see BENCHMARKS.md), which makes ``hook_flops`` a usable stand-in for
+accuracy until a trained or zero-cost proxy is configured.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import networkx as nx
 
@@ -16,11 +17,20 @@ from dse.graph import peak_activation_bytes, totals
 from dse.registry import PROXIES
 from dse.space import SearchSpace
 
-METRICS = ("params", "macs", "flops", "hook_flops", "weight_bytes", "bytes_read", "bytes_written",
-           "peak_activation_bytes", "num_nodes")
+METRICS = (
+    "params",
+    "macs",
+    "flops",
+    "hook_flops",
+    "weight_bytes",
+    "bytes_read",
+    "bytes_written",
+    "peak_activation_bytes",
+    "num_nodes",
+)
 
 
-@PROXIES.register("analytic", requires_torch=False)
+@PROXIES.register("analytic")
 class AnalyticProxy:
     """Parameters, MACs, FLOPs, weight/traffic bytes and peak activation memory of the graph."""
 
@@ -29,14 +39,23 @@ class AnalyticProxy:
 
     def __init__(self, peak_memory: bool = True):
         self.peak_memory = peak_memory
-        self.metrics = METRICS if peak_memory else tuple(m for m in METRICS if m != "peak_activation_bytes")
+        self.metrics = (
+            METRICS if peak_memory else tuple(m for m in METRICS if m != "peak_activation_bytes")
+        )
 
-    def evaluate(self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace) -> dict[str, float]:
+    def evaluate(
+        self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace
+    ) -> dict[str, float]:
         t = totals(graph)
         out = {
-            "params": t.params, "macs": t.macs, "flops": t.flops, "hook_flops": t.hook_flops,
-            "weight_bytes": t.weight_bytes, "bytes_read": t.bytes_read,
-            "bytes_written": t.bytes_written, "num_nodes": t.num_nodes,
+            "params": t.params,
+            "macs": t.macs,
+            "flops": t.flops,
+            "hook_flops": t.hook_flops,
+            "weight_bytes": t.weight_bytes,
+            "bytes_read": t.bytes_read,
+            "bytes_written": t.bytes_written,
+            "num_nodes": t.num_nodes,
         }
         if self.peak_memory:
             out["peak_activation_bytes"] = peak_activation_bytes(graph)

@@ -22,11 +22,15 @@ SOURCES = ("images", "synthetic")
 def _photographs() -> tuple[torch.Tensor, ...]:
     from sklearn.datasets import load_sample_images
 
-    return tuple(torch.from_numpy(np.array(img, copy=True)).permute(2, 0, 1).float() / 255.0
-                 for img in load_sample_images().images)
+    return tuple(
+        torch.from_numpy(np.array(img, copy=True)).permute(2, 0, 1).float() / 255.0
+        for img in load_sample_images().images
+    )
 
 
-def image_batch(n: int, shape: tuple[int, ...], seed: int = 0, source: str = "images") -> torch.Tensor:
+def image_batch(
+    n: int, shape: tuple[int, ...], seed: int = 0, source: str = "images"
+) -> torch.Tensor:
     """``n`` inputs of per-sample ``shape`` (C, H, W)."""
     if source not in SOURCES:
         raise ValueError(f"data: {source!r} is not allowed; allowed values: {list(SOURCES)}")
@@ -43,12 +47,18 @@ def image_batch(n: int, shape: tuple[int, ...], seed: int = 0, source: str = "im
         img = photos[rng.integers(len(photos))]
         side = int(rng.integers(32, min(img.shape[1], img.shape[2], 320) + 1))
         y, x = rng.integers(0, img.shape[1] - side + 1), rng.integers(0, img.shape[2] - side + 1)
-        crop = img[:, y:y + side, x:x + side]
+        crop = img[:, y : y + side, x : x + side]
         if rng.random() < 0.5:
             crop = crop.flip(2)
-        crops.append(F.interpolate(crop[None], size=(h, w), mode="bilinear", antialias=True, align_corners=False)[0])
+        crops.append(
+            F.interpolate(
+                crop[None], size=(h, w), mode="bilinear", antialias=True, align_corners=False
+            )[0]
+        )
     batch = torch.stack(crops)
-    batch = (batch - batch.mean(dim=(0, 2, 3), keepdim=True)) / batch.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    batch = (batch - batch.mean(dim=(0, 2, 3), keepdim=True)) / batch.std(
+        dim=(0, 2, 3), keepdim=True
+    ).clamp_min(1e-6)
     if c != 3:  # grey or more channels: average, then repeat
         batch = batch.mean(dim=1, keepdim=True).repeat(1, c, 1, 1)
     return batch

@@ -22,10 +22,10 @@ import argparse
 import copy
 import functools
 import json
-import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -36,6 +36,8 @@ from dse.graph import totals
 from dse.proxies.data import image_batch
 from dse.proxies.eproxy import largest_macs
 from dse.proxies.network import build_network
+from dse.proxies.proxy_spaces import PROXY_CONFIG_GRAPH, decisions
+from dse.proxies.saved import save_proxy
 from dse.proxies.tabular import read_keyed_column
 from dse.proxies.zero_cost import io_shapes
 from dse.registry import COMMANDS, PROXIES, SPACES
@@ -59,17 +61,28 @@ def fitness_rows(n_rows: int, archs: int, sample_seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(sample_seed).choice(n_rows, size=archs, replace=False))
 
 
-@PROXIES.register("proxy_fitness", requires_torch=True)
+@PROXIES.register("proxy_fitness")
 class ProxyFitness:
     """Spearman rho of a proxy configuration on a few benchmarked architectures (DPS fitness)."""
 
     name = "proxy_fitness"
     metrics = ("rho", "proxy_s")
     cost = 100.0
+    accepts = (PROXY_CONFIG_GRAPH,)
 
-    def __init__(self, truth: str, column: str, space: str = "nasbench201", key: str | list[str] = "arch_str",
-                 archs: int = 20, sample_seed: int = 0, seed: int = 0, data: str = "images", threads: int = 1,
-                 space_params: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        truth: str,
+        column: str,
+        space: str = "nasbench201",
+        key: str | list[str] = "arch_str",
+        archs: int = 20,
+        sample_seed: int = 0,
+        seed: int = 0,
+        data: str = "images",
+        threads: int = 1,
+        space_params: dict[str, Any] | None = None,
+    ):
         table = read_truth(truth, column, key)
         self.table = table.iloc[fitness_rows(len(table), archs, sample_seed)].reset_index(drop=True)
         self.target = SPACES.create(space, **(space_params or {}))
@@ -95,11 +108,15 @@ class ProxyFitness:
             self._nets[key] = build_network(self.graphs[i], seed=self.seed)
         return copy.deepcopy(self._nets[key])
 
-    def evaluate(self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace) -> dict[str, float]:
+    def evaluate(
+        self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace
+    ) -> dict[str, float]:
         score = getattr(space, "score", None)
         if score is None:
-            raise ValueError(f"proxy_fitness: space {space.name!r} is not a proxy configuration space "
-                             f"(eproxy_config, gennas_task)")
+            raise ValueError(
+                f"proxy_fitness: space {space.name!r} is not a proxy configuration space "
+                f"(eproxy_config, gennas_task)"
+            )
         previous = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
@@ -109,8 +126,17 @@ class ProxyFitness:
                 batch = getattr(space, "batch_size", 16)
                 if (shape, batch) not in self._images:
                     self._images[(shape, batch)] = image_batch(batch, shape, self.seed, self.data)
-                values.append(score(arch, g, self._images[(shape, batch)], self.seed, self._net(i),
-                                    self.macs[i], lambda: self.max_macs))
+                values.append(
+                    score(
+                        arch,
+                        g,
+                        self._images[(shape, batch)],
+                        self.seed,
+                        self._net(i),
+                        self.macs[i],
+                        lambda: self.max_macs,
+                    )
+                )
             seconds = (time.perf_counter() - start) / len(self.graphs)
         finally:
             torch.set_num_threads(previous)
@@ -118,40 +144,8 @@ class ProxyFitness:
         return {"rho": float(rho) if np.isfinite(rho) else -1.0, "proxy_s": seconds}
 
 
-# -- saved proxies ---------------------------------------------------------------------------------
-
-def store_dir(store: str | Path | None = None) -> Path:
-    return Path(store or os.environ.get("DSE_PROXY_STORE", "results/proxies"))
-
-
-def save_proxy(name: str, proxy: str, params: dict[str, Any], provenance: dict[str, Any],
-               store: str | Path | None = None) -> Path:
-    """Write the next version of proxy configuration ``name``; returns its file."""
-    if not name or any(c in name for c in "/\\@") or name.startswith("."):
-        raise ValueError(f"name: must be a plain name without '/', '\\\\' or '@', got {name!r}")
-    folder = store_dir(store) / name
-    folder.mkdir(parents=True, exist_ok=True)
-    version = 1 + max((int(p.stem[1:]) for p in folder.glob("v*.json") if p.stem[1:].isdigit()), default=0)
-    path = folder / f"v{version}.json"
-    path.write_text(json.dumps({"name": name, "version": version, "proxy": proxy, "params": params,
-                                "provenance": provenance}, indent=2, default=str))
-    return path
-
-
-def load_proxy(ref: str, store: str | Path | None = None) -> dict[str, Any]:
-    """A saved configuration by ``name`` (latest version) or ``name@vK``."""
-    name, _, version = ref.partition("@")
-    folder = store_dir(store) / name
-    versions = sorted((int(p.stem[1:]) for p in folder.glob("v*.json") if p.stem[1:].isdigit()))
-    if not versions:
-        raise ValueError(f"saved: no saved proxy {name!r} in {store_dir(store)} (save one with dse dps --name)")
-    k = int(version.lstrip("v")) if version else versions[-1]
-    if k not in versions:
-        raise ValueError(f"saved: {name!r} has no version v{k}; allowed values: {[f'v{v}' for v in versions]}")
-    return json.loads((folder / f"v{k}.json").read_text())
-
-
-# -- dse dps -----------------------------------------------------------------------------------------
+# -- dse dps
+# -----------------------------------------------------------------------------------------
 
 #: proxy -> its configuration space
 CONFIG_SPACES = {"eproxy": "eproxy_config", "gennas": "gennas_task"}
@@ -168,44 +162,84 @@ class DpsCommand:
         p.add_argument("--space", default="nasbench201", help="the architectures' space")
         p.add_argument("--arch-column", default="arch_str")
         p.add_argument("--ops-column", default=None, help="second key column (nasbench101: ops)")
-        p.add_argument("--archs", type=int, default=20, help="architectures the fitness is computed on")
-        p.add_argument("--sample-seed", type=int, default=0, help="which architectures (seeded draw)")
+        p.add_argument(
+            "--archs", type=int, default=20, help="architectures the fitness is computed on"
+        )
+        p.add_argument(
+            "--sample-seed", type=int, default=0, help="which architectures (seeded draw)"
+        )
         p.add_argument("--population", type=int, default=40)
         p.add_argument("--sample", type=int, default=10)
         p.add_argument("--budget", type=int, default=200, help="configurations evaluated")
-        p.add_argument("--iterations", type=int, default=None, help="training steps per architecture "
-                       "(default: the proxy's, 10 for Eproxy, 100 for GenNAS)")
+        p.add_argument(
+            "--iterations",
+            type=int,
+            default=None,
+            help="training steps per architecture "
+            "(default: the proxy's, 10 for Eproxy, 100 for GenNAS)",
+        )
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--name", default=None, help="save the best configuration under this name")
         p.add_argument("--output", default="results")
         p.add_argument("--quiet", action="store_true")
-        p.add_argument("--workers", type=int, default=None,
-                       help="score configurations on a Dask LocalCluster of this many worker processes")
-        p.add_argument("--scheduler", default=None, help="... or on a running Dask scheduler (address)")
-        p.add_argument("--batch-size", type=int, default=None,
-                       help="children bred per REA step and scored together (default: the --workers count; 1 with "
-                            "--scheduler or in-process); "
-                            "it shapes the search, so keep it to reproduce a run on another cluster")
-        p.add_argument("--resume", default=None, metavar="RUN",
-                       help="continue an interrupted dps run (folder or id) with the same arguments: the "
-                            "seeded search replays its finished configurations without scoring them again")
+        p.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="score configurations on a Dask LocalCluster of this many worker processes",
+        )
+        p.add_argument(
+            "--scheduler", default=None, help="... or on a running Dask scheduler (address)"
+        )
+        p.add_argument(
+            "--batch-size",
+            type=int,
+            default=None,
+            help="children bred per REA step and scored together (default: the --workers "
+            "count; 1 with --scheduler or in-process); "
+            "it shapes the search, so keep it to reproduce a run on another cluster",
+        )
+        p.add_argument(
+            "--resume",
+            default=None,
+            metavar="RUN",
+            help="continue an interrupted dps run (folder or id) with the same arguments: the "
+            "seeded search replays its finished configurations without scoring them again",
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         import dse
-        from dse.proxies.proxy_spaces import decisions
 
         key = args.arch_column if not args.ops_column else [args.arch_column, args.ops_column]
         space_params = {} if args.iterations is None else {"iterations": args.iterations}
-        execution = {k: v for k, v in (("workers", args.workers), ("scheduler", args.scheduler)) if v is not None}
+        execution = {
+            k: v
+            for k, v in (("workers", args.workers), ("scheduler", args.scheduler))
+            if v is not None
+        }
         batch = args.batch_size if args.batch_size is not None else (args.workers or 1)
         config = {
             "run": {"name": f"dps-{args.proxy}", "seed": args.seed},
             "space": {"name": CONFIG_SPACES[args.proxy], **space_params},
-            "proxies": {"proxy_fitness": {"truth": args.truth, "column": args.target, "space": args.space,
-                                          "key": key, "archs": args.archs, "sample_seed": args.sample_seed}},
+            "proxies": {
+                "proxy_fitness": {
+                    "truth": args.truth,
+                    "column": args.target,
+                    "space": args.space,
+                    "key": key,
+                    "archs": args.archs,
+                    "sample_seed": args.sample_seed,
+                }
+            },
             "objectives": [{"metric": "rho", "direction": "max"}],
-            "search": {"driver": "rea", "population_size": args.population, "sample_size": args.sample,
-                       "max_evaluations": args.budget, "batch_size": batch, **execution},
+            "search": {
+                "driver": "rea",
+                "population_size": args.population,
+                "sample_size": args.sample,
+                "max_evaluations": args.budget,
+                "batch_size": batch,
+                **execution,
+            },
         }
         result = dse.run(config, resume=args.resume, output=args.output, progress=not args.quiet)
         df = dse.results.load(result.path)
@@ -215,15 +249,33 @@ class DpsCommand:
         best = ok.loc[ok.rho.idxmax()]
         space = SPACES.create(CONFIG_SPACES[args.proxy], **space_params)
         params = decisions(space, json.loads(best.arch))
-        print(f"best {args.proxy} configuration: rho {best.rho:.4f} on {args.archs} architectures "
-              f"({len(ok)} configurations, {ok.proxy_s.mean():.2f} s per architecture)")
+        print(
+            f"best {args.proxy} configuration: rho {best.rho:.4f} on {args.archs} architectures "
+            f"({len(ok)} configurations, {ok.proxy_s.mean():.2f} s per architecture)"
+        )
         print(f"  {best.arch_id}")
         if args.name:
             table = read_truth(args.truth, args.target, key)
-            texts = table.arch_text.iloc[fitness_rows(len(table), args.archs, args.sample_seed)].tolist()
-            path = save_proxy(args.name, args.proxy, params, {
-                "run": str(result.path), "rho": float(best.rho), "truth": args.truth, "target": args.target,
-                "space": args.space, "key": key, "archs": texts, "configurations": int(len(ok))})
-            print(f"saved: {path}  (use [proxies.{args.proxy}] saved = \"{args.name}\", "
-                  f"or dse proxy-eval --proxies {args.proxy}@{args.name})")
+            texts = table.arch_text.iloc[
+                fitness_rows(len(table), args.archs, args.sample_seed)
+            ].tolist()
+            path = save_proxy(
+                args.name,
+                args.proxy,
+                params,
+                {
+                    "run": str(result.path),
+                    "rho": float(best.rho),
+                    "truth": args.truth,
+                    "target": args.target,
+                    "space": args.space,
+                    "key": key,
+                    "archs": texts,
+                    "configurations": int(len(ok)),
+                },
+            )
+            print(
+                f'saved: {path}  (use [proxies.{args.proxy}] saved = "{args.name}", '
+                f"or dse proxy-eval --proxies {args.proxy}@{args.name})"
+            )
         return 0

@@ -20,8 +20,9 @@ Defaults follow the authors' NAS-Bench-201 setting: c_mid 128, 3x3 transform and
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import networkx as nx
 import torch
@@ -30,8 +31,8 @@ from torch import nn
 
 from dse.graph import totals
 from dse.proxies.network import build_network
-from dse.proxies.targets import FEATURES, INITS, initialise, make_targets
 from dse.proxies.regression import RegressionProxy
+from dse.proxies.targets import FEATURES, INITS, initialise, make_targets
 from dse.registry import PROXIES
 from dse.space import SearchSpace
 
@@ -48,37 +49,53 @@ class EproxyConfig:
     barrier_kernel: int = 3
     c_mid: int = 128
     features: tuple[str, ...] = ("net", "wave_h")
-    target_channels: int = 16        # channels per feature group
-    augment: float = 1.0             # targets x this coefficient (0.5..2)
+    target_channels: int = 16  # channels per feature group
+    augment: float = 1.0  # targets x this coefficient (0.5..2)
     lr: float = 1.2
     momentum: float = 0.9
     weight_decay: float = 4e-5
     iterations: int = 10
     batch_size: int = 16
     init: str = "default"
-    stage: int = -1                  # which stage output: -1 last, 0 before the first downsample, ...
-    alpha: float = 0.1               # FLOPs adjustment (0: none)
-    barrier: bool = True             # False: the ablation without the barrier layer (table 4.1)
+    stage: int = -1  # which stage output: -1 last, 0 before the first downsample, ...
+    alpha: float = 0.1  # FLOPs adjustment (0: none)
+    barrier: bool = True  # False: the ablation without the barrier layer (table 4.1)
 
     def __post_init__(self):
         object.__setattr__(self, "features", tuple(self.features))
         for name in ("transform_kernel", "barrier_kernel"):
             if getattr(self, name) not in KERNELS:
-                raise ValueError(f"{name}: {getattr(self, name)!r} is not allowed; allowed values: {list(KERNELS)}")
+                raise ValueError(
+                    f"{name}: {getattr(self, name)!r} is not allowed; allowed values: "
+                    f"{list(KERNELS)}"
+                )
         bad = [f for f in self.features if f not in FEATURES]
         if bad or not self.features:
-            raise ValueError(f"features: {bad or '[]'} not allowed; allowed values: {list(FEATURES)}")
+            raise ValueError(
+                f"features: {bad or '[]'} not allowed; allowed values: {list(FEATURES)}"
+            )
         if self.init not in INITS:
             raise ValueError(f"init: {self.init!r} is not allowed; allowed values: {list(INITS)}")
-        for name, low in (("c_mid", 1), ("target_channels", 1), ("iterations", 1), ("batch_size", 2)):
+        for name, low in (
+            ("c_mid", 1),
+            ("target_channels", 1),
+            ("iterations", 1),
+            ("batch_size", 2),
+        ):
             if getattr(self, name) < low:
                 raise ValueError(f"{name}: must be >= {low}, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr: must be > 0, got {self.lr}")
 
 
-def eproxy_loss(graph: nx.DiGraph, config: EproxyConfig, images: torch.Tensor, targets: torch.Tensor | None = None,
-                seed: int = 0, net: nn.Module | None = None) -> float:
+def eproxy_loss(
+    graph: nx.DiGraph,
+    config: EproxyConfig,
+    images: torch.Tensor,
+    targets: torch.Tensor | None = None,
+    seed: int = 0,
+    net: nn.Module | None = None,
+) -> float:
     """Eproxy's final training loss for ``graph`` (lower is better), before any FLOPs adjustment.
     ``targets`` default to :func:`make_targets` at the chosen stage's size; ``net`` is a freshly
     initialised network of ``graph`` to train in place (default: built here from ``seed``)."""
@@ -91,25 +108,46 @@ def eproxy_loss(graph: nx.DiGraph, config: EproxyConfig, images: torch.Tensor, t
         with torch.no_grad():
             _, stages = net(images[:2], stages=True)
         if not stages:
-            raise ValueError("Eproxy needs the graph's stage outputs (graph.graph['stage_outputs'])")
+            raise ValueError(
+                "Eproxy needs the graph's stage outputs (graph.graph['stage_outputs'])"
+            )
         feat = stages[config.stage]
         c, h, w = feat.shape[1:]
         if targets is None:
-            targets = make_targets(config.features, images, config.target_channels, (h, w), seed, config.augment)
-        transform = nn.Sequential(nn.Conv2d(c, config.c_mid, config.transform_kernel,
-                                            padding=config.transform_kernel // 2),
-                                  nn.ReLU(), nn.BatchNorm2d(config.c_mid))
+            targets = make_targets(
+                config.features, images, config.target_channels, (h, w), seed, config.augment
+            )
+        transform = nn.Sequential(
+            nn.Conv2d(
+                c, config.c_mid, config.transform_kernel, padding=config.transform_kernel // 2
+            ),
+            nn.ReLU(),
+            nn.BatchNorm2d(config.c_mid),
+        )
         initialise(transform, config.init, gen)
-        barrier = nn.Conv2d(config.c_mid, targets.shape[1], config.barrier_kernel, padding=config.barrier_kernel // 2)
+        barrier = nn.Conv2d(
+            config.c_mid,
+            targets.shape[1],
+            config.barrier_kernel,
+            padding=config.barrier_kernel // 2,
+        )
         initialise(barrier, config.init, gen)
         barrier.requires_grad_(False)  # frozen: kept out of the optimiser
         if not config.barrier:  # ablation: the transform maps straight to the targets
-            transform = nn.Sequential(nn.Conv2d(c, targets.shape[1], config.transform_kernel,
-                                                padding=config.transform_kernel // 2))
+            transform = nn.Sequential(
+                nn.Conv2d(
+                    c,
+                    targets.shape[1],
+                    config.transform_kernel,
+                    padding=config.transform_kernel // 2,
+                )
+            )
             initialise(transform, config.init, gen)
             barrier = nn.Identity()
         params = list(net.parameters()) + list(transform.parameters())
-        opt = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        opt = torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
         loss = torch.tensor(float("nan"))
         for _ in range(config.iterations):
             _, stages = net(images, stages=True)
@@ -148,7 +186,7 @@ def largest_macs(space: SearchSpace) -> float:
     return float(totals(space.to_graph(space.decode(x))).macs)
 
 
-@PROXIES.register("eproxy", requires_torch=True)
+@PROXIES.register("eproxy")
 class EproxyProxy(RegressionProxy):
     """Eproxy: 10-step few-shot regression through a frozen barrier layer (higher is better)."""
 
@@ -157,25 +195,59 @@ class EproxyProxy(RegressionProxy):
     metrics = ("eproxy",)
     cost = 5.0
 
-    def __init__(self, transform_kernel: int = 3, barrier_kernel: int = 3, c_mid: int = 128,
-                 features: list[str] | None = None, target_channels: int = 16, augment: float = 1.0,
-                 lr: float = 1.2, momentum: float = 0.9, weight_decay: float = 4e-5, iterations: int = 10,
-                 batch_size: int = 16, init: str = "default", stage: int = -1, alpha: float = 0.1,
-                 barrier: bool = True, max_macs: float | None = None, seed: int = 0, data: str = "images",
-                 threads: int = 1, metric: str = "eproxy", saved: str | None = None):
+    def __init__(
+        self,
+        transform_kernel: int = 3,
+        barrier_kernel: int = 3,
+        c_mid: int = 128,
+        features: list[str] | None = None,
+        target_channels: int = 16,
+        augment: float = 1.0,
+        lr: float = 1.2,
+        momentum: float = 0.9,
+        weight_decay: float = 4e-5,
+        iterations: int = 10,
+        batch_size: int = 16,
+        init: str = "default",
+        stage: int = -1,
+        alpha: float = 0.1,
+        barrier: bool = True,
+        max_macs: float | None = None,
+        seed: int = 0,
+        data: str = "images",
+        threads: int = 1,
+        metric: str = "eproxy",
+        saved: str | None = None,
+    ):
         if saved is not None:  # a configuration found by DPS (dse dps --name), replacing the others
             self.config = EproxyConfig(**self.saved_params(saved))
         else:
-            self.config = EproxyConfig(transform_kernel, barrier_kernel, c_mid, tuple(features or ("net", "wave_h")),
-                                       target_channels, augment, lr, momentum, weight_decay, iterations,
-                                       batch_size, init, stage, alpha, barrier)
+            self.config = EproxyConfig(
+                transform_kernel,
+                barrier_kernel,
+                c_mid,
+                tuple(features or ("net", "wave_h")),
+                target_channels,
+                augment,
+                lr,
+                momentum,
+                weight_decay,
+                iterations,
+                batch_size,
+                init,
+                stage,
+                alpha,
+                barrier,
+            )
         self._setup(seed, data, threads, metric)
         self.max_macs = max_macs
 
     def loss(self, graph: nx.DiGraph, images: torch.Tensor) -> float:
         return eproxy_loss(graph, self.config, images, seed=self.seed)
 
-    def evaluate(self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace) -> dict[str, float]:
+    def evaluate(
+        self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace
+    ) -> dict[str, float]:
         loss = self.trained_loss(graph)
         if self.config.alpha:
             if self.max_macs is None:

@@ -19,8 +19,15 @@ from torch import nn
 from dse.graph import OpNode
 
 _ACTIVATIONS = {
-    "relu": nn.ReLU, "relu6": nn.ReLU6, "sigmoid": nn.Sigmoid, "swish": nn.SiLU, "hswish": nn.Hardswish,
-    "hsigmoid": nn.Hardsigmoid, "gelu": nn.GELU, "tanh": nn.Tanh, "softmax": lambda: nn.Softmax(dim=-1),
+    "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
+    "sigmoid": nn.Sigmoid,
+    "swish": nn.SiLU,
+    "hswish": nn.Hardswish,
+    "hsigmoid": nn.Hardsigmoid,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "softmax": lambda: nn.Softmax(dim=-1),
 }
 
 
@@ -60,7 +67,9 @@ def op_module(op: OpNode) -> nn.Module | None:
     if k in ("conv2d", "dwconv2d"):
         cin = op.in_shapes[0][0]
         groups = cin if k == "dwconv2d" else op.groups
-        return nn.Conv2d(cin, op.out_shape[0], op.kernel, op.stride, _pad(op), groups=groups, bias=op.bias)
+        return nn.Conv2d(
+            cin, op.out_shape[0], op.kernel, op.stride, _pad(op), groups=groups, bias=op.bias
+        )
     if k == "linear":
         return nn.Linear(op.in_shapes[0][-1], op.channels, bias=op.bias)
     if k == "norm":
@@ -103,7 +112,9 @@ def _merge(kind: str, op: OpNode, xs: list[torch.Tensor]) -> torch.Tensor:
     if kind == "slice":
         return xs[0][:, : op.channels]
     if kind == "zero":
-        return xs[0] * 0.0  # NAS-Bench-201's "none": zeros, keeping the graph connected for autograd
+        return (
+            xs[0] * 0.0
+        )  # NAS-Bench-201's "none": zeros, keeping the graph connected for autograd
     if kind == "matmul":
         b = xs[1].transpose(-1, -2) if op.transpose_b else xs[1]
         return xs[0] @ b
@@ -141,13 +152,19 @@ class GraphNetwork(nn.Module):
             xs = [values[j] for j in ins]
             key = str(i)
             values[i] = self.layers[key](xs[0]) if key in self.layers else _merge(kind, op, xs)
-        out = values[self.output_ids[0]] if len(self.output_ids) == 1 else [values[j] for j in self.output_ids]
+        out = (
+            values[self.output_ids[0]]
+            if len(self.output_ids) == 1
+            else [values[j] for j in self.output_ids]
+        )
         if stages:
             return out, [values[j] for j in self.stage_ids]
         return out
 
 
-def build_network(graph: nx.DiGraph, seed: int | None = None, drop_norm: bool = False) -> GraphNetwork:
+def build_network(
+    graph: nx.DiGraph, seed: int | None = None, drop_norm: bool = False
+) -> GraphNetwork:
     """A freshly initialised network for ``graph`` (deterministic weights when ``seed`` is given;
     ``drop_norm`` replaces normalisation layers by identities, as synflow wants)."""
     if seed is None:

@@ -9,7 +9,8 @@ data). Several ``--target`` columns give one card row per proxy and target, from
 a task-agnostic proxy scores each architecture once for every data set.
 
     dse proxy-eval --truth data/nasbench201_naslib.csv --proxies gennas \\
-        --target val_acc_cifar10 val_acc_cifar100 val_acc_imagenet16_120 --workers 2 --out results/gennas_card
+        --target val_acc_cifar10 val_acc_cifar100 val_acc_imagenet16_120 --workers 2 --out
+        results/gennas_card
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import pandas as pd
 
 from dse.proxies.report_card import ProxyScorer, card_from_rows, fitted_on
-from dse.results.store import atomic_write_bytes
 from dse.registry import COMMANDS, SPACES
+from dse.results.store import atomic_write_bytes
 
 
 @functools.lru_cache(maxsize=8)
@@ -42,11 +44,16 @@ def score_chunk(setup_json: str, chunk: list[tuple[int, dict]]) -> list[dict]:
 
 
 def _chunks(todo: list[tuple[int, dict]], size: int) -> list[list[tuple[int, dict]]]:
-    return [todo[i:i + size] for i in range(0, len(todo), size)]
+    return [todo[i : i + size] for i in range(0, len(todo), size)]
 
 
-def scored_chunks(setup_json: str, todo: list[tuple[int, dict]], chunk_size: int, workers: int | None,
-                  scheduler: str | None) -> Iterator[list[dict]]:
+def scored_chunks(
+    setup_json: str,
+    todo: list[tuple[int, dict]],
+    chunk_size: int,
+    workers: int | None,
+    scheduler: str | None,
+) -> Iterator[list[dict]]:
     """Scored rows, one finished chunk at a time (in-process, or on Dask as chunks complete)."""
     chunks = _chunks(todo, chunk_size)
     if workers is None and scheduler is None:
@@ -63,8 +70,16 @@ def scored_chunks(setup_json: str, todo: list[tuple[int, dict]], chunk_size: int
             yield future.result()
 
 
-def score_table(setup: dict[str, Any], archs: Sequence[dict], out: Path | None, resume: bool, chunk_size: int,
-                workers: int | None, scheduler: str | None, progress=print) -> pd.DataFrame:
+def score_table(
+    setup: dict[str, Any],
+    archs: Sequence[dict],
+    out: Path | None,
+    resume: bool,
+    chunk_size: int,
+    workers: int | None,
+    scheduler: str | None,
+    progress=print,
+) -> pd.DataFrame:
     """Rows for every architecture, in order; with ``out``, checkpointed after every chunk."""
     setup_json = json.dumps(setup, sort_keys=True)
     done: list[dict] = []
@@ -74,9 +89,13 @@ def score_table(setup: dict[str, Any], archs: Sequence[dict], out: Path | None, 
         if resume and checkpoint.exists():
             previous = json.loads(saved_setup.read_text()) if saved_setup.exists() else None
             if previous != setup:
-                changed = sorted(k for k in setup if previous is None or previous.get(k) != setup[k])
-                raise ValueError(f"--resume: {out} was scored with other settings ({', '.join(changed)}); "
-                                 f"use another --out, or drop --resume to start again")
+                changed = sorted(
+                    k for k in setup if previous is None or previous.get(k) != setup[k]
+                )
+                raise ValueError(
+                    f"--resume: {out} was scored with other settings ({', '.join(changed)}); "
+                    f"use another --out, or drop --resume to start again"
+                )
             done = pd.read_parquet(checkpoint).to_dict("records")
             progress(f"resuming: {len(done)} of {len(archs)} architectures already scored")
         saved_setup.write_text(json.dumps(setup, indent=1, sort_keys=True))
@@ -87,7 +106,9 @@ def score_table(setup: dict[str, Any], archs: Sequence[dict], out: Path | None, 
         if out is not None:
             atomic_write_bytes(out / "scored.parquet", pd.DataFrame(done).to_parquet(index=False))
         progress(f"  {len(done)}/{len(archs)} architectures scored")
-    return pd.DataFrame(done).sort_values("position").drop(columns="position").reset_index(drop=True)
+    return (
+        pd.DataFrame(done).sort_values("position").drop(columns="position").reset_index(drop=True)
+    )
 
 
 @COMMANDS.register("proxy-eval")
@@ -96,55 +117,127 @@ class ProxyEvalCommand:
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("--space", default="nasbench201", help="space name (default nasbench201)")
-        p.add_argument("--dataset", default=None, help="space dataset, e.g. cifar10, cifar100, imagenet16_120")
-        p.add_argument("--truth", required=True, help="CSV with an architecture column and ground-truth columns")
-        p.add_argument("--arch-column", default="arch_str", help="column parsed by the space (default arch_str)")
-        p.add_argument("--ops-column", default=None,
-                       help="second column joined as 'ARCH|OPS' (nasbench101: --arch-column adjacency_7x7 --ops-column ops)")
-        p.add_argument("--target", nargs="+", default=["val_acc_cifar10"],
-                       help="ground-truth column(s) (default val_acc_cifar10); one card row per proxy and target")
-        p.add_argument("--proxies", nargs="+", default=["params", "flops", "synflow", "nwot", "jacob_cov", "snip",
-                                                         "grad_norm", "ensemble"])
-        p.add_argument("--limit", type=int, default=0, help="score only this many rows (random, seeded; 0: all)")
+        p.add_argument(
+            "--dataset", default=None, help="space dataset, e.g. cifar10, cifar100, imagenet16_120"
+        )
+        p.add_argument(
+            "--truth",
+            required=True,
+            help="CSV with an architecture column and ground-truth columns",
+        )
+        p.add_argument(
+            "--arch-column",
+            default="arch_str",
+            help="column parsed by the space (default arch_str)",
+        )
+        p.add_argument(
+            "--ops-column",
+            default=None,
+            help="second column joined as 'ARCH|OPS' (nasbench101: --arch-column "
+            "adjacency_7x7 --ops-column ops)",
+        )
+        p.add_argument(
+            "--target",
+            nargs="+",
+            default=["val_acc_cifar10"],
+            help="ground-truth column(s) (default val_acc_cifar10); one card row per proxy "
+            "and target",
+        )
+        p.add_argument(
+            "--proxies",
+            nargs="+",
+            default=[
+                "params",
+                "flops",
+                "synflow",
+                "nwot",
+                "jacob_cov",
+                "snip",
+                "grad_norm",
+                "ensemble",
+            ],
+        )
+        p.add_argument(
+            "--limit",
+            type=int,
+            default=0,
+            help="score only this many rows (random, seeded; 0: all)",
+        )
         p.add_argument("--batch-size", type=int, default=64)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--data", default="images", help="images (shipped photographs) or synthetic")
-        p.add_argument("--out", default=None,
-                       help="folder for scores.parquet and report_card.parquet (and the checkpoint)")
-        p.add_argument("--resume", action="store_true", help="score only the architectures --out still lacks")
-        p.add_argument("--workers", type=int, default=None, help="Dask LocalCluster worker processes")
+        p.add_argument(
+            "--out",
+            default=None,
+            help="folder for scores.parquet and report_card.parquet (and the checkpoint)",
+        )
+        p.add_argument(
+            "--resume", action="store_true", help="score only the architectures --out still lacks"
+        )
+        p.add_argument(
+            "--workers", type=int, default=None, help="Dask LocalCluster worker processes"
+        )
         p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
-        p.add_argument("--chunk-size", type=int, default=8, help="architectures per task and checkpoint")
+        p.add_argument(
+            "--chunk-size", type=int, default=8, help="architectures per task and checkpoint"
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         if args.resume and not args.out:
             raise ValueError("--resume needs --out (the folder to continue)")
         for name in ("chunk_size", "workers"):
             if getattr(args, name) is not None and getattr(args, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(args, name)}")
-        df = pd.read_csv(args.truth, dtype={args.arch_column: str})  # keeps leading zeros of bit strings
-        for column in (args.arch_column, *args.target, *([args.ops_column] if args.ops_column else [])):
+                raise ValueError(
+                    f"--{name.replace('_', '-')}: must be >= 1, got {getattr(args, name)}"
+                )
+        df = pd.read_csv(
+            args.truth, dtype={args.arch_column: str}
+        )  # keeps leading zeros of bit strings
+        for column in (
+            args.arch_column,
+            *args.target,
+            *([args.ops_column] if args.ops_column else []),
+        ):
             if column not in df.columns:
-                raise ValueError(f"{column!r} is not a column of {args.truth}; columns: {list(df.columns)}")
+                raise ValueError(
+                    f"{column!r} is not a column of {args.truth}; columns: {list(df.columns)}"
+                )
         if args.limit:
             df = df.sample(n=min(args.limit, len(df)), random_state=args.seed)
         space_params = {"dataset": args.dataset} if args.dataset else {}
         space = SPACES.create(args.space, **space_params)
         if not hasattr(space, "parse"):
-            raise ValueError(f"space {args.space!r} cannot parse architecture strings (no parse method)")
-        texts = df[args.arch_column] if not args.ops_column else df[args.arch_column] + "|" + df[args.ops_column]
+            raise ValueError(
+                f"space {args.space!r} cannot parse architecture strings (no parse method)"
+            )
+        texts = (
+            df[args.arch_column]
+            if not args.ops_column
+            else df[args.arch_column] + "|" + df[args.ops_column]
+        )
         fitted = fitted_on(args.proxies)
         if fitted:  # score every proxy on the architectures the searched ones never saw
             keep = ~texts.isin(fitted)
             print(f"excluding {int((~keep).sum())} architectures a saved proxy was searched on")
             df, texts = df[keep.to_numpy()], texts[keep]
         archs = [space.parse(a) for a in texts]
-        setup = {"space": args.space, "space_params": space_params, "proxies": list(args.proxies),
-                 "batch_size": args.batch_size, "seed": args.seed, "data": args.data, "truth": str(args.truth),
-                 "archs": [space.arch_id(a) for a in archs]}
-        scorer_for(json.dumps(setup, sort_keys=True))  # names checked before any worker starts; reused in-process
+        setup = {
+            "space": args.space,
+            "space_params": space_params,
+            "proxies": list(args.proxies),
+            "batch_size": args.batch_size,
+            "seed": args.seed,
+            "data": args.data,
+            "truth": str(args.truth),
+            "archs": [space.arch_id(a) for a in archs],
+        }
+        scorer_for(
+            json.dumps(setup, sort_keys=True)
+        )  # names checked before any worker starts; reused in-process
         out = Path(args.out) if args.out else None
-        rows = score_table(setup, archs, out, args.resume, args.chunk_size, args.workers, args.scheduler)
+        rows = score_table(
+            setup, archs, out, args.resume, args.chunk_size, args.workers, args.scheduler
+        )
         card = card_from_rows(rows, df[args.target].astype(float), args.proxies)
         print(f"{len(archs)} architectures of {args.space}, ground truth {', '.join(args.target)}")
         print(card.summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))

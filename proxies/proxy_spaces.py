@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -29,16 +30,31 @@ from dse.registry import SPACES
 from dse.space import Arch, Choice, SearchSpace
 
 EPROXY_FEATURES = ("net", "wave_l", "wave_m", "wave_h", "dot")
-GENNAS_SIGNALS = ("sin1d_l", "sin1d_m", "sin1d_h", "sin2d_l", "sin2d_m", "sin2d_h", "dot", "gdot", "resize")
+GENNAS_SIGNALS = (
+    "sin1d_l",
+    "sin1d_m",
+    "sin1d_h",
+    "sin2d_l",
+    "sin2d_m",
+    "sin2d_h",
+    "dot",
+    "gdot",
+    "resize",
+)
 
 
 def _steps(lo: float, hi: float, step: float) -> tuple[float, ...]:
     return tuple(round(lo + k * step, 10) for k in range(int(round((hi - lo) / step)) + 1))
 
 
+#: the graph kind of a proxy configuration: an empty graph carrying the configuration
+PROXY_CONFIG_GRAPH = "proxy_config"
+
+
 class ProxyConfigSpace(SearchSpace):
     """Shared behaviour: config hashing, an empty graph, on/off flags sampled with ``p_on``."""
 
+    graph_kind = PROXY_CONFIG_GRAPH
     flags: tuple[str, ...] = ()
     p_on = 0.5
 
@@ -46,7 +62,9 @@ class ProxyConfigSpace(SearchSpace):
         return nx.DiGraph(proxy_config=dict(arch))
 
     def arch_hash(self, arch: Mapping[str, Any]) -> str:
-        return hashlib.sha1(json.dumps(self.canonical(arch), sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return hashlib.sha1(
+            json.dumps(self.canonical(arch), sort_keys=True, default=str).encode()
+        ).hexdigest()[:16]
 
     def canonical(self, arch: Mapping[str, Any]) -> dict[str, Any]:
         return dict(arch)
@@ -56,7 +74,9 @@ class ProxyConfigSpace(SearchSpace):
         names = [v.name for v in self.variables]
         for flag in self.flags:
             j = names.index(flag)
-            x[:, j] = (rng.random(n) < self.p_on).astype(np.int64)  # Choice((False, True)): index = value
+            x[:, j] = (rng.random(n) < self.p_on).astype(
+                np.int64
+            )  # Choice((False, True)): index = value
         return x
 
 
@@ -69,7 +89,11 @@ class EproxyConfigSpace(ProxyConfigSpace):
     p_on = 0.2
 
     def __init__(self, iterations: int = 10, batch_size: int = 16, target_channels: int = 16):
-        self.iterations, self.batch_size, self.target_channels = iterations, batch_size, target_channels
+        self.iterations, self.batch_size, self.target_channels = (
+            iterations,
+            batch_size,
+            target_channels,
+        )
         self.variables = (
             Choice("transform_kernel", (1, 3, 7)),
             Choice("barrier_kernel", (1, 3, 7)),
@@ -77,7 +101,9 @@ class EproxyConfigSpace(ProxyConfigSpace):
             *(Choice(f, (False, True)) for f in self.flags),
             Choice("augment", (0.5, 1.0, 1.5, 2.0)),
             Choice("lr", _steps(0.5, 1.5, 0.1)),
-            Choice("init", ("kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform")),
+            Choice(
+                "init", ("kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform")
+            ),
             Choice("stage", (-1, 0, 1)),
             Choice("alpha", _steps(-0.5, 0.5, 0.1)),
         )
@@ -92,22 +118,44 @@ class EproxyConfigSpace(ProxyConfigSpace):
         return d
 
     def to_config(self, arch: Mapping[str, Any]) -> EproxyConfig:
-        return EproxyConfig(transform_kernel=arch["transform_kernel"], barrier_kernel=arch["barrier_kernel"],
-                            c_mid=arch["c_mid"], features=self.features(arch), target_channels=self.target_channels,
-                            augment=arch["augment"], lr=arch["lr"], iterations=self.iterations,
-                            batch_size=self.batch_size, init=arch["init"], stage=arch["stage"], alpha=arch["alpha"])
+        return EproxyConfig(
+            transform_kernel=arch["transform_kernel"],
+            barrier_kernel=arch["barrier_kernel"],
+            c_mid=arch["c_mid"],
+            features=self.features(arch),
+            target_channels=self.target_channels,
+            augment=arch["augment"],
+            lr=arch["lr"],
+            iterations=self.iterations,
+            batch_size=self.batch_size,
+            init=arch["init"],
+            stage=arch["stage"],
+            alpha=arch["alpha"],
+        )
 
-    def score(self, arch: Mapping[str, Any], graph: nx.DiGraph, images, seed: int, net, macs: float,
-              max_macs: Callable[[], float]) -> float:
+    def score(
+        self,
+        arch: Mapping[str, Any],
+        graph: nx.DiGraph,
+        images,
+        seed: int,
+        net,
+        macs: float,
+        max_macs: Callable[[], float],
+    ) -> float:
         """The configured Eproxy's score of one architecture (higher is better); ``max_macs()``
         gives the target space's largest MACs (computed once, on first use)."""
         cfg = self.to_config(arch)
-        return -eproxy_loss(graph, cfg, images, seed=seed, net=net) * flops_factor(macs, max_macs(), cfg.alpha)
+        return -eproxy_loss(graph, cfg, images, seed=seed, net=net) * flops_factor(
+            macs, max_macs(), cfg.alpha
+        )
 
     def arch_id(self, arch: Mapping[str, Any]) -> str:
         c = self.canonical(arch)
-        return (f"t{c['transform_kernel']}b{c['barrier_kernel']}c{c['c_mid']}-{'+'.join(c['features'])}"
-                f"-x{c['augment']}-lr{c['lr']}-{c['init']}-s{c['stage']}-a{c['alpha']}")
+        return (
+            f"t{c['transform_kernel']}b{c['barrier_kernel']}c{c['c_mid']}-{'+'.join(c['features'])}"
+            f"-x{c['augment']}-lr{c['lr']}-{c['init']}-s{c['stage']}-a{c['alpha']}"
+        )
 
 
 @SPACES.register("gennas_task")
@@ -129,7 +177,9 @@ class GenNASTaskSpace(ProxyConfigSpace):
         )
 
     def stages(self, arch: Mapping[str, Any]) -> tuple[tuple[str, ...], ...]:
-        chosen = tuple(tuple(s for s in GENNAS_SIGNALS if arch[f"s{i}_{s}"]) for i in range(self.n_stages))
+        chosen = tuple(
+            tuple(s for s in GENNAS_SIGNALS if arch[f"s{i}_{s}"]) for i in range(self.n_stages)
+        )
         return chosen if any(chosen) else ((),) * (self.n_stages - 1) + (("dot",),)  # GenNAS-single
 
     def canonical(self, arch: Mapping[str, Any]) -> dict[str, Any]:
@@ -138,12 +188,28 @@ class GenNASTaskSpace(ProxyConfigSpace):
         return d
 
     def to_config(self, arch: Mapping[str, Any]) -> GenNASConfig:
-        return GenNASConfig(stages=self.stages(arch), channels=arch["channels"], density=arch["density"],
-                            noise=arch["noise"], lr=arch["lr"], iterations=self.iterations, batch_size=self.batch_size)
+        return GenNASConfig(
+            stages=self.stages(arch),
+            channels=arch["channels"],
+            density=arch["density"],
+            noise=arch["noise"],
+            lr=arch["lr"],
+            iterations=self.iterations,
+            batch_size=self.batch_size,
+        )
 
-    def score(self, arch: Mapping[str, Any], graph: nx.DiGraph, images, seed: int, net, macs: float,
-              max_macs: Callable[[], float]) -> float:
-        """The configured GenNAS task's score of one architecture (higher is better; no FLOPs term)."""
+    def score(
+        self,
+        arch: Mapping[str, Any],
+        graph: nx.DiGraph,
+        images,
+        seed: int,
+        net,
+        macs: float,
+        max_macs: Callable[[], float],
+    ) -> float:
+        """The configured GenNAS task's score of one architecture (higher is better; no FLOPs
+        term)."""
         return -gennas_loss(graph, self.to_config(arch), images, seed=seed, net=net)
 
     def arch_id(self, arch: Mapping[str, Any]) -> str:
@@ -153,7 +219,8 @@ class GenNASTaskSpace(ProxyConfigSpace):
 
 
 def decisions(space: ProxyConfigSpace, arch: Arch) -> dict[str, Any]:
-    """The proxy parameters an architecture of ``space`` stands for (for saving a searched proxy)."""
+    """The proxy parameters an architecture of ``space`` stands for (for saving a searched
+    proxy)."""
     cfg = space.to_config(arch)
     d = dict(vars(cfg))
     for k, v in d.items():

@@ -9,6 +9,7 @@ import networkx as nx
 import torch
 
 from dse.proxies.data import SOURCES, image_batch
+from dse.proxies.saved import load_proxy
 from dse.proxies.zero_cost import io_shapes
 
 
@@ -29,11 +30,11 @@ class RegressionProxy:
 
     def saved_params(self, saved: str) -> dict[str, Any]:
         """The parameters of a saved configuration of this proxy (``name`` or ``name@vK``)."""
-        from dse.proxies.dps import load_proxy
-
         record = load_proxy(saved)
         if record["proxy"] != self.kind:
-            raise ValueError(f"saved: {saved!r} is a {record['proxy']} configuration, not a {self.kind} one")
+            raise ValueError(
+                f"saved: {saved!r} is a {record['proxy']} configuration, not a {self.kind} one"
+            )
         return record["params"]
 
     def loss(self, graph: nx.DiGraph, images: torch.Tensor) -> float:

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from dse.graph import totals
+from dse.proxies.saved import load_proxy
 from dse.space import SearchSpace
 
 ANALYTIC = {"params": lambda g: float(totals(g).params), "flops": lambda g: float(totals(g).flops)}
@@ -35,8 +36,12 @@ ANALYTIC = {"params": lambda g: float(totals(g).params), "flops": lambda g: floa
 
 @dataclass
 class ReportCard:
-    scores: pd.DataFrame  # one row per architecture: arch_id, <proxy>, <proxy>_s, one column per target
-    summary: pd.DataFrame  # one row per proxy (and target): spearman, kendall, top10_retrieval, seconds_per_arch, n
+    scores: (
+        pd.DataFrame
+    )  # one row per architecture: arch_id, <proxy>, <proxy>_s, one column per target
+    summary: (
+        pd.DataFrame
+    )  # one row per proxy (and target): spearman, kendall, top10_retrieval, seconds_per_arch, n
 
 
 def top_retrieval(score: np.ndarray, truth: np.ndarray, fraction: float = 0.1) -> float:
@@ -47,7 +52,9 @@ def top_retrieval(score: np.ndarray, truth: np.ndarray, fraction: float = 0.1) -
     return len(best_truth & best_score) / k
 
 
-def summarise(scores: pd.DataFrame, proxies: Sequence[str], targets: Sequence[str] = ("truth",)) -> pd.DataFrame:
+def summarise(
+    scores: pd.DataFrame, proxies: Sequence[str], targets: Sequence[str] = ("truth",)
+) -> pd.DataFrame:
     """One row per proxy and ground-truth column: rank correlations, retrieval, seconds."""
     rows = []
     for target in targets:
@@ -56,15 +63,23 @@ def summarise(scores: pd.DataFrame, proxies: Sequence[str], targets: Sequence[st
             s = scores[p].to_numpy(dtype=float)
             known = np.isfinite(truth)  # a proxy's NaN (failure) counts as a miss in retrieval
             finite = np.isfinite(s) & known
-            rows.append({
-                "proxy": p,
-                **({"target": target} if list(targets) != ["truth"] else {}),
-                "spearman": float(pd.Series(s[finite]).corr(pd.Series(truth[finite]), method="spearman")),
-                "kendall": float(pd.Series(s[finite]).corr(pd.Series(truth[finite]), method="kendall")),
-                "top10_retrieval": top_retrieval(s[known], truth[known]),
-                "seconds_per_arch": float(scores[f"{p}_s"].mean()) if f"{p}_s" in scores else 0.0,
-                "n": int(finite.sum()),
-            })
+            rows.append(
+                {
+                    "proxy": p,
+                    **({"target": target} if list(targets) != ["truth"] else {}),
+                    "spearman": float(
+                        pd.Series(s[finite]).corr(pd.Series(truth[finite]), method="spearman")
+                    ),
+                    "kendall": float(
+                        pd.Series(s[finite]).corr(pd.Series(truth[finite]), method="kendall")
+                    ),
+                    "top10_retrieval": top_retrieval(s[known], truth[known]),
+                    "seconds_per_arch": float(scores[f"{p}_s"].mean())
+                    if f"{p}_s" in scores
+                    else 0.0,
+                    "n": int(finite.sum()),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -74,21 +89,43 @@ class ProxyScorer:
     Built once per process (in-process, or on each Dask worker from plain data), so providers
     keep their caches (image batches, built networks) across the architectures it scores."""
 
-    def __init__(self, space: SearchSpace, proxies: Sequence[str], batch_size: int = 64, seed: int = 0,
-                 data: str = "images"):
-        from dse.registry import PROXIES
+    def __init__(
+        self,
+        space: SearchSpace,
+        proxies: Sequence[str],
+        batch_size: int = 64,
+        seed: int = 0,
+        data: str = "images",
+    ):
         from dse.proxies.zero_cost import MEASURES
+        from dse.registry import PROXIES
 
-        # any other registered proxy (eproxy, gennas, a user's) runs as a provider with its defaults;
+        # any other registered proxy (eproxy, gennas, a user's) runs as a provider with its
+        # defaults;
         # "eproxy@name" uses the configuration saved as "name" (dse dps --name)
-        self.providers = {p: PROXIES.create(p.partition("@")[0], **({"saved": p.partition("@")[2]} if "@" in p else {}))
-                          for p in proxies if p not in MEASURES and p not in ANALYTIC and p != "ensemble"
-                          and p.partition("@")[0] in PROXIES.names()}
-        unknown = [p for p in proxies if p not in MEASURES and p not in ANALYTIC and p != "ensemble"
-                   and p not in self.providers]
+        self.providers = {
+            p: PROXIES.create(
+                p.partition("@")[0], **({"saved": p.partition("@")[2]} if "@" in p else {})
+            )
+            for p in proxies
+            if p not in MEASURES
+            and p not in ANALYTIC
+            and p != "ensemble"
+            and p.partition("@")[0] in PROXIES.names()
+        }
+        unknown = [
+            p
+            for p in proxies
+            if p not in MEASURES
+            and p not in ANALYTIC
+            and p != "ensemble"
+            and p not in self.providers
+        ]
         if unknown:
-            raise ValueError(f"proxies: {unknown} not allowed; allowed values: "
-                             f"{sorted([*MEASURES, *ANALYTIC, 'ensemble', *PROXIES.names()])}")
+            raise ValueError(
+                f"proxies: {unknown} not allowed; allowed values: "
+                f"{sorted([*MEASURES, *ANALYTIC, 'ensemble', *PROXIES.names()])}"
+            )
         self.space, self.batch_size, self.seed, self.data = space, batch_size, seed, data
         self.measured = [p for p in proxies if p != "ensemble"]
         self.contexts: dict = {}
@@ -106,10 +143,16 @@ class ProxyScorer:
                 if p in ANALYTIC:
                     row[p] = ANALYTIC[p](graph)
                 elif p in self.providers:
-                    row[p] = float(self.providers[p].evaluate(graph, arch, self.space)[self.providers[p].metrics[0]])
+                    row[p] = float(
+                        self.providers[p].evaluate(graph, arch, self.space)[
+                            self.providers[p].metrics[0]
+                        ]
+                    )
                 else:
                     if key not in self.contexts:
-                        self.contexts[key] = context_for(graph, self.batch_size, self.seed, self.data)
+                        self.contexts[key] = context_for(
+                            graph, self.batch_size, self.seed, self.data
+                        )
                     row[p] = score(p, graph, self.contexts[key], self.seed)
             except Exception:  # noqa: BLE001 - a failing network scores NaN, the card goes on
                 row[p] = math.nan
@@ -118,7 +161,8 @@ class ProxyScorer:
 
 
 def truth_frame(truth) -> pd.DataFrame:
-    """Ground truth as named columns: a DataFrame or mapping as given, a 1-D sequence as ``truth``."""
+    """Ground truth as named columns: a DataFrame or mapping as given, a 1-D sequence as
+    ``truth``."""
     if isinstance(truth, pd.DataFrame):
         return truth.reset_index(drop=True)
     if isinstance(truth, Mapping):
@@ -137,8 +181,15 @@ def card_from_rows(rows: pd.DataFrame, truth, proxies: Sequence[str]) -> ReportC
     return ReportCard(scores, summarise(scores, list(proxies), list(targets.columns)))
 
 
-def evaluate_proxies(space: SearchSpace, archs: Sequence[dict], truth, proxies: Sequence[str],
-                     batch_size: int = 64, seed: int = 0, data: str = "images") -> ReportCard:
+def evaluate_proxies(
+    space: SearchSpace,
+    archs: Sequence[dict],
+    truth,
+    proxies: Sequence[str],
+    batch_size: int = 64,
+    seed: int = 0,
+    data: str = "images",
+) -> ReportCard:
     """Score every architecture with every proxy (see the module docstring). ``truth`` is one
     sequence of ground-truth values, or named columns (a DataFrame or mapping) for several."""
     scorer = ProxyScorer(space, proxies, batch_size, seed, data)
@@ -149,8 +200,6 @@ def evaluate_proxies(space: SearchSpace, archs: Sequence[dict], truth, proxies: 
 
 def fitted_on(proxies: Sequence[str]) -> set[str]:
     """Table keys of the architectures that saved proxies (``name@saved``) were searched on."""
-    from dse.proxies.dps import load_proxy
-
     keys: set[str] = set()
     for p in proxies:
         if "@" in p:

@@ -17,8 +17,9 @@ Config::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import networkx as nx
 import pandas as pd
@@ -27,8 +28,9 @@ from dse.registry import PROXIES
 from dse.space import SearchSpace
 
 
-def read_keyed_column(file: str | Path, column: str, key: str | list[str] = "arch_str",
-                      field: str = "file") -> pd.DataFrame:
+def read_keyed_column(
+    file: str | Path, column: str, key: str | list[str] = "arch_str", field: str = "file"
+) -> pd.DataFrame:
     """A benchmark table (CSV or Parquet) as ``arch_text`` (the key columns joined by ``|``, as
     the spaces' ``arch_id``/``parse`` write them) and ``value`` (``column`` as floats); errors name
     ``field`` for the file and ``column/key`` for missing columns."""
@@ -36,7 +38,11 @@ def read_keyed_column(file: str | Path, column: str, key: str | list[str] = "arc
     if not path.is_file():
         raise ValueError(f"{field}: {str(file)!r} does not exist")
     keys = [key] if isinstance(key, str) else list(key)
-    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={k: str for k in keys})
+    df = (
+        pd.read_parquet(path)
+        if path.suffix == ".parquet"
+        else pd.read_csv(path, dtype={k: str for k in keys})
+    )
     missing = [c for c in [*keys, column] if c not in df.columns]
     if missing:
         raise ValueError(f"column/key: {missing} not in {file}; allowed values: {list(df.columns)}")
@@ -46,20 +52,25 @@ def read_keyed_column(file: str | Path, column: str, key: str | list[str] = "arc
     return pd.DataFrame({"arch_text": text, "value": df[column].astype(float)})
 
 
-@PROXIES.register("tabular", requires_torch=False)
+@PROXIES.register("tabular")
 class TabularProxy:
     """Look up an architecture's recorded accuracy in a benchmark table (CSV or Parquet)."""
 
     name = "tabular"
     cost = 1e-6
+    accepts = ("*",)  # looks the architecture id up; reads no graph
 
-    def __init__(self, file: str, column: str, key: str | list[str] = "arch_str", metric: str = "accuracy"):
+    def __init__(
+        self, file: str, column: str, key: str | list[str] = "arch_str", metric: str = "accuracy"
+    ):
         rows = read_keyed_column(file, column, key)
         self.table = dict(zip(rows.arch_text, rows.value))
         self.metrics = (metric,)
         self.metric, self.file = metric, file
 
-    def evaluate(self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace) -> dict[str, float]:
+    def evaluate(
+        self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace
+    ) -> dict[str, float]:
         key = space.arch_id(arch)
         if key not in self.table:
             raise KeyError(f"{key!r} is not in {self.file} ({len(self.table)} rows)")

@@ -21,7 +21,7 @@ sines default to global and dots to local, ``resize`` and ``net`` are per image 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -29,7 +29,19 @@ from torch import nn
 
 BANDS = {"l": (0.0, 0.125), "m": (0.125, 0.375), "h": (0.375, 0.5)}
 ALIASES = {"wave_l": "sin1d_l", "wave_m": "sin1d_m", "wave_h": "sin1d_h"}
-SIGNALS = ("sin1d_l", "sin1d_m", "sin1d_h", "sin2d_l", "sin2d_m", "sin2d_h", "dot", "gdot", "resize", "net", "zero")
+SIGNALS = (
+    "sin1d_l",
+    "sin1d_m",
+    "sin1d_h",
+    "sin2d_l",
+    "sin2d_m",
+    "sin2d_h",
+    "dot",
+    "gdot",
+    "resize",
+    "net",
+    "zero",
+)
 FEATURES = SIGNALS + tuple(ALIASES)
 
 
@@ -38,7 +50,9 @@ def _normalise(t: torch.Tensor) -> torch.Tensor:
     return (t - t.mean()) / std if std > 1e-8 else t - t.mean()
 
 
-def untrained_cnn(images: torch.Tensor, channels: int, size: tuple[int, int], seed: int) -> torch.Tensor:
+def untrained_cnn(
+    images: torch.Tensor, channels: int, size: tuple[int, int], seed: int
+) -> torch.Tensor:
     """Six 3x3 conv(-ReLU) layers, Kaiming-initialised from ``seed``, pooled to ``size``."""
     gen = torch.Generator().manual_seed(seed)
     x, c_in = images, images.shape[1]
@@ -52,7 +66,9 @@ def untrained_cnn(images: torch.Tensor, channels: int, size: tuple[int, int], se
         return F.adaptive_avg_pool2d(x, size)
 
 
-def sines(maps: int, size: tuple[int, int], band: tuple[float, float], seed: int, two_d: bool) -> torch.Tensor:
+def sines(
+    maps: int, size: tuple[int, int], band: tuple[float, float], seed: int, two_d: bool
+) -> torch.Tensor:
     """``maps`` sine maps (Sin1D along x or y, or Sin2D), shape (maps, h, w)."""
     gen = torch.Generator().manual_seed(seed)
     h, w = size
@@ -72,14 +88,16 @@ def sines(maps: int, size: tuple[int, int], band: tuple[float, float], seed: int
     return torch.stack(out)
 
 
-def dots(shape: tuple[int, ...], seed: int, density: float = 1.0, smooth: bool = False) -> torch.Tensor:
+def dots(
+    shape: tuple[int, ...], seed: int, density: float = 1.0, smooth: bool = False
+) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     d = torch.randint(0, 2, shape, generator=gen).float() * 2 - 1
     if density < 1.0:
         d = d * (torch.rand(shape, generator=gen) < density).float()
     if smooth:  # GDot: Gaussian filter, sigma 1 (5x5), then scaled to +-1
         r = torch.arange(-2, 3, dtype=torch.float32)
-        g = torch.exp(-r ** 2 / 2)
+        g = torch.exp(-(r**2) / 2)
         kernel = (g[:, None] * g[None, :] / g.sum() ** 2)[None, None]
         flat = d.reshape(-1, 1, *shape[-2:])
         d = F.conv2d(flat, kernel, padding=2).reshape(shape)
@@ -87,8 +105,15 @@ def dots(shape: tuple[int, ...], seed: int, density: float = 1.0, smooth: bool =
     return d
 
 
-def signal(kind: str, images: torch.Tensor, channels: int, size: tuple[int, int], seed: int,
-           density: float = 1.0, local: bool | None = None) -> torch.Tensor:
+def signal(
+    kind: str,
+    images: torch.Tensor,
+    channels: int,
+    size: tuple[int, int],
+    seed: int,
+    density: float = 1.0,
+    local: bool | None = None,
+) -> torch.Tensor:
     """One signal basis as a (batch, channels, h, w) tensor (see the module docstring)."""
     kind = ALIASES.get(kind, kind)
     if kind not in SIGNALS:
@@ -108,18 +133,33 @@ def signal(kind: str, images: torch.Tensor, channels: int, size: tuple[int, int]
     local = False if local is None else local
     two_d, band = kind.startswith("sin2d"), BANDS[kind[-1]]
     if local:
-        return torch.stack([sines(channels, size, band, seed + 104729 * i, two_d) for i in range(n)])
+        return torch.stack(
+            [sines(channels, size, band, seed + 104729 * i, two_d) for i in range(n)]
+        )
     return sines(channels, size, band, seed, two_d)[None].expand(n, channels, *size).clone()
 
 
-def make_targets(features: tuple[str, ...], images: torch.Tensor, channels: int, size: tuple[int, int],
-                 seed: int, scale: float = 1.0, density: float = 1.0, combine: str = "concat") -> torch.Tensor:
+def make_targets(
+    features: tuple[str, ...],
+    images: torch.Tensor,
+    channels: int,
+    size: tuple[int, int],
+    seed: int,
+    scale: float = 1.0,
+    density: float = 1.0,
+    combine: str = "concat",
+) -> torch.Tensor:
     """The feature groups, each normalised, concatenated along channels (Eproxy) or summed
     (``combine = "sum"``, GenNAS's combinations), times ``scale``."""
     unknown = [f for f in features if ALIASES.get(f, f) not in SIGNALS]
     if unknown or not features:
-        raise ValueError(f"features: {unknown or '[]'} not allowed; allowed values: {list(FEATURES)}")
-    groups = [_normalise(signal(f, images, channels, size, seed + 7919 * i, density)) for i, f in enumerate(features)]
+        raise ValueError(
+            f"features: {unknown or '[]'} not allowed; allowed values: {list(FEATURES)}"
+        )
+    groups = [
+        _normalise(signal(f, images, channels, size, seed + 7919 * i, density))
+        for i, f in enumerate(features)
+    ]
     combined = torch.cat(groups, dim=1) if combine == "concat" else torch.stack(groups).sum(0)
     return scale * combined
 
@@ -134,9 +174,12 @@ def initialise(module: nn.Module, scheme: str, gen: torch.Generator | None = Non
         return
     fns: dict[str, Callable] = {
         "kaiming_normal": lambda w: nn.init.kaiming_normal_(w, nonlinearity="relu", generator=gen),
-        "kaiming_uniform": lambda w: nn.init.kaiming_uniform_(w, nonlinearity="relu", generator=gen),
+        "kaiming_uniform": lambda w: nn.init.kaiming_uniform_(
+            w, nonlinearity="relu", generator=gen
+        ),
         "xavier_normal": lambda w: nn.init.xavier_normal_(w, generator=gen),
-        "xavier_uniform": lambda w: nn.init.xavier_uniform_(w, generator=gen)}
+        "xavier_uniform": lambda w: nn.init.xavier_uniform_(w, generator=gen),
+    }
     if scheme not in fns:
         raise ValueError(f"init: {scheme!r} is not allowed; allowed values: {list(INITS)}")
     for m in module.modules():

@@ -8,17 +8,22 @@ layers are reported as logarithms (same ranking, no overflow).
 
 Measures, each with its paper:
 
-* ``grad_norm``: sum of the L2 norms of the weight gradients of the loss (Abdelfattah et al., ICLR 2021).
+* ``grad_norm``: sum of the L2 norms of the weight gradients of the loss (Abdelfattah et al., ICLR
+  2021).
 * ``snip``: sum of ``|w * dL/dw|`` (Lee et al., ICLR 2019).
 * ``grasp``: ``-sum(w * H g)``, the Hessian-gradient product (Wang et al., ICLR 2020).
-* ``fisher``: sum over layer outputs of ``0.5 * mean_b(sum_hw(a * dL/da))^2`` per channel (Turner et al., ICLR 2020; Theis et al. 2018).
+* ``fisher``: sum over layer outputs of ``0.5 * mean_b(sum_hw(a * dL/da))^2`` per channel (Turner et
+  al., ICLR 2020; Theis et al. 2018).
 * ``synflow``: log of ``sum |theta * dR/dtheta|`` for ``R`` the output sum of the network with
-  absolute weights on an all-ones input, without normalisation, in float64 (Tanaka et al., NeurIPS 2020).
+  absolute weights on an all-ones input, without normalisation, in float64 (Tanaka et al., NeurIPS
+  2020).
 * ``jacob_cov``: ``-sum(log(v + k) + 1/(v + k))`` over the eigenvalues ``v`` of the correlation of
   per-sample input Jacobians (Mellor et al., 2020, v1 of NASWOT).
-* ``nwot``: log-determinant of the Hamming-kernel of ReLU activation codes (Mellor et al., ICML 2021).
+* ``nwot``: log-determinant of the Hamming-kernel of ReLU activation codes (Mellor et al., ICML
+  2021).
 * ``l2_norm``: sum of the L2 norms of the weights at initialisation (Abdelfattah et al., ICLR 2021).
-* ``zico``: ``sum_layers log(sum_theta mean|g| / std(g))`` over two half-batches (Li et al., ICLR 2023).
+* ``zico``: ``sum_layers log(sum_theta mean|g| / std(g))`` over two half-batches (Li et al.,
+  ICLR 2023).
 * ``zen``: ``log(||f(x) - f(x + 0.01 e)|| / 0.01) + sum_BN log(sqrt(mean batch variance))`` on the
   last stage's features with Gaussian-initialised weights (Lin et al., ICCV 2021).
 
@@ -29,8 +34,9 @@ up in a benchmark table (tabular.py).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import networkx as nx
 import torch
@@ -70,17 +76,27 @@ def _register_provider(name: str) -> None:
         metrics = (name,)
         cost = 0.5
 
-        def __init__(self, batch_size: int = 64, seed: int = 0, data: str = "images", threads: int = 1):
+        def __init__(
+            self, batch_size: int = 64, seed: int = 0, data: str = "images", threads: int = 1
+        ):
             if batch_size < 2:
                 raise ValueError(f"batch_size: must be >= 2, got {batch_size}")
             if data not in SOURCES:
                 raise ValueError(f"data: {data!r} is not allowed; allowed values: {list(SOURCES)}")
             if threads < 1:
                 raise ValueError(f"threads: must be >= 1, got {threads}")
-            self.name, self.batch_size, self.seed, self.data, self.threads = name, batch_size, seed, data, threads
+            self.name, self.batch_size, self.seed, self.data, self.threads = (
+                name,
+                batch_size,
+                seed,
+                data,
+                threads,
+            )
             self._contexts: dict[tuple, ProxyContext] = {}
 
-        def evaluate(self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace) -> dict[str, float]:
+        def evaluate(
+            self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace
+        ) -> dict[str, float]:
             key = io_shapes(graph)
             if key not in self._contexts:
                 self._contexts[key] = context_for(graph, self.batch_size, self.seed, self.data)
@@ -92,7 +108,7 @@ def _register_provider(name: str) -> None:
                 torch.set_num_threads(previous)
 
     ZeroCostProxy.__name__ = f"ZeroCost_{name}"
-    PROXIES.register(name, requires_torch=True)(ZeroCostProxy)
+    PROXIES.register(name)(ZeroCostProxy)
 
 
 def measure(name: str, drop_norm: bool = False, double: bool = False):
@@ -110,8 +126,12 @@ def _weighted(net: nn.Module) -> list[nn.Module]:
     return [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
 
-def _loss_backward(net: GraphNetwork, ctx: ProxyContext, inputs: torch.Tensor | None = None,
-                   targets: torch.Tensor | None = None) -> None:
+def _loss_backward(
+    net: GraphNetwork,
+    ctx: ProxyContext,
+    inputs: torch.Tensor | None = None,
+    targets: torch.Tensor | None = None,
+) -> None:
     net.zero_grad()
     out = net(ctx.inputs if inputs is None else inputs)
     F.cross_entropy(out.flatten(1), ctx.targets if targets is None else targets).backward()
@@ -126,7 +146,13 @@ def grad_norm(net: GraphNetwork, ctx: ProxyContext) -> float:
 @measure("snip")
 def snip(net: GraphNetwork, ctx: ProxyContext) -> float:
     _loss_backward(net, ctx)
-    return float(sum((m.weight.detach() * m.weight.grad).abs().sum() for m in _weighted(net) if m.weight.grad is not None))
+    return float(
+        sum(
+            (m.weight.detach() * m.weight.grad).abs().sum()
+            for m in _weighted(net)
+            if m.weight.grad is not None
+        )
+    )
 
 
 @measure("grasp")
@@ -172,7 +198,9 @@ def synflow(net: GraphNetwork, ctx: ProxyContext) -> float:
     net.zero_grad()
     ones = torch.ones((1, *ctx.inputs.shape[1:]), dtype=torch.float64)
     net(ones).sum().backward()
-    total = float(sum((p.detach() * p.grad).abs().sum() for p in net.parameters() if p.grad is not None))
+    total = float(
+        sum((p.detach() * p.grad).abs().sum() for p in net.parameters() if p.grad is not None)
+    )
     return math.log(total) if total > 0 else -math.inf
 
 
@@ -200,7 +228,9 @@ def nwot(net: GraphNetwork, ctx: ProxyContext) -> float:
         kernel.add_((c @ c.T + (1 - c) @ (1 - c).T).double())  # per-layer counts < 2**24: exact
         seen[0] = True
 
-    hooks = [m.register_forward_hook(add) for m in net.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
+    hooks = [
+        m.register_forward_hook(add) for m in net.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))
+    ]
     try:
         with torch.no_grad():
             net(ctx.inputs)
@@ -245,8 +275,13 @@ def zen(net: GraphNetwork, ctx: ProxyContext) -> float:
         for m in _weighted(net):
             m.weight.copy_(torch.randn(m.weight.shape, generator=gen, dtype=m.weight.dtype))
     variances: list[torch.Tensor] = []
-    hooks = [m.register_forward_hook(lambda _m, inp, _o: variances.append(inp[0].detach().var(dim=(0, 2, 3)).mean()))
-             for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    hooks = [
+        m.register_forward_hook(
+            lambda _m, inp, _o: variances.append(inp[0].detach().var(dim=(0, 2, 3)).mean())
+        )
+        for m in net.modules()
+        if isinstance(m, nn.BatchNorm2d)
+    ]
     x = torch.randn(ctx.inputs.shape, generator=gen)
     e = torch.randn(ctx.inputs.shape, generator=gen)
     try:
@@ -275,7 +310,9 @@ def context_for(graph: nx.DiGraph, batch_size: int, seed: int, data: str) -> Pro
     """The batch a graph's network takes: its input shape and its number of classes."""
     shape, out = io_shapes(graph)
     classes = int(math.prod(out))
-    return ProxyContext(image_batch(batch_size, shape, seed, data), labels(batch_size, classes, seed), classes, seed)
+    return ProxyContext(
+        image_batch(batch_size, shape, seed, data), labels(batch_size, classes, seed), classes, seed
+    )
 
 
 def score(name: str, graph: nx.DiGraph, ctx: ProxyContext, seed: int = 0) -> float:

@@ -13,15 +13,31 @@ from pathlib import Path
 from dse.catalog import check_fields, load_catalog
 
 #: precision -> the TOML key of its dense peak
-PRECISIONS = {"fp32": "fp32_tflops", "tf32": "tf32_tflops", "fp16": "fp16_tflops",
-              "bf16": "bf16_tflops", "fp8": "fp8_tflops", "int8": "int8_tops", "int4": "int4_tops"}
+PRECISIONS = {
+    "fp32": "fp32_tflops",
+    "tf32": "tf32_tflops",
+    "fp16": "fp16_tflops",
+    "bf16": "bf16_tflops",
+    "fp8": "fp8_tflops",
+    "int8": "int8_tops",
+    "int4": "int4_tops",
+}
 #: what a precision falls back to on a device without it
-FALLBACK = {"tf32": "fp32", "bf16": "fp16", "fp8": "fp16", "int4": "int8", "int8": "fp16", "fp16": "fp32"}
+FALLBACK = {
+    "tf32": "fp32",
+    "bf16": "fp16",
+    "fp8": "fp16",
+    "int4": "int8",
+    "int8": "fp16",
+    "fp16": "fp32",
+}
 #: bytes per element of each precision
 BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2, "fp8": 1, "int8": 1, "int4": 0.5}
 
 _REQUIRED = ("fp32_tflops", "memory_bandwidth_gbs", "memory_gb", "sms")
-_OPTIONAL_NUMBERS = tuple(k for k in PRECISIONS.values() if k != "fp32_tflops") + ("launch_overhead_us",)
+_OPTIONAL_NUMBERS = tuple(k for k in PRECISIONS.values() if k != "fp32_tflops") + (
+    "launch_overhead_us",
+)
 
 
 @dataclass(frozen=True)
@@ -40,7 +56,9 @@ class Device:
     def precision(self, precision: str) -> str:
         """The precision this device actually runs ``precision`` at (after fallbacks)."""
         if precision not in PRECISIONS:
-            raise ValueError(f"precision: {precision!r} is not allowed; allowed values: {list(PRECISIONS)}")
+            raise ValueError(
+                f"precision: {precision!r} is not allowed; allowed values: {list(PRECISIONS)}"
+            )
         p = precision
         while p not in self.peak_flops:
             p = FALLBACK[p]
@@ -51,7 +69,8 @@ class Device:
         return self.peak_flops[self.precision(precision)]
 
     def ridge_point(self, precision: str) -> float:
-        """Operational intensity (FLOP/byte) where the roofline turns from memory- to compute-bound."""
+        """Operational intensity (FLOP/byte) where the roofline turns from memory- to
+        compute-bound."""
         return self.peak(precision) / self.memory_bandwidth
 
 
@@ -67,11 +86,13 @@ def _parse(name: str, table: dict, where: str) -> Device:
     at = f"{where}.{name}"
     peaks = {p: _number(at, k, table[k]) * 1e12 for p, k in PRECISIONS.items() if k in table}
     return Device(
-        name=name, peak_flops=peaks,
+        name=name,
+        peak_flops=peaks,
         memory_bandwidth=_number(at, "memory_bandwidth_gbs", table["memory_bandwidth_gbs"]) * 1e9,
         memory_bytes=_number(at, "memory_gb", table["memory_gb"]) * 1e9,
         sms=int(_number(at, "sms", table["sms"])),
-        launch_overhead_s=_number(at, "launch_overhead_us", table.get("launch_overhead_us", 5)) * 1e-6,
+        launch_overhead_s=_number(at, "launch_overhead_us", table.get("launch_overhead_us", 5))
+        * 1e-6,
         source=str(table.get("source", "")),
     )
 

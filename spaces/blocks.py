@@ -5,8 +5,17 @@ from __future__ import annotations
 from dse.graph import GraphBuilder
 
 
-def conv_bn_act(b: GraphBuilder, x: int, channels: int, kernel: int = 1, stride: int = 1, *,
-                act: str | None = "relu", groups: int = 1, bits: int | None = None) -> int:
+def conv_bn_act(
+    b: GraphBuilder,
+    x: int,
+    channels: int,
+    kernel: int = 1,
+    stride: int = 1,
+    *,
+    act: str | None = "relu",
+    groups: int = 1,
+    bits: int | None = None,
+) -> int:
     """conv -> batch norm -> activation (``act=None`` for a linear projection)."""
     wb = {"weight_bits": bits} if bits else {}
     y = b.conv(x, channels, kernel, stride, groups=groups, **wb)
@@ -14,8 +23,15 @@ def conv_bn_act(b: GraphBuilder, x: int, channels: int, kernel: int = 1, stride:
     return b.act(y, act) if act else y
 
 
-def dw_bn_act(b: GraphBuilder, x: int, kernel: int, stride: int, *, act: str | None = "relu",
-              bits: int | None = None) -> int:
+def dw_bn_act(
+    b: GraphBuilder,
+    x: int,
+    kernel: int,
+    stride: int,
+    *,
+    act: str | None = "relu",
+    bits: int | None = None,
+) -> int:
     """depthwise conv -> batch norm -> activation."""
     wb = {"weight_bits": bits} if bits else {}
     y = b.dwconv(x, kernel, stride, **wb)
@@ -23,8 +39,15 @@ def dw_bn_act(b: GraphBuilder, x: int, kernel: int, stride: int, *, act: str | N
     return b.act(y, act) if act else y
 
 
-def squeeze_excite(b: GraphBuilder, x: int, reduced: int, *, act: str = "relu",
-                   gate: str = "sigmoid", bits: int | None = None) -> int:
+def squeeze_excite(
+    b: GraphBuilder,
+    x: int,
+    reduced: int,
+    *,
+    act: str = "relu",
+    gate: str = "sigmoid",
+    bits: int | None = None,
+) -> int:
     """Squeeze-and-excitation: global pool, 1x1 reduce (bias) + act, 1x1 expand (bias) + gate,
     channel-wise product with the input."""
     wb = {"weight_bits": bits} if bits else {}
@@ -35,9 +58,19 @@ def squeeze_excite(b: GraphBuilder, x: int, reduced: int, *, act: str = "relu",
     return b.mul(x, s)
 
 
-def mbconv(b: GraphBuilder, x: int, out_channels: int, kernel: int, stride: int, expansion: float,
-           *, act: str = "relu6", se_reduced: int = 0, residual: bool = True,
-           bits: int | None = None) -> int:
+def mbconv(
+    b: GraphBuilder,
+    x: int,
+    out_channels: int,
+    kernel: int,
+    stride: int,
+    expansion: float,
+    *,
+    act: str = "relu6",
+    se_reduced: int = 0,
+    residual: bool = True,
+    bits: int | None = None,
+) -> int:
     """Mobile inverted bottleneck (MBConv, Sandler et al. 2018; Tan et al. 2019):
     conv1x1 expand -> dwconv kxk -> [squeeze-excite] -> conv1x1 project, with an identity
     shortcut when the shape is kept. ``expansion == 1`` skips the expand conv."""

@@ -16,7 +16,8 @@ global pooling and the classifier. Other ``num_blocks`` scale the stage depths p
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import networkx as nx
 
@@ -60,8 +61,13 @@ class MBConvChainSpace(SearchSpace):
 
     name = "mbconv"
 
-    def __init__(self, num_blocks: int = 20, target: Literal["fpga", "gpu"] = "fpga",
-                 resolution: int = 224, num_classes: int = 1000):
+    def __init__(
+        self,
+        num_blocks: int = 20,
+        target: Literal["fpga", "gpu"] = "fpga",
+        resolution: int = 224,
+        num_classes: int = 1000,
+    ):
         if target not in BITS:
             raise SpaceError(f"target: {target!r} is not allowed; allowed values: {list(BITS)}")
         if resolution < 32:
@@ -102,8 +108,12 @@ class MBConvChainSpace(SearchSpace):
         """A chain is determined by its block sequence; a skipped block's bit-width is moot, so
         architectures that differ only there hash alike (their graphs are identical)."""
         self.encode(arch)
-        blocks = [arch[f"b{i:02d}.op"] if arch[f"b{i:02d}.op"] == "skip"
-                  else f"{arch[f'b{i:02d}.op']}@{self._bits(arch, i)}" for i in range(self.num_blocks)]
+        blocks = [
+            arch[f"b{i:02d}.op"]
+            if arch[f"b{i:02d}.op"] == "skip"
+            else f"{arch[f'b{i:02d}.op']}@{self._bits(arch, i)}"
+            for i in range(self.num_blocks)
+        ]
         key = f"{self.target}/{self.resolution}/{self.num_classes}/" + "-".join(blocks)
         return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
 
@@ -113,7 +123,9 @@ class MBConvChainSpace(SearchSpace):
     def to_graph(self, arch: Mapping[str, Any]) -> nx.DiGraph:
         self.encode(arch)  # validates every decision, naming the bad variable
         edge_bits = arch["bits"] if self.target == "gpu" else 16
-        b = GraphBuilder(f"mbconv:{self.arch_id(arch)}", weight_bits=edge_bits, act_bits=self.act_bits)
+        b = GraphBuilder(
+            f"mbconv:{self.arch_id(arch)}", weight_bits=edge_bits, act_bits=self.act_bits
+        )
         cache = self._fragments
         x = b.input((3, self.resolution, self.resolution))
         x = conv_bn_act(b, x, 32, 3, 2, act="relu6")
@@ -122,8 +134,14 @@ class MBConvChainSpace(SearchSpace):
             op, bits = arch[f"b{i:02d}.op"], self._bits(arch, i)
             if op != "skip":
                 kernel, expansion = int(op[1]), int(op[4])
-                x = b.block(cache, ("mbconv", op, bits, cout, stride), (x,),
-                            lambda bb, xx: mbconv(bb, xx, cout, kernel, stride, expansion, bits=bits))
+                x = b.block(
+                    cache,
+                    ("mbconv", op, bits, cout, stride),
+                    (x,),
+                    lambda bb, xx, c=cout, k=kernel, s=stride, e=expansion, q=bits: mbconv(
+                        bb, xx, c, k, s, e, bits=q
+                    ),
+                )
             if i + 1 == len(self.layout) or self.layout[i + 1][1] == 2:
                 b.mark_stage(x)
         x = conv_bn_act(b, x, 1280, 1, act="relu6")

@@ -1,4 +1,5 @@
-"""NAS-Bench-101 (Ying et al., ICML 2019): 7-vertex DAG cells, at most 9 edges (after pruning), 423k unique cells.
+"""NAS-Bench-101 (Ying et al., ICML 2019): 7-vertex DAG cells, at most 9 edges (after pruning),
+423k unique cells.
 
 A cell is an upper-triangular 7x7 adjacency matrix (vertex 0 the input, 6 the output) and an op
 for each of the five interior vertices: ``conv3x3-bn-relu``, ``conv1x1-bn-relu`` or
@@ -20,7 +21,8 @@ to vertex relabelling (isomorphic cells share a hash), so duplicates are evaluat
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -57,22 +59,40 @@ def prune(matrix: np.ndarray, ops: list[str]) -> tuple[np.ndarray, list[str]]:
     return matrix[np.ix_(idx, idx)], [ops[i] for i in idx]
 
 
-@SPACES.register("nasbench101", benchmark=True)
+@SPACES.register("nasbench101")
 class NasBench101Space(SearchSpace):
     """NAS-Bench-101 cell space in its 3-stack CIFAR-10 skeleton."""
 
     name = "nasbench101"
-    variables = tuple([Choice(_edge(i, j), (0, 1)) for i, j in PAIRS]
-                      + [Choice(f"op{v}", OPS) for v in range(1, VERTICES - 1)])
+    variables = tuple(
+        [Choice(_edge(i, j), (0, 1)) for i, j in PAIRS]
+        + [Choice(f"op{v}", OPS) for v in range(1, VERTICES - 1)]
+    )
 
-    def __init__(self, stem_channels: int = 128, stacks: int = 3, cells_per_stack: int = 3,
-                 resolution: int = 32, num_classes: int = 10, weight_bits: int = 32, act_bits: int = 32):
-        for field, value in (("stem_channels", stem_channels), ("stacks", stacks),
-                             ("cells_per_stack", cells_per_stack), ("resolution", resolution),
-                             ("num_classes", num_classes)):
+    def __init__(
+        self,
+        stem_channels: int = 128,
+        stacks: int = 3,
+        cells_per_stack: int = 3,
+        resolution: int = 32,
+        num_classes: int = 10,
+        weight_bits: int = 32,
+        act_bits: int = 32,
+    ):
+        for field, value in (
+            ("stem_channels", stem_channels),
+            ("stacks", stacks),
+            ("cells_per_stack", cells_per_stack),
+            ("resolution", resolution),
+            ("num_classes", num_classes),
+        ):
             if value < 1:
                 raise SpaceError(f"{field}: must be >= 1, got {value}")
-        self.stem_channels, self.stacks, self.cells_per_stack = stem_channels, stacks, cells_per_stack
+        self.stem_channels, self.stacks, self.cells_per_stack = (
+            stem_channels,
+            stacks,
+            cells_per_stack,
+        )
         self.resolution, self.num_classes = resolution, num_classes
         self.weight_bits, self.act_bits = weight_bits, act_bits
 
@@ -80,9 +100,13 @@ class NasBench101Space(SearchSpace):
     def cell(self, arch: Mapping[str, Any]) -> tuple[np.ndarray, list[str]]:
         """The pruned (matrix, ops) of ``arch``, with ``input`` and ``output`` ops at the ends."""
         self.encode(arch)  # every variable present and allowed
-        m, ops = prune(matrix_of(arch), ["input", *[arch[f"op{v}"] for v in range(1, VERTICES - 1)], "output"])
+        m, ops = prune(
+            matrix_of(arch), ["input", *[arch[f"op{v}"] for v in range(1, VERTICES - 1)], "output"]
+        )
         if m.sum() > MAX_EDGES:  # counted after pruning, as the benchmark's ModelSpec does
-            raise SpaceError(f"adjacency: {int(m.sum())} edges after pruning, at most {MAX_EDGES} allowed")
+            raise SpaceError(
+                f"adjacency: {int(m.sum())} edges after pruning, at most {MAX_EDGES} allowed"
+            )
         return m, ops
 
     def is_valid(self, arch: Mapping[str, Any]) -> bool:
@@ -114,7 +138,9 @@ class NasBench101Space(SearchSpace):
         bits = text.strip()
         names = ops.split()
         if len(bits) != VERTICES * VERTICES or set(bits) - {"0", "1"}:
-            raise SpaceError(f"adjacency: expected {VERTICES * VERTICES} characters of 0/1, got {text!r}")
+            raise SpaceError(
+                f"adjacency: expected {VERTICES * VERTICES} characters of 0/1, got {text!r}"
+            )
         if len(names) != VERTICES or names[0] != "input" or names[-1] != "output":
             raise SpaceError(f"ops: expected input, five ops, output; got {names}")
         m = np.array([int(c) for c in bits]).reshape(VERTICES, VERTICES)
@@ -128,22 +154,41 @@ class NasBench101Space(SearchSpace):
         iterated in/out-degree and op hashing)."""
         m, ops = self.cell(arch)
         n = len(ops)
-        labels = [hashlib.md5(f"{int(m[:, v].sum())}|{int(m[v].sum())}|{ops[v]}".encode()).hexdigest() for v in range(n)]
+        labels = [
+            hashlib.md5(f"{int(m[:, v].sum())}|{int(m[v].sum())}|{ops[v]}".encode()).hexdigest()
+            for v in range(n)
+        ]
         for _ in range(n):
-            labels = [hashlib.md5(("".join(sorted(labels[u] for u in range(n) if m[u, v])) + "|"
-                                   + "".join(sorted(labels[w] for w in range(n) if m[v, w])) + "|"
-                                   + labels[v]).encode()).hexdigest() for v in range(n)]
+            labels = [
+                hashlib.md5(
+                    (
+                        "".join(sorted(labels[u] for u in range(n) if m[u, v]))
+                        + "|"
+                        + "".join(sorted(labels[w] for w in range(n) if m[v, w]))
+                        + "|"
+                        + labels[v]
+                    ).encode()
+                ).hexdigest()
+                for v in range(n)
+            ]
         return hashlib.md5("".join(sorted(labels)).encode()).hexdigest()
 
     def arch_id(self, arch: Mapping[str, Any]) -> str:
         m = matrix_of(arch)
-        return "".join(map(str, m.ravel())) + "|" + " ".join(
-            ["input", *[arch[f"op{v}"] for v in range(1, VERTICES - 1)], "output"])
+        return (
+            "".join(map(str, m.ravel()))
+            + "|"
+            + " ".join(["input", *[arch[f"op{v}"] for v in range(1, VERTICES - 1)], "output"])
+        )
 
     # -- the network -------------------------------------------------------------------------------
     def to_graph(self, arch: Mapping[str, Any]) -> nx.DiGraph:
         m, ops = self.cell(arch)
-        b = GraphBuilder(f"nasbench101:{self.arch_id(arch)}", weight_bits=self.weight_bits, act_bits=self.act_bits)
+        b = GraphBuilder(
+            f"nasbench101:{self.arch_id(arch)}",
+            weight_bits=self.weight_bits,
+            act_bits=self.act_bits,
+        )
         x = b.input((3, self.resolution, self.resolution))
         x = b.act(b.norm(b.conv(x, self.stem_channels, 3)), "relu")
         c = self.stem_channels
@@ -183,8 +228,11 @@ class NasBench101Space(SearchSpace):
         out: dict[int, int] = {0: x}
         for v in range(1, n - 1):
             # interior inputs wider than this vertex are truncated to its channels
-            terms = [out[u] if ch[u] == ch[v] else b.add("slice", (out[u],), channels=ch[v])
-                     for u in range(1, v) if m[u, v]]
+            terms = [
+                out[u] if ch[u] == ch[v] else b.add("slice", (out[u],), channels=ch[v])
+                for u in range(1, v)
+                if m[u, v]
+            ]
             if m[0, v]:
                 terms.insert(0, b.act(b.norm(b.conv(x, ch[v], 1)), "relu"))  # input projection
             y = terms[0] if len(terms) == 1 else b.sum(*terms)
@@ -200,4 +248,3 @@ class NasBench101Space(SearchSpace):
             proj = b.act(b.norm(b.conv(x, c_out, 1)), "relu")
             y = proj if y is None else b.sum(y, proj)
         return y
-

@@ -14,7 +14,8 @@ Architectures are written in the benchmark's ``arch_str`` form, e.g.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import networkx as nx
 
@@ -44,7 +45,9 @@ def parse_arch_str(arch_str: str) -> Arch:
     arch: Arch = {}
     nodes = arch_str.strip().split("+")
     if len(nodes) != 3:
-        raise SpaceError(f"arch_str: expected 3 '+'-separated nodes, got {len(nodes)} in {arch_str!r}")
+        raise SpaceError(
+            f"arch_str: expected 3 '+'-separated nodes, got {len(nodes)} in {arch_str!r}"
+        )
     for to, node in enumerate(nodes, start=1):
         items = [t for t in node.strip().strip("|").split("|") if t]
         if len(items) != to:
@@ -75,18 +78,25 @@ def from_naslib_indices(indices) -> Arch:
     return {edge_name(*e): NASLIB_OPS[i] for e, i in zip(NASLIB_EDGES, indices)}
 
 
-@SPACES.register("nasbench201", benchmark=True)
+@SPACES.register("nasbench201")
 class NasBench201Space(SearchSpace):
     """NAS-Bench-201 cell space (15,625 cells) in its CIFAR / ImageNet16-120 macro skeleton."""
 
     name = "nasbench201"
     variables = tuple(Choice(edge_name(*e), OPS) for e in EDGES)
 
-    def __init__(self, dataset: Literal["cifar10", "cifar100", "imagenet16_120"] = "cifar10",
-                 channels: int = 16, cells_per_stage: int = 5, weight_bits: int = 32,
-                 act_bits: int = 32):
+    def __init__(
+        self,
+        dataset: Literal["cifar10", "cifar100", "imagenet16_120"] = "cifar10",
+        channels: int = 16,
+        cells_per_stage: int = 5,
+        weight_bits: int = 32,
+        act_bits: int = 32,
+    ):
         if dataset not in DATASETS:
-            raise SpaceError(f"dataset: {dataset!r} is not allowed; allowed values: {list(DATASETS)}")
+            raise SpaceError(
+                f"dataset: {dataset!r} is not allowed; allowed values: {list(DATASETS)}"
+            )
         if channels < 1:
             raise SpaceError(f"channels: must be >= 1, got {channels}")
         if cells_per_stage < 1:
@@ -112,11 +122,24 @@ class NasBench201Space(SearchSpace):
         for to in (1, 2, 3):
             incoming = sorted(arch[edge_name(to, f)].encode() + digest[f] for f in range(to))
             digest[to] = hashlib.blake2b(b"|".join(incoming), digest_size=16).digest()
-        key = f"{self.dataset}/{self.channels}/{self.cells_per_stage}/{self.weight_bits}/{self.act_bits}"
+        key = "/".join(
+            map(
+                str,
+                (
+                    self.dataset,
+                    self.channels,
+                    self.cells_per_stage,
+                    self.weight_bits,
+                    self.act_bits,
+                ),
+            )
+        )
         return hashlib.blake2b(key.encode() + digest[3], digest_size=16).hexdigest()
 
     # -- graph ------------------------------------------------------------------------------
-    def _relu_conv_bn(self, b: GraphBuilder, x: int, channels: int, kernel: int, stride: int) -> int:
+    def _relu_conv_bn(
+        self, b: GraphBuilder, x: int, channels: int, kernel: int, stride: int
+    ) -> int:
         y = b.act(x, "relu")
         y = b.conv(y, channels, kernel, stride)
         return b.norm(y, "batch")
@@ -138,8 +161,14 @@ class NasBench201Space(SearchSpace):
             for frm in range(to):
                 op = ops[EDGES.index((to, frm))]
                 if op in ("nor_conv_1x1", "nor_conv_3x3"):  # three ops: replay a recorded copy
-                    incoming.append(b.block(cache, ("edge", op, channels), (nodes[frm],),
-                                            lambda bb, xx: self._edge_op(bb, xx, op, channels)))
+                    incoming.append(
+                        b.block(
+                            cache,
+                            ("edge", op, channels),
+                            (nodes[frm],),
+                            lambda bb, xx, op=op: self._edge_op(bb, xx, op, channels),
+                        )
+                    )
                 else:  # one op: adding it directly is cheaper than a replay
                     incoming.append(self._edge_op(b, nodes[frm], op, channels))
             nodes.append(incoming[0] if len(incoming) == 1 else b.sum(*incoming))
@@ -162,10 +191,13 @@ class NasBench201Space(SearchSpace):
         ops = tuple(arch[edge_name(*e)] for e in EDGES)
         for e, op in zip(EDGES, ops):
             if op not in OPS:
-                raise SpaceError(f"{edge_name(*e)}: {op!r} is not allowed; allowed values: {list(OPS)}")
+                raise SpaceError(
+                    f"{edge_name(*e)}: {op!r} is not allowed; allowed values: {list(OPS)}"
+                )
         arch_str = to_arch_str(arch)
-        b = GraphBuilder(f"nasbench201:{arch_str}", weight_bits=self.weight_bits,
-                         act_bits=self.act_bits)
+        b = GraphBuilder(
+            f"nasbench201:{arch_str}", weight_bits=self.weight_bits, act_bits=self.act_bits
+        )
         cache = self._fragments  # shared by all architectures: edge ops, stem, reductions, head
         cells = FragmentCache()  # this architecture's cell, recorded once and replayed per stage
         x = b.block(cache, "stem", (b.input((3, self.resolution, self.resolution)),), self._stem)
@@ -173,11 +205,13 @@ class NasBench201Space(SearchSpace):
         for stage in range(3):
             if stage:
                 c *= 2
-                x = b.block(cache, ("reduction", c), (x,),
-                            lambda bb, xx, cc=c: self._reduction(bb, xx, cc))
+                x = b.block(
+                    cache, ("reduction", c), (x,), lambda bb, xx, cc=c: self._reduction(bb, xx, cc)
+                )
             for _ in range(self.cells_per_stage):
-                x = b.block(cells, ("cell", ops, c), (x,),
-                            lambda bb, xx, cc=c: self._cell(bb, xx, ops, cc))
+                x = b.block(
+                    cells, ("cell", ops, c), (x,), lambda bb, xx, cc=c: self._cell(bb, xx, ops, cc)
+                )
             b.mark_stage(x)
         b.block(cache, "head", (x,), self._head)
         b.meta.update(space=self.name, dataset=self.dataset, arch_str=arch_str)

@@ -7,8 +7,9 @@ the reference designs run through the same evaluators, simulators and reports as
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import networkx as nx
 
@@ -59,8 +60,15 @@ def resnet18(b: GraphBuilder, resolution: int, num_classes: int) -> None:
 
 def mobilenet_v2(b: GraphBuilder, resolution: int, num_classes: int) -> None:
     x = _stem(b, resolution, 32, "relu6")
-    for t, c, n, s in ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
-                       (6, 160, 3, 2), (6, 320, 1, 1)):
+    for t, c, n, s in (
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ):
         for i in range(n):
             x = mbconv(b, x, c, 3, s if i == 0 else 1, t)
         b.mark_stage(x)
@@ -74,8 +82,16 @@ def _mbconv_stages(b: GraphBuilder, x: int, stages, act: str) -> int:
         for i in range(repeats):
             cin = b.shape(x)[0]
             se_reduced = max(1, int(cin * se)) if se else 0
-            x = mbconv(b, x, channels, kernel, stride if i == 0 else 1, expansion, act=act,
-                       se_reduced=se_reduced)
+            x = mbconv(
+                b,
+                x,
+                channels,
+                kernel,
+                stride if i == 0 else 1,
+                expansion,
+                act=act,
+                se_reduced=se_reduced,
+            )
         b.mark_stage(x)
     return x
 
@@ -84,22 +100,41 @@ def mnasnet_a1(b: GraphBuilder, resolution: int, num_classes: int) -> None:
     x = _stem(b, resolution, 32, "relu")
     x = dw_bn_act(b, x, 3, 1)  # separable conv block, no shortcut
     x = conv_bn_act(b, x, 16, 1, act=None)
-    x = _mbconv_stages(b, x, ((2, 3, 2, 6, 24, 0), (3, 5, 2, 3, 40, 0.25), (4, 3, 2, 6, 80, 0),
-                              (2, 3, 1, 6, 112, 0.25), (3, 5, 2, 6, 160, 0.25), (1, 3, 1, 6, 320, 0)),
-                       "relu")
+    x = _mbconv_stages(
+        b,
+        x,
+        (
+            (2, 3, 2, 6, 24, 0),
+            (3, 5, 2, 3, 40, 0.25),
+            (4, 3, 2, 6, 80, 0),
+            (2, 3, 1, 6, 112, 0.25),
+            (3, 5, 2, 6, 160, 0.25),
+            (1, 3, 1, 6, 320, 0),
+        ),
+        "relu",
+    )
     x = conv_bn_act(b, x, 1280, 1)
     b.classifier(x, num_classes)
 
 
 def fbnet_c(b: GraphBuilder, resolution: int, num_classes: int) -> None:
     x = _stem(b, resolution, 16, "relu")
-    rows = [(1, 3, 1, 1, 16, 0),
-            (1, 3, 2, 6, 24, 0), (2, 3, 1, 1, 24, 0),
-            (1, 5, 2, 6, 32, 0), (1, 5, 1, 3, 32, 0), (1, 5, 1, 6, 32, 0), (1, 3, 1, 6, 32, 0),
-            (1, 5, 2, 6, 64, 0), (1, 5, 1, 3, 64, 0), (2, 5, 1, 6, 64, 0),
-            (3, 5, 1, 6, 112, 0), (1, 5, 1, 3, 112, 0),
-            (4, 5, 2, 6, 184, 0),
-            (1, 3, 1, 6, 352, 0)]
+    rows = [
+        (1, 3, 1, 1, 16, 0),
+        (1, 3, 2, 6, 24, 0),
+        (2, 3, 1, 1, 24, 0),
+        (1, 5, 2, 6, 32, 0),
+        (1, 5, 1, 3, 32, 0),
+        (1, 5, 1, 6, 32, 0),
+        (1, 3, 1, 6, 32, 0),
+        (1, 5, 2, 6, 64, 0),
+        (1, 5, 1, 3, 64, 0),
+        (2, 5, 1, 6, 64, 0),
+        (3, 5, 1, 6, 112, 0),
+        (1, 5, 1, 3, 112, 0),
+        (4, 5, 2, 6, 184, 0),
+        (1, 3, 1, 6, 352, 0),
+    ]
     x = _mbconv_stages(b, x, rows, "relu")
     x = conv_bn_act(b, x, 1984, 1)
     b.classifier(x, num_classes)
@@ -113,8 +148,16 @@ def proxylessnas_gpu(b: GraphBuilder, resolution: int, num_classes: int) -> None
         [(24, 3, 1, 1)],
         [(32, 5, 3, 1), (32, 3, 3, 0), (32, 3, 3, 0), (32, 3, 3, 0)],
         [(56, 7, 3, 1), (56, 3, 3, 0), (56, 3, 3, 0), (56, 3, 3, 1)],
-        [(112, 7, 6, 1), (112, 5, 3, 0), (112, 5, 3, 0), (112, 5, 3, 1),
-         (128, 5, 6, 1), (128, 3, 3, 0), (128, 3, 3, 1), (128, 5, 3, 1)],
+        [
+            (112, 7, 6, 1),
+            (112, 5, 3, 0),
+            (112, 5, 3, 0),
+            (112, 5, 3, 1),
+            (128, 5, 6, 1),
+            (128, 3, 3, 0),
+            (128, 3, 3, 1),
+            (128, 5, 3, 1),
+        ],
         [(256, 7, 6, 1), (256, 7, 6, 1), (256, 7, 6, 1), (256, 5, 6, 1), (432, 7, 6, 1)],
     ]
     for s, blocks in enumerate(stages):
@@ -149,8 +192,14 @@ NETWORKS: dict[str, Callable[[GraphBuilder, int, int], None]] = {
 }
 
 
-def build(name: str, *, resolution: int = 224, num_classes: int = 1000, weight_bits: int = 32,
-          act_bits: int = 32) -> nx.DiGraph:
+def build(
+    name: str,
+    *,
+    resolution: int = 224,
+    num_classes: int = 1000,
+    weight_bits: int = 32,
+    act_bits: int = 32,
+) -> nx.DiGraph:
     """The reference network ``name`` as a graph of the IR."""
     if name not in NETWORKS:
         raise SpaceError(f"network: {name!r} is not allowed; allowed values: {sorted(NETWORKS)}")
@@ -166,12 +215,20 @@ class ZooSpace(SearchSpace):
 
     name = "zoo"
 
-    def __init__(self, networks: list[str] | None = None, resolution: int = 224,
-                 num_classes: int = 1000, weight_bits: int = 32, act_bits: int = 32):
+    def __init__(
+        self,
+        networks: list[str] | None = None,
+        resolution: int = 224,
+        num_classes: int = 1000,
+        weight_bits: int = 32,
+        act_bits: int = 32,
+    ):
         names = tuple(networks or NETWORKS)
         for n in names:
             if n not in NETWORKS:
-                raise SpaceError(f"networks: {n!r} is not allowed; allowed values: {sorted(NETWORKS)}")
+                raise SpaceError(
+                    f"networks: {n!r} is not allowed; allowed values: {sorted(NETWORKS)}"
+                )
         self.variables = (Choice("network", names),)
         self.resolution, self.num_classes = resolution, num_classes
         self.weight_bits, self.act_bits = weight_bits, act_bits
@@ -180,5 +237,10 @@ class ZooSpace(SearchSpace):
         return str(arch["network"])
 
     def to_graph(self, arch: Mapping[str, Any]) -> nx.DiGraph:
-        return build(arch["network"], resolution=self.resolution, num_classes=self.num_classes,
-                     weight_bits=self.weight_bits, act_bits=self.act_bits)
+        return build(
+            arch["network"],
+            resolution=self.resolution,
+            num_classes=self.num_classes,
+            weight_bits=self.weight_bits,
+            act_bits=self.act_bits,
+        )

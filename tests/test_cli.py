@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -45,26 +44,81 @@ max_evaluations = 30
 
 
 def run_cli(args, cwd, env=None, timeout=120):
-    return subprocess.run(DSE + list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        DSE + list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
 
 
-@pytest.mark.parametrize("edit, field", [
-    (lambda s: s.replace('name = "nasbench201"', 'name = "nasbench301"'), "space.name: unknown space 'nasbench301'; allowed: eproxy_config, gennas_task, mbconv, medusa, nasbench101, nasbench201, zoo"),
-    (lambda s: s.replace("pop_size = 10", 'pop_size = "ten"'), "search.pop_size: expected an integer, got 'ten'"),
-    (lambda s: s.replace("pop_size = 10", "pop_size = 1"), "search.pop_size: must be >= 2, got 1"),
-    (lambda s: s.replace('dataset = "cifar100"', 'dataset = "svhn"'), "space.dataset: expected one of 'cifar10', 'cifar100', 'imagenet16_120', got 'svhn'"),
-    (lambda s: s.replace("max_evaluations = 30", "max_evaluations = 0"), "search.max_evaluations: must be >= 1, got 0"),
-    (lambda s: s.replace('metric = "params"\n', ""), "objectives[1].metric: missing required field"),
-    (lambda s: s.replace('metric = "params"', 'metric = "accuracy"'), "objectives[1].metric: 'accuracy' is not produced"),
-    (lambda s: s.replace('direction = "min"', 'direction = "down"'), "objectives[1].direction: 'down' is not allowed; allowed values: 'min', 'max'"),
-    (lambda s: s.replace("seed = 1", "seed = 1.5"), "run.seed: expected an integer, got 1.5"),
-    (lambda s: s.replace('driver = "pymoo"', 'driver = "pymoo"\nalgorithm = "moead"'), "search.algorithm: expected one of 'nsga2', 'nsga3', 'agemoea', got 'moead'"),
-    (lambda s: s.replace("[proxies.analytic]", "[proxies.analytic]\nwidth = 3"), "proxies.analytic.width: unknown parameter; allowed: peak_memory"),
-    (lambda s: s.replace("[space]", "[spaces]"), "spaces: unknown section"),
-    (lambda s: s + "\n[[constraints]]\nmetric = \"params\"\n", "constraints[0].max: a constraint needs 'max' and/or 'min'"),
-    (lambda s: s.replace("max_evaluations = 30", "max_evaluations = 30\nbudget = 5"), "search.budget: unknown parameter"),
-    (lambda s: s.replace("[run]", "[run]\nplugins = [\"no_such_module\"]"), "run.plugins[0]: cannot import 'no_such_module'"),
-])
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (
+            lambda s: s.replace('name = "nasbench201"', 'name = "nasbench301"'),
+            "space.name: unknown space 'nasbench301'; allowed: eproxy_config, gennas_task, mbconv, "
+            "medusa, nasbench101, nasbench201, zoo",
+        ),
+        (
+            lambda s: s.replace("pop_size = 10", 'pop_size = "ten"'),
+            "search.pop_size: expected an integer, got 'ten'",
+        ),
+        (
+            lambda s: s.replace("pop_size = 10", "pop_size = 1"),
+            "search.pop_size: must be >= 2, got 1",
+        ),
+        (
+            lambda s: s.replace('dataset = "cifar100"', 'dataset = "svhn"'),
+            "space.dataset: expected one of 'cifar10', 'cifar100', 'imagenet16_120', got 'svhn'",
+        ),
+        (
+            lambda s: s.replace("max_evaluations = 30", "max_evaluations = 0"),
+            "search.max_evaluations: must be >= 1, got 0",
+        ),
+        (
+            lambda s: s.replace('metric = "params"\n', ""),
+            "objectives[1].metric: missing required field",
+        ),
+        (
+            lambda s: s.replace('metric = "params"', 'metric = "accuracy"'),
+            "objectives[1].metric: 'accuracy' is not produced",
+        ),
+        (
+            lambda s: s.replace('direction = "min"', 'direction = "down"'),
+            "objectives[1].direction: 'down' is not allowed; allowed values: 'min', 'max'",
+        ),
+        (lambda s: s.replace("seed = 1", "seed = 1.5"), "run.seed: expected an integer, got 1.5"),
+        (
+            lambda s: s.replace('driver = "pymoo"', 'driver = "pymoo"\nalgorithm = "moead"'),
+            "search.algorithm: expected one of 'nsga2', 'nsga3', 'agemoea', got 'moead'",
+        ),
+        (
+            lambda s: s.replace("[proxies.analytic]", "[proxies.analytic]\nwidth = 3"),
+            "proxies.analytic.width: unknown parameter; allowed: peak_memory",
+        ),
+        (lambda s: s.replace("[space]", "[spaces]"), "spaces: unknown section"),
+        (
+            lambda s: s + '\n[[constraints]]\nmetric = "params"\n',
+            "constraints[0].max: a constraint needs 'max' and/or 'min'",
+        ),
+        (
+            lambda s: s.replace("max_evaluations = 30", "max_evaluations = 30\nbudget = 5"),
+            "search.budget: unknown parameter",
+        ),
+        (
+            lambda s: s.replace("[run]", '[run]\nplugins = ["no_such_module"]'),
+            "run.plugins[0]: cannot import 'no_such_module'",
+        ),
+        (  # a provider that cannot read the space's graphs (a Medusa tree is not an op graph)
+            lambda s: (
+                s.replace('name = "nasbench201"\ndataset = "cifar100"', 'name = "medusa"')
+                .replace("[proxies.analytic]", '[simulators.fpga]\nboard = "ZC706"')
+                .replace('metric = "hook_flops"', 'metric = "fpga_latency_ms"')
+                .replace('metric = "params"', 'metric = "fpga_dsp"')
+            ),
+            "simulators.fpga: cannot evaluate space 'medusa': the space makes 'medusa_tree' "
+            "graphs and 'fpga' reads 'ops' graphs",
+        ),
+    ],
+)
 def test_bad_config_exits_2_names_the_field_and_writes_nothing(tmp_path, edit, field):
     cfg = tmp_path / "bad.toml"
     cfg.write_text(edit(GOOD))
@@ -132,8 +186,13 @@ def test_sigkill_then_resume_loses_nothing_and_duplicates_nothing(tmp_path, subp
     cfg = tmp_path / "kill.toml"
     cfg.write_text(KILL)
     out = tmp_path / "results"
-    proc = subprocess.Popen(DSE + ["run", str(cfg), "--run-id", "victim", "--output", str(out), "--quiet"],
-                            cwd=tmp_path, env=subprocess_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        DSE + ["run", str(cfg), "--run-id", "victim", "--output", str(out), "--quiet"],
+        cwd=tmp_path,
+        env=subprocess_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     evals = out / "victim" / "evals"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(list(evals.glob("part-*.parquet"))) < 4:
@@ -146,26 +205,40 @@ def test_sigkill_then_resume_loses_nothing_and_duplicates_nothing(tmp_path, subp
     assert 0 < len(before) < 150
     assert dse.results.manifest(out / "victim")["status"] == "running"
 
-    resumed = run_cli(["run", "--resume", "victim", "--output", str(out), "--quiet"], tmp_path, subprocess_env)
+    resumed = run_cli(
+        ["run", "--resume", "victim", "--output", str(out), "--quiet"], tmp_path, subprocess_env
+    )
     assert resumed.returncode == 0, resumed.stderr
     after = load(out / "victim")
     assert after.eval_id.is_unique and after.arch_hash.is_unique
     assert list(after.eval_id) == list(range(len(after)))
     kept = after.set_index("eval_id").loc[before.eval_id]
     assert list(kept.arch_hash) == list(before.arch_hash)  # nothing finished was lost or redone
-    pd.testing.assert_series_equal(kept.hook_flops.reset_index(drop=True), before.hook_flops, check_names=False)
+    pd.testing.assert_series_equal(
+        kept.hook_flops.reset_index(drop=True), before.hook_flops, check_names=False
+    )
     assert dse.results.manifest(out / "victim")["status"] == "finished"
 
     # an uninterrupted run of the same config and seed gives exactly the same evaluations
-    whole = run_cli(["run", str(cfg), "--run-id", "whole", "--output", str(out), "--quiet"], tmp_path, subprocess_env)
+    whole = run_cli(
+        ["run", str(cfg), "--run-id", "whole", "--output", str(out), "--quiet"],
+        tmp_path,
+        subprocess_env,
+    )
     assert whole.returncode == 0, whole.stderr
     ref = load(out / "whole")
     assert list(ref.arch_hash) == list(after.arch_hash)
 
     # resuming with a different config is refused
     cfg.write_text(KILL.replace("seed = 7", "seed = 8"))
-    refused = run_cli(["run", str(cfg), "--resume", "victim", "--output", str(out)], tmp_path, subprocess_env)
-    assert refused.returncode == 2 and "config differs" in refused.stderr and "run.seed" in refused.stderr
+    refused = run_cli(
+        ["run", str(cfg), "--resume", "victim", "--output", str(out)], tmp_path, subprocess_env
+    )
+    assert (
+        refused.returncode == 2
+        and "config differs" in refused.stderr
+        and "run.seed" in refused.stderr
+    )
 
 
 def test_existing_run_id_is_refused(tmp_path):
@@ -182,11 +255,16 @@ def test_resume_extends_a_finished_run_along_the_same_trajectory(tmp_path):
     assert run_cli(["run", str(cfg), "--run-id", "short", "--quiet"], tmp_path).returncode == 0
     ext = run_cli(["run", "--resume", "short", "--max-evaluations", "60", "--quiet"], tmp_path)
     assert ext.returncode == 0, ext.stderr
-    longer = run_cli(["run", str(cfg), "--run-id", "long", "--max-evaluations", "60", "--quiet"], tmp_path)
+    longer = run_cli(
+        ["run", str(cfg), "--run-id", "long", "--max-evaluations", "60", "--quiet"], tmp_path
+    )
     assert longer.returncode == 0, longer.stderr
     a, b = load(tmp_path / "results" / "short"), load(tmp_path / "results" / "long")
     assert list(a.arch_hash) == list(b.arch_hash) and len(a) > 30
-    assert dse.results.manifest(tmp_path / "results" / "short")["config"]["search"]["max_evaluations"] == 60
+    assert (
+        dse.results.manifest(tmp_path / "results" / "short")["config"]["search"]["max_evaluations"]
+        == 60
+    )
     assert a["time_analytic_s"].gt(0).all()
 
 
@@ -200,8 +278,11 @@ def test_resume_refuses_a_run_whose_hashes_no_longer_reproduce(tmp_path):
     import pyarrow.parquet as pq
 
     table = pq.read_table(part)  # as if written by a version that hashed differently
-    table = table.set_column(table.schema.get_field_index("arch_hash"), "arch_hash",
-                             pc.binary_join_element_wise("v0-", table["arch_hash"], ""))
+    table = table.set_column(
+        table.schema.get_field_index("arch_hash"),
+        "arch_hash",
+        pc.binary_join_element_wise("v0-", table["arch_hash"], ""),
+    )
     pq.write_table(table, part)
     proc = run_cli(["run", "--resume", "old", "--quiet"], tmp_path)
     assert proc.returncode == 2 and "hashes architecture" in proc.stderr

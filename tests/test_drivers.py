@@ -27,9 +27,15 @@ def tabular_config(driver: dict, seed: int = 0, budget: int = 60) -> dict:
     table = str(reference_data("nasbench201_naslib.csv"))
     return {
         "run": {"name": driver["driver"], "seed": seed},
-        "space": {"name": "nasbench201", "dataset": "cifar10", "restrict": {"file": table, "column": "arch_str"}},
+        "space": {
+            "name": "nasbench201",
+            "dataset": "cifar10",
+            "restrict": {"file": table, "column": "arch_str"},
+        },
         "proxies": {"tabular": {"file": table, "column": "val_acc_cifar10", "metric": "accuracy"}},
-        "simulators": {"fpga": {"board": "ZC706", "architecture": "recursive", "layer_overhead_cycles": 1738}},
+        "simulators": {
+            "fpga": {"board": "ZC706", "architecture": "recursive", "layer_overhead_cycles": 1738}
+        },
         "objectives": [{"metric": m, "direction": d} for m, d in OBJECTIVES],
         "search": {**driver, "max_evaluations": budget},
     }
@@ -46,7 +52,9 @@ DRIVERS = {
 
 def test_restricted_space_projects_samples_and_mutates_onto_listed_cells():
     base = SPACES.create("nasbench201")
-    space = restrict(base, {"file": str(reference_data("nasbench201_naslib.csv")), "column": "arch_str"})
+    space = restrict(
+        base, {"file": str(reference_data("nasbench201_naslib.csv")), "column": "arch_str"}
+    )
     assert isinstance(space, SubsetSpace) and space.size == 362
     listed = {tuple(x) for x in space.allowed}
     rng = np.random.default_rng(0)
@@ -60,7 +68,9 @@ def test_restricted_space_projects_samples_and_mutates_onto_listed_cells():
     child = space.mutate_encoding(x, rng)
     assert tuple(child) in listed and not np.array_equal(child, x)
     assert all(tuple(s) in listed for s in space.sample_encodings(rng, 50))
-    assert space.arch_id(space.decode(space.allowed[0])) in set(pd.read_csv(reference_data("nasbench201_naslib.csv")).arch_str)
+    assert space.arch_id(space.decode(space.allowed[0])) in set(
+        pd.read_csv(reference_data("nasbench201_naslib.csv")).arch_str
+    )
 
 
 @pytest.mark.parametrize("name", sorted(DRIVERS))
@@ -70,14 +80,20 @@ def test_every_driver_runs_the_budget_on_listed_cells_deterministically(tmp_path
     again = dse.run(cfg, output=tmp_path / "b", progress=False)
     assert first.proposals == 40 and first.status == "finished"
     a, b = load(first.path), load(again.path)
-    assert (a["status"] == "ok").all(), a.loc[a.status != "ok", "error"].head()  # no unlisted cell proposed
+    assert (a["status"] == "ok").all(), a.loc[
+        a.status != "ok", "error"
+    ].head()  # no unlisted cell proposed
     assert a["arch_hash"].is_unique and a["driver"].eq(DRIVERS[name]["driver"]).all()
     assert list(a.arch_hash) == list(b.arch_hash) and list(a.accuracy) == list(b.accuracy)
     assert dse.results.manifest(first.path)["stopped_by"] == "max_evaluations"
 
 
 def test_tpe_beats_random_search_at_equal_budget_over_three_seeds(tmp_path):
-    full = dse.run(tabular_config({"driver": "random", "batch_size": 400}, budget=3000), output=tmp_path, progress=False)
+    full = dse.run(
+        tabular_config({"driver": "random", "batch_size": 400}, budget=3000),
+        output=tmp_path,
+        progress=False,
+    )
     everything = load(full.path)
     assert len(everything) == 362  # the random driver samples the listed cells only
     r = default_reference(minimisation_matrix(everything, OBJECTIVES))
@@ -85,14 +101,29 @@ def test_tpe_beats_random_search_at_equal_budget_over_three_seeds(tmp_path):
     best = hypervolume(everything, OBJECTIVES, ref)
     scores = {}
     for name in ("random", "optuna-tpe"):
-        scores[name] = [hypervolume(load(dse.run(tabular_config(DRIVERS[name], seed=s, budget=60), output=tmp_path,
-                                                 progress=False).path), OBJECTIVES, ref) / best for s in range(3)]
+        scores[name] = [
+            hypervolume(
+                load(
+                    dse.run(
+                        tabular_config(DRIVERS[name], seed=s, budget=60),
+                        output=tmp_path,
+                        progress=False,
+                    ).path
+                ),
+                OBJECTIVES,
+                ref,
+            )
+            / best
+            for s in range(3)
+        ]
     assert np.mean(scores["optuna-tpe"]) > np.mean(scores["random"]), scores
     assert all(0 < v <= 1 for vs in scores.values() for v in vs)
 
 
 def test_hypervolume_stagnation_stops_the_search_early(tmp_path):
-    cfg = tabular_config({"driver": "random", "batch_size": 10, "max_stagnant_evaluations": 30}, budget=2000)
+    cfg = tabular_config(
+        {"driver": "random", "batch_size": 10, "max_stagnant_evaluations": 30}, budget=2000
+    )
     result = dse.run(cfg, output=tmp_path, progress=False)
     m = dse.results.manifest(result.path)
     assert m["stopped_by"] == "stagnation" and result.proposals < 2000 and m["hypervolume"] > 0
@@ -109,16 +140,22 @@ def test_warm_start_begins_from_the_earlier_front_and_reuses_its_metrics(tmp_pat
         assert set(later.arch_hash.iloc[: len(front)]) == set(front.arch_hash), name
         reused = later.set_index("arch_hash").loc[list(front.arch_hash)]
         # same evaluation config: the metrics (and the seconds they took) are the earlier run's
-        assert np.allclose(reused.fpga_latency_ms, front.set_index("arch_hash").loc[reused.index].fpga_latency_ms)
+        assert np.allclose(
+            reused.fpga_latency_ms, front.set_index("arch_hash").loc[reused.index].fpga_latency_ms
+        )
         assert np.allclose(reused.wall_s, front.set_index("arch_hash").loc[reused.index].wall_s)
         assert (later.run_id != earlier.run_id).all()
 
 
 def test_warm_start_from_another_space_is_a_config_error(tmp_path):
     earlier = dse.run(tabular_config(DRIVERS["random"], budget=20), output=tmp_path, progress=False)
-    cfg = {"run": {"name": "m"}, "space": {"name": "mbconv"}, "proxies": {"analytic": {}},
-           "objectives": [{"metric": "params"}],
-           "search": {"driver": "random", "max_evaluations": 10, "warm_start": str(earlier.path)}}
+    cfg = {
+        "run": {"name": "m"},
+        "space": {"name": "mbconv"},
+        "proxies": {"analytic": {}},
+        "objectives": [{"metric": "params"}],
+        "search": {"driver": "random", "max_evaluations": 10, "warm_start": str(earlier.path)},
+    }
     with pytest.raises(dse.params.ConfigError, match="search.warm_start.*nasbench201"):
         dse.run(cfg, output=tmp_path, progress=False)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("m-")]  # nothing written
@@ -135,12 +172,24 @@ def test_two_optuna_processes_share_one_sqlite_study_and_finish_the_budget(tmp_p
     import optuna
 
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    cfg = tabular_config({"driver": "optuna", "sampler": "tpe", "batch_size": 4, "storage": storage,
-                          "study_name": "team-study"}, budget=48)
+    cfg = tabular_config(
+        {
+            "driver": "optuna",
+            "sampler": "tpe",
+            "batch_size": 4,
+            "storage": storage,
+            "study_name": "team-study",
+        },
+        budget=48,
+    )
     script = tmp_path / "worker.py"
     script.write_text(WORKER.format(cfg=cfg))
-    procs = [subprocess.Popen([sys.executable, str(script), str(tmp_path / "runs")], stderr=subprocess.PIPE)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path / "runs")], stderr=subprocess.PIPE
+        )
+        for _ in range(2)
+    ]
     for p in procs:
         assert p.wait(timeout=300) == 0, p.stderr.read().decode()[-2000:]
     study = optuna.load_study(study_name="team-study", storage=storage)
@@ -150,7 +199,9 @@ def test_two_optuna_processes_share_one_sqlite_study_and_finish_the_budget(tmp_p
     assert all(t.state != optuna.trial.TrialState.PRUNED for t in counted)
     runs = sorted((tmp_path / "runs").iterdir())
     assert len(runs) == 2  # one run directory per process
-    per_run = {r.name: {t.number for t in counted if t.user_attrs.get("dse_run") == r.name} for r in runs}
+    per_run = {
+        r.name: {t.number for t in counted if t.user_attrs.get("dse_run") == r.name} for r in runs
+    }
     assert all(len(v) > 0 for v in per_run.values()), per_run  # both contributed
     assert sum(len(v) for v in per_run.values()) == 48
     assert sum(dse.results.manifest(r)["proposals"] for r in runs) == 48
@@ -158,11 +209,28 @@ def test_two_optuna_processes_share_one_sqlite_study_and_finish_the_budget(tmp_p
 
 def test_ctrl_c_stops_after_the_current_batch_with_everything_saved(tmp_path, subprocess_env):
     cfg = tmp_path / "slow.toml"
-    cfg.write_text(KILL.replace("max_evaluations = 150", "max_evaluations = 400"))  # a slow proxy, pymoo batches of 10
+    cfg.write_text(
+        KILL.replace("max_evaluations = 150", "max_evaluations = 400")
+    )  # a slow proxy, pymoo batches of 10
     out = tmp_path / "results"
-    proc = subprocess.Popen([sys.executable, "-m", "dse.cli", "run", str(cfg), "--run-id", "stopped", "--output",
-                             str(out), "--quiet"], cwd=tmp_path, env=subprocess_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dse.cli",
+            "run",
+            str(cfg),
+            "--run-id",
+            "stopped",
+            "--output",
+            str(out),
+            "--quiet",
+        ],
+        cwd=tmp_path,
+        env=subprocess_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     evals = out / "stopped" / "evals"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(list(evals.glob("part-*.parquet"))) < 3:
@@ -181,8 +249,14 @@ def test_ctrl_c_stops_after_the_current_batch_with_everything_saved(tmp_path, su
 
 def test_a_search_evaluating_on_a_dask_cluster_gives_the_in_process_records(tmp_path):
     search = {"driver": "pymoo", "algorithm": "nsga2", "pop_size": 16}
-    local = load(dse.run(tabular_config(search, seed=3, budget=48), output=tmp_path / "a", progress=False).path)
+    local = load(
+        dse.run(
+            tabular_config(search, seed=3, budget=48), output=tmp_path / "a", progress=False
+        ).path
+    )
     pooled_cfg = tabular_config({**search, "workers": 2}, seed=3, budget=48)
     pooled = load(dse.run(pooled_cfg, output=tmp_path / "b", progress=False).path)
     assert list(pooled.arch_hash) == list(local.arch_hash)
-    assert np.allclose(pooled.fpga_latency_ms, local.fpga_latency_ms) and list(pooled.accuracy) == list(local.accuracy)
+    assert np.allclose(pooled.fpga_latency_ms, local.fpga_latency_ms) and list(
+        pooled.accuracy
+    ) == list(local.accuracy)

@@ -11,7 +11,7 @@ from scipy.stats import spearmanr
 
 from dse.proxies.data import image_batch
 from dse.proxies.eproxy import DIVERGED, EproxyConfig, eproxy_loss, flops_factor
-from dse.proxies.targets import make_targets, sines, signal
+from dse.proxies.targets import make_targets, signal, sines
 from dse.registry import PROXIES, SPACES
 
 
@@ -19,9 +19,13 @@ def test_targets_have_the_stage_shape_and_the_requested_frequency_band():
     images = image_batch(4, (3, 32, 32), seed=0)
     t = make_targets(("net", "wave_h", "dot"), images, 8, (8, 8), seed=1, scale=2.0)
     assert t.shape == (4, 24, 8, 8) and torch.isfinite(t).all()
-    assert torch.allclose(t[:, :8].std(), torch.tensor(2.0), rtol=1e-3)  # each group normalised, then scaled
+    assert torch.allclose(
+        t[:, :8].std(), torch.tensor(2.0), rtol=1e-3
+    )  # each group normalised, then scaled
     for k, row in enumerate(sines(40, (1, 256), (0.375, 0.5), seed=3, two_d=True)[:, 0]):
-        peak = (np.argmax(np.abs(np.fft.rfft(row.numpy()))[1:]) + 1) / 256  # cycles per pixel along x
+        peak = (
+            np.argmax(np.abs(np.fft.rfft(row.numpy()))[1:]) + 1
+        ) / 256  # cycles per pixel along x
         assert 0.0 <= peak <= 0.51, (k, peak)
     one_d = sines(200, (64, 64), (0.375, 0.5), seed=4, two_d=False)
     for m in one_d[:20]:
@@ -41,7 +45,9 @@ def test_targets_have_the_stage_shape_and_the_requested_frequency_band():
 
 
 def test_bad_config_values_name_the_field():
-    with pytest.raises(ValueError, match="barrier_kernel: 5 is not allowed; allowed values: \\[1, 3, 7\\]"):
+    with pytest.raises(
+        ValueError, match="barrier_kernel: 5 is not allowed; allowed values: \\[1, 3, 7\\]"
+    ):
         EproxyConfig(barrier_kernel=5)
     with pytest.raises(ValueError, match="init: 'he' is not allowed"):
         EproxyConfig(init="he")
@@ -51,8 +57,14 @@ def test_bad_config_values_name_the_field():
 def cells():
     df = pd.read_csv(reference_data("nasbench201_naslib.csv"))
     pick = df.iloc[np.linspace(0, len(df) - 1, 10).astype(int)]
-    space = SPACES.create("nasbench201", cells_per_stage=1)  # small networks: a fast, small-scale check
-    return space, [space.to_graph(space.parse(s)) for s in pick.arch_str], pick.val_acc_cifar10.to_numpy()
+    space = SPACES.create(
+        "nasbench201", cells_per_stage=1
+    )  # small networks: a fast, small-scale check
+    return (
+        space,
+        [space.to_graph(space.parse(s)) for s in pick.arch_str],
+        pick.val_acc_cifar10.to_numpy(),
+    )
 
 
 def test_the_barrier_layer_changes_the_ranking(cells):
@@ -64,24 +76,35 @@ def test_the_barrier_layer_changes_the_ranking(cells):
     images = image_batch(16, (3, 32, 32), seed=0)
     with_barrier = [eproxy_loss(g, EproxyConfig(c_mid=32, lr=1.0), images) for g in graphs]
     assert max(with_barrier) < DIVERGED
-    assert all(eproxy_loss(g, EproxyConfig(c_mid=32, lr=1.0, barrier=False), images) == DIVERGED for g in graphs[:3])
-    without = [eproxy_loss(g, EproxyConfig(c_mid=32, lr=0.01, barrier=False), images) for g in graphs]
+    assert all(
+        eproxy_loss(g, EproxyConfig(c_mid=32, lr=1.0, barrier=False), images) == DIVERGED
+        for g in graphs[:3]
+    )
+    without = [
+        eproxy_loss(g, EproxyConfig(c_mid=32, lr=0.01, barrier=False), images) for g in graphs
+    ]
     assert spearmanr(with_barrier, without)[0] < 0.95
-    assert spearmanr(-np.array(with_barrier), accuracy)[0] > 0.6  # and it ranks them well (0.83 measured)
+    assert (
+        spearmanr(-np.array(with_barrier), accuracy)[0] > 0.6
+    )  # and it ranks them well (0.83 measured)
     assert eproxy_loss(graphs[0], EproxyConfig(c_mid=32, lr=1.0), images) == with_barrier[0]
 
 
 def test_diverging_training_scores_worst_instead_of_nan(cells):
     _, graphs, _ = cells
     images = image_batch(16, (3, 32, 32), seed=0)
-    assert eproxy_loss(graphs[-1], EproxyConfig(c_mid=16, lr=1.0, barrier=False), images) == DIVERGED
+    assert (
+        eproxy_loss(graphs[-1], EproxyConfig(c_mid=16, lr=1.0, barrier=False), images) == DIVERGED
+    )
 
 
 def test_provider_scores_higher_for_lower_loss_and_applies_the_flops_factor(cells):
     space, graphs, _ = cells
     plain = PROXIES.create("eproxy", c_mid=16, iterations=3, alpha=0.0)
     adjusted = PROXIES.create("eproxy", c_mid=16, iterations=3, alpha=0.5, max_macs=1e9)
-    arch = space.parse("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
+    arch = space.parse(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    )
     g = space.to_graph(arch)
     a, b = plain.evaluate(g, arch, space)["eproxy"], adjusted.evaluate(g, arch, space)["eproxy"]
     from dse.graph import totals

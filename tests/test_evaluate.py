@@ -10,10 +10,10 @@ import pytest
 
 from dse.evaluate import Constraint, Evaluator, Objective
 from dse.graph import GraphBuilder
-from dse.search.problem import SearchProblem
-from dse.space import Choice, SearchSpace
 from dse.proxies.analytic import AnalyticProxy
 from dse.registry import PROXIES
+from dse.search.problem import SearchProblem
+from dse.space import Choice, SearchSpace
 from dse.spaces.nasbench201 import NasBench201Space, parse_arch_str
 
 
@@ -35,11 +35,19 @@ class Counting:
 def test_evaluator_runs_cheap_first_and_prunes_on_violated_constraint():
     space = NasBench201Space()
     counting = Counting()
-    ev = Evaluator(space, [counting, AnalyticProxy()], [Objective("expensive", "max")],
-                   [Constraint("params", max=200_000)])
+    ev = Evaluator(
+        space,
+        [counting, AnalyticProxy()],
+        [Objective("expensive", "max")],
+        [Constraint("params", max=200_000)],
+    )
     assert [p.name for p in ev.providers] == ["analytic", "counting"]
-    big = parse_arch_str("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|")
-    small = parse_arch_str("|none~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|none~1|skip_connect~2|")
+    big = parse_arch_str(
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    )
+    small = parse_arch_str(
+        "|none~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|none~1|skip_connect~2|"
+    )
     r_big, r_small = ev.evaluate(big), ev.evaluate(small)
     assert r_big.status == "pruned" and not r_big.feasible and "expensive" not in r_big.metrics
     assert r_big.violations["params"] == pytest.approx(r_big.metrics["params"] - 200_000)
@@ -61,10 +69,17 @@ def test_failing_provider_is_recorded_not_raised():
 
 
 def test_unknown_metric_in_objective_names_the_field():
-    with pytest.raises(ValueError, match=r"objectives\[0\]\.metric: 'accuracy' is not produced.*params"):
+    with pytest.raises(
+        ValueError, match=r"objectives\[0\]\.metric: 'accuracy' is not produced.*params"
+    ):
         Evaluator(NasBench201Space(), [AnalyticProxy()], [Objective("accuracy", "max")])
     with pytest.raises(ValueError, match=r"constraints\[0\]\.metric"):
-        Evaluator(NasBench201Space(), [AnalyticProxy()], [Objective("params")], [Constraint("latency", max=1)])
+        Evaluator(
+            NasBench201Space(),
+            [AnalyticProxy()],
+            [Objective("params")],
+            [Constraint("latency", max=1)],
+        )
 
 
 def test_constraint_violation_units():
@@ -97,11 +112,13 @@ class CountingChain(SearchSpace):
 
 def test_default_hash_builds_each_new_graph_once_and_dedups():
     space = CountingChain()
-    problem = SearchProblem(space, Evaluator(space, [AnalyticProxy()], [Objective("params")]), "r", 0, "t")
+    problem = SearchProblem.in_memory(
+        Evaluator(space, [AnalyticProxy()], [Objective("params")]), run_id="r", driver="t"
+    )
     X = np.array([[d, w] for d in range(3) for w in range(2)] * 2)  # six architectures, each twice
     F, G = problem.evaluate(X)
     assert space.built == 6  # hashing built the graph; the evaluator reused it
-    assert len(problem.rows) == 6 and problem.n_cached == 6
+    assert len(problem.ledger.rows) == 6 and problem.ledger.n_cached == 6
     assert F.shape == (12, 1) and np.array_equal(F[:6], F[6:]) and not G.any()
 
 
@@ -133,7 +150,9 @@ def test_batch_uses_evaluate_population_and_isolates_a_failing_candidate():
     rng = np.random.default_rng(0)
     archs = [space.sample(rng) for _ in range(6)]
     pop = PopulationProvider()
-    ev = Evaluator(space, [AnalyticProxy(), pop], [Objective("nodes")], [Constraint("params", max=1e9)])
+    ev = Evaluator(
+        space, [AnalyticProxy(), pop], [Objective("nodes")], [Constraint("params", max=1e9)]
+    )
     results = ev.evaluate_batch(archs)
     assert pop.population_calls == 1 and pop.single_calls == 0
     assert [r.metrics["nodes"] for r in results] == [ev.evaluate(a).metrics["nodes"] for a in archs]
@@ -157,11 +176,14 @@ def test_search_batches_reach_population_providers(tmp_path):
         "search": {"driver": "random", "batch_size": 16, "max_evaluations": 32},
     }
     df = load(dse.run(cfg, output=tmp_path, progress=False).path)
+    import json
+
     from dse.registry import SIMULATORS
     from dse.spaces.mbconv import MBConvChainSpace
-    import json
 
     space = MBConvChainSpace(target="fpga", num_blocks=6, resolution=64)
     sim = SIMULATORS.create("fpga", board="ZC706", architecture="recursive")
     for arch, latency in zip(df.arch, df.fpga_latency_ms):  # batch results equal one-by-one results
-        assert sim.evaluate(space.to_graph(json.loads(arch)), {}, space)["fpga_latency_ms"] == pytest.approx(latency)
+        assert sim.evaluate(space.to_graph(json.loads(arch)), {}, space)[
+            "fpga_latency_ms"
+        ] == pytest.approx(latency)

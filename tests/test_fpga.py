@@ -13,7 +13,14 @@ from dse.registry import SIMULATORS
 from dse.results import load
 from dse.simulators.fpga import des, pipelined, recursive
 from dse.simulators.fpga.boards import load_boards
-from dse.simulators.fpga.model import PHI_DEFAULT, PSI_DEFAULT, LayerRows, LayerTable, layer_table, lookup
+from dse.simulators.fpga.model import (
+    PHI_DEFAULT,
+    PSI_DEFAULT,
+    LayerRows,
+    LayerTable,
+    layer_table,
+    lookup,
+)
 
 
 def two_conv_graph(bits_a: int = 16, bits_b: int = 16):
@@ -28,73 +35,126 @@ def two_conv_graph(bits_a: int = 16, bits_b: int = 16):
 def test_eq_2_14_work_per_layer_kind():
     layers = layer_table(two_conv_graph())
     assert layers.ip == ["conv3x3", "conv3x3", "dwconv5x5"]
-    assert list(layers.work) == [3 * 3 * 16 * 16 * 8 * 16, 3 * 3 * 16 * 16 * 16 * 32, 5 * 5 * 16 * 16 * 32]
+    assert list(layers.work) == [
+        3 * 3 * 16 * 16 * 8 * 16,
+        3 * 3 * 16 * 16 * 16 * 32,
+        5 * 5 * 16 * 16 * 32,
+    ]
     b = GraphBuilder()
     x = b.input((4, 8, 8))
     b.act(b.norm(x), "relu")
     unfused = layer_table(b.build(), LayerRows(fuse=False))
-    assert unfused.ip == ["eltwise", "eltwise"] and list(unfused.work) == [4 * 8 * 8] * 2  # h w c_in
-    assert len(layer_table(b.build())) == 0  # fused (the default): BN folds into, ReLU streams with, a conv
+    assert (
+        unfused.ip == ["eltwise", "eltwise"] and list(unfused.work) == [4 * 8 * 8] * 2
+    )  # h w c_in
+    assert (
+        len(layer_table(b.build())) == 0
+    )  # fused (the default): BN folds into, ReLU streams with, a conv
 
 
 def test_eq_2_13_and_2_15_phi_psi_piecewise():
-    assert list(lookup(PSI_DEFAULT, np.array([2, 4, 5, 8, 9, 16]))) == [0, 0, 0.5, 0.5, 1, 1]  # 2.4.1.2
+    assert list(lookup(PSI_DEFAULT, np.array([2, 4, 5, 8, 9, 16]))) == [
+        0,
+        0,
+        0.5,
+        0.5,
+        1,
+        1,
+    ]  # 2.4.1.2
     assert list(lookup(PHI_DEFAULT, np.array([8, 16]))) == [0.5, 1.0]
     with pytest.raises(ValueError, match="wider than"):
         lookup(PSI_DEFAULT, np.array([64]))
     # one layer, pf fixed by a budget that allows exactly 2**5 lanes at 16 bits:
     layers = LayerTable.of(["conv3x3"], [1_179_648.0], [16])
-    d = recursive.allocate(layers, clock_hz=200e6, dsp_budget=32, lut_budget=1e9, phi=PHI_DEFAULT,
-                           psi=PSI_DEFAULT, mem_s=np.zeros(1))
+    d = recursive.allocate(
+        layers,
+        clock_hz=200e6,
+        dsp_budget=32,
+        lut_budget=1e9,
+        phi=PHI_DEFAULT,
+        psi=PSI_DEFAULT,
+        mem_s=np.zeros(1),
+    )
     assert d.pf.tolist() == [5] and d.dsp == 32  # Res = Psi(16) * 2**5 (eq. 2.15)
-    assert d.latency_s == pytest.approx(1.0 * 2 ** -5 * 1_179_648 / 200e6)  # Phi(16) 2^-pf work / f
-    d8 = recursive.allocate(LayerTable.of(["conv3x3"], layers.work, [8]),
-                            clock_hz=200e6, dsp_budget=32, lut_budget=1e9, phi=PHI_DEFAULT, psi=PSI_DEFAULT,
-                            mem_s=np.zeros(1))
+    assert d.latency_s == pytest.approx(1.0 * 2**-5 * 1_179_648 / 200e6)  # Phi(16) 2^-pf work / f
+    d8 = recursive.allocate(
+        LayerTable.of(["conv3x3"], layers.work, [8]),
+        clock_hz=200e6,
+        dsp_budget=32,
+        lut_budget=1e9,
+        phi=PHI_DEFAULT,
+        psi=PSI_DEFAULT,
+        mem_s=np.zeros(1),
+    )
     assert d8.pf.tolist() == [6] and d8.dsp == 32  # half a DSP per 8-bit lane buys twice the lanes
-    assert d8.latency_s == pytest.approx(0.5 * 2 ** -6 * 1_179_648 / 200e6)
+    assert d8.latency_s == pytest.approx(0.5 * 2**-6 * 1_179_648 / 200e6)
 
 
 def test_recursive_shares_ips_bits_and_dsps_eqs_2_6_and_2_10_to_2_12():
     layers = layer_table(two_conv_graph(bits_a=8, bits_b=16))
-    d = recursive.allocate(layers, clock_hz=100e6, dsp_budget=64, lut_budget=1e9, phi=PHI_DEFAULT,
-                           psi=PSI_DEFAULT, mem_s=np.zeros(3))
+    d = recursive.allocate(
+        layers,
+        clock_hz=100e6,
+        dsp_budget=64,
+        lut_budget=1e9,
+        phi=PHI_DEFAULT,
+        psi=PSI_DEFAULT,
+        mem_s=np.zeros(3),
+    )
     assert d.ips == ("conv3x3", "dwconv5x5")
     assert d.ip_bits.tolist() == [16, 16]  # eq. 2.10: the 8-bit conv runs on the shared 16-bit IP
-    lanes = 2.0 ** d.pf
+    lanes = 2.0**d.pf
     assert d.dsp == pytest.approx(lanes.sum())  # eq. 2.12: each IP counted once, Psi(16) = 1
     expected = (294_912 + 1_179_648) / lanes[0] / 100e6 + 204_800 / lanes[1] / 100e6
     assert d.latency_s == pytest.approx(expected)  # eq. 2.6: sum over layers
     # the greedy split is optimal here: brute force over all power-of-two splits within budget
     best = min(
-        (1_474_560 / 2 ** a + 204_800 / 2 ** c) / 100e6
-        for a, c in itertools.product(range(8), repeat=2) if 2 ** a + 2 ** c <= 64
+        (1_474_560 / 2**a + 204_800 / 2**c) / 100e6
+        for a, c in itertools.product(range(8), repeat=2)
+        if 2**a + 2**c <= 64
     )
     assert d.latency_s == pytest.approx(best)
 
 
 def test_pipelined_balances_stages_eqs_2_7_and_2_9():
     layers = layer_table(two_conv_graph())
-    d = pipelined.allocate(layers, clock_hz=100e6, dsp_budget=100, lut_budget=1e9, phi=PHI_DEFAULT,
-                           psi=PSI_DEFAULT, mem_s=np.zeros(3))
-    lanes = 2.0 ** d.pf
+    d = pipelined.allocate(
+        layers,
+        clock_hz=100e6,
+        dsp_budget=100,
+        lut_budget=1e9,
+        phi=PHI_DEFAULT,
+        psi=PSI_DEFAULT,
+        mem_s=np.zeros(3),
+    )
+    lanes = 2.0**d.pf
     assert d.dsp == pytest.approx(lanes.sum()) and d.dsp <= 100  # eq. 2.9
     assert d.period_s == pytest.approx(max(layers.work / lanes) / 100e6)  # eq. 2.7
     assert d.throughput_fps == pytest.approx(1 / d.period_s)
     best = min(
-        max(w / 2 ** p for w, p in zip(layers.work, pfs)) / 100e6
-        for pfs in itertools.product(range(8), repeat=3) if sum(2 ** p for p in pfs) <= 100
+        max(w / 2**p for w, p in zip(layers.work, pfs)) / 100e6
+        for pfs in itertools.product(range(8), repeat=3)
+        if sum(2**p for p in pfs) <= 100
     )
     assert d.period_s == pytest.approx(best)
-    starved = pipelined.allocate(layers, clock_hz=100e6, dsp_budget=2, lut_budget=1e9, phi=PHI_DEFAULT,
-                                 psi=PSI_DEFAULT, mem_s=np.zeros(3))
+    starved = pipelined.allocate(
+        layers,
+        clock_hz=100e6,
+        dsp_budget=2,
+        lut_budget=1e9,
+        phi=PHI_DEFAULT,
+        psi=PSI_DEFAULT,
+        mem_s=np.zeros(3),
+    )
     assert not starved.feasible  # three stages need at least three DSPs
 
 
 def test_ddr_bound_and_double_buffering():
     layers = layer_table(two_conv_graph())
     mem = np.array([1e-3, 0.0, 0.0])
-    kw = dict(clock_hz=100e6, dsp_budget=64, lut_budget=1e9, phi=PHI_DEFAULT, psi=PSI_DEFAULT, mem_s=mem)
+    kw = dict(
+        clock_hz=100e6, dsp_budget=64, lut_budget=1e9, phi=PHI_DEFAULT, psi=PSI_DEFAULT, mem_s=mem
+    )
     overlap = recursive.allocate(layers, overlap=True, **kw)
     serial = recursive.allocate(layers, overlap=False, **kw)
     comp = 294_912 / 2 ** overlap.pf[0] / 100e6
@@ -107,12 +167,22 @@ def test_ddr_bound_and_double_buffering():
 
 def test_board_catalog_and_user_boards(tmp_path):
     boards = load_boards()
-    assert {"ZC706", "ZCU102", "ZCU104", "Ultra96", "AlveoU50", "AlveoU250", "VCU118"} <= set(boards)
-    assert boards["ZC706"].dsp == 900 and boards["ZCU102"].dsp == 2520 and all(b.source for b in boards.values())
-    (tmp_path / "mine.toml").write_text('[Tiny]\npart = "X"\ndsp = 64\nbram_18k = 100\nlut = 20000\n'
-                                        'clock_mhz = 150\nddr_gbps = 4.0\n')
+    assert {"ZC706", "ZCU102", "ZCU104", "Ultra96", "AlveoU50", "AlveoU250", "VCU118"} <= set(
+        boards
+    )
+    assert (
+        boards["ZC706"].dsp == 900
+        and boards["ZCU102"].dsp == 2520
+        and all(b.source for b in boards.values())
+    )
+    (tmp_path / "mine.toml").write_text(
+        '[Tiny]\npart = "X"\ndsp = 64\nbram_18k = 100\nlut = 20000\n'
+        "clock_mhz = 150\nddr_gbps = 4.0\n"
+    )
     assert load_boards(tmp_path / "mine.toml")["Tiny"].dsp == 64
-    (tmp_path / "bad.toml").write_text('[Bad]\npart = "X"\ndsp = -1\nbram_18k = 1\nlut = 1\nclock_mhz = 1\nddr_gbps = 1\n')
+    (tmp_path / "bad.toml").write_text(
+        '[Bad]\npart = "X"\ndsp = -1\nbram_18k = 1\nlut = 1\nclock_mhz = 1\nddr_gbps = 1\n'
+    )
     with pytest.raises(ValueError, match="Bad.dsp: expected a positive number"):
         load_boards(tmp_path / "bad.toml")
     with pytest.raises(ValueError, match="board: 'ZC999' is not allowed"):
@@ -125,12 +195,19 @@ def test_fpga_metrics_in_a_search_on_the_mbconv_chain(tmp_path):
         "space": {"name": "mbconv", "target": "fpga", "num_blocks": 8, "resolution": 96},
         "proxies": {"analytic": {}},
         "simulators": {"fpga": {"board": "ZC706", "architecture": "pipelined"}},
-        "objectives": [{"metric": "macs", "direction": "max"}, {"metric": "fpga_throughput_fps", "direction": "max"}],
+        "objectives": [
+            {"metric": "macs", "direction": "max"},
+            {"metric": "fpga_throughput_fps", "direction": "max"},
+        ],
         "constraints": [{"metric": "fpga_feasible", "min": 1}],
         "search": {"driver": "pymoo", "pop_size": 8, "max_evaluations": 24},
     }
     df = load(dse.run(cfg, output=tmp_path, progress=False).path)
-    assert (df.status == "ok").all() and (df.fpga_dsp <= 900).all() and (df.fpga_throughput_fps > 0).all()
+    assert (
+        (df.status == "ok").all()
+        and (df.fpga_dsp <= 900).all()
+        and (df.fpga_throughput_fps > 0).all()
+    )
     assert df["time_fpga_s"].notna().all()
 
 
@@ -140,10 +217,14 @@ def test_recursive_des_equals_the_analytic_sum(double_buffering):
     comp, mem = rng.random(12) * 1e-3, rng.random(12) * 1e-3
     mem[::3] = 0.0  # some layers need no DDR traffic
     index = rng.integers(0, 3, size=12)
-    trace = des.run_recursive(("a", "b", "c"), index, comp, mem, double_buffering=double_buffering, tiles=8)
+    trace = des.run_recursive(
+        ("a", "b", "c"), index, comp, mem, double_buffering=double_buffering, tiles=8
+    )
     analytic = recursive.layer_seconds(comp, mem, np.ones(12), double_buffering, tiles=8).sum()
     assert trace.latency_s == pytest.approx(analytic, rel=1e-9)
-    assert np.all(np.diff(trace.layer_start_s) >= 0) and trace.layer_end_s[-1] == pytest.approx(trace.latency_s)
+    assert np.all(np.diff(trace.layer_start_s) >= 0) and trace.layer_end_s[-1] == pytest.approx(
+        trace.latency_s
+    )
     for i, name in enumerate(("a", "b", "c")):
         assert trace.ip_utilisation[name] == pytest.approx(comp[index == i].sum() / trace.latency_s)
     assert trace.ddr_utilisation == pytest.approx(mem.sum() / trace.latency_s)
@@ -154,12 +235,16 @@ def test_pipelined_des_steady_state_matches_the_analytic_period():
     trace = des.run_pipelined(comp, np.zeros(4), frames=80)
     assert trace.period_s == pytest.approx(5e-3, rel=1e-9)  # eq. 2.7: the slowest stage
     assert trace.fill_s == pytest.approx(comp.sum())  # the first frame meets an empty pipeline
-    assert trace.stall_s[0] > 0 and trace.stall_s[1] == pytest.approx(0.0)  # upstream of the bottleneck stalls
+    assert trace.stall_s[0] > 0 and trace.stall_s[1] == pytest.approx(
+        0.0
+    )  # upstream of the bottleneck stalls
     assert trace.utilisation[1] == pytest.approx(1.0, abs=0.05)
     # DDR-bound: the stages' transfers share one channel, so the period is their sum
     mem = np.array([2.0, 2.0, 2.0, 2.0]) * 1e-3
     bound = des.run_pipelined(comp, mem, frames=120)
-    d = pipelined.PipelinedDesign(np.ones(4), comp, mem, np.maximum(comp, mem), float(mem.sum()), 0, 0, True)
+    d = pipelined.PipelinedDesign(
+        np.ones(4), comp, mem, np.maximum(comp, mem), float(mem.sum()), 0, 0, True
+    )
     assert bound.period_s == pytest.approx(d.period_s, rel=0.02)
     deeper = des.run_pipelined(comp, np.zeros(4), frames=80, fifo_depth=4)
     assert deeper.period_s == pytest.approx(5e-3) and deeper.stall_s.sum() <= trace.stall_s.sum()
@@ -170,7 +255,9 @@ def test_des_metrics_from_the_plugin():
 
     g = build("mobilenet_v2", resolution=64, weight_bits=8, act_bits=16)
     for arch in ("recursive", "pipelined"):
-        sim = SIMULATORS.create("fpga", board="ZC706", architecture=arch, des_frames=400)  # >> 150 stages
+        sim = SIMULATORS.create(
+            "fpga", board="ZC706", architecture=arch, des_frames=400
+        )  # >> 150 stages
         m = sim.evaluate(g, {}, None)
         if arch == "recursive":
             assert m["fpga_des_latency_ms"] == pytest.approx(m["fpga_latency_ms"], rel=1e-9)
@@ -178,20 +265,29 @@ def test_des_metrics_from_the_plugin():
             assert m["fpga_des_throughput_fps"] == pytest.approx(m["fpga_throughput_fps"], rel=0.02)
 
 
-@pytest.mark.parametrize("arch,board,extra", [
-    ("recursive", "ZCU102", {}),
-    ("recursive", "Ultra96", {"layer_overhead_cycles": 2000, "double_buffering": False}),
-    ("pipelined", "ZC706", {}),
-    ("pipelined", "ZC706", {"integer_lanes": True, "layer_overhead_cycles": 500}),
-])
+@pytest.mark.parametrize(
+    "arch,board,extra",
+    [
+        ("recursive", "ZCU102", {}),
+        ("recursive", "Ultra96", {"layer_overhead_cycles": 2000, "double_buffering": False}),
+        ("pipelined", "ZC706", {}),
+        ("pipelined", "ZC706", {"integer_lanes": True, "layer_overhead_cycles": 500}),
+    ],
+)
 def test_population_pass_equals_graph_by_graph(arch, board, extra):
     from dse.spaces.mbconv import MBConvChainSpace
     from dse.spaces.nasbench201 import NasBench201Space
     from dse.spaces.zoo import build
 
     rng = np.random.default_rng(1)
-    graphs = [s.to_graph(s.sample(rng)) for s in (MBConvChainSpace(num_blocks=8, resolution=96),
-                                                   NasBench201Space(weight_bits=8, act_bits=8)) for _ in range(12)]
+    graphs = [
+        s.to_graph(s.sample(rng))
+        for s in (
+            MBConvChainSpace(num_blocks=8, resolution=96),
+            NasBench201Space(weight_bits=8, act_bits=8),
+        )
+        for _ in range(12)
+    ]
     graphs.append(build("resnet18", resolution=64, weight_bits=16, act_bits=16))
     sim = SIMULATORS.create("fpga", board=board, architecture=arch, **extra)
     population = sim.evaluate_population(graphs)
@@ -209,13 +305,20 @@ def test_fused_layers_and_per_layer_overhead_in_model_and_des():
     skip = space.to_graph(parse_arch_str("|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|"))
     # ReLU-conv-BN is one layer once fused: one conv edge in each of 15 cells adds 15 layers
     assert len(layer_table(conv)) - len(layer_table(skip)) == 15
-    assert len(layer_table(conv, LayerRows(fuse=False))) - len(layer_table(skip, LayerRows(fuse=False))) == 45
+    assert (
+        len(layer_table(conv, LayerRows(fuse=False)))
+        - len(layer_table(skip, LayerRows(fuse=False)))
+        == 45
+    )
     plain = SIMULATORS.create("fpga", board="ZC706", architecture="recursive")
-    slow = SIMULATORS.create("fpga", board="ZC706", architecture="recursive", layer_overhead_cycles=1000,
-                             des_frames=2)
+    slow = SIMULATORS.create(
+        "fpga", board="ZC706", architecture="recursive", layer_overhead_cycles=1000, des_frames=2
+    )
     n = len(layer_table(conv))
     base, extra = plain.evaluate(conv, {}, None), slow.evaluate(conv, {}, None)
-    assert extra["fpga_latency_ms"] == pytest.approx(base["fpga_latency_ms"] + n * 1000 / 200e6 * 1e3)
+    assert extra["fpga_latency_ms"] == pytest.approx(
+        base["fpga_latency_ms"] + n * 1000 / 200e6 * 1e3
+    )
     assert extra["fpga_des_latency_ms"] == pytest.approx(extra["fpga_latency_ms"], rel=1e-9)
     with pytest.raises(ValueError, match="layer_overhead_cycles: must be >= 0"):
         SIMULATORS.create("fpga", layer_overhead_cycles=-1)
@@ -228,8 +331,11 @@ def test_integer_lanes_fill_the_dsp_budget_for_vgg16():
 
     g = build("vgg16", weight_bits=16, act_bits=16)
     pow2 = SIMULATORS.create("fpga", board="ZC706", architecture="pipelined").evaluate(g, {}, None)
-    anyint = SIMULATORS.create("fpga", board="ZC706", architecture="pipelined", integer_lanes=True).evaluate(g, {}, None)
-    # one 16-bit MAC per DSP48 per cycle at 200 MHz bounds VGG16's 15.47 GMACs at 900 * 200e6 / 15.47e9
+    anyint = SIMULATORS.create(
+        "fpga", board="ZC706", architecture="pipelined", integer_lanes=True
+    ).evaluate(g, {}, None)
+    # one 16-bit MAC per DSP48 per cycle at 200 MHz bounds VGG16's 15.47 GMACs at 900 * 200e6 /
+    # 15.47e9
     ceiling = 900 * 200e6 / 15.47e9
     assert anyint["fpga_dsp"] <= 900 and anyint["fpga_throughput_fps"] <= ceiling
     assert anyint["fpga_throughput_fps"] > 0.95 * ceiling > 1.5 * pow2["fpga_throughput_fps"]
@@ -243,7 +349,9 @@ def test_hwnasbench_fpga_latency_ranked_after_fitting_two_parameters():
 
     from dse.spaces.nasbench201 import NasBench201Space, parse_arch_str
 
-    df = pd.read_csv(reference_data("nasbench201_latency_measured.csv")).sample(n=400, random_state=0)
+    df = pd.read_csv(reference_data("nasbench201_latency_measured.csv")).sample(
+        n=400, random_state=0
+    )
     space = NasBench201Space(weight_bits=16, act_bits=16)
     graphs = [space.to_graph(parse_arch_str(a)) for a in df.arch_str]
     sim = SIMULATORS.create("fpga", board="ZC706", architecture="recursive")

@@ -14,14 +14,17 @@ from conftest import reference_data
 
 import dse
 from dse.proxies.data import image_batch
-from dse.proxies.dps import fitness_rows, load_proxy, read_truth, save_proxy
+from dse.proxies.dps import fitness_rows, read_truth
 from dse.proxies.gennas import PRESETS, GenNASConfig, gennas_loss
 from dse.proxies.report_card import evaluate_proxies, fitted_on
+from dse.proxies.saved import load_proxy, save_proxy
 from dse.registry import PROXIES, SPACES
 from dse.results.store import RunStore
 
-CELLS = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
-         "|avg_pool_3x3~0|+|none~0|avg_pool_3x3~1|+|none~0|skip_connect~1|none~2|"]
+CELLS = [
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+    "|avg_pool_3x3~0|+|none~0|avg_pool_3x3~1|+|none~0|skip_connect~1|none~2|",
+]
 
 
 def test_gennas_trains_every_stage_head_and_is_deterministic():
@@ -30,7 +33,9 @@ def test_gennas_trains_every_stage_head_and_is_deterministic():
     images = image_batch(8, (3, 32, 32), seed=0)
     cfg = GenNASConfig(iterations=15, batch_size=8, channels=16)
     good, bad = (gennas_loss(g, cfg, images) for g in graphs)
-    assert 0 < good < bad  # the all-conv cell regresses the combo task better than the pooling/zero cell
+    assert (
+        0 < good < bad
+    )  # the all-conv cell regresses the combo task better than the pooling/zero cell
     assert gennas_loss(graphs[0], cfg, images) == good
     single = GenNASConfig(stages=PRESETS["single"], iterations=15, batch_size=8, channels=16)
     assert gennas_loss(graphs[0], single, images) != good
@@ -64,8 +69,14 @@ def test_dps_searches_saves_and_reuses_a_proxy(tmp_path, monkeypatch):
     config = {
         "run": {"name": "dps", "seed": 0},
         "space": {"name": "eproxy_config", "iterations": 2},
-        "proxies": {"proxy_fitness": {"truth": truth, "column": "val_acc_cifar10", "archs": 4,
-                                      "space_params": {"cells_per_stage": 1}}},
+        "proxies": {
+            "proxy_fitness": {
+                "truth": truth,
+                "column": "val_acc_cifar10",
+                "archs": 4,
+                "space_params": {"cells_per_stage": 1},
+            }
+        },
         "objectives": [{"metric": "rho", "direction": "max"}],
         "search": {"driver": "rea", "population_size": 3, "sample_size": 2, "max_evaluations": 5},
     }
@@ -87,8 +98,12 @@ def test_dps_searches_saves_and_reuses_a_proxy(tmp_path, monkeypatch):
     assert proxy.config.iterations == 2 and list(proxy.config.features) == params["features"]
     assert fitted_on(["params", "eproxy@tiny"]) == set(texts)
     space = SPACES.create("nasbench201", cells_per_stage=1)
-    card = evaluate_proxies(space, [space.parse(c) for c in CELLS] * 2, [90.0, 40.0, 89.0, 41.0],
-                            ["eproxy@tiny", "params"])
+    card = evaluate_proxies(
+        space,
+        [space.parse(c) for c in CELLS] * 2,
+        [90.0, 40.0, 89.0, 41.0],
+        ["eproxy@tiny", "params"],
+    )
     assert set(card.summary.proxy) == {"eproxy@tiny", "params"}
     assert np.isfinite(card.scores["eproxy@tiny"]).all()
     with pytest.raises(ValueError, match="is a eproxy configuration, not a gennas one"):
@@ -101,12 +116,32 @@ def test_dps_command_resumes_a_search_on_dask_where_it_stopped(tmp_path):
     configurations again, here moving it onto a real two-worker LocalCluster (``--workers``),
     refuses other search settings, and saves the best configuration of the whole run."""
     env = {**os.environ, "DSE_PROXY_STORE": str(tmp_path / "store")}
-    base = [sys.executable, "-m", "dse.cli", "dps", "--truth", str(reference_data("nasbench201_naslib.csv")),
-            "--archs", "3", "--iterations", "1", "--population", "2", "--sample", "2", "--batch-size", "2",
-            "--output", str(tmp_path / "runs"), "--quiet"]
+    base = [
+        sys.executable,
+        "-m",
+        "dse.cli",
+        "dps",
+        "--truth",
+        str(reference_data("nasbench201_naslib.csv")),
+        "--archs",
+        "3",
+        "--iterations",
+        "1",
+        "--population",
+        "2",
+        "--sample",
+        "2",
+        "--batch-size",
+        "2",
+        "--output",
+        str(tmp_path / "runs"),
+        "--quiet",
+    ]
 
     def dps(*args):
-        return subprocess.run(base + list(args), capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+        return subprocess.run(
+            base + list(args), capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300
+        )
 
     first = dps("--budget", "2")
     assert first.returncode == 0, first.stderr
@@ -118,8 +153,19 @@ def test_dps_command_resumes_a_search_on_dask_where_it_stopped(tmp_path):
     more = dps("--budget", "4", "--workers", "2", "--resume", str(run_dir), "--name", "grown")
     assert more.returncode == 0, more.stderr
     after = dse.results.load(run_dir)
-    assert len(after) == 4 and after.arch_id.is_unique and list(after.arch_id[:2]) == list(before.arch_id)
-    assert after.rho[:2].tolist() == before.rho.tolist() and after.proxy_s[:2].tolist() == before.proxy_s.tolist()
-    assert RunStore(run_dir).read_manifest()["config"]["search"]["workers"] == 2  # the resume ran on Dask
+    assert (
+        len(after) == 4
+        and after.arch_id.is_unique
+        and list(after.arch_id[:2]) == list(before.arch_id)
+    )
+    assert (
+        after.rho[:2].tolist() == before.rho.tolist()
+        and after.proxy_s[:2].tolist() == before.proxy_s.tolist()
+    )
+    assert (
+        RunStore(run_dir).read_manifest()["config"]["search"]["workers"] == 2
+    )  # the resume ran on Dask
     saved = load_proxy("grown", store=tmp_path / "store")
-    assert saved["provenance"]["configurations"] == 4 and saved["provenance"]["rho"] == after.rho.max()
+    assert (
+        saved["provenance"]["configurations"] == 4 and saved["provenance"]["rho"] == after.rho.max()
+    )

@@ -26,8 +26,21 @@ from dse.simulators.gpu.stream import graph_kernels, run_kernels
 from dse.spaces.nasbench201 import NasBench201Space, parse_arch_str
 from dse.spaces.zoo import build
 
-CATALOG = ["A100-80GB-PCIe", "A100-80GB-SXM", "H100-SXM", "H100-PCIe", "H200", "A6000", "A40", "L4",
-           "V100-SXM2", "RTX-4090", "Titan-RTX", "GTX-1080-Ti", "Jetson-AGX-Orin"]
+CATALOG = [
+    "A100-80GB-PCIe",
+    "A100-80GB-SXM",
+    "H100-SXM",
+    "H100-PCIe",
+    "H200",
+    "A6000",
+    "A40",
+    "L4",
+    "V100-SXM2",
+    "RTX-4090",
+    "Titan-RTX",
+    "GTX-1080-Ti",
+    "Jetson-AGX-Orin",
+]
 
 
 # ----------------------------------------------------------------------------- devices
@@ -43,9 +56,15 @@ def test_catalog_has_the_required_devices_with_sources():
 
 def test_user_device_file_and_bad_fields(tmp_path):
     f = tmp_path / "mine.toml"
-    f.write_text('[MyGPU]\nfp32_tflops = 10\nfp16_tflops = 40\nmemory_bandwidth_gbs = 500\nmemory_gb = 16\nsms = 40\n')
+    f.write_text(
+        "[MyGPU]\nfp32_tflops = 10\nfp16_tflops = 40\nmemory_bandwidth_gbs = 500\nmemory_gb = "
+        "16\nsms = 40\n"
+    )
     assert get_device("MyGPU", f).peak("bf16") == 40e12
-    f.write_text('[MyGPU]\nfp32_tflops = 10\nmemory_bandwidth_gbs = 500\nmemory_gb = 16\nsms = 40\nclock = 3\n')
+    f.write_text(
+        "[MyGPU]\nfp32_tflops = 10\nmemory_bandwidth_gbs = 500\nmemory_gb = 16\nsms = 40\nclock = "
+        "3\n"
+    )
     with pytest.raises(ValueError, match=r"MyGPU\.clock: unknown field"):
         load_devices(f)
     with pytest.raises(ValueError, match="device: 'B200' is not allowed; allowed values"):
@@ -78,8 +97,14 @@ def test_shipped_a100_calibration_predicts_tflops_within_20_percent_median(llama
     err = np.abs(predicted_tflops(pts, calibrated) / pts["tflops"] - 1)
     assert np.median(err) < 0.20
     # and the shipped file is what fitting the tables gives (reproducible, deterministic)
-    refit = fit_kernels(workload.model.device, pts["op_class"], pts["flops"], pts["bytes"],
-                        pts["measured_seconds"], pts["kernels"]).calibration
+    refit = fit_kernels(
+        workload.model.device,
+        pts["op_class"],
+        pts["flops"],
+        pts["bytes"],
+        pts["measured_seconds"],
+        pts["kernels"],
+    ).calibration
     shipped = load_calibration("A100-80GB-PCIe")
     for c in ("linear", "matmul"):
         assert refit.classes[c].compute == pytest.approx(shipped.classes[c].compute, rel=1e-4)
@@ -90,12 +115,15 @@ def test_shipped_a100_calibration_predicts_tflops_within_20_percent_median(llama
 def test_fit_from_a_users_csv_of_measured_kernels(llama_points, tmp_path):
     pts, workload = llama_points
     csv = tmp_path / "measured.csv"
-    pts.rename(columns={"measured_seconds": "seconds"})[["op_class", "flops", "bytes", "seconds", "kernels"]].to_csv(csv, index=False)
+    pts.rename(columns={"measured_seconds": "seconds"})[
+        ["op_class", "flops", "bytes", "seconds", "kernels"]
+    ].to_csv(csv, index=False)
     rep = fit_kernels_csv(workload.model.device, csv)
     assert rep.n_points == 168 and rep.median_rel_error < 0.20
     (tmp_path / "cal.toml").write_text(rep.calibration.to_toml())
     assert load_calibration(tmp_path / "cal.toml").classes["linear"].compute == pytest.approx(
-        rep.calibration.classes["linear"].compute, rel=1e-5)
+        rep.calibration.classes["linear"].compute, rel=1e-5
+    )
     pts[["op_class", "flops"]].to_csv(csv, index=False)
     with pytest.raises(ValueError, match=r"missing column\(s\) \['bytes', 'seconds'\]"):
         fit_kernels_csv(workload.model.device, csv)
@@ -106,7 +134,11 @@ def test_calibration_toml_round_trip_and_errors():
     import tomllib
 
     back = parse_calibration(tomllib.loads(cal.to_toml()))
-    assert back.default.compute == 0.5 and back.classes["pool"].memory == 0.2 and back.default.overhead_s == pytest.approx(1e-5)
+    assert (
+        back.default.compute == 0.5
+        and back.classes["pool"].memory == 0.2
+        and back.default.overhead_s == pytest.approx(1e-5)
+    )
     with pytest.raises(ValueError, match="classes.softmax: unknown op class"):
         parse_calibration({"classes": {"softmax": {"compute": 0.5}}})
     with pytest.raises(ValueError, match=r"efficiency.memory: must be in \(0, 1\]"):
@@ -129,8 +161,10 @@ def _score(device, calibration, graphs, y, batch):
 
 
 def test_shipped_nb201_calibrations_rank_measured_latency(nb201_measured):
-    """Targets of the issue on 600 cells (the 14,263-cell figures are in benchmarks/gpu_calibrate.py):
-    rho >= 0.90 at batch 1, >= 0.97 at batch 256 (0.95 here: a 600-cell sample), median error <= 25%."""
+    """Targets of the issue on 600 cells (the 14,263-cell figures are in
+    benchmarks/gpu_calibrate.py):
+    rho >= 0.90 at batch 1, >= 0.97 at batch 256 (0.95 here: a 600-cell sample), median error <=
+    25%."""
     df, graphs = nb201_measured
     for device, col in (("Titan-RTX", "titan_rtx"), ("GTX-1080-Ti", "1080ti")):
         cal = load_calibration(device)
@@ -143,8 +177,11 @@ def test_shipped_nb201_calibrations_rank_measured_latency(nb201_measured):
 def test_calibrate_on_titan_rtx_predict_gtx_1080_ti_from_its_data_sheet(nb201_measured):
     df, graphs = nb201_measured
     fit_idx, test_idx = np.arange(200), np.arange(200, 600)
-    cal = fit_graphs(get_device("Titan-RTX"), [graphs[i] for i in fit_idx],
-                     {b: df[f"titan_rtx_{b}_ms"].to_numpy()[fit_idx] * 1e-3 for b in (1, 32, 256)}).calibration
+    cal = fit_graphs(
+        get_device("Titan-RTX"),
+        [graphs[i] for i in fit_idx],
+        {b: df[f"titan_rtx_{b}_ms"].to_numpy()[fit_idx] * 1e-3 for b in (1, 32, 256)},
+    ).calibration
     test_graphs = [graphs[i] for i in test_idx]
     for batch in (1, 32, 256):
         y = df[f"1080ti_{batch}_ms"].to_numpy()[test_idx] * 1e-3
@@ -194,19 +231,31 @@ def test_gpu_simulator_in_a_search_config(tmp_path):
         "space": {"name": "nasbench201"},
         "proxies": {"analytic": {}},
         "simulators": {"gpu": {"device": "Titan-RTX", "batch_size": 32}},
-        "objectives": [{"metric": "params", "direction": "max"}, {"metric": "gpu_latency_ms", "direction": "min"}],
+        "objectives": [
+            {"metric": "params", "direction": "max"},
+            {"metric": "gpu_latency_ms", "direction": "min"},
+        ],
         "constraints": [{"metric": "gpu_feasible", "min": 1}],
         "search": {"driver": "random", "max_evaluations": 30},
     }
     df = load(dse.run(cfg, output=tmp_path, progress=False).path)
     assert len(df) == 30 and (df["status"] == "ok").all()
-    assert (df["gpu_latency_ms"] > 0).all() and (df["gpu_throughput"] > 0).all() and df["is_pareto"].any()
+    assert (
+        (df["gpu_latency_ms"] > 0).all()
+        and (df["gpu_throughput"] > 0).all()
+        and df["is_pareto"].any()
+    )
 
 
 # ----------------------------------------------------------------------------- LLM workloads
 def test_llm_presets_match_published_parameter_counts():
-    published = {"llama-2-7b": 6.74e9, "llama-2-13b": 13.02e9, "llama-2-70b": 68.98e9, "llama-33b": 32.53e9,
-                 "zephyr-7b": 7.24e9}
+    published = {
+        "llama-2-7b": 6.74e9,
+        "llama-2-13b": 13.02e9,
+        "llama-2-70b": 68.98e9,
+        "llama-33b": 32.53e9,
+        "zephyr-7b": 7.24e9,
+    }
     for name, params in published.items():
         assert get_llm(name).params == pytest.approx(params, rel=0.01), name
     with pytest.raises(ValueError, match="model: 'gpt-5' is not allowed"):
@@ -237,21 +286,47 @@ def test_decode_is_memory_bound_and_prefill_compute_bound():
     steps = w.phase_seconds("decode", np.array([1, 16]), 1024)
     assert steps.shape == (2,) and steps[1] > steps[0]
     ops = w.operators(StepShape.phase("decode", 1, 1024))
-    assert set(ops.names) >= {"q_proj", "k_proj", "v_proj", "qk", "pv", "gate_proj", "up_proj", "down_proj"}
-    simplified = LlmWorkload(w.config, w.model, simplified=True).operators(StepShape.phase("decode", 1, 1024))
-    assert simplified.names == ("q_proj", "k_proj", "v_proj", "qk", "pv", "gate_proj", "up_proj", "down_proj")
+    assert set(ops.names) >= {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "qk",
+        "pv",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
+    simplified = LlmWorkload(w.config, w.model, simplified=True).operators(
+        StepShape.phase("decode", 1, 1024)
+    )
+    assert simplified.names == (
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "qk",
+        "pv",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    )
 
 
-# ----------------------------------------------------------------------------- discrete-event simulators
+# ----------------------------------------------------------------------------- discrete-event
+# simulators
 def test_kernel_stream_des_equals_analytic_when_launches_are_synchronous():
     coster = GraphCoster(GpuCostModel.create("Titan-RTX", "auto"), 1)
-    g = NasBench201Space().to_graph(parse_arch_str(
-        "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"))
+    g = NasBench201Space().to_graph(
+        parse_arch_str(
+            "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+        )
+    )
     analytic = float(coster.cost([g]).seconds[0])
     sync = run_kernels(graph_kernels(coster, g))
     assert sync.latency_s == pytest.approx(analytic, rel=1e-12)
     assert 0 < sync.utilisation < 1
-    assert len(sync.timeline) == (coster.kernels(g)["kernels"] > 0).sum()  # one entry per launching node
+    assert (
+        len(sync.timeline) == (coster.kernels(g)["kernels"] > 0).sum()
+    )  # one entry per launching node
     overlapped = run_kernels(graph_kernels(coster, g), async_launch=True)
     streams = run_kernels(graph_kernels(coster, g, streams=3), async_launch=True)
     assert streams.latency_s <= overlapped.latency_s < sync.latency_s
@@ -266,7 +341,9 @@ def test_serving_des_equals_analytic_for_a_lone_request_and_ttft_rises_with_load
     w = LlmWorkload(get_llm("llama-7b"), GpuCostModel.create("A100-80GB-PCIe", "auto"))
     analytic = w.request_seconds(prompt=300, output=40)
     for scheduler in ("continuous", "static"):
-        res = simulate_serving(w, [Request(0, 1.0, 300, 40)], scheduler=scheduler, batch_timeout_s=0.0)
+        res = simulate_serving(
+            w, [Request(0, 1.0, 300, 40)], scheduler=scheduler, batch_timeout_s=0.0
+        )
         row = res.requests.iloc[0]
         for key in ("ttft_s", "tpot_s", "latency_s"):
             assert row[key] == pytest.approx(analytic[key], rel=1e-9), (scheduler, key)
@@ -276,13 +353,20 @@ def test_serving_des_equals_analytic_for_a_lone_request_and_ttft_rises_with_load
         assert res.requests["finish_s"].notna().all()
         p50.append(res.summary["ttft_p50_s"])
     assert p50[0] < p50[1] < p50[2]
-    busy = simulate_serving(w, poisson_requests(32.0, 120, (64, 512), (16, 128), seed=2), scheduler="static", max_batch=8)
+    busy = simulate_serving(
+        w,
+        poisson_requests(32.0, 120, (64, 512), (16, 128), seed=2),
+        scheduler="static",
+        max_batch=8,
+    )
     cont = simulate_serving(w, poisson_requests(32.0, 120, (64, 512), (16, 128), seed=2))
     assert cont.summary["throughput_tokens_per_s"] > busy.summary["throughput_tokens_per_s"]
 
 
 def test_serving_respects_kv_capacity_and_rejects_impossible_requests():
-    w = LlmWorkload(get_llm("llama-2-13b"), GpuCostModel.create("L4"))  # 26 GB of weights on a 24 GB card
+    w = LlmWorkload(
+        get_llm("llama-2-13b"), GpuCostModel.create("L4")
+    )  # 26 GB of weights on a 24 GB card
     with pytest.raises(ValueError, match="'llama-2-13b'.*does not fit"):
         simulate_serving(w, [Request(0, 0.0, 10, 10)])
     w = LlmWorkload(get_llm("llama-7b"), GpuCostModel.create("A6000"))
@@ -303,15 +387,41 @@ def test_roofline_command_draws_png_and_csv(tmp_path, subprocess_env):
 
     out, csv = tmp_path / "roof.png", tmp_path / "points.csv"
     measured = reference_data("llama33b_a100pcie_mlp_linear.csv")
-    r = subprocess.run([*DSE, "roofline", "--model", "llama-33b", "--phases", "decode,parallel_decode",
-                        "--batch", "1,16", "--seq", "1024", "--measured", str(measured), "--out", str(out),
-                        "--csv", str(csv)], capture_output=True, text=True, env=subprocess_env)
+    r = subprocess.run(
+        [
+            *DSE,
+            "roofline",
+            "--model",
+            "llama-33b",
+            "--phases",
+            "decode,parallel_decode",
+            "--batch",
+            "1,16",
+            "--seq",
+            "1024",
+            "--measured",
+            str(measured),
+            "--out",
+            str(out),
+            "--csv",
+            str(csv),
+        ],
+        capture_output=True,
+        text=True,
+        env=subprocess_env,
+    )
     assert r.returncode == 0, r.stderr
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
     points = pd.read_csv(csv)
     assert set(points["label"]) >= {"qk/pv ar", "up/gate/down medusa"}
-    r = subprocess.run([*DSE, "roofline", "--network", "mobilenet_v2", "--out", str(tmp_path / "m.svg")],
-                       capture_output=True, text=True, env=subprocess_env)
+    r = subprocess.run(
+        [*DSE, "roofline", "--network", "mobilenet_v2", "--out", str(tmp_path / "m.svg")],
+        capture_output=True,
+        text=True,
+        env=subprocess_env,
+    )
     assert r.returncode == 0 and (tmp_path / "m.svg").read_text().startswith("<?xml")
-    r = subprocess.run([*DSE, "roofline", "--phases", "warmup"], capture_output=True, text=True, env=subprocess_env)
+    r = subprocess.run(
+        [*DSE, "roofline", "--phases", "warmup"], capture_output=True, text=True, env=subprocess_env
+    )
     assert r.returncode == 2 and "--phases: 'warmup' is not allowed" in r.stderr

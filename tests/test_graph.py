@@ -9,8 +9,16 @@ import numpy as np
 import pytest
 
 from dse.graph import (
-    GraphBuilder, GraphError, canonical_hash, from_json, infer_shapes, make_op,
-    peak_activation_bytes, to_json, totals, validate,
+    GraphBuilder,
+    GraphError,
+    canonical_hash,
+    from_json,
+    infer_shapes,
+    make_op,
+    peak_activation_bytes,
+    to_json,
+    totals,
+    validate,
 )
 from dse.graph.builder import FragmentCache
 
@@ -34,7 +42,9 @@ def test_conv_shapes_and_costs_by_hand():
     assert op.params == 16 * 3 * 3 * 3
     assert op.flops == 2 * op.macs
     # bytes at 8-bit weights, 16-bit activations
-    op8 = make_op("conv2d", [(3, 32, 32)], channels=16, kernel=3, stride=2, weight_bits=8, act_bits=16)
+    op8 = make_op(
+        "conv2d", [(3, 32, 32)], channels=16, kernel=3, stride=2, weight_bits=8, act_bits=16
+    )
     assert op8.bytes_read == 3 * 32 * 32 * 2 + 432
     assert op8.bytes_written == 16 * 16 * 16 * 2
 
@@ -45,7 +55,11 @@ def test_depthwise_grouped_linear_matmul_pool_costs():
     g = make_op("conv2d", [(32, 8, 8)], channels=64, kernel=1, groups=4)
     assert g.params == 64 * 8 and g.macs == 64 * 64 * 8
     fc = make_op("linear", [(128, 512)], channels=1000, bias=True)
-    assert fc.out_shape == (128, 1000) and fc.macs == 128 * 512 * 1000 and fc.params == 512 * 1000 + 1000
+    assert (
+        fc.out_shape == (128, 1000)
+        and fc.macs == 128 * 512 * 1000
+        and fc.params == 512 * 1000 + 1000
+    )
     qk = make_op("matmul", [(8, 128, 64), (8, 128, 64)], transpose_b=True)  # Q K^T per head
     assert qk.out_shape == (8, 128, 128) and qk.macs == 8 * 128 * 128 * 64
     pool = make_op("pool", [(16, 32, 32)], mode="avg", kernel=3, stride=1)
@@ -54,16 +68,19 @@ def test_depthwise_grouped_linear_matmul_pool_costs():
     assert emb.out_shape == (128, 4096) and emb.params == 32000 * 4096
 
 
-@pytest.mark.parametrize("kind, shapes, attrs, message", [
-    ("conv2d", [(3, 8, 8)], {"channels": 4, "groups": 2}, "divisible by groups"),
-    ("add", [(4, 8, 8), (4, 4, 4)], {}, "equal shapes"),
-    ("matmul", [(4, 5), (6, 7)], {}, "inner dimensions"),
-    ("pool", [(4, 8, 8)], {"mode": "median"}, "pool mode must be one of"),
-    ("activation", [(4,)], {"mode": "relu7"}, "activation mode must be one of"),
-    ("conv2d", [(3, 8, 8), (3, 8, 8)], {"channels": 4}, "takes 1 inputs"),
-    ("warp", [(3, 8, 8)], {}, "unknown op kind"),
-    ("conv2d", [(3, 8, 8)], {"channels": 4, "dilation": 2}, "unknown op attribute"),
-])
+@pytest.mark.parametrize(
+    "kind, shapes, attrs, message",
+    [
+        ("conv2d", [(3, 8, 8)], {"channels": 4, "groups": 2}, "divisible by groups"),
+        ("add", [(4, 8, 8), (4, 4, 4)], {}, "equal shapes"),
+        ("matmul", [(4, 5), (6, 7)], {}, "inner dimensions"),
+        ("pool", [(4, 8, 8)], {"mode": "median"}, "pool mode must be one of"),
+        ("activation", [(4,)], {"mode": "relu7"}, "activation mode must be one of"),
+        ("conv2d", [(3, 8, 8), (3, 8, 8)], {"channels": 4}, "takes 1 inputs"),
+        ("warp", [(3, 8, 8)], {}, "unknown op kind"),
+        ("conv2d", [(3, 8, 8)], {"channels": 4, "dilation": 2}, "unknown op attribute"),
+    ],
+)
 def test_bad_ops_name_the_problem(kind, shapes, attrs, message):
     with pytest.raises(GraphError, match=message):
         make_op(kind, shapes, **attrs)
@@ -138,7 +155,9 @@ def test_json_round_trip_preserves_everything():
     assert canonical_hash(g2) == canonical_hash(g)
     assert totals(g2) == totals(g)
     assert g2.graph["outputs"] == g.graph["outputs"]
-    assert {n: d["op"] for n, d in g2.nodes(data=True)} == {n: d["op"] for n, d in g.nodes(data=True)}
+    assert {n: d["op"] for n, d in g2.nodes(data=True)} == {
+        n: d["op"] for n, d in g.nodes(data=True)
+    }
 
 
 def test_json_with_inconsistent_shapes_is_rejected():
@@ -183,7 +202,9 @@ def test_fragment_replay_builds_the_same_graph():
         b = GraphBuilder()
         x = b.input((4, 8, 8))
         for _ in range(3):
-            x = b.block(cache, "res", (x,), lambda bb, xx: bb.sum(xx, bb.act(bb.conv(xx, 4, 3), "relu")))
+            x = b.block(
+                cache, "res", (x,), lambda bb, xx: bb.sum(xx, bb.act(bb.conv(xx, 4, 3), "relu"))
+            )
         b.classifier(x, 2)
         return b.build()
 
@@ -208,8 +229,13 @@ def test_fast_build_matches_networkx_api_graph():
 def _peak_by_brute_force(g: nx.DiGraph) -> int:
     order = list(nx.topological_sort(g))
     pos = {n: i for i, n in enumerate(order)}
-    size = {n: (g.nodes[n]["op"].out_shape and
-                (int(np.prod(g.nodes[n]["op"].out_shape)) * g.nodes[n]["op"].act_bits + 7) // 8) for n in order}
+    size = {
+        n: (
+            g.nodes[n]["op"].out_shape
+            and (int(np.prod(g.nodes[n]["op"].out_shape)) * g.nodes[n]["op"].act_bits + 7) // 8
+        )
+        for n in order
+    }
     last = {n: max([pos[s] for s in g.successors(n)], default=pos[n]) for n in order}
     return max(sum(size[n] for n in order[: i + 1] if last[n] >= i) for i in range(len(order)))
 
@@ -224,7 +250,9 @@ def test_peak_activation_matches_brute_force_in_any_node_order(name):
     ids = list(g.nodes)
     random.Random(1).shuffle(ids)
     shuffled = nx.DiGraph()
-    shuffled.add_nodes_from((f"n{i}", g.nodes[i]) for i in ids)  # insertion order no longer topological
+    shuffled.add_nodes_from(
+        (f"n{i}", g.nodes[i]) for i in ids
+    )  # insertion order no longer topological
     shuffled.add_edges_from((f"n{u}", f"n{v}", d) for u, v, d in g.edges(data=True))
     assert peak_activation_bytes(shuffled) == expected
 
@@ -236,7 +264,9 @@ def test_block_reading_a_non_input_node_is_built_but_not_recorded():
     other = b.act(x, "relu")
     y = b.block(cache, "leaky", (x,), lambda bb, xx: bb.sum(xx, other))  # reads `other`
     assert len(cache) == 0 and set(b.build().predecessors(y)) == {x, other}
-    z = b.block(cache, "named", (y,), lambda bb, yy: bb.mark_stage(bb.act(yy, "relu", name="kept?")))
+    z = b.block(
+        cache, "named", (y,), lambda bb, yy: bb.mark_stage(bb.act(yy, "relu", name="kept?"))
+    )
     g = b.build()
     assert len(cache) == 1 and "name" not in g.nodes[z] and g.graph["stage_outputs"] == []
 
@@ -253,10 +283,14 @@ def test_pickled_ops_are_reinterned_where_they_land():
     op = make_op("conv2d", [(16, 8, 8)], channels=32, kernel=3, weight_bits=8)
     assert op.uid > 0 and pickle.loads(pickle.dumps(op)) is op
     blob = pickle.dumps(op).hex()
-    code = ("import pickle; from dse.graph.ops import make_op; "
-            "other = make_op('pool', [(4, 8, 8)], mode='avg', kernel=3); "
-            f"op = pickle.loads(bytes.fromhex('{blob}')); "
-            "same = make_op('conv2d', [(16, 8, 8)], channels=32, kernel=3, weight_bits=8); "
-            "print(op is same, op.uid != other.uid, op.params)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    code = (
+        "import pickle; from dse.graph.ops import make_op; "
+        "other = make_op('pool', [(4, 8, 8)], mode='avg', kernel=3); "
+        f"op = pickle.loads(bytes.fromhex('{blob}')); "
+        "same = make_op('conv2d', [(16, 8, 8)], channels=32, kernel=3, weight_bits=8); "
+        "print(op is same, op.uid != other.uid, op.params)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == ["True", "True", str(op.params)]

@@ -14,11 +14,28 @@ import dse
 from dse.results import load
 from dse.simulators.gpu.llm import LlmWorkload, get_llm
 from dse.simulators.gpu.model import GpuCostModel
-from dse.simulators.medusa.acceptance import Acceptance, TokenModel, acceptance_draws, longest_accepted
-from dse.simulators.medusa.decode import AcceptanceSampler, Speculative, SpeedupModel, simulate_decoding
+from dse.simulators.medusa.acceptance import (
+    Acceptance,
+    TokenModel,
+    acceptance_draws,
+    longest_accepted,
+)
+from dse.simulators.medusa.decode import (
+    AcceptanceSampler,
+    Speculative,
+    SpeedupModel,
+    simulate_decoding,
+)
 from dse.simulators.medusa.heads import HeadAccuracy, load_head_accuracy
 from dse.simulators.medusa.tree import (
-    Tree, attention_mask, dense_tree, dense_tree_nodes, expected_acceptance, position_ids, sparse_tree, to_networkx,
+    Tree,
+    attention_mask,
+    dense_tree,
+    dense_tree_nodes,
+    expected_acceptance,
+    position_ids,
+    sparse_tree,
+    to_networkx,
 )
 
 
@@ -62,16 +79,29 @@ def test_trees_paths_mask_positions_and_graph(acc):
         assert set(np.flatnonzero(mask[j])) == ancestors and pos[j] == len(p)
     g = to_networkx(t, acc)
     assert g.number_of_nodes() == 9 and g.number_of_edges() == 8
-    assert g.nodes[t.paths.index((1, 2)) + 1]["accuracy"] == pytest.approx(acc.a[0, 1] * acc.a[1, 2])
+    assert g.nodes[t.paths.index((1, 2)) + 1]["accuracy"] == pytest.approx(
+        acc.a[0, 1] * acc.a[1, 2]
+    )
 
 
 def test_greedy_sparse_tree_beats_every_dense_tree_with_its_node_budget(acc):
-    dense = [s for k in range(1, 6) for s in itertools.product(range(1, 6), repeat=k) if dense_tree_nodes(s) <= 256]
+    dense = [
+        s
+        for k in range(1, 6)
+        for s in itertools.product(range(1, 6), repeat=k)
+        if dense_tree_nodes(s) <= 256
+    ]
     for sizes in dense:
         n = dense_tree_nodes(sizes)
-        assert expected_acceptance(sparse_tree(acc, n), acc) >= expected_acceptance(dense_tree(sizes), acc) - 1e-12
+        assert (
+            expected_acceptance(sparse_tree(acc, n), acc)
+            >= expected_acceptance(dense_tree(sizes), acc) - 1e-12
+        )
     # a strict gain where the dense tree wastes nodes on unlikely ranks
-    assert expected_acceptance(sparse_tree(acc, 30), acc) > expected_acceptance(dense_tree([5, 5]), acc) + 0.05
+    assert (
+        expected_acceptance(sparse_tree(acc, 30), acc)
+        > expected_acceptance(dense_tree([5, 5]), acc) + 0.05
+    )
 
 
 def test_monte_carlo_acceptance_matches_the_closed_form(acc):
@@ -84,14 +114,25 @@ def test_monte_carlo_acceptance_matches_the_closed_form(acc):
 def test_token_model_reproduces_head_accuracies_and_scheme_trends(acc):
     tm = TokenModel(acc)
     greedy = tm.draws(Acceptance(), 6000, 5).mean(axis=0)
-    assert np.allclose(greedy[:, 0], acc.a[:, 0], atol=0.03)  # top-1 (fitted), Monte Carlo tolerance
-    assert np.allclose(greedy.sum(axis=1), acc.a.sum(axis=1), atol=0.04)  # top-5 cumulative (fitted)
+    assert np.allclose(
+        greedy[:, 0], acc.a[:, 0], atol=0.03
+    )  # top-1 (fitted), Monte Carlo tolerance
+    assert np.allclose(
+        greedy.sum(axis=1), acc.a.sum(axis=1), atol=0.04
+    )  # top-5 cumulative (fitted)
     tree = sparse_tree(acc, 63)
     tokens = lambda rule: longest_accepted(tree, acceptance_draws(acc, rule, 3000)).mean()  # noqa: E731
-    assert tokens(Acceptance("typical", 0.0)) == pytest.approx(tokens(Acceptance()))  # T = 0 reverts to greedy
-    hot, warm = tokens(Acceptance("typical", 1.0, 0.09, 0.3)), tokens(Acceptance("typical", 0.5, 0.09, 0.3))
+    assert tokens(Acceptance("typical", 0.0)) == pytest.approx(
+        tokens(Acceptance())
+    )  # T = 0 reverts to greedy
+    hot, warm = (
+        tokens(Acceptance("typical", 1.0, 0.09, 0.3)),
+        tokens(Acceptance("typical", 0.5, 0.09, 0.3)),
+    )
     strict = tokens(Acceptance("typical", 0.5, 0.25, 0.5))
-    assert hot > warm > strict > 1  # 6.3.3.1: longer with temperature; figure 6.7: shorter with epsilon
+    assert (
+        hot > warm > strict > 1
+    )  # 6.3.3.1: longer with temperature; figure 6.7: shorter with epsilon
     with pytest.raises(ValueError, match="scheme: 'beam' is not allowed"):
         Acceptance("beam")
 
@@ -101,12 +142,18 @@ def test_speedup_curves_against_figures_6_20_and_6_21(a100):
     q = np.unique(np.round(np.geomspace(8, 1024, 61)).astype(int))  # the log fit is >= 1 from q = 8
     s = block.sweep(q, 1, 1024)["speedup"]
     peak = int(np.argmax(s))
-    assert np.all(np.diff(s[: peak + 1]) >= -1e-9) and np.all(np.diff(s[peak:]) <= 1e-9)  # rises, then falls
-    assert 32 <= q[peak] <= 256  # dissertation: gains diminish beyond about 64 candidates (ours: 161)
+    assert np.all(np.diff(s[: peak + 1]) >= -1e-9) and np.all(
+        np.diff(s[peak:]) <= 1e-9
+    )  # rises, then falls
+    assert (
+        32 <= q[peak] <= 256
+    )  # dissertation: gains diminish beyond about 64 candidates (ours: 161)
     batches = np.array([1, 4, 16, 32, 64, 128])
     q = np.arange(1, 1025)
     best = block.sweep(q[:, None], batches[None, :], 1024)["speedup"].max(axis=0)
-    assert np.all(np.diff(best) <= 1e-9) and best[0] > 2.0 and np.all(best[3:] < 1.05)  # no gain past 32
+    assert (
+        np.all(np.diff(best) <= 1e-9) and best[0] > 2.0 and np.all(best[3:] < 1.05)
+    )  # no gain past 32
 
 
 def test_table_6_1_vicuna_7b_overhead_and_speedup(acc, a100):
@@ -121,7 +168,9 @@ def test_decode_des_matches_analytic_model(acc, a100):
     m = SpeedupModel(LlmWorkload(get_llm("vicuna-7b"), a100), heads=5)
     vanilla = simulate_decoding(m, [(0.0, 100, 20)], tree=None, batch=1)
     expected = sum(float(m.vanilla_seconds(1, 100 + k)) for k in range(20))
-    assert vanilla.summary["steps"] == 20 and vanilla.latency_s[0] == pytest.approx(expected, rel=1e-9)
+    assert vanilla.summary["steps"] == 20 and vanilla.latency_s[0] == pytest.approx(
+        expected, rel=1e-9
+    )
     tree = sparse_tree(acc, 31)
     r = simulate_decoding(m, [(0.0, 256, 6_000)], tree=tree, acc=acc, batch=1, seed=1)
     tokens = r.tokens
@@ -130,9 +179,15 @@ def test_decode_des_matches_analytic_model(acc, a100):
     again = simulate_decoding(m, [(0.0, 256, 6_000)], tree=tree, acc=acc, batch=1, seed=1)
     assert np.array_equal(again.tokens, r.tokens)  # same seed, same run
     draft = LlmWorkload(get_llm("llama-7b"), a100)
-    spec = simulate_decoding(m, [(0.0, 256, 3_000)], tree=None, batch=1, seed=2,
-                             speculative=Speculative(draft, gamma=3, alpha=0.6))
-    closed = (1 - 0.6 ** 4) / (1 - 0.6)  # expected tokens per speculative step
+    spec = simulate_decoding(
+        m,
+        [(0.0, 256, 3_000)],
+        tree=None,
+        batch=1,
+        seed=2,
+        speculative=Speculative(draft, gamma=3, alpha=0.6),
+    )
+    closed = (1 - 0.6**4) / (1 - 0.6)  # expected tokens per speculative step
     se = spec.tokens.std() / np.sqrt(len(spec.tokens))
     assert abs(spec.summary["acceleration_rate"] - closed) < 4 * se + 1e-3
     assert spec.summary["overhead"] > 3  # three draft passes of a same-size draft plus verification
@@ -144,11 +199,17 @@ def test_decode_des_matches_analytic_model(acc, a100):
 def test_medusa_space_search_and_errors(tmp_path):
     cfg = {
         "run": {"name": "medusa", "seed": 0},
-        "space": {"name": "medusa", "models": ["vicuna-7b", "vicuna-13b"], "batches": [1, 4, 32],
-                  "epsilons": [0.0, 0.09]},
+        "space": {
+            "name": "medusa",
+            "models": ["vicuna-7b", "vicuna-13b"],
+            "batches": [1, 4, 32],
+            "epsilons": [0.0, 0.09],
+        },
         "simulators": {"medusa": {"seq": 512, "samples": 1000}},
-        "objectives": [{"metric": "medusa_speedup", "direction": "max"},
-                       {"metric": "medusa_epsilon", "direction": "max"}],
+        "objectives": [
+            {"metric": "medusa_speedup", "direction": "max"},
+            {"metric": "medusa_epsilon", "direction": "max"},
+        ],
         "constraints": [{"metric": "medusa_feasible", "min": 1}],
         "search": {"driver": "pymoo", "pop_size": 8, "max_evaluations": 24},
     }
@@ -157,4 +218,8 @@ def test_medusa_space_search_and_errors(tmp_path):
     greedy = df[df.medusa_epsilon == 0]
     assert (greedy.medusa_acceleration >= 1).all()
     with pytest.raises(Exception, match="models: \\['gpt-x'\\] not allowed"):
-        dse.run({**cfg, "space": {"name": "medusa", "models": ["gpt-x"]}}, output=tmp_path, progress=False)
+        dse.run(
+            {**cfg, "space": {"name": "medusa", "models": ["gpt-x"]}},
+            output=tmp_path,
+            progress=False,
+        )

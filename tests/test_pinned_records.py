@@ -24,8 +24,10 @@ SEARCH = {
     "space": {"name": "nasbench201", "dataset": "cifar10"},
     "proxies": {"analytic": {}},
     "simulators": {"fpga": {"board": "ZC706", "architecture": "recursive"}},
-    "objectives": [{"metric": "hook_flops", "direction": "max"},
-                   {"metric": "fpga_latency_ms", "direction": "min"}],
+    "objectives": [
+        {"metric": "hook_flops", "direction": "max"},
+        {"metric": "fpga_latency_ms", "direction": "min"},
+    ],
     "constraints": [{"metric": "params", "max": 0.6e6}],
     "search": {"driver": "pymoo", "algorithm": "nsga2", "pop_size": 12, "max_evaluations": 48},
 }
@@ -33,15 +35,26 @@ SWEEP = {
     "run": {"name": "pin-sweep", "seed": 3},
     "space": {"name": "nasbench201"},
     "simulators": {"fpga": {"board": "ZC706", "architecture": "recursive"}},
-    "sweep": {"method": "random", "points": 20, "chunk_size": 7,
-              "parameters": {"arch": "all", "simulators.fpga.board": ["ZC706", "ZCU102"],
-                             "simulators.fpga.dsp_budget": {"low": 128, "high": 700, "integer": True}}},
+    "sweep": {
+        "method": "random",
+        "points": 20,
+        "chunk_size": 7,
+        "parameters": {
+            "arch": "all",
+            "simulators.fpga.board": ["ZC706", "ZCU102"],
+            "simulators.fpga.dsp_budget": {"low": 128, "high": 700, "integer": True},
+        },
+    },
 }
 
 
 def _comparable(df: pd.DataFrame) -> pd.DataFrame:
-    drop = [c for c in df.columns
-            if c in ("run_id", "wall_s", "started_at", "is_pareto") or (c.startswith("time_") and c.endswith("_s"))]
+    drop = [
+        c
+        for c in df.columns
+        if c in ("run_id", "wall_s", "started_at", "is_pareto")
+        or (c.startswith("time_") and c.endswith("_s"))
+    ]
     out = df.drop(columns=drop).sort_values("eval_id").reset_index(drop=True)
     out["encoding"] = out["encoding"].map(lambda e: [int(v) for v in e])
     return out
@@ -74,8 +87,9 @@ def _check(kind: str, tmp: Path) -> None:
             got_value = row[col]
             if got_value is None or (isinstance(got_value, float) and math.isnan(got_value)):
                 got_value = None
-            assert (got_value is None and value is None) or _same(got_value, value), \
+            assert (got_value is None and value is None) or _same(got_value, value), (
                 f"{kind} eval_id {row['eval_id']} column {col}: {got_value!r} != pinned {value!r}"
+            )
 
 
 def test_a_search_gives_its_pinned_records(tmp_path):
@@ -88,10 +102,16 @@ def test_a_sweep_gives_its_pinned_records(tmp_path):
 
 def _write(kind: str, tmp: Path) -> None:
     df = _records(kind, tmp)
-    rows = [[None if (isinstance(v, float) and math.isnan(v)) else v for v in r]
-            for r in df.itertuples(index=False, name=None)]
-    (PINNED / f"{kind}.json").write_text(json.dumps({"columns": list(df.columns), "rows": rows},
-                                                    default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+    rows = [
+        [None if (isinstance(v, float) and math.isnan(v)) else v for v in r]
+        for r in df.itertuples(index=False, name=None)
+    ]
+    (PINNED / f"{kind}.json").write_text(
+        json.dumps(
+            {"columns": list(df.columns), "rows": rows},
+            default=lambda v: v.item() if hasattr(v, "item") else str(v),
+        )
+    )
 
 
 if __name__ == "__main__":  # regenerate the pinned tables

@@ -1,4 +1,5 @@
-"""``dse report``: the HTML page, its figures and tables, and how it renders in headless Chromium."""
+"""``dse report``: the HTML page, its figures and tables, and how it renders in headless
+Chromium."""
 
 from __future__ import annotations
 
@@ -15,16 +16,20 @@ import dse
 from dse.reports import report
 
 
-
 def config(driver: dict, seed: int, budget: int = 40) -> dict:
     table = str(reference_data("nasbench201_naslib.csv"))
     return {
         "run": {"name": driver["driver"], "seed": seed},
         "space": {"name": "nasbench201", "restrict": {"file": table, "column": "arch_str"}},
-        "proxies": {"tabular": {"file": table, "column": "val_acc_cifar10", "metric": "accuracy"},
-                    "analytic": {}},
-        "objectives": [{"metric": "accuracy", "direction": "max"}, {"metric": "params", "direction": "min"},
-                       {"metric": "hook_flops", "direction": "min"}],
+        "proxies": {
+            "tabular": {"file": table, "column": "val_acc_cifar10", "metric": "accuracy"},
+            "analytic": {},
+        },
+        "objectives": [
+            {"metric": "accuracy", "direction": "max"},
+            {"metric": "params", "direction": "min"},
+            {"metric": "hook_flops", "direction": "min"},
+        ],
         "constraints": [{"metric": "params", "max": 1.2e6}],
         "search": {**driver, "max_evaluations": budget},
     }
@@ -33,8 +38,11 @@ def config(driver: dict, seed: int, budget: int = 40) -> dict:
 @pytest.fixture(scope="module")
 def comparison(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
-    runs = [dse.run(config(d, s), output=out, progress=False).path
-            for d in ({"driver": "random"}, {"driver": "optuna", "sampler": "tpe"}) for s in (0, 1)]
+    runs = [
+        dse.run(config(d, s), output=out, progress=False).path
+        for d in ({"driver": "random"}, {"driver": "optuna", "sampler": "tpe"})
+        for s in (0, 1)
+    ]
     page = report(runs, out=out / "report", title="random vs TPE")
     return runs, page
 
@@ -60,12 +68,27 @@ def test_report_holds_figures_tables_and_configs(comparison):
 
 def test_report_cli_and_sweeps_with_objectives_given(tmp_path, comparison):
     runs, _ = comparison
-    cli = subprocess.run([sys.executable, "-m", "dse.cli", "report", str(runs[0]), "--objectives", "accuracy:max",
-                          "params:min"], capture_output=True, text=True)
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dse.cli",
+            "report",
+            str(runs[0]),
+            "--objectives",
+            "accuracy:max",
+            "params:min",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert cli.returncode == 0, cli.stderr
     assert (runs[0] / "report" / "index.html").is_file()
-    missing = subprocess.run([sys.executable, "-m", "dse.cli", "report", str(tmp_path / "nope")],
-                             capture_output=True, text=True)
+    missing = subprocess.run(
+        [sys.executable, "-m", "dse.cli", "report", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode == 2 and "no run" in missing.stderr
 
 
@@ -77,16 +100,27 @@ def test_report_renders_in_headless_chromium_without_console_errors(comparison):
     if _chromium() is None or shutil.which("chromedriver") is None:
         if os.environ.get("CI"):
             pytest.fail("CI must install Debian's chromium and chromium-driver (see .ci/run)")
-        pytest.skip("chromium / chromedriver not installed (apt-get install chromium chromium-driver)")
+        pytest.skip(
+            "chromium / chromedriver not installed (apt-get install chromium chromium-driver)"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     _, page = comparison
     options = webdriver.ChromeOptions()
     options.binary_location = _chromium()
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={page.parent / 'chrome-profile'}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={page.parent / 'chrome-profile'}",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
@@ -94,13 +128,20 @@ def test_report_renders_in_headless_chromium_without_console_errors(comparison):
         driver.set_window_size(1280, 900)
         driver.get(page.resolve().as_uri())
         sizes = driver.execute_script(
-            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight]);")
+            "return Array.from(document.images).map(i => [i.complete, i.naturalWidth, "
+            "i.naturalHeight]);"
+        )
         assert len(sizes) == 5 and all(ok and w > 300 and h > 200 for ok, w, h in sizes), sizes
         # the tables sort when a header is clicked (the page's only script)
-        first = driver.execute_script("return document.querySelector('table.sortable tbody tr td').textContent;")
+        first = driver.execute_script(
+            "return document.querySelector('table.sortable tbody tr td').textContent;"
+        )
         driver.execute_script("document.querySelector('table.sortable th').click();")
         driver.execute_script("document.querySelector('table.sortable th').click();")
-        assert driver.execute_script("return document.querySelector('table.sortable th').dataset.dir;") == "desc"
+        assert (
+            driver.execute_script("return document.querySelector('table.sortable th').dataset.dir;")
+            == "desc"
+        )
         assert first
         errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
         assert errors == [], errors

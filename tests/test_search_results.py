@@ -16,7 +16,10 @@ BASE = {
     "run": {"name": "t", "seed": 3},
     "space": {"name": "nasbench201", "dataset": "cifar10"},
     "proxies": {"analytic": {}},
-    "objectives": [{"metric": "hook_flops", "direction": "max"}, {"metric": "params", "direction": "min"}],
+    "objectives": [
+        {"metric": "hook_flops", "direction": "max"},
+        {"metric": "params", "direction": "min"},
+    ],
     "constraints": [{"metric": "params", "max": 1.0e6}],
     "search": {"driver": "pymoo", "algorithm": "nsga2", "pop_size": 12, "max_evaluations": 60},
 }
@@ -35,9 +38,12 @@ def test_run_writes_a_parquet_dataset_read_by_duckdb_and_polars(tmp_path):
     glob = str(result.path / "evals" / "*.parquet")
     con = duckdb.connect()
     n, n_hash, max_id = con.execute(
-        f"select count(*), count(distinct arch_hash), max(eval_id) from read_parquet('{glob}')").fetchone()
+        f"select count(*), count(distinct arch_hash), max(eval_id) from read_parquet('{glob}')"
+    ).fetchone()
     assert n == n_hash == max_id + 1 == result.rows
-    best = con.execute(f"select max(hook_flops) from read_parquet('{glob}') where feasible").fetchone()[0]
+    best = con.execute(
+        f"select max(hook_flops) from read_parquet('{glob}') where feasible"
+    ).fetchone()[0]
     frame = pl.read_parquet(glob)
     assert frame.height == n and frame.filter(pl.col("feasible"))["hook_flops"].max() == best
     assert frame.schema["encoding"] == pl.List(pl.Int64)
@@ -46,15 +52,22 @@ def test_run_writes_a_parquet_dataset_read_by_duckdb_and_polars(tmp_path):
     assert df["is_pareto"].any() and (df.loc[df.is_pareto, "params"] <= 1.0e6).all()
     assert df["status"].eq("ok").all()
     m = dse.results.manifest(result.path)
-    assert m["status"] == "finished" and m["versions"]["pyarrow"] and m["config"]["space"]["name"] == "nasbench201"
+    assert (
+        m["status"] == "finished"
+        and m["versions"]["pyarrow"]
+        and m["config"]["space"]["name"] == "nasbench201"
+    )
 
 
-@pytest.mark.parametrize("search", [
-    {"driver": "pymoo", "algorithm": "nsga2"},
-    {"driver": "pymoo", "algorithm": "nsga3"},
-    {"driver": "pymoo", "algorithm": "agemoea"},
-    {"driver": "random", "batch_size": 16},
-])
+@pytest.mark.parametrize(
+    "search",
+    [
+        {"driver": "pymoo", "algorithm": "nsga2"},
+        {"driver": "pymoo", "algorithm": "nsga3"},
+        {"driver": "pymoo", "algorithm": "agemoea"},
+        {"driver": "random", "batch_size": 16},
+    ],
+)
 def test_same_config_and_seed_give_the_same_records(tmp_path, search):
     cfg = config(**search)
     if search["driver"] == "random":
@@ -73,8 +86,10 @@ def test_budget_is_exact_and_nsga2_beats_random_on_hypervolume(tmp_path):
     ref = (0.0, 1.0e6)
     objectives = {"hook_flops": "max", "params": "min"}
     hv = {}
-    for name, search in (("nsga2", {"max_evaluations": 150}),
-                         ("random", {"driver": "random", "batch_size": 12, "max_evaluations": 150})):
+    for name, search in (
+        ("nsga2", {"max_evaluations": 150}),
+        ("random", {"driver": "random", "batch_size": 12, "max_evaluations": 150}),
+    ):
         cfg = config(**search)
         if name == "random":
             cfg["search"].pop("algorithm")
@@ -91,11 +106,15 @@ def test_budget_is_exact_and_nsga2_beats_random_on_hypervolume(tmp_path):
 
 def test_pareto_mask_matches_brute_force():
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"a": rng.random(200), "b": rng.random(200), "feasible": rng.random(200) > 0.2})
+    df = pd.DataFrame(
+        {"a": rng.random(200), "b": rng.random(200), "feasible": rng.random(200) > 0.2}
+    )
     mask = pareto(df, {"a": "max", "b": "min"})
     f = np.stack([-df.a, df.b], 1)
     for i in range(len(df)):
-        dominated = any(df.feasible[j] and np.all(f[j] <= f[i]) and np.any(f[j] < f[i]) for j in range(len(df)))
+        dominated = any(
+            df.feasible[j] and np.all(f[j] <= f[i]) and np.any(f[j] < f[i]) for j in range(len(df))
+        )
         assert mask[i] == (bool(df.feasible[i]) and not dominated)
 
 
@@ -113,7 +132,8 @@ def test_hypervolume_2d_by_hand_and_against_pymoo():
     assert ours == pytest.approx(theirs)
     three = pd.DataFrame(rng.random((30, 3)), columns=["x", "y", "z"])
     assert hypervolume(three, {"x": "min", "y": "min", "z": "min"}, (1, 1, 1)) == pytest.approx(
-        HV(ref_point=np.ones(3))(three.to_numpy()))
+        HV(ref_point=np.ones(3))(three.to_numpy())
+    )
     assert nondominated_mask(np.array([[1.0, 1.0], [np.nan, 0.0]])).tolist() == [True, False]
 
 

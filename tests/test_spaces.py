@@ -14,7 +14,13 @@ from dse.registry import SPACES
 from dse.space import SpaceError
 from dse.spaces.mbconv import MBCONV_OPS, MBConvChainSpace, stage_depths
 from dse.spaces.nasbench201 import (
-    EDGES, OPS, NasBench201Space, edge_name, from_naslib_indices, parse_arch_str, to_arch_str,
+    EDGES,
+    OPS,
+    NasBench201Space,
+    edge_name,
+    from_naslib_indices,
+    parse_arch_str,
+    to_arch_str,
 )
 from dse.spaces.zoo import PUBLISHED, ZooSpace, build
 
@@ -50,11 +56,14 @@ def test_arch_str_round_trip_and_naslib_indices(naslib):
         assert parse_arch_str(arch_str) == arch
 
 
-@pytest.mark.parametrize("bad, message", [
-    ("|nor_conv_3x3~0|+|none~0|", "expected 3"),
-    ("|conv_5x5~0|+|none~0|none~1|+|none~0|none~1|none~2|", "unknown op 'conv_5x5'"),
-    ("|none~1|+|none~0|none~1|+|none~0|none~1|none~2|", "bad source node"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ("|nor_conv_3x3~0|+|none~0|", "expected 3"),
+        ("|conv_5x5~0|+|none~0|none~1|+|none~0|none~1|none~2|", "unknown op 'conv_5x5'"),
+        ("|none~1|+|none~0|none~1|+|none~0|none~1|none~2|", "bad source node"),
+    ],
+)
 def test_bad_arch_str_is_rejected(bad, message):
     with pytest.raises(SpaceError, match=message):
         parse_arch_str(bad)
@@ -87,7 +96,9 @@ def test_nasbench201_fast_hash_agrees_with_graph_hash():
     fast = [space.arch_hash(a) for a in archs]
     for i, j in itertools.combinations(range(len(archs)), 2):
         assert (fast[i] == fast[j]) == (graph_hashes[i] == graph_hashes[j])
-    all_archs = (dict(zip([edge_name(*e) for e in EDGES], ops)) for ops in itertools.product(OPS, repeat=6))
+    all_archs = (
+        dict(zip([edge_name(*e) for e in EDGES], ops)) for ops in itertools.product(OPS, repeat=6)
+    )
     assert len({space.arch_hash(a) for a in all_archs}) == 15625
     validate(space.to_graph(archs[0]))
 
@@ -117,7 +128,7 @@ def test_mbconv_fpga_space_per_block_bits_and_skips():
     assert len(ops) == 20 and len(bits) == 20
     assert all(v.choices == (4, 8, 16) for v in bits)
     # blocks that change shape cannot be skipped; the others can
-    for v, (cout, stride) in zip(ops, space.layout):
+    for v in ops:
         assert set(v.choices) >= set(MBCONV_OPS)
     assert "skip" not in ops[0].choices and "skip" in ops[1].choices
     arch = space.sample(np.random.default_rng(0))
@@ -125,8 +136,11 @@ def test_mbconv_fpga_space_per_block_bits_and_skips():
     arch16 = {k: (16 if k.endswith(".bits") else v) for k, v in arch.items()}
     t4, t16 = totals(space.to_graph(arch4)), totals(space.to_graph(arch16))
     assert t4.macs == t16.macs and t4.params == t16.params
-    searched = sum(d["op"].params for _, d in space.to_graph(arch4).nodes(data=True)
-                   if d["op"].weight_bits == 4)
+    searched = sum(
+        d["op"].params
+        for _, d in space.to_graph(arch4).nodes(data=True)
+        if d["op"].weight_bits == 4
+    )
     assert searched > 0.4 * t4.params  # stem, head and classifier stay at 16 bits
     assert t16.weight_bytes - t4.weight_bytes == pytest.approx(searched * (16 - 4) / 8, abs=200)
     validate(space.to_graph(arch))
@@ -138,8 +152,10 @@ def test_mbconv_gpu_space_shares_one_precision_and_skip_shrinks():
     assert names[-1] == "bits" and sum(n.endswith(".bits") for n in names) == 0
     assert space.variables[-1].choices == (8, 16, 32)
     arch = {v.name: v.choices[0] for v in space.variables}
-    skipped = {k: ("skip" if k.endswith(".op") and "skip" in space.variables[i].choices else v)
-               for i, (k, v) in enumerate(arch.items())}
+    skipped = {
+        k: ("skip" if k.endswith(".op") and "skip" in space.variables[i].choices else v)
+        for i, (k, v) in enumerate(arch.items())
+    }
     assert totals(space.to_graph(skipped)).macs < totals(space.to_graph(arch)).macs
     assert stage_depths(20) == [4, 4, 4, 4, 3, 1] and sum(stage_depths(12)) == 12
     with pytest.raises(SpaceError, match="target"):
@@ -156,23 +172,41 @@ def test_nasbench101_cells_match_naslib_and_hash_isomorphic_cells_together():
 
     df = pd.read_csv(reference_data("nasbench101_naslib.csv"), dtype={"adjacency_7x7": str})
     space = NasBench101Space()
-    for adj, ops, params, flops in zip(df.adjacency_7x7[:40], df.ops[:40], df.naslib_params_cifar10[:40],
-                                       df.naslib_flops_cifar10[:40]):
+    for adj, ops, params, flops in zip(
+        df.adjacency_7x7[:40],
+        df.ops[:40],
+        df.naslib_params_cifar10[:40],
+        df.naslib_flops_cifar10[:40],
+    ):
         t = totals(space.to_graph(space.parse(adj, ops)))
         assert t.params / 1e6 == pytest.approx(params, abs=1e-9)  # exact, the 128-channel skeleton
         assert t.hook_flops / 1e6 == pytest.approx(flops, rel=1e-3)
+
     # relabelling interior vertices keeps the hash; changing an op does not
     def cell(op1, op2, op3="maxpool3x3"):
         edges = {(0, 1), (0, 2), (1, 3), (2, 3), (3, 6)}
         arch = {f"e_{i}_{j}": int((i, j) in edges) for i in range(7) for j in range(i + 1, 7)}
-        return {**arch, "op1": op1, "op2": op2, "op3": op3, "op4": "maxpool3x3", "op5": "maxpool3x3"}
+        return {
+            **arch,
+            "op1": op1,
+            "op2": op2,
+            "op3": op3,
+            "op4": "maxpool3x3",
+            "op5": "maxpool3x3",
+        }
 
     a, twin = cell("conv3x3-bn-relu", "conv1x1-bn-relu"), cell("conv1x1-bn-relu", "conv3x3-bn-relu")
     assert space.arch_id(a) != space.arch_id(twin) and space.arch_hash(a) == space.arch_hash(twin)
-    assert space.arch_hash(cell("conv3x3-bn-relu", "conv1x1-bn-relu", "conv3x3-bn-relu")) != space.arch_hash(a)
+    assert space.arch_hash(
+        cell("conv3x3-bn-relu", "conv1x1-bn-relu", "conv3x3-bn-relu")
+    ) != space.arch_hash(a)
     assert totals(space.to_graph(a)).params == totals(space.to_graph(twin)).params
     rng = np.random.default_rng(0)
     assert all(space.is_valid(space.sample(rng)) for _ in range(20))
     with pytest.raises(SpaceError, match="not reachable"):
-        space.to_graph({**{f"e_{i}_{j}": 0 for i in range(7) for j in range(i + 1, 7)},
-                        **{f"op{v}": "maxpool3x3" for v in range(1, 6)}})
+        space.to_graph(
+            {
+                **{f"e_{i}_{j}": 0 for i in range(7) for j in range(i + 1, 7)},
+                **{f"op{v}": "maxpool3x3" for v in range(1, 6)},
+            }
+        )

@@ -23,10 +23,18 @@ def gpu_sweep(**sweep_section) -> dict:
         "run": {"name": "sw", "seed": 4},
         "space": {"name": "nasbench201"},
         "simulators": {"gpu": {"device": "A100-80GB-PCIe", "batch_size": 1}},
-        "sweep": {"method": "random", "points": 120, "chunk_size": 25, "workers": 0,
-                  "parameters": {"simulators.gpu.device": ["A100-80GB-PCIe", "Titan-RTX"],
-                                 "simulators.gpu.batch_size": {"low": 1, "high": 64, "log": True, "integer": True},
-                                 "arch": "all"}, **sweep_section},
+        "sweep": {
+            "method": "random",
+            "points": 120,
+            "chunk_size": 25,
+            "workers": 0,
+            "parameters": {
+                "simulators.gpu.device": ["A100-80GB-PCIe", "Titan-RTX"],
+                "simulators.gpu.batch_size": {"low": 1, "high": 64, "log": True, "integer": True},
+                "arch": "all",
+            },
+            **sweep_section,
+        },
     }
 
 
@@ -43,7 +51,9 @@ def test_latin_hypercube_puts_one_point_in_every_stratum():
     for name in ("u", "v"):
         strata = np.floor(np.array([p[name] for p in pts]) * n).astype(int)
         assert sorted(strata) == list(range(n))
-    assert pts == make_points([Parameter("u", None, 0.0, 1.0), Parameter("v", None, 0.0, 1.0)], "lhs", n, 3)
+    assert pts == make_points(
+        [Parameter("u", None, 0.0, 1.0), Parameter("v", None, 0.0, 1.0)], "lhs", n, 3
+    )
 
 
 @pytest.mark.parametrize("method", ["random", "sobol", "lhs"])
@@ -55,19 +65,37 @@ def test_sampled_values_stay_in_range_and_cover_choices(method):
     assert b.min() >= 1 and b.max() <= 256 and b.dtype.kind == "i" and len(set(b)) > 20
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"method": "halton"}, "sweep.method: 'halton' is not allowed; allowed values: grid, random, lhs, sobol"),
-    ({"parameters": {"simulators.gpu.device": ["A100-80GB-PCIe", "Voodoo-5"], "arch": "all"}},
-     "simulators.gpu.device.*Voodoo-5"),
-    ({"parameters": {"simulators.tpu.cores": [1, 2], "arch": "all"}}, "sweep.parameters.simulators.tpu.cores"),
-    ({"parameters": {"arch.nope": [1]}}, "sweep.parameters.arch.nope: unknown variable 'nope'"),
-    ({"parameters": {"simulators.gpu.batch_size": {"low": 4, "high": 2}, "arch": "all"}},
-     "sweep.parameters.simulators.gpu.batch_size.high"),
-    ({"parameters": {"simulators.gpu.batch_size": [1, 2]}}, "no architecture is swept"),
-    ({"colour": "red"}, "sweep.colour: unknown key"),
-    ({"parameters": {"arch": "all", "arch.1<-0": ["none"]}}, "'arch.1<-0' is swept twice"),
-    ({"points": None, "method": "sobol"}, "sweep.points: method 'sobol' needs points"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            {"method": "halton"},
+            "sweep.method: 'halton' is not allowed; allowed values: grid, random, lhs, sobol",
+        ),
+        (
+            {
+                "parameters": {
+                    "simulators.gpu.device": ["A100-80GB-PCIe", "Voodoo-5"],
+                    "arch": "all",
+                }
+            },
+            "simulators.gpu.device.*Voodoo-5",
+        ),
+        (
+            {"parameters": {"simulators.tpu.cores": [1, 2], "arch": "all"}},
+            "sweep.parameters.simulators.tpu.cores",
+        ),
+        ({"parameters": {"arch.nope": [1]}}, "sweep.parameters.arch.nope: unknown variable 'nope'"),
+        (
+            {"parameters": {"simulators.gpu.batch_size": {"low": 4, "high": 2}, "arch": "all"}},
+            "sweep.parameters.simulators.gpu.batch_size.high",
+        ),
+        ({"parameters": {"simulators.gpu.batch_size": [1, 2]}}, "no architecture is swept"),
+        ({"colour": "red"}, "sweep.colour: unknown key"),
+        ({"parameters": {"arch": "all", "arch.1<-0": ["none"]}}, "'arch.1<-0' is swept twice"),
+        ({"points": None, "method": "sobol"}, "sweep.points: method 'sobol' needs points"),
+    ],
+)
 def test_bad_sweep_configs_name_the_field(change, message):
     cfg = gpu_sweep(**change)
     if change.get("points", 1) is None:
@@ -87,22 +115,31 @@ def test_in_process_sweep_writes_one_row_per_point_and_resumes_missing_chunks(tm
     assert df["simulators.gpu.batch_size"].dtype == np.int64
     # the swept values reached the simulator: latency grows with batch for one architecture
     titan = df[df["simulators.gpu.device"] == "Titan-RTX"]
-    assert titan.gpu_latency_ms.gt(0).all() and df.groupby("simulators.gpu.device").gpu_latency_ms.median().nunique() == 2
+    assert (
+        titan.gpu_latency_ms.gt(0).all()
+        and df.groupby("simulators.gpu.device").gpu_latency_ms.median().nunique() == 2
+    )
     # lose two chunks, resume: only they run, and the result is identical
     for k in (1, 3):
         (result.path / "evals" / f"part-{k:06d}.parquet").unlink()
     resumed = sweep(resume=result.path, progress=False)
     assert resumed.chunks_run == 2
     again = load(result.path, with_pareto=False)
-    assert again.drop(columns=["wall_s", "started_at", "time_gpu_s"]).equals(df.drop(columns=["wall_s", "started_at", "time_gpu_s"]))
+    assert again.drop(columns=["wall_s", "started_at", "time_gpu_s"]).equals(
+        df.drop(columns=["wall_s", "started_at", "time_gpu_s"])
+    )
     assert dse.results.manifest(result.path)["status"] == "finished"
 
 
 def test_listed_architectures_and_grid_over_devices(tmp_path):
-    cells = ["|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
-             "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"]
-    cfg = gpu_sweep(method="grid", parameters={"simulators.gpu.device": ["A100-80GB-PCIe", "H100-SXM", "L4"],
-                                               "arch": cells})
+    cells = [
+        "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|",
+        "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|",
+    ]
+    cfg = gpu_sweep(
+        method="grid",
+        parameters={"simulators.gpu.device": ["A100-80GB-PCIe", "H100-SXM", "L4"], "arch": cells},
+    )
     df = load(sweep(cfg, output=tmp_path, progress=False).path, with_pareto=False)
     assert len(df) == 6 and set(df.arch_id) == set(cells) and set(df["arch"].map(len)) != {0}
     h100 = df[df["simulators.gpu.device"] == "H100-SXM"].gpu_latency_ms.to_numpy()
@@ -113,13 +150,19 @@ def test_listed_architectures_and_grid_over_devices(tmp_path):
 def test_a_worker_killed_mid_sweep_loses_and_duplicates_nothing(tmp_path, monkeypatch):
     from distributed import Client, LocalCluster
 
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+    )
     cfg = gpu_sweep(points=400, chunk_size=10)
     cfg["run"]["plugins"] = ["dse_test_plugins"]
     cfg["proxies"] = {"slow_params": {"delay_s": 0.01}}
     del cfg["sweep"]["workers"]
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         pids = list(client.run(os.getpid).values())
         out = tmp_path / "out"
         killed: list[int] = []
@@ -139,10 +182,14 @@ def test_a_worker_killed_mid_sweep_loses_and_duplicates_nothing(tmp_path, monkey
         result = sweep(cfg, output=out, scheduler=cluster.scheduler_address, progress=False)
         killer.join()
         assert killed, "the sweep finished before a worker could be killed"
-        assert pids[0] not in client.run(os.getpid).values()  # it really died (the nanny restarted it)
+        assert (
+            pids[0] not in client.run(os.getpid).values()
+        )  # it really died (the nanny restarted it)
     df = load(result.path, with_pareto=False)
     assert len(df) == 400 and df.eval_id.is_unique and sorted(df.eval_id) == list(range(400))
-    assert (df.status == "ok").all() and len(list((result.path / "evals").glob("part-*.parquet"))) == 40
+    assert (df.status == "ok").all() and len(
+        list((result.path / "evals").glob("part-*.parquet"))
+    ) == 40
     assert not list((result.path / "evals").glob(".*"))
 
 
@@ -170,18 +217,39 @@ workers = 0
 arch = "all"
 "simulators.gpu.batch_size" = [1, 16, 64]
 """)
-    run = subprocess.run([sys.executable, "-m", "dse.cli", "sweep", str(cfg), "--output", str(tmp_path), "--quiet"],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, "-m", "dse.cli", "sweep", str(cfg), "--output", str(tmp_path), "--quiet"],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     path = next(p for p in tmp_path.iterdir() if p.name.startswith("cli-sweep"))
-    shown = subprocess.run([sys.executable, "-m", "dse.cli", "show", str(path), "--limit", "5"],
-                           capture_output=True, text=True)
+    shown = subprocess.run(
+        [sys.executable, "-m", "dse.cli", "show", str(path), "--limit", "5"],
+        capture_output=True,
+        text=True,
+    )
     assert shown.returncode == 0 and "sweep:       lhs over" in shown.stdout, shown.stderr
     assert "simulators.gpu.batch_size" in shown.stdout
-    rep = subprocess.run([sys.executable, "-m", "dse.cli", "report", str(path), "--objectives", "gpu_latency_ms:min",
-                          "gpu_throughput:max"], capture_output=True, text=True)
+    rep = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dse.cli",
+            "report",
+            str(path),
+            "--objectives",
+            "gpu_latency_ms:min",
+            "gpu_throughput:max",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert rep.returncode == 0, rep.stderr
     assert "sweep:lhs" in (path / "report" / "index.html").read_text()
-    bad = subprocess.run([sys.executable, "-m", "dse.cli", "sweep", str(cfg), "--workers", "-1"],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "dse.cli", "sweep", str(cfg), "--workers", "-1"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "--workers: must be >= 0" in bad.stderr

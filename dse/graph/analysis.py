@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from operator import itemgetter
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 
 import networkx as nx
 
@@ -55,7 +55,8 @@ def validate(g: nx.DiGraph) -> None:
             raise GraphError(f"node {_label(g, n)}: {exc}") from None
         if fresh.out_shape != op.out_shape:
             raise GraphError(
-                f"shape mismatch at {_label(g, n)}: stored output {op.out_shape}, inferred {fresh.out_shape}"
+                f"shape mismatch at {_label(g, n)}: stored output {op.out_shape}, inferred "
+                f"{fresh.out_shape}"
             )
 
 
@@ -119,7 +120,9 @@ def totals(g: nx.DiGraph) -> GraphTotals:
         written += k * op.bytes_written
         if OP_KINDS[op.kind].counted_by_hooks:
             hook += k * (op.macs + op.ops)
-    return GraphTotals(macs, 2 * macs + ops, hook, params, wbytes, read, written, g.number_of_nodes())
+    return GraphTotals(
+        macs, 2 * macs + ops, hook, params, wbytes, read, written, g.number_of_nodes()
+    )
 
 
 def _topological_order(g: nx.DiGraph) -> list:
@@ -150,7 +153,9 @@ def peak_activation_bytes(g: nx.DiGraph) -> int:
     live = peak = 0
     for i, n in enumerate(order):
         op = nodes[n]["op"]
-        size = op.bytes_written if op.kind != "input" else (numel(op.out_shape) * op.act_bits + 7) // 8
+        size = (
+            op.bytes_written if op.kind != "input" else (numel(op.out_shape) * op.act_bits + 7) // 8
+        )
         live += size
         if live > peak:
             peak = live
@@ -161,8 +166,9 @@ def peak_activation_bytes(g: nx.DiGraph) -> int:
 
 @lru_cache(maxsize=65536)
 def _op_digest(op: OpNode) -> bytes:
-    return hashlib.blake2b(repr((op.kind, op.out_shape, sorted(op.attrs().items()))).encode(),
-                           digest_size=16).digest()
+    return hashlib.blake2b(
+        repr((op.kind, op.out_shape, sorted(op.attrs().items()))).encode(), digest_size=16
+    ).digest()
 
 
 def canonical_hash(g: nx.DiGraph) -> str:
@@ -176,14 +182,22 @@ def canonical_hash(g: nx.DiGraph) -> str:
     up: dict = {}
     for n in order:
         op = g.nodes[n]["op"]
-        preds = [(d.get("port", 0), up[u]) for u, _, d in g.in_edges(n, data=True)]
-        preds = sorted(h for _, h in preds) if OP_KINDS[op.kind].commutative else [h for _, h in sorted(preds)]
+        ported = [(d.get("port", 0), up[u]) for u, _, d in g.in_edges(n, data=True)]
+        preds = (
+            sorted(h for _, h in ported)
+            if OP_KINDS[op.kind].commutative
+            else [h for _, h in sorted(ported)]
+        )
         up[n] = hashlib.blake2b(_op_digest(op) + b"".join(preds), digest_size=16).digest()
     down: dict = {}
     for n in reversed(order):
         succ = sorted(
-            down[v] + (b"" if OP_KINDS[g.nodes[v]["op"].kind].commutative else
-                       d.get("port", 0).to_bytes(4, "little"))
+            down[v]
+            + (
+                b""
+                if OP_KINDS[g.nodes[v]["op"].kind].commutative
+                else d.get("port", 0).to_bytes(4, "little")
+            )
             for _, v, d in g.out_edges(n, data=True)
         )
         down[n] = hashlib.blake2b(up[n] + b"".join(succ), digest_size=16).digest()

@@ -7,8 +7,9 @@ thousands of graphs per second this way.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Hashable, Sequence
+from typing import Any
 
 import networkx as nx
 
@@ -78,7 +79,9 @@ class GraphBuilder:
         """Output shape of an already added node."""
         return self._ops[node].out_shape
 
-    def add(self, kind: str, inputs: Sequence[int] = (), *, name: str | None = None, **attrs) -> int:
+    def add(
+        self, kind: str, inputs: Sequence[int] = (), *, name: str | None = None, **attrs
+    ) -> int:
         """Add an op of any registered kind reading ``inputs`` (in port order)."""
         if "weight_bits" not in attrs:
             attrs["weight_bits"] = self.weight_bits
@@ -86,7 +89,9 @@ class GraphBuilder:
             attrs["act_bits"] = self.act_bits
         ops = self._ops
         try:
-            op = _make_op_cached(kind, tuple([ops[i].out_shape for i in inputs]), tuple(attrs.items()))
+            op = _make_op_cached(
+                kind, tuple([ops[i].out_shape for i in inputs]), tuple(attrs.items())
+            )
         except (GraphError, TypeError) as exc:
             bad = set(attrs) - _SPEC_FIELDS
             detail = f"unknown op attribute(s) {sorted(bad)}" if bad else str(exc)
@@ -101,8 +106,13 @@ class GraphBuilder:
             self._port.extend(range(len(inputs)))
         return node
 
-    def block(self, cache: FragmentCache | None, key: Hashable, inputs: Sequence[int],
-              build: Callable[..., int]) -> int:
+    def block(
+        self,
+        cache: FragmentCache | None,
+        key: Hashable,
+        inputs: Sequence[int],
+        build: Callable[..., int],
+    ) -> int:
         """Add a sub-network made by ``build(builder, *inputs) -> output node``.
 
         With a ``cache``, the first call for a ``key`` and input shapes builds the sub-network in
@@ -114,7 +124,11 @@ class GraphBuilder:
         if cache is None:
             return build(self, *inputs)
         ops = self._ops
-        shapes = (ops[inputs[0]].out_shape,) if len(inputs) == 1 else tuple([ops[i].out_shape for i in inputs])
+        shapes = (
+            (ops[inputs[0]].out_shape,)
+            if len(inputs) == 1
+            else tuple([ops[i].out_shape for i in inputs])
+        )
         full_key = (key, shapes, self.weight_bits, self.act_bits)
         frag = cache.get(full_key)
         if frag is None:
@@ -129,8 +143,13 @@ class GraphBuilder:
         self._port.extend(frag.input_port)
         return frag.output + base if frag.output >= 0 else inputs[-1 - frag.output]
 
-    def _record(self, cache: FragmentCache, full_key: Hashable, inputs: Sequence[int],
-                build: Callable[..., int]) -> int:
+    def _record(
+        self,
+        cache: FragmentCache,
+        full_key: Hashable,
+        inputs: Sequence[int],
+        build: Callable[..., int],
+    ) -> int:
         """Build a block in place and store what it added as a :class:`Fragment`."""
         start, first_edge = len(self._ops), len(self._src)
         n_stages = len(self.stage_outputs)
@@ -138,7 +157,8 @@ class GraphBuilder:
         for node in [n for n in self._names if n >= start]:
             del self._names[node]
         del self.stage_outputs[n_stages:]
-        internal, incoming = [], []
+        internal: list[tuple[int, int, int]] = []
+        incoming: list[tuple[int, int, int]] = []
         for u, v, p in zip(self._src[first_edge:], self._dst[first_edge:], self._port[first_edge:]):
             if u >= start:
                 internal.append((u - start, v - start, p))
@@ -152,9 +172,13 @@ class GraphBuilder:
             output = -1 - inputs.index(out)
         else:
             return out
-        columns = lambda rows: tuple(tuple(c) for c in zip(*rows)) if rows else ((), (), ())  # noqa: E731
-        cache.put(full_key, Fragment(len(inputs), tuple(self._ops[start:]), *columns(internal),
-                                     *columns(incoming), output))
+        (isrc, idst, iport), (xsrc, xdst, xport) = _columns(internal), _columns(incoming)
+        cache.put(
+            full_key,
+            Fragment(
+                len(inputs), tuple(self._ops[start:]), isrc, idst, iport, xsrc, xdst, xport, output
+            ),
+        )
         return out
 
     # -- convenience wrappers, one per op kind -----------------------------------------------
@@ -163,10 +187,29 @@ class GraphBuilder:
         self.inputs.append(node)
         return node
 
-    def conv(self, x: int, channels: int, kernel: int = 1, stride: int = 1, *, groups: int = 1,
-             bias: bool = False, padding: int = -1, **kw) -> int:
-        return self.add("conv2d", (x,), channels=channels, kernel=kernel, stride=stride,
-                        groups=groups, bias=bias, padding=padding, **kw)
+    def conv(
+        self,
+        x: int,
+        channels: int,
+        kernel: int = 1,
+        stride: int = 1,
+        *,
+        groups: int = 1,
+        bias: bool = False,
+        padding: int = -1,
+        **kw,
+    ) -> int:
+        return self.add(
+            "conv2d",
+            (x,),
+            channels=channels,
+            kernel=kernel,
+            stride=stride,
+            groups=groups,
+            bias=bias,
+            padding=padding,
+            **kw,
+        )
 
     def dwconv(self, x: int, kernel: int, stride: int = 1, **kw) -> int:
         return self.add("dwconv2d", (x,), kernel=kernel, stride=stride, **kw)
@@ -177,8 +220,12 @@ class GraphBuilder:
     def matmul(self, a: int, b: int, *, transpose_b: bool = False, **kw) -> int:
         return self.add("matmul", (a, b), transpose_b=transpose_b, **kw)
 
-    def pool(self, x: int, mode: str, kernel: int = 1, stride: int = 1, padding: int = -1, **kw) -> int:
-        return self.add("pool", (x,), mode=mode, kernel=kernel, stride=stride, padding=padding, **kw)
+    def pool(
+        self, x: int, mode: str, kernel: int = 1, stride: int = 1, padding: int = -1, **kw
+    ) -> int:
+        return self.add(
+            "pool", (x,), mode=mode, kernel=kernel, stride=stride, padding=padding, **kw
+        )
 
     def norm(self, x: int, mode: str = "batch", **kw) -> int:
         return self.add("norm", (x,), mode=mode, **kw)
@@ -237,13 +284,23 @@ class GraphBuilder:
             succ[u][v] = data
             pred[v][u] = data
         g = nx.DiGraph()
-        node_data = {i: {"op": op} for i, op in enumerate(ops)}
+        node_data: dict[int, dict[str, Any]] = {i: {"op": op} for i, op in enumerate(ops)}
         for i, name in self._names.items():
             node_data[i]["name"] = name
         g._node = node_data
         g._adj = dict(enumerate(succ))
         g._pred = dict(enumerate(pred))
         outputs = [i for i, s in enumerate(succ) if not s]
-        g.graph.update(name=self.name, inputs=list(self.inputs), outputs=outputs,
-                       stage_outputs=list(self.stage_outputs), meta=dict(self.meta))
+        g.graph.update(
+            name=self.name,
+            inputs=list(self.inputs),
+            outputs=outputs,
+            stage_outputs=list(self.stage_outputs),
+            meta=dict(self.meta),
+        )
         return g
+
+
+def _columns(rows: list[tuple[int, int, int]]) -> tuple[tuple[int, ...], ...]:
+    """Edge rows (src, dst, port) as three parallel tuples."""
+    return tuple(tuple(c) for c in zip(*rows)) if rows else ((), (), ())

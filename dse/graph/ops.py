@@ -19,7 +19,8 @@ Cost units, per sample (batch of one):
 * ``bytes_read`` / ``bytes_written``: inputs and weights read, output written, at the node's
   activation and weight bit-widths.
 
-New operator kinds register with :func:`register_op_kind`, giving a shape-inference function and a cost
+New operator kinds register with :func:`register_op_kind`, giving a shape-inference function and a
+cost
 function; nothing else in the IR needs to change.
 """
 
@@ -27,9 +28,9 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
-from typing import Callable
 
 Shape = tuple[int, ...]
 
@@ -52,8 +53,8 @@ class OpKind:
     """A registered operator kind: how it infers its output shape and what it costs."""
 
     name: str
-    infer: Callable[["OpNode"], Shape]
-    cost: Callable[["OpNode", Shape], OpCost]
+    infer: Callable[[OpNode], Shape]
+    cost: Callable[[OpNode, Shape], OpCost]
     arity: tuple[int, int]  # (min inputs, max inputs); max -1 = unbounded
     commutative: bool = False  # input order irrelevant (add, mul): used by the canonical hash
     counted_by_hooks: bool = True  # counted by module-hook FLOP counters (ptflops, NASLib)
@@ -64,8 +65,8 @@ OP_KINDS: dict[str, OpKind] = {}
 
 def register_op_kind(
     name: str,
-    infer: Callable[["OpNode"], Shape],
-    cost: Callable[["OpNode", Shape], OpCost],
+    infer: Callable[[OpNode], Shape],
+    cost: Callable[[OpNode, Shape], OpCost],
     arity: tuple[int, int] = (1, 1),
     commutative: bool = False,
     counted_by_hooks: bool = True,
@@ -73,7 +74,7 @@ def register_op_kind(
     """Register (or replace) an operator kind with its shape inference and cost functions."""
     kind = OpKind(name, infer, cost, arity, commutative, counted_by_hooks)
     OP_KINDS[name] = kind
-    make_op.cache_clear()
+    clear_op_cache()
     return kind
 
 
@@ -139,8 +140,10 @@ class OpNode:
 
     def spec(self) -> dict:
         """JSON-ready definition: ``kind`` plus :meth:`attrs`, tuples as lists."""
-        return {"kind": self.kind,
-                **{k: list(v) if isinstance(v, tuple) else v for k, v in self.attrs().items()}}
+        return {
+            "kind": self.kind,
+            **{k: list(v) if isinstance(v, tuple) else v for k, v in self.attrs().items()},
+        }
 
 
 _DERIVED = frozenset({"out_shape", "macs", "ops", "params", "bytes_read", "bytes_written", "uid"})
@@ -160,7 +163,9 @@ _UIDS = itertools.count(1)  # never reused, so a uid names one interned op for t
 def _make_op_cached(kind: str, in_shapes: tuple[Shape, ...], attrs: tuple) -> OpNode:
     spec = OP_KINDS.get(kind)
     if spec is None:
-        raise GraphError(f"unknown op kind {kind!r}; registered kinds: {', '.join(sorted(OP_KINDS))}")
+        raise GraphError(
+            f"unknown op kind {kind!r}; registered kinds: {', '.join(sorted(OP_KINDS))}"
+        )
     lo, hi = spec.arity
     n = len(in_shapes)
     if n < lo or (hi >= 0 and n > hi):
@@ -175,8 +180,15 @@ def _make_op_cached(kind: str, in_shapes: tuple[Shape, ...], attrs: tuple) -> Op
     read = (bytes_in + cost.params * node.weight_bits + 7) // 8
     written = (numel(out) * node.act_bits + 7) // 8 if kind != "input" else 0
     return OpNode(
-        kind, in_shapes, out, **dict(attrs),
-        macs=cost.macs, ops=cost.ops, params=cost.params, bytes_read=read, bytes_written=written,
+        kind,
+        in_shapes,
+        out,
+        **dict(attrs),
+        macs=cost.macs,
+        ops=cost.ops,
+        params=cost.params,
+        bytes_read=read,
+        bytes_written=written,
         uid=next(_UIDS),
     )
 
@@ -197,7 +209,9 @@ def make_op(kind: str, in_shapes, **attrs) -> OpNode:
     return _make_op_cached(kind, shapes, tuple(sorted(attrs.items())))
 
 
-make_op.cache_clear = _make_op_cached.cache_clear  # type: ignore[attr-defined]
+def clear_op_cache() -> None:
+    """Forget cached ops (after an op kind is registered or replaced)."""
+    _make_op_cached.cache_clear()
 
 
 # ----------------------------------------------------------------------------- shape helpers
@@ -209,7 +223,9 @@ def _all_same(node: OpNode) -> Shape:
     first = node.in_shapes[0]
     for s in node.in_shapes[1:]:
         if s != first:
-            raise GraphError(f"{node.kind} inputs must have equal shapes, got {list(node.in_shapes)}")
+            raise GraphError(
+                f"{node.kind} inputs must have equal shapes, got {list(node.in_shapes)}"
+            )
     return first
 
 
@@ -217,7 +233,7 @@ def _feature_map(node: OpNode) -> tuple[int, int, int]:
     s = node.in_shapes[0]
     if len(s) != 3:
         raise GraphError(f"{node.kind} expects a (C, H, W) input, got {s}")
-    return s  # type: ignore[return-value]
+    return s[0], s[1], s[2]
 
 
 def _window_out(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -242,9 +258,14 @@ def _conv_infer(node: OpNode) -> Shape:
     if cout <= 0:
         raise GraphError(f"{node.kind} needs channels > 0")
     if c % groups or cout % groups:
-        raise GraphError(f"{node.kind}: channels in {c} / out {cout} not divisible by groups {groups}")
-    return (cout, _window_out(h, node.kernel, node.stride, node.padding),
-            _window_out(w, node.kernel, node.stride, node.padding))
+        raise GraphError(
+            f"{node.kind}: channels in {c} / out {cout} not divisible by groups {groups}"
+        )
+    return (
+        cout,
+        _window_out(h, node.kernel, node.stride, node.padding),
+        _window_out(w, node.kernel, node.stride, node.padding),
+    )
 
 
 def _conv_cost(node: OpNode, out: Shape) -> OpCost:
@@ -269,8 +290,9 @@ def _linear_cost(node: OpNode, out: Shape) -> OpCost:
     fin = node.in_shapes[0][-1]
     rows = numel(node.in_shapes[0][:-1])
     params = fin * node.channels + (node.channels if node.bias else 0)
-    return OpCost(macs=rows * fin * node.channels, ops=rows * node.channels if node.bias else 0,
-                  params=params)
+    return OpCost(
+        macs=rows * fin * node.channels, ops=rows * node.channels if node.bias else 0, params=params
+    )
 
 
 register_op_kind("linear", _linear_infer, _linear_cost)
@@ -279,10 +301,14 @@ register_op_kind("linear", _linear_infer, _linear_cost)
 def _matmul_infer(node: OpNode) -> Shape:
     a, b = node.in_shapes
     if len(a) < 2 or len(b) < 2 or a[:-2] != b[:-2]:
-        raise GraphError(f"matmul needs (..., M, K) and (..., K, N) with equal batch dims, got {a}, {b}")
+        raise GraphError(
+            f"matmul needs (..., M, K) and (..., K, N) with equal batch dims, got {a}, {b}"
+        )
     k_b, n = (b[-1], b[-2]) if node.transpose_b else (b[-2], b[-1])
     if a[-1] != k_b:
-        raise GraphError(f"matmul inner dimensions differ: {a} x {b} (transpose_b={node.transpose_b})")
+        raise GraphError(
+            f"matmul inner dimensions differ: {a} x {b} (transpose_b={node.transpose_b})"
+        )
     return a[:-1] + (n,)
 
 
@@ -298,9 +324,14 @@ def _pool_infer(node: OpNode) -> Shape:
     if node.mode in ("global_avg", "global_max"):
         return (c, 1, 1)
     if node.mode not in ("avg", "max"):
-        raise GraphError(f"pool mode must be one of avg, max, global_avg, global_max; got {node.mode!r}")
-    return (c, _window_out(h, node.kernel, node.stride, node.padding),
-            _window_out(w, node.kernel, node.stride, node.padding))
+        raise GraphError(
+            f"pool mode must be one of avg, max, global_avg, global_max; got {node.mode!r}"
+        )
+    return (
+        c,
+        _window_out(h, node.kernel, node.stride, node.padding),
+        _window_out(w, node.kernel, node.stride, node.padding),
+    )
 
 
 def _pool_cost(node: OpNode, out: Shape) -> OpCost:
@@ -316,8 +347,9 @@ def _elementwise_cost(node: OpNode, out: Shape) -> OpCost:
     return OpCost(ops=(len(node.in_shapes) - 1) * numel(out))
 
 
-register_op_kind("add", _all_same, _elementwise_cost, arity=(1, -1), commutative=True,
-                 counted_by_hooks=False)
+register_op_kind(
+    "add", _all_same, _elementwise_cost, arity=(1, -1), commutative=True, counted_by_hooks=False
+)
 
 
 def _mul_infer(node: OpNode) -> Shape:
@@ -333,20 +365,24 @@ def _mul_infer(node: OpNode) -> Shape:
     return tuple(out)
 
 
-register_op_kind("mul", _mul_infer, _elementwise_cost, arity=(2, -1), commutative=True,
-                 counted_by_hooks=False)
+register_op_kind(
+    "mul", _mul_infer, _elementwise_cost, arity=(2, -1), commutative=True, counted_by_hooks=False
+)
 
 
 def _concat_infer(node: OpNode) -> Shape:
     first = node.in_shapes[0]
     for s in node.in_shapes[1:]:
         if s[1:] != first[1:]:
-            raise GraphError(f"concat inputs must agree except on axis 0, got {list(node.in_shapes)}")
+            raise GraphError(
+                f"concat inputs must agree except on axis 0, got {list(node.in_shapes)}"
+            )
     return (sum(s[0] for s in node.in_shapes),) + first[1:]
 
 
-register_op_kind("concat", _concat_infer, lambda n, o: OpCost(), arity=(1, -1),
-                 counted_by_hooks=False)
+register_op_kind(
+    "concat", _concat_infer, lambda n, o: OpCost(), arity=(1, -1), counted_by_hooks=False
+)
 
 
 def _norm_cost(node: OpNode, out: Shape) -> OpCost:
@@ -361,7 +397,9 @@ ACTIVATIONS = ("relu", "relu6", "sigmoid", "swish", "hswish", "hsigmoid", "gelu"
 
 def _act_infer(node: OpNode) -> Shape:
     if node.mode not in ACTIVATIONS:
-        raise GraphError(f"activation mode must be one of {', '.join(ACTIVATIONS)}; got {node.mode!r}")
+        raise GraphError(
+            f"activation mode must be one of {', '.join(ACTIVATIONS)}; got {node.mode!r}"
+        )
     return node.in_shapes[0]
 
 
@@ -374,8 +412,7 @@ def _embedding_infer(node: OpNode) -> Shape:
     return (node.in_shapes[0][0], node.channels)
 
 
-register_op_kind("embedding", _embedding_infer,
-                 lambda n, o: OpCost(params=n.vocab * n.channels))
+register_op_kind("embedding", _embedding_infer, lambda n, o: OpCost(params=n.vocab * n.channels))
 
 
 def _reshape_infer(node: OpNode) -> Shape:
@@ -383,7 +420,9 @@ def _reshape_infer(node: OpNode) -> Shape:
     if node.mode == "flatten":
         return (numel(node.in_shapes[0]),)
     if numel(node.shape) != numel(node.in_shapes[0]):
-        raise GraphError(f"reshape from {node.in_shapes[0]} to {node.shape} changes the element count")
+        raise GraphError(
+            f"reshape from {node.in_shapes[0]} to {node.shape} changes the element count"
+        )
     return node.shape
 
 

@@ -9,9 +9,9 @@ op, then read a whole population's nodes with one numpy gather. :class:`OpTable`
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from itertools import chain
 from operator import attrgetter, itemgetter
-from typing import Callable, Sequence
 
 import networkx as nx
 import numpy as np
@@ -36,7 +36,9 @@ class OpTable:
     stay valid. The table starts afresh when it passes ``max_rows`` rows (row indices returned
     before then are invalid after it)."""
 
-    def __init__(self, row: Callable[[OpNode], Sequence[float]], width: int, max_rows: int = 200_000):
+    def __init__(
+        self, row: Callable[[OpNode], Sequence[float]], width: int, max_rows: int = 200_000
+    ):
         self._row, self.width, self.max_rows = row, width, max_rows
         self.clear()
 
@@ -53,13 +55,15 @@ class OpTable:
     def _add(self, op: OpNode) -> int:
         values = tuple(self._row(op))
         if len(values) != self.width:
-            raise ValueError(f"row function gave {len(values)} values for {op.kind!r}, expected {self.width}")
+            raise ValueError(
+                f"row function gave {len(values)} values for {op.kind!r}, expected {self.width}"
+            )
         self._values.append(values)
         row = len(self._values) - 1
         if op.uid:
             if op.uid >= len(self._row_of_uid):
                 grown = np.full(max(2 * len(self._row_of_uid), op.uid + 1), -1, dtype=np.int64)
-                grown[:len(self._row_of_uid)] = self._row_of_uid
+                grown[: len(self._row_of_uid)] = self._row_of_uid
                 self._row_of_uid = grown
             self._row_of_uid[op.uid] = row
         else:
@@ -71,7 +75,9 @@ class OpTable:
     def matrix(self) -> np.ndarray:
         """All rows as a (rows, width) float array; the same object until rows are added."""
         if self._matrix is None:
-            self._matrix = np.array(self._values, dtype=float).reshape(len(self._values), self.width)
+            self._matrix = np.array(self._values, dtype=float).reshape(
+                len(self._values), self.width
+            )
         return self._matrix
 
     def rows(self, ops: Sequence[OpNode]) -> np.ndarray:
@@ -82,8 +88,12 @@ class OpTable:
         table = self._row_of_uid
         rows = np.where(uids < len(table), table[np.minimum(uids, len(table) - 1)], -1)
         rows[uids == 0] = -1
-        for i in np.flatnonzero(rows < 0):
+        for i in np.flatnonzero(rows < 0).tolist():
             op = ops[i]
-            known = self._row_of_uid[op.uid] if 0 < op.uid < len(self._row_of_uid) else self._by_id.get(id(op), -1)
+            known = (
+                self._row_of_uid[op.uid]
+                if 0 < op.uid < len(self._row_of_uid)
+                else self._by_id.get(id(op), -1)
+            )
             rows[i] = known if known >= 0 else self._add(op)
         return rows

@@ -7,6 +7,7 @@ load, so a file edited by hand (or written by another tool) is checked, not trus
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import networkx as nx
 
@@ -26,8 +27,13 @@ def to_dict(g: nx.DiGraph) -> dict:
         nodes.append(entry)
     edges = [[u, v, d.get("port", 0)] for u, v, d in g.edges(data=True)]
     graph = {k: v for k, v in g.graph.items() if k != "meta"}
-    return {"format": FORMAT, "graph": graph, "meta": g.graph.get("meta", {}), "nodes": nodes,
-            "edges": edges}
+    return {
+        "format": FORMAT,
+        "graph": graph,
+        "meta": g.graph.get("meta", {}),
+        "nodes": nodes,
+        "edges": edges,
+    }
 
 
 def to_json(g: nx.DiGraph, **kw) -> str:
@@ -44,7 +50,9 @@ def from_dict(data: dict) -> nx.DiGraph:
         node_id = entry.pop("id")
         name = entry.pop("name", None)
         kind = entry.pop("kind")
-        attrs = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()}
+        attrs: dict[str, Any] = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()
+        }
         # Placeholder op; its real shapes are inferred once all edges exist.
         placeholder = OpNode(kind, (), **attrs) if kind != "input" else make_op(kind, (), **attrs)
         g.add_node(node_id, op=placeholder, **({"name": name} if name else {}))

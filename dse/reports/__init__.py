@@ -14,20 +14,29 @@ import html
 import io
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from dse.reports.data import (combined, declared_refs, decisions, hypervolume_table, load_runs,
-                             parse_objectives, reference_point)
+from dse.reports.data import (
+    combined,
+    decisions,
+    declared_refs,
+    hypervolume_table,
+    load_runs,
+    parse_objectives,
+    reference_point,
+)
 from dse.reports.figures import hypervolume_figure, parallel_coordinates, pareto_figures
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
-h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
-table{border-collapse:collapse;font-size:.85em;margin:.5em 0}th,td{border:1px solid #ddd;padding:.25em .5em;text-align:right}
+h1{font-size:1.5em}h2{font-size:1.2em;border-bottom:1px solid
+#ddd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}th,td{border:1px solid
+#ddd;padding:.25em .5em;text-align:right}
 th{background:#f4f4f4;cursor:pointer}td.s{text-align:left;font-family:monospace}
 figure{display:inline-block;margin:.5em}img{max-width:100%;border:1px solid #eee}
 pre{background:#f8f8f8;padding:.8em;overflow:auto;font-size:.8em}.note{color:#666;font-size:.9em}
@@ -74,69 +83,133 @@ def _embed(fig, name: str, figures_dir: Path, caption: str) -> str:
     (figures_dir / f"{name}.png").write_bytes(buf.getvalue())
     fig.savefig(figures_dir / f"{name}.svg", format="svg")
     data = base64.b64encode(buf.getvalue()).decode()
-    return (f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
-            f"<figcaption class='note'>{html.escape(caption)}</figcaption></figure>")
+    return (
+        f"<figure><img alt='{html.escape(caption)}' src='data:image/png;base64,{data}'>"
+        f"<figcaption class='note'>{html.escape(caption)}</figcaption></figure>"
+    )
 
 
 def _summary(runs, curves: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    per_run = []
+    rows = []
     for r in runs:
         c = curves[curves["run_id"] == r.run_id]
-        per_run.append({"run": r.run_id, "group": r.group, "seed": r.seed, "status": r.manifest.get("status"),
-                        "stopped by": r.manifest.get("stopped_by") or "", "evaluations": len(r.df),
-                        "feasible": int(r.df["feasible"].sum()) if "feasible" in r.df else len(r.df),
-                        "hypervolume": float(c["hypervolume"].iloc[-1]) if len(c) else float("nan"),
-                        "wall s (sum)": float(r.df["wall_s"].sum()) if "wall_s" in r.df else float("nan")})
-    per_run = pd.DataFrame(per_run)
-    groups = per_run.groupby("group", sort=False).agg(
-        runs=("run", "count"), evaluations=("evaluations", "mean"), hv_mean=("hypervolume", "mean"),
-        hv_std=("hypervolume", "std"), hv_min=("hypervolume", "min"), hv_max=("hypervolume", "max")).reset_index()
+        rows.append(
+            {
+                "run": r.run_id,
+                "group": r.group,
+                "seed": r.seed,
+                "status": r.manifest.get("status"),
+                "stopped by": r.manifest.get("stopped_by") or "",
+                "evaluations": len(r.df),
+                "feasible": int(r.df["feasible"].sum()) if "feasible" in r.df else len(r.df),
+                "hypervolume": float(c["hypervolume"].iloc[-1]) if len(c) else float("nan"),
+                "wall s (sum)": float(r.df["wall_s"].sum()) if "wall_s" in r.df else float("nan"),
+            }
+        )
+    per_run = pd.DataFrame(rows)
+    groups = (
+        per_run.groupby("group", sort=False)
+        .agg(
+            runs=("run", "count"),
+            evaluations=("evaluations", "mean"),
+            hv_mean=("hypervolume", "mean"),
+            hv_std=("hypervolume", "std"),
+            hv_min=("hypervolume", "min"),
+            hv_max=("hypervolume", "max"),
+        )
+        .reset_index()
+    )
     if "random" in set(groups["group"]):
         base = float(groups.loc[groups["group"] == "random", "hv_mean"].iloc[0])
         groups["hv / random"] = groups["hv_mean"] / base if base > 0 else float("nan")
     return per_run, groups.sort_values("hv_mean", ascending=False)
 
 
-def report(runs: Sequence[str | Path], *, out: str | Path | None = None, output: str | Path = "results",
-           objectives: Sequence[str] | None = None, title: str | None = None) -> Path:
+def report(
+    runs: Sequence[str | Path],
+    *,
+    out: str | Path | None = None,
+    output: str | Path = "results",
+    objectives: Sequence[str] | None = None,
+    title: str | None = None,
+) -> Path:
     """Write ``<out>/index.html`` (plus ``figures/*.png|svg`` and ``pareto.csv``) for ``runs``
     (run or sweep directories or ids); returns the HTML file. ``objectives`` as
     ``["metric:max", ...]`` overrides the runs' declared ones (needed for sweeps)."""
     data = load_runs(runs, output)
     objs = parse_objectives(objectives, data)
-    out = Path(out) if out is not None else (data[0].path / "report" if len(data) == 1 else
-                                              Path(output) / f"report-{time.strftime('%Y%m%d-%H%M%S')}")
+    out = (
+        Path(out)
+        if out is not None
+        else (
+            data[0].path / "report"
+            if len(data) == 1
+            else Path(output) / f"report-{time.strftime('%Y%m%d-%H%M%S')}"
+        )
+    )
     figures = out / "figures"
     groups = list(dict.fromkeys(r.group for r in data))
     df = combined(data, objs)
-    parts = [f"<h1>{html.escape(title or 'dse report: ' + ', '.join(r.run_id for r in data[:4]) + (' ...' if len(data) > 4 else ''))}</h1>",
-             f"<p class='note'>{len(data)} run(s), {len(df)} evaluations; objectives: "
-             f"{html.escape(', '.join(f'{m} ({d})' for m, d in objs)) or 'none declared'}; "
-             f"written {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}</p>"]
+    ids = ", ".join(r.run_id for r in data[:4]) + (" ..." if len(data) > 4 else "")
+    parts = [
+        f"<h1>{html.escape(title or 'dse report: ' + ids)}</h1>",
+        f"<p class='note'>{len(data)} run(s), {len(df)} evaluations; objectives: "
+        f"{html.escape(', '.join(f'{m} ({d})' for m, d in objs)) or 'none declared'}; "
+        f"written {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}</p>",
+    ]
     if len(objs) >= 1 and len(df):
         ref = reference_point(df, objs, declared_refs(data, objs))
         curves = hypervolume_table(data, objs, ref)
         per_run, per_group = _summary(data, curves)
-        parts.append("<h2>Drivers</h2>" + _table(per_group) +
-                     f"<p class='note'>hypervolume reference point: "
-                     f"{html.escape(', '.join(f'{m} = {v:.5g}' for (m, _), v in zip(objs, ref)))} "
-                     f"(declared refs, else just worse than every feasible design of these runs)</p>")
-        parts.append("<h2>Hypervolume over evaluations</h2>" + _embed(
-            hypervolume_figure(curves, groups), "hypervolume", figures,
-            "mean over each group's runs; band: min to max"))
+        parts.append(
+            "<h2>Drivers</h2>"
+            + _table(per_group)
+            + f"<p class='note'>hypervolume reference point: "
+            f"{html.escape(', '.join(f'{m} = {v:.5g}' for (m, _), v in zip(objs, ref)))} "
+            f"(declared refs, else just worse than every feasible design of these runs)</p>"
+        )
+        parts.append(
+            "<h2>Hypervolume over evaluations</h2>"
+            + _embed(
+                hypervolume_figure(curves, groups),
+                "hypervolume",
+                figures,
+                "mean over each group's runs; band: min to max",
+            )
+        )
         if len(objs) >= 2:
-            parts.append("<h2>Pareto fronts</h2>" + "".join(
-                _embed(fig, name, figures, f"{name.replace('_', ' ')}: grey = dominated, red x = infeasible")
-                for name, fig in pareto_figures(df, objs, groups)))
-            constraint_axes = [(c["metric"], "min") for c in data[0].manifest.get("constraints", [])
-                               if c["metric"] in df.columns and c["metric"] not in dict(objs)]
-            parts.append("<h2>Parallel coordinates</h2>" + _embed(
-                parallel_coordinates(df, list(objs) + constraint_axes), "parallel_coordinates", figures,
-                "objectives (and constrained metrics), normalised over the runs"))
+            parts.append(
+                "<h2>Pareto fronts</h2>"
+                + "".join(
+                    _embed(
+                        fig,
+                        name,
+                        figures,
+                        f"{name.replace('_', ' ')}: grey = dominated, red x = infeasible",
+                    )
+                    for name, fig in pareto_figures(df, objs, groups)
+                )
+            )
+            constraint_axes = [
+                (c["metric"], "min")
+                for c in data[0].manifest.get("constraints", [])
+                if c["metric"] in df.columns and c["metric"] not in dict(objs)
+            ]
+            parts.append(
+                "<h2>Parallel coordinates</h2>"
+                + _embed(
+                    parallel_coordinates(df, list(objs) + constraint_axes),
+                    "parallel_coordinates",
+                    figures,
+                    "objectives (and constrained metrics), normalised over the runs",
+                )
+            )
         front = df[df["is_pareto"]].copy()
         front = front.sort_values(objs[0][0], ascending=objs[0][1] == "min")
         cols = ["run_id", "group", "eval_id", "arch_id"] + [m for m, _ in objs]
-        table = pd.concat([front[cols].reset_index(drop=True), decisions(front).reset_index(drop=True)], axis=1)
+        table = pd.concat(
+            [front[cols].reset_index(drop=True), decisions(front).reset_index(drop=True)], axis=1
+        )
         out.mkdir(parents=True, exist_ok=True)
         table.to_csv(out / "pareto.csv", index=False)
         parts.append(f"<h2>Pareto-optimal designs ({len(front)})</h2>" + _table(table))
@@ -144,12 +217,16 @@ def report(runs: Sequence[str | Path], *, out: str | Path | None = None, output:
     else:
         parts.append("<p>No objectives to plot: pass --objectives metric:min|max.</p>")
     for r in data:
-        parts.append(f"<h2>Config of {html.escape(r.run_id)}</h2><details><summary>{html.escape(r.group)}, "
-                     f"seed {r.seed}, {html.escape(str(r.path))}</summary><pre>"
-                     f"{html.escape(json.dumps(r.manifest.get('config', {}), indent=2))}</pre></details>")
+        parts.append(
+            f"<h2>Config of {html.escape(r.run_id)}</h2><details><summary>{html.escape(r.group)}, "
+            f"seed {r.seed}, {html.escape(str(r.path))}</summary><pre>"
+            f"{html.escape(json.dumps(r.manifest.get('config', {}), indent=2))}</pre></details>"
+        )
     out.mkdir(parents=True, exist_ok=True)
-    page = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>dse report</title>"
-            f"<style>{_STYLE}</style></head><body>{''.join(parts)}<script>{_SCRIPT}</script></body></html>")
+    page = (
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>dse report</title>"
+        f"<style>{_STYLE}</style></head><body>{''.join(parts)}<script>{_SCRIPT}</script></body></html>"
+    )
     path = out / "index.html"
     path.write_text(page)
     return path

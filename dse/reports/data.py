@@ -4,13 +4,14 @@ hypervolume reference."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
+from dse.evaluate import check_direction
 from dse.results import load, manifest, resolve_run
 from dse.results.pareto import default_reference, hypervolume_curve, minimisation_matrix, pareto
 
@@ -51,23 +52,24 @@ def parse_objectives(specs: Sequence[str] | None, runs: Sequence[RunData]) -> li
     """``["acc:max", "lat:min"]`` or, when None, the first run's declared objectives."""
     if not specs:
         return [(o["metric"], o["direction"]) for o in runs[0].manifest.get("objectives", [])]
-    out = []
+    out: list[tuple[str, str]] = []
     for spec in specs:
         metric, _, direction = spec.partition(":")
-        direction = direction or "min"
-        if direction not in ("min", "max"):
-            raise ValueError(f"--objectives: {spec!r}: direction must be 'min' or 'max'")
-        out.append((metric, direction))
+        where = f"--objectives {spec!r}: direction"
+        out.append((metric, check_direction(direction or "min", where)))
     return out
 
 
-def declared_refs(runs: Sequence[RunData], objectives: Sequence[tuple[str, str]]) -> list[float | None]:
+def declared_refs(
+    runs: Sequence[RunData], objectives: Sequence[tuple[str, str]]
+) -> list[float | None]:
     refs = {o["metric"]: o.get("ref") for o in runs[0].manifest.get("objectives", [])}
     return [refs.get(m) for m, _ in objectives]
 
 
 def combined(runs: Sequence[RunData], objectives: Sequence[tuple[str, str]]) -> pd.DataFrame:
-    """All rows of all runs with ``run_id`` and ``group`` columns and ``is_pareto`` over the union."""
+    """All rows of all runs with ``run_id`` and ``group`` columns and ``is_pareto`` over the
+    union."""
     frames = []
     for r in runs:
         if not len(r.df) or any(m not in r.df.columns for m, _ in objectives):
@@ -82,17 +84,26 @@ def combined(runs: Sequence[RunData], objectives: Sequence[tuple[str, str]]) -> 
     return df
 
 
-def reference_point(df: pd.DataFrame, objectives: Sequence[tuple[str, str]],
-                    declared: Sequence[float | None]) -> list[float]:
+def reference_point(
+    df: pd.DataFrame, objectives: Sequence[tuple[str, str]], declared: Sequence[float | None]
+) -> list[float]:
     """Declared refs where given, else just worse than every feasible point of every run."""
     feasible = df[df["feasible"]] if "feasible" in df.columns else df
     f = minimisation_matrix(feasible, objectives)
-    auto = default_reference(f) if len(f) and np.isfinite(f).all(axis=1).any() else np.ones(len(objectives))
-    return [d if d is not None else (a if dirn == "min" else -a) for d, a, (_, dirn) in zip(declared, auto, objectives)]
+    auto = (
+        default_reference(f)
+        if len(f) and np.isfinite(f).all(axis=1).any()
+        else np.ones(len(objectives))
+    )
+    return [
+        d if d is not None else (a if dirn == "min" else -a)
+        for d, a, (_, dirn) in zip(declared, auto, objectives)
+    ]
 
 
 def hypervolume_table(runs: Sequence[RunData], objectives, ref) -> pd.DataFrame:
-    """Per run: hypervolume after 1..n evaluations (long format: run_id, group, evaluations, hypervolume)."""
+    """Per run: hypervolume after 1..n evaluations (long format: run_id, group, evaluations,
+    hypervolume)."""
     frames = []
     for r in runs:
         if not len(r.df) or any(m not in r.df.columns for m, _ in objectives):
@@ -100,8 +111,11 @@ def hypervolume_table(runs: Sequence[RunData], objectives, ref) -> pd.DataFrame:
         curve = hypervolume_curve(r.df, objectives, ref)
         curve["run_id"], curve["group"], curve["seed"] = r.run_id, r.group, r.seed
         frames.append(curve)
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["evaluations", "hypervolume", "run_id", "group", "seed"])
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=["evaluations", "hypervolume", "run_id", "group", "seed"])
+    )
 
 
 def decisions(df: pd.DataFrame, limit: int = 12) -> pd.DataFrame:

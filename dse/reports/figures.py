@@ -5,7 +5,7 @@ writes PNG and SVG files beside it."""
 from __future__ import annotations
 
 import itertools
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 import numpy as np
@@ -30,10 +30,21 @@ def _label(metric: str, direction: str) -> str:
 def pareto_figure(df: pd.DataFrame, x: tuple[str, str], y: tuple[str, str], groups: Sequence[str]):
     """Every evaluated design (grey: dominated or infeasible) and each group's front on (x, y)."""
     fig, ax = _figure(7, 5)
-    feasible = df["feasible"].to_numpy(dtype=bool) if "feasible" in df.columns else np.ones(len(df), bool)
-    ax.scatter(df.loc[~feasible, x[0]], df.loc[~feasible, y[0]], s=8, c="#d62728", alpha=0.25, marker="x",
-               label="infeasible")
-    ax.scatter(df.loc[feasible, x[0]], df.loc[feasible, y[0]], s=8, c="0.6", alpha=0.35, label="evaluated")
+    feasible = (
+        df["feasible"].to_numpy(dtype=bool) if "feasible" in df.columns else np.ones(len(df), bool)
+    )
+    ax.scatter(
+        df.loc[~feasible, x[0]],
+        df.loc[~feasible, y[0]],
+        s=8,
+        c="#d62728",
+        alpha=0.25,
+        marker="x",
+        label="infeasible",
+    )
+    ax.scatter(
+        df.loc[feasible, x[0]], df.loc[feasible, y[0]], s=8, c="0.6", alpha=0.35, label="evaluated"
+    )
     for i, group in enumerate(groups):
         sub = df[(df["group"] == group) & feasible]
         if not len(sub):
@@ -42,8 +53,16 @@ def pareto_figure(df: pd.DataFrame, x: tuple[str, str], y: tuple[str, str], grou
         front = sub[nondominated_mask(f)].sort_values(x[0])
         color = COLORS[i % len(COLORS)]
         ax.step(front[x[0]], front[y[0]], where="post", color=color, lw=1.4)
-        ax.scatter(front[x[0]], front[y[0]], s=28, color=color, edgecolor="k", lw=0.4, zorder=3,
-                   label=f"{group} front ({len(front)})")
+        ax.scatter(
+            front[x[0]],
+            front[y[0]],
+            s=28,
+            color=color,
+            edgecolor="k",
+            lw=0.4,
+            zorder=3,
+            label=f"{group} front ({len(front)})",
+        )
     ax.set_xlabel(_label(*x))
     ax.set_ylabel(_label(*y))
     ax.grid(alpha=0.3)
@@ -52,7 +71,9 @@ def pareto_figure(df: pd.DataFrame, x: tuple[str, str], y: tuple[str, str], grou
     return fig
 
 
-def pareto_figures(df: pd.DataFrame, objectives: Sequence[tuple[str, str]], groups: Sequence[str], limit: int = 6):
+def pareto_figures(
+    df: pd.DataFrame, objectives: Sequence[tuple[str, str]], groups: Sequence[str], limit: int = 6
+):
     """One Pareto figure per pair of objectives (at most ``limit``)."""
     pairs = list(itertools.combinations(objectives, 2))[:limit]
     return [(f"pareto_{x[0]}_vs_{y[0]}", pareto_figure(df, x, y, groups)) for x, y in pairs]
@@ -68,18 +89,36 @@ def parallel_coordinates(df: pd.DataFrame, axes: Sequence[tuple[str, str]]):
         lo, hi = np.nanmin(f, axis=0), np.nanmax(f, axis=0)
         z = (f - lo) / np.where(hi > lo, hi - lo, 1.0)
         xs = np.arange(len(axes))
-        pareto = feasible["is_pareto"].to_numpy(dtype=bool) if "is_pareto" in feasible else np.zeros(len(z), bool)
+        pareto = (
+            feasible["is_pareto"].to_numpy(dtype=bool)
+            if "is_pareto" in feasible
+            else np.zeros(len(z), bool)
+        )
         for row in z[~pareto]:
             ax.plot(xs, row, color="0.7", alpha=0.15, lw=0.7)
         cmap = matplotlib.colormaps["viridis"]
         for k, row in enumerate(z[pareto]):
             ax.plot(xs, row, color=cmap(k / max(1, pareto.sum() - 1)), alpha=0.9, lw=1.3)
         ax.set_xticks(xs, [f"{m}\n({d})" for m, d in axes], fontsize=8)
-        for x, (a, b) in zip(xs, zip(lo, hi)):
-            ax.annotate(f"{b:.4g}" if axes[x][1] == "max" else f"{-b:.4g}", (x, 1.0), fontsize=7, ha="center",
-                        va="bottom", xytext=(0, 2), textcoords="offset points")
-            ax.annotate(f"{a:.4g}" if axes[x][1] == "max" else f"{-a:.4g}", (x, 0.0), fontsize=7, ha="center",
-                        va="top", xytext=(0, -2), textcoords="offset points")
+        for x, (a, b) in enumerate(zip(lo, hi)):
+            ax.annotate(
+                f"{b:.4g}" if axes[x][1] == "max" else f"{-b:.4g}",
+                (x, 1.0),
+                fontsize=7,
+                ha="center",
+                va="bottom",
+                xytext=(0, 2),
+                textcoords="offset points",
+            )
+            ax.annotate(
+                f"{a:.4g}" if axes[x][1] == "max" else f"{-a:.4g}",
+                (x, 0.0),
+                fontsize=7,
+                ha="center",
+                va="top",
+                xytext=(0, -2),
+                textcoords="offset points",
+            )
     ax.set_ylim(-0.08, 1.08)
     ax.set_ylabel("normalised (1 = best)")
     ax.set_title("parallel coordinates (coloured: Pareto-optimal)", fontsize=10)
@@ -99,10 +138,16 @@ def hypervolume_figure(curves: pd.DataFrame, groups: Sequence[str]):
         per_run = []
         for _, run in sub.groupby("run_id"):
             run = run.sort_values("evaluations")
-            per_run.append(np.interp(grid, run["evaluations"], run["hypervolume"], right=run["hypervolume"].iloc[-1]))
+            per_run.append(
+                np.interp(
+                    grid, run["evaluations"], run["hypervolume"], right=run["hypervolume"].iloc[-1]
+                )
+            )
         values = np.vstack(per_run)
         color = COLORS[i % len(COLORS)]
-        ax.plot(grid, values.mean(axis=0), color=color, lw=1.6, label=f"{group} ({len(per_run)} runs)")
+        ax.plot(
+            grid, values.mean(axis=0), color=color, lw=1.6, label=f"{group} ({len(per_run)} runs)"
+        )
         if len(per_run) > 1:
             ax.fill_between(grid, values.min(axis=0), values.max(axis=0), color=color, alpha=0.15)
     ax.set_xlabel("evaluations (distinct designs)")

@@ -1,7 +1,7 @@
 """Results: run directories of Parquet evaluations, and Pareto / hypervolume helpers.
 
-    >>> df = dse.results.load("results/demo-...")    # one row per evaluated architecture
-    >>> df[df.is_pareto]                               # the run's Pareto-optimal designs
+>>> df = dse.results.load("results/demo-...")    # one row per evaluated architecture
+>>> df[df.is_pareto]                               # the run's Pareto-optimal designs
 """
 
 from __future__ import annotations
@@ -11,8 +11,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from dse.results.pareto import (default_reference, hypervolume, hypervolume_curve, minimisation_matrix,
-                                nondominated_mask, pareto)
+from dse.results.pareto import (
+    default_reference,
+    hypervolume,
+    hypervolume_curve,
+    minimisation_matrix,
+    nondominated_mask,
+    pareto,
+)
 from dse.results.store import CORE_SCHEMA, RunStore, run_schema
 
 
@@ -27,7 +33,9 @@ def resolve_run(run: str | Path, output: str | Path = "results") -> Path:
     raise FileNotFoundError(f"no run {str(run)!r}: neither {p} nor {q} holds a manifest.json")
 
 
-def load(run: str | Path, *, output: str | Path = "results", with_pareto: bool = True) -> pd.DataFrame:
+def load(
+    run: str | Path, *, output: str | Path = "results", with_pareto: bool = True
+) -> pd.DataFrame:
     """All evaluations of a run as a DataFrame, ordered by ``eval_id``.
 
     With ``with_pareto`` an ``is_pareto`` column marks the feasible non-dominated rows under the
@@ -45,5 +53,17 @@ def manifest(run: str | Path, *, output: str | Path = "results") -> dict:
     return json.loads((resolve_run(run, output) / "manifest.json").read_text())
 
 
-__all__ = ["CORE_SCHEMA", "RunStore", "default_reference", "hypervolume", "hypervolume_curve", "load", "manifest", "minimisation_matrix",
-           "nondominated_mask", "pareto", "resolve_run", "run_schema"]
+__all__ = [
+    "CORE_SCHEMA",
+    "RunStore",
+    "default_reference",
+    "hypervolume",
+    "hypervolume_curve",
+    "load",
+    "manifest",
+    "minimisation_matrix",
+    "nondominated_mask",
+    "pareto",
+    "resolve_run",
+    "run_schema",
+]

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+
+from dse.evaluate import check_direction
 
 ObjectiveSpec = Mapping[str, str] | Sequence[tuple[str, str]]
 
 
 def _as_pairs(objectives: ObjectiveSpec) -> list[tuple[str, str]]:
-    pairs = list(objectives.items()) if isinstance(objectives, Mapping) else [tuple(o) for o in objectives]
+    pairs: list[tuple[str, str]] = (
+        list(objectives.items())
+        if isinstance(objectives, Mapping)
+        else [(m, d) for m, d in objectives]
+    )
     for metric, direction in pairs:
-        if direction not in ("min", "max"):
-            raise ValueError(f"objective {metric!r}: direction {direction!r} is not allowed; allowed values: ['min', 'max']")
+        check_direction(direction, f"objective {metric!r}: direction")
     return pairs
 
 
@@ -23,7 +28,9 @@ def minimisation_matrix(df: pd.DataFrame, objectives: ObjectiveSpec) -> np.ndarr
     pairs = _as_pairs(objectives)
     missing = [m for m, _ in pairs if m not in df.columns]
     if missing:
-        raise KeyError(f"objective column(s) {missing} not in the table; columns: {list(df.columns)}")
+        raise KeyError(
+            f"objective column(s) {missing} not in the table; columns: {list(df.columns)}"
+        )
     cols = [df[m].to_numpy(dtype=float) * (1.0 if d == "min" else -1.0) for m, d in pairs]
     return np.stack(cols, axis=1) if cols else np.empty((len(df), 0))
 
@@ -50,7 +57,8 @@ def nondominated_mask(f: np.ndarray) -> np.ndarray:
 def pareto(df: pd.DataFrame, objectives: ObjectiveSpec, *, feasible_only: bool = True) -> pd.Series:
     """``is_pareto`` column: feasible (if the table has a ``feasible`` column) and non-dominated.
 
-    ``objectives`` maps metric -> ``"min"``/``"max"``, e.g. ``{"val_acc": "max", "latency_ms": "min"}``.
+    ``objectives`` maps metric -> ``"min"``/``"max"``, e.g. ``{"val_acc": "max", "latency_ms":
+    "min"}``.
     """
     f = minimisation_matrix(df, objectives)
     ok = np.ones(len(df), dtype=bool)
@@ -60,8 +68,9 @@ def pareto(df: pd.DataFrame, objectives: ObjectiveSpec, *, feasible_only: bool =
     return pd.Series(nondominated_mask(f), index=df.index, name="is_pareto")
 
 
-def hypervolume(df: pd.DataFrame, objectives: ObjectiveSpec, ref: Sequence[float], *,
-                feasible_only: bool = True) -> float:
+def hypervolume(
+    df: pd.DataFrame, objectives: ObjectiveSpec, ref: Sequence[float], *, feasible_only: bool = True
+) -> float:
     """Hypervolume dominated by the table's (feasible) points, bounded by the reference point.
 
     ``ref`` is given in the objectives' own units and directions (for a ``max`` objective it is a
@@ -111,8 +120,14 @@ def default_reference(f: np.ndarray, margin: float = 0.1) -> np.ndarray:
     return worst + margin * span
 
 
-def hypervolume_curve(df: pd.DataFrame, objectives: ObjectiveSpec, ref: Sequence[float], *,
-                      order: str = "eval_id", points: int = 200) -> pd.DataFrame:
+def hypervolume_curve(
+    df: pd.DataFrame,
+    objectives: ObjectiveSpec,
+    ref: Sequence[float],
+    *,
+    order: str = "eval_id",
+    points: int = 200,
+) -> pd.DataFrame:
     """Hypervolume reached after the first 1..n evaluations (rows ordered by ``order``), at up
     to ``points`` evenly spaced counts plus the last: columns ``evaluations``, ``hypervolume``.
     ``ref`` as in :func:`hypervolume` (objective units and directions)."""
@@ -124,7 +139,9 @@ def hypervolume_curve(df: pd.DataFrame, objectives: ObjectiveSpec, ref: Sequence
     r = np.array([v if d == "min" else -v for v, (_, d) in zip(ref, pairs)], dtype=float)
     n = len(f)
     if n == 0:
-        return pd.DataFrame({"evaluations": np.array([], dtype=np.int64), "hypervolume": np.array([])})
+        return pd.DataFrame(
+            {"evaluations": np.array([], dtype=np.int64), "hypervolume": np.array([])}
+        )
     counts = np.unique(np.append(np.linspace(1, n, min(points, n)).round().astype(np.int64), n))
     values, front, done = [], np.empty((0, f.shape[1])), 0
     for c in counts:

@@ -17,34 +17,37 @@ import os
 import platform
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 #: Columns every run has, in order; one float64 column per metric follows them.
-CORE_SCHEMA = pa.schema([
-    pa.field("run_id", pa.string(), nullable=False),
-    pa.field("eval_id", pa.int64(), nullable=False),
-    pa.field("batch", pa.int64(), nullable=False),
-    pa.field("seed", pa.int64(), nullable=False),
-    pa.field("space", pa.string(), nullable=False),
-    pa.field("arch", pa.string(), nullable=False),
-    pa.field("arch_id", pa.string(), nullable=False),
-    pa.field("arch_hash", pa.string(), nullable=False),
-    pa.field("encoding", pa.list_(pa.int64()), nullable=False),
-    pa.field("status", pa.string(), nullable=False),
-    pa.field("error", pa.string()),
-    pa.field("feasible", pa.bool_(), nullable=False),
-    pa.field("violation", pa.float64(), nullable=False),
-    pa.field("wall_s", pa.float64(), nullable=False),
-    pa.field("started_at", pa.timestamp("us", tz="UTC"), nullable=False),
-    pa.field("driver", pa.string(), nullable=False),
-])
+CORE_SCHEMA = pa.schema(
+    [
+        pa.field("run_id", pa.string(), nullable=False),
+        pa.field("eval_id", pa.int64(), nullable=False),
+        pa.field("batch", pa.int64(), nullable=False),
+        pa.field("seed", pa.int64(), nullable=False),
+        pa.field("space", pa.string(), nullable=False),
+        pa.field("arch", pa.string(), nullable=False),
+        pa.field("arch_id", pa.string(), nullable=False),
+        pa.field("arch_hash", pa.string(), nullable=False),
+        pa.field("encoding", pa.list_(pa.int64()), nullable=False),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("error", pa.string()),
+        pa.field("feasible", pa.bool_(), nullable=False),
+        pa.field("violation", pa.float64(), nullable=False),
+        pa.field("wall_s", pa.float64(), nullable=False),
+        pa.field("started_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("driver", pa.string(), nullable=False),
+    ]
+)
 CORE_COLUMNS = frozenset(CORE_SCHEMA.names)
 
 
@@ -54,12 +57,15 @@ def timing_column(provider: str) -> str:
 
 
 def run_schema(metrics: Sequence[str], providers: Sequence[str] = ()) -> pa.Schema:
-    """Core columns, one nullable float64 column per metric, then one seconds column per provider."""
+    """Core columns, one nullable float64 column per metric, then one seconds column per
+    provider."""
     timing = [timing_column(p) for p in providers]
     names = list(metrics) + timing
     clash = CORE_COLUMNS.intersection(names)
     if clash:
-        raise ValueError(f"metric name(s) {sorted(clash)} clash with result columns {sorted(CORE_COLUMNS)}")
+        raise ValueError(
+            f"metric name(s) {sorted(clash)} clash with result columns {sorted(CORE_COLUMNS)}"
+        )
     if len(set(names)) != len(names):
         raise ValueError(f"metric and timing column names must be unique, got {names}")
     return pa.schema(list(CORE_SCHEMA) + [pa.field(m, pa.float64()) for m in names])
@@ -67,7 +73,17 @@ def run_schema(metrics: Sequence[str], providers: Sequence[str] = ()) -> pa.Sche
 
 def package_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
-    for name in ("dse", "numpy", "networkx", "pyarrow", "pandas", "pymoo", "torch", "optuna", "dask"):
+    for name in (
+        "dse",
+        "numpy",
+        "networkx",
+        "pyarrow",
+        "pandas",
+        "pymoo",
+        "torch",
+        "optuna",
+        "dask",
+    ):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -76,7 +92,8 @@ def package_versions() -> dict[str, str]:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``path`` whole or not at all (temp file, fsync, rename): a killed run never leaves half a file."""
+    """Write ``path`` whole or not at all (temp file, fsync, rename): a killed run never leaves
+    half a file."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
     with open(tmp, "wb") as fh:
         fh.write(data)
@@ -171,7 +188,9 @@ class Outcome:
 
 
 @contextmanager
-def recording_outcome(store: RunStore, closing: Callable[[str], dict[str, Any]] = lambda status: {}) -> Iterator[Outcome]:
+def recording_outcome(
+    store: RunStore, closing: Callable[[str], dict[str, Any]] = lambda status: {}
+) -> Iterator[Outcome]:
     """Write the outcome to the manifest however the block ends, with ``closing(status)``'s
     extra fields and the update/finish times; exceptions propagate."""
     outcome = Outcome()
@@ -185,12 +204,22 @@ def recording_outcome(store: RunStore, closing: Callable[[str], dict[str, Any]] 
         raise
     finally:
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        store.update_manifest(status=outcome.status, updated=now,
-                              finished=now if outcome.status == "finished" else None, **closing(outcome.status))
+        store.update_manifest(
+            status=outcome.status,
+            updated=now,
+            finished=now if outcome.status == "finished" else None,
+            **closing(outcome.status),
+        )
 
 
-def new_manifest(run_id: str, config: dict[str, Any], metrics: Sequence[str],
-                 objectives: Sequence[dict], constraints: Sequence[dict], space: str) -> dict[str, Any]:
+def new_manifest(
+    run_id: str,
+    config: dict[str, Any],
+    metrics: Sequence[str],
+    objectives: Sequence[dict],
+    constraints: Sequence[dict],
+    space: str,
+) -> dict[str, Any]:
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return {
         "format": "dse.run/1",

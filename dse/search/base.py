@@ -44,8 +44,12 @@ class Budget:
             return "max_evaluations"
         if self.max_seconds is not None and time.monotonic() - self.started >= self.max_seconds:
             return "max_seconds"
-        if (self.max_stagnant_evaluations is not None and problem.hypervolume.value > 0
-                and problem.n_proposals - problem.hypervolume.improved_at >= self.max_stagnant_evaluations):
+        if (
+            self.max_stagnant_evaluations is not None
+            and problem.hypervolume.value > 0
+            and problem.n_proposals - problem.hypervolume.improved_at
+            >= self.max_stagnant_evaluations
+        ):
             return "stagnation"
         return None
 
@@ -65,5 +69,4 @@ class Driver(ABC):
     name: str = ""
 
     @abstractmethod
-    def run(self, problem: SearchProblem, budget: Budget, seed: int) -> None:
-        ...
+    def run(self, problem: SearchProblem, budget: Budget, seed: int) -> None: ...

@@ -6,8 +6,8 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from dse.search.base import Budget
 
@@ -26,7 +26,10 @@ def stop_on_interrupt(budget: Budget, quiet: bool = False) -> Iterator[None]:
             raise KeyboardInterrupt
         budget.request_stop()
         if not quiet:
-            print("\ndse: stopping after the current batch (Ctrl-C again to stop now)", file=sys.stderr)
+            print(
+                "\ndse: stopping after the current batch (Ctrl-C again to stop now)",
+                file=sys.stderr,
+            )
 
     signal.signal(signal.SIGINT, handler)
     try:

@@ -1,7 +1,8 @@
 """optuna samplers (TPE, NSGA-II, random) as a dse driver, with shared RDB storage.
 
 Every decision variable is a categorical parameter over its value indices, named as the
-variable. Objectives are told in minimisation form; constraints go to optuna as each trial's violations
+variable. Objectives are told in minimisation form; constraints go to optuna as each trial's
+violations
 (``Trial.set_constraint`` on optuna >= 5, ``constraints_func`` before; feasible when <= 0), so TPE
 and NSGA-II rank feasible trials first. A failed evaluation, or one that a cheap constraint pruned
 before every objective existed, is told as ``FAIL``: samplers learn from measured trials only.
@@ -19,13 +20,15 @@ from __future__ import annotations
 import time
 import warnings
 import zlib
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 
 from dse.registry import DRIVERS
+from dse.results.record import PENALTY
 from dse.search.base import Budget, Driver
-from dse.search.problem import PENALTY, SearchProblem
+from dse.search.problem import SearchProblem
 
 CONSTRAINTS_ATTR = "dse_constraints"
 RUN_ATTR = "dse_run"
@@ -50,16 +53,21 @@ def _constraint_option() -> dict:
 def _tpe(seed: int, population_size: int, n_startup_trials: int):
     import optuna
 
-    with warnings.catch_warnings():  # multivariate TPE is marked experimental; it is the better model here
+    with (
+        warnings.catch_warnings()
+    ):  # multivariate TPE is marked experimental; it is the better model here
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials, multivariate=True,
-                                          **_constraint_option())
+        return optuna.samplers.TPESampler(
+            seed=seed, n_startup_trials=n_startup_trials, multivariate=True, **_constraint_option()
+        )
 
 
 def _nsga2(seed: int, population_size: int, n_startup_trials: int):
     import optuna
 
-    return optuna.samplers.NSGAIISampler(seed=seed, population_size=population_size, **_constraint_option())
+    return optuna.samplers.NSGAIISampler(
+        seed=seed, population_size=population_size, **_constraint_option()
+    )
 
 
 def _random(seed: int, population_size: int, n_startup_trials: int):
@@ -80,17 +88,30 @@ class OptunaDriver(Driver):
 
     name = "optuna"
 
-    def __init__(self, sampler: Literal["tpe", "nsga2", "random"] = "tpe", batch_size: int = 8,
-                 population_size: int = 50, n_startup_trials: int = 10, storage: str | None = None,
-                 study_name: str = "dse"):
+    def __init__(
+        self,
+        sampler: Literal["tpe", "nsga2", "random"] = "tpe",
+        batch_size: int = 8,
+        population_size: int = 50,
+        n_startup_trials: int = 10,
+        storage: str | None = None,
+        study_name: str = "dse",
+    ):
         if sampler not in SAMPLERS:
-            raise ValueError(f"sampler: {sampler!r} is not allowed; allowed values: {sorted(SAMPLERS)}")
-        for name, value, low in (("batch_size", batch_size, 1), ("population_size", population_size, 2),
-                                 ("n_startup_trials", n_startup_trials, 0)):
+            raise ValueError(
+                f"sampler: {sampler!r} is not allowed; allowed values: {sorted(SAMPLERS)}"
+            )
+        for name, value, low in (
+            ("batch_size", batch_size, 1),
+            ("population_size", population_size, 2),
+            ("n_startup_trials", n_startup_trials, 0),
+        ):
             if value < low:
                 raise ValueError(f"{name}: must be >= {low}, got {value}")
         if storage is not None and "://" not in storage:
-            raise ValueError(f"storage: expected an RDB URL such as 'sqlite:///study.db', got {storage!r}")
+            raise ValueError(
+                f"storage: expected an RDB URL such as 'sqlite:///study.db', got {storage!r}"
+            )
         self.sampler, self.batch_size = sampler, batch_size
         self.population_size, self.n_startup_trials = population_size, n_startup_trials
         self.storage, self.study_name = storage, study_name
@@ -103,14 +124,22 @@ class OptunaDriver(Driver):
             return optuna.create_study(sampler=sampler, directions=["minimize"] * problem.n_obj)
         # shared studies interleave processes anyway; a per-run seed keeps two workers with the
         # same config from proposing the same random trials
-        sampler = SAMPLERS[self.sampler]((seed + zlib.crc32(problem.run_id.encode())) % 2**31,
-                                         self.population_size, self.n_startup_trials)
+        sampler = SAMPLERS[self.sampler](
+            (seed + zlib.crc32(problem.run_id.encode())) % 2**31,
+            self.population_size,
+            self.n_startup_trials,
+        )
         kwargs = {"connect_args": {"timeout": 120}} if self.storage.startswith("sqlite") else None
 
         def create():
             storage = optuna.storages.RDBStorage(self.storage, engine_kwargs=kwargs)
-            return optuna.create_study(storage=storage, study_name=self.study_name, sampler=sampler,
-                                       directions=["minimize"] * problem.n_obj, load_if_exists=True)
+            return optuna.create_study(
+                storage=storage,
+                study_name=self.study_name,
+                sampler=sampler,
+                directions=["minimize"] * problem.n_obj,
+                load_if_exists=True,
+            )
 
         for attempt in range(5):  # workers started together race to create the schema and the study
             try:
@@ -129,7 +158,10 @@ class OptunaDriver(Driver):
         try:
             study = self._study(problem, seed)
             names = [v.name for v in problem.space.variables]
-            dists = {n: CategoricalDistribution(list(range(int(c)))) for n, c in zip(names, problem.space.cardinalities)}
+            dists = {
+                n: CategoricalDistribution(list(range(int(c))))
+                for n, c in zip(names, problem.space.cardinalities)
+            }
             trials = study.get_trials(deepcopy=False)
             for t in trials:  # a killed process of this run left trials running: close them
                 if t.state == TrialState.RUNNING and t.user_attrs.get(RUN_ATTR) == problem.run_id:
@@ -138,7 +170,7 @@ class OptunaDriver(Driver):
                 for x in problem.warm_start_encodings():
                     study.enqueue_trial({n: int(v) for n, v in zip(names, x)}, skip_if_exists=True)
             native = _native_constraints()
-            constraint_names = [c.metric for c in problem.evaluator.constraints] + ["failed"]
+            constraint_names = [c.metric for c in problem.constraints] + ["failed"]
             spent = False
             while not spent and not budget.exhausted(problem):
                 asked = []
@@ -155,10 +187,12 @@ class OptunaDriver(Driver):
                 X = np.array([[trial.params[n] for n in names] for trial in asked], dtype=np.int64)
                 F, G = problem.evaluate(X)
                 for trial, f, g in zip(asked, F, G):
-                    if g[-1] > 0 or not np.all(np.abs(f) < PENALTY):  # failed, or objectives missing
+                    if g[-1] > 0 or not np.all(
+                        np.abs(f) < PENALTY
+                    ):  # failed, or objectives missing
                         study.tell(trial, state=TrialState.FAIL)
                         continue
-                    values = [float(min(v, 1e300)) for v in g]
+                    values = [float(min(v, PENALTY)) for v in g]
                     if native:
                         for name, v in zip(constraint_names, values):
                             trial.set_constraint(name, v)

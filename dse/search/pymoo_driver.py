@@ -9,7 +9,8 @@ the budget is honoured exactly and every batch streams through :class:`SearchPro
 from __future__ import annotations
 
 import importlib.util
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 from pymoo.core.mutation import Mutation
@@ -49,8 +50,14 @@ class _PymooProblem(Problem):
     """pymoo's view of a :class:`SearchProblem`."""
 
     def __init__(self, problem: SearchProblem):
-        super().__init__(n_var=problem.n_var, n_obj=problem.n_obj, n_ieq_constr=problem.n_constr,
-                         xl=np.zeros(problem.n_var), xu=problem.upper.astype(float), vtype=int)
+        super().__init__(
+            n_var=problem.n_var,
+            n_obj=problem.n_obj,
+            n_ieq_constr=problem.n_constr,
+            xl=np.zeros(problem.n_var),
+            xu=problem.upper.astype(float),
+            vtype=int,
+        )
         self.problem = problem
 
     def _evaluate(self, X, out, *args, **kwargs):
@@ -89,12 +96,21 @@ class PymooDriver(Driver):
 
     name = "pymoo"
 
-    def __init__(self, algorithm: Literal["nsga2", "nsga3", "agemoea"] = "nsga2", pop_size: int = 32,
-                 crossover_prob: float = 0.9, mutation_prob_var: float | None = None):
+    def __init__(
+        self,
+        algorithm: Literal["nsga2", "nsga3", "agemoea"] = "nsga2",
+        pop_size: int = 32,
+        crossover_prob: float = 0.9,
+        mutation_prob_var: float | None = None,
+    ):
         if algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm: {algorithm!r} is not allowed; allowed values: {sorted(ALGORITHMS)}")
+            raise ValueError(
+                f"algorithm: {algorithm!r} is not allowed; allowed values: {sorted(ALGORITHMS)}"
+            )
         if algorithm == "agemoea" and importlib.util.find_spec("numba") is None:
-            raise ValueError("algorithm: 'agemoea' needs numba; install it with pip install 'dse[agemoea]'")
+            raise ValueError(
+                "algorithm: 'agemoea' needs numba; install it with pip install 'dse[agemoea]'"
+            )
         if pop_size < 2:
             raise ValueError(f"pop_size: must be >= 2, got {pop_size}")
         if not 0.0 <= crossover_prob <= 1.0:
@@ -115,7 +131,9 @@ class PymooDriver(Driver):
         else:
             sampling = IntegerRandomSampling()
         algo = ALGORITHMS[self.algorithm](
-            self.pop_size, problem.n_obj, seed,
+            self.pop_size,
+            problem.n_obj,
+            seed,
             sampling=sampling,
             repair=SpaceRepair(),
             crossover=UX(prob=self.crossover_prob),

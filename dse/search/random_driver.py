@@ -26,7 +26,7 @@ class RandomSearch(Driver):
         for start in range(0, len(warm), self.batch_size):
             if budget.exhausted(problem):
                 return
-            problem.evaluate(warm[start:start + min(self.batch_size, budget.remaining(problem))])
+            problem.evaluate(warm[start : start + min(self.batch_size, budget.remaining(problem))])
         while not budget.exhausted(problem):
             n = min(self.batch_size, budget.remaining(problem))
             problem.evaluate(problem.sample(rng, n))

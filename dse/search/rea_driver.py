@@ -27,7 +27,8 @@ from dse.search.problem import SearchProblem
 
 
 def tournament_winner(F: np.ndarray, G: np.ndarray, rng: np.random.Generator) -> int:
-    """Index of the winner among candidates with minimised objectives F and constraints G (<= 0 ok)."""
+    """Index of the winner among candidates with minimised objectives F and constraints G (<= 0
+    ok)."""
     violation = np.clip(G, 0, None).sum(axis=1)
     best = np.flatnonzero(violation == violation.min())
     if violation.min() > 0:
@@ -42,11 +43,19 @@ class RegularizedEvolution(Driver):
 
     name = "rea"
 
-    def __init__(self, population_size: int = 50, sample_size: int = 10, batch_size: int = 1, retries: int = 10):
+    def __init__(
+        self,
+        population_size: int = 50,
+        sample_size: int = 10,
+        batch_size: int = 1,
+        retries: int = 10,
+    ):
         if population_size < 2:
             raise ValueError(f"population_size: must be >= 2, got {population_size}")
         if not 1 <= sample_size <= population_size:
-            raise ValueError(f"sample_size: must be in 1..population_size ({population_size}), got {sample_size}")
+            raise ValueError(
+                f"sample_size: must be in 1..population_size ({population_size}), got {sample_size}"
+            )
         if batch_size < 1:
             raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
         self.population_size = population_size
@@ -58,15 +67,23 @@ class RegularizedEvolution(Driver):
 
     def run(self, problem: SearchProblem, budget: Budget, seed: int) -> None:
         rng = np.random.default_rng(seed)
-        population: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque()  # (genes, F, G), oldest left
+        population: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = (
+            deque()
+        )  # (genes, F, G), oldest left
         warm = problem.warm_start_encodings(self.population_size)
-        initial = np.vstack([warm, problem.sample(rng, self.population_size - len(warm))]) if len(warm) \
+        initial = (
+            np.vstack([warm, problem.sample(rng, self.population_size - len(warm))])
+            if len(warm)
             else problem.sample(rng, self.population_size)
-        for start in range(0, len(initial), max(self.batch_size, 10)):  # the initial population, in chunks
+        )
+        for start in range(
+            0, len(initial), max(self.batch_size, 10)
+        ):  # the initial population, in chunks
             if budget.exhausted(problem):
                 return
-            X = problem.space.repair_encodings(initial[start:start + min(max(self.batch_size, 10),
-                                                                         budget.remaining(problem))])
+            X = problem.space.repair_encodings(
+                initial[start : start + min(max(self.batch_size, 10), budget.remaining(problem))]
+            )
             F, G = problem.evaluate(X)
             population.extend(zip(X, F, G))
         while not budget.exhausted(problem):
@@ -74,7 +91,9 @@ class RegularizedEvolution(Driver):
             members = list(population)
             children = []
             for _ in range(n):
-                pick = rng.choice(len(members), size=min(self.sample_size, len(members)), replace=False)
+                pick = rng.choice(
+                    len(members), size=min(self.sample_size, len(members)), replace=False
+                )
                 F = np.array([members[i][1] for i in pick])
                 G = np.array([members[i][2] for i in pick])
                 parent = members[pick[tournament_winner(F, G, rng)]][0]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -24,15 +24,17 @@ from dse.results.pareto import minimisation_matrix, nondominated_mask
 
 @dataclass
 class WarmStart:
-    encodings: np.ndarray             # (n, n_var), best first
+    encodings: np.ndarray  # (n, n_var), best first
     reusable: dict[str, dict[str, Any]]  # arch_hash -> earlier row, when metrics may be reused
 
 
 def _evaluation_identity(config: dict[str, Any]) -> dict[str, Any]:
     """The parts of a run config that decide an architecture's metrics."""
-    return {"plugins": config.get("run", {}).get("plugins", []),
-            "prune": config.get("search", {}).get("prune_infeasible", True),
-            **{k: config.get(k) for k in ("space", "proxies", "simulators", "constraints")}}
+    return {
+        "plugins": config.get("run", {}).get("plugins", []),
+        "prune": config.get("search", {}).get("prune_infeasible", True),
+        **{k: config.get(k) for k in ("space", "proxies", "simulators", "constraints")},
+    }
 
 
 def _rank(df: pd.DataFrame, objectives: list[tuple[str, str]]) -> np.ndarray:
@@ -52,8 +54,14 @@ def _rank(df: pd.DataFrame, objectives: list[tuple[str, str]]) -> np.ndarray:
     return np.lexsort((df["eval_id"].to_numpy(), layer))
 
 
-def load_warm_start(run: str | Path, output: str | Path, space, config: dict[str, Any],
-                    objectives: list[tuple[str, str]], limit: int | None = None) -> WarmStart:
+def load_warm_start(
+    run: str | Path,
+    output: str | Path,
+    space,
+    config: dict[str, Any],
+    objectives: list[tuple[str, str]],
+    limit: int | None = None,
+) -> WarmStart:
     """Encodings (and reusable rows) from run ``run``; :class:`ConfigError` when it does not fit."""
     from dse.results import load, manifest, resolve_run
 
@@ -64,8 +72,10 @@ def load_warm_start(run: str | Path, output: str | Path, space, config: dict[str
     m = manifest(path)
     earlier = m["config"]
     if earlier["space"].get("name") != space.name:
-        raise ConfigError(f"search.warm_start: run {m['run_id']!r} searched space "
-                          f"{earlier['space'].get('name')!r}, this run searches {space.name!r}")
+        raise ConfigError(
+            f"search.warm_start: run {m['run_id']!r} searched space "
+            f"{earlier['space'].get('name')!r}, this run searches {space.name!r}"
+        )
     df = load(path, with_pareto=False)
     if not len(df):
         return WarmStart(np.empty((0, len(space.variables)), np.int64), {})
@@ -76,8 +86,11 @@ def load_warm_start(run: str | Path, output: str | Path, space, config: dict[str
         try:
             encodings.append(space.encode(json.loads(arch)))
         except Exception as exc:  # noqa: BLE001
-            raise ConfigError(f"search.warm_start: run {m['run_id']!r} holds an architecture this "
-                              f"space does not accept ({exc})") from None
+            raise ConfigError(
+                f"search.warm_start: run {m['run_id']!r} holds an architecture this "
+                f"space does not accept ({exc})"
+            ) from None
     same = _evaluation_identity(earlier) == _evaluation_identity(config)
-    reusable = {r["arch_hash"]: r for r in rows.to_dict("records")} if same else {}
+    records = cast(list[dict[str, Any]], rows.to_dict("records"))
+    reusable = {r["arch_hash"]: r for r in records} if same else {}
     return WarmStart(np.array(encodings, dtype=np.int64), reusable)

@@ -14,6 +14,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from dse.parallel import dask_client
 from dse.params import ConfigError
 from dse.results.store import RunStore, new_manifest, recording_outcome
 from dse.sweeps.execute import SweepPlan, plan_sweep, run_chunk
@@ -58,9 +59,15 @@ def _identity(raw: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def sweep(config: dict | str | Path | None = None, *, resume: str | Path | None = None,
-          output: str | Path | None = None, workers: int | None = None, scheduler: str | None = None,
-          progress: bool = True) -> SweepResult:
+def sweep(
+    config: dict | str | Path | None = None,
+    *,
+    resume: str | Path | None = None,
+    output: str | Path | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+) -> SweepResult:
     """Run a sweep (a TOML path or a dict shaped like it) or, with ``resume``, finish one.
 
     ``workers`` (a new LocalCluster; 0 evaluates in this process) and ``scheduler`` (an existing
@@ -93,20 +100,36 @@ def sweep(config: dict | str | Path | None = None, *, resume: str | Path | None 
         out = Path(output or plan.config.output)
         sweep_id = new_run_id(plan.config, out)
         store = RunStore(out / sweep_id)
-        manifest = new_manifest(sweep_id, raw, plan.metrics,
-                                [{k: v for k, v in vars(o).items() if v is not None} for o in plan.config.objectives],
-                                [{k: v for k, v in vars(c).items() if v is not None} for c in plan.config.constraints],
-                                plan.space_name)
-        manifest.update(kind="sweep", method=raw["sweep"].get("method", "grid"), points=len(plan.points),
-                        chunks=plan.chunks, chunk_size=plan.chunk_size,
-                        parameters=[p.name for p in plan.parameters])
+        manifest = new_manifest(
+            sweep_id,
+            raw,
+            plan.metrics,
+            [o.to_dict() for o in plan.config.objectives],
+            [c.to_dict() for c in plan.config.constraints],
+            plan.space_name,
+        )
+        manifest.update(
+            kind="sweep",
+            method=raw["sweep"].get("method", "grid"),
+            points=len(plan.points),
+            chunks=plan.chunks,
+            chunk_size=plan.chunk_size,
+            parameters=[p.name for p in plan.parameters],
+        )
         store.write_manifest(manifest)
     workers = plan.workers if workers is None else workers
     scheduler = plan.scheduler if scheduler is None else scheduler
     done = {int(p.stem.split("-")[1]) for p in store.part_files()}
     pending = [k for k in range(plan.chunks) if k not in done]
-    bar = tqdm(total=len(plan.points), initial=len(plan.points) - sum(len(plan.chunk(k)) for k in pending),
-               disable=None if progress else True, file=sys.stderr, desc=sweep_id, unit="pt", dynamic_ncols=True)
+    bar = tqdm(
+        total=len(plan.points),
+        initial=len(plan.points) - sum(len(plan.chunk(k)) for k in pending),
+        disable=None if progress else True,
+        file=sys.stderr,
+        desc=sweep_id,
+        unit="pt",
+        dynamic_ncols=True,
+    )
     start = time.monotonic()
 
     def closing(status: str) -> dict[str, Any]:
@@ -115,30 +138,51 @@ def sweep(config: dict | str | Path | None = None, *, resume: str | Path | None 
 
     with recording_outcome(store, closing) as outcome:
         _execute(plan, pending, store, sweep_id, workers, scheduler, bar)
-    return SweepResult(sweep_id, store.path, len(plan.points), plan.chunks, len(pending),
-                       time.monotonic() - start, outcome.status)
+    return SweepResult(
+        sweep_id,
+        store.path,
+        len(plan.points),
+        plan.chunks,
+        len(pending),
+        time.monotonic() - start,
+        outcome.status,
+    )
 
 
-def _execute(plan: SweepPlan, pending: list[int], store: RunStore, sweep_id: str, workers: int | None,
-             scheduler: str | None, bar) -> None:
+def _execute(
+    plan: SweepPlan,
+    pending: list[int],
+    store: RunStore,
+    sweep_id: str,
+    workers: int | None,
+    scheduler: str | None,
+    bar,
+) -> None:
     base_json = plan.base_json
-    driver = "sweep:" + plan.raw["sweep"].get("method", "grid")
-    args = (plan.archs,)
-    tail = (str(store.path), plan.schema, sweep_id, plan.config.seed, driver)
+    tail = (str(store.path), plan.schema, plan.record_shape(sweep_id))
     if workers == 0 and scheduler is None:  # in this process
         for k in pending:
-            run_chunk(base_json, plan.chunk(k), *args, k, *tail)
+            run_chunk(base_json, plan.chunk(k), plan.archs, k, *tail)
             bar.update(len(plan.chunk(k)))
         return
     from distributed import as_completed
 
-    from dse.parallel import dask_client
-
     with dask_client(workers, scheduler) as client:
         archs = client.scatter(plan.archs, broadcast=True) if plan.archs else plan.archs
-        futures = [client.submit(run_chunk, base_json, plan.chunk(k), archs, k, *tail,
-                                 key=f"dse-sweep-{sweep_id}-chunk-{k}", retries=3, pure=False)
-                   for k in pending]
+        futures = [
+            client.submit(
+                run_chunk,
+                base_json,
+                plan.chunk(k),
+                archs,
+                k,
+                *tail,
+                key=f"dse-sweep-{sweep_id}-chunk-{k}",
+                retries=3,
+                pure=False,
+            )
+            for k in pending
+        ]
         for future in as_completed(futures):
             k, n = future.result()
             bar.update(n)

@@ -18,7 +18,6 @@ import copy
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +25,12 @@ import numpy as np
 import pyarrow as pa
 
 from dse.config import RunConfig, parse_config
+from dse.experiment import build
+from dse.parallel import experiment_for
 from dse.params import ConfigError
-from dse.results.store import RunStore, run_schema, timing_column
+from dse.results.ledger import Proposal, RunLedger
+from dse.results.record import RecordShape
+from dse.results.store import RunStore, run_schema
 from dse.sweeps.plan import ARCH, METHODS, Parameter, listed_archs, make_points, parse_parameter
 
 SWEEP_KEYS = ("method", "points", "chunk_size", "workers", "scheduler", "parameters")
@@ -39,7 +42,7 @@ class SweepPlan:
     """A validated sweep: base config, parameters, points, chunks and the output schema."""
 
     config: RunConfig
-    raw: dict[str, Any]                  # the TOML-shaped config, [sweep] included
+    raw: dict[str, Any]  # the TOML-shaped config, [sweep] included
     parameters: list[Parameter]
     points: list[dict[str, Any]]
     chunk_size: int
@@ -48,6 +51,7 @@ class SweepPlan:
     schema: pa.Schema
     space_name: str
     metrics: list[str]
+    providers: list[str]
     archs: dict[str, dict] = field(default_factory=dict)  # arch_id -> decisions, for "arch" lists
 
     @property
@@ -55,13 +59,25 @@ class SweepPlan:
         """The run config of the sweep's first point, without [sweep], as tasks receive it."""
         return json.dumps(base_config(self.raw), sort_keys=True)
 
+    def record_shape(self, sweep_id: str) -> RecordShape:
+        """What every row of this sweep shares (the union of its points' metrics)."""
+        driver = "sweep:" + self.raw["sweep"].get("method", "grid")
+        return RecordShape(
+            sweep_id,
+            self.config.seed,
+            driver,
+            self.space_name,
+            tuple(self.metrics),
+            tuple(self.providers),
+        )
+
     @property
     def chunks(self) -> int:
         return math.ceil(len(self.points) / self.chunk_size)
 
     def chunk(self, k: int) -> list[tuple[int, dict[str, Any]]]:
         start = k * self.chunk_size
-        return list(enumerate(self.points[start:start + self.chunk_size], start))
+        return list(enumerate(self.points[start : start + self.chunk_size], start))
 
 
 def _set(config: dict, path: str, value: Any) -> None:
@@ -70,8 +86,11 @@ def _set(config: dict, path: str, value: Any) -> None:
     node = config
     for i, key in enumerate(keys[:-1]):
         if key not in node or not isinstance(node[key], dict):
-            raise ConfigError(f"sweep.parameters.{path}: {'.'.join(keys[:i + 1])!r} is not a table of the config "
-                              f"(sweep a proxy's or simulator's parameter, or space.<param>)")
+            raise ConfigError(
+                f"sweep.parameters.{path}: {'.'.join(keys[: i + 1])!r} is not a table of the "
+                "config "
+                f"(sweep a proxy's or simulator's parameter, or space.<param>)"
+            )
         node = node[key]
     node[keys[-1]] = value
 
@@ -93,9 +112,8 @@ def base_config(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def plan_sweep(raw: dict[str, Any]) -> SweepPlan:
-    """Validate a sweep config and lay out its points; raises :class:`ConfigError` naming the field."""
-    from dse.runner import build
-
+    """Validate a sweep config and lay out its points; raises :class:`ConfigError` naming the
+    field."""
     if "sweep" not in raw or not isinstance(raw["sweep"], dict):
         raise ConfigError("sweep: missing required section [sweep] (method, parameters, ...)")
     spec = raw["sweep"]
@@ -103,12 +121,17 @@ def plan_sweep(raw: dict[str, Any]) -> SweepPlan:
         if key not in SWEEP_KEYS:
             raise ConfigError(f"sweep.{key}: unknown key; allowed: {', '.join(SWEEP_KEYS)}")
     base = base_config(raw)
-    config = parse_config(base, require_objectives=False, sections=("run", "space", "proxies", "simulators",
-                                                                    "objectives", "constraints", "search"))
+    config = parse_config(
+        base,
+        require_objectives=False,
+        sections=("run", "space", "proxies", "simulators", "objectives", "constraints", "search"),
+    )
     experiment = build(config)
     method = spec.get("method", "grid")
     if method not in METHODS:
-        raise ConfigError(f"sweep.method: {method!r} is not allowed; allowed values: {', '.join(METHODS)}")
+        raise ConfigError(
+            f"sweep.method: {method!r} is not allowed; allowed values: {', '.join(METHODS)}"
+        )
     params_spec = spec.get("parameters", {})
     if not isinstance(params_spec, dict) or not params_spec:
         raise ConfigError("sweep.parameters: a table of at least one parameter is required")
@@ -123,13 +146,20 @@ def plan_sweep(raw: dict[str, Any]) -> SweepPlan:
     names = [p.name for p in parameters]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise ConfigError(f"sweep.parameters: {repeated[0]!r} is swept twice (arch = \"all\" already sweeps every "
-                          f"arch.<variable>)")
-    if not any(p.name == ARCH or p.name.startswith(ARCH + ".") for p in parameters) and experiment.space.size != 1:
+        raise ConfigError(
+            f'sweep.parameters: {repeated[0]!r} is swept twice (arch = "all" already sweeps every '
+            f"arch.<variable>)"
+        )
+    if (
+        not any(p.name == ARCH or p.name.startswith(ARCH + ".") for p in parameters)
+        and experiment.space.size != 1
+    ):
         fixed = {v.name for v in experiment.space.variables if v.cardinality == 1}
         if len(fixed) != len(experiment.space.variables):
-            raise ConfigError("sweep.parameters: no architecture is swept; add arch = \"all\", a list of "
-                              "architectures, or arch.<variable> = [...] for every variable")
+            raise ConfigError(
+                'sweep.parameters: no architecture is swept; add arch = "all", a list of '
+                "architectures, or arch.<variable> = [...] for every variable"
+            )
     n = spec.get("points")
     if n is not None and (not isinstance(n, int) or isinstance(n, bool)):
         raise ConfigError(f"sweep.points: expected an integer, got {n!r}")
@@ -139,30 +169,44 @@ def plan_sweep(raw: dict[str, Any]) -> SweepPlan:
         raise ConfigError(f"sweep.chunk_size: must be an integer >= 1, got {chunk_size!r}")
     workers, scheduler = spec.get("workers"), spec.get("scheduler")
     if workers is not None and (not isinstance(workers, int) or workers < 0):
-        raise ConfigError(f"sweep.workers: must be an integer >= 0 (0: in this process), got {workers!r}")
+        raise ConfigError(
+            f"sweep.workers: must be an integer >= 0 (0: in this process), got {workers!r}"
+        )
     if scheduler is not None and not isinstance(scheduler, str):
         raise ConfigError(f"sweep.scheduler: expected a Dask scheduler address, got {scheduler!r}")
     metrics, providers = _validate_values(base, parameters, points[0])
     schema = run_schema(metrics, providers)
-    names = set(schema.names)
+    columns = set(schema.names)
     extra = []
     for p in parameters:
         if p.name == ARCH:  # recorded in the arch / arch_id columns
             continue
-        if p.name in names:
+        if p.name in columns:
             raise ConfigError(f"sweep.parameters.{p.name}: clashes with a result column")
         extra.append(pa.field(p.name, _TYPES[p.column_type]))
     schema = pa.schema(list(schema) + extra)
-    return SweepPlan(config, raw, parameters, points, chunk_size, workers, scheduler, schema,
-                     experiment.space.name, metrics, archs)
+    return SweepPlan(
+        config,
+        raw,
+        parameters,
+        points,
+        chunk_size,
+        workers,
+        scheduler,
+        schema,
+        experiment.space.name,
+        metrics,
+        providers,
+        archs,
+    )
 
 
-def _validate_values(base: dict[str, Any], parameters: list[Parameter], first: dict[str, Any]) -> tuple[list, list]:
+def _validate_values(
+    base: dict[str, Any], parameters: list[Parameter], first: dict[str, Any]
+) -> tuple[list, list]:
     """Build the experiment for every listed value (and both ends of every range) of every
     config parameter, varying one at a time from the first point, so a bad value is reported
     before anything runs; returns the union of metric and provider names."""
-    from dse.runner import build
-
     metrics: list[str] = []
     providers: list[str] = []
     cases = [dict(first)]
@@ -181,7 +225,11 @@ def _validate_values(base: dict[str, Any], parameters: list[Parameter], first: d
         try:
             experiment = build(parse_config(cfg, require_objectives=False))
         except ConfigError as exc:
-            changed = [f"{k} = {v!r}" for k, v in case.items() if k != ARCH and not k.startswith(ARCH + ".")]
+            changed = [
+                f"{k} = {v!r}"
+                for k, v in case.items()
+                if k != ARCH and not k.startswith(ARCH + ".")
+            ]
             raise ConfigError(f"{exc} (at sweep point {', '.join(changed)})") from None
         metrics += [m for m in experiment.evaluator.metric_names if m not in metrics]
         providers += [q.name for q in experiment.evaluator.providers if q.name not in providers]
@@ -196,40 +244,37 @@ def _point_arch(plan_archs: dict[str, dict], space, point: dict[str, Any]) -> di
     return arch
 
 
-def run_chunk(base_json: str, chunk: list[tuple[int, dict]], archs: dict[str, dict], k: int,
-              out_dir: str, schema: pa.Schema, sweep_id: str, seed: int, driver: str) -> tuple[int, int]:
+def run_chunk(
+    base_json: str,
+    chunk: list[tuple[int, dict]],
+    archs: dict[str, dict],
+    k: int,
+    out_dir: str,
+    schema: pa.Schema,
+    shape: RecordShape,
+) -> tuple[int, int]:
     """Task body: evaluate one chunk and write ``part-k`` atomically; returns (k, rows)."""
-    from dse.parallel import experiment_for
-
     base = json.loads(base_json)
     groups: dict[str, list[tuple[int, dict]]] = {}
     for pid, point in chunk:
         key = json.dumps(point_config(base, point), sort_keys=True, default=str)
         groups.setdefault(key, []).append((pid, point))
-    rows = []
+    points = []
     for key, items in groups.items():
         experiment = experiment_for(key)
-        space, evaluator = experiment.space, experiment.evaluator
+        space = experiment.space
         arch_list = [_point_arch(archs, space, p) for _, p in items]
-        results = evaluator.evaluate_batch(arch_list)
+        results = experiment.evaluator.evaluate_batch(arch_list)
         for (pid, point), arch, res in zip(items, arch_list, results):
-            rows.append(_row(pid, point, arch, res, space, evaluator, sweep_id, k, seed, driver))
-    rows.sort(key=lambda r: r["eval_id"])
-    RunStore(Path(out_dir)).write_part(k, rows, schema)
-    return k, len(rows)
+            swept = {name: v for name, v in point.items() if name != ARCH}
+            points.append((pid, _proposal(space, arch), res, swept))
+    ledger = RunLedger(shape, RunStore(Path(out_dir)), schema)
+    return k, ledger.record_points(k, points)
 
 
-def _row(pid, point, arch, res, space, evaluator, sweep_id, k, seed, driver) -> dict[str, Any]:
+def _proposal(space, arch: dict) -> Proposal:
     try:
         arch_hash, encoding = space.arch_hash(arch), [int(v) for v in space.encode(arch)]
-    except Exception:  # noqa: BLE001 - recorded through status/error below
+    except Exception:  # noqa: BLE001 - recorded through status/error of the evaluation
         arch_hash, encoding = "unhashable:" + json.dumps(arch, sort_keys=True, default=str), []
-    row = {"run_id": sweep_id, "eval_id": pid, "batch": k, "seed": seed, "space": space.name,
-           "arch": json.dumps(arch, separators=(",", ":"), default=str), "arch_id": space.arch_id(arch),
-           "arch_hash": arch_hash, "encoding": encoding, "status": res.status, "error": res.error,
-           "feasible": res.feasible, "violation": min(res.violation, 1e300), "wall_s": res.wall_s,
-           "started_at": datetime.fromtimestamp(res.started_at, tz=timezone.utc), "driver": driver}
-    row.update({m: res.metrics.get(m) for m in evaluator.metric_names})
-    row.update({timing_column(p.name): res.provider_s.get(p.name) for p in evaluator.providers})
-    row.update((k, v) for k, v in point.items() if k != ARCH)
-    return row
+    return Proposal(arch_hash, arch, space.arch_id(arch), encoding)

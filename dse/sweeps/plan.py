@@ -22,8 +22,9 @@ from __future__ import annotations
 import itertools
 import math
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -49,8 +50,12 @@ class Parameter:
         if self.values is not None:
             return self.values
         if self.num is None:
-            raise ConfigError(f"sweep.parameters.{self.name}: a grid needs a list of values or num = N for a range")
-        v = np.geomspace(self.low, self.high, self.num) if self.log else np.linspace(self.low, self.high, self.num)
+            raise ConfigError(
+                f"sweep.parameters.{self.name}: a grid needs a list of values or num = N for a "
+                "range"
+            )
+        low, high = self.bounds
+        v = np.geomspace(low, high, self.num) if self.log else np.linspace(low, high, self.num)
         return tuple(int(round(x)) for x in v) if self.integer else tuple(float(x) for x in v)
 
     def at(self, u: np.ndarray) -> list:
@@ -58,12 +63,20 @@ class Parameter:
         if self.values is not None:
             idx = np.minimum((u * len(self.values)).astype(np.int64), len(self.values) - 1)
             return [self.values[i] for i in idx]
+        low, high = self.bounds
         if self.log:
-            v = np.exp(np.log(self.low) + u * (np.log(self.high) - np.log(self.low)))
+            v = np.exp(np.log(low) + u * (np.log(high) - np.log(low)))
             return [int(round(x)) for x in v] if self.integer else [float(x) for x in v]
         if self.integer:  # uniform over the integers low..high
-            return [int(x) for x in np.minimum(self.low + np.floor(u * (self.high - self.low + 1)), self.high)]
-        return [float(x) for x in self.low + u * (self.high - self.low)]
+            return [int(x) for x in np.minimum(low + np.floor(u * (high - low + 1)), high)]
+        return [float(x) for x in low + u * (high - low)]
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """(low, high) of a range parameter."""
+        if self.low is None or self.high is None:
+            raise ConfigError(f"sweep.parameters.{self.name}: a range needs low and high")
+        return self.low, self.high
 
     @property
     def column_type(self) -> str:
@@ -104,7 +117,10 @@ def parse_parameter(name: str, spec: Any, space=None) -> list[Parameter]:
             return [Parameter(f"{ARCH}.{v.name}", tuple(_choices(v))) for v in space.variables]
         if isinstance(spec, (dict, list)):
             return [Parameter(ARCH, tuple(listed_archs(space, spec, where)))]
-        raise ConfigError(f"{where}: expected \"all\", a list of architecture strings or {{file, column}}, got {spec!r}")
+        raise ConfigError(
+            f'{where}: expected "all", a list of architecture strings or {{file, column}}, got '
+            f"{spec!r}"
+        )
     if name.startswith(ARCH + "."):
         var = name.split(".", 1)[1]
         names = [v.name for v in space.variables] if space is not None else []
@@ -120,7 +136,9 @@ def parse_parameter(name: str, spec: Any, space=None) -> list[Parameter]:
     if isinstance(spec, dict):
         unknown = set(spec) - {"low", "high", "log", "integer", "num"}
         if unknown:
-            raise ConfigError(f"{where}.{sorted(unknown)[0]}: unknown key; allowed: low, high, log, integer, num")
+            raise ConfigError(
+                f"{where}.{sorted(unknown)[0]}: unknown key; allowed: low, high, log, integer, num"
+            )
         try:
             low, high = float(spec["low"]), float(spec["high"])
         except KeyError as exc:
@@ -156,11 +174,18 @@ def unit_samples(method: str, n: int, d: int, seed: int) -> np.ndarray:
         return qmc.Sobol(d=d, scramble=True, seed=np.random.default_rng(seed)).random(n)
 
 
-def make_points(parameters: Sequence[Parameter], method: str, n: int | None, seed: int,
-                max_points: int = 10_000_000) -> list[dict[str, Any]]:
+def make_points(
+    parameters: Sequence[Parameter],
+    method: str,
+    n: int | None,
+    seed: int,
+    max_points: int = 10_000_000,
+) -> list[dict[str, Any]]:
     """The sweep's points, in a fixed order."""
     if method not in METHODS:
-        raise ConfigError(f"sweep.method: {method!r} is not allowed; allowed values: {', '.join(METHODS)}")
+        raise ConfigError(
+            f"sweep.method: {method!r} is not allowed; allowed values: {', '.join(METHODS)}"
+        )
     if not parameters:
         raise ConfigError("sweep.parameters: at least one parameter is required")
     names = [p.name for p in parameters]
@@ -168,8 +193,10 @@ def make_points(parameters: Sequence[Parameter], method: str, n: int | None, see
         values = [p.grid_values() for p in parameters]
         total = math.prod(len(v) for v in values)
         if total > max_points:
-            raise ConfigError(f"sweep.parameters: the grid has {total:,} points, more than {max_points:,}; "
-                              f"use method = \"random\", \"lhs\" or \"sobol\" with points = N")
+            raise ConfigError(
+                f"sweep.parameters: the grid has {total:,} points, more than {max_points:,}; "
+                f'use method = "random", "lhs" or "sobol" with points = N'
+            )
         return [dict(zip(names, combo)) for combo in itertools.product(*values)]
     if n is None or n < 1:
         raise ConfigError(f"sweep.points: method {method!r} needs points = N (>= 1), got {n!r}")

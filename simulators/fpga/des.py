@@ -29,8 +29,16 @@ class RecursiveTrace:
     ddr_utilisation: float
 
 
-def run_recursive(ips: tuple[str, ...], index: np.ndarray, compute_s: np.ndarray, mem_s: np.ndarray, *,
-                  double_buffering: bool = True, tiles: int = 16, overhead_s: float = 0.0) -> RecursiveTrace:
+def run_recursive(
+    ips: tuple[str, ...],
+    index: np.ndarray,
+    compute_s: np.ndarray,
+    mem_s: np.ndarray,
+    *,
+    double_buffering: bool = True,
+    tiles: int = 16,
+    overhead_s: float = 0.0,
+) -> RecursiveTrace:
     """Simulate one inference; ``index[l]`` is the IP of layer ``l`` in ``ips``; every layer first
     spends ``overhead_s`` on set-up (control, DMA descriptors) before its first tile."""
     env = simpy.Environment()
@@ -53,12 +61,12 @@ def run_recursive(ips: tuple[str, ...], index: np.ndarray, compute_s: np.ndarray
             yield env.timeout(c_tile)
             busy[i] += c_tile
 
-    def layer(l: int):
-        c_tile, m_tile, i = compute_s[l] / tiles, mem_s[l] / tiles, int(index[l])
+    def layer(j: int):
+        c_tile, m_tile, i = compute_s[j] / tiles, mem_s[j] / tiles, int(index[j])
         if overhead_s:
             yield env.timeout(overhead_s)
         if m_tile == 0:
-            yield from compute(i, compute_s[l])
+            yield from compute(i, compute_s[j])
         elif not double_buffering:
             for _ in range(tiles):
                 yield from load(m_tile)
@@ -83,10 +91,10 @@ def run_recursive(ips: tuple[str, ...], index: np.ndarray, compute_s: np.ndarray
             yield env.process(worker())
 
     def program():
-        for l in range(n):
-            start[l] = env.now
-            yield from layer(l)
-            end[l] = env.now
+        for j in range(n):
+            start[j] = env.now
+            yield from layer(j)
+            end[j] = env.now
 
     env.process(program())
     env.run()
@@ -109,8 +117,14 @@ class PipelineTrace:
         return 1.0 / self.throughput_fps
 
 
-def run_pipelined(compute_s: np.ndarray, mem_s: np.ndarray, *, frames: int = 64, fifo_depth: int = 1,
-                  shared_ddr: bool = True) -> PipelineTrace:
+def run_pipelined(
+    compute_s: np.ndarray,
+    mem_s: np.ndarray,
+    *,
+    frames: int = 64,
+    fifo_depth: int = 1,
+    shared_ddr: bool = True,
+) -> PipelineTrace:
     """Stream ``frames`` back-to-back frames through the stages (source never starves).
 
     Throughput is measured over the later half of the frames that leave before the last frame
@@ -165,10 +179,19 @@ def run_pipelined(compute_s: np.ndarray, mem_s: np.ndarray, *, frames: int = 64,
     # steady state: frames that left while the source was still feeding the pipeline (after the
     # last entry the pipeline drains, upstream stages idle and DDR contention falls)
     steady = np.flatnonzero(exited <= entered[-1])
-    window = steady[len(steady) // 2:] if len(steady) >= 4 else np.arange(frames // 2, frames)
+    window = steady[len(steady) // 2 :] if len(steady) >= 4 else np.arange(frames // 2, frames)
     first, last = window[0], window[-1]
-    period = (exited[last] - exited[first - 1]) / (last - first + 1) if first > 0 else \
-        (exited[last] - exited[first]) / max(last - first, 1)
+    period = (
+        (exited[last] - exited[first - 1]) / (last - first + 1)
+        if first > 0
+        else (exited[last] - exited[first]) / max(last - first, 1)
+    )
     total = float(env.now)
-    return PipelineTrace(frames, 1.0 / period, exited - entered, float(exited[0]), stall,
-                         busy / total if total > 0 else busy)
+    return PipelineTrace(
+        frames,
+        1.0 / period,
+        exited - entered,
+        float(exited[0]),
+        stall,
+        busy / total if total > 0 else busy,
+    )

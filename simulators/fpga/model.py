@@ -23,8 +23,8 @@ set-up, pipeline fill): see ``layer_overhead_cycles`` in plugin.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import networkx as nx
 import numpy as np
@@ -56,11 +56,15 @@ def lookup(table: Mapping[int, float], bits: np.ndarray) -> np.ndarray:
     idx = np.searchsorted(keys, np.asarray(bits, dtype=float), side="left")
     if np.any(idx >= len(keys)):
         widest = int(np.max(bits))
-        raise ValueError(f"bit-width {widest} is wider than the widest entry {int(keys[-1])} of the table")
+        raise ValueError(
+            f"bit-width {widest} is wider than the widest entry {int(keys[-1])} of the table"
+        )
     return values[idx]
 
 
-def parse_table(table: Mapping[str, float] | None, default: dict[int, float], name: str) -> dict[int, float]:
+def parse_table(
+    table: Mapping[str, float] | None, default: dict[int, float], name: str
+) -> dict[int, float]:
     """A ``bits -> value`` table from config (TOML keys are strings) or the default."""
     if table is None:
         return dict(default)
@@ -71,7 +75,9 @@ def parse_table(table: Mapping[str, float] | None, default: dict[int, float], na
         except (TypeError, ValueError):
             raise ValueError(f"{name}: keys must be bit-widths, got {key!r}") from None
         if bits < 1 or isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ValueError(f"{name}.{key}: expected a non-negative number for a width >= 1, got {value!r}")
+            raise ValueError(
+                f"{name}.{key}: expected a non-negative number for a width >= 1, got {value!r}"
+            )
         out[bits] = float(value)
     if not out:
         raise ValueError(f"{name}: the table is empty")
@@ -86,7 +92,9 @@ class LayerTable:
     ip_code: np.ndarray  # IP type of each layer, an index into ip_names
     ip_names: tuple[str, ...]  # e.g. "conv3x3", "dwconv5x5", "fc", "pool", "eltwise"
     work: np.ndarray  # eq. 2.14 work units
-    bits: np.ndarray  # precision the layer computes at (weight bits for conv/fc, activation bits otherwise)
+    bits: (
+        np.ndarray
+    )  # precision the layer computes at (weight bits for conv/fc, activation bits otherwise)
     weight_bytes: np.ndarray
     io_bytes: np.ndarray  # input + output feature-map bytes
     line_buffer_bytes: np.ndarray  # k rows of the input, what a streaming stage keeps on chip
@@ -94,16 +102,28 @@ class LayerTable:
     n_graphs: int = 1
 
     @classmethod
-    def of(cls, ip: Sequence[str], work, bits, weight_bytes=None, io_bytes=None,
-           line_buffer_bytes=None) -> "LayerTable":
+    def of(
+        cls, ip: Sequence[str], work, bits, weight_bytes=None, io_bytes=None, line_buffer_bytes=None
+    ) -> LayerTable:
         """One graph's layers from plain lists (zeros where a byte column is left out)."""
         names = tuple(sorted(set(ip)))
         n = len(ip)
         zeros = np.zeros(n)
-        col = (lambda v: zeros if v is None else np.asarray(v, dtype=float))
-        return cls(np.array([names.index(t) for t in ip], dtype=np.int64), names, np.asarray(work, dtype=float),
-                   np.asarray(bits, dtype=np.int64), col(weight_bytes), col(io_bytes), col(line_buffer_bytes),
-                   np.zeros(n, dtype=np.int64), 1)
+
+        def col(v):
+            return zeros if v is None else np.asarray(v, dtype=float)
+
+        return cls(
+            np.array([names.index(t) for t in ip], dtype=np.int64),
+            names,
+            np.asarray(work, dtype=float),
+            np.asarray(bits, dtype=np.int64),
+            col(weight_bytes),
+            col(io_bytes),
+            col(line_buffer_bytes),
+            np.zeros(n, dtype=np.int64),
+            1,
+        )
 
     @property
     def ip(self) -> list[str]:
@@ -117,7 +137,8 @@ class LayerTable:
         return np.bincount(self.owner, weights=values, minlength=self.n_graphs)
 
     def per_graph_max(self, values: np.ndarray) -> np.ndarray:
-        """Maximum of a non-negative per-layer array within each graph (0 for a graph without layers)."""
+        """Maximum of a non-negative per-layer array within each graph (0 for a graph without
+        layers)."""
         out = np.zeros(self.n_graphs)
         np.maximum.at(out, self.owner, values)
         return out
@@ -169,8 +190,17 @@ class LayerRows(OpTable):
         keep = values[:, 0] >= 0
         owner = np.repeat(np.arange(len(graphs)), lengths)[keep]
         v = values[keep]
-        return LayerTable(v[:, 0].astype(np.int64), tuple(self.ip_names), v[:, 1], v[:, 2].astype(np.int64),
-                          v[:, 3], v[:, 4], v[:, 5], owner, len(graphs))
+        return LayerTable(
+            v[:, 0].astype(np.int64),
+            tuple(self.ip_names),
+            v[:, 1],
+            v[:, 2].astype(np.int64),
+            v[:, 3],
+            v[:, 4],
+            v[:, 5],
+            owner,
+            len(graphs),
+        )
 
 
 def layer_table(g: nx.DiGraph, rows: LayerRows | None = None) -> LayerTable:

@@ -93,12 +93,22 @@ class PipelinedPopulation:
 
     def design(self, i: int) -> PipelinedDesign:
         s = self.layers.owner == i
-        return PipelinedDesign(self.lanes[s], self.compute_s[s], self.mem_s[s], self.stage_s[s],
-                               float(self.ddr_period_s[i]), float(self.dsp[i]), float(self.lut[i]),
-                               bool(self.feasible[i]), self.overhead_s)
+        return PipelinedDesign(
+            self.lanes[s],
+            self.compute_s[s],
+            self.mem_s[s],
+            self.stage_s[s],
+            float(self.ddr_period_s[i]),
+            float(self.dsp[i]),
+            float(self.lut[i]),
+            bool(self.feasible[i]),
+            self.overhead_s,
+        )
 
 
-def stage_seconds(compute_s: np.ndarray, mem_s: np.ndarray, overlap: bool, overhead_s: float = 0.0) -> np.ndarray:
+def stage_seconds(
+    compute_s: np.ndarray, mem_s: np.ndarray, overlap: bool, overhead_s: float = 0.0
+) -> np.ndarray:
     """Seconds per frame of each stage: set-up plus compute, overlapping its DDR traffic or not."""
     busy = compute_s + overhead_s
     return np.maximum(busy, mem_s) if overlap else busy + mem_s
@@ -109,21 +119,31 @@ def _lanes_for(work_s: np.ndarray, period: np.ndarray, integer: bool = False) ->
     (eq. 2.13's 2**pf), or any integer (DNNBuilder-style channel x kernel unrolling)."""
     need = np.maximum(work_s / period, 1.0)
     if integer:
-        return np.minimum(np.ceil(need * (1 - 1e-12)), 2.0 ** MAX_PF)
+        return np.minimum(np.ceil(need * (1 - 1e-12)), 2.0**MAX_PF)
     return 2.0 ** np.clip(np.ceil(np.log2(need) - 1e-12), 0, MAX_PF)
 
 
-def allocate_population(layers: LayerTable, *, clock_hz: float, dsp_budget: float, lut_budget: float,
-                        phi: dict[int, float], psi: dict[int, float], mem_s: np.ndarray,
-                        overlap: bool = True, overhead_s: float = 0.0,
-                        integer_lanes: bool = False) -> PipelinedPopulation:
+def allocate_population(
+    layers: LayerTable,
+    *,
+    clock_hz: float,
+    dsp_budget: float,
+    lut_budget: float,
+    phi: dict[int, float],
+    psi: dict[int, float],
+    mem_s: np.ndarray,
+    overlap: bool = True,
+    overhead_s: float = 0.0,
+    integer_lanes: bool = False,
+) -> PipelinedPopulation:
     work_s = lookup(phi, layers.bits) * layers.work / clock_hz  # eq. 2.13 at one lane
     dsp_lane = lookup(psi, layers.bits)  # eq. 2.15
     lut_lane = np.where(dsp_lane == 0, LUT_PER_LANE, 0.0)
 
     def fits(lanes: np.ndarray) -> np.ndarray:
-        return ((layers.per_graph(dsp_lane * lanes) <= dsp_budget)
-                & (layers.per_graph(lut_lane * lanes) <= lut_budget))
+        return (layers.per_graph(dsp_lane * lanes) <= dsp_budget) & (
+            layers.per_graph(lut_lane * lanes) <= lut_budget
+        )
 
     feasible = fits(np.ones(len(layers)))  # not even one lane per stage may fit
     if layers.n_graphs == 1 and not integer_lanes:
@@ -132,9 +152,17 @@ def allocate_population(layers: LayerTable, *, clock_hz: float, dsp_budget: floa
         lanes = _bisect(layers, work_s, fits, feasible, integer_lanes)
     comp = work_s / lanes
     return PipelinedPopulation(
-        layers, lanes, comp, mem_s, stage_seconds(comp, mem_s, overlap, overhead_s),
-        layers.per_graph(mem_s), layers.per_graph(dsp_lane * lanes), layers.per_graph(lut_lane * lanes),
-        feasible, overhead_s)
+        layers,
+        lanes,
+        comp,
+        mem_s,
+        stage_seconds(comp, mem_s, overlap, overhead_s),
+        layers.per_graph(mem_s),
+        layers.per_graph(dsp_lane * lanes),
+        layers.per_graph(lut_lane * lanes),
+        feasible,
+        overhead_s,
+    )
 
 
 def _exact_one(work_s: np.ndarray, fits) -> np.ndarray:
@@ -153,7 +181,9 @@ def _exact_one(work_s: np.ndarray, fits) -> np.ndarray:
     return _lanes_for(work_s, candidates[lo])
 
 
-def _bisect(layers: LayerTable, work_s: np.ndarray, fits, feasible: np.ndarray, integer: bool) -> np.ndarray:
+def _bisect(
+    layers: LayerTable, work_s: np.ndarray, fits, feasible: np.ndarray, integer: bool
+) -> np.ndarray:
     """Every graph at once: bisection on log2 of the compute period."""
     owner = layers.owner
     # bisect log2(period) per graph between "every stage at 2**MAX_PF lanes" and "one lane each"

@@ -1,4 +1,5 @@
-"""The FPGA simulator as a metric provider: any graph of any space -> latency, throughput, DSPs, BRAM.
+"""The FPGA simulator as a metric provider: any graph of any space -> latency, throughput, DSPs,
+BRAM.
 
 Config::
 
@@ -25,7 +26,8 @@ fits the board's DSPs, BRAM and LUTs; use it as a constraint with ``min = 1``).
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import networkx as nx
 import numpy as np
@@ -33,7 +35,14 @@ import numpy as np
 from dse.registry import SIMULATORS
 from dse.simulators.fpga import des, pipelined, recursive
 from dse.simulators.fpga.boards import load_boards
-from dse.simulators.fpga.model import PHI_DEFAULT, PSI_DEFAULT, LayerRows, LayerTable, offchip_bytes, parse_table
+from dse.simulators.fpga.model import (
+    PHI_DEFAULT,
+    PSI_DEFAULT,
+    LayerRows,
+    LayerTable,
+    offchip_bytes,
+    parse_table,
+)
 from dse.space import SearchSpace
 
 BRAM_BYTES = 18 * 1024 // 8
@@ -44,20 +53,42 @@ class FpgaSimulator:
     """EDD FPGA accelerators (recursive or pipelined) with DSP allocation, on a catalog board."""
 
     name = "fpga"
-    metrics = ("fpga_latency_ms", "fpga_throughput_fps", "fpga_dsp", "fpga_bram", "fpga_lut", "fpga_feasible")
+    metrics = (
+        "fpga_latency_ms",
+        "fpga_throughput_fps",
+        "fpga_dsp",
+        "fpga_bram",
+        "fpga_lut",
+        "fpga_feasible",
+    )
     cost = 1e-3
 
-    def __init__(self, board: str = "ZCU102", architecture: Literal["recursive", "pipelined"] = "recursive",
-                 dsp_budget: int | None = None, double_buffering: bool = True,
-                 onchip_fraction: float = 0.7, lut_fraction: float = 0.5,
-                 phi: dict | None = None, psi: dict | None = None, boards_file: str | None = None,
-                 tiles: int = 16, des_frames: int = 0, fifo_depth: int = 1,
-                 fuse: bool = True, layer_overhead_cycles: float = 0.0, integer_lanes: bool = False):
+    def __init__(
+        self,
+        board: str = "ZCU102",
+        architecture: Literal["recursive", "pipelined"] = "recursive",
+        dsp_budget: int | None = None,
+        double_buffering: bool = True,
+        onchip_fraction: float = 0.7,
+        lut_fraction: float = 0.5,
+        phi: dict | None = None,
+        psi: dict | None = None,
+        boards_file: str | None = None,
+        tiles: int = 16,
+        des_frames: int = 0,
+        fifo_depth: int = 1,
+        fuse: bool = True,
+        layer_overhead_cycles: float = 0.0,
+        integer_lanes: bool = False,
+    ):
         boards = load_boards(boards_file)
         if board not in boards:
             raise ValueError(f"board: {board!r} is not allowed; allowed values: {sorted(boards)}")
         if architecture not in ("recursive", "pipelined"):
-            raise ValueError(f"architecture: {architecture!r} is not allowed; allowed values: ['pipelined', 'recursive']")
+            raise ValueError(
+                f"architecture: {architecture!r} is not allowed; allowed values: ['pipelined', "
+                "'recursive']"
+            )
         if dsp_budget is not None and dsp_budget < 1:
             raise ValueError(f"dsp_budget: must be >= 1, got {dsp_budget}")
         for field, value in (("onchip_fraction", onchip_fraction), ("lut_fraction", lut_fraction)):
@@ -72,8 +103,10 @@ class FpgaSimulator:
         if layer_overhead_cycles < 0:
             raise ValueError(f"layer_overhead_cycles: must be >= 0, got {layer_overhead_cycles}")
         if integer_lanes and architecture != "pipelined":
-            raise ValueError("integer_lanes: applies to architecture 'pipelined' only (recursive IPs "
-                             "double their lanes, eqs. 2.13-2.15)")
+            raise ValueError(
+                "integer_lanes: applies to architecture 'pipelined' only (recursive IPs "
+                "double their lanes, eqs. 2.13-2.15)"
+            )
         self.integer_lanes = integer_lanes
         self.tiles, self.des_frames, self.fifo_depth = tiles, des_frames, fifo_depth
         if des_frames:
@@ -97,15 +130,23 @@ class FpgaSimulator:
         """Optimised accelerators for every graph of ``layers`` (a RecursivePopulation or a
         PipelinedPopulation)."""
         mem_s = offchip_bytes(layers, self.onchip_budget) / self.board.ddr_bytes_per_s
-        kw = dict(clock_hz=self.board.clock_hz, dsp_budget=self.dsp_budget, lut_budget=self.lut_budget,
-                  phi=self.phi, psi=self.psi, mem_s=mem_s, overlap=self.double_buffering,
-                  overhead_s=self.overhead_s)
+        kw = dict(
+            clock_hz=self.board.clock_hz,
+            dsp_budget=self.dsp_budget,
+            lut_budget=self.lut_budget,
+            phi=self.phi,
+            psi=self.psi,
+            mem_s=mem_s,
+            overlap=self.double_buffering,
+            overhead_s=self.overhead_s,
+        )
         if self.architecture == "recursive":
             return recursive.allocate_population(layers, tiles=self.tiles, **kw)
         return pipelined.allocate_population(layers, integer_lanes=self.integer_lanes, **kw)
 
     def design(self, graph: nx.DiGraph):
-        """(layers, the optimised accelerator) for ``graph``: a RecursiveDesign or PipelinedDesign."""
+        """(layers, the optimised accelerator) for ``graph``: a RecursiveDesign or a
+        PipelinedDesign."""
         layers = self.layers([graph])
         return layers, self.designs(layers).design(0)
 
@@ -116,11 +157,21 @@ class FpgaSimulator:
 
     def _simulate(self, design, frames: int | None = None):
         if self.architecture == "recursive":
-            return des.run_recursive(design.ips, design.index, design.compute_s, design.mem_s,
-                                     double_buffering=self.double_buffering, tiles=self.tiles,
-                                     overhead_s=design.overhead_s)
-        return des.run_pipelined(design.busy_s, design.mem_s, frames=frames or self.des_frames or 64,
-                                 fifo_depth=self.fifo_depth)
+            return des.run_recursive(
+                design.ips,
+                design.index,
+                design.compute_s,
+                design.mem_s,
+                double_buffering=self.double_buffering,
+                tiles=self.tiles,
+                overhead_s=design.overhead_s,
+            )
+        return des.run_pipelined(
+            design.busy_s,
+            design.mem_s,
+            frames=frames or self.des_frames or 64,
+            fifo_depth=self.fifo_depth,
+        )
 
     def _bram(self, layers: LayerTable) -> np.ndarray:
         """18 Kb BRAM blocks per graph."""
@@ -129,7 +180,9 @@ class FpgaSimulator:
             # double-buffered feature maps of the largest layer plus its weights, tiled through
             # at most the on-chip budget (what does not fit streams from DDR, see model.py)
             buffers = (2 if self.double_buffering else 1) * layers.per_graph_max(layers.io_bytes)
-            need = np.minimum(buffers + layers.per_graph_max(layers.weight_bytes), self.onchip_budget)
+            need = np.minimum(
+                buffers + layers.per_graph_max(layers.weight_bytes), self.onchip_budget
+            )
             return np.ceil(need / BRAM_BYTES)
         # each stage: line buffer of its input, plus its weights when they live on chip
         per_stage = layers.line_buffer_bytes + layers.weight_bytes * weights_on_chip[layers.owner]
@@ -146,7 +199,12 @@ class FpgaSimulator:
                 throughput = np.where(latency > 0, 1.0 / latency, np.inf)
         else:
             throughput = 1.0 / pop.period_s
-        fits = pop.feasible & (pop.dsp <= self.board.dsp) & (bram <= self.board.bram_18k) & (pop.lut <= self.board.lut)
+        fits = (
+            pop.feasible
+            & (pop.dsp <= self.board.dsp)
+            & (bram <= self.board.bram_18k)
+            & (pop.lut <= self.board.lut)
+        )
         out = {
             "fpga_latency_ms": latency * 1e3,
             "fpga_throughput_fps": throughput,
@@ -158,14 +216,21 @@ class FpgaSimulator:
         if self.des_frames:
             des_latency, des_throughput = np.zeros(len(graphs)), np.zeros(len(graphs))
             for i in range(len(graphs)):
-                trace = self._simulate(pop.design(i))  # the designs optimised above, not second ones
+                trace = self._simulate(
+                    pop.design(i)
+                )  # the designs optimised above, not second ones
                 if self.architecture == "recursive":
                     des_latency[i], des_throughput[i] = trace.latency_s, 1.0 / trace.latency_s
                 else:
-                    des_latency[i], des_throughput[i] = float(np.median(trace.latency_s)), trace.throughput_fps
+                    des_latency[i], des_throughput[i] = (
+                        float(np.median(trace.latency_s)),
+                        trace.throughput_fps,
+                    )
             out["fpga_des_latency_ms"] = des_latency * 1e3
             out["fpga_des_throughput_fps"] = des_throughput
         return out
 
-    def evaluate(self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace) -> dict[str, float]:
+    def evaluate(
+        self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace
+    ) -> dict[str, float]:
         return {k: float(v[0]) for k, v in self.evaluate_population([graph]).items()}

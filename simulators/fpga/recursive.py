@@ -75,13 +75,29 @@ class RecursivePopulation:
         groups = np.flatnonzero(self.group_owner == i)
         names = tuple(self.layers.ip_names[c] for c in self.group_ip[groups])
         local = self.group[layer] - (groups[0] if len(groups) else 0)
-        return RecursiveDesign(names, local, self.compute_s[layer], self.mem_s[layer], self.ip_bits[groups],
-                               self.pf[groups], self.layer_s[layer], float(self.dsp[i]), float(self.lut[i]),
-                               bool(self.feasible[i]), self.overhead_s)
+        return RecursiveDesign(
+            names,
+            local,
+            self.compute_s[layer],
+            self.mem_s[layer],
+            self.ip_bits[groups],
+            self.pf[groups],
+            self.layer_s[layer],
+            float(self.dsp[i]),
+            float(self.lut[i]),
+            bool(self.feasible[i]),
+            self.overhead_s,
+        )
 
 
-def layer_seconds(work_s: np.ndarray, mem_s: np.ndarray, lanes: np.ndarray, overlap: bool,
-                  tiles: int = 16, overhead_s: float = 0.0) -> np.ndarray:
+def layer_seconds(
+    work_s: np.ndarray,
+    mem_s: np.ndarray,
+    lanes: np.ndarray,
+    overlap: bool,
+    tiles: int = 16,
+    overhead_s: float = 0.0,
+) -> np.ndarray:
     """Compute time at ``lanes`` parallelism combined with the DDR time of each layer, which is
     moved in ``tiles`` equal tiles, after ``overhead_s`` of set-up. With double buffering the next
     tile loads while the current one computes, a two-stage flow shop:
@@ -93,9 +109,19 @@ def layer_seconds(work_s: np.ndarray, mem_s: np.ndarray, lanes: np.ndarray, over
     return overhead_s + np.maximum(comp, mem_s) + np.minimum(comp, mem_s) / tiles
 
 
-def allocate_population(layers: LayerTable, *, clock_hz: float, dsp_budget: float, lut_budget: float,
-                        phi: dict[int, float], psi: dict[int, float], mem_s: np.ndarray,
-                        overlap: bool = True, tiles: int = 16, overhead_s: float = 0.0) -> RecursivePopulation:
+def allocate_population(
+    layers: LayerTable,
+    *,
+    clock_hz: float,
+    dsp_budget: float,
+    lut_budget: float,
+    phi: dict[int, float],
+    psi: dict[int, float],
+    mem_s: np.ndarray,
+    overlap: bool = True,
+    tiles: int = 16,
+    overhead_s: float = 0.0,
+) -> RecursivePopulation:
     n = layers.n_graphs
     names = layers.ip_names
     rank = np.argsort(np.argsort(np.array(names, dtype=object))) if names else np.zeros(0, np.int64)
@@ -108,24 +134,63 @@ def allocate_population(layers: LayerTable, *, clock_hz: float, dsp_budget: floa
     group_ip = by_rank[uniq % width] if len(uniq) else np.zeros(0, np.int64)
     n_groups = len(uniq)
     ip_bits = np.zeros(n_groups, dtype=np.int64)
-    np.maximum.at(ip_bits, group, layers.bits)  # eq. 2.10: a shared IP runs at its widest layer's bits
+    np.maximum.at(
+        ip_bits, group, layers.bits
+    )  # eq. 2.10: a shared IP runs at its widest layer's bits
     work_s = lookup(phi, ip_bits[group]) * layers.work / clock_hz  # seconds at one lane (eq. 2.13)
     dsp_lane = lookup(psi, ip_bits)  # eq. 2.15
     lut_lane = np.where(dsp_lane == 0, LUT_PER_LANE, 0.0)
-    feasible = ((np.bincount(group_owner, dsp_lane, minlength=n) <= dsp_budget)
-                & (np.bincount(group_owner, lut_lane, minlength=n) <= lut_budget))
-    pf = _greedy_doubling(group, group_owner, n, work_s, mem_s, dsp_lane, lut_lane, feasible,
-                          dsp_budget, lut_budget, overlap, tiles)
-    lanes = 2.0 ** pf
+    feasible = (np.bincount(group_owner, dsp_lane, minlength=n) <= dsp_budget) & (
+        np.bincount(group_owner, lut_lane, minlength=n) <= lut_budget
+    )
+    pf = _greedy_doubling(
+        group,
+        group_owner,
+        n,
+        work_s,
+        mem_s,
+        dsp_lane,
+        lut_lane,
+        feasible,
+        dsp_budget,
+        lut_budget,
+        overlap,
+        tiles,
+    )
+    lanes = 2.0**pf
     layer_s = layer_seconds(work_s, mem_s, lanes[group], overlap, tiles, overhead_s)
     return RecursivePopulation(
-        layers, group, group_owner, group_ip, ip_bits, pf, work_s / lanes[group], mem_s, layer_s,
-        layers.per_graph(layer_s), np.bincount(group_owner, dsp_lane * lanes, minlength=n),
-        np.bincount(group_owner, lut_lane * lanes, minlength=n), feasible, overhead_s)
+        layers,
+        group,
+        group_owner,
+        group_ip,
+        ip_bits,
+        pf,
+        work_s / lanes[group],
+        mem_s,
+        layer_s,
+        layers.per_graph(layer_s),
+        np.bincount(group_owner, dsp_lane * lanes, minlength=n),
+        np.bincount(group_owner, lut_lane * lanes, minlength=n),
+        feasible,
+        overhead_s,
+    )
 
 
-def _greedy_doubling(group, group_owner, n, work_s, mem_s, dsp_lane, lut_lane, feasible,
-                     dsp_budget, lut_budget, overlap, tiles) -> np.ndarray:
+def _greedy_doubling(
+    group,
+    group_owner,
+    n,
+    work_s,
+    mem_s,
+    dsp_lane,
+    lut_lane,
+    feasible,
+    dsp_budget,
+    lut_budget,
+    overlap,
+    tiles,
+) -> np.ndarray:
     """Parallel factor of every IP instance (0 for graphs that do not fit at one lane)."""
     n_groups = len(group_owner)
     pf = np.zeros(n_groups, dtype=np.int64)
@@ -133,14 +198,18 @@ def _greedy_doubling(group, group_owner, n, work_s, mem_s, dsp_lane, lut_lane, f
         return pf
     levels = np.arange(MAX_PF + 2)
     # IP latency at every parallel factor at once: (instances x levels), summed over layers
-    per_layer = layer_seconds(work_s[:, None], mem_s[:, None], 2.0 ** levels[None, :], overlap, tiles)
+    per_layer = layer_seconds(
+        work_s[:, None], mem_s[:, None], 2.0 ** levels[None, :], overlap, tiles
+    )
     order = np.argsort(group, kind="stable")
     starts = np.searchsorted(group[order], np.arange(n_groups))
     ip_s = np.add.reduceat(per_layer[order], starts, axis=0)
     if n <= _SCALAR_GRAPHS:  # a few graphs: plain Python beats a hundred tiny numpy rounds
         for i in np.flatnonzero(feasible):
             g = np.flatnonzero(group_owner == i)
-            pf[g] = _greedy_one(ip_s[g].tolist(), dsp_lane[g].tolist(), lut_lane[g].tolist(), dsp_budget, lut_budget)
+            pf[g] = _greedy_one(
+                ip_s[g].tolist(), dsp_lane[g].tolist(), lut_lane[g].tolist(), dsp_budget, lut_budget
+            )
         return pf
     # instances as a padded (graphs x slots) grid; slots of a graph are its IPs by name
     first = np.searchsorted(group_owner, np.arange(n))
@@ -160,7 +229,10 @@ def _greedy_doubling(group, group_owner, n, work_s, mem_s, dsp_lane, lut_lane, f
     rows = np.arange(n)
     active = real & feasible[:, None]
     while True:
-        saved = (np.take_along_axis(sec, level[..., None], 2) - np.take_along_axis(sec, level[..., None] + 1, 2))[..., 0]
+        saved = (
+            np.take_along_axis(sec, level[..., None], 2)
+            - np.take_along_axis(sec, level[..., None] + 1, 2)
+        )[..., 0]
         active &= (saved > 0) & (level < MAX_PF)
         live = np.flatnonzero(active.any(axis=1))
         if len(live) == 0:
@@ -169,7 +241,9 @@ def _greedy_doubling(group, group_owner, n, work_s, mem_s, dsp_lane, lut_lane, f
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(cost > 0, saved[live] / cost, np.inf)
         ratio = np.where(active[live], ratio, -1.0)
-        j = np.argmax(ratio, axis=1)  # ties: the first IP by name, as a heap of (ratio, index) would
+        j = np.argmax(
+            ratio, axis=1
+        )  # ties: the first IP by name, as a heap of (ratio, index) would
         r = rows[live]
         lanes = 2.0 ** level[r, j]
         extra_d, extra_l = d_lane[r, j] * lanes, l_lane[r, j] * lanes
@@ -182,15 +256,20 @@ def _greedy_doubling(group, group_owner, n, work_s, mem_s, dsp_lane, lut_lane, f
     return level[group_owner, slot]
 
 
-def _greedy_one(ip_seconds: list[list[float]], dsp_lane: list[float], lut_lane: list[float],
-                dsp_budget: float, lut_budget: float) -> list[int]:
+def _greedy_one(
+    ip_seconds: list[list[float]],
+    dsp_lane: list[float],
+    lut_lane: list[float],
+    dsp_budget: float,
+    lut_budget: float,
+) -> list[int]:
     """The same doubling for one graph with a heap keyed by (-saving per resource, IP index)."""
     level = [0] * len(ip_seconds)
 
     def entry(i: int) -> tuple[float, int, int]:
         p = level[i]
         saved = ip_seconds[i][p] - ip_seconds[i][p + 1]
-        cost = (dsp_lane[i] / dsp_budget + lut_lane[i] / lut_budget) * 2.0 ** p
+        cost = (dsp_lane[i] / dsp_budget + lut_lane[i] / lut_budget) * 2.0**p
         return (-saved / cost if cost > 0 else -math.inf) if saved > 0 else 0.0, i, p
 
     heap = [e for e in map(entry, range(len(level))) if e[0] < 0]

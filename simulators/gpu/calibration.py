@@ -18,17 +18,17 @@ parameters. Deterministic: the same data give the same calibration.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import networkx as nx
 import numpy as np
 from scipy.optimize import minimize
 
+from dse.simulators.devices import Device
 from dse.simulators.gpu.kernels import GraphCoster
 from dse.simulators.gpu.model import CLASS_INDEX, PRECISION_INDEX, GpuCostModel
 from dse.simulators.gpu.roofline import Calibration, Efficiency
-from dse.simulators.devices import Device
 
 
 def _eta(u):
@@ -40,7 +40,9 @@ def _logit(p):
     return float(np.log(p))
 
 
-def _fit(predict: Callable[[np.ndarray], np.ndarray], measured: np.ndarray, x0: Sequence[float]) -> np.ndarray:
+def _fit(
+    predict: Callable[[np.ndarray], np.ndarray], measured: np.ndarray, x0: Sequence[float]
+) -> np.ndarray:
     log_y = np.log(measured)
 
     def loss(x):
@@ -49,8 +51,9 @@ def _fit(predict: Callable[[np.ndarray], np.ndarray], measured: np.ndarray, x0: 
 
     x = np.asarray(x0, dtype=float)
     for _ in range(3):  # restarts escape Nelder-Mead's early collapse of the simplex
-        x = minimize(loss, x, method="Nelder-Mead",
-                     options=dict(maxiter=4000, xatol=1e-6, fatol=1e-12)).x
+        x = minimize(
+            loss, x, method="Nelder-Mead", options=dict(maxiter=4000, xatol=1e-6, fatol=1e-12)
+        ).x
     return x
 
 
@@ -63,8 +66,17 @@ class FitReport:
     n_points: int
 
 
-def fit_kernels(device: Device, op_class: Sequence[str], flops, bytes_, seconds, kernels=None,
-                precision: Sequence[str] | str = "fp16", name: str = "fitted", note: str = "") -> FitReport:
+def fit_kernels(
+    device: Device,
+    op_class: Sequence[str],
+    flops,
+    bytes_,
+    seconds,
+    kernels=None,
+    precision: Sequence[str] | str = "fp16",
+    name: str = "fitted",
+    note: str = "",
+) -> FitReport:
     """Per-class (eta_compute, eta_memory) and one per-kernel overhead shared by all classes
     (launch and dispatch cost is a property of the device and host, not of the operator; a
     per-class overhead cannot be told apart from bandwidth efficiency when a class was measured
@@ -85,12 +97,17 @@ def fit_kernels(device: Device, op_class: Sequence[str], flops, bytes_, seconds,
 
     def predict(x):
         eta_c, eta_m = _eta(x[1::2])[which], _eta(x[2::2])[which]
-        return kernels * (np.maximum(f / (peak * eta_c), b / (device.memory_bandwidth * eta_m)) + np.exp(x[0]) * 1e-6)
+        return kernels * (
+            np.maximum(f / (peak * eta_c), b / (device.memory_bandwidth * eta_m))
+            + np.exp(x[0]) * 1e-6
+        )
 
     x = _fit(predict, seconds, [np.log(5.0)] + [_logit(0.7)] * (2 * len(names)))
     overhead = float(np.exp(x[0]) * 1e-6)
-    classes = {c: Efficiency(float(_eta(x[1 + 2 * j])), float(_eta(x[2 + 2 * j])), overhead)
-               for j, c in enumerate(names)}
+    classes = {
+        c: Efficiency(float(_eta(x[1 + 2 * j])), float(_eta(x[2 + 2 * j])), overhead)
+        for j, c in enumerate(names)
+    }
     cal = Calibration(name, Efficiency(overhead_s=overhead), classes, note)
     return FitReport(cal, float(np.median(np.abs(predict(x) / seconds - 1))), len(seconds))
 
@@ -103,11 +120,20 @@ def fit_kernels_csv(device: Device, path, name: str | None = None) -> FitReport:
     df = pd.read_csv(path)
     missing = {"op_class", "flops", "bytes", "seconds"} - set(df.columns)
     if missing:
-        raise ValueError(f"{path}: missing column(s) {sorted(missing)}; need op_class, flops, bytes, seconds")
-    return fit_kernels(device, df["op_class"], df["flops"], df["bytes"], df["seconds"],
-                       df["kernels"] if "kernels" in df else None,
-                       list(df["precision"]) if "precision" in df else "fp16",
-                       name=name or device.name, note=f"fitted to {path}")
+        raise ValueError(
+            f"{path}: missing column(s) {sorted(missing)}; need op_class, flops, bytes, seconds"
+        )
+    return fit_kernels(
+        device,
+        df["op_class"],
+        df["flops"],
+        df["bytes"],
+        df["seconds"],
+        df["kernels"] if "kernels" in df else None,
+        list(df["precision"]) if "precision" in df else "fp16",
+        name=name or device.name,
+        note=f"fitted to {path}",
+    )
 
 
 def graph_counts(coster: GraphCoster, graphs: Sequence[nx.DiGraph]) -> np.ndarray:
@@ -115,24 +141,42 @@ def graph_counts(coster: GraphCoster, graphs: Sequence[nx.DiGraph]) -> np.ndarra
     rows, lengths = coster.node_rows(graphs)
     owner = np.repeat(np.arange(len(graphs)), lengths)
     n_rows = len(coster.table.arrays()[0])
-    return np.bincount(owner * n_rows + rows, minlength=len(graphs) * n_rows).reshape(len(graphs), n_rows)
+    return np.bincount(owner * n_rows + rows, minlength=len(graphs) * n_rows).reshape(
+        len(graphs), n_rows
+    )
 
 
-def fit_graphs(device: Device, graphs: Sequence[nx.DiGraph], measured: dict[int, np.ndarray],
-               memory_classes: Sequence[str] = ("pool",), name: str = "fitted", note: str = "") -> FitReport:
+def fit_graphs(
+    device: Device,
+    graphs: Sequence[nx.DiGraph],
+    measured: dict[int, np.ndarray],
+    memory_classes: Sequence[str] = ("pool",),
+    name: str = "fitted",
+    note: str = "",
+) -> FitReport:
     """Shared (eta_compute, eta_memory, overhead) plus a memory efficiency per class in
     ``memory_classes`` from whole-network latencies: ``measured[batch] = seconds per graph``."""
     for c in memory_classes:
         if c not in CLASS_INDEX:
-            raise ValueError(f"memory_classes: {c!r} is not allowed; allowed values: {list(CLASS_INDEX)}")
+            raise ValueError(
+                f"memory_classes: {c!r} is not allowed; allowed values: {list(CLASS_INDEX)}"
+            )
     coster = GraphCoster(GpuCostModel(device))
     counts = graph_counts(coster, graphs)  # the same for every batch size
     parts = []
     for batch, y in sorted(measured.items()):
         rc = coster.row_costs(batch)
         per = np.maximum(rc.kernels, 1)
-        parts.append((rc.op_class, rc.kernels, rc.flops / per, rc.bytes / per, coster.model.peak(rc.precision),
-                      np.asarray(y, dtype=float)))
+        parts.append(
+            (
+                rc.op_class,
+                rc.kernels,
+                rc.flops / per,
+                rc.bytes / per,
+                coster.model.peak(rc.precision),
+                np.asarray(y, dtype=float),
+            )
+        )
     special = [CLASS_INDEX[c] for c in memory_classes]
 
     def predict_all(x):
@@ -141,15 +185,21 @@ def fit_graphs(device: Device, graphs: Sequence[nx.DiGraph], measured: dict[int,
             eta_m = np.full(len(cls), _eta(x[1]))
             for j, c in enumerate(special):
                 eta_m[cls == c] = _eta(x[3 + j])
-            row_s = nk * (np.maximum(f / (peak * _eta(x[0])), b / (device.memory_bandwidth * eta_m))
-                          + np.exp(x[2]) * 1e-6)
+            row_s = nk * (
+                np.maximum(f / (peak * _eta(x[0])), b / (device.memory_bandwidth * eta_m))
+                + np.exp(x[2]) * 1e-6
+            )
             out.append(counts @ row_s)
         return np.concatenate(out)
 
     y_all = np.concatenate([p[-1] for p in parts])
-    x = _fit(predict_all, y_all, [_logit(0.3), _logit(0.5), np.log(20.0)] + [_logit(0.3)] * len(special))
+    x = _fit(
+        predict_all, y_all, [_logit(0.3), _logit(0.5), np.log(20.0)] + [_logit(0.3)] * len(special)
+    )
     default = Efficiency(float(_eta(x[0])), float(_eta(x[1])), float(np.exp(x[2]) * 1e-6))
-    classes = {c: Efficiency(default.compute, float(_eta(x[3 + j])), default.overhead_s)
-               for j, c in enumerate(memory_classes)}
+    classes = {
+        c: Efficiency(default.compute, float(_eta(x[3 + j])), default.overhead_s)
+        for j, c in enumerate(memory_classes)
+    }
     cal = Calibration(name, default, classes, note)
     return FitReport(cal, float(np.median(np.abs(predict_all(x) / y_all - 1))), len(y_all))

@@ -16,22 +16,35 @@ the same object for the same definition) and node times are summed per graph wit
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import networkx as nx
 import numpy as np
 
 from dse.graph.ops import OpNode, numel
 from dse.graph.optable import OpTable, population_ops
-from dse.simulators.gpu.model import CLASS_INDEX, PRECISION_BYTES, PRECISION_INDEX, GpuCostModel, precision_of_bits
+from dse.simulators.gpu.model import (
+    CLASS_INDEX,
+    PRECISION_BYTES,
+    PRECISION_INDEX,
+    GpuCostModel,
+    precision_of_bits,
+)
 
-KIND_CLASS = {"conv2d": "conv", "dwconv2d": "dwconv", "linear": "linear", "matmul": "matmul", "pool": "pool"}
+KIND_CLASS = {
+    "conv2d": "conv",
+    "dwconv2d": "dwconv",
+    "linear": "linear",
+    "matmul": "matmul",
+    "pool": "pool",
+}
 VIEWS = frozenset({"input", "identity", "reshape", "slice"})
 
 
 def op_kernels(op: OpNode) -> tuple[str, int, float, float, float]:
-    """(class, kernels, FLOPs, activation elements moved, weight elements) of one node, per sample."""
+    """(class, kernels, FLOPs, activation elements moved, weight elements) of one node, per
+    sample."""
     if op.kind in VIEWS:
         return "elementwise", 0, 0.0, 0.0, 0.0
     out = numel(op.out_shape)
@@ -41,7 +54,13 @@ def op_kernels(op: OpNode) -> tuple[str, int, float, float, float]:
     if op.kind == "zero":
         return "elementwise", 1, float(out), 2.0 * out, 0.0
     moved = sum(numel(s) for s in op.in_shapes) + out
-    return KIND_CLASS.get(op.kind, "elementwise"), 1, float(op.flops), float(moved), float(op.params)
+    return (
+        KIND_CLASS.get(op.kind, "elementwise"),
+        1,
+        float(op.flops),
+        float(moved),
+        float(op.params),
+    )
 
 
 @dataclass
@@ -72,7 +91,8 @@ class RowCosts:
 
 
 def kernel_row(op: OpNode) -> tuple[int, int, float, float, float, int, int]:
-    """(class index, kernels, FLOPs, activation elements, weight elements, act bits, weight bits)."""
+    """(class index, kernels, FLOPs, activation elements, weight elements, act bits, weight
+    bits)."""
     cls, nk, flops, act, w = op_kernels(op)
     return CLASS_INDEX[cls], nk, flops, act, w, op.act_bits, op.weight_bits
 
@@ -89,7 +109,9 @@ class KernelTable(OpTable):
         the same tuple until rows are added."""
         m = self.matrix()
         if self._columns is None or self._columns[0] is not m:
-            cols = tuple(m[:, i].astype(np.int64) if i in (0, 1, 5, 6) else m[:, i] for i in range(7))
+            cols = tuple(
+                m[:, i].astype(np.int64) if i in (0, 1, 5, 6) else m[:, i] for i in range(7)
+            )
             self._columns = (m, cols)
         return self._columns[1]
 
@@ -101,8 +123,10 @@ class GraphCoster:
         if batch_size < 1:
             raise ValueError(f"batch_size: must be >= 1, got {batch_size}")
         if precision != "auto" and precision not in PRECISION_INDEX:
-            raise ValueError(f"precision: {precision!r} is not allowed; allowed values: "
-                             f"{['auto', *PRECISION_INDEX]}")
+            raise ValueError(
+                f"precision: {precision!r} is not allowed; allowed values: "
+                f"{['auto', *PRECISION_INDEX]}"
+            )
         self.model, self.batch_size, self.precision = model, batch_size, precision
         self.table = KernelTable()
         self._cached: tuple | None = None
@@ -118,15 +142,25 @@ class GraphCoster:
         cls, nk, flops, act, w, abits, wbits = arrays
         if self.precision == "auto":
             bits = np.maximum(abits, np.where(w > 0, wbits, 0))
-            prec = np.array([PRECISION_INDEX[precision_of_bits(int(x))] for x in bits], dtype=np.int64)
+            prec = np.array(
+                [PRECISION_INDEX[precision_of_bits(int(x))] for x in bits], dtype=np.int64
+            )
             act_bytes, w_bytes = act * abits / 8.0, w * wbits / 8.0
         else:
             p = PRECISION_INDEX[self.precision]
             prec = np.full(len(cls), p, dtype=np.int64)
             act_bytes, w_bytes = act * PRECISION_BYTES[p], w * PRECISION_BYTES[p]
         moved = b * act_bytes + w_bytes
-        costs = RowCosts(cls, prec, nk.astype(float), b * flops, moved, w_bytes, b * act_bytes,
-                         self.model.seconds(cls, prec, b * flops, moved, nk))
+        costs = RowCosts(
+            cls,
+            prec,
+            nk.astype(float),
+            b * flops,
+            moved,
+            w_bytes,
+            b * act_bytes,
+            self.model.seconds(cls, prec, b * flops, moved, nk),
+        )
         self._cached = (key, costs)
         return costs
 
@@ -143,7 +177,8 @@ class GraphCoster:
         owner = np.repeat(np.arange(n), lengths)
         seconds, kernels, flops, moved, w_bytes = (
             np.bincount(owner, weights=col[rows], minlength=n)
-            for col in (c.seconds, c.kernels, c.flops, c.bytes, c.weight_bytes))
+            for col in (c.seconds, c.kernels, c.flops, c.bytes, c.weight_bytes)
+        )
         act = c.act_bytes[rows]
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1])) if n else np.zeros(0, np.int64)
         peak = np.maximum.reduceat(act, starts) if len(act) else np.zeros(n)
@@ -157,14 +192,29 @@ class GraphCoster:
         ops = [graph._node[n]["op"] for n in names]
         rows = self.table.rows(ops)
         c = self.row_costs()
-        cls, nk, flops, moved, seconds = c.op_class[rows], c.kernels[rows], c.flops[rows], c.bytes[rows], c.seconds[rows]
+        cls, nk, flops, moved, seconds = (
+            c.op_class[rows],
+            c.kernels[rows],
+            c.flops[rows],
+            c.bytes[rows],
+            c.seconds[rows],
+        )
         launch = nk * self.model.overhead(cls)
         oi = np.divide(flops, moved, out=np.zeros_like(flops), where=moved > 0)
         classes = list(CLASS_INDEX)
-        return pd.DataFrame({
-            "node": names, "kind": [o.kind for o in ops],
-            "op_class": [classes[c] for c in cls], "kernels": nk.astype(int),
-            "flops": flops, "bytes": moved, "oi": oi,
-            "attainable_flops": np.minimum(oi * self.model.bandwidth, self.model.peak(c.precision[rows])),
-            "seconds": seconds, "launch_s": launch,
-        })
+        return pd.DataFrame(
+            {
+                "node": names,
+                "kind": [o.kind for o in ops],
+                "op_class": [classes[c] for c in cls],
+                "kernels": nk.astype(int),
+                "flops": flops,
+                "bytes": moved,
+                "oi": oi,
+                "attainable_flops": np.minimum(
+                    oi * self.model.bandwidth, self.model.peak(c.precision[rows])
+                ),
+                "seconds": seconds,
+                "launch_s": launch,
+            }
+        )

@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 
 from dse.catalog import check_fields, load_catalog
-
 from dse.simulators.gpu.model import CLASS_INDEX, PRECISION_INDEX, GpuCostModel, precision_of_bits
 
 PHASES = ("prefill", "decode", "parallel_decode")
@@ -54,19 +53,36 @@ class LlmConfig:
     source: str = ""
 
     def __post_init__(self):
-        for f in ("layers", "hidden", "intermediate", "heads", "kv_heads", "head_dim", "vocab",
-                  "weight_bits", "act_bits", "kv_bits"):
+        for f in (
+            "layers",
+            "hidden",
+            "intermediate",
+            "heads",
+            "kv_heads",
+            "head_dim",
+            "vocab",
+            "weight_bits",
+            "act_bits",
+            "kv_bits",
+        ):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"llm {self.name!r}: {f}: expected a positive integer, got {v!r}")
         if self.heads % self.kv_heads:
-            raise ValueError(f"llm {self.name!r}: heads ({self.heads}) must be a multiple of "
-                             f"kv_heads ({self.kv_heads})")
+            raise ValueError(
+                f"llm {self.name!r}: heads ({self.heads}) must be a multiple of "
+                f"kv_heads ({self.kv_heads})"
+            )
 
     @property
     def params(self) -> int:
         """Parameters: embeddings, per-layer projections, MLP and norms, final norm, lm_head."""
-        h, i, qd, kd = self.hidden, self.intermediate, self.heads * self.head_dim, self.kv_heads * self.head_dim
+        h, i, qd, kd = (
+            self.hidden,
+            self.intermediate,
+            self.heads * self.head_dim,
+            self.kv_heads * self.head_dim,
+        )
         per_layer = h * qd + 2 * h * kd + qd * h + 3 * h * i + 2 * h
         return self.vocab * h + self.layers * per_layer + h + h * self.vocab
 
@@ -110,7 +126,7 @@ class StepShape:
     logits: np.ndarray
 
     @classmethod
-    def phase(cls, phase: str, batch=1, seq=1024, candidates=1) -> "StepShape":
+    def phase(cls, phase: str, batch=1, seq=1024, candidates=1) -> StepShape:
         """Table 6.3's phases for ``batch`` equal requests with ``seq`` context tokens."""
         b, s, q = (np.asarray(x, dtype=float) for x in (batch, seq, candidates))
         if phase == "prefill":
@@ -122,7 +138,7 @@ class StepShape:
         raise ValueError(f"phase: {phase!r} is not allowed; allowed values: {list(PHASES)}")
 
     @classmethod
-    def requests(cls, new_tokens, context, logits=None) -> "StepShape":
+    def requests(cls, new_tokens, context, logits=None) -> StepShape:
         """One step over requests with their own new-token counts and context lengths."""
         t, c = np.asarray(new_tokens, dtype=float), np.asarray(context, dtype=float)
         return cls(t.sum(), (t * c).sum(), c.sum(), t.sum() if logits is None else float(logits))
@@ -151,7 +167,10 @@ class LlmWorkload:
         h, i, n, kv, d, v = c.hidden, c.intermediate, c.heads, c.kv_heads, c.head_dim, c.vocab
         a, w, k = c.act_bits / 8, c.weight_bits / 8, c.kv_bits / 8
         T, S, K, L = shape.tokens, shape.scores, shape.keys, shape.logits
-        lin = lambda rows, fin, fout: (2 * rows * fin * fout, (rows * fin + rows * fout) * a + fin * fout * w)  # noqa: E731
+
+        def lin(rows, fin, fout):  # (FLOPs, bytes) of a linear layer
+            return 2 * rows * fin * fout, (rows * fin + rows * fout) * a + fin * fout * w
+
         ops = {
             "q_proj": ("linear", *lin(T, h, n * d)),
             "k_proj": ("linear", *lin(T, h, kv * d)),
@@ -183,15 +202,24 @@ class LlmWorkload:
             names,
             np.array([CLASS_INDEX[ops[nm][0]] for nm in names]),
             np.array([prec[ops[nm][0]] for nm in names]),
-            np.stack([np.broadcast_to(np.asarray(ops[nm][1], dtype=float), shape_) for nm in names]),
-            np.stack([np.broadcast_to(np.asarray(ops[nm][2], dtype=float), shape_) for nm in names]),
+            np.stack(
+                [np.broadcast_to(np.asarray(ops[nm][1], dtype=float), shape_) for nm in names]
+            ),
+            np.stack(
+                [np.broadcast_to(np.asarray(ops[nm][2], dtype=float), shape_) for nm in names]
+            ),
             np.array([1 if nm in per_model else c.layers for nm in names], dtype=float),
         )
 
     def _op_seconds(self, ops: Operators, calibrated: bool = True) -> np.ndarray:
         extra = (1,) * (ops.flops.ndim - 1)
-        return self.model.seconds(ops.op_class.reshape(-1, *extra), ops.precision.reshape(-1, *extra),
-                                  ops.flops, ops.bytes, calibrated=calibrated)
+        return self.model.seconds(
+            ops.op_class.reshape(-1, *extra),
+            ops.precision.reshape(-1, *extra),
+            ops.flops,
+            ops.bytes,
+            calibrated=calibrated,
+        )
 
     def step_seconds(self, shape: StepShape) -> np.ndarray:
         """Latency of one step (seconds), summed over operators and layers."""
@@ -202,8 +230,9 @@ class LlmWorkload:
     def phase_seconds(self, phase: str, batch=1, seq=1024, candidates=1) -> np.ndarray:
         return self.step_seconds(StepShape.phase(phase, batch, seq, candidates))
 
-    def request_seconds(self, prompt: int, output: int, candidates: int = 1,
-                        tokens_per_step: float = 1.0) -> dict[str, float]:
+    def request_seconds(
+        self, prompt: int, output: int, candidates: int = 1, tokens_per_step: float = 1.0
+    ) -> dict[str, float]:
         """Analytic latency of one request alone on the GPU: time to first token (the prefill
         step), then decode steps; ``tokens_per_step`` > 1 models an accepted-prefix length
         (Medusa's acceleration rate) with ``candidates`` tokens verified per step."""
@@ -220,7 +249,10 @@ class LlmWorkload:
 
     def memory_bytes(self, batch, seq) -> np.ndarray:
         """Weights plus the KV cache of ``batch`` sequences of ``seq`` tokens (bytes)."""
-        return self.config.weight_bytes + np.asarray(batch) * np.asarray(seq) * self.config.kv_bytes_per_token
+        return (
+            self.config.weight_bytes
+            + np.asarray(batch) * np.asarray(seq) * self.config.kv_bytes_per_token
+        )
 
     def max_batch(self, seq, memory_fraction: float = 0.9) -> np.ndarray:
         """Largest batch whose weights and KV cache fit in ``memory_fraction`` of device memory
@@ -232,17 +264,30 @@ class LlmWorkload:
     def roofline(self, phase: str, batch=1, seq=1024, candidates=1) -> pd.DataFrame:
         """One row per (operator, setting): FLOPs, bytes, operational intensity, roofline
         attainable FLOP/s, and the calibrated model's seconds and FLOP/s (per layer)."""
-        b, s, q = np.broadcast_arrays(*(np.atleast_1d(np.asarray(x, dtype=float)) for x in (batch, seq, candidates)))
+        b, s, q = np.broadcast_arrays(
+            *(np.atleast_1d(np.asarray(x, dtype=float)) for x in (batch, seq, candidates))
+        )
         ops = self.operators(StepShape.phase(phase, b, s, q))
         secs = self._op_seconds(ops)
         frames = []
         for j, nm in enumerate(ops.names):
             f, by = ops.flops[j], ops.bytes[j]
             oi = np.divide(f, by, out=np.zeros_like(f), where=by > 0)
-            frames.append(pd.DataFrame({
-                "operator": nm, "phase": phase, "batch": b.astype(int), "seq": s.astype(int),
-                "candidates": q.astype(int), "flops": f, "bytes": by, "oi": oi,
-                "attainable_flops": self.model.attainable(ops.precision[j], f, by),
-                "seconds": secs[j], "flops_per_s": f / secs[j],
-            }))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "operator": nm,
+                        "phase": phase,
+                        "batch": b.astype(int),
+                        "seq": s.astype(int),
+                        "candidates": q.astype(int),
+                        "flops": f,
+                        "bytes": by,
+                        "oi": oi,
+                        "attainable_flops": self.model.attainable(ops.precision[j], f, by),
+                        "seconds": secs[j],
+                        "flops_per_s": f / secs[j],
+                    }
+                )
+            )
         return pd.concat(frames, ignore_index=True)

@@ -32,7 +32,9 @@ TABLES = {
 }
 
 
-def table_points(folder: str | Path, workload: LlmWorkload, prefix: str = "llama33b_a100pcie_") -> pd.DataFrame:
+def table_points(
+    folder: str | Path, workload: LlmWorkload, prefix: str = "llama33b_a100pcie_"
+) -> pd.DataFrame:
     """All rows of the three tables with the model's FLOPs, bytes and op class per row."""
     frames = []
     for stem, (operators, fixed) in TABLES.items():
@@ -40,8 +42,12 @@ def table_points(folder: str | Path, workload: LlmWorkload, prefix: str = "llama
         df = pd.read_csv(path)
         for key, value in fixed.items():
             df[key] = value
-        shape = StepShape.phase("parallel_decode", df["batch_size"].to_numpy(), df["seq_len"].to_numpy(),
-                                df["candidate_tokens"].to_numpy())
+        shape = StepShape.phase(
+            "parallel_decode",
+            df["batch_size"].to_numpy(),
+            df["seq_len"].to_numpy(),
+            df["candidate_tokens"].to_numpy(),
+        )
         ops = workload.operators(shape)
         idx = [ops.names.index(o) for o in operators]
         classes = {int(ops.op_class[j]) for j in idx}
@@ -58,11 +64,19 @@ def table_points(folder: str | Path, workload: LlmWorkload, prefix: str = "llama
     return pd.concat(frames, ignore_index=True)
 
 
-def predicted_tflops(points: pd.DataFrame, workload: LlmWorkload, calibrated: bool = True) -> np.ndarray:
+def predicted_tflops(
+    points: pd.DataFrame, workload: LlmWorkload, calibrated: bool = True
+) -> np.ndarray:
     """Model TFLOP/s for each row of :func:`table_points` (``calibrated=False``: the roofline)."""
     c = workload.config
     prec = PRECISION_INDEX[precision_of_bits(max(c.act_bits, c.weight_bits, c.kv_bits))]
     cls = points["op_class"].map(CLASS_INDEX).to_numpy()
-    secs = workload.model.seconds(cls, prec, points["flops"].to_numpy(), points["bytes"].to_numpy(),
-                                  points["kernels"].to_numpy(), calibrated=calibrated)
+    secs = workload.model.seconds(
+        cls,
+        prec,
+        points["flops"].to_numpy(),
+        points["bytes"].to_numpy(),
+        points["kernels"].to_numpy(),
+        calibrated=calibrated,
+    )
     return points["flops"].to_numpy() / secs / 1e12

@@ -44,17 +44,27 @@ class GpuCostModel:
         eta_c, eta_m, over = self.calibration.arrays(self.device)
         if self.launch_overhead_s is not None:
             if self.launch_overhead_s < 0:
-                raise ValueError(f"launch_overhead_us: must be >= 0, got {self.launch_overhead_s * 1e6}")
+                raise ValueError(
+                    f"launch_overhead_us: must be >= 0, got {self.launch_overhead_s * 1e6}"
+                )
             over = np.full_like(over, self.launch_overhead_s)
         self._eta_c, self._eta_m, self._over = eta_c, eta_m, over
         self._peaks = np.array([self.device.peak(p) for p in PRECISION_NAMES])
 
     @classmethod
-    def create(cls, device: str | Device = "A100-80GB-PCIe", calibration: str | Calibration | None = "auto",
-               devices_file: str | None = None, launch_overhead_us: float | None = None) -> "GpuCostModel":
+    def create(
+        cls,
+        device: str | Device = "A100-80GB-PCIe",
+        calibration: str | Calibration | None = "auto",
+        devices_file: str | None = None,
+        launch_overhead_us: float | None = None,
+    ) -> GpuCostModel:
         dev = device if isinstance(device, Device) else get_device(device, devices_file)
-        return cls(dev, resolve_calibration(calibration, dev),
-                   None if launch_overhead_us is None else launch_overhead_us * 1e-6)
+        return cls(
+            dev,
+            resolve_calibration(calibration, dev),
+            None if launch_overhead_us is None else launch_overhead_us * 1e-6,
+        )
 
     @property
     def bandwidth(self) -> float:
@@ -68,7 +78,9 @@ class GpuCostModel:
         """Per-kernel fixed seconds (launch and dispatch) for class indices."""
         return self._over[np.asarray(op_class)]
 
-    def seconds(self, op_class, precision, flops, bytes_, n_kernels=1, calibrated: bool = True) -> np.ndarray:
+    def seconds(
+        self, op_class, precision, flops, bytes_, n_kernels=1, calibrated: bool = True
+    ) -> np.ndarray:
         """Seconds of ``n_kernels`` equal kernels sharing ``flops`` and ``bytes_`` (arrays of
         class indices, precision indices, FLOPs, bytes, counts; they broadcast). With
         ``calibrated=False``: the bare roofline (efficiency 1, no overhead)."""
@@ -77,9 +89,18 @@ class GpuCostModel:
         per = np.maximum(n, 1)
         peak = self.peak(precision)
         if not calibrated:
-            return n * kernel_seconds(np.asarray(flops) / per, np.asarray(bytes_) / per, peak, self.bandwidth)
-        return n * kernel_seconds(np.asarray(flops) / per, np.asarray(bytes_) / per, peak, self.bandwidth,
-                                  self._eta_c[op_class], self._eta_m[op_class], self._over[op_class])
+            return n * kernel_seconds(
+                np.asarray(flops) / per, np.asarray(bytes_) / per, peak, self.bandwidth
+            )
+        return n * kernel_seconds(
+            np.asarray(flops) / per,
+            np.asarray(bytes_) / per,
+            peak,
+            self.bandwidth,
+            self._eta_c[op_class],
+            self._eta_m[op_class],
+            self._over[op_class],
+        )
 
     def attainable(self, precision, flops, bytes_) -> np.ndarray:
         """Roofline FLOP/s of kernels: min(peak, OI x bandwidth)."""

@@ -20,8 +20,16 @@ from dse.params import ConfigError
 from dse.registry import COMMANDS
 from dse.simulators.devices import Device
 
-GROUPS = {"q_proj": "qkv", "k_proj": "qkv", "v_proj": "qkv", "qk": "qk/pv", "pv": "qk/pv",
-          "gate_proj": "up/gate/down", "up_proj": "up/gate/down", "down_proj": "up/gate/down"}
+GROUPS = {
+    "q_proj": "qkv",
+    "k_proj": "qkv",
+    "v_proj": "qkv",
+    "qk": "qk/pv",
+    "pv": "qk/pv",
+    "gate_proj": "up/gate/down",
+    "up_proj": "up/gate/down",
+    "down_proj": "up/gate/down",
+}
 PHASE_LABEL = {"prefill": "init", "decode": "ar", "parallel_decode": "medusa"}
 
 
@@ -33,7 +41,9 @@ def llm_points(workload, phases, batch, seq, candidates) -> pd.DataFrame:
         b, s, c = (a.ravel() for a in np.meshgrid(batch, seq, q, indexing="ij"))
         df = workload.roofline(phase, b, s, c)
         df = df[df["operator"].isin(GROUPS)].assign(group=lambda d: d["operator"].map(GROUPS))
-        agg = df.groupby(["group", "batch", "seq", "candidates"], as_index=False)[["flops", "bytes", "seconds"]].sum()
+        agg = df.groupby(["group", "batch", "seq", "candidates"], as_index=False)[
+            ["flops", "bytes", "seconds"]
+        ].sum()
         agg["label"] = agg["group"] + " " + PHASE_LABEL[phase]
         frames.append(agg)
     out = pd.concat(frames, ignore_index=True)
@@ -51,9 +61,16 @@ def graph_points(coster, graph) -> pd.DataFrame:
     return df[df["flops"] > 0]
 
 
-def plot_roofline(device: Device, precision: str, points: pd.DataFrame, path: str | Path,
-                  measured: pd.DataFrame | None = None, title: str | None = None) -> Path:
-    """Draw the roofline and ``points`` (columns oi, flops_per_s, label) to ``path`` (PNG/SVG/PDF)."""
+def plot_roofline(
+    device: Device,
+    precision: str,
+    points: pd.DataFrame,
+    path: str | Path,
+    measured: pd.DataFrame | None = None,
+    title: str | None = None,
+) -> Path:
+    """Draw the roofline and ``points`` (columns oi, flops_per_s, label) to ``path``
+    (PNG/SVG/PDF)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -67,12 +84,24 @@ def plot_roofline(device: Device, precision: str, points: pd.DataFrame, path: st
     x = np.geomspace(lo, hi, 200)
     ax.plot(x, np.minimum(peak, x * bw) / 1e12, color="black", lw=1.5)
     ax.plot(x, x * bw / 1e12, "k--", lw=0.8, label=f"{bw / 1e9:,.0f} GB/s")
-    ax.axhline(peak / 1e12, color="k", ls=":", lw=0.8, label=f"{peak / 1e12:,.0f} TFLOP/s ({device.precision(precision)})")
+    ax.axhline(
+        peak / 1e12,
+        color="k",
+        ls=":",
+        lw=0.8,
+        label=f"{peak / 1e12:,.0f} TFLOP/s ({device.precision(precision)})",
+    )
     for label, grp in points.groupby("label", sort=True):
         ax.scatter(grp["oi"], grp["flops_per_s"] / 1e12, s=14, alpha=0.8, label=label)
     if measured is not None and len(measured):
-        ax.scatter(measured["operational_intensity"], measured["tflops"], marker="x", color="black", s=16,
-                   label="measured")
+        ax.scatter(
+            measured["operational_intensity"],
+            measured["tflops"],
+            marker="x",
+            color="black",
+            s=16,
+            label="measured",
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
@@ -93,7 +122,9 @@ def _ints(text: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
 
 
 @COMMANDS.register("roofline")
@@ -101,18 +132,43 @@ class RooflineCommand:
     """Draw a GPU's roofline with an LLM's or a network's operators on it (like fig. 6.8)."""
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument("--device", default="A100-80GB-PCIe", help="catalog device (default A100-80GB-PCIe)")
+        p.add_argument(
+            "--device", default="A100-80GB-PCIe", help="catalog device (default A100-80GB-PCIe)"
+        )
         p.add_argument("--devices-file", help="TOML file with extra devices")
-        p.add_argument("--calibration", default="auto", help="auto, none, a shipped name or a TOML path")
+        p.add_argument(
+            "--calibration", default="auto", help="auto, none, a shipped name or a TOML path"
+        )
         p.add_argument("--precision", default="fp16", help="roof and LLM precision (default fp16)")
         what = p.add_mutually_exclusive_group()
-        what.add_argument("--model", help="LLM preset (default llama-7b), e.g. llama-33b, llama-2-70b")
+        what.add_argument(
+            "--model", help="LLM preset (default llama-7b), e.g. llama-33b, llama-2-70b"
+        )
         what.add_argument("--network", help="a zoo network instead, e.g. resnet18, mobilenet_v2")
-        p.add_argument("--phases", default="prefill,decode", help="LLM phases: prefill,decode,parallel_decode")
-        p.add_argument("--batch", type=_ints, default=[1, 2, 4, 8, 16, 32, 64], help="LLM batch sizes / network batch (first value)")
-        p.add_argument("--seq", type=_ints, default=[128, 256, 512, 1024, 2048, 4096, 8192], help="LLM sequence lengths")
-        p.add_argument("--candidates", type=_ints, default=[16, 32, 64], help="parallel-decoding candidate tokens")
-        p.add_argument("--measured", help="CSV of measured points (tflops, operational_intensity) to overlay")
+        p.add_argument(
+            "--phases", default="prefill,decode", help="LLM phases: prefill,decode,parallel_decode"
+        )
+        p.add_argument(
+            "--batch",
+            type=_ints,
+            default=[1, 2, 4, 8, 16, 32, 64],
+            help="LLM batch sizes / network batch (first value)",
+        )
+        p.add_argument(
+            "--seq",
+            type=_ints,
+            default=[128, 256, 512, 1024, 2048, 4096, 8192],
+            help="LLM sequence lengths",
+        )
+        p.add_argument(
+            "--candidates",
+            type=_ints,
+            default=[16, 32, 64],
+            help="parallel-decoding candidate tokens",
+        )
+        p.add_argument(
+            "--measured", help="CSV of measured points (tflops, operational_intensity) to overlay"
+        )
         p.add_argument("--csv", help="also write the plotted points to this CSV")
         p.add_argument("--out", default="roofline.png", help="figure path (.png, .svg or .pdf)")
 
@@ -127,7 +183,13 @@ class RooflineCommand:
             if args.network:
                 from dse.spaces.zoo import build
 
-                bits = 16 if args.precision in ("fp16", "bf16") else 8 if args.precision in ("int8", "fp8") else 32
+                bits = (
+                    16
+                    if args.precision in ("fp16", "bf16")
+                    else 8
+                    if args.precision in ("int8", "fp8")
+                    else 32
+                )
                 graph = build(args.network, weight_bits=bits, act_bits=bits)
                 points = graph_points(GraphCoster(model, args.batch[0], args.precision), graph)
                 title = f"{args.network} (batch {args.batch[0]}) on {args.device}"
@@ -135,13 +197,21 @@ class RooflineCommand:
                 phases = [p for p in args.phases.split(",") if p]
                 for ph in phases:
                     if ph not in PHASES:
-                        raise ValueError(f"--phases: {ph!r} is not allowed; allowed values: {list(PHASES)}")
+                        raise ValueError(
+                            f"--phases: {ph!r} is not allowed; allowed values: {list(PHASES)}"
+                        )
                 llm = get_llm(args.model or "llama-7b")
-                points = llm_points(LlmWorkload(llm, model), phases, args.batch, args.seq, args.candidates)
+                points = llm_points(
+                    LlmWorkload(llm, model), phases, args.batch, args.seq, args.candidates
+                )
                 title = f"{llm.name} operators on {args.device}"
             measured = pd.read_csv(args.measured) if args.measured else None
-            if measured is not None and not {"tflops", "operational_intensity"} <= set(measured.columns):
-                raise ValueError(f"--measured: {args.measured} needs columns tflops, operational_intensity")
+            if measured is not None and not {"tflops", "operational_intensity"} <= set(
+                measured.columns
+            ):
+                raise ValueError(
+                    f"--measured: {args.measured} needs columns tflops, operational_intensity"
+                )
         except (ValueError, OSError) as exc:
             raise ConfigError(str(exc)) from None
         path = plot_roofline(model.device, args.precision, points, args.out, measured, title)

@@ -1,12 +1,13 @@
-"""The GPU roofline simulator as a metric provider: any graph of any space -> latency, throughput, memory.
+"""The GPU roofline simulator as a metric provider: any graph of any space -> latency, throughput,
+memory.
 
 Config::
 
     [simulators.gpu]
     device = "A100-80GB-PCIe"     # from the catalog (devices.toml) or devices_file
     batch_size = 1
-    precision = "auto"            # auto (from the graph's bit-widths), fp32, tf32, fp16, bf16, fp8, int8, int4
-    calibration = "auto"          # auto (shipped one for the device, if any), none, a name, or a TOML path
+    precision = "auto" # auto (from the graph's bit-widths), fp32, tf32, fp16, bf16, fp8, int8, int4
+    calibration = "auto" # auto (shipped one for the device, if any), none, a name, or a TOML path
     launch_overhead_us = 20       # optional: overrides the calibration's per-kernel overhead
 
 Metrics: ``gpu_latency_ms`` (one batch), ``gpu_throughput`` (samples/s), ``gpu_memory_gb``
@@ -19,7 +20,8 @@ Metrics: ``gpu_latency_ms`` (one batch), ``gpu_throughput`` (samples/s), ``gpu_m
 
 from __future__ import annotations
 
-from typing import Any, Literal, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import networkx as nx
 import numpy as np
@@ -40,9 +42,16 @@ class GpuSimulator:
     metrics = ("gpu_latency_ms", "gpu_throughput", "gpu_memory_gb", "gpu_kernels", "gpu_feasible")
     cost = 1e-4
 
-    def __init__(self, device: str = "A100-80GB-PCIe", batch_size: int = 1, precision: Precision = "auto",
-                 calibration: str = "auto", devices_file: str | None = None,
-                 launch_overhead_us: float | None = None, memory_fraction: float = 0.9):
+    def __init__(
+        self,
+        device: str = "A100-80GB-PCIe",
+        batch_size: int = 1,
+        precision: Precision = "auto",
+        calibration: str = "auto",
+        devices_file: str | None = None,
+        launch_overhead_us: float | None = None,
+        memory_fraction: float = 0.9,
+    ):
         if not 0 < memory_fraction <= 1:
             raise ValueError(f"memory_fraction: must be in (0, 1], got {memory_fraction}")
         self.model = GpuCostModel.create(device, calibration, devices_file, launch_overhead_us)
@@ -58,8 +67,12 @@ class GpuSimulator:
             "gpu_throughput": self.coster.batch_size / c.seconds,
             "gpu_memory_gb": memory / 1e9,
             "gpu_kernels": c.kernels,
-            "gpu_feasible": (memory <= self.memory_fraction * self.model.device.memory_bytes).astype(float),
+            "gpu_feasible": (
+                memory <= self.memory_fraction * self.model.device.memory_bytes
+            ).astype(float),
         }
 
-    def evaluate(self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace) -> dict[str, float]:
+    def evaluate(
+        self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace
+    ) -> dict[str, float]:
         return {k: float(v[0]) for k, v in self.evaluate_population([graph]).items()}

@@ -18,10 +18,10 @@ Everything is vectorised: callers pass numpy arrays of kernels and get arrays of
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -61,8 +61,10 @@ class Calibration:
     def __post_init__(self):
         for c in self.classes:
             if c not in OP_CLASSES:
-                raise ValueError(f"calibration {self.name!r}: classes.{c}: unknown op class; "
-                                 f"allowed values: {list(OP_CLASSES)}")
+                raise ValueError(
+                    f"calibration {self.name!r}: classes.{c}: unknown op class; "
+                    f"allowed values: {list(OP_CLASSES)}"
+                )
 
     def efficiency(self, op_class: str) -> Efficiency:
         return self.classes.get(op_class, self.default)
@@ -71,7 +73,11 @@ class Calibration:
         """(eta_compute, eta_memory, overhead seconds), each indexed by OP_CLASSES position."""
         effs = [self.efficiency(c) for c in OP_CLASSES]
         over = [device.launch_overhead_s if e.overhead_s is None else e.overhead_s for e in effs]
-        return (np.array([e.compute for e in effs]), np.array([e.memory for e in effs]), np.array(over))
+        return (
+            np.array([e.compute for e in effs]),
+            np.array([e.memory for e in effs]),
+            np.array(over),
+        )
 
     def to_toml(self) -> str:
         def table(e: Efficiency) -> str:
@@ -95,8 +101,11 @@ def _efficiency(table: Mapping, where: str) -> Efficiency:
         if key not in allowed:
             raise ValueError(f"{where}.{key}: unknown field; allowed: {sorted(allowed)}")
     over = table.get("overhead_us")
-    return Efficiency(float(table.get("compute", 1.0)), float(table.get("memory", 1.0)),
-                      None if over is None else float(over) * 1e-6)
+    return Efficiency(
+        float(table.get("compute", 1.0)),
+        float(table.get("memory", 1.0)),
+        None if over is None else float(over) * 1e-6,
+    )
 
 
 def parse_calibration(data: Mapping, where: str = "calibration") -> Calibration:
@@ -104,9 +113,15 @@ def parse_calibration(data: Mapping, where: str = "calibration") -> Calibration:
     for key in data:
         if key not in allowed:
             raise ValueError(f"{where}.{key}: unknown field; allowed: {sorted(allowed)}")
-    classes = {c: _efficiency(t, f"{where}.classes.{c}") for c, t in data.get("classes", {}).items()}
-    return Calibration(str(data.get("name", where)), _efficiency(data.get("default", {}), f"{where}.default"),
-                       classes, str(data.get("note", "")))
+    classes = {
+        c: _efficiency(t, f"{where}.classes.{c}") for c, t in data.get("classes", {}).items()
+    }
+    return Calibration(
+        str(data.get("name", where)),
+        _efficiency(data.get("default", {}), f"{where}.default"),
+        classes,
+        str(data.get("note", "")),
+    )
 
 
 def shipped_calibrations() -> list[str]:
@@ -122,9 +137,15 @@ def load_calibration(name_or_path: str | Path) -> Calibration:
         return parse_calibration(tomllib.loads(p.read_text()), str(p))
     names = shipped_calibrations()
     if str(name_or_path) not in names:
-        raise ValueError(f"calibration: {str(name_or_path)!r} is neither a TOML file nor a shipped "
-                         f"calibration; allowed values: {['none', 'auto'] + names}")
-    text = resources.files("dse.simulators.gpu").joinpath("calibrations", f"{name_or_path}.toml").read_text()
+        raise ValueError(
+            f"calibration: {str(name_or_path)!r} is neither a TOML file nor a shipped "
+            f"calibration; allowed values: {['none', 'auto'] + names}"
+        )
+    text = (
+        resources.files("dse.simulators.gpu")
+        .joinpath("calibrations", f"{name_or_path}.toml")
+        .read_text()
+    )
     return parse_calibration(tomllib.loads(text), f"calibrations/{name_or_path}.toml")
 
 
@@ -136,7 +157,11 @@ def resolve_calibration(spec: str | Calibration | None, device: Device) -> Calib
     if spec in (None, "none"):
         return Calibration()
     if spec == "auto":
-        return load_calibration(device.name) if device.name in shipped_calibrations() else Calibration()
+        return (
+            load_calibration(device.name)
+            if device.name in shipped_calibrations()
+            else Calibration()
+        )
     return load_calibration(spec)
 
 
@@ -145,8 +170,9 @@ def attainable_flops(oi, peak: float | np.ndarray, bandwidth: float) -> np.ndarr
     return np.minimum(peak, np.asarray(oi, dtype=float) * bandwidth)
 
 
-def kernel_seconds(flops, bytes_, peak, bandwidth: float, eta_compute=1.0, eta_memory=1.0,
-                   overhead_s=0.0) -> np.ndarray:
+def kernel_seconds(
+    flops, bytes_, peak, bandwidth: float, eta_compute=1.0, eta_memory=1.0, overhead_s=0.0
+) -> np.ndarray:
     """Predicted seconds of kernels (all arguments broadcast): see the module docstring."""
     flops = np.asarray(flops, dtype=float)
     bytes_ = np.asarray(bytes_, dtype=float)

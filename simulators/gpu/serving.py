@@ -19,9 +19,9 @@ latency; the summary adds throughput and percentiles.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -41,8 +41,13 @@ class Request:
     produced: int = 0
 
 
-def poisson_requests(rate_per_s: float, n: int, prompt: int | tuple[int, int] = 512,
-                     output: int | tuple[int, int] = 128, seed: int = 0) -> list[Request]:
+def poisson_requests(
+    rate_per_s: float,
+    n: int,
+    prompt: int | tuple[int, int] = 512,
+    output: int | tuple[int, int] = 128,
+    seed: int = 0,
+) -> list[Request]:
     """``n`` requests with exponential inter-arrival times; lengths fixed or uniform in [lo, hi]."""
     if rate_per_s <= 0:
         raise ValueError(f"rate_per_s: must be > 0, got {rate_per_s}")
@@ -56,7 +61,9 @@ def poisson_requests(rate_per_s: float, n: int, prompt: int | tuple[int, int] = 
         return rng.integers(lo, hi + 1, n)
 
     p, o = lengths(prompt, "prompt"), lengths(output, "output")
-    return [Request(i, float(a), int(pp), int(oo)) for i, (a, pp, oo) in enumerate(zip(arrivals, p, o))]
+    return [
+        Request(i, float(a), int(pp), int(oo)) for i, (a, pp, oo) in enumerate(zip(arrivals, p, o))
+    ]
 
 
 def trace_requests(path: str | Path) -> list[Request]:
@@ -66,14 +73,24 @@ def trace_requests(path: str | Path) -> list[Request]:
     if missing:
         raise ValueError(f"trace {path}: missing column(s) {sorted(missing)}")
     df = df.sort_values("arrival_s", kind="stable")
-    return [Request(i, float(r.arrival_s), int(r.prompt), int(r.output)) for i, r in enumerate(df.itertuples())]
+    return [
+        Request(i, float(r.arrival_s), int(r.prompt), int(r.output))
+        for i, r in enumerate(df.itertuples())
+    ]
 
 
 class _Engine:
     """Shared state and step execution for the schedulers."""
 
-    def __init__(self, env: simpy.Environment, workload: LlmWorkload, max_batch: int, kv_capacity: float):
-        self.env, self.workload, self.max_batch, self.kv_capacity = env, workload, max_batch, kv_capacity
+    def __init__(
+        self, env: simpy.Environment, workload: LlmWorkload, max_batch: int, kv_capacity: float
+    ):
+        self.env, self.workload, self.max_batch, self.kv_capacity = (
+            env,
+            workload,
+            max_batch,
+            kv_capacity,
+        )
         self.kv_used = 0.0
         self.waiting: list[Request] = []
         self.arrived = env.event()
@@ -88,8 +105,10 @@ class _Engine:
         while self.waiting and running + len(taken) < self.max_batch:
             need = self.kv_need(self.waiting[0])
             if need > self.kv_capacity:
-                raise ValueError(f"request {self.waiting[0].id}: needs {need / 1e9:.2f} GB of KV cache, "
-                                 f"more than the {self.kv_capacity / 1e9:.2f} GB left after the weights")
+                raise ValueError(
+                    f"request {self.waiting[0].id}: needs {need / 1e9:.2f} GB of KV cache, "
+                    f"more than the {self.kv_capacity / 1e9:.2f} GB left after the weights"
+                )
             if self.kv_used + need > self.kv_capacity:
                 break
             self.kv_used += need
@@ -159,8 +178,10 @@ def _static(engine: _Engine, total: int, timeout_s: float):
         done += len(batch)
 
 
-SCHEDULERS = {"continuous": lambda engine, total, timeout_s: _continuous(engine, total),
-              "static": _static}
+SCHEDULERS = {
+    "continuous": lambda engine, total, timeout_s: _continuous(engine, total),
+    "static": _static,
+}
 
 
 @dataclass
@@ -170,18 +191,30 @@ class ServingResult:
     steps: pd.DataFrame  # one row per step: start_s, kind, batch
 
 
-def simulate_serving(workload: LlmWorkload, requests: Sequence[Request], scheduler: str = "continuous",
-                     max_batch: int = 64, batch_timeout_s: float = 0.05,
-                     memory_fraction: float = 0.9) -> ServingResult:
+def simulate_serving(
+    workload: LlmWorkload,
+    requests: Sequence[Request],
+    scheduler: str = "continuous",
+    max_batch: int = 64,
+    batch_timeout_s: float = 0.05,
+    memory_fraction: float = 0.9,
+) -> ServingResult:
     """Run ``requests`` through one GPU; see the module docstring."""
     if scheduler not in SCHEDULERS:
-        raise ValueError(f"scheduler: {scheduler!r} is not allowed; allowed values: {sorted(SCHEDULERS)}")
+        raise ValueError(
+            f"scheduler: {scheduler!r} is not allowed; allowed values: {sorted(SCHEDULERS)}"
+        )
     if max_batch < 1:
         raise ValueError(f"max_batch: must be >= 1, got {max_batch}")
-    kv_capacity = workload.model.device.memory_bytes * memory_fraction - workload.config.weight_bytes
+    kv_capacity = (
+        workload.model.device.memory_bytes * memory_fraction - workload.config.weight_bytes
+    )
     if kv_capacity <= 0:
-        raise ValueError(f"model {workload.config.name!r} ({workload.config.weight_bytes / 1e9:.1f} GB of weights) "
-                         f"does not fit in {memory_fraction:g} of {workload.model.device.name}'s memory")
+        raise ValueError(
+            f"model {workload.config.name!r} ({workload.config.weight_bytes / 1e9:.1f} GB of "
+            "weights) "
+            f"does not fit in {memory_fraction:g} of {workload.model.device.name}'s memory"
+        )
     reqs = [Request(r.id, r.arrival_s, r.prompt, r.output) for r in requests]
     env = simpy.Environment()
     engine = _Engine(env, workload, max_batch, kv_capacity)
@@ -196,18 +229,38 @@ def simulate_serving(workload: LlmWorkload, requests: Sequence[Request], schedul
     env.process(arrivals())
     env.process(SCHEDULERS[scheduler](engine, len(reqs), batch_timeout_s))
     env.run()
-    df = pd.DataFrame([{"id": r.id, "arrival_s": r.arrival_s, "prompt": r.prompt, "output": r.output,
-                        "first_token_s": r.first_token_s, "finish_s": r.finish_s} for r in reqs])
+    df = pd.DataFrame(
+        [
+            {
+                "id": r.id,
+                "arrival_s": r.arrival_s,
+                "prompt": r.prompt,
+                "output": r.output,
+                "first_token_s": r.first_token_s,
+                "finish_s": r.finish_s,
+            }
+            for r in reqs
+        ]
+    )
     df["ttft_s"] = df["first_token_s"] - df["arrival_s"]
-    df["tpot_s"] = np.where(df["output"] > 1, (df["finish_s"] - df["first_token_s"]) / (df["output"] - 1).clip(lower=1), 0.0)
+    df["tpot_s"] = np.where(
+        df["output"] > 1,
+        (df["finish_s"] - df["first_token_s"]) / (df["output"] - 1).clip(lower=1),
+        0.0,
+    )
     df["latency_s"] = df["finish_s"] - df["arrival_s"]
     span = float(df["finish_s"].max() - df["arrival_s"].min()) if len(df) else 0.0
-    summary = {"requests": float(len(df)), "makespan_s": span,
-               "throughput_tokens_per_s": float(df["output"].sum() / span) if span else 0.0,
-               "throughput_requests_per_s": float(len(df) / span) if span else 0.0,
-               "gpu_busy_fraction": engine.busy_s / span if span else 0.0}
+    summary = {
+        "requests": float(len(df)),
+        "makespan_s": span,
+        "throughput_tokens_per_s": float(df["output"].sum() / span) if span else 0.0,
+        "throughput_requests_per_s": float(len(df) / span) if span else 0.0,
+        "gpu_busy_fraction": engine.busy_s / span if span else 0.0,
+    }
     for col in ("ttft_s", "tpot_s", "latency_s"):
         for q in (50, 90, 99):
-            summary[f"{col[:-2]}_p{q}_s"] = float(np.percentile(df[col], q)) if len(df) else float("nan")
+            summary[f"{col[:-2]}_p{q}_s"] = (
+                float(np.percentile(df[col], q)) if len(df) else float("nan")
+            )
     steps = pd.DataFrame(engine.steps, columns=["start_s", "kind", "batch"])
     return ServingResult(df, summary, steps)

@@ -17,8 +17,8 @@ the latency with at least one kernel running).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import networkx as nx
 import numpy as np
@@ -58,14 +58,23 @@ def graph_kernels(coster: GraphCoster, graph: nx.DiGraph, streams: int = 1) -> l
         preds = list(graph.predecessors(n))
         if preds and n not in stream_of:
             first = preds[0]
-            stream_of[n] = (stream_of.get(first, 0) + list(graph.successors(first)).index(n)) % streams
+            stream_of[n] = (
+                stream_of.get(first, 0) + list(graph.successors(first)).index(n)
+            ) % streams
         deps = tuple(sorted({d for p in preds for d in producers[p]}))
         r = rows.loc[n]
         if int(r["kernels"]) == 0:  # a view: its readers wait for whatever produced its input
             producers[n] = deps
             continue
-        kernels.append(Kernel(str(n), float(r["seconds"] - r["launch_s"]), float(r["launch_s"]),
-                              stream_of.get(n, 0), deps))
+        kernels.append(
+            Kernel(
+                str(n),
+                float(r["seconds"] - r["launch_s"]),
+                float(r["launch_s"]),
+                stream_of.get(n, 0),
+                deps,
+            )
+        )
         producers[n] = (len(kernels) - 1,)
     return kernels
 
@@ -102,10 +111,19 @@ def run_kernels(kernels: Sequence[Kernel], async_launch: bool = False) -> Stream
         env.process(kernel(i, k))
     env.process(host())
     env.run()
-    timeline = pd.DataFrame({"name": [k.name for k in kernels], "stream": [k.stream for k in kernels],
-                             "launched_s": times[:, 0], "start_s": times[:, 1], "end_s": times[:, 2]})
+    timeline = pd.DataFrame(
+        {
+            "name": [k.name for k in kernels],
+            "stream": [k.stream for k in kernels],
+            "launched_s": times[:, 0],
+            "start_s": times[:, 1],
+            "end_s": times[:, 2],
+        }
+    )
     latency = float(times[:, 2].max()) if len(kernels) else 0.0
-    return StreamTrace(timeline, latency, _busy(times[:, 1], times[:, 2]) / latency if latency else 0.0)
+    return StreamTrace(
+        timeline, latency, _busy(times[:, 1], times[:, 2]) / latency if latency else 0.0
+    )
 
 
 def _busy(start: np.ndarray, end: np.ndarray) -> float:

@@ -17,7 +17,8 @@ model's logits over a vocabulary of ``vocab`` candidates are i.i.d. normal with 
 ``logit_std`` (which sets how peaked the tempered distributions are); head ``k``'s logits are, with
 probability ``1 - miss_k``, the model's plus normal noise of scale ``sigma_k``, and otherwise
 unrelated to them. ``sigma_k`` and ``miss_k`` reproduce the measured top-1 and top-R cumulative
-accuracies (R = 5 for the packaged table). :meth:`TokenModel.draws` samples per step, head and rank whether the
+accuracies (R = 5 for the packaged table). :meth:`TokenModel.draws` samples per step, head and rank
+whether the
 candidate would be accepted; :func:`longest_accepted` turns draws into tokens per step for any
 tree, so one set of draws scores every tree of a search.
 """
@@ -46,13 +47,19 @@ class Acceptance:
 
     def __post_init__(self):
         if self.scheme not in SCHEMES:
-            raise ValueError(f"scheme: {self.scheme!r} is not allowed; allowed values: {list(SCHEMES)}")
+            raise ValueError(
+                f"scheme: {self.scheme!r} is not allowed; allowed values: {list(SCHEMES)}"
+            )
         if self.temperature < 0:
             raise ValueError(f"temperature: must be >= 0, got {self.temperature}")
         if self.scheme == "rejection" and self.temperature == 0:
-            raise ValueError("temperature: rejection sampling needs a temperature > 0 (at 0 use 'greedy')")
+            raise ValueError(
+                "temperature: rejection sampling needs a temperature > 0 (at 0 use 'greedy')"
+            )
         if not 0 <= self.epsilon <= 1 or self.delta < 0:
-            raise ValueError(f"epsilon must be in [0, 1] and delta >= 0, got {self.epsilon}, {self.delta}")
+            raise ValueError(
+                f"epsilon must be in [0, 1] and delta >= 0, got {self.epsilon}, {self.delta}"
+            )
 
     @property
     def closed_form(self) -> bool:
@@ -74,15 +81,24 @@ class TokenModel:
     the head has no information (its logits independent of the model's). They reproduce the
     measured top-1 and top-R cumulative accuracies, R being the table's widest rank."""
 
-    def __init__(self, acc: HeadAccuracy, vocab: int = 512, logit_std: float = 3.0, fit_samples: int = 3000,
-                 seed: int = 0):
+    def __init__(
+        self,
+        acc: HeadAccuracy,
+        vocab: int = 512,
+        logit_std: float = 3.0,
+        fit_samples: int = 3000,
+        seed: int = 0,
+    ):
         self.acc, self.vocab, self.logit_std = acc, vocab, logit_std
         rng = np.random.default_rng(seed)
         z = rng.normal(0.0, logit_std, (fit_samples, vocab))
         noise = rng.normal(0.0, 1.0, (fit_samples, vocab))
         best = z.argmax(axis=1)
         cumulative = acc.a.cumsum(axis=1)
-        fits = [self._fit(z, noise, best, top1, topr, acc.ranks) for top1, topr in zip(cumulative[:, 0], cumulative[:, -1])]
+        fits = [
+            self._fit(z, noise, best, top1, topr, acc.ranks)
+            for top1, topr in zip(cumulative[:, 0], cumulative[:, -1])
+        ]
         self.sigma = np.array([f[0] for f in fits])
         self.miss = np.array([f[1] for f in fits])
 
@@ -101,7 +117,7 @@ class TokenModel:
             lo, hi = (lo, mid) if cr / max(c1, 1e-12) > target else (mid, hi)
         sigma = float(np.sqrt(lo * hi))
         h = z + sigma * noise
-        c1 = float(np.mean((h.argmax(axis=1) == best)))
+        c1 = float(np.mean(h.argmax(axis=1) == best))
         return sigma, float(np.clip(1.0 - top1 / max(c1, 1e-12), 0.0, 1.0))
 
     def draws(self, rule: Acceptance, steps: int, ranks: int, seed: int = 0) -> np.ndarray:
@@ -117,8 +133,12 @@ class TokenModel:
             if rule.scheme == "rejection":
                 p, q = _softmax(z, rule.temperature), _softmax(h, rule.temperature)
                 u = rng.random((steps, 1))
-                x = (q.cumsum(axis=1) < u).sum(axis=1).clip(max=self.vocab - 1)[:, None]  # drafted token
-                keep = rng.random((steps, 1)) < np.minimum(1.0, np.take_along_axis(p, x, 1) / np.take_along_axis(q, x, 1))
+                x = (
+                    (q.cumsum(axis=1) < u).sum(axis=1).clip(max=self.vocab - 1)[:, None]
+                )  # drafted token
+                keep = rng.random((steps, 1)) < np.minimum(
+                    1.0, np.take_along_axis(p, x, 1) / np.take_along_axis(q, x, 1)
+                )
                 out[:, k, 0] = keep[:, 0]  # one drafted chain: rank 0 stands for the sampled draft
                 continue
             top = np.argpartition(-h, ranks - 1, axis=1)[:, :ranks]
@@ -130,7 +150,9 @@ class TokenModel:
             entropy = -(p * np.log(np.maximum(p, 1e-300))).sum(axis=1, keepdims=True)
             threshold = np.minimum(rule.epsilon, rule.delta * np.exp(-entropy))
             out[:, k, :] = np.take_along_axis(p, cand, 1) > threshold
-            out[:, k, :] |= cand == z.argmax(axis=1)[:, None]  # the argmax always passes (max probability)
+            out[:, k, :] |= (
+                cand == z.argmax(axis=1)[:, None]
+            )  # the argmax always passes (max probability)
         return out
 
 
@@ -159,12 +181,15 @@ def _token_model(acc_key: tuple, seed: int) -> TokenModel:
 
 
 @lru_cache(maxsize=64)
-def _draws_cached(acc_key: tuple, rule: Acceptance, steps: int, ranks: int, seed: int) -> np.ndarray:
+def _draws_cached(
+    acc_key: tuple, rule: Acceptance, steps: int, ranks: int, seed: int
+) -> np.ndarray:
     return _token_model(acc_key, seed).draws(rule, steps, ranks, seed)
 
 
-def acceptance_draws(acc: HeadAccuracy, rule: Acceptance, steps: int = 4000, ranks: int = 10,
-                     seed: int = 0) -> np.ndarray:
+def acceptance_draws(
+    acc: HeadAccuracy, rule: Acceptance, steps: int = 4000, ranks: int = 10, seed: int = 0
+) -> np.ndarray:
     """:meth:`TokenModel.draws`, cached per (accuracies, rule, steps, ranks, seed)."""
     key = (tuple(map(tuple, acc.a.tolist())), acc.name)
     return _draws_cached(key, rule, steps, ranks, seed)

@@ -59,7 +59,9 @@ class SpeedupModel:
     def step_seconds(self, shape: StepShape) -> np.ndarray:
         """A verification step: the backbone on ``shape`` plus the heads on every candidate row."""
         backbone = self.workload.step_seconds(shape)
-        return backbone + (heads_seconds(self.workload, self.heads, shape.tokens) if self.heads else 0.0)
+        return backbone + (
+            heads_seconds(self.workload, self.heads, shape.tokens) if self.heads else 0.0
+        )
 
     def medusa_seconds(self, candidates, batch=1, seq=1024) -> np.ndarray:
         return self.step_seconds(StepShape.phase("parallel_decode", batch, seq, candidates))
@@ -69,16 +71,25 @@ class SpeedupModel:
 
     def sweep(self, candidates, batch=1, seq=1024, acceleration=None) -> dict[str, np.ndarray]:
         """Acceleration (default: the log fit), overhead and speedup over broadcast arrays."""
-        acc = log_acceleration(candidates) if acceleration is None else np.asarray(acceleration, dtype=float)
+        acc = (
+            log_acceleration(candidates)
+            if acceleration is None
+            else np.asarray(acceleration, dtype=float)
+        )
         over = self.overhead(candidates, batch, seq)
-        return {"acceleration": np.broadcast_to(acc, over.shape), "overhead": over, "speedup": acc / over}
+        return {
+            "acceleration": np.broadcast_to(acc, over.shape),
+            "overhead": over,
+            "speedup": acc / over,
+        }
 
 
-def speculative_speedup(workload: LlmWorkload, spec: "Speculative", batch=1, seq=1024) -> np.ndarray:
+def speculative_speedup(workload: LlmWorkload, spec: Speculative, batch=1, seq=1024) -> np.ndarray:
     """Classic speculative decoding's speedup over vanilla decoding: ``spec.gamma`` draft steps
     and one target step on ``gamma + 1`` tokens yield :attr:`Speculative.tokens_per_step`."""
-    step = (spec.gamma * spec.draft.phase_seconds("decode", batch, seq)
-            + workload.phase_seconds("parallel_decode", batch, seq, spec.gamma + 1))
+    step = spec.gamma * spec.draft.phase_seconds("decode", batch, seq) + workload.phase_seconds(
+        "parallel_decode", batch, seq, spec.gamma + 1
+    )
     return spec.tokens_per_step * workload.phase_seconds("decode", batch, seq) / step
 
 
@@ -100,7 +111,9 @@ class AcceptanceSampler:
     def sample(self, n: int) -> np.ndarray:
         """Tokens accepted in ``n`` independent steps."""
         u = self.rng.random((n, self.depth))
-        ranks = (u[:, :, None] > self.cdf[None, :, :]).sum(axis=2)  # == width means no rank is right
+        ranks = (u[:, :, None] > self.cdf[None, :, :]).sum(
+            axis=2
+        )  # == width means no rank is right
         node = np.zeros(n, dtype=np.int64)
         length = np.ones(n, dtype=np.int64)
         alive = np.ones(n, dtype=bool)
@@ -129,8 +142,12 @@ class DecodeResult:
 class PooledSampler:
     """Tokens per step for a sampling scheme: drawn from the token model's Monte Carlo pool."""
 
-    def __init__(self, tree: Tree, acc: HeadAccuracy, rule: Acceptance, seed: int = 0, pool: int = 4000):
-        self.pool = longest_accepted(tree, acceptance_draws(acc, rule, pool, max(10, acc.ranks), seed))
+    def __init__(
+        self, tree: Tree, acc: HeadAccuracy, rule: Acceptance, seed: int = 0, pool: int = 4000
+    ):
+        self.pool = longest_accepted(
+            tree, acceptance_draws(acc, rule, pool, max(10, acc.ranks), seed)
+        )
         self.rng = np.random.default_rng(seed + 1)
 
     def sample(self, n: int) -> np.ndarray:
@@ -148,7 +165,9 @@ class Speculative:
 
     def __post_init__(self):
         if self.gamma < 1 or not 0 <= self.alpha < 1:
-            raise ValueError(f"gamma must be >= 1 and alpha in [0, 1), got {self.gamma}, {self.alpha}")
+            raise ValueError(
+                f"gamma must be >= 1 and alpha in [0, 1), got {self.gamma}, {self.alpha}"
+            )
 
     @property
     def tokens_per_step(self) -> float:
@@ -161,22 +180,33 @@ class Speculative:
         return np.minimum(run, self.gamma) + 1
 
 
-def simulate_decoding(model: SpeedupModel, requests: list[tuple[float, int, int]], *, tree: Tree | None,
-                      acc: HeadAccuracy | None = None, batch: int = 1, seed: int = 0,
-                      acceptance: Acceptance = Acceptance(), speculative: Speculative | None = None) -> DecodeResult:
+def simulate_decoding(
+    model: SpeedupModel,
+    requests: list[tuple[float, int, int]],
+    *,
+    tree: Tree | None,
+    acc: HeadAccuracy | None = None,
+    batch: int = 1,
+    seed: int = 0,
+    acceptance: Acceptance = Acceptance(),
+    speculative: Speculative | None = None,
+) -> DecodeResult:
     """Step-by-step decoding (simpy) of ``requests`` = (arrival seconds, context tokens, tokens to
     generate), at most ``batch`` at a time (continuous batching: a finished request's slot is
     refilled at the next step). Each step verifies ``tree`` (``None``: vanilla decoding) for every
     active request, costs the step on the GPU model at the batch's real context lengths, and
     samples each request's accepted tokens under ``acceptance`` (greedy: exact Monte Carlo of the
     head accuracies; sampling schemes: the token model of acceptance.py). With ``speculative``
-    (and no tree) each step runs the draft ``gamma`` times and the target on ``gamma + 1`` tokens."""
+    (and no tree) each step runs the draft ``gamma`` times and the target on ``gamma + 1``
+    tokens."""
     if batch < 1:
         raise ValueError(f"batch: must be >= 1, got {batch}")
     if tree is not None and acc is None:
         raise ValueError("acc: a tree needs head accuracies")
     if tree is not None and speculative is not None:
-        raise ValueError("tree and speculative: choose Medusa (a tree) or speculative decoding, not both")
+        raise ValueError(
+            "tree and speculative: choose Medusa (a tree) or speculative decoding, not both"
+        )
     spec_rng = np.random.default_rng(seed)
     if tree is None:
         sampler = None
@@ -215,7 +245,11 @@ def simulate_decoding(model: SpeedupModel, requests: list[tuple[float, int, int]
             t = float(model.step_seconds(shape) if tree is not None else wl.step_seconds(shape))
             if speculative is not None:
                 for g in range(speculative.gamma):
-                    t += float(speculative.draft.step_seconds(StepShape.requests(np.ones(len(idx)), ctx[idx] + g)))
+                    t += float(
+                        speculative.draft.step_seconds(
+                            StepShape.requests(np.ones(len(idx)), ctx[idx] + g)
+                        )
+                    )
             t_van = float(wl.step_seconds(StepShape.requests(np.ones(len(idx)), ctx[idx])))
             yield env.timeout(t)
             if sampler is not None:
@@ -227,7 +261,12 @@ def simulate_decoding(model: SpeedupModel, requests: list[tuple[float, int, int]
             got = np.minimum(got, left[idx])
             left[idx] -= got
             ctx[idx] += got
-            steps.append(t), vanilla.append(t_van), produced.append(got.sum()), active_n.append(len(idx))
+            (
+                steps.append(t),
+                vanilla.append(t_van),
+                produced.append(got.sum()),
+                active_n.append(len(idx)),
+            )
             still = []
             for i in running:
                 if left[i] <= 0:
@@ -245,9 +284,14 @@ def simulate_decoding(model: SpeedupModel, requests: list[tuple[float, int, int]
     acc_rate = float(tokens.sum() / np.sum(active_n))
     overhead = float(step_s.sum() / van_s.sum())
     summary = {
-        "steps": float(len(step_s)), "acceleration_rate": acc_rate, "overhead": overhead,
-        "speedup": acc_rate / overhead, "tokens_per_s": float(tokens.sum() / env.now),
-        "latency_p50_s": float(np.percentile(latency, 50)), "latency_p90_s": float(np.percentile(latency, 90)),
-        "latency_p99_s": float(np.percentile(latency, 99)), "mean_tokens_per_request_step": float(per_request_steps.mean()),
+        "steps": float(len(step_s)),
+        "acceleration_rate": acc_rate,
+        "overhead": overhead,
+        "speedup": acc_rate / overhead,
+        "tokens_per_s": float(tokens.sum() / env.now),
+        "latency_p50_s": float(np.percentile(latency, 50)),
+        "latency_p90_s": float(np.percentile(latency, 90)),
+        "latency_p99_s": float(np.percentile(latency, 99)),
+        "mean_tokens_per_request_step": float(per_request_steps.mean()),
     }
     return DecodeResult(step_s, van_s, tokens, np.array(active_n), latency, summary)

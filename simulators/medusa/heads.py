@@ -34,10 +34,14 @@ class HeadAccuracy:
     def __post_init__(self):
         a = np.asarray(self.a, dtype=float)
         if a.ndim != 2 or a.size == 0:
-            raise ValueError(f"accuracies: expected a non-empty (heads x ranks) table, got shape {a.shape}")
+            raise ValueError(
+                f"accuracies: expected a non-empty (heads x ranks) table, got shape {a.shape}"
+            )
         if np.any(a < 0) or np.any(a.sum(axis=1) > 1 + 1e-9):
-            raise ValueError("accuracies: each head's per-rank accuracies must be >= 0 and sum to <= 1 "
-                             "(cumulative top-k accuracies must be non-decreasing and <= 1)")
+            raise ValueError(
+                "accuracies: each head's per-rank accuracies must be >= 0 and sum to <= 1 "
+                "(cumulative top-k accuracies must be non-decreasing and <= 1)"
+            )
         object.__setattr__(self, "a", a)
 
     @property
@@ -48,36 +52,51 @@ class HeadAccuracy:
     def ranks(self) -> int:
         return self.a.shape[1]
 
-    def truncated(self, heads: int) -> "HeadAccuracy":
+    def truncated(self, heads: int) -> HeadAccuracy:
         """The first ``heads`` heads."""
         if not 1 <= heads <= self.heads:
             raise ValueError(f"heads: must be in 1..{self.heads}, got {heads}")
         return HeadAccuracy(self.a[:heads], self.name)
 
     @classmethod
-    def from_cumulative(cls, cumulative, name: str = "") -> "HeadAccuracy":
+    def from_cumulative(cls, cumulative, name: str = "") -> HeadAccuracy:
         """From cumulative top-1..R accuracies per head (heads x R)."""
         c = np.asarray(cumulative, dtype=float)
         if c.ndim != 2 or np.any(np.diff(c, axis=1) < -1e-12):
-            raise ValueError("cumulative top-k accuracies must be a (heads x ranks) table, non-decreasing along ranks")
+            raise ValueError(
+                "cumulative top-k accuracies must be a (heads x ranks) table, non-decreasing along "
+                "ranks"
+            )
         return cls(np.diff(c, axis=1, prepend=0.0), name)
 
     @classmethod
-    def parametric(cls, heads: int = 5, top1: float = 0.6, head_decay: float = 0.6,
-                   rank_decay: float = 0.35, ranks: int = 10, name: str = "parametric") -> "HeadAccuracy":
+    def parametric(
+        cls,
+        heads: int = 5,
+        top1: float = 0.6,
+        head_decay: float = 0.6,
+        rank_decay: float = 0.35,
+        ranks: int = 10,
+        name: str = "parametric",
+    ) -> HeadAccuracy:
         """A decay model: head k's top-1 accuracy is ``top1 * head_decay**k`` and each further
         rank keeps ``rank_decay`` of the previous rank's (defaults near Vicuna-7B's heads)."""
-        for field, value in (("top1", top1), ("head_decay", head_decay), ("rank_decay", rank_decay)):
+        for field, value in (
+            ("top1", top1),
+            ("head_decay", head_decay),
+            ("rank_decay", rank_decay),
+        ):
             if not 0 < value <= 1:
                 raise ValueError(f"{field}: must be in (0, 1], got {value}")
         k, i = np.arange(heads)[:, None], np.arange(ranks)[None, :]
-        a = top1 * head_decay ** k * rank_decay ** i
+        a = top1 * head_decay**k * rank_decay**i
         total = a.sum(axis=1, keepdims=True)
         return cls(np.where(total > 1, a / total, a), name)
 
 
-def load_head_accuracy(model: str = "vicuna-7b-v1.3", path: str | Path | None = None,
-                       include_failed: bool = False) -> HeadAccuracy:
+def load_head_accuracy(
+    model: str = "vicuna-7b-v1.3", path: str | Path | None = None, include_failed: bool = False
+) -> HeadAccuracy:
     """One model's head accuracies from a CSV with columns ``model, head, top1_cumulative, ...``
     (and optionally ``run_state``); default: the packaged Medusa-1 calibration."""
     if path is None:
@@ -87,15 +106,24 @@ def load_head_accuracy(model: str = "vicuna-7b-v1.3", path: str | Path | None = 
     else:
         df, where = pd.read_csv(path), str(path)
     missing = [c for c in _COLUMNS if c not in df.columns]
-    tops = sorted((c for c in df.columns if c.startswith("top") and c.endswith("_cumulative")),
-                  key=lambda c: int(c[3:-len("_cumulative")]))
+    tops = sorted(
+        (c for c in df.columns if c.startswith("top") and c.endswith("_cumulative")),
+        key=lambda c: int(c[3 : -len("_cumulative")]),
+    )
     if missing or not tops:
-        raise ValueError(f"{where}: needs columns model, head and top<i>_cumulative; missing {missing or ['top1_cumulative']}")
+        raise ValueError(
+            f"{where}: needs columns model, head and top<i>_cumulative; missing "
+            f"{missing or ['top1_cumulative']}"
+        )
     rows = df[df.model == model]
     if rows.empty:
-        raise ValueError(f"model: {model!r} is not in {where}; allowed values: {sorted(df.model.unique())}")
+        raise ValueError(
+            f"model: {model!r} is not in {where}; allowed values: {sorted(df.model.unique())}"
+        )
     if "run_state" in rows.columns and not include_failed and (rows.run_state == "failed").any():
-        raise ValueError(f"model: {model!r} comes from a run marked failed in {where}; "
-                         "pass include_failed=True to use it anyway")
+        raise ValueError(
+            f"model: {model!r} comes from a run marked failed in {where}; "
+            "pass include_failed=True to use it anyway"
+        )
     rows = rows.sort_values("head")
     return HeadAccuracy.from_cumulative(rows[tops].to_numpy(), model)

@@ -23,7 +23,8 @@ Config::
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import networkx as nx
 
@@ -33,16 +34,19 @@ from dse.simulators.gpu.model import GpuCostModel
 from dse.simulators.medusa.acceptance import Acceptance, acceptance_draws, longest_accepted
 from dse.simulators.medusa.decode import SpeedupModel
 from dse.simulators.medusa.heads import load_head_accuracy
-from dse.simulators.medusa.tree import Tree, expected_acceptance
+from dse.simulators.medusa.tree import MEDUSA_TREE_GRAPH, Tree, expected_acceptance
 from dse.space import SearchSpace
 
 
 def tree_of(graph: nx.DiGraph) -> Tree:
-    """The candidate tree stored in a graph made by :func:`~dse.simulators.medusa.tree.to_networkx`."""
+    """The candidate tree stored in a graph made by
+    :func:`~dse.simulators.medusa.tree.to_networkx`."""
     try:
         return Tree(tuple(d["path"] for n, d in graph.nodes(data=True) if n != 0))
     except KeyError:
-        raise ValueError("the medusa simulator needs a graph of the 'medusa' space (nodes with a 'path')") from None
+        raise ValueError(
+            "the medusa simulator needs a graph of the 'medusa' space (nodes with a 'path')"
+        ) from None
 
 
 @SIMULATORS.register("medusa")
@@ -50,23 +54,50 @@ class MedusaSimulator:
     """Medusa decoding speedup, throughput and memory on the GPU roofline."""
 
     name = "medusa"
-    metrics = ("medusa_acceleration", "medusa_overhead", "medusa_speedup", "medusa_tokens_per_s",
-               "medusa_step_ms", "medusa_memory_gb", "medusa_feasible", "medusa_epsilon")
+    accepts = (MEDUSA_TREE_GRAPH,)
+    metrics = (
+        "medusa_acceleration",
+        "medusa_overhead",
+        "medusa_speedup",
+        "medusa_tokens_per_s",
+        "medusa_step_ms",
+        "medusa_memory_gb",
+        "medusa_feasible",
+        "medusa_epsilon",
+    )
     cost = 1e-3
 
-    def __init__(self, seq: int = 1024, temperature: float = 0.7, delta: float | None = None,
-                 accuracy_model: str = "vicuna-7b-v1.3", accuracy_file: str | None = None,
-                 include_failed: bool = False, calibration: str = "auto", devices_file: str | None = None,
-                 models_file: str | None = None, memory_fraction: float = 0.9, samples: int = 4000, seed: int = 0):
+    def __init__(
+        self,
+        seq: int = 1024,
+        temperature: float = 0.7,
+        delta: float | None = None,
+        accuracy_model: str = "vicuna-7b-v1.3",
+        accuracy_file: str | None = None,
+        include_failed: bool = False,
+        calibration: str = "auto",
+        devices_file: str | None = None,
+        models_file: str | None = None,
+        memory_fraction: float = 0.9,
+        samples: int = 4000,
+        seed: int = 0,
+    ):
         if seq < 1:
             raise ValueError(f"seq: must be >= 1, got {seq}")
         if temperature <= 0:
-            raise ValueError(f"temperature: must be > 0 (epsilon = 0 in the space selects greedy), got {temperature}")
+            raise ValueError(
+                "temperature: must be > 0 (epsilon = 0 in the space selects greedy), got "
+                f"{temperature}"
+            )
         if not 0 < memory_fraction <= 1:
             raise ValueError(f"memory_fraction: must be in (0, 1], got {memory_fraction}")
         self.seq, self.temperature, self.delta = seq, temperature, delta
         self.accuracy = load_head_accuracy(accuracy_model, accuracy_file, include_failed)
-        self.calibration, self.devices_file, self.models_file = calibration, devices_file, models_file
+        self.calibration, self.devices_file, self.models_file = (
+            calibration,
+            devices_file,
+            models_file,
+        )
         self.memory_fraction, self.samples, self.seed = memory_fraction, samples, seed
         self._workloads: dict[tuple[str, str], LlmWorkload] = {}
 
@@ -92,11 +123,15 @@ class MedusaSimulator:
         draws = acceptance_draws(acc, rule, self.samples, max(10, acc.ranks), self.seed)
         return float(longest_accepted(tree, draws).mean())
 
-    def evaluate(self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace) -> dict[str, float]:
+    def evaluate(
+        self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace
+    ) -> dict[str, float]:
         g = graph.graph
         missing = [k for k in ("model", "device", "heads", "batch", "epsilon") if k not in g]
         if missing:
-            raise ValueError(f"graph lacks {missing}: the medusa simulator needs a graph of the 'medusa' space")
+            raise ValueError(
+                f"graph lacks {missing}: the medusa simulator needs a graph of the 'medusa' space"
+            )
         tree = tree_of(graph)
         heads, batch, epsilon = int(g["heads"]), int(g["batch"]), float(g["epsilon"])
         m = self.speedup_model(g["model"], g["device"], heads)
@@ -113,6 +148,8 @@ class MedusaSimulator:
             "medusa_tokens_per_s": batch * acceleration / step,
             "medusa_step_ms": step * 1e3,
             "medusa_memory_gb": memory / 1e9,
-            "medusa_feasible": float(memory <= self.memory_fraction * m.workload.model.device.memory_bytes),
+            "medusa_feasible": float(
+                memory <= self.memory_fraction * m.workload.model.device.memory_bytes
+            ),
             "medusa_epsilon": epsilon,
         }

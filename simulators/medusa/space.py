@@ -22,7 +22,8 @@ Config::
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import networkx as nx
 
@@ -30,7 +31,7 @@ from dse.registry import SPACES
 from dse.simulators.devices import load_devices
 from dse.simulators.gpu.llm import load_llms
 from dse.simulators.medusa.heads import load_head_accuracy
-from dse.simulators.medusa.tree import sparse_tree, to_networkx
+from dse.simulators.medusa.tree import MEDUSA_TREE_GRAPH, sparse_tree, to_networkx
 from dse.space import Choice, IntRange, SearchSpace, SpaceError
 
 
@@ -38,18 +39,34 @@ from dse.space import Choice, IntRange, SearchSpace, SpaceError
 class MedusaSpace(SearchSpace):
     """(model, device) x (heads, tree node budget, batch, acceptance threshold)."""
 
+    graph_kind = MEDUSA_TREE_GRAPH
+
     name = "medusa"
 
-    def __init__(self, models: Sequence[str] = ("vicuna-7b",), devices: Sequence[str] = ("A100-80GB-PCIe",),
-                 tree_nodes: Sequence[int] = (4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 255),
-                 batches: Sequence[int] = (1, 2, 4, 8, 16, 32), epsilons: Sequence[float] = (0.0, 0.05, 0.09, 0.15, 0.25),
-                 max_heads: int = 5, accuracy_model: str = "vicuna-7b-v1.3", accuracy_file: str | None = None,
-                 include_failed: bool = False, models_file: str | None = None, devices_file: str | None = None):
+    def __init__(
+        self,
+        models: Sequence[str] = ("vicuna-7b",),
+        devices: Sequence[str] = ("A100-80GB-PCIe",),
+        tree_nodes: Sequence[int] = (4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 255),
+        batches: Sequence[int] = (1, 2, 4, 8, 16, 32),
+        epsilons: Sequence[float] = (0.0, 0.05, 0.09, 0.15, 0.25),
+        max_heads: int = 5,
+        accuracy_model: str = "vicuna-7b-v1.3",
+        accuracy_file: str | None = None,
+        include_failed: bool = False,
+        models_file: str | None = None,
+        devices_file: str | None = None,
+    ):
         known_models, known_devices = load_llms(models_file), load_devices(devices_file)
-        for field, values, known in (("models", models, known_models), ("devices", devices, known_devices)):
+        for field, values, known in (
+            ("models", models, known_models),
+            ("devices", devices, known_devices),
+        ):
             bad = [v for v in values if v not in known]
             if not values or bad:
-                raise SpaceError(f"{field}: {bad or 'empty'} not allowed; allowed values: {sorted(known)}")
+                raise SpaceError(
+                    f"{field}: {bad or 'empty'} not allowed; allowed values: {sorted(known)}"
+                )
         if not tree_nodes or min(tree_nodes) < 1:
             raise SpaceError(f"tree_nodes: expected positive node budgets, got {list(tree_nodes)}")
         if not batches or min(batches) < 1:
@@ -58,10 +75,16 @@ class MedusaSpace(SearchSpace):
             raise SpaceError(f"epsilons: expected thresholds in [0, 1], got {list(epsilons)}")
         self.accuracy = load_head_accuracy(accuracy_model, accuracy_file, include_failed)
         if not 1 <= max_heads <= self.accuracy.heads:
-            raise SpaceError(f"max_heads: must be in 1..{self.accuracy.heads} (heads in the accuracy table), got {max_heads}")
+            raise SpaceError(
+                f"max_heads: must be in 1..{self.accuracy.heads} (heads in the accuracy table), "
+                f"got {max_heads}"
+            )
         self.variables = (
-            Choice("model", tuple(models)), Choice("device", tuple(devices)), IntRange("heads", 1, max_heads),
-            Choice("tree_nodes", tuple(int(n) for n in tree_nodes)), Choice("batch", tuple(int(b) for b in batches)),
+            Choice("model", tuple(models)),
+            Choice("device", tuple(devices)),
+            IntRange("heads", 1, max_heads),
+            Choice("tree_nodes", tuple(int(n) for n in tree_nodes)),
+            Choice("batch", tuple(int(b) for b in batches)),
             Choice("epsilon", tuple(float(e) for e in epsilons)),
         )
 
@@ -80,4 +103,4 @@ class MedusaSpace(SearchSpace):
 
 
 def _max_paths(heads: int, ranks: int) -> int:
-    return sum(ranks ** k for k in range(1, heads + 1))
+    return sum(ranks**k for k in range(1, heads + 1))

@@ -21,8 +21,8 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import networkx as nx
 import numpy as np
@@ -39,7 +39,9 @@ class Tree:
     paths: tuple[Path, ...]
 
     def __post_init__(self):
-        paths = tuple(sorted({tuple(int(i) for i in p) for p in self.paths}, key=lambda p: (len(p), p)))
+        paths = tuple(
+            sorted({tuple(int(i) for i in p) for p in self.paths}, key=lambda p: (len(p), p))
+        )
         present = set(paths)
         for p in paths:
             if not p or min(p) < 0:
@@ -65,7 +67,7 @@ class Tree:
         return json.dumps([list(p) for p in self.paths])
 
     @classmethod
-    def from_paths(cls, paths: Iterable[Sequence[int]] | str) -> "Tree":
+    def from_paths(cls, paths: Iterable[Sequence[int]] | str) -> Tree:
         """From a list of paths, or its JSON text."""
         if isinstance(paths, str):
             paths = json.loads(paths)
@@ -89,7 +91,11 @@ def dense_tree(sizes: Sequence[int]) -> Tree:
     """Cartesian product of the top-``sizes[k]`` predictions of heads ``0..K-1`` (6.3.1.2)."""
     if not sizes or any(int(s) < 1 for s in sizes):
         raise ValueError(f"sizes: expected one positive top-s per head, got {list(sizes)}")
-    paths = [p for k in range(1, len(sizes) + 1) for p in itertools.product(*(range(s) for s in sizes[:k]))]
+    paths = [
+        p
+        for k in range(1, len(sizes) + 1)
+        for p in itertools.product(*(range(s) for s in sizes[:k]))
+    ]
     return Tree(tuple(paths))
 
 
@@ -129,8 +135,14 @@ def sparse_tree(acc: HeadAccuracy, nodes: int, heads: int | None = None) -> Tree
             for i in range(acc.ranks):
                 heapq.heappush(frontier, (neg * a[len(p), i], p + (i,)))
     if len(chosen) < nodes:
-        raise ValueError(f"nodes: at most {len(chosen)} paths exist for {depth} heads x {acc.ranks} ranks")
+        raise ValueError(
+            f"nodes: at most {len(chosen)} paths exist for {depth} heads x {acc.ranks} ranks"
+        )
     return Tree(tuple(chosen))
+
+
+#: the graph kind of :func:`to_networkx`: a candidate tree, not the op IR
+MEDUSA_TREE_GRAPH = "medusa_tree"
 
 
 def to_networkx(tree: Tree, acc: HeadAccuracy | None = None) -> nx.DiGraph:

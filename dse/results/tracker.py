@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dse.results.pareto import default_reference, hypervolume_minimised, nondominated_mask
+from dse.results.record import PENALTY
 
 
 @dataclass
@@ -27,7 +28,7 @@ class HypervolumeTracker:
     def update(self, feasible: np.ndarray, proposals: int) -> float:
         """Add the minimised objective rows of newly evaluated feasible designs."""
         feasible = np.asarray(feasible, dtype=float).reshape(-1, len(self.ref))
-        feasible = feasible[np.all(np.isfinite(feasible) & (np.abs(feasible) < 1e299), axis=1)]
+        feasible = feasible[np.all(np.isfinite(feasible) & (np.abs(feasible) < PENALTY), axis=1)]
         if len(feasible):
             if np.isnan(self.ref).any():
                 self.ref = np.where(np.isnan(self.ref), default_reference(feasible), self.ref)

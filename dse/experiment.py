@@ -1,0 +1,105 @@
+"""An experiment: a config's plugins instantiated and checked, ready to run or to evaluate.
+
+Everything that can be wrong with the input (unknown plugin, bad parameter, objective on a metric
+nobody produces, a provider that cannot read the space's graphs) is found by :func:`build`,
+before any run directory exists, so a bad config leaves nothing behind. Searches, sweeps and
+Dask workers all build their experiments here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from dse.config import RunConfig
+from dse.evaluate import Evaluator, MetricProvider, accepted_graphs, reads_graphs_of
+from dse.params import ConfigError, create
+from dse.registry import DRIVERS, PROXIES, SIMULATORS, SPACES, Registry, UnknownPluginError
+from dse.results.store import run_schema
+from dse.search.base import Driver
+from dse.space import SearchSpace
+from dse.subset import restrict
+
+
+@dataclass
+class Experiment:
+    """A validated, ready-to-run configuration."""
+
+    config: RunConfig
+    space: SearchSpace
+    evaluator: Evaluator
+    driver: Driver
+    schema: pa.Schema
+
+
+def _plugin(registry: Registry, name: str, params: dict, where: str) -> Any:
+    try:
+        entry = registry.get(name)
+    except UnknownPluginError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return create(entry.factory, params, where.rsplit(".name", 1)[0])
+
+
+def import_plugins(modules: tuple[str, ...]) -> None:
+    """Import user plugin modules so their ``@register`` decorators run."""
+    for i, module in enumerate(modules):
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - any import failure is a config problem
+            raise ConfigError(
+                f"run.plugins[{i}]: cannot import {module!r}: {type(exc).__name__}: {exc}"
+            ) from None
+
+
+def build(config: RunConfig) -> Experiment:
+    """Instantiate every plugin of ``config``; raises :class:`ConfigError` naming the bad field."""
+    import_plugins(config.plugins)
+    params = dict(config.space.params)
+    restriction = params.pop("restrict", None)
+    space = _plugin(SPACES, config.space.name, params, "space.name")
+    if restriction is not None:
+        space = restrict(space, restriction)
+    providers: list[MetricProvider] = []
+    for section, registry, specs in (
+        ("proxies", PROXIES, config.proxies),
+        ("simulators", SIMULATORS, config.simulators),
+    ):
+        for spec in specs:
+            try:
+                entry = registry.get(spec.name)
+            except UnknownPluginError as exc:
+                raise ConfigError(f"{section}.{spec.name}: {exc}") from None
+            provider = create(entry.factory, spec.params, f"{section}.{spec.name}")
+            if not reads_graphs_of(provider, space):
+                raise ConfigError(
+                    f"{section}.{spec.name}: cannot evaluate space {config.space.name!r}: the "
+                    f"space makes {space.graph_kind!r} graphs and {spec.name!r} reads "
+                    f"{' or '.join(repr(k) for k in accepted_graphs(provider))} graphs"
+                )
+            providers.append(provider)
+    if not providers:
+        raise ConfigError(
+            f"proxies: configure at least one proxy or simulator, e.g. [proxies.analytic]; "
+            f"proxies: {', '.join(PROXIES.names())}; simulators: "
+            f"{', '.join(SIMULATORS.names()) or '(none)'}"
+        )
+    try:
+        evaluator = Evaluator(
+            space,
+            providers,
+            config.objectives,
+            config.constraints,
+            prune_infeasible=config.search.prune_infeasible,
+        )
+        schema = run_schema(evaluator.metric_names, [p.name for p in evaluator.providers])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    try:
+        entry = DRIVERS.get(config.search.driver)
+    except UnknownPluginError as exc:
+        raise ConfigError(f"search.driver: {exc}") from None
+    driver = create(entry.factory, config.search.params, "search")
+    return Experiment(config, space, evaluator, driver, schema)

@@ -1,0 +1,178 @@
+"""The run ledger: the one owner of a run's records.
+
+Everything between "these architectures were proposed" and "their rows are on disk" happens
+here, for searches and sweeps alike: the architecture cache (arch_hash -> row) and
+de-duplication, ``eval_id`` numbering, record building (:func:`~dse.results.record.make_record`),
+store writes, the hypervolume tracker and the progress callback. A search driver's
+:class:`~dse.search.problem.SearchProblem` only turns genes into proposals and rows into
+objective and constraint values; a sweep's chunk task hands its evaluated points over whole.
+
+Resuming is a ledger built on the rows already on disk: a replayed driver proposes the same
+architectures, finds them cached, and the run continues where it stopped, so the final dataset
+equals an uninterrupted run's, with no duplicate and no lost row.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from dse.evaluate import Evaluation, Objective
+from dse.results.record import RecordShape, evaluation_of, make_record, objective_matrix
+from dse.results.store import RunStore
+from dse.results.tracker import HypervolumeTracker
+
+#: (archs, graphs or None) -> one Evaluation per architecture
+BatchEvaluate = Callable[[list, list], list]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """An architecture a driver asked for, identified (``key`` is its arch_hash)."""
+
+    key: str
+    arch: Mapping[str, Any]
+    arch_id: str
+    encoding: Sequence[int]
+    graph: Any = None  # the graph identify() built, reused by the evaluator
+
+
+@dataclass
+class BatchReport:
+    """What the progress display hears after each batch."""
+
+    proposals: int
+    new_rows: list[dict[str, Any]]
+    all_rows: int
+    cached: int
+
+
+class RunLedger:
+    """Records of one run: cached by architecture, numbered, written, tracked."""
+
+    def __init__(
+        self,
+        shape: RecordShape,
+        store: RunStore | None = None,
+        schema: pa.Schema | None = None,
+        objectives: Sequence[Objective] = (),
+        existing: Sequence[dict[str, Any]] = (),
+        reusable: Mapping[str, Mapping[str, Any]] | None = None,
+        on_batch: Callable[[BatchReport], None] | None = None,
+    ):
+        self.shape, self.store, self.schema = shape, store, schema
+        self.objectives = tuple(objectives)
+        self.reusable = dict(reusable or {})  # arch_hash -> an earlier run's row (warm start)
+        self.on_batch = on_batch
+        self.rows: list[dict[str, Any]] = sorted(existing, key=lambda r: r["eval_id"])
+        self.rows_by_hash: dict[str, dict[str, Any]] = {r["arch_hash"]: r for r in self.rows}
+        self._restored: set[str] = set(self.rows_by_hash)  # rows a replay will propose again
+        self._key_by_genes: dict[tuple, str] = {
+            tuple(r["encoding"]): r["arch_hash"] for r in self.rows
+        }
+        self.next_eval_id = 1 + max((r["eval_id"] for r in self.rows), default=-1)
+        self.n_proposals = self.n_cached = self.batches = 0
+        ref = [math.nan if o.ref is None else o.minimised(o.ref) for o in self.objectives]
+        self.hypervolume = HypervolumeTracker(np.array(ref, dtype=float))
+        restored = [r for r in self.rows if r["feasible"]]
+        if restored:  # a resumed run continues from the front it had
+            self.hypervolume.update(objective_matrix(restored, self.objectives), 0)
+
+    # -- the architecture cache ----------------------------------------------------------------
+    def key_of(self, genes: tuple) -> str | None:
+        """The arch_hash that ``genes`` decoded to before in this run, if any."""
+        return self._key_by_genes.get(genes)
+
+    def remember(self, genes: tuple, key: str) -> None:
+        self._key_by_genes[genes] = key
+
+    def has(self, key: str) -> bool:
+        return key in self.rows_by_hash
+
+    # -- recording -----------------------------------------------------------------------------
+    def record_batch(
+        self, keys: Sequence[str], pending: Sequence[Proposal], evaluate: BatchEvaluate
+    ) -> list[dict[str, Any]]:
+        """One search batch: ``keys`` are the proposals' arch_hashes in order, ``pending`` the
+        new architectures among them (first sight, in order). Evaluates those (one call, so
+        population-capable providers cost them at once), records and writes them as one
+        atomic part, and returns the row of every proposal."""
+        fresh = [p for p in pending if p.key not in self.reusable]
+        evaluated = evaluate([p.arch for p in fresh], [p.graph for p in fresh]) if fresh else []
+        results = dict(zip([p.key for p in fresh], evaluated))
+        new_rows = []
+        for p in pending:
+            evaluation = (
+                evaluation_of(self.reusable[p.key], self.shape)
+                if p.key in self.reusable
+                else results[p.key]
+            )
+            new_rows.append(self._make(p, evaluation, self.next_eval_id, self.batches))
+            self.next_eval_id += 1
+        self.rows_by_hash.update((r["arch_hash"], r) for r in new_rows)
+        cached, first = 0, {p.key for p in pending}
+        batch_rows = []
+        for key in keys:
+            if key in first:
+                first.discard(key)  # the proposal that asked for it; repeats count as cached
+            elif key in self._restored:
+                self._restored.discard(key)  # first sight of a row restored from disk: a replay
+            else:
+                cached += 1
+            batch_rows.append(self.rows_by_hash[key])
+        self._write(new_rows, part=None)
+        self.rows.extend(new_rows)
+        self.n_proposals += len(keys)
+        self.n_cached += cached
+        self.batches += 1
+        feasible = [r for r in new_rows if r["feasible"]]
+        self.hypervolume.update(objective_matrix(feasible, self.objectives), self.n_proposals)
+        if self.on_batch:
+            self.on_batch(BatchReport(len(keys), new_rows, len(self.rows), cached))
+        return batch_rows
+
+    def record_points(
+        self,
+        part: int,
+        points: Sequence[tuple[int, Proposal, Evaluation, Mapping[str, Any]]],
+    ) -> int:
+        """One sweep chunk: (point index as eval_id, proposal, evaluation, swept values) rows,
+        written whole as part ``part`` (a retried chunk rewrites the same file). Returns rows."""
+        rows = sorted(
+            (self._make(p, ev, eval_id, part, extra) for eval_id, p, ev, extra in points),
+            key=lambda r: r["eval_id"],
+        )
+        self._write(rows, part=part)
+        self.rows.extend(rows)
+        return len(rows)
+
+    def _make(self, p: Proposal, evaluation: Evaluation, eval_id: int, batch: int, extra=None):
+        return make_record(
+            self.shape,
+            eval_id=eval_id,
+            batch=batch,
+            arch=p.arch,
+            arch_id=p.arch_id,
+            arch_hash=p.key,
+            encoding=p.encoding,
+            evaluation=evaluation,
+            extra=extra,
+        )
+
+    def _write(self, rows: list[dict[str, Any]], part: int | None) -> None:
+        if self.store is None or self.schema is None or (part is None and not rows):
+            return
+        if part is None:
+            self.store.write_batch(rows, self.schema)
+        else:
+            self.store.write_part(part, rows, self.schema)
+
+    # -- views ---------------------------------------------------------------------------------
+    def minimised_front(self) -> np.ndarray:
+        """Minimised objective rows of the feasible evaluations so far."""
+        return objective_matrix([r for r in self.rows if r["feasible"]], self.objectives)

@@ -1,0 +1,96 @@
+"""House rules that keep the package maintainable, checked on the source itself."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import networkx as nx
+
+REPO = Path(__file__).resolve().parents[1]
+#: installed package name -> source folder (pyproject's package-dir)
+ROOTS = {
+    "dse": REPO / "dse",
+    "dse.spaces": REPO / "spaces",
+    "dse.proxies": REPO / "proxies",
+    "dse.simulators": REPO / "simulators",
+}
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for pkg, root in ROOTS.items():
+        for path in root.rglob("*.py"):
+            rel = path.relative_to(root).with_suffix("")
+            parts = [p for p in rel.parts if p != "__init__"]
+            out[".".join([pkg, *parts])] = path
+    return out
+
+
+def _imports(path: Path, name: str, modules: set[str]) -> set[str]:
+    """Modules of this package that ``path`` imports anywhere (module level or in a function),
+    except under ``if TYPE_CHECKING:``."""
+    tree = ast.parse(path.read_text())
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skip.update(id(n) for n in ast.walk(node))
+    is_pkg = path.name == "__init__.py"
+    base = name if is_pkg else name.rsplit(".", 1)[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            mod = node.module or ""
+            if node.level:
+                up = base.split(".")
+                up = up[: len(up) - node.level + 1]
+                mod = ".".join(up + ([mod] if mod else []))
+            targets = [mod] + [f"{mod}.{a.name}" for a in node.names]
+        for t in targets:
+            while t and t not in modules:
+                t = t.rpartition(".")[0]
+            if t and t != name:
+                found.add(t)
+    return found
+
+
+def import_graph() -> nx.DiGraph:
+    modules = _modules()
+    g = nx.DiGraph()
+    for name, path in modules.items():
+        g.add_node(name)
+        for target in _imports(path, name, set(modules)):
+            # importing a submodule runs its package's __init__ first, which is not a cycle
+            if not name.startswith(target + "."):
+                g.add_edge(name, target)
+    return g
+
+
+def test_the_package_has_no_import_cycle():
+    cycles = list(nx.simple_cycles(import_graph()))
+    assert not cycles, "import cycles: " + "; ".join(" -> ".join(c + c[:1]) for c in cycles[:5])
+
+
+def test_the_core_never_imports_a_plugin():
+    g = import_graph()
+    plugins = ("dse.spaces", "dse.proxies", "dse.simulators")
+    core = [n for n in g if not n.startswith(plugins)]
+    bad = [(u, v) for u in core for v in g.successors(u) if v.startswith(plugins)]
+    assert not bad, f"core modules import plugins: {bad}"
+
+
+def test_the_penalty_constant_is_written_once():
+    literal = re.compile(r"\b1e3\d\d\b|\b1\.0e3\d\d\b")
+    hits = [
+        f"{p.relative_to(REPO)}:{i}"
+        for p in _modules().values()
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if literal.search(line)
+    ]
+    assert len(hits) == 1 and "dse/results/record.py" in hits[0], hits
