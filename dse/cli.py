@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from dse.config import DEMO_CONFIG, parse_config
+from dse.evaluate import metric_units
 from dse.params import ConfigError
 from dse.registry import COMMANDS, DRIVERS, PROXIES, SIMULATORS, SPACES
 
@@ -201,7 +202,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
             print("  (none installed)")
         for e in entries:
             print(f"  {e.name:18s} {e.summary}")
+            if registry in (PROXIES, SIMULATORS):
+                print(f"  {'':18s} {_metrics_line(e.factory)}")
     return 0
+
+
+def _metrics_line(factory) -> str:
+    """A provider's metrics with their units, from an instance with default parameters."""
+    try:
+        provider = factory()
+    except Exception:  # noqa: BLE001 - a provider that needs parameters (a table, a truth file)
+        return "metrics: depend on its parameters"
+    units = metric_units(provider)
+    return "metrics: " + ", ".join(f"{m} [{u}]" if u else m for m, u in units.items())
 
 
 def parser() -> argparse.ArgumentParser:

@@ -48,6 +48,8 @@ class MetricProvider(Protocol):
     #: graph kinds this provider reads (a space's ``graph_kind``); optional, default the op IR
     #: only. ``("*",)``: it reads no graph (a table lookup by architecture id).
     accepts: tuple[str, ...]
+    #: metric -> unit ("ms", "GB", "DSPs", "FLOPs", "score"); shown by dse list and reports
+    units: Mapping[str, str]
 
     def evaluate(
         self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace
@@ -150,6 +152,8 @@ class Evaluator:
                     )
                 provided[m] = p.name
         self.metric_names = tuple(provided)
+        #: metric -> unit, from the providers' declarations
+        self.units = {m: u for p in self.providers for m, u in metric_units(p).items()}
         declared: tuple[tuple[str, tuple[Objective | Constraint, ...]], ...] = (
             ("objectives", self.objectives),
             ("constraints", self.constraints),
@@ -249,6 +253,12 @@ class Evaluator:
 def accepted_graphs(provider: MetricProvider) -> tuple[str, ...]:
     """The graph kinds ``provider`` reads (the op IR unless it declares ``accepts``)."""
     return tuple(getattr(provider, "accepts", (OP_GRAPH,)))
+
+
+def metric_units(provider: MetricProvider) -> dict[str, str]:
+    """The unit of each of ``provider``'s metrics ("" where it declares none)."""
+    declared = getattr(provider, "units", {})
+    return {m: str(declared.get(m, "")) for m in provider.metrics}
 
 
 def reads_graphs_of(provider: MetricProvider, space: SearchSpace) -> bool:

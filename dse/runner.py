@@ -190,6 +190,7 @@ def run(
                 [o.to_dict() for o in experiment.evaluator.objectives],
                 [c.to_dict() for c in experiment.evaluator.constraints],
                 experiment.space.describe(),
+                experiment.evaluator.units,
             )
         )
 

@@ -17,7 +17,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from dse.evaluate import MetricProvider, accepted_graphs, reads_graphs_of
+from dse.evaluate import MetricProvider, accepted_graphs, metric_units, reads_graphs_of
 from dse.graph import totals, validate
 from dse.space import OP_GRAPH, SearchSpace
 
@@ -100,6 +100,9 @@ def check_provider(
         raise _fail(who, "metrics must be a non-empty tuple of strings")
     if not float(provider.cost) >= 0:
         raise _fail(who, "cost must be >= 0")
+    units = metric_units(provider)
+    if not all(units.values()):
+        raise _fail(who, f"declares no unit for {[m for m, u in units.items() if not u]} (units)")
     if not reads_graphs_of(provider, space):
         raise _fail(
             who, f"does not read {space.graph_kind!r} graphs (accepts {accepted_graphs(provider)})"

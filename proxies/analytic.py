@@ -36,6 +36,18 @@ class AnalyticProxy:
 
     name = "analytic"
     cost = 1e-4
+    #: per image (one sample of the graph's input)
+    units = {
+        "params": "parameters",
+        "macs": "MACs",
+        "flops": "FLOPs",
+        "hook_flops": "FLOPs",
+        "weight_bytes": "bytes",
+        "bytes_read": "bytes",
+        "bytes_written": "bytes",
+        "peak_activation_bytes": "bytes",
+        "num_nodes": "nodes",
+    }
 
     def __init__(self, peak_memory: bool = True):
         self.peak_memory = peak_memory

@@ -69,6 +69,7 @@ class ProxyFitness:
     metrics = ("rho", "proxy_s")
     cost = 100.0
     accepts = (PROXY_CONFIG_GRAPH,)
+    units = {"rho": "Spearman rho", "proxy_s": "s"}
 
     def __init__(
         self,

@@ -26,6 +26,7 @@ class RegressionProxy:
             raise ValueError(f"data: {data!r} is not allowed; allowed values: {list(SOURCES)}")
         self.seed, self.data, self.threads = seed, data, threads
         self.metrics = (metric,)
+        self.units = {metric: "score"}
         self._images: dict[tuple, torch.Tensor] = {}
 
     def saved_params(self, saved: str) -> dict[str, Any]:

@@ -66,6 +66,7 @@ class TabularProxy:
         rows = read_keyed_column(file, column, key)
         self.table = dict(zip(rows.arch_text, rows.value))
         self.metrics = (metric,)
+        self.units = {metric: f"{column} in {Path(file).name}"}
         self.metric, self.file = metric, file
 
     def evaluate(

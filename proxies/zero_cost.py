@@ -74,6 +74,7 @@ def _register_provider(name: str) -> None:
     class ZeroCostProxy:
         __doc__ = f"Zero-cost proxy {name!r} (see dse.proxies.zero_cost)."
         metrics = (name,)
+        units = {name: "score"}
         cost = 0.5
 
         def __init__(

@@ -151,6 +151,9 @@ def test_demo_list_and_show(tmp_path):
     assert listed.returncode == 0
     for name in ("nasbench201", "mbconv", "zoo", "analytic", "pymoo", "random"):
         assert name in listed.stdout
+    # each provider's metrics with their units
+    assert "fpga_latency_ms [ms]" in listed.stdout and "gpu_memory_gb [GB]" in listed.stdout
+    assert "hook_flops [FLOPs]" in listed.stdout
 
 
 KILL = """

@@ -57,6 +57,7 @@ def test_run_writes_a_parquet_dataset_read_by_duckdb_and_polars(tmp_path):
         and m["versions"]["pyarrow"]
         and m["config"]["space"]["name"] == "nasbench201"
     )
+    assert m["units"]["params"] == "parameters" and m["units"]["hook_flops"] == "FLOPs"
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import os
 import platform
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -219,6 +219,7 @@ def new_manifest(
     objectives: Sequence[dict],
     constraints: Sequence[dict],
     space: str,
+    units: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return {
@@ -230,6 +231,7 @@ def new_manifest(
         "finished": None,
         "space": space,
         "metrics": list(metrics),
+        "units": dict(units or {}),
         "objectives": list(objectives),
         "constraints": list(constraints),
         "config": config,

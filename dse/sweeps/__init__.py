@@ -17,6 +17,7 @@ from tqdm import tqdm
 from dse.parallel import dask_client
 from dse.params import ConfigError
 from dse.results.store import RunStore, new_manifest, recording_outcome
+from dse.runner import new_run_id
 from dse.sweeps.execute import SweepPlan, plan_sweep, run_chunk
 from dse.sweeps.plan import METHODS, Parameter, make_points
 
@@ -95,8 +96,6 @@ def sweep(
             raise ConfigError("sweep: a config is required unless --resume is given")
         raw = _raw(config)
         plan = plan_sweep(raw)  # every check before anything is written
-        from dse.runner import new_run_id
-
         out = Path(output or plan.config.output)
         sweep_id = new_run_id(plan.config, out)
         store = RunStore(out / sweep_id)
@@ -107,6 +106,7 @@ def sweep(
             [o.to_dict() for o in plan.config.objectives],
             [c.to_dict() for c in plan.config.constraints],
             plan.space_name,
+            plan.units,
         )
         manifest.update(
             kind="sweep",

@@ -51,6 +51,7 @@ class SweepPlan:
     schema: pa.Schema
     space_name: str
     metrics: list[str]
+    units: dict[str, str]
     providers: list[str]
     archs: dict[str, dict] = field(default_factory=dict)  # arch_id -> decisions, for "arch" lists
 
@@ -174,7 +175,8 @@ def plan_sweep(raw: dict[str, Any]) -> SweepPlan:
         )
     if scheduler is not None and not isinstance(scheduler, str):
         raise ConfigError(f"sweep.scheduler: expected a Dask scheduler address, got {scheduler!r}")
-    metrics, providers = _validate_values(base, parameters, points[0])
+    units, providers = _validate_values(base, parameters, points[0])
+    metrics = list(units)
     schema = run_schema(metrics, providers)
     columns = set(schema.names)
     extra = []
@@ -196,6 +198,7 @@ def plan_sweep(raw: dict[str, Any]) -> SweepPlan:
         schema,
         experiment.space.name,
         metrics,
+        units,
         providers,
         archs,
     )
@@ -203,11 +206,11 @@ def plan_sweep(raw: dict[str, Any]) -> SweepPlan:
 
 def _validate_values(
     base: dict[str, Any], parameters: list[Parameter], first: dict[str, Any]
-) -> tuple[list, list]:
+) -> tuple[dict[str, str], list[str]]:
     """Build the experiment for every listed value (and both ends of every range) of every
     config parameter, varying one at a time from the first point, so a bad value is reported
-    before anything runs; returns the union of metric and provider names."""
-    metrics: list[str] = []
+    before anything runs; returns the union of metrics (with their units) and of provider names."""
+    units: dict[str, str] = {}  # metric -> unit, in order of first sight
     providers: list[str] = []
     cases = [dict(first)]
     for p in parameters:
@@ -231,9 +234,10 @@ def _validate_values(
                 if k != ARCH and not k.startswith(ARCH + ".")
             ]
             raise ConfigError(f"{exc} (at sweep point {', '.join(changed)})") from None
-        metrics += [m for m in experiment.evaluator.metric_names if m not in metrics]
+        for m in experiment.evaluator.metric_names:
+            units.setdefault(m, experiment.evaluator.units[m])
         providers += [q.name for q in experiment.evaluator.providers if q.name not in providers]
-    return metrics, providers
+    return units, providers
 
 
 def _point_arch(plan_archs: dict[str, dict], space, point: dict[str, Any]) -> dict:

@@ -61,6 +61,16 @@ class FpgaSimulator:
         "fpga_lut",
         "fpga_feasible",
     )
+    units = {
+        "fpga_latency_ms": "ms",
+        "fpga_throughput_fps": "frames/s",
+        "fpga_dsp": "DSPs",
+        "fpga_bram": "BRAM18K blocks",
+        "fpga_lut": "LUTs",
+        "fpga_feasible": "0/1",
+        "fpga_des_throughput_fps": "frames/s",
+        "fpga_des_latency_ms": "ms",
+    }
     cost = 1e-3
 
     def __init__(

@@ -40,6 +40,13 @@ class GpuSimulator:
 
     name = "gpu"
     metrics = ("gpu_latency_ms", "gpu_throughput", "gpu_memory_gb", "gpu_kernels", "gpu_feasible")
+    units = {
+        "gpu_latency_ms": "ms",
+        "gpu_throughput": "samples/s",
+        "gpu_memory_gb": "GB",
+        "gpu_kernels": "kernels",
+        "gpu_feasible": "0/1",
+    }
     cost = 1e-4
 
     def __init__(

@@ -65,6 +65,16 @@ class MedusaSimulator:
         "medusa_feasible",
         "medusa_epsilon",
     )
+    units = {
+        "medusa_acceleration": "tokens/step",
+        "medusa_overhead": "x",
+        "medusa_speedup": "x",
+        "medusa_tokens_per_s": "tokens/s",
+        "medusa_step_ms": "ms",
+        "medusa_memory_gb": "GB",
+        "medusa_feasible": "0/1",
+        "medusa_epsilon": "threshold",
+    }
     cost = 1e-3
 
     def __init__(
