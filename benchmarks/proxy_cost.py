@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("--archs", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--proxies", nargs="+", default=sorted(MEASURES))
+    ap.add_argument("--proxies", nargs="+", default=MEASURES.names())
     ap.add_argument(
         "--regression",
         nargs="*",

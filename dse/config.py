@@ -32,7 +32,9 @@ Format::
 
 from __future__ import annotations
 
+import json
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,12 +133,34 @@ class RunConfig:
         }
 
     def identity(self) -> dict[str, Any]:
-        """The parts that decide which records a run produces: not where they are written, and
-        not the budget (a longer run of the same config extends a shorter one's trajectory)."""
-        d = self.to_dict()
-        d["run"] = {"seed": self.seed, "plugins": list(self.plugins)}
-        d["search"] = {k: v for k, v in d["search"].items() if k not in SearchSpec.EXECUTION_KEYS}
-        return d
+        """:func:`identity` of this config."""
+        return identity(self.to_dict())
+
+
+def identity(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a run or sweep config (TOML-shaped) that decide which records it produces:
+    not its name or where they are written, not the budget (a longer run of the same config
+    extends a shorter one's trajectory), not where batches are evaluated. A resume must match
+    the run's identity; this is the one place it is computed."""
+    out = json.loads(json.dumps(dict(config), default=str))
+    run = out.get("run", {})
+    out["run"] = {"seed": run.get("seed", 0), "plugins": list(run.get("plugins", []))}
+    for section in ("search", "sweep"):
+        if isinstance(out.get(section), dict):
+            out[section] = {
+                k: v for k, v in out[section].items() if k not in SearchSpec.EXECUTION_KEYS
+            }
+    return out
+
+
+def evaluation_identity(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The parts of a run config that decide an architecture's metrics (so an earlier run's
+    rows may be reused, as a warm start does): plugins, space, providers, constraints, pruning."""
+    return {
+        "plugins": config.get("run", {}).get("plugins", []),
+        "prune": config.get("search", {}).get("prune_infeasible", True),
+        **{k: config.get(k) for k in ("space", "proxies", "simulators", "constraints")},
+    }
 
 
 def _expect(value: Any, tp: type | tuple, where: str, what: str) -> Any:

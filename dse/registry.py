@@ -1,10 +1,14 @@
-"""One registry mechanism for every plugin kind: spaces, proxies, simulators, search drivers.
+"""One registry mechanism for everything that registers: plugins (spaces, proxies, simulators,
+search drivers, commands) and the tables inside them (op kinds, zero-cost measures, pymoo
+algorithms, optuna samplers).
 
 Our own plugins and a user's register the same way: with the ``@SPACES.register("name")``
 decorator in code that is imported, or through a Python entry point in the group
 ``dse.spaces`` / ``dse.proxies`` / ``dse.simulators`` / ``dse.drivers`` of an installed package.
 Entry points are loaded lazily, the first time a name is looked up or listed, so the core never
-imports plugin modules itself (no import cycles, fast start-up).
+imports plugin modules itself (no import cycles, fast start-up). A registry without an entry-point
+group is a plain named table (``Registry("op kind")``): ``add`` or ``register`` fill it, and
+``table[name]`` reads it, with an error that lists the allowed names.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ class UnknownPluginError(KeyError):
 
 @dataclass(frozen=True)
 class Entry(Generic[T]):
-    """A registered plugin: its name and the factory that builds it."""
+    """A registered item: its name and what was registered (for plugins, the factory that
+    builds one; for tables, the item itself)."""
 
     name: str
-    factory: Callable[..., T]
+    factory: Any
 
     @property
     def summary(self) -> str:
@@ -51,26 +56,35 @@ def _unavailable(kind: str, name: str, where: str, exc: ImportError) -> Callable
 class Registry(Generic[T]):
     """Name -> factory table for one plugin kind, filled by decorators and entry points."""
 
-    def __init__(self, kind: str, group: str):
+    def __init__(self, kind: str, group: str | None = None):
         self.kind = kind
         self.group = group
         self._entries: dict[str, Entry[T]] = {}
-        self._loaded_entry_points = False
+        self._loaded_entry_points = group is None
 
-    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
-        """Decorator registering a factory (usually a class) under ``name``."""
+    def register(self, name: str) -> Callable[[Any], Any]:
+        """Decorator registering a factory (usually a class) or an item under ``name``."""
 
-        def deco(factory: Callable[..., T]) -> Callable[..., T]:
-            self._entries[name] = Entry(name, factory)
+        def deco(factory: Any) -> Any:
+            self.add(name, factory)
             return factory
 
         return deco
+
+    def add(self, name: str, item: Any) -> None:
+        """Register (or replace) ``item`` under ``name``."""
+        self._entries[name] = Entry(name, item)
+
+    def __getitem__(self, name: str) -> Any:
+        """What was registered as ``name``; the error lists every allowed name."""
+        entry = self._entries.get(name)
+        return entry.factory if entry is not None else self.get(name).factory
 
     def _load_entry_points(self) -> None:
         if self._loaded_entry_points:
             return
         self._loaded_entry_points = True
-        for ep in metadata.entry_points(group=self.group):
+        for ep in metadata.entry_points(group=self.group or ""):
             if ep.name in self._entries:
                 continue
             try:
@@ -94,6 +108,10 @@ class Registry(Generic[T]):
 
     def create(self, name: str, **params: Any) -> T:
         return self.get(name).factory(**params)
+
+    def values(self) -> list[Any]:
+        """Every registered item, by name."""
+        return [e.factory for e in self.entries()]
 
     def names(self) -> list[str]:
         self._load_entry_points()

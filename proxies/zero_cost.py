@@ -45,7 +45,7 @@ from torch import nn
 
 from dse.proxies.data import SOURCES, image_batch, labels
 from dse.proxies.network import GraphNetwork, build_network, graph_io
-from dse.registry import PROXIES
+from dse.registry import PROXIES, Registry
 from dse.space import SearchSpace
 
 
@@ -67,7 +67,8 @@ class Measure:
     double: bool = False  # run in float64
 
 
-MEASURES: dict[str, Measure] = {}
+#: every zero-cost measure, by name (``@measure`` adds one)
+MEASURES: Registry[Measure] = Registry("zero-cost measure")
 
 
 def _register_provider(name: str) -> None:
@@ -116,7 +117,7 @@ def measure(name: str, drop_norm: bool = False, double: bool = False):
     """Register a zero-cost measure and a metric provider of the same name."""
 
     def wrap(fn):
-        MEASURES[name] = Measure(name, fn, drop_norm, double)
+        MEASURES.add(name, Measure(name, fn, drop_norm, double))
         _register_provider(name)
         return fn
 
@@ -319,7 +320,7 @@ def context_for(graph: nx.DiGraph, batch_size: int, seed: int, data: str) -> Pro
 def score(name: str, graph: nx.DiGraph, ctx: ProxyContext, seed: int = 0) -> float:
     """Run measure ``name`` on a fresh network of ``graph``."""
     if name not in MEASURES:
-        raise ValueError(f"measure: {name!r} is not allowed; allowed values: {sorted(MEASURES)}")
+        raise ValueError(f"measure: {name!r} is not allowed; allowed values: {MEASURES.names()}")
     m = MEASURES[name]
     net = build_network(graph, seed=seed, drop_norm=m.drop_norm)
     if m.double:

@@ -88,7 +88,8 @@ def run_cli(args, cwd, env=None, timeout=120):
         (lambda s: s.replace("seed = 1", "seed = 1.5"), "run.seed: expected an integer, got 1.5"),
         (
             lambda s: s.replace('driver = "pymoo"', 'driver = "pymoo"\nalgorithm = "moead"'),
-            "search.algorithm: expected one of 'nsga2', 'nsga3', 'agemoea', got 'moead'",
+            "search.algorithm: 'moead' is not allowed; allowed values: ['agemoea', 'nsga2', "
+            "'nsga3']",
         ),
         (
             lambda s: s.replace("[proxies.analytic]", "[proxies.analytic]\nwidth = 3"),

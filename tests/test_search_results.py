@@ -83,6 +83,16 @@ def test_same_config_and_seed_give_the_same_records(tmp_path, search):
     assert list(c.arch_hash) != list(a.arch_hash)
 
 
+def test_a_registered_pymoo_algorithm_is_a_config_value(tmp_path):
+    """Algorithms register like plugins: a user's entry is selectable by name in [search]."""
+    from dse.search.pymoo_driver import ALGORITHMS
+
+    ALGORITHMS.add("my_nsga2", ALGORITHMS["nsga2"])
+    mine = load(dse.run(config(algorithm="my_nsga2"), output=tmp_path / "m", progress=False).path)
+    ours = load(dse.run(config(algorithm="nsga2"), output=tmp_path / "o", progress=False).path)
+    assert list(mine.arch_hash) == list(ours.arch_hash)
+
+
 def test_budget_is_exact_and_nsga2_beats_random_on_hypervolume(tmp_path):
     ref = (0.0, 1.0e6)
     objectives = {"hook_flops": "max", "params": "min"}

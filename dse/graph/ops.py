@@ -32,6 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 
+from dse.registry import Registry
+
 Shape = tuple[int, ...]
 
 
@@ -60,7 +62,8 @@ class OpKind:
     counted_by_hooks: bool = True  # counted by module-hook FLOP counters (ptflops, NASLib)
 
 
-OP_KINDS: dict[str, OpKind] = {}
+#: every operator kind of the IR, by name (:func:`register_op_kind` adds more)
+OP_KINDS: Registry[OpKind] = Registry("op kind")
 
 
 def register_op_kind(
@@ -73,7 +76,7 @@ def register_op_kind(
 ) -> OpKind:
     """Register (or replace) an operator kind with its shape inference and cost functions."""
     kind = OpKind(name, infer, cost, arity, commutative, counted_by_hooks)
-    OP_KINDS[name] = kind
+    OP_KINDS.add(name, kind)
     clear_op_cache()
     return kind
 
@@ -161,11 +164,11 @@ _UIDS = itertools.count(1)  # never reused, so a uid names one interned op for t
 
 @lru_cache(maxsize=65536)
 def _make_op_cached(kind: str, in_shapes: tuple[Shape, ...], attrs: tuple) -> OpNode:
-    spec = OP_KINDS.get(kind)
-    if spec is None:
+    if kind not in OP_KINDS:
         raise GraphError(
-            f"unknown op kind {kind!r}; registered kinds: {', '.join(sorted(OP_KINDS))}"
+            f"unknown op kind {kind!r}; registered kinds: {', '.join(OP_KINDS.names())}"
         )
+    spec = OP_KINDS[kind]
     lo, hi = spec.arity
     n = len(in_shapes)
     if n < lo or (hi >= 0 and n > hi):

@@ -21,11 +21,10 @@ import time
 import warnings
 import zlib
 from collections.abc import Callable
-from typing import Literal
 
 import numpy as np
 
-from dse.registry import DRIVERS
+from dse.registry import DRIVERS, Registry
 from dse.results.record import PENALTY
 from dse.search.base import Budget, Driver
 from dse.search.problem import SearchProblem
@@ -50,6 +49,11 @@ def _constraint_option() -> dict:
     return {} if _native_constraints() else {"constraints_func": _constraints}
 
 
+#: sampler name -> factory(seed, population_size, n_startup_trials); ``SAMPLERS.register`` adds more
+SAMPLERS: Registry[Callable] = Registry("optuna sampler")
+
+
+@SAMPLERS.register("tpe")
 def _tpe(seed: int, population_size: int, n_startup_trials: int):
     import optuna
 
@@ -62,6 +66,7 @@ def _tpe(seed: int, population_size: int, n_startup_trials: int):
         )
 
 
+@SAMPLERS.register("nsga2")
 def _nsga2(seed: int, population_size: int, n_startup_trials: int):
     import optuna
 
@@ -70,14 +75,11 @@ def _nsga2(seed: int, population_size: int, n_startup_trials: int):
     )
 
 
+@SAMPLERS.register("random")
 def _random(seed: int, population_size: int, n_startup_trials: int):
     import optuna
 
     return optuna.samplers.RandomSampler(seed=seed)
-
-
-#: Sampler name -> factory(seed, population_size, n_startup_trials). Add entries to support more.
-SAMPLERS: dict[str, Callable] = {"tpe": _tpe, "nsga2": _nsga2, "random": _random}
 
 
 @DRIVERS.register("optuna")
@@ -90,7 +92,7 @@ class OptunaDriver(Driver):
 
     def __init__(
         self,
-        sampler: Literal["tpe", "nsga2", "random"] = "tpe",
+        sampler: str = "tpe",
         batch_size: int = 8,
         population_size: int = 50,
         n_startup_trials: int = 10,
@@ -99,7 +101,7 @@ class OptunaDriver(Driver):
     ):
         if sampler not in SAMPLERS:
             raise ValueError(
-                f"sampler: {sampler!r} is not allowed; allowed values: {sorted(SAMPLERS)}"
+                f"sampler: {sampler!r} is not allowed; allowed values: {SAMPLERS.names()}"
             )
         for name, value, low in (
             ("batch_size", batch_size, 1),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
-from typing import Literal
 
 import numpy as np
 from pymoo.core.mutation import Mutation
@@ -19,7 +18,7 @@ from pymoo.core.repair import Repair
 from pymoo.operators.crossover.ux import UX
 from pymoo.operators.sampling.rnd import IntegerRandomSampling
 
-from dse.registry import DRIVERS
+from dse.registry import DRIVERS, Registry
 from dse.search.base import Budget, Driver
 from dse.search.problem import SearchProblem
 
@@ -66,12 +65,18 @@ class _PymooProblem(Problem):
         out["G"] = G
 
 
+#: algorithm name -> factory(pop_size, n_obj, seed, **operators); ``ALGORITHMS.register`` adds more
+ALGORITHMS: Registry[Callable] = Registry("pymoo algorithm")
+
+
+@ALGORITHMS.register("nsga2")
 def _nsga2(pop_size: int, n_obj: int, seed: int, **ops):
     from pymoo.algorithms.moo.nsga2 import NSGA2
 
     return NSGA2(pop_size=pop_size, **ops)
 
 
+@ALGORITHMS.register("nsga3")
 def _nsga3(pop_size: int, n_obj: int, seed: int, **ops):
     from pymoo.algorithms.moo.nsga3 import NSGA3
     from pymoo.util.ref_dirs import get_reference_directions
@@ -80,14 +85,11 @@ def _nsga3(pop_size: int, n_obj: int, seed: int, **ops):
     return NSGA3(ref_dirs=ref_dirs, pop_size=pop_size, **ops)
 
 
+@ALGORITHMS.register("agemoea")
 def _agemoea(pop_size: int, n_obj: int, seed: int, **ops):
     from pymoo.algorithms.moo.age import AGEMOEA
 
     return AGEMOEA(pop_size=pop_size, **ops)
-
-
-#: Algorithm name -> factory(pop_size, n_obj, seed, **operators). Add entries to support more.
-ALGORITHMS: dict[str, Callable] = {"nsga2": _nsga2, "nsga3": _nsga3, "agemoea": _agemoea}
 
 
 @DRIVERS.register("pymoo")
@@ -98,14 +100,14 @@ class PymooDriver(Driver):
 
     def __init__(
         self,
-        algorithm: Literal["nsga2", "nsga3", "agemoea"] = "nsga2",
+        algorithm: str = "nsga2",
         pop_size: int = 32,
         crossover_prob: float = 0.9,
         mutation_prob_var: float | None = None,
     ):
         if algorithm not in ALGORITHMS:
             raise ValueError(
-                f"algorithm: {algorithm!r} is not allowed; allowed values: {sorted(ALGORITHMS)}"
+                f"algorithm: {algorithm!r} is not allowed; allowed values: {ALGORITHMS.names()}"
             )
         if algorithm == "agemoea" and importlib.util.find_spec("numba") is None:
             raise ValueError(

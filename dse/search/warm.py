@@ -18,6 +18,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
+from dse.config import evaluation_identity
 from dse.params import ConfigError
 from dse.results.pareto import minimisation_matrix, nondominated_mask
 
@@ -26,15 +27,6 @@ from dse.results.pareto import minimisation_matrix, nondominated_mask
 class WarmStart:
     encodings: np.ndarray  # (n, n_var), best first
     reusable: dict[str, dict[str, Any]]  # arch_hash -> earlier row, when metrics may be reused
-
-
-def _evaluation_identity(config: dict[str, Any]) -> dict[str, Any]:
-    """The parts of a run config that decide an architecture's metrics."""
-    return {
-        "plugins": config.get("run", {}).get("plugins", []),
-        "prune": config.get("search", {}).get("prune_infeasible", True),
-        **{k: config.get(k) for k in ("space", "proxies", "simulators", "constraints")},
-    }
 
 
 def _rank(df: pd.DataFrame, objectives: list[tuple[str, str]]) -> np.ndarray:
@@ -90,7 +82,7 @@ def load_warm_start(
                 f"search.warm_start: run {m['run_id']!r} holds an architecture this "
                 f"space does not accept ({exc})"
             ) from None
-    same = _evaluation_identity(earlier) == _evaluation_identity(config)
+    same = evaluation_identity(earlier) == evaluation_identity(config)
     records = cast(list[dict[str, Any]], rows.to_dict("records"))
     reusable = {r["arch_hash"]: r for r in records} if same else {}
     return WarmStart(np.array(encodings, dtype=np.int64), reusable)

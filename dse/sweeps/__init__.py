@@ -14,14 +14,13 @@ from typing import Any
 
 from tqdm import tqdm
 
+from dse.config import identity
 from dse.parallel import dask_client
 from dse.params import ConfigError
 from dse.results.store import RunStore, new_manifest, recording_outcome
 from dse.runner import new_run_id
 from dse.sweeps.execute import SweepPlan, plan_sweep, run_chunk
 from dse.sweeps.plan import METHODS, Parameter, make_points
-
-EXECUTION_KEYS = ("workers", "scheduler")
 
 
 @dataclass
@@ -52,14 +51,6 @@ def _raw(config: dict | str | Path) -> dict[str, Any]:
         raise ConfigError(f"{p}: invalid TOML: {exc}") from None
 
 
-def _identity(raw: dict[str, Any]) -> dict[str, Any]:
-    out = json.loads(json.dumps(raw))
-    out.get("run", {}).pop("output", None)
-    for key in EXECUTION_KEYS:
-        out.get("sweep", {}).pop(key, None)
-    return out
-
-
 def sweep(
     config: dict | str | Path | None = None,
     *,
@@ -86,7 +77,7 @@ def sweep(
         store = RunStore(path)
         manifest = store.read_manifest()
         raw = manifest["config"]
-        if config is not None and _identity(_raw(config)) != _identity(raw):
+        if config is not None and identity(_raw(config)) != identity(raw):
             raise ConfigError(f"--resume: the config differs from sweep {manifest['run_id']!r}")
         plan = plan_sweep(raw)
         sweep_id = manifest["run_id"]
