@@ -13,6 +13,7 @@ Config::
     column = "val_acc_cifar10"
     key = "arch_str"              # or ["adjacency_7x7", "ops"], joined with "|"
     metric = "accuracy"           # the metric name it provides
+    unit = "%"                    # its unit, for reports (default "as tabulated")
 """
 
 from __future__ import annotations
@@ -61,12 +62,17 @@ class TabularProxy:
     accepts = ("*",)  # looks the architecture id up; reads no graph
 
     def __init__(
-        self, file: str, column: str, key: str | list[str] = "arch_str", metric: str = "accuracy"
+        self,
+        file: str,
+        column: str,
+        key: str | list[str] = "arch_str",
+        metric: str = "accuracy",
+        unit: str = "as tabulated",
     ):
         rows = read_keyed_column(file, column, key)
         self.table = dict(zip(rows.arch_text, rows.value))
         self.metrics = (metric,)
-        self.units = {metric: f"{column} in {Path(file).name}"}
+        self.units = {metric: unit}
         self.metric, self.file = metric, file
 
     def evaluate(

@@ -3,17 +3,21 @@ Chromium."""
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import reference_data
 
 import dse
 from dse.reports import report
+from dse.reports.axes import axis_label, use_log
 
 
 def config(driver: dict, seed: int, budget: int = 40) -> dict:
@@ -22,7 +26,12 @@ def config(driver: dict, seed: int, budget: int = 40) -> dict:
         "run": {"name": driver["driver"], "seed": seed},
         "space": {"name": "nasbench201", "restrict": {"file": table, "column": "arch_str"}},
         "proxies": {
-            "tabular": {"file": table, "column": "val_acc_cifar10", "metric": "accuracy"},
+            "tabular": {
+                "file": table,
+                "column": "val_acc_cifar10",
+                "metric": "accuracy",
+                "unit": "%",
+            },
             "analytic": {},
         },
         "objectives": [
@@ -64,6 +73,26 @@ def test_report_holds_figures_tables_and_configs(comparison):
     assert {"1<-0", "3<-2"} <= set(front.columns)  # the designs' decisions
     for r in runs:
         assert dse.results.manifest(r)["run_id"] in text
+
+
+def test_the_explorer_names_every_front_point_and_axes_carry_units(comparison):
+    runs, page = comparison
+    text = page.read_text()
+    front = pd.read_csv(page.parent / "pareto.csv")
+    assert text.count("<svg class='explorer'") == 3  # three objectives: three pairs
+    for arch_id in front.arch_id:  # every Pareto design can be found by hovering
+        assert f"data-tip='{html.escape(arch_id, quote=True)}" in text
+    assert "params [parameters] (lower is better)" in text  # units from the run's manifest
+    assert "hook_flops [FLOPs]" in text and "accuracy [%] (higher is better)" in text
+    assert "<div class='scroll'><table" in text
+    # self-contained: nothing is fetched when the page is viewed
+    assert not re.search(r"(src|href)=['\"]?https?:", text)
+
+
+def test_axes_go_log_when_the_data_span_more_than_two_decades():
+    assert use_log(np.array([0.1, 3.0, 120.0])) and not use_log(np.array([1.0, 50.0]))
+    assert not use_log(np.array([0.0, 1.0, 1e6]))  # a zero cannot sit on a log axis
+    assert axis_label("lat", "min", {"lat": "ms"}) == "lat [ms] (lower is better)"
 
 
 def test_report_cli_and_sweeps_with_objectives_given(tmp_path, comparison):
@@ -143,6 +172,21 @@ def test_report_renders_in_headless_chromium_without_console_errors(comparison):
             == "desc"
         )
         assert first
+        # hovering a Pareto point of the explorer names its architecture beside the pointer
+        from selenium.webdriver.common.action_chains import ActionChains
+        from selenium.webdriver.common.by import By
+
+        point = driver.find_element(By.CSS_SELECTOR, "svg.explorer circle.pareto")
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", point)
+        ActionChains(driver).move_to_element(point).perform()
+        tip = driver.find_element(By.ID, "dse-tip")
+        assert tip.is_displayed()
+        front = pd.read_csv(page.parent / "pareto.csv")
+        assert tip.text.splitlines()[0] in set(front.arch_id), tip.text
+        assert "accuracy = " in tip.text and "params = " in tip.text
+        # wide tables scroll inside the page rather than widening it
+        width = driver.execute_script("return document.documentElement.scrollWidth;")
+        assert width <= 1280, width
         errors = [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
         assert errors == [], errors
         shot = page.parent / "screenshot.png"

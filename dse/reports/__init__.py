@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import itertools
 import json
 import time
 from collections.abc import Sequence
@@ -29,7 +30,13 @@ from dse.reports.data import (
     parse_objectives,
     reference_point,
 )
+from dse.reports.explorer import SCRIPT as EXPLORER_SCRIPT
+from dse.reports.explorer import STYLE as EXPLORER_STYLE
+from dse.reports.explorer import explorer_svg
 from dse.reports.figures import hypervolume_figure, parallel_coordinates, pareto_figures
+
+#: objective pairs drawn as interactive explorers (each holds up to a few thousand points)
+EXPLORED_PAIRS = 3
 
 _STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1200px;color:#222;padding:0 1em}
@@ -40,6 +47,8 @@ table{border-collapse:collapse;font-size:.85em;margin:.5em 0}th,td{border:1px so
 th{background:#f4f4f4;cursor:pointer}td.s{text-align:left;font-family:monospace}
 figure{display:inline-block;margin:.5em}img{max-width:100%;border:1px solid #eee}
 pre{background:#f8f8f8;padding:.8em;overflow:auto;font-size:.8em}.note{color:#666;font-size:.9em}
+div.scroll{overflow:auto;max-height:32em;max-width:100%;margin:.5em 0}
+div.scroll th{position:sticky;top:0}
 """
 _SCRIPT = """
 document.querySelectorAll('table.sortable th').forEach(function (th, col) {
@@ -73,7 +82,10 @@ def _table(df: pd.DataFrame, sortable: bool = True) -> str:
                 cells.append(f"<td class='s'>{html.escape(str(v))}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     cls = " class='sortable'" if sortable else ""
-    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return (
+        f"<div class='scroll'><table{cls}><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
 def _embed(fig, name: str, figures_dir: Path, caption: str) -> str:
@@ -149,6 +161,9 @@ def report(
     )
     figures = out / "figures"
     groups = list(dict.fromkeys(r.group for r in data))
+    units: dict[str, str] = {}
+    for r in data:
+        units.update(r.manifest.get("units", {}))
     df = combined(data, objs)
     ids = ", ".join(r.run_id for r in data[:4]) + (" ..." if len(data) > 4 else "")
     parts = [
@@ -187,7 +202,14 @@ def report(
                         figures,
                         f"{name.replace('_', ' ')}: grey = dominated, red x = infeasible",
                     )
-                    for name, fig in pareto_figures(df, objs, groups)
+                    for name, fig in pareto_figures(df, objs, groups, units=units)
+                )
+            )
+            parts.append(
+                "<h2>Explore the fronts</h2>"
+                + "".join(
+                    explorer_svg(df, x, y, groups, units)
+                    for x, y in list(itertools.combinations(objs, 2))[:EXPLORED_PAIRS]
                 )
             )
             constraint_axes = [
@@ -225,7 +247,8 @@ def report(
     out.mkdir(parents=True, exist_ok=True)
     page = (
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>dse report</title>"
-        f"<style>{_STYLE}</style></head><body>{''.join(parts)}<script>{_SCRIPT}</script></body></html>"
+        f"<style>{_STYLE}{EXPLORER_STYLE}</style></head><body>{''.join(parts)}"
+        f"<div id='dse-tip'></div><script>{_SCRIPT}{EXPLORER_SCRIPT}</script></body></html>"
     )
     path = out / "index.html"
     path.write_text(page)

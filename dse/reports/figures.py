@@ -5,13 +5,14 @@ writes PNG and SVG files beside it."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from dse.reports.axes import axis_label, use_log
 from dse.results.pareto import minimisation_matrix, nondominated_mask
 
 COLORS = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -23,12 +24,16 @@ def _figure(width: float, height: float):
     return fig, fig.subplots()
 
 
-def _label(metric: str, direction: str) -> str:
-    return f"{metric} ({'higher' if direction == 'max' else 'lower'} is better)"
-
-
-def pareto_figure(df: pd.DataFrame, x: tuple[str, str], y: tuple[str, str], groups: Sequence[str]):
-    """Every evaluated design (grey: dominated or infeasible) and each group's front on (x, y)."""
+def pareto_figure(
+    df: pd.DataFrame,
+    x: tuple[str, str],
+    y: tuple[str, str],
+    groups: Sequence[str],
+    units: Mapping[str, str] | None = None,
+):
+    """Every evaluated design (grey: dominated or infeasible) and each group's front on (x, y);
+    axes labelled with units, log-scaled where the data span more than two decades."""
+    units = units or {}
     fig, ax = _figure(7, 5)
     feasible = (
         df["feasible"].to_numpy(dtype=bool) if "feasible" in df.columns else np.ones(len(df), bool)
@@ -63,8 +68,12 @@ def pareto_figure(df: pd.DataFrame, x: tuple[str, str], y: tuple[str, str], grou
             zorder=3,
             label=f"{group} front ({len(front)})",
         )
-    ax.set_xlabel(_label(*x))
-    ax.set_ylabel(_label(*y))
+    ax.set_xlabel(axis_label(*x, units))
+    ax.set_ylabel(axis_label(*y, units))
+    if use_log(df[x[0]].to_numpy(dtype=float)):
+        ax.set_xscale("log")
+    if use_log(df[y[0]].to_numpy(dtype=float)):
+        ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
@@ -72,11 +81,15 @@ def pareto_figure(df: pd.DataFrame, x: tuple[str, str], y: tuple[str, str], grou
 
 
 def pareto_figures(
-    df: pd.DataFrame, objectives: Sequence[tuple[str, str]], groups: Sequence[str], limit: int = 6
+    df: pd.DataFrame,
+    objectives: Sequence[tuple[str, str]],
+    groups: Sequence[str],
+    limit: int = 6,
+    units: Mapping[str, str] | None = None,
 ):
     """One Pareto figure per pair of objectives (at most ``limit``)."""
     pairs = list(itertools.combinations(objectives, 2))[:limit]
-    return [(f"pareto_{x[0]}_vs_{y[0]}", pareto_figure(df, x, y, groups)) for x, y in pairs]
+    return [(f"pareto_{x[0]}_vs_{y[0]}", pareto_figure(df, x, y, groups, units)) for x, y in pairs]
 
 
 def parallel_coordinates(df: pd.DataFrame, axes: Sequence[tuple[str, str]]):
