@@ -10,6 +10,7 @@ Exit codes: 0 success, 1 the run itself failed, 2 bad input (config, arguments, 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tomllib
 from pathlib import Path
@@ -34,8 +35,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         output=args.output,
         progress=not args.quiet,
         max_evaluations=args.max_evaluations,
+        drop_corrupt=args.drop_corrupt,
     )
+    if result.all_failed:
+        _print_failures(result, f"every one of the {result.rows} evaluations failed")
+        return 1
     _report(result, args.quiet)
+    failed = sum(n for n, _ in result.failures)
+    if result.rows and failed / result.rows > FAILED_SHARE_WARNING:
+        _print_failures(result, f"warning: {failed} of {result.rows} evaluations failed")
     if result.status == "interrupted":
         print(
             "dse: stopped by Ctrl-C after a finished batch; continue with dse run --resume "
@@ -58,6 +66,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         workers=args.workers,
         scheduler=args.scheduler,
         progress=not args.quiet,
+        drop_corrupt=args.drop_corrupt,
     )
     print(
         f"sweep {result.sweep_id}: {result.points} points in {result.chunks} chunks "
@@ -97,6 +106,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+#: above this share of failed evaluations a finished run prints a warning with the errors
+FAILED_SHARE_WARNING = 0.5
+
+
+def _print_failures(result, headline: str) -> None:
+    print(f"dse: run {result.run_id}: {headline}; the errors:", file=sys.stderr)
+    for n, error in result.failures:
+        print(f"  {n:6d} x {error}", file=sys.stderr)
+    print(f"dse: every row is in {result.path} (status, error columns)", file=sys.stderr)
+
+
 def _report(result, quiet: bool) -> None:
     print(
         f"run {result.run_id}: {result.rows} architectures evaluated "
@@ -113,10 +133,16 @@ def _report(result, quiet: bool) -> None:
 def _print_show(
     run: str | Path, limit: int | None, output: str = "results", show_all: bool = False
 ) -> None:
-    from dse.results import load, manifest
+    import pyarrow as pa
+
+    from dse.results import RunStore, load, manifest, resolve_run
+    from dse.results.integrity import store_problems
 
     m = manifest(run, output=output)
     df = load(run, output=output)
+    store = RunStore(resolve_run(run, output))
+    for problem in store_problems(store, m, pa.Table.from_pandas(df[["eval_id"]])):
+        print(f"dse: warning: {problem}", file=sys.stderr)
     objectives = [(o["metric"], o["direction"]) for o in m["objectives"]]
     constraints = [c["metric"] for c in m["constraints"]]
     status_counts = df["status"].value_counts().to_dict() if len(df) else {}
@@ -217,6 +243,17 @@ def _metrics_line(factory) -> str:
     return "metrics: " + ", ".join(f"{m} [{u}]" if u else m for m, u in units.items())
 
 
+def _count(text: str) -> int:
+    """An argparse type: a whole number >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dse", description="Design-space exploration of neural networks and hardware."
@@ -234,6 +271,12 @@ def parser() -> argparse.ArgumentParser:
         help="override the budget (with --resume: extend a finished run to N proposals)",
     )
     r.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+    r.add_argument(
+        "--drop-corrupt",
+        action="store_true",
+        help="with --resume: set unreadable parts aside and continue without missing ones "
+        "(their architectures are evaluated again)",
+    )
     r.set_defaults(func=_cmd_run)
     d = sub.add_parser("demo", help="run the built-in NAS-Bench-201 demo search (no config needed)")
     d.add_argument("--output", help="results directory (default: results)")
@@ -246,7 +289,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("run", help="run directory or run id")
     s.add_argument("--output", default="results", help="where run ids are looked up")
     s.add_argument("--all", action="store_true", help="every evaluation, not just the Pareto front")
-    s.add_argument("--limit", type=int, default=50, help="rows to print (0: all)")
+    s.add_argument("--limit", type=_count, default=50, help="rows to print (0: all)")
     s.set_defaults(func=_cmd_show)
     w = sub.add_parser(
         "sweep", help="evaluate a grid/random/LHS/Sobol sweep of config values on Dask"
@@ -265,6 +308,11 @@ def parser() -> argparse.ArgumentParser:
     )
     w.add_argument("--output", help="results directory (default: the config's run.output)")
     w.add_argument("--quiet", action="store_true")
+    w.add_argument(
+        "--drop-corrupt",
+        action="store_true",
+        help="with --resume: set unreadable parts aside and run their chunks again",
+    )
     w.set_defaults(func=_cmd_sweep)
     rp = sub.add_parser("report", help="a self-contained HTML report of one or more runs or sweeps")
     rp.add_argument(
@@ -284,7 +332,10 @@ def parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=_cmd_report)
     for entry in COMMANDS.entries():  # plugins' subcommands (e.g. ``dse roofline``)
         command = entry.factory()
-        c = sub.add_parser(entry.name, help=entry.summary, description=entry.summary)
+        # argparse %-formats help strings: a literal "%" (as in "top-10%") must be doubled
+        c = sub.add_parser(
+            entry.name, help=entry.summary.replace("%", "%%"), description=entry.summary
+        )
         command.add_arguments(c)
         c.set_defaults(func=command.run)
     return p
@@ -302,6 +353,10 @@ def main(argv: list[str] | None = None) -> int:
             "dse: interrupted; finished batches are saved (continue with --resume)", file=sys.stderr
         )
         return 130
+    except BrokenPipeError:  # the reader left (dse show ... | head): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is silent
+        return 0
 
 
 if __name__ == "__main__":

@@ -33,12 +33,12 @@ Format::
 from __future__ import annotations
 
 import json
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dse.configfile import read_config_file
 from dse.evaluate import Constraint, Objective, check_direction
 from dse.params import ConfigError
 
@@ -113,6 +113,9 @@ class RunConfig:
     constraints: tuple[Constraint, ...] = ()
     search: SearchSpec = SearchSpec()
     plugins: tuple[str, ...] = ()
+    #: folders put on the import path before ``plugins`` are imported (a config file's own
+    #: folder, see dse.configfile)
+    plugin_dirs: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """TOML-shaped plain data (what the manifest stores and ``--resume`` compares)."""
@@ -123,6 +126,7 @@ class RunConfig:
                 "seed": self.seed,
                 "output": self.output,
                 **({"plugins": list(self.plugins)} if self.plugins else {}),
+                **({"plugin_dirs": list(self.plugin_dirs)} if self.plugin_dirs else {}),
             },
             "space": {"name": self.space.name, **self.space.params},
             "proxies": {p.name: dict(p.params) for p in self.proxies},
@@ -201,7 +205,7 @@ def parse_config(
         if key not in sections:
             raise ConfigError(f"{key}: unknown section; allowed: {', '.join(SECTIONS)}")
     run = _table(data, "run", "")
-    _unknown(run, ("name", "seed", "output", "plugins"), "run")
+    _unknown(run, ("name", "seed", "output", "plugins", "plugin_dirs"), "run")
     name = _expect(run.get("name", "run"), str, "run.name", "a string")
     if not name or any(c in name for c in "/\\") or name.startswith("."):
         raise ConfigError(f"run.name: must be a non-empty name without slashes, got {name!r}")
@@ -212,6 +216,9 @@ def parse_config(
     plugins = _expect(run.get("plugins", []), list, "run.plugins", "a list of module names")
     for i, mod in enumerate(plugins):
         _expect(mod, str, f"run.plugins[{i}]", "a module name")
+    plugin_dirs = _expect(run.get("plugin_dirs", []), list, "run.plugin_dirs", "a list of folders")
+    for i, folder in enumerate(plugin_dirs):
+        _expect(folder, str, f"run.plugin_dirs[{i}]", "a folder")
 
     if "space" not in data:
         raise ConfigError("space: missing required section (with at least space.name)")
@@ -220,7 +227,7 @@ def parse_config(
         raise ConfigError("space.name: missing required field")
     space_name = _expect(space.pop("name"), str, "space.name", "a string")
 
-    objectives = []
+    objectives: list[Objective] = []
     raw_obj = data.get("objectives")
     if raw_obj is None and require_objectives:
         raise ConfigError(
@@ -237,6 +244,12 @@ def parse_config(
         if "metric" not in o:
             raise ConfigError(f"{where}.metric: missing required field")
         metric = _expect(o["metric"], str, f"{where}.metric", "a string")
+        earlier = [j for j, prev in enumerate(objectives) if prev.metric == metric]
+        if earlier:
+            raise ConfigError(
+                f"{where}.metric: {metric!r} is already objectives[{earlier[0]}]; "
+                "an objective is declared once"
+            )
         try:
             direction = check_direction(o.get("direction", "min"), f"{where}.direction")
         except ValueError as exc:
@@ -313,21 +326,14 @@ def parse_config(
         constraints=tuple(constraints),
         search=SearchSpec(driver, max_evals, max_seconds, prune, search, **extra),
         plugins=tuple(plugins),
+        plugin_dirs=tuple(plugin_dirs),
     )
 
 
 def load_config(path: str | Path) -> RunConfig:
-    """Read and validate a TOML config file."""
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise ConfigError(f"cannot read config {str(p)!r}: {exc.strerror}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: invalid TOML: {exc}") from None
-    return parse_config(data)
+    """Read and validate a TOML config file; its relative paths are taken from its folder
+    (:mod:`dse.configfile`)."""
+    return parse_config(read_config_file(path))
 
 
 DEMO_CONFIG = """\

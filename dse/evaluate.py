@@ -213,9 +213,13 @@ class Evaluator:
                 else:
                     share = (time.perf_counter() - t) / len(alive)
                     for k, i in enumerate(alive):
-                        metrics[i].update({m: float(c[k]) for m, c in columns.items()})
+                        values = {m: float(c[k]) for m, c in columns.items()}
+                        metrics[i].update(values)
                         timings[i][provider.name] = share
                         spent[i] += share
+                        nan = _nan_metrics(values)
+                        if nan:
+                            status[i], error[i] = "failed", f"{provider.name}: {nan}"
                     done = True
             if not done:
                 for i in alive:
@@ -225,7 +229,10 @@ class Evaluator:
                         missing = set(provider.metrics) - set(values)
                         if missing:
                             raise RuntimeError(f"did not return metric(s) {sorted(missing)}")
-                        metrics[i].update({m: float(values[m]) for m in provider.metrics})
+                        got = {m: float(values[m]) for m in provider.metrics}
+                        metrics[i].update(got)
+                        if _nan_metrics(got):
+                            raise ValueError(_nan_metrics(got))
                     except Exception as exc:  # noqa: BLE001
                         status[i], error[i] = "failed", _describe(provider.name, exc)
                     timings[i][provider.name] = time.perf_counter() - t
@@ -264,6 +271,13 @@ def metric_units(provider: MetricProvider) -> dict[str, str]:
 def reads_graphs_of(provider: MetricProvider, space: SearchSpace) -> bool:
     accepts = accepted_graphs(provider)
     return ANY_GRAPH in accepts or space.graph_kind in accepts
+
+
+def _nan_metrics(values: Mapping[str, float]) -> str:
+    """The complaint about NaN metrics ("" when there is none): a NaN is a failed evaluation,
+    never an ok one (it would sort and compare as nothing)."""
+    nan = sorted(m for m, v in values.items() if math.isnan(v))
+    return f"metric(s) {nan} are NaN" if nan else ""
 
 
 def _describe(where: str, exc: BaseException) -> str:

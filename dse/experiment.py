@@ -9,6 +9,7 @@ Dask workers all build their experiments here.
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,8 +44,12 @@ def _plugin(registry: Registry, name: str, params: dict, where: str) -> Any:
     return create(entry.factory, params, where.rsplit(".name", 1)[0])
 
 
-def import_plugins(modules: tuple[str, ...]) -> None:
-    """Import user plugin modules so their ``@register`` decorators run."""
+def import_plugins(modules: tuple[str, ...], folders: tuple[str, ...] = ()) -> None:
+    """Import user plugin modules so their ``@register`` decorators run; ``folders`` (a config
+    file's own) go on the import path first, so a module beside the config is found."""
+    for folder in folders:
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
     for i, module in enumerate(modules):
         try:
             importlib.import_module(module)
@@ -56,7 +61,7 @@ def import_plugins(modules: tuple[str, ...]) -> None:
 
 def build(config: RunConfig) -> Experiment:
     """Instantiate every plugin of ``config``; raises :class:`ConfigError` naming the bad field."""
-    import_plugins(config.plugins)
+    import_plugins(config.plugins, config.plugin_dirs)
     params = dict(config.space.params)
     restriction = params.pop("restrict", None)
     space = _plugin(SPACES, config.space.name, params, "space.name")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass, replace
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,9 @@ from dse.experiment import Experiment, build
 from dse.parallel import evaluation_pool
 from dse.params import ConfigError
 from dse.results import load, resolve_run
+from dse.results.integrity import drop_damaged, refuse_damaged
 from dse.results.ledger import BatchReport, RunLedger
-from dse.results.record import RecordShape
+from dse.results.record import RecordShape, failure_summary
 from dse.results.store import RunStore, new_manifest, recording_outcome
 from dse.search.base import Budget
 from dse.search.interrupt import stop_on_interrupt
@@ -39,9 +41,16 @@ class RunResult:
     cached: int
     seconds: float
     status: str
+    #: (count, "provider: error") of the failed evaluations, most frequent first
+    failures: list[tuple[int, str]] = field(default_factory=list)
 
     def load(self):
         return load(self.path)
+
+    @property
+    def all_failed(self) -> bool:
+        """Every evaluation failed (nothing to report): the CLI exits 1."""
+        return self.rows > 0 and sum(n for n, _ in self.failures) == self.rows
 
 
 def _coerce(config: RunConfig | dict | str | Path) -> RunConfig:
@@ -119,81 +128,135 @@ def run(
     output: str | Path | None = None,
     progress: bool = True,
     max_evaluations: int | None = None,
+    drop_corrupt: bool = False,
 ) -> RunResult:
     """Run a search; with ``resume`` (a run directory or id), continue that run instead.
 
     Resuming replays the seeded driver against the rows already on disk, so nothing is evaluated
     or written twice. ``config`` may be omitted when resuming; if given it must match the run's
     except for the budget and where it is evaluated (``workers``, ``scheduler``), which it sets.
-    ``max_evaluations`` overrides the budget (to extend a finished run).
+    ``max_evaluations`` overrides the budget (to extend a finished run; never to shrink one).
+    A run whose store is not whole (a part missing or unreadable, a manifest that disagrees with
+    the data) is refused unless ``drop_corrupt``, which sets such parts aside and evaluates their
+    architectures again. One process writes a run at a time: a second is refused.
     """
     if max_evaluations is not None and max_evaluations < 1:
         raise ConfigError(f"--max-evaluations: must be >= 1, got {max_evaluations}")
     given = _coerce(config) if config is not None else None  # parse a config file once
-    store: RunStore
-    existing: list[dict[str, Any]] = []
-    if resume is not None:
-        try:
-            path = resolve_run(resume, output or (given and given.output) or "results")
-        except FileNotFoundError as exc:
-            raise ConfigError(f"--resume: {exc}") from None
-        store = RunStore(path)
-        manifest = store.read_manifest()
-        cfg = parse_config(manifest["config"])
-        if given is not None:
-            diff = _first_difference(given.identity(), cfg.identity())
-            if diff:
-                raise ConfigError(
-                    f"--resume: the config differs from run {manifest['run_id']!r} at {diff}"
-                )
-            # the budget may be extended on resume, and the run may go on on other workers
-            cfg = replace(
-                cfg,
-                search=replace(
-                    cfg.search,
-                    max_evaluations=given.search.max_evaluations,
-                    max_seconds=given.search.max_seconds,
-                    workers=given.search.workers,
-                    scheduler=given.search.scheduler,
-                ),
-            )
-        if max_evaluations is not None:
-            cfg = replace(cfg, search=replace(cfg.search, max_evaluations=max_evaluations))
-        experiment = build(cfg)
-        warm = _warm_start(cfg, experiment, output)
-        existing = store.read_table().to_pylist()
-        _check_hashes(experiment.space, existing, manifest)
-        run_id = manifest["run_id"]
-        store.update_manifest(
-            status="running", resumed=manifest.get("resumed", 0) + 1, config=cfg.to_dict()
-        )
-    else:
-        if given is None:
-            raise ConfigError("config: a config file is required unless --resume is given")
-        cfg = given
-        if max_evaluations is not None:
-            cfg = replace(cfg, search=replace(cfg.search, max_evaluations=max_evaluations))
-        experiment = build(cfg)  # all validation happens before anything is written
-        warm = _warm_start(cfg, experiment, output)
-        out = Path(output or cfg.output)
-        run_id = run_id or new_run_id(cfg, out)
-        store = RunStore(out / run_id)
-        if store.exists():
-            raise ConfigError(
-                f"--run-id: run {run_id!r} already exists in {out}; use --resume to continue it"
-            )
-        store.write_manifest(
-            new_manifest(
-                run_id,
-                cfg.to_dict(),
-                experiment.evaluator.metric_names,
-                [o.to_dict() for o in experiment.evaluator.objectives],
-                [c.to_dict() for c in experiment.evaluator.constraints],
-                experiment.space.describe(),
-                experiment.evaluator.units,
-            )
-        )
+    with ExitStack() as stack:
+        if resume is not None:
+            opened = _open_resumed(resume, given, output, max_evaluations, drop_corrupt, stack)
+        else:
+            if given is None:
+                raise ConfigError("config: a config file is required unless --resume is given")
+            opened = _open_new(given, run_id, output, max_evaluations, stack)
+        return _execute(opened, progress)
 
+
+@dataclass
+class _Opened:
+    """A run ready to execute: its config, experiment, store (locked) and finished rows."""
+
+    cfg: RunConfig
+    experiment: Experiment
+    warm: Any
+    store: RunStore
+    existing: list[dict[str, Any]]
+    run_id: str
+
+
+def _open_resumed(resume, given, output, max_evaluations, drop_corrupt, stack) -> _Opened:
+    try:
+        path = resolve_run(resume, output or (given and given.output) or "results")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"--resume: {exc}") from None
+    store = RunStore(path)
+    manifest = store.read_manifest()
+    if manifest.get("kind") == "sweep":
+        raise ConfigError(
+            f"--resume: {path} is a sweep; continue it with dse sweep --resume {path}"
+        )
+    stack.enter_context(store.writer_lock())
+    cfg = parse_config(manifest["config"])
+    if given is not None:
+        diff = _first_difference(given.identity(), cfg.identity())
+        if diff:
+            raise ConfigError(
+                f"--resume: the config differs from run {manifest['run_id']!r} at {diff}"
+            )
+        # the budget may be extended on resume, and the run may go on on other workers
+        cfg = replace(
+            cfg,
+            search=replace(
+                cfg.search,
+                max_evaluations=given.search.max_evaluations,
+                max_seconds=given.search.max_seconds,
+                workers=given.search.workers,
+                scheduler=given.search.scheduler,
+            ),
+        )
+    if max_evaluations is not None:
+        cfg = replace(cfg, search=replace(cfg.search, max_evaluations=max_evaluations))
+    spent = manifest.get("proposals") or 0
+    if cfg.search.max_evaluations < spent:
+        raise ConfigError(
+            f"--max-evaluations: {cfg.search.max_evaluations} is less than the "
+            f"{spent} proposals run {manifest['run_id']!r} already made; a budget can be "
+            f"extended (>= {spent}), never shrunk"
+        )
+    experiment = build(cfg)
+    warm = _warm_start(cfg, experiment, output)
+    if drop_corrupt:
+        for line in drop_damaged(store, manifest):
+            print(f"dse: --drop-corrupt: {line}", file=sys.stderr)
+        manifest = store.read_manifest()
+    table = store.read_table()
+    refuse_damaged(store, manifest, table)
+    existing = table.to_pylist()
+    _check_hashes(experiment.space, existing, manifest)
+    store.update_manifest(
+        status="running", resumed=manifest.get("resumed", 0) + 1, config=cfg.to_dict()
+    )
+    return _Opened(cfg, experiment, warm, store, existing, manifest["run_id"])
+
+
+def _open_new(given: RunConfig, run_id, output, max_evaluations, stack) -> _Opened:
+    cfg = given
+    if max_evaluations is not None:
+        cfg = replace(cfg, search=replace(cfg.search, max_evaluations=max_evaluations))
+    experiment = build(cfg)  # all validation happens before anything is written
+    warm = _warm_start(cfg, experiment, output)
+    out = Path(output or cfg.output)
+    if run_id is not None and RunStore(out / run_id).exists():
+        raise ConfigError(
+            f"--run-id: run {run_id!r} already exists in {out}; use --resume to continue it"
+        )
+    run_id = run_id or new_run_id(cfg, out)
+    store = RunStore(out / run_id)
+    stack.enter_context(store.writer_lock())
+    ev = experiment.evaluator
+    store.write_manifest(
+        new_manifest(
+            run_id,
+            cfg.to_dict(),
+            ev.metric_names,
+            [o.to_dict() for o in ev.objectives],
+            [c.to_dict() for c in ev.constraints],
+            experiment.space.describe(),
+            ev.units,
+        )
+    )
+    return _Opened(cfg, experiment, warm, store, [], run_id)
+
+
+def _execute(opened: _Opened, progress: bool) -> RunResult:
+    cfg, experiment, warm, store, run_id = (
+        opened.cfg,
+        opened.experiment,
+        opened.warm,
+        opened.store,
+        opened.run_id,
+    )
     bar = tqdm(
         total=cfg.search.max_evaluations,
         disable=None if progress else True,
@@ -231,7 +294,7 @@ def run(
         store,
         experiment.schema,
         ev.objectives,
-        existing,
+        opened.existing,
         reusable=warm.reusable if warm is not None else None,
         on_batch=on_batch,
     )
@@ -247,6 +310,7 @@ def run(
             "hypervolume": ledger.hypervolume.value,
             "evaluations": len(ledger.rows),
             "proposals": ledger.n_proposals,
+            "parts": store.part_rows(),
         }
 
     with recording_outcome(store, closing) as outcome:
@@ -273,4 +337,5 @@ def run(
         ledger.n_cached,
         time.monotonic() - start,
         outcome.status,
+        failure_summary(ledger.rows),
     )

@@ -10,12 +10,12 @@ Prints each driver's final hypervolume as a fraction of the best front the 362 c
 from __future__ import annotations
 
 import argparse
-import tomllib
 from pathlib import Path
 
 import numpy as np
 
 import dse
+from dse.configfile import read_config_file
 from dse.results import default_reference, hypervolume, minimisation_matrix
 
 EXAMPLE = Path(__file__).with_name("nb201_tabular_fpga.toml")
@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--out", default="results/compare")
     args = ap.parse_args()
-    base = tomllib.loads(EXAMPLE.read_text())
+    base = read_config_file(EXAMPLE)  # its relative paths resolved against examples/
 
     # every listed cell once: the best front there is, and a common reference point
     everything = dict(base, search={"driver": "random", "batch_size": 400, "max_evaluations": 4000})

@@ -38,3 +38,31 @@ class Flaky:
         if arch[first.name] == first.choices[0]:
             raise RuntimeError("simulated crash in a proxy")
         return {"flaky_score": float(graph.number_of_nodes())}
+
+
+@PROXIES.register("always_fails")
+class AlwaysFails:
+    """Raises on every architecture (a misconfigured simulator)."""
+
+    name = "always_fails"
+    metrics = ("never",)
+    units = {"never": "score"}
+    cost = 0.5
+
+    def evaluate(self, graph, arch, space):
+        raise FileNotFoundError("license server unreachable")
+
+
+@PROXIES.register("nan_score")
+class NanScore:
+    """Returns NaN for every architecture whose first variable takes its first value."""
+
+    name = "nan_score"
+    metrics = ("nan_score",)
+    units = {"nan_score": "score"}
+    cost = 0.5
+
+    def evaluate(self, graph, arch, space):
+        first = space.variables[0]
+        bad = arch[first.name] == first.choices[0]
+        return {"nan_score": float("nan") if bad else float(graph.number_of_nodes())}

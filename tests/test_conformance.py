@@ -26,6 +26,7 @@ PROVIDERS = {
 }
 SLOW = {"proxy_fitness", "gennas", "eproxy"}
 ZERO_COST_BATCH = 8
+TEST_PLUGINS = {"slow_params", "flaky", "always_fails", "nan_score"}
 
 
 @pytest.mark.parametrize("name", SPACES.names())
@@ -36,7 +37,7 @@ def test_every_registered_space_conforms(name):
 def _providers():
     for registry in (PROXIES, SIMULATORS):
         for name in registry.names():
-            if name in ("slow_params", "flaky"):  # the suite's own test plugins
+            if name in TEST_PLUGINS:  # the suite's own test plugins
                 continue
             marks = [pytest.mark.slow] if name in SLOW else []
             yield pytest.param(registry, name, id=name, marks=marks)

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -50,7 +49,8 @@ def load(
 
 
 def manifest(run: str | Path, *, output: str | Path = "results") -> dict:
-    return json.loads((resolve_run(run, output) / "manifest.json").read_text())
+    """A run's manifest; a damaged one is a StoreError naming the file."""
+    return RunStore(resolve_run(run, output)).read_manifest()
 
 
 __all__ = [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -122,3 +123,18 @@ def constraint_matrix(
             G[i, j] = min(con.violation(math.nan if v is None else v), PENALTY)
         G[i, -1] = 1.0 if row["status"] == "failed" else 0.0
     return G
+
+
+def failure_summary(rows: Sequence[Mapping[str, Any]], top: int = 5) -> list[tuple[int, str]]:
+    """The most frequent errors of the failed rows, as (count, "provider: Type: message"),
+    without the source location that makes each message unique."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        if row["status"] == "failed":
+            key = re.sub(r" \(at [^()]*:\d+\)$", "", str(row.get("error") or "unknown error"))
+            counts[key] = counts.get(key, 0) + 1
+    ranked = sorted(((n, k) for k, n in counts.items()), key=lambda t: (-t[0], t[1]))
+    if len(ranked) > top:
+        rest = sum(n for n, _ in ranked[top:])
+        ranked = ranked[:top] + [(rest, f"{len(ranked) - top} other errors")]
+    return ranked

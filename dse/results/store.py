@@ -12,6 +12,7 @@ pyarrow, pandas, polars and DuckDB globs (``evals/*.parquet``) all skip.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
@@ -26,6 +27,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from dse.params import ConfigError
 
 #: Columns every run has, in order; one float64 column per metric follows them.
 CORE_SCHEMA = pa.schema(
@@ -102,6 +105,27 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+class StoreError(ConfigError):
+    """A run directory that cannot be used as it is: names the file, what is wrong, what to do.
+    The CLI exits 2 on it, like any bad input."""
+
+
+def part_number(path: Path) -> int:
+    """``k`` of ``part-k.parquet``."""
+    return int(path.stem.split("-", 1)[1])
+
+
+def _part_name(k: int) -> str:
+    return f"part-{k:06d}.parquet"
+
+
+def _write_parquet(path: Path, rows: list[dict[str, Any]], schema: pa.Schema) -> None:
+    """The one Parquet write of the store: a whole file, atomically."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), sink, compression="zstd")
+    atomic_write_bytes(path, sink.getvalue().to_pybytes())
+
+
 @dataclass
 class RunStore:
     """Reads and writes one run directory."""
@@ -123,9 +147,28 @@ class RunStore:
     # -- manifest -------------------------------------------------------------------------
     def read_manifest(self) -> dict[str, Any]:
         try:
-            return json.loads(self.manifest_path.read_text())
+            text = self.manifest_path.read_text()
         except FileNotFoundError:
             raise FileNotFoundError(f"{self.path} is not a dse run (no manifest.json)") from None
+        try:
+            manifest = json.loads(text)
+        except json.JSONDecodeError as exc:
+            what = (
+                "is empty"
+                if not text.strip()
+                else f"is not valid JSON ({exc.msg}, line {exc.lineno})"
+            )
+            raise StoreError(
+                f"{self.manifest_path} {what}; the evaluations in {self.evals_dir} are untouched "
+                "and readable with any Parquet reader; restore the manifest from a copy, or start "
+                "a new run"
+            ) from None
+        if not isinstance(manifest, dict) or "config" not in manifest or "run_id" not in manifest:
+            raise StoreError(
+                f"{self.manifest_path} is not a dse manifest (no run_id or config); restore it "
+                "from a copy, or start a new run"
+            )
+        return manifest
 
     def write_manifest(self, manifest: dict[str, Any]) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
@@ -144,39 +187,111 @@ class RunStore:
         return sorted(p for p in self.evals_dir.glob("part-*.parquet"))
 
     def write_batch(self, rows: Iterable[dict[str, Any]], schema: pa.Schema) -> Path | None:
-        """Write one batch atomically; returns its file, or None for an empty batch."""
+        """Write one batch atomically as the next part; returns its file, or None for an empty
+        batch. Part numbers only grow: the next one follows the highest ever written (also the
+        set-aside ones), so a missing part is never overwritten by a later batch."""
         rows = list(rows)
         if not rows:
             return None
         self.evals_dir.mkdir(parents=True, exist_ok=True)
-        if self._next_part is None:  # count existing parts once, then keep count
-            self._next_part = len(self.part_files())
-        path = self.evals_dir / f"part-{self._next_part:06d}.parquet"
+        if self._next_part is None:  # find the highest part number once, then keep count
+            taken = [part_number(p) for p in self.part_files()]
+            taken += [int(p.name.split("-")[1].split(".")[0]) for p in self._set_aside()]
+            self._next_part = 1 + max(taken, default=-1)
+        path = self.evals_dir / _part_name(self._next_part)
         self._next_part += 1
-        table = pa.Table.from_pylist(rows, schema=schema)
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink, compression="zstd")
-        atomic_write_bytes(path, sink.getvalue().to_pybytes())
+        _write_parquet(path, rows, schema)
         return path
 
     def write_part(self, k: int, rows: Iterable[dict[str, Any]], schema: pa.Schema) -> Path:
         """Write ``part-k`` atomically, replacing an earlier copy (a sweep chunk written again by
         a retried task is the same file, never a duplicate)."""
         self.evals_dir.mkdir(parents=True, exist_ok=True)
-        path = self.evals_dir / f"part-{k:06d}.parquet"
-        sink = pa.BufferOutputStream()
-        pq.write_table(pa.Table.from_pylist(list(rows), schema=schema), sink, compression="zstd")
-        atomic_write_bytes(path, sink.getvalue().to_pybytes())
+        path = self.evals_dir / _part_name(k)
+        _write_parquet(path, list(rows), schema)
         return path
 
     def read_table(self) -> pa.Table:
-        """All finished evaluations, ordered by ``eval_id``."""
+        """All finished evaluations, ordered by ``eval_id``; a part that cannot be read is a
+        :class:`StoreError` naming it (``dse run --resume RUN --drop-corrupt`` sets it aside)."""
         parts = self.part_files()
         if not parts:
             manifest = self.read_manifest()
             return run_schema(manifest.get("metrics", [])).empty_table()
-        table = pa.concat_tables([pq.read_table(p) for p in parts], promote_options="default")
-        return table.sort_by("eval_id")
+        tables = []
+        for p in parts:
+            try:
+                tables.append(pq.read_table(p))
+            except (pa.ArrowException, OSError) as exc:
+                raise StoreError(
+                    f"{p} cannot be read ({type(exc).__name__}: {exc}); continue without it with "
+                    "--resume RUN --drop-corrupt (its architectures are evaluated again), or "
+                    "restore it from a copy"
+                ) from None
+        return pa.concat_tables(tables, promote_options="default").sort_by("eval_id")
+
+    def corrupt_parts(self) -> list[Path]:
+        """Parts that cannot be read as Parquet (a truncated or overwritten file)."""
+        bad = []
+        for p in self.part_files():
+            try:
+                pq.read_metadata(p)
+            except (pa.ArrowException, OSError):
+                bad.append(p)
+        return bad
+
+    def set_aside(self, part: Path) -> Path:
+        """Move an unreadable part out of the dataset (a dot name that readers skip), never
+        deleting it: ``.part-k.parquet.corrupt``."""
+        target = part.with_name(f".{part.name}.corrupt")
+        os.replace(part, target)
+        return target
+
+    def _set_aside(self) -> list[Path]:
+        return (
+            sorted(self.evals_dir.glob(".part-*.parquet.corrupt"))
+            if self.evals_dir.is_dir()
+            else []
+        )
+
+    def part_rows(self) -> dict[str, int]:
+        """Rows per readable part, from the Parquet footers (recorded in the manifest at close,
+        so a later open can tell a missing or damaged part and what it held)."""
+        rows = {}
+        for p in self.part_files():
+            try:
+                rows[p.name] = pq.read_metadata(p).num_rows
+            except (pa.ArrowException, OSError):
+                continue
+        return rows
+
+    # -- one writer per run ------------------------------------------------------------------
+    @contextmanager
+    def writer_lock(self) -> Iterator[None]:
+        """Hold the run's lock file for the block: a second writer (a second ``--resume``, or a
+        resume while the run is still going) is refused with a StoreError. The OS releases the
+        lock when its process dies, so a killed run never leaves a stale lock."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path / ".lock", "a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise StoreError(
+                f"{self.path} is being written by {holder} (lock {self.path / '.lock'}); wait for "
+                "it to finish or stop it, then resume"
+            ) from None
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()} on {platform.node()}")
+            fh.flush()
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            fh.close()
 
 
 @dataclass

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-import tomllib
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,9 +15,11 @@ from typing import Any
 from tqdm import tqdm
 
 from dse.config import identity
+from dse.configfile import read_config_file
 from dse.parallel import dask_client
 from dse.params import ConfigError
-from dse.results.store import RunStore, new_manifest, recording_outcome
+from dse.results import resolve_run
+from dse.results.store import RunStore, StoreError, new_manifest, part_number, recording_outcome
 from dse.runner import new_run_id
 from dse.sweeps.execute import SweepPlan, plan_sweep, run_chunk
 from dse.sweeps.plan import METHODS, Parameter, make_points
@@ -42,13 +44,7 @@ class SweepResult:
 def _raw(config: dict | str | Path) -> dict[str, Any]:
     if isinstance(config, dict):
         return json.loads(json.dumps(config))  # a private, plain copy
-    p = Path(config)
-    try:
-        return tomllib.loads(p.read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read sweep config {str(p)!r}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+    return read_config_file(config)
 
 
 def sweep(
@@ -59,76 +55,46 @@ def sweep(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: bool = True,
+    drop_corrupt: bool = False,
 ) -> SweepResult:
     """Run a sweep (a TOML path or a dict shaped like it) or, with ``resume``, finish one.
 
     ``workers`` (a new LocalCluster; 0 evaluates in this process) and ``scheduler`` (an existing
-    Dask scheduler's address) override ``[sweep]``'s. Returns where the results are.
+    Dask scheduler's address) override ``[sweep]``'s. Resuming runs the chunks whose part is
+    missing; an unreadable part is refused unless ``drop_corrupt`` (set aside, its chunk run
+    again). One process writes a sweep at a time. Returns where the results are.
     """
-    from dse.results import resolve_run
-
     if workers is not None and workers < 0:
         raise ConfigError(f"--workers: must be >= 0 (0: evaluate in this process), got {workers}")
-    if resume is not None:
-        try:
-            path = resolve_run(resume, output or "results")
-        except FileNotFoundError as exc:
-            raise ConfigError(f"--resume: {exc}") from None
-        store = RunStore(path)
-        manifest = store.read_manifest()
-        raw = manifest["config"]
-        if config is not None and identity(_raw(config)) != identity(raw):
-            raise ConfigError(f"--resume: the config differs from sweep {manifest['run_id']!r}")
-        plan = plan_sweep(raw)
-        sweep_id = manifest["run_id"]
-        store.update_manifest(status="running", resumed=manifest.get("resumed", 0) + 1)
-    else:
-        if config is None:
-            raise ConfigError("sweep: a config is required unless --resume is given")
-        raw = _raw(config)
-        plan = plan_sweep(raw)  # every check before anything is written
-        out = Path(output or plan.config.output)
-        sweep_id = new_run_id(plan.config, out)
-        store = RunStore(out / sweep_id)
-        manifest = new_manifest(
-            sweep_id,
-            raw,
-            plan.metrics,
-            [o.to_dict() for o in plan.config.objectives],
-            [c.to_dict() for c in plan.config.constraints],
-            plan.space_name,
-            plan.units,
+    with ExitStack() as stack:
+        if resume is not None:
+            plan, store, sweep_id = _open_resumed(resume, config, output, drop_corrupt, stack)
+        else:
+            if config is None:
+                raise ConfigError("sweep: a config is required unless --resume is given")
+            plan, store, sweep_id = _open_new(_raw(config), output, stack)
+        workers = plan.workers if workers is None else workers
+        scheduler = plan.scheduler if scheduler is None else scheduler
+        done = {part_number(p) for p in store.part_files()}
+        pending = [k for k in range(plan.chunks) if k not in done]
+        bar = tqdm(
+            total=len(plan.points),
+            initial=len(plan.points) - sum(len(plan.chunk(k)) for k in pending),
+            disable=None if progress else True,
+            file=sys.stderr,
+            desc=sweep_id,
+            unit="pt",
+            dynamic_ncols=True,
         )
-        manifest.update(
-            kind="sweep",
-            method=raw["sweep"].get("method", "grid"),
-            points=len(plan.points),
-            chunks=plan.chunks,
-            chunk_size=plan.chunk_size,
-            parameters=[p.name for p in plan.parameters],
-        )
-        store.write_manifest(manifest)
-    workers = plan.workers if workers is None else workers
-    scheduler = plan.scheduler if scheduler is None else scheduler
-    done = {int(p.stem.split("-")[1]) for p in store.part_files()}
-    pending = [k for k in range(plan.chunks) if k not in done]
-    bar = tqdm(
-        total=len(plan.points),
-        initial=len(plan.points) - sum(len(plan.chunk(k)) for k in pending),
-        disable=None if progress else True,
-        file=sys.stderr,
-        desc=sweep_id,
-        unit="pt",
-        dynamic_ncols=True,
-    )
-    start = time.monotonic()
+        start = time.monotonic()
 
-    def closing(status: str) -> dict[str, Any]:
-        bar.close()
-        return {"chunks_done": len(store.part_files())}
+        def closing(status: str) -> dict[str, Any]:
+            bar.close()
+            parts = store.part_rows()
+            return {"chunks_done": len(parts), "parts": parts}
 
-    with recording_outcome(store, closing) as outcome:
-        _execute(plan, pending, store, sweep_id, workers, scheduler, bar)
+        with recording_outcome(store, closing) as outcome:
+            _execute(plan, pending, store, sweep_id, workers, scheduler, bar)
     return SweepResult(
         sweep_id,
         store.path,
@@ -138,6 +104,65 @@ def sweep(
         time.monotonic() - start,
         outcome.status,
     )
+
+
+def _open_resumed(resume, config, output, drop_corrupt: bool, stack: ExitStack):
+    try:
+        path = resolve_run(resume, output or "results")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"--resume: {exc}") from None
+    store = RunStore(path)
+    manifest = store.read_manifest()
+    if manifest.get("kind") != "sweep":
+        raise ConfigError(
+            f"--resume: {path} is a search run; continue it with dse run --resume {path}"
+        )
+    stack.enter_context(store.writer_lock())
+    raw = manifest["config"]
+    if config is not None and identity(_raw(config)) != identity(raw):
+        raise ConfigError(f"--resume: the config differs from sweep {manifest['run_id']!r}")
+    plan = plan_sweep(raw)
+    for part in store.corrupt_parts():
+        if not drop_corrupt:
+            raise StoreError(
+                f"{part} cannot be read; run its chunk again with --resume {path} --drop-corrupt "
+                "(the unreadable file is set aside, not deleted)"
+            )
+        target = store.set_aside(part)
+        print(
+            f"dse: --drop-corrupt: set aside {part} as {target.name}; its chunk runs again",
+            file=sys.stderr,
+        )
+    store.update_manifest(status="running", resumed=manifest.get("resumed", 0) + 1)
+    return plan, store, manifest["run_id"]
+
+
+def _open_new(raw: dict[str, Any], output, stack: ExitStack):
+    plan = plan_sweep(raw)  # every check before anything is written
+    out = Path(output or plan.config.output)
+    sweep_id = new_run_id(plan.config, out)
+    store = RunStore(out / sweep_id)
+    stack.enter_context(store.writer_lock())
+    manifest = new_manifest(
+        sweep_id,
+        raw,
+        plan.metrics,
+        [o.to_dict() for o in plan.config.objectives],
+        [c.to_dict() for c in plan.config.constraints],
+        plan.space_name,
+        plan.units,
+    )
+    manifest.update(
+        kind="sweep",
+        method=raw["sweep"].get("method", "grid"),
+        points=len(plan.points),
+        chunks=plan.chunks,
+        chunk_size=plan.chunk_size,
+        parameters=[p.name for p in plan.parameters],
+        arch_defaults=plan.arch_defaults,
+    )
+    store.write_manifest(manifest)
+    return plan, store, sweep_id
 
 
 def _execute(

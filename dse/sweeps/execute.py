@@ -15,6 +15,7 @@ skips chunks whose part exists.
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import math
 from dataclasses import dataclass, field
@@ -54,6 +55,8 @@ class SweepPlan:
     units: dict[str, str]
     providers: list[str]
     archs: dict[str, dict] = field(default_factory=dict)  # arch_id -> decisions, for "arch" lists
+    #: what the variables that no parameter sweeps are set to (see :func:`default_arch`)
+    arch_defaults: dict[str, Any] = field(default_factory=dict)
 
     @property
     def base_json(self) -> str:
@@ -159,7 +162,8 @@ def plan_sweep(raw: dict[str, Any]) -> SweepPlan:
         if len(fixed) != len(experiment.space.variables):
             raise ConfigError(
                 'sweep.parameters: no architecture is swept; add arch = "all", a list of '
-                "architectures, or arch.<variable> = [...] for every variable"
+                "architectures, or arch.<variable> = [...] (unswept variables take their first "
+                "choice)"
             )
     n = spec.get("points")
     if n is not None and (not isinstance(n, int) or isinstance(n, bool)):
@@ -201,23 +205,42 @@ def plan_sweep(raw: dict[str, Any]) -> SweepPlan:
         units,
         providers,
         archs,
+        {
+            k: v
+            for k, v in default_arch(experiment.space).items()
+            if not archs and f"{ARCH}.{k}" not in {p.name for p in parameters}
+        },
     )
+
+
+#: combinations of config values a sweep builds to validate (beyond, each value alone)
+MAX_VALIDATED = 256
 
 
 def _validate_values(
     base: dict[str, Any], parameters: list[Parameter], first: dict[str, Any]
 ) -> tuple[dict[str, str], list[str]]:
-    """Build the experiment for every listed value (and both ends of every range) of every
-    config parameter, varying one at a time from the first point, so a bad value is reported
-    before anything runs; returns the union of metrics (with their units) and of provider names."""
+    """Build the experiment for every combination of the config parameters' listed values (and
+    both ends of every range), or, past :data:`MAX_VALIDATED` combinations, for each value
+    varied alone from the first point, so a bad value (or pair: a DSP budget above one board's)
+    is reported before anything runs; returns the union of metrics (with their units) and of
+    provider names."""
     units: dict[str, str] = {}  # metric -> unit, in order of first sight
     providers: list[str] = []
+    axes = [
+        (p.name, p.values if p.values is not None else tuple(p.at(np.array([0.0, 1.0 - 1e-12]))))
+        for p in parameters
+        if p.name != ARCH and not p.name.startswith(ARCH + ".")
+    ]
     cases = [dict(first)]
-    for p in parameters:
-        if p.name == ARCH or p.name.startswith(ARCH + "."):
-            continue
-        values = p.values if p.values is not None else tuple(p.at(np.array([0.0, 1.0 - 1e-12])))
-        cases.extend({**first, p.name: v} for v in values)
+    if math.prod(len(v) for _, v in axes) <= MAX_VALIDATED:
+        names = [n for n, _ in axes]
+        cases += [
+            {**first, **dict(zip(names, combo))}
+            for combo in itertools.product(*(v for _, v in axes))
+        ]
+    else:
+        cases += [{**first, name: v} for name, values in axes for v in values]
     seen: set[str] = set()
     for case in cases:
         cfg = point_config(base, case)
@@ -240,10 +263,16 @@ def _validate_values(
     return units, providers
 
 
+def default_arch(space) -> dict[str, Any]:
+    """What a sweep gives the variables it does not sweep: each variable's first choice (the
+    manifest lists them as ``arch_defaults``; fix one with ``"arch.<variable>" = value``)."""
+    return {v.name: v.value(0) for v in space.variables}
+
+
 def _point_arch(plan_archs: dict[str, dict], space, point: dict[str, Any]) -> dict:
     if ARCH in point:
         return plan_archs[point[ARCH]]
-    arch = {v.name: v.value(0) for v in space.variables if v.cardinality == 1}
+    arch = default_arch(space)
     arch.update({k.split(".", 1)[1]: v for k, v in point.items() if k.startswith(ARCH + ".")})
     return arch
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from dse.params import ConfigError
+from dse.space import SpaceError
 
 METHODS = ("grid", "random", "lhs", "sobol")
 ARCH = "arch"
@@ -129,6 +130,15 @@ def parse_parameter(name: str, spec: Any, space=None) -> list[Parameter]:
         variable = space.variables[names.index(var)]
         if spec == "all":
             return [Parameter(name, tuple(_choices(variable)))]
+        values = spec if isinstance(spec, list) else [spec]  # a single value fixes the variable
+        for value in values:
+            try:
+                variable.index(value)
+            except SpaceError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+        if not values:
+            raise ConfigError(f"{where}: the list of values is empty")
+        return [Parameter(name, tuple(values))]
     if isinstance(spec, list):
         if not spec:
             raise ConfigError(f"{where}: the list of values is empty")

@@ -6,7 +6,8 @@ Config::
     [simulators.fpga]
     board = "ZCU102"             # from the catalog (boards.toml) or boards_file
     architecture = "recursive"   # or "pipelined"
-    dsp_budget = 2520            # default: the board's DSPs
+    dsp_budget = 2520            # default: the board's DSPs; at most the board's
+    # dsp_fraction = 0.5         # ... or a share of the board's DSPs (sweeps across boards)
     double_buffering = true      # DDR transfers overlap compute
     phi = {"8" = 0.5, "16" = 1}  # optional Phi(q) table, cycles per work unit per lane
     psi = {"4" = 0, "8" = 0.5, "16" = 1}   # optional Psi(q) table, DSPs per lane
@@ -26,6 +27,7 @@ fits the board's DSPs, BRAM and LUTs; use it as a constraint with ``min = 1``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -78,6 +80,7 @@ class FpgaSimulator:
         board: str = "ZCU102",
         architecture: Literal["recursive", "pipelined"] = "recursive",
         dsp_budget: int | None = None,
+        dsp_fraction: float | None = None,
         double_buffering: bool = True,
         onchip_fraction: float = 0.7,
         lut_fraction: float = 0.5,
@@ -99,8 +102,20 @@ class FpgaSimulator:
                 f"architecture: {architecture!r} is not allowed; allowed values: ['pipelined', "
                 "'recursive']"
             )
-        if dsp_budget is not None and dsp_budget < 1:
-            raise ValueError(f"dsp_budget: must be >= 1, got {dsp_budget}")
+        chip = boards[board]
+        if dsp_budget is not None and dsp_fraction is not None:
+            raise ValueError(
+                "dsp_budget: give dsp_budget (DSPs) or dsp_fraction (of the board's), not both"
+            )
+        if dsp_budget is not None and not 1 <= dsp_budget <= chip.dsp:
+            # refused, not clipped: a clipped budget would label every result with a budget
+            # the design never had
+            raise ValueError(
+                f"dsp_budget: {dsp_budget} is outside board {board!r}'s DSPs; allowed values: "
+                f"1..{chip.dsp} (or dsp_fraction, a share of any board's)"
+            )
+        if dsp_fraction is not None and not 0 < dsp_fraction <= 1:
+            raise ValueError(f"dsp_fraction: must be in (0, 1], got {dsp_fraction}")
         for field, value in (("onchip_fraction", onchip_fraction), ("lut_fraction", lut_fraction)):
             if not 0 < value <= 1:
                 raise ValueError(f"{field}: must be in (0, 1], got {value}")
@@ -123,7 +138,11 @@ class FpgaSimulator:
             self.metrics = self.metrics + ("fpga_des_throughput_fps", "fpga_des_latency_ms")
         self.board = boards[board]
         self.architecture = architecture
-        self.dsp_budget = float(dsp_budget if dsp_budget is not None else self.board.dsp)
+        self.dsp_budget = float(
+            dsp_budget
+            if dsp_budget is not None
+            else max(1, math.floor(self.board.dsp * (dsp_fraction or 1.0)))
+        )
         self.double_buffering = double_buffering
         self.onchip_budget = self.board.onchip_bytes * onchip_fraction
         self.lut_budget = self.board.lut * lut_fraction

@@ -20,6 +20,9 @@ from dse.params import ConfigError
 from dse.registry import COMMANDS
 from dse.simulators.devices import Device
 
+#: what matplotlib writes without extra backends
+FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+
 GROUPS = {
     "q_proj": "qkv",
     "k_proj": "qkv",
@@ -178,6 +181,11 @@ class RooflineCommand:
         from dse.simulators.gpu.model import GpuCostModel
 
         try:
+            if Path(args.out).suffix.lower() not in FIGURE_SUFFIXES:
+                raise ValueError(
+                    f"--out: {args.out!r} has no figure suffix; allowed values: "
+                    f"{', '.join(FIGURE_SUFFIXES)}"
+                )
             model = GpuCostModel.create(args.device, args.calibration, args.devices_file)
             model.device.precision(args.precision)
             if args.network:
