@@ -357,6 +357,14 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is silent
         return 0
+    except OSError as exc:  # the disk is full, the folder went away: a run failed, not a bug
+        where = f" {exc.filename}" if exc.filename else ""
+        print(
+            f"dse: error: cannot write{where}: {exc.strerror or exc}; every finished batch is "
+            "saved: make room and continue with --resume",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -469,3 +469,83 @@ def test_config_paths_and_plugins_resolve_from_the_config_folder(tmp_path):
     # a CLI-given path stays relative to where the command runs
     proc = cli(["run", lab / "exp.toml", "--quiet", "--output", "here"], elsewhere, env)
     assert proc.returncode == 0 and (elsewhere / "here").is_dir()
+
+
+# -- 4, 5, 7. reports ------------------------------------------------------------------------
+def _fpga_run(tmp_path, board: str, seed: int, name: str):
+    cfg = {
+        "run": {"name": name, "seed": seed},
+        "space": {"name": "nasbench201"},
+        "proxies": {"analytic": {}},
+        "simulators": {"fpga": {"board": board}},
+        "objectives": [
+            {"metric": "hook_flops", "direction": "max"},
+            {"metric": "fpga_latency_ms", "direction": "min"},
+        ],
+        "search": {"driver": "random", "max_evaluations": 30},
+    }
+    return dse.run(cfg, output=tmp_path, progress=False).path
+
+
+def test_runs_of_different_problems_are_reported_side_by_side(tmp_path):
+    a = [_fpga_run(tmp_path, "ZC706", s, "a") for s in (0, 1)]
+    b = _fpga_run(tmp_path, "ZCU102", 0, "b")
+    page = dse.report([*a, b], out=tmp_path / "rep").read_text()
+    assert "These runs solve 2 different problems" in page
+    assert "Problem A" in page and "Problem B" in page and "board=ZCU102" in page
+    # each problem has its own driver table: the ZC706 seeds are averaged, the ZCU102 run is not
+    sections = page.split("<h2 class='problem'>")
+    assert len(sections) == 3 and all("<h2>Drivers</h2>" in s for s in sections[1:])
+    front = pd.read_csv(tmp_path / "rep" / "pareto.csv")
+    assert set(front.problem) == {"A", "B"}
+    same = dse.report(a, out=tmp_path / "same").read_text()
+    assert "different problems" not in same
+
+
+def test_a_sweep_report_keeps_the_hardware_and_drops_designs_that_do_not_fit(tmp_path):
+    swept = dse.sweep(
+        {
+            "run": {"name": "hw", "seed": 2},
+            "space": {"name": "nasbench201"},
+            "proxies": {"analytic": {}},
+            "simulators": {"fpga": {"board": "Ultra96", "architecture": "pipelined"}},
+            "sweep": {
+                "method": "random",
+                "points": 60,
+                "parameters": {
+                    "arch": "all",
+                    "simulators.fpga.board": ["Ultra96", "ZCU102"],
+                    "simulators.fpga.dsp_fraction": {"low": 0.02, "high": 1.0, "log": True},
+                },
+            },
+        },
+        output=tmp_path,
+        workers=0,
+        progress=False,
+    )
+    df = load(swept.path)
+    assert (df.fpga_feasible == 0).any()  # some designs do not fit their board
+    page = dse.report(
+        [swept.path], out=tmp_path / "rep", objectives=["fpga_latency_ms:min", "fpga_dsp:min"]
+    ).read_text()
+    front = pd.read_csv(tmp_path / "rep" / "pareto.csv")
+    assert {"simulators.fpga.board", "simulators.fpga.dsp_fraction"} <= set(front.columns)
+    merged = front.merge(df[["eval_id", "fpga_feasible"]], on="eval_id")
+    assert (merged.fpga_feasible == 1).all()  # a design that does not fit is not on the front
+    assert "fpga_latency_ms [ms]" in page and "fpga_dsp [DSPs]" in page
+
+
+def test_report_objectives_are_validated_like_configs(finished, tmp_path):
+    cfg, out, run = finished
+    line = one_line_error(cli(["report", run, "--objectives", "accuracy:max"], tmp_path))
+    assert "no run records metric 'accuracy'; allowed values: [" in line and "'params'" in line
+    line = one_line_error(cli(["report", run, "--objectives", "params:up"], tmp_path))
+    assert "direction: 'up' is not allowed; allowed values: 'min', 'max'" in line
+    # no direction: the run's own ("hook_flops" is declared max)
+    ok = cli(
+        ["report", run, "--objectives", "hook_flops", "params", "--out", tmp_path / "r"], tmp_path
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "hook_flops (max)" in (tmp_path / "r" / "index.html").read_text()
+    line = one_line_error(cli(["report", run, "--objectives", "macs"], tmp_path))
+    assert "declare no direction for 'macs'; give macs:min or macs:max" in line

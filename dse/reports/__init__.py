@@ -22,12 +22,15 @@ import numpy as np
 import pandas as pd
 
 from dse.reports.data import (
+    RunData,
     combined,
     decisions,
     declared_refs,
     hypervolume_table,
     load_runs,
     parse_objectives,
+    problem_key,
+    problem_label,
     reference_point,
 )
 from dse.reports.explorer import SCRIPT as EXPLORER_SCRIPT
@@ -47,6 +50,8 @@ table{border-collapse:collapse;font-size:.85em;margin:.5em 0}th,td{border:1px so
 th{background:#f4f4f4;cursor:pointer}td.s{text-align:left;font-family:monospace}
 figure{display:inline-block;margin:.5em}img{max-width:100%;border:1px solid #eee}
 pre{background:#f8f8f8;padding:.8em;overflow:auto;font-size:.8em}.note{color:#666;font-size:.9em}
+.warn{background:#fff4e5;border-left:4px solid #f0a020;padding:.5em .8em}
+h2.problem{font-size:1.4em;border-bottom:2px solid #888}
 div.scroll{overflow:auto;max-height:32em;max-width:100%;margin:.5em 0}
 div.scroll th{position:sticky;top:0}
 """
@@ -147,9 +152,15 @@ def report(
 ) -> Path:
     """Write ``<out>/index.html`` (plus ``figures/*.png|svg`` and ``pareto.csv``) for ``runs``
     (run or sweep directories or ids); returns the HTML file. ``objectives`` as
-    ``["metric:max", ...]`` overrides the runs' declared ones (needed for sweeps)."""
+    ``["metric:max", ...]`` overrides the runs' declared ones (needed for sweeps).
+
+    Runs are grouped by problem (space, evaluators, constraints, objectives) and, within one,
+    by driver settings; runs of different problems are reported side by side, one section per
+    problem, never averaged or ranked against each other."""
     data = load_runs(runs, output)
-    objs = parse_objectives(objectives, data)
+    problems: dict[str, list[RunData]] = {}
+    for r in data:
+        problems.setdefault(problem_key(r.manifest), []).append(r)
     out = (
         Path(out)
         if out is not None
@@ -159,85 +170,36 @@ def report(
             else Path(output) / f"report-{time.strftime('%Y%m%d-%H%M%S')}"
         )
     )
-    figures = out / "figures"
-    groups = list(dict.fromkeys(r.group for r in data))
-    units: dict[str, str] = {}
-    for r in data:
-        units.update(r.manifest.get("units", {}))
-    df = combined(data, objs)
     ids = ", ".join(r.run_id for r in data[:4]) + (" ..." if len(data) > 4 else "")
     parts = [
         f"<h1>{html.escape(title or 'dse report: ' + ids)}</h1>",
-        f"<p class='note'>{len(data)} run(s), {len(df)} evaluations; objectives: "
-        f"{html.escape(', '.join(f'{m} ({d})' for m, d in objs)) or 'none declared'}; "
+        f"<p class='note'>{len(data)} run(s); "
         f"written {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}</p>",
     ]
-    if len(objs) >= 1 and len(df):
-        ref = reference_point(df, objs, declared_refs(data, objs))
-        curves = hypervolume_table(data, objs, ref)
-        per_run, per_group = _summary(data, curves)
+    tags = [chr(ord("A") + i) if i < 26 else f"P{i}" for i in range(len(problems))]
+    if len(problems) > 1:
         parts.append(
-            "<h2>Drivers</h2>"
-            + _table(per_group)
-            + f"<p class='note'>hypervolume reference point: "
-            f"{html.escape(', '.join(f'{m} = {v:.5g}' for (m, _), v in zip(objs, ref)))} "
-            f"(declared refs, else just worse than every feasible design of these runs)</p>"
+            f"<p class='warn'>These runs solve {len(problems)} different problems, reported side "
+            "by side: hypervolumes are compared only within a problem.</p><ul>"
+            + "".join(
+                f"<li><b>Problem {t}</b> ({len(rs)} run(s)): "
+                f"{html.escape(problem_label(rs[0].manifest))}</li>"
+                for t, rs in zip(tags, problems.values())
+            )
+            + "</ul>"
         )
-        parts.append(
-            "<h2>Hypervolume over evaluations</h2>"
-            + _embed(
-                hypervolume_figure(curves, groups),
-                "hypervolume",
-                figures,
-                "mean over each group's runs; band: min to max",
-            )
-        )
-        if len(objs) >= 2:
-            parts.append(
-                "<h2>Pareto fronts</h2>"
-                + "".join(
-                    _embed(
-                        fig,
-                        name,
-                        figures,
-                        f"{name.replace('_', ' ')}: grey = dominated, red x = infeasible",
-                    )
-                    for name, fig in pareto_figures(df, objs, groups, units=units)
-                )
-            )
-            parts.append(
-                "<h2>Explore the fronts</h2>"
-                + "".join(
-                    explorer_svg(df, x, y, groups, units)
-                    for x, y in list(itertools.combinations(objs, 2))[:EXPLORED_PAIRS]
-                )
-            )
-            constraint_axes = [
-                (c["metric"], "min")
-                for c in data[0].manifest.get("constraints", [])
-                if c["metric"] in df.columns and c["metric"] not in dict(objs)
-            ]
-            parts.append(
-                "<h2>Parallel coordinates</h2>"
-                + _embed(
-                    parallel_coordinates(df, list(objs) + constraint_axes),
-                    "parallel_coordinates",
-                    figures,
-                    "objectives (and constrained metrics), normalised over the runs",
-                )
-            )
-        front = df[df["is_pareto"]].copy()
-        front = front.sort_values(objs[0][0], ascending=objs[0][1] == "min")
-        cols = ["run_id", "group", "eval_id", "arch_id"] + [m for m, _ in objs]
-        table = pd.concat(
-            [front[cols].reset_index(drop=True), decisions(front).reset_index(drop=True)], axis=1
-        )
+    fronts = []
+    for tag, subset in zip(tags, problems.values()):
+        prefix = f"{tag}_" if len(problems) > 1 else ""
+        if len(problems) > 1:
+            parts.append(f"<h2 class='problem'>Problem {tag}</h2>")
+        section, front = _problem_sections(subset, objectives, out / "figures", prefix)
+        parts.extend(section)
+        if front is not None:
+            fronts.append(front.assign(problem=tag) if len(problems) > 1 else front)
+    if fronts:
         out.mkdir(parents=True, exist_ok=True)
-        table.to_csv(out / "pareto.csv", index=False)
-        parts.append(f"<h2>Pareto-optimal designs ({len(front)})</h2>" + _table(table))
-        parts.append("<h2>Runs</h2>" + _table(per_run))
-    else:
-        parts.append("<p>No objectives to plot: pass --objectives metric:min|max.</p>")
+        pd.concat(fronts, ignore_index=True).to_csv(out / "pareto.csv", index=False)
     for r in data:
         parts.append(
             f"<h2>Config of {html.escape(r.run_id)}</h2><details><summary>{html.escape(r.group)}, "
@@ -253,6 +215,91 @@ def report(
     path = out / "index.html"
     path.write_text(page)
     return path
+
+
+def _problem_sections(
+    data: list[RunData], objectives: Sequence[str] | None, figures: Path, prefix: str
+) -> tuple[list[str], pd.DataFrame | None]:
+    """The sections of one problem's runs, and its Pareto table (None without objectives)."""
+    objs = parse_objectives(objectives, data)
+    groups = list(dict.fromkeys(r.group for r in data))
+    units: dict[str, str] = {}
+    for r in data:
+        units.update(r.manifest.get("units", {}))
+    df = combined(data, objs)
+    parts = [
+        f"<p class='note'>{len(data)} run(s), {len(df)} evaluations; objectives: "
+        f"{html.escape(', '.join(f'{m} ({d})' for m, d in objs)) or 'none declared'}</p>"
+    ]
+    if not (len(objs) >= 1 and len(df)):
+        parts.append("<p>No objectives to plot: pass --objectives metric:min|max.</p>")
+        return parts, None
+    ref = reference_point(df, objs, declared_refs(data, objs))
+    curves = hypervolume_table(data, objs, ref)
+    per_run, per_group = _summary(data, curves)
+    parts.append(
+        "<h2>Drivers</h2>" + _table(per_group) + f"<p class='note'>hypervolume reference point: "
+        f"{html.escape(', '.join(f'{m} = {v:.5g}' for (m, _), v in zip(objs, ref)))} "
+        f"(declared refs, else just worse than every feasible design of these runs)</p>"
+    )
+    parts.append(
+        "<h2>Hypervolume over evaluations</h2>"
+        + _embed(
+            hypervolume_figure(curves, groups),
+            f"{prefix}hypervolume",
+            figures,
+            "mean over each group's runs; band: min to max",
+        )
+    )
+    if len(objs) >= 2:
+        parts.append(
+            "<h2>Pareto fronts</h2>"
+            + "".join(
+                _embed(
+                    fig,
+                    prefix + name,
+                    figures,
+                    f"{name.replace('_', ' ')}: grey = dominated, red x = infeasible",
+                )
+                for name, fig in pareto_figures(df, objs, groups, units=units)
+            )
+        )
+        parts.append(
+            "<h2>Explore the fronts</h2>"
+            + "".join(
+                explorer_svg(df, x, y, groups, units)
+                for x, y in list(itertools.combinations(objs, 2))[:EXPLORED_PAIRS]
+            )
+        )
+        constraint_axes = [
+            (c["metric"], "min")
+            for c in data[0].manifest.get("constraints", [])
+            if c["metric"] in df.columns and c["metric"] not in dict(objs)
+        ]
+        parts.append(
+            "<h2>Parallel coordinates</h2>"
+            + _embed(
+                parallel_coordinates(df, list(objs) + constraint_axes),
+                f"{prefix}parallel_coordinates",
+                figures,
+                "objectives (and constrained metrics), normalised over the runs",
+            )
+        )
+    front = df[df["is_pareto"]].copy()
+    front = front.sort_values(objs[0][0], ascending=objs[0][1] == "min")
+    swept = [
+        p
+        for r in data
+        for p in r.manifest.get("parameters", [])
+        if p in front.columns and not p.startswith("arch")
+    ]
+    cols = ["run_id", "group", "eval_id", "arch_id", *dict.fromkeys(swept)] + [m for m, _ in objs]
+    table = pd.concat(
+        [front[cols].reset_index(drop=True), decisions(front).reset_index(drop=True)], axis=1
+    )
+    parts.append(f"<h2>Pareto-optimal designs ({len(front)})</h2>" + _table(table))
+    parts.append("<h2>Runs</h2>" + _table(per_run))
+    return parts, table
 
 
 __all__ = ["report"]

@@ -4,15 +4,20 @@ hypervolume reference."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
+from dse.config import evaluation_identity
 from dse.evaluate import check_direction
-from dse.results import load, manifest, resolve_run
+from dse.params import ConfigError
+from dse.results import RunStore, load, manifest, resolve_run
+from dse.results.integrity import store_problems
 from dse.results.pareto import default_reference, hypervolume_curve, minimisation_matrix, pareto
 
 
@@ -44,20 +49,75 @@ def load_runs(runs: Sequence[str | Path], output: str | Path = "results") -> lis
     for run in runs:
         path = resolve_run(run, output)
         m = manifest(path)
-        out.append(RunData(m["run_id"], path, m, load(path, with_pareto=False), group_label(m)))
+        df = load(path, with_pareto=False)
+        for problem in store_problems(RunStore(path), m, pa.Table.from_pandas(df[["eval_id"]])):
+            print(f"dse: warning: {problem}", file=sys.stderr)
+        out.append(RunData(m["run_id"], path, m, df, group_label(m)))
     return out
 
 
 def parse_objectives(specs: Sequence[str] | None, runs: Sequence[RunData]) -> list[tuple[str, str]]:
-    """``["acc:max", "lat:min"]`` or, when None, the first run's declared objectives."""
+    """``["acc:max", "lat:min"]`` or, when None, the first run's declared objectives. A metric
+    no run records, a direction other than min/max, or a metric named twice is a ConfigError;
+    a metric given without a direction takes the one the runs declare for it."""
+    declared = {o["metric"]: o["direction"] for r in runs for o in r.manifest.get("objectives", [])}
     if not specs:
         return [(o["metric"], o["direction"]) for o in runs[0].manifest.get("objectives", [])]
+    recorded = sorted({m for r in runs for m in r.manifest.get("metrics", [])})
     out: list[tuple[str, str]] = []
     for spec in specs:
         metric, _, direction = spec.partition(":")
-        where = f"--objectives {spec!r}: direction"
-        out.append((metric, check_direction(direction or "min", where)))
+        where = f"--objectives {spec!r}"
+        if metric not in recorded:
+            raise ConfigError(
+                f"{where}: no run records metric {metric!r}; allowed values: {recorded}"
+            )
+        if metric in dict(out):
+            raise ConfigError(f"{where}: {metric!r} is already an objective")
+        if not direction:
+            if metric not in declared:
+                raise ConfigError(
+                    f"{where}: the runs declare no direction for {metric!r}; give {metric}:min "
+                    f"or {metric}:max"
+                )
+            direction = declared[metric]
+        try:
+            out.append((metric, check_direction(direction, f"{where}: direction")))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     return out
+
+
+def problem_key(m: dict) -> str:
+    """What makes two runs comparable: the same space, evaluators, constraints and objectives
+    (hypervolumes of different problems are never averaged or ranked against each other)."""
+    return json.dumps(
+        {**evaluation_identity(m.get("config", {})), "objectives": m.get("objectives", [])},
+        sort_keys=True,
+        default=str,
+    )
+
+
+def problem_label(m: dict) -> str:
+    """A one-line description of a run's problem, for the report."""
+    cfg = m.get("config", {})
+    providers = [
+        f"{name}({', '.join(f'{k}={v}' for k, v in sorted(params.items()))})" if params else name
+        for section in ("proxies", "simulators")
+        for name, params in (cfg.get(section) or {}).items()
+    ]
+    objectives = ", ".join(f"{o['metric']}:{o['direction']}" for o in m.get("objectives", []))
+    space = (cfg.get("space") or {}).get("name", "?")
+    return f"space {space}; {' + '.join(providers)}; objectives {objectives or 'none'}"
+
+
+def hardware_feasible(df: pd.DataFrame) -> pd.Series:
+    """``feasible`` and every ``*_feasible`` metric (a simulator's own verdict: the design fits
+    its board or memory) at 1: a design that does not fit is never on a reported front."""
+    ok = df["feasible"].astype(bool) if "feasible" in df.columns else pd.Series(True, df.index)
+    for col in [c for c in df.columns if c.endswith("_feasible")]:
+        ok &= df[col].fillna(1.0) >= 1.0
+    return ok
 
 
 def declared_refs(
@@ -80,6 +140,7 @@ def combined(runs: Sequence[RunData], objectives: Sequence[tuple[str, str]]) -> 
     if not frames:
         return pd.DataFrame()
     df = pd.concat(frames, ignore_index=True)
+    df["feasible"] = hardware_feasible(df)
     df["is_pareto"] = pareto(df, objectives) if objectives else False
     return df
 

@@ -98,11 +98,15 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write ``path`` whole or not at all (temp file, fsync, rename): a killed run never leaves
     half a file."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # a full disk, a kill: no half file stays behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 class StoreError(ConfigError):
@@ -319,12 +323,16 @@ def recording_outcome(
         raise
     finally:
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        store.update_manifest(
-            status=outcome.status,
-            updated=now,
-            finished=now if outcome.status == "finished" else None,
-            **closing(outcome.status),
-        )
+        try:
+            store.update_manifest(
+                status=outcome.status,
+                updated=now,
+                finished=now if outcome.status == "finished" else None,
+                **closing(outcome.status),
+            )
+        except OSError:  # a full disk: the manifest keeps "running", the run stays resumable
+            if outcome.status == "finished":
+                raise
 
 
 def new_manifest(
