@@ -80,27 +80,31 @@ class Registry(Generic[T]):
         entry = self._entries.get(name)
         return entry.factory if entry is not None else self.get(name).factory
 
-    def _load_entry_points(self) -> None:
+    def _load(self, ep: metadata.EntryPoint) -> None:
+        try:
+            loaded = ep.load()  # importing the module runs its @register decorators
+        except ImportError as exc:  # e.g. torch-based proxies without torch installed
+            self._entries[ep.name] = Entry(ep.name, _unavailable(self.kind, ep.name, ep.value, exc))
+            return
+        if ep.name not in self._entries:  # the entry point names the factory itself
+            self._entries[ep.name] = Entry(ep.name, loaded)
+
+    def _load_entry_points(self, name: str | None = None) -> None:
+        """Import the entry points of this group: only ``name``'s when given (a config names
+        the few plugins it uses, so a torch-free run never imports the torch proxies), else all
+        (listing, and the allowed names of an error)."""
         if self._loaded_entry_points:
             return
-        self._loaded_entry_points = True
+        if name is None:
+            self._loaded_entry_points = True
         for ep in metadata.entry_points(group=self.group or ""):
-            if ep.name in self._entries:
-                continue
-            try:
-                loaded = ep.load()  # importing the module runs its @register decorators
-            except ImportError as exc:  # e.g. torch-based proxies without torch installed
-                self._entries[ep.name] = Entry(
-                    ep.name, _unavailable(self.kind, ep.name, ep.value, exc)
-                )
-                continue
-            if ep.name not in self._entries:  # the entry point names the factory itself
-                self._entries[ep.name] = Entry(ep.name, loaded)
+            if ep.name not in self._entries and (name is None or ep.name == name):
+                self._load(ep)
 
     def get(self, name: str) -> Entry[T]:
         """The entry registered as ``name``; the error lists every allowed name."""
         if name not in self._entries:
-            self._load_entry_points()
+            self._load_entry_points(name)
         if name not in self._entries:
             allowed = ", ".join(self.names()) or "(none registered)"
             raise UnknownPluginError(f"unknown {self.kind} {name!r}; allowed: {allowed}")

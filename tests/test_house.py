@@ -94,3 +94,23 @@ def test_the_penalty_constant_is_written_once():
         if literal.search(line)
     ]
     assert len(hits) == 1 and "dse/results/record.py" in hits[0], hits
+
+
+def test_a_torch_free_run_never_imports_torch(tmp_path):
+    """Resolving plugins imports only those a config names (entry points load lazily)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, dse\n"
+        "dse.run({'run': {'name': 'nt'}, 'space': {'name': 'nasbench201'},"
+        " 'proxies': {'analytic': {}}, 'simulators': {'gpu': {}, 'fpga': {'board': 'ZC706'}},"
+        " 'objectives': [{'metric': 'hook_flops', 'direction': 'max'},"
+        " {'metric': 'gpu_latency_ms'}, {'metric': 'fpga_latency_ms'}],"
+        " 'search': {'driver': 'pymoo', 'pop_size': 10, 'max_evaluations': 20}},"
+        f" output={str(tmp_path)!r}, progress=False)\n"
+        "print('torch' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
