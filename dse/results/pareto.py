@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import moocore
 import numpy as np
 import pandas as pd
 
@@ -36,21 +37,16 @@ def minimisation_matrix(df: pd.DataFrame, objectives: ObjectiveSpec) -> np.ndarr
 
 
 def nondominated_mask(f: np.ndarray) -> np.ndarray:
-    """Boolean mask of rows of ``f`` (minimised) not dominated by any other row."""
-    n = len(f)
-    mask = np.ones(n, dtype=bool)
-    if n == 0:
+    """Boolean mask of rows of ``f`` (minimised) not dominated by any other row (a row with a
+    non-finite value is never on the front; equal rows are both kept). moocore's C routine
+    (a pymoo dependency) does the work: O(n log n) for two and three objectives."""
+    f = np.asarray(f, dtype=float)
+    mask = np.zeros(len(f), dtype=bool)
+    if len(f) == 0:
         return mask
     valid = np.all(np.isfinite(f), axis=1)
-    mask &= valid
-    idx = np.flatnonzero(valid)
-    # sort by the first objective so dominated rows tend to be removed early
-    idx = idx[np.lexsort(f[idx].T[::-1])]
-    for i in idx:
-        if not mask[i]:
-            continue
-        dominated = np.all(f[i] <= f, axis=1) & np.any(f[i] < f, axis=1)
-        mask &= ~dominated
+    if valid.any():
+        mask[valid] = moocore.is_nondominated(f[valid], maximise=False, keep_weakly=True)
     return mask
 
 
@@ -95,16 +91,9 @@ def hypervolume_minimised(f: np.ndarray, ref: np.ndarray) -> float:
     f = f[np.all(f < r, axis=1)]
     if len(f) == 0:
         return 0.0
-    f = f[nondominated_mask(f)]
     if f.shape[1] == 1:
         return float(r[0] - f[:, 0].min())
-    if f.shape[1] == 2:  # sweep: exact and fast
-        f = f[np.argsort(f[:, 0])]
-        widths = np.diff(np.append(f[:, 0], r[0]))
-        return float(np.sum(widths * (r[1] - np.minimum.accumulate(f[:, 1]))))
-    from pymoo.indicators.hv import HV
-
-    return float(HV(ref_point=r)(f))
+    return float(moocore.hypervolume(f, ref=r))  # exact; O(n log n) in 2-D and 3-D
 
 
 def default_reference(f: np.ndarray, margin: float = 0.1) -> np.ndarray:
