@@ -297,6 +297,7 @@ def _execute(opened: _Opened, progress: bool) -> RunResult:
         opened.existing,
         reusable=warm.reusable if warm is not None else None,
         on_batch=on_batch,
+        constraints=ev.constraints,
     )
     budget = Budget(
         cfg.search.max_evaluations, cfg.search.max_seconds, cfg.search.max_stagnant_evaluations
@@ -308,7 +309,7 @@ def _execute(opened: _Opened, progress: bool) -> RunResult:
         return {
             "stopped_by": budget.reason or ("driver" if status == "finished" else None),
             "hypervolume": ledger.hypervolume.value,
-            "evaluations": len(ledger.rows),
+            "evaluations": ledger.n_rows,
             "proposals": ledger.n_proposals,
             "parts": store.part_rows(),
         }
@@ -332,10 +333,10 @@ def _execute(opened: _Opened, progress: bool) -> RunResult:
     return RunResult(
         run_id,
         store.path,
-        len(ledger.rows),
+        ledger.n_rows,
         ledger.n_proposals,
         ledger.n_cached,
         time.monotonic() - start,
         outcome.status,
-        failure_summary(ledger.rows),
+        failure_summary(ledger.failures),
     )

@@ -118,7 +118,7 @@ def test_default_hash_builds_each_new_graph_once_and_dedups():
     X = np.array([[d, w] for d in range(3) for w in range(2)] * 2)  # six architectures, each twice
     F, G = problem.evaluate(X)
     assert space.built == 6  # hashing built the graph; the evaluator reused it
-    assert len(problem.ledger.rows) == 6 and problem.ledger.n_cached == 6
+    assert problem.ledger.n_rows == 6 and problem.ledger.n_cached == 6
     assert F.shape == (12, 1) and np.array_equal(F[:6], F[6:]) and not G.any()
 
 

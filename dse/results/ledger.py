@@ -15,6 +15,7 @@ equals an uninterrupted run's, with no duplicate and no lost row.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +23,15 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from dse.evaluate import Evaluation, Objective
-from dse.results.record import RecordShape, evaluation_of, make_record, objective_matrix
+from dse.evaluate import Constraint, Evaluation, Objective
+from dse.results.record import (
+    RecordShape,
+    constraint_matrix,
+    evaluation_of,
+    failure_key,
+    make_record,
+    objective_matrix,
+)
 from dse.results.store import RunStore
 from dse.results.tracker import HypervolumeTracker
 
@@ -52,6 +60,29 @@ class BatchReport:
     cached: int
 
 
+class _Slots:
+    """What the ledger keeps per recorded architecture once its row is on disk: its minimised
+    objectives and constraint values (numpy, grown by doubling), and whether it is feasible.
+    No row dict outlives its write, so memory grows by a few dozen bytes per architecture."""
+
+    def __init__(self, n_obj: int, n_con: int):
+        self.n = 0
+        self.F = np.empty((64, n_obj))
+        self.G = np.empty((64, n_con))
+        self.feasible = np.empty(64, dtype=bool)
+
+    def add(self, F: np.ndarray, G: np.ndarray, feasible: np.ndarray) -> np.ndarray:
+        k = len(F)
+        while self.n + k > len(self.F):
+            self.F = np.resize(self.F, (2 * len(self.F), self.F.shape[1]))
+            self.G = np.resize(self.G, (2 * len(self.G), self.G.shape[1]))
+            self.feasible = np.resize(self.feasible, 2 * len(self.feasible))
+        slots = np.arange(self.n, self.n + k)
+        self.F[slots], self.G[slots], self.feasible[slots] = F, G, feasible
+        self.n += k
+        return slots
+
+
 class RunLedger:
     """Records of one run: cached by architecture, numbered, written, tracked."""
 
@@ -64,44 +95,69 @@ class RunLedger:
         existing: Sequence[dict[str, Any]] = (),
         reusable: Mapping[str, Mapping[str, Any]] | None = None,
         on_batch: Callable[[BatchReport], None] | None = None,
+        constraints: Sequence[Constraint] = (),
     ):
         self.shape, self.store, self.schema = shape, store, schema
-        self.objectives = tuple(objectives)
+        self.objectives, self.constraints = tuple(objectives), tuple(constraints)
         self.reusable = dict(reusable or {})  # arch_hash -> an earlier run's row (warm start)
         self.on_batch = on_batch
-        self.rows: list[dict[str, Any]] = sorted(existing, key=lambda r: r["eval_id"])
-        self.rows_by_hash: dict[str, dict[str, Any]] = {r["arch_hash"]: r for r in self.rows}
-        self._restored: set[str] = set(self.rows_by_hash)  # rows a replay will propose again
-        self._key_by_genes: dict[tuple, str] = {
-            tuple(r["encoding"]): r["arch_hash"] for r in self.rows
-        }
-        self.next_eval_id = 1 + max((r["eval_id"] for r in self.rows), default=-1)
+        self._slots = _Slots(len(self.objectives), len(self.constraints) + 1)
+        self._slot_of: dict[str, int] = {}  # arch_hash -> slot
+        self._key_by_genes: dict[bytes, str] = {}
+        #: "provider: Type: message" -> count, over the failed rows (see failure_summary)
+        self.failures: Counter[str] = Counter()
         self.n_proposals = self.n_cached = self.batches = 0
+        ordered = sorted(existing, key=lambda r: r["eval_id"])
+        self.next_eval_id = 1 + max((r["eval_id"] for r in ordered), default=-1)
         ref = [math.nan if o.ref is None else o.minimised(o.ref) for o in self.objectives]
         self.hypervolume = HypervolumeTracker(np.array(ref, dtype=float))
-        restored = [r for r in self.rows if r["feasible"]]
+        self._keep(ordered)
+        self._restored: set[str] = set(self._slot_of)  # rows a replay will propose again
+        for r in ordered:
+            self._key_by_genes[_genes_key(r["encoding"])] = r["arch_hash"]
+        restored = [r for r in ordered if r["feasible"]]
         if restored:  # a resumed run continues from the front it had
             self.hypervolume.update(objective_matrix(restored, self.objectives), 0)
 
-    # -- the architecture cache ----------------------------------------------------------------
-    def key_of(self, genes: tuple) -> str | None:
-        """The arch_hash that ``genes`` decoded to before in this run, if any."""
-        return self._key_by_genes.get(genes)
+    @property
+    def n_rows(self) -> int:
+        """Rows recorded so far (restored ones included)."""
+        return self._slots.n
 
-    def remember(self, genes: tuple, key: str) -> None:
-        self._key_by_genes[genes] = key
+    def _keep(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Remember what the search needs of ``rows`` (written or restored) and drop the rest."""
+        if not rows:
+            return
+        slots = self._slots.add(
+            objective_matrix(rows, self.objectives),
+            constraint_matrix(rows, self.constraints),
+            np.array([bool(r["feasible"]) for r in rows]),
+        )
+        for r, slot in zip(rows, slots.tolist()):
+            self._slot_of[r["arch_hash"]] = slot
+            if r["status"] == "failed":
+                self.failures[failure_key(r)] += 1
+
+    # -- the architecture cache ----------------------------------------------------------------
+    def key_of(self, genes: Sequence[int]) -> str | None:
+        """The arch_hash that ``genes`` decoded to before in this run, if any."""
+        return self._key_by_genes.get(_genes_key(genes))
+
+    def remember(self, genes: Sequence[int], key: str) -> None:
+        self._key_by_genes[_genes_key(genes)] = key
 
     def has(self, key: str) -> bool:
-        return key in self.rows_by_hash
+        return key in self._slot_of
 
     # -- recording -----------------------------------------------------------------------------
     def record_batch(
         self, keys: Sequence[str], pending: Sequence[Proposal], evaluate: BatchEvaluate
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[np.ndarray, np.ndarray]:
         """One search batch: ``keys`` are the proposals' arch_hashes in order, ``pending`` the
         new architectures among them (first sight, in order). Evaluates those (one call, so
         population-capable providers cost them at once), records and writes them as one
-        atomic part, and returns the row of every proposal."""
+        atomic part, and returns every proposal's minimised objectives ``F`` and constraint
+        values ``G`` (see :class:`~dse.search.problem.SearchProblem`)."""
         fresh = [p for p in pending if p.key not in self.reusable]
         evaluated = evaluate([p.arch for p in fresh], [p.graph for p in fresh]) if fresh else []
         results = dict(zip([p.key for p in fresh], evaluated))
@@ -114,9 +170,9 @@ class RunLedger:
             )
             new_rows.append(self._make(p, evaluation, self.next_eval_id, self.batches))
             self.next_eval_id += 1
-        self.rows_by_hash.update((r["arch_hash"], r) for r in new_rows)
+        self._write(new_rows, part=None)
+        self._keep(new_rows)
         cached, first = 0, {p.key for p in pending}
-        batch_rows = []
         for key in keys:
             if key in first:
                 first.discard(key)  # the proposal that asked for it; repeats count as cached
@@ -124,17 +180,15 @@ class RunLedger:
                 self._restored.discard(key)  # first sight of a row restored from disk: a replay
             else:
                 cached += 1
-            batch_rows.append(self.rows_by_hash[key])
-        self._write(new_rows, part=None)
-        self.rows.extend(new_rows)
         self.n_proposals += len(keys)
         self.n_cached += cached
         self.batches += 1
         feasible = [r for r in new_rows if r["feasible"]]
         self.hypervolume.update(objective_matrix(feasible, self.objectives), self.n_proposals)
         if self.on_batch:
-            self.on_batch(BatchReport(len(keys), new_rows, len(self.rows), cached))
-        return batch_rows
+            self.on_batch(BatchReport(len(keys), new_rows, self.n_rows, cached))
+        slots = np.fromiter((self._slot_of[k] for k in keys), dtype=np.int64, count=len(keys))
+        return self._slots.F[slots], self._slots.G[slots]
 
     def record_points(
         self,
@@ -148,7 +202,6 @@ class RunLedger:
             key=lambda r: r["eval_id"],
         )
         self._write(rows, part=part)
-        self.rows.extend(rows)
         return len(rows)
 
     def _make(self, p: Proposal, evaluation: Evaluation, eval_id: int, batch: int, extra=None):
@@ -175,4 +228,14 @@ class RunLedger:
     # -- views ---------------------------------------------------------------------------------
     def minimised_front(self) -> np.ndarray:
         """Minimised objective rows of the feasible evaluations so far."""
-        return objective_matrix([r for r in self.rows if r["feasible"]], self.objectives)
+        n = self._slots.n
+        return self._slots.F[:n][self._slots.feasible[:n]]
+
+
+def _genes_key(genes: Sequence[int]) -> bytes:
+    """A compact dictionary key for a gene vector: its genes as int16 bytes (80 bytes for 40
+    genes, where a tuple of ints takes 360), int64 when a gene does not fit. Keys of one space
+    never collide: the two widths give different lengths for the same number of genes."""
+    x = np.asarray(genes, dtype=np.int64)
+    small = len(x) == 0 or (x.min() >= -32768 and x.max() < 32768)
+    return x.astype(np.int16).tobytes() if small else x.tobytes()

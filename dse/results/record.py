@@ -125,14 +125,15 @@ def constraint_matrix(
     return G
 
 
-def failure_summary(rows: Sequence[Mapping[str, Any]], top: int = 5) -> list[tuple[int, str]]:
-    """The most frequent errors of the failed rows, as (count, "provider: Type: message"),
-    without the source location that makes each message unique."""
-    counts: dict[str, int] = {}
-    for row in rows:
-        if row["status"] == "failed":
-            key = re.sub(r" \(at [^()]*:\d+\)$", "", str(row.get("error") or "unknown error"))
-            counts[key] = counts.get(key, 0) + 1
+def failure_key(row: Mapping[str, Any]) -> str:
+    """A failed row's error without the source location that makes each message unique:
+    "provider: Type: message"."""
+    return re.sub(r" \(at [^()]*:\d+\)$", "", str(row.get("error") or "unknown error"))
+
+
+def failure_summary(counts: Mapping[str, int], top: int = 5) -> list[tuple[int, str]]:
+    """The most frequent errors as (count, error), most frequent first; past ``top`` the rest
+    are one entry."""
     ranked = sorted(((n, k) for k, n in counts.items()), key=lambda t: (-t[0], t[1]))
     if len(ranked) > top:
         rest = sum(n for n, _ in ranked[top:])

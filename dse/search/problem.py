@@ -20,7 +20,7 @@ import numpy as np
 
 from dse.evaluate import Constraint, Evaluator, Objective
 from dse.results.ledger import BatchEvaluate, Proposal, RunLedger
-from dse.results.record import RecordShape, constraint_matrix, objective_matrix
+from dse.results.record import RecordShape
 from dse.results.tracker import HypervolumeTracker
 from dse.space import SearchSpace
 
@@ -53,7 +53,9 @@ class SearchProblem:
             evaluator.metric_names,
             tuple(p.name for p in evaluator.providers),
         )
-        ledger = RunLedger(shape, objectives=evaluator.objectives)
+        ledger = RunLedger(
+            shape, objectives=evaluator.objectives, constraints=evaluator.constraints
+        )
         return cls(
             evaluator.space,
             evaluator.objectives,
@@ -99,7 +101,7 @@ class SearchProblem:
         keys: list[str] = []
         pending: dict[str, Proposal] = {}  # new architectures, in order of first sight
         for x in X:
-            genes = tuple(x.tolist())
+            genes = x.tolist()
             key, graph, arch = self.ledger.key_of(genes), None, None
             if key is None:  # identical genes decode to the same architecture: hash it once
                 arch = self.space.decode(x)
@@ -114,8 +116,7 @@ class SearchProblem:
                     key, arch, self.space.arch_id(arch), self._encoding(arch, x), graph
                 )
             keys.append(key)
-        rows = self.ledger.record_batch(keys, list(pending.values()), self.evaluate_batch)
-        return objective_matrix(rows, self.objectives), constraint_matrix(rows, self.constraints)
+        return self.ledger.record_batch(keys, list(pending.values()), self.evaluate_batch)
 
     def _encoding(self, arch: dict, x: np.ndarray) -> list[int]:
         """The genes of what was evaluated (a restricted space's projection of ``x``)."""
@@ -126,7 +127,7 @@ class SearchProblem:
 
     def is_known(self, x: np.ndarray) -> bool:
         """Whether genes ``x`` were proposed before in this run (their record exists)."""
-        return self.ledger.key_of(tuple(int(v) for v in x)) is not None
+        return self.ledger.key_of([int(v) for v in x]) is not None
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` random encodings, uniform over the space (over the listed ones when restricted)."""
