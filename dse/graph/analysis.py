@@ -143,12 +143,17 @@ def peak_activation_bytes(g: nx.DiGraph) -> int:
     activation memory an inference runtime without in-place reuse needs.
     """
     order = _topological_order(g)
-    position = {n: i for i, n in enumerate(order)}
     nodes, pred = g._node, g._pred
     last = list(range(len(order)))  # position of each tensor's last reader (itself if none)
-    for i, n in enumerate(order):
-        for p in pred[n]:
-            last[position[p]] = i  # positions only grow, so the final write is the maximum
+    if order == list(range(len(order))):  # GraphBuilder's graphs: node ids are the positions
+        for i in order:
+            for p in pred[i]:
+                last[p] = i  # positions only grow, so the final write is the maximum
+    else:
+        position = {n: i for i, n in enumerate(order)}
+        for i, n in enumerate(order):
+            for p in pred[n]:
+                last[position[p]] = i
     frees = [0] * len(order)
     live = peak = 0
     for i, n in enumerate(order):
