@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from dse.config import RunConfig, load_config, parse_config
 from dse.experiment import Experiment, build
+from dse.gcpolicy import search_gc
 from dse.parallel import evaluation_pool
 from dse.params import ConfigError
 from dse.results import load, resolve_run
@@ -318,6 +319,7 @@ def _execute(opened: _Opened, progress: bool) -> RunResult:
         with (
             stop_on_interrupt(budget, quiet=not progress),
             evaluation_pool(cfg.search.workers, cfg.search.scheduler, cfg.to_dict()) as pool,
+            search_gc(),
         ):
             problem = SearchProblem(
                 experiment.space,

@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from dse.config import RunConfig, parse_config
 from dse.experiment import build
+from dse.gcpolicy import search_gc
 from dse.parallel import experiment_for
 from dse.params import ConfigError
 from dse.results.ledger import Proposal, RunLedger
@@ -297,7 +298,8 @@ def run_chunk(
         experiment = experiment_for(key)
         space = experiment.space
         arch_list = [_point_arch(archs, space, p) for _, p in items]
-        results = experiment.evaluator.evaluate_batch(arch_list)
+        with search_gc():
+            results = experiment.evaluator.evaluate_batch(arch_list)
         for (pid, point), arch, res in zip(items, arch_list, results):
             swept = {name: v for name, v in point.items() if name != ARCH}
             points.append((pid, _proposal(space, arch), res, swept))
