@@ -425,3 +425,25 @@ def test_roofline_command_draws_png_and_csv(tmp_path, subprocess_env):
         [*DSE, "roofline", "--phases", "warmup"], capture_output=True, text=True, env=subprocess_env
     )
     assert r.returncode == 2 and "--phases: 'warmup' is not allowed" in r.stderr
+
+
+def test_calibration_none_is_the_bare_roofline():
+    """calibration = "none" means the roofline alone: every efficiency 1 and no per-kernel
+    overhead, so a decode step costs exactly its kernels' max(FLOPs/peak, bytes/bandwidth)."""
+    from dse.simulators.devices import get_device
+    from dse.simulators.gpu.roofline import OP_CLASSES
+
+    bare = GpuCostModel.create("A100-80GB-PCIe", "none")
+    assert (bare.overhead(np.arange(len(OP_CLASSES))) == 0).all()
+    workload = LlmWorkload(get_llm("llama-2-7b"), bare)
+    step = workload.phase_seconds("decode", 1, 1024)
+    ops = workload.operators(StepShape.phase("decode", 1, 1024))
+    dev = get_device("A100-80GB-PCIe")
+    peak = dev.peak("fp16")
+    roof = (np.maximum(ops.flops / peak, ops.bytes / dev.memory_bandwidth) * ops.repeat).sum()
+    assert float(step) == pytest.approx(roof, rel=1e-9)
+    # the data sheet without a calibration still pays its launch overhead per kernel
+    datasheet = LlmWorkload(get_llm("llama-2-7b"), GpuCostModel(dev)).phase_seconds(
+        "decode", 1, 1024
+    )
+    assert float(datasheet) > 1.2 * float(step)

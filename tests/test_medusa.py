@@ -4,6 +4,7 @@ against chapter 6's figures and table 6.1, the decode DES, and the design space 
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,7 @@ from dse.simulators.medusa.tree import (
     dense_tree,
     dense_tree_nodes,
     expected_acceptance,
+    path_accuracy,
     position_ids,
     sparse_tree,
     to_networkx,
@@ -223,3 +225,43 @@ def test_medusa_space_search_and_errors(tmp_path):
             output=tmp_path,
             progress=False,
         )
+
+
+def test_the_fitted_tail_keeps_measured_ranks_and_recovers_a_geometric_decay():
+    truth = HeadAccuracy.parametric(heads=4, rank_decay=0.35, ranks=10)
+    measured = HeadAccuracy(truth.a[:, :5], "five ranks").with_fitted_tail()
+    assert np.allclose(measured.tail, 0.35, atol=1e-9)  # a geometric table: its ratio exactly
+    assert np.allclose(measured.table(10), truth.a, rtol=1e-9)
+    acc = load_head_accuracy("vicuna-7b-v1.3")  # the packaged calibration, tail on by default
+    full = acc.table(10)
+    assert np.array_equal(full[:, : acc.ranks], acc.a)  # the measured ranks stay exact
+    tail = full[:, acc.ranks :]
+    assert (tail > 0).all() and (np.diff(full[:, acc.ranks - 1 :], axis=1) < 0).all()
+    assert (full.sum(axis=1) <= 1 + 1e-12).all()
+    bare = load_head_accuracy("vicuna-7b-v1.3", tail=False)
+    assert bare.tail is None and (bare.table(10)[:, bare.ranks :] == 0).all()
+
+
+def test_medusa_shipped_63_node_tree_scores_its_rank_6_and_deeper_nodes():
+    paths = json.loads(reference_data("medusa_trees.json").read_text())["mc_sim_7b_63"]
+    tree = Tree.from_paths(paths)
+    acc = load_head_accuracy("vicuna-7b-v1.3")
+    deep = [p for p in tree.paths if max(p) >= acc.ranks]  # nodes through ranks 6..10
+    assert len(deep) >= 15
+    assert (path_accuracy(deep, acc) > 0).all()
+    bare = load_head_accuracy("vicuna-7b-v1.3", tail=False)
+    assert (path_accuracy(deep, bare) == 0).all()  # what the table alone gave them
+    gain = expected_acceptance(tree, acc) - expected_acceptance(tree, bare)
+    assert gain == pytest.approx(float(path_accuracy(deep, acc).sum()), rel=1e-9) and gain > 0
+
+
+def test_a_greedy_tree_over_the_tail_ranks_matches_medusas_own():
+    """With the tail, the greedy construction may use ranks 6..10 as Medusa's top-10 trees do;
+    its 63-node tree then expects at least the tokens per step of the shipped one."""
+    acc = load_head_accuracy("vicuna-7b-v1.3")
+    shipped = Tree.from_paths(
+        json.loads(reference_data("medusa_trees.json").read_text())["mc_sim_7b_63"]
+    )
+    greedy = sparse_tree(acc, 63, ranks=10)
+    assert expected_acceptance(greedy, acc) >= expected_acceptance(shipped, acc) - 1e-12
+    assert expected_acceptance(greedy, acc) > expected_acceptance(sparse_tree(acc, 63), acc)

@@ -149,13 +149,21 @@ def load_calibration(name_or_path: str | Path) -> Calibration:
     return parse_calibration(tomllib.loads(text), f"calibrations/{name_or_path}.toml")
 
 
+#: ``calibration = "none"``: the bare roofline, every efficiency 1 and no per-kernel overhead
+#: (an uncalibrated device otherwise pays its data sheet's launch overhead per kernel)
+BARE = Calibration(
+    "none", Efficiency(1.0, 1.0, 0.0), note="the bare roofline: no efficiency, no overhead"
+)
+
+
 def resolve_calibration(spec: str | Calibration | None, device: Device) -> Calibration:
-    """``"none"``/None: pure roofline; ``"auto"``: the shipped calibration named like the device
-    if there is one; otherwise a shipped name or a TOML path."""
+    """``"none"``/None: the bare roofline (:data:`BARE`); ``"auto"``: the shipped calibration
+    named like the device if there is one, else the data sheet with its launch overhead;
+    otherwise a shipped name or a TOML path."""
     if isinstance(spec, Calibration):
         return spec
     if spec in (None, "none"):
-        return Calibration()
+        return BARE
     if spec == "auto":
         return (
             load_calibration(device.name)

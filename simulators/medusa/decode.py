@@ -103,7 +103,7 @@ class AcceptanceSampler:
         self.rng = np.random.default_rng(seed)
         _, self.child = tree.index()
         depth = min(tree.depth, acc.heads)
-        a = acc.a[:depth, : self.child.shape[1]]
+        a = acc.table(self.child.shape[1])[:depth]
         none = 1.0 - a.sum(axis=1, keepdims=True)
         self.cdf = np.cumsum(np.concatenate([a, none], axis=1), axis=1)
         self.depth = depth

@@ -30,6 +30,9 @@ class HeadAccuracy:
 
     a: np.ndarray
     name: str = ""
+    #: per head, the ratio between consecutive ranks past the measured ones (a geometric tail,
+    #: see :meth:`with_fitted_tail`); None: a rank past the table scores 0
+    tail: np.ndarray | None = None
 
     def __post_init__(self):
         a = np.asarray(self.a, dtype=float)
@@ -43,6 +46,11 @@ class HeadAccuracy:
                 "(cumulative top-k accuracies must be non-decreasing and <= 1)"
             )
         object.__setattr__(self, "a", a)
+        if self.tail is not None:
+            tail = np.asarray(self.tail, dtype=float)
+            if tail.shape != (a.shape[0],) or np.any(tail < 0) or np.any(tail >= 1):
+                raise ValueError(f"tail: one ratio in [0, 1) per head, got {tail}")
+            object.__setattr__(self, "tail", tail)
 
     @property
     def heads(self) -> int:
@@ -56,7 +64,48 @@ class HeadAccuracy:
         """The first ``heads`` heads."""
         if not 1 <= heads <= self.heads:
             raise ValueError(f"heads: must be in 1..{self.heads}, got {heads}")
-        return HeadAccuracy(self.a[:heads], self.name)
+        tail = None if self.tail is None else self.tail[:heads]
+        return HeadAccuracy(self.a[:heads], self.name, tail)
+
+    def table(self, ranks: int | None = None) -> np.ndarray:
+        """Accuracies of ranks ``0..ranks-1`` (heads x ranks): the measured ones exactly, then
+        the tail (zeros without one)."""
+        ranks = self.ranks if ranks is None else ranks
+        if ranks <= self.ranks:
+            return self.a[:, :ranks]
+        if self.tail is None:
+            return np.pad(self.a, ((0, 0), (0, ranks - self.ranks)))
+        steps = np.arange(1, ranks - self.ranks + 1)[None, :]
+        extra = self.a[:, -1:] * self.tail[:, None] ** steps
+        return np.concatenate([self.a, extra], axis=1)
+
+    def with_fitted_tail(self) -> HeadAccuracy:
+        """This table with a geometric tail per head, so every rank has an accuracy (Medusa's own
+        trees use ranks up to 10, the logs report 5).
+
+        The model: past the last measured rank ``R``, each rank keeps ``r`` of the previous one's
+        accuracy, anchored at rank ``R``'s measured value. ``r`` is the least-squares slope of
+        log accuracy against rank over ranks 2..R (top-1 sits far above the tail's trend), at most
+        0.95, and small enough that the head's accuracies still sum to at most 1. The measured
+        ranks are unchanged."""
+        ratios = []
+        for row in self.a:
+            ranks = np.arange(1, len(row))
+            values = row[1:]
+            ok = values > 0
+            if ok.sum() >= 2:
+                slope = np.polyfit(ranks[ok], np.log(values[ok]), 1)[0]
+                r = float(np.exp(slope))
+            elif len(row) >= 2 and row[-2] > 0:
+                r = float(row[-1] / row[-2])
+            else:
+                r = 0.0
+            r = min(max(r, 0.0), 0.95)
+            if row[-1] > 0:  # the whole geometric tail must fit in what the table leaves
+                room = max(0.0, 1.0 - float(row.sum())) / row[-1]
+                r = min(r, room / (1.0 + room))
+            ratios.append(r)
+        return HeadAccuracy(self.a, self.name, np.array(ratios))
 
     @classmethod
     def from_cumulative(cls, cumulative, name: str = "") -> HeadAccuracy:
@@ -95,10 +144,14 @@ class HeadAccuracy:
 
 
 def load_head_accuracy(
-    model: str = "vicuna-7b-v1.3", path: str | Path | None = None, include_failed: bool = False
+    model: str = "vicuna-7b-v1.3",
+    path: str | Path | None = None,
+    include_failed: bool = False,
+    tail: bool = True,
 ) -> HeadAccuracy:
     """One model's head accuracies from a CSV with columns ``model, head, top1_cumulative, ...``
-    (and optionally ``run_state``); default: the packaged Medusa-1 calibration."""
+    (and optionally ``run_state``); default: the packaged Medusa-1 calibration. With ``tail``
+    (default), ranks past the measured ones follow :meth:`HeadAccuracy.with_fitted_tail`."""
     if path is None:
         with resources.files("dse.simulators.medusa").joinpath(DEFAULT_FILE).open() as f:
             df = pd.read_csv(f)
@@ -126,4 +179,5 @@ def load_head_accuracy(
             "pass include_failed=True to use it anyway"
         )
     rows = rows.sort_values("head")
-    return HeadAccuracy.from_cumulative(rows[tops].to_numpy(), model)
+    acc = HeadAccuracy.from_cumulative(rows[tops].to_numpy(), model)
+    return acc.with_fitted_tail() if tail else acc

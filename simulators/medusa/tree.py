@@ -105,11 +105,14 @@ def dense_tree_nodes(sizes: Sequence[int]) -> int:
 
 
 def path_accuracy(paths: Sequence[Path], acc: HeadAccuracy) -> np.ndarray:
-    """``prod_j a[j, i_j]`` of every path (0 for paths deeper or wider than the table)."""
+    """``prod_j a[j, i_j]`` of every path: ranks past the measured ones from the table's tail
+    (:meth:`HeadAccuracy.table`), 0 for paths deeper than the heads."""
+    width = 1 + max((max(p) for p in paths if p), default=0)
+    a = acc.table(max(width, acc.ranks))
     out = np.ones(len(paths))
     for n, p in enumerate(paths):
         for j, i in enumerate(p):
-            out[n] *= acc.a[j, i] if j < acc.heads and i < acc.ranks else 0.0
+            out[n] *= a[j, i] if j < acc.heads else 0.0
     return out
 
 
@@ -118,25 +121,32 @@ def expected_acceptance(tree: Tree, acc: HeadAccuracy) -> float:
     return 1.0 + float(path_accuracy(tree.paths, acc).sum())
 
 
-def sparse_tree(acc: HeadAccuracy, nodes: int, heads: int | None = None) -> Tree:
+def sparse_tree(
+    acc: HeadAccuracy, nodes: int, heads: int | None = None, ranks: int | None = None
+) -> Tree:
     """Greedy tree of ``nodes`` paths maximising expected acceptance (6.3.3.3): repeatedly add
-    the frontier node (a child of the tree) with the highest path accuracy."""
+    the frontier node (a child of the tree) with the highest path accuracy. ``ranks``: the
+    candidates per head (default the measured ranks; more use the table's tail, as Medusa's
+    top-10 trees do)."""
     if nodes < 1:
         raise ValueError(f"nodes: must be >= 1, got {nodes}")
     depth = acc.heads if heads is None else heads
-    a = acc.a
-    frontier = [(-a[0, i], (i,)) for i in range(acc.ranks)]
+    width = acc.ranks if ranks is None else ranks
+    if width < 1:
+        raise ValueError(f"ranks: must be >= 1, got {width}")
+    a = acc.table(width)
+    frontier = [(-a[0, i], (i,)) for i in range(width)]
     heapq.heapify(frontier)
     chosen: list[Path] = []
     while frontier and len(chosen) < nodes:
         neg, p = heapq.heappop(frontier)
         chosen.append(p)
         if len(p) < depth:
-            for i in range(acc.ranks):
+            for i in range(width):
                 heapq.heappush(frontier, (neg * a[len(p), i], p + (i,)))
     if len(chosen) < nodes:
         raise ValueError(
-            f"nodes: at most {len(chosen)} paths exist for {depth} heads x {acc.ranks} ranks"
+            f"nodes: at most {len(chosen)} paths exist for {depth} heads x {width} ranks"
         )
     return Tree(tuple(chosen))
 
