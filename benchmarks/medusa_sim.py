@@ -5,7 +5,8 @@ Prints, and draws as PNG under ``--out`` (default results/medusa):
 * figure 6.20: acceleration (0.477 log q), overhead and speedup against candidate tokens q for
   Llama-7B on A100-80GB-PCIe, batch 1, sequence 1024 (table 6.3's simplified block, as 6.4.3.3);
 * figure 6.21: speedup against batch size at sequence 1024, at 64 candidates and at the best q;
-* table 6.1: Vicuna-7B at acceleration 3.47 (overhead 1.22, speedup 2.83 in the dissertation);
+* table 6.1: the full verification step's overhead for Vicuna-7B/13B/33B and Zephyr-7B against
+  the table (one efficiency fitted to Vicuna-7B), and figure 6.22's trend over sequence length;
 * figure 6.6a: expected acceptance of greedy sparse trees against every dense tree up to 256
   nodes (Vicuna-7B's Medusa-1 head accuracies);
 * speculative decoding with a draft model, for comparison;
@@ -27,8 +28,11 @@ from dse.simulators.gpu.llm import LlmConfig, LlmWorkload, get_llm
 from dse.simulators.gpu.model import GpuCostModel
 from dse.simulators.medusa.acceptance import Acceptance
 from dse.simulators.medusa.decode import (
+    TABLE_6_1,
+    VERIFY_LINEAR_EFFICIENCY,
     Speculative,
     SpeedupModel,
+    fit_linear_efficiency,
     log_acceleration,
     simulate_decoding,
     speculative_speedup,
@@ -40,6 +44,7 @@ from dse.simulators.medusa.tree import (
     expected_acceptance,
     sparse_tree,
 )
+from dse.simulators.medusa.verify import TreeShape
 
 
 def main() -> None:
@@ -96,13 +101,32 @@ def main() -> None:
     vic = SpeedupModel(LlmWorkload(get_llm("vicuna-7b"), a100), heads=5)
     acc = load_head_accuracy("vicuna-7b-v1.3")
     tree64 = sparse_tree(acc, 63)
-    over = float(vic.overhead(tree64.candidates, 1, 1024))
+    shape64 = TreeShape.of(tree64)
+    fitted = fit_linear_efficiency(vic, shape64, TABLE_6_1["vicuna-7b"][1])
     print(
-        f"table 6.1, Vicuna-7B on A100, batch 1, sequence 1024, 64-token sparse tree, 5 heads: "
-        f"overhead {over:.3f} (dissertation 1.22, gap {over / 1.22 - 1:+.1%}); at acceleration "
-        "3.47 "
-        f"speedup {3.47 / over:.2f} (dissertation 2.83, gap {3.47 / over / 2.83 - 1:+.1%})"
+        f"table 6.1 (A100, batch 1, sequence 1024, the 64-candidate sparse tree, 5 heads): one "
+        f"parameter, the linear layers' memory efficiency at q rows, fitted to Vicuna-7B's 1.22: "
+        f"{fitted:.3f} (shipped: {VERIFY_LINEAR_EFFICIENCY})"
     )
+    print(
+        f"  {'model':11s} {'overhead':>8s} {'table':>6s} {'gap':>6s}   {'bare':>5s} "
+        f"{'speedup':>7s} {'table':>6s}"
+    )
+    for name, (rate, table_over, table_speedup) in TABLE_6_1.items():
+        m = SpeedupModel(LlmWorkload(get_llm(name), a100), heads=5, tree=shape64)
+        over = float(m.overhead(shape64.candidates, 1, 1024))
+        bare = float(m.with_linear_efficiency(1.0).overhead(shape64.candidates, 1, 1024))
+        print(
+            f"  {name:11s} {over:8.3f} {table_over:6.2f} {over / table_over - 1:+6.1%}   "
+            f"{bare:5.3f} {rate / over:7.2f} {table_speedup:6.2f}"
+        )
+    print(
+        "  (bare: the same kernels without the fitted efficiency; speedup: the table's "
+        "acceleration rate over our overhead)"
+    )
+    print("figure 6.22 trend, Vicuna-7B, batch 4, 64 candidates: overhead by sequence length")
+    seqs = [256, 512, 1024, 2048, 4096]
+    print("  " + ", ".join(f"s={s}: {float(vic.overhead(64, 4, s)):.3f}" for s in seqs))
 
     sparse = {n: expected_acceptance(sparse_tree(acc, n), acc) for n in (16, 32, 64, 128, 256)}
     dense = [

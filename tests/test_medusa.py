@@ -159,11 +159,11 @@ def test_speedup_curves_against_figures_6_20_and_6_21(a100):
 
 
 def test_table_6_1_vicuna_7b_overhead_and_speedup(acc, a100):
-    """Dissertation: overhead 1.22 and speedup 2.83 at acceleration 3.47. Tolerance 20%: the
-    model leaves out verification and tree bookkeeping (ours: -11% and +13%)."""
+    """Dissertation: overhead 1.22 and speedup 2.83 at acceleration 3.47. Tolerance 5%: the full
+    step (bookkeeping kernels included), its one efficiency fitted to this very overhead."""
     m = SpeedupModel(LlmWorkload(get_llm("vicuna-7b"), a100), heads=5)
     over = float(m.overhead(sparse_tree(acc, 63).candidates, 1, 1024))
-    assert over == pytest.approx(1.22, rel=0.2) and 3.47 / over == pytest.approx(2.83, rel=0.2)
+    assert over == pytest.approx(1.22, rel=0.05) and 3.47 / over == pytest.approx(2.83, rel=0.05)
 
 
 def test_decode_des_matches_analytic_model(acc, a100):
@@ -265,3 +265,66 @@ def test_a_greedy_tree_over_the_tail_ranks_matches_medusas_own():
     greedy = sparse_tree(acc, 63, ranks=10)
     assert expected_acceptance(greedy, acc) >= expected_acceptance(shipped, acc) - 1e-12
     assert expected_acceptance(greedy, acc) > expected_acceptance(sparse_tree(acc, 63), acc)
+
+
+def _table_6_1_overhead(model: str, linear_efficiency=None) -> float:
+    from dse.simulators.gpu.llm import StepShape
+    from dse.simulators.medusa.verify import TreeShape
+
+    tree = TreeShape.of(sparse_tree(load_head_accuracy("vicuna-7b-v1.3"), 63))
+    m = SpeedupModel(LlmWorkload(get_llm(model), GpuCostModel.create("A100-80GB-PCIe")), 5, tree)
+    if linear_efficiency is not None:
+        m = m.with_linear_efficiency(linear_efficiency)
+    step = m.step_seconds(StepShape.phase("parallel_decode", 1, 1024, tree.candidates))
+    return float(step / m.vanilla_seconds(1, 1024))
+
+
+def test_the_full_verification_step_reproduces_table_6_1_overheads_within_5_percent():
+    from dse.simulators.medusa.decode import (
+        TABLE_6_1,
+        VERIFY_LINEAR_EFFICIENCY,
+        fit_linear_efficiency,
+    )
+    from dse.simulators.medusa.verify import TreeShape
+
+    for model, (_, overhead, _) in TABLE_6_1.items():
+        assert _table_6_1_overhead(model) == pytest.approx(overhead, rel=0.05), model
+    # the one fitted parameter is what the fit gives on Vicuna-7B alone
+    tree = TreeShape.of(sparse_tree(load_head_accuracy("vicuna-7b-v1.3"), 63))
+    vic = SpeedupModel(LlmWorkload(get_llm("vicuna-7b"), GpuCostModel.create("A100-80GB-PCIe")), 5)
+    assert fit_linear_efficiency(vic, tree, TABLE_6_1["vicuna-7b"][1]) == pytest.approx(
+        VERIFY_LINEAR_EFFICIENCY, abs=1e-3
+    )
+    # without the fit the kernels alone already add the bookkeeping the old model left out
+    assert 1.12 < _table_6_1_overhead("vicuna-7b", linear_efficiency=1.0) < 1.22
+
+
+def test_the_bookkeeping_kernels_grow_with_the_tree_and_are_in_the_des_step():
+    from dse.simulators.gpu.llm import StepShape
+    from dse.simulators.medusa.verify import TreeShape, verification_kernels, verification_seconds
+
+    w = LlmWorkload(get_llm("vicuna-7b"), GpuCostModel.create("A100-80GB-PCIe"))
+    small, big = TreeShape(16, 10, 3), TreeShape(128, 90, 5)
+    k = verification_kernels(w, 5, StepShape.phase("parallel_decode", 1, 1024, 16), small)
+    assert set(k.names) == {
+        "tree_mask",
+        "topk",
+        "assemble",
+        "gather_logits",
+        "argmax",
+        "accept",
+        "kv_update",
+    }
+    assert k.launches[k.names.index("tree_mask")] == w.config.layers  # one mask kernel per layer
+    t_small = verification_seconds(w, 5, StepShape.phase("parallel_decode", 1, 1024, 16), small)
+    t_big = verification_seconds(w, 5, StepShape.phase("parallel_decode", 1, 1024, 128), big)
+    assert 0 < float(t_small) < float(t_big)
+    # the decode DES costs a step with the same function as the closed form
+    acc = load_head_accuracy("vicuna-7b-v1.3")
+    tree = sparse_tree(acc, 15)
+    m = SpeedupModel(w, 5)
+    res = simulate_decoding(m, [(0.0, 1024, 8)], tree=tree, acc=acc, batch=1, seed=0)
+    first = float(
+        m.step_seconds(StepShape.requests(np.array([16.0]), np.array([1024.0])), TreeShape.of(tree))
+    )
+    assert res.step_s[0] == pytest.approx(first, rel=1e-9)

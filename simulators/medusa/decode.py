@@ -7,12 +7,14 @@ Terms (6.4.1.1): *acceleration rate* = tokens per decoding step; *overhead* = Me
 A Medusa step for ``b`` requests with context ``s`` verifies ``q`` candidate tokens each: the
 backbone's parallel-decode phase of table 6.3 (``LlmWorkload``), plus the ``K`` Medusa heads
 (eq. in 6.3.1.1: ``W_1`` of ``d x d`` with SiLU and residual, ``W_2`` of ``d x V``) on every
-candidate's hidden state, as the reference implementation runs them. Verification and acceptance
-bookkeeping are left out, as in 6.4.3.3.
+candidate's hidden state, as the reference implementation runs them, plus the verification
+bookkeeping of :mod:`~dse.simulators.medusa.verify` (tree mask, top-k, candidate assembly,
+acceptance, KV update), which 6.4.3.3's estimate leaves out.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,6 +25,7 @@ from dse.simulators.gpu.model import CLASS_INDEX, PRECISION_INDEX, precision_of_
 from dse.simulators.medusa.acceptance import Acceptance, acceptance_draws, longest_accepted
 from dse.simulators.medusa.heads import HeadAccuracy
 from dse.simulators.medusa.tree import Tree
+from dse.simulators.medusa.verify import TreeShape, scaled_linear_workload, verification_seconds
 
 LOG_FIT = 0.477  # 6.4.3.3: acc_rate = 0.477 log(candidates), from figure 6.6a
 
@@ -46,25 +49,74 @@ def heads_seconds(workload: LlmWorkload, heads: int, rows) -> np.ndarray:
     return heads * (w1 + w2)
 
 
+#: The one fitted parameter of the step cost: the share of the decode kernels' memory
+#: efficiency that the backbone's linear layers keep when they multiply ``q`` candidate rows
+#: at once (small-M GEMMs instead of the GEMVs of one-token decoding). Fitted by
+#: ``python benchmarks/medusa_sim.py --fit`` to table 6.1's Vicuna-7B overhead (1.22: A100,
+#: batch 1, sequence 1024, the 64-candidate sparse tree of the packaged head accuracies) and
+#: checked on Vicuna-13B/33B and Zephyr-7B (tests/test_medusa.py).
+VERIFY_LINEAR_EFFICIENCY = 0.839
+
+
 @dataclass(frozen=True)
 class SpeedupModel:
-    """Closed-form Medusa speedup on one model and device (arrays broadcast)."""
+    """Closed-form Medusa speedup on one model and device (arrays broadcast).
+
+    A step costs the backbone's parallel-decode phase (its linear layers at
+    ``linear_efficiency`` of their decode memory efficiency), the heads on every candidate row,
+    and the bookkeeping kernels of :mod:`~dse.simulators.medusa.verify` (for ``tree``, or an
+    upper-bound tree shape when none is given); ``heads = 0`` gives the backbone alone, as
+    6.4.3.3's estimate does (no bookkeeping, no fitted efficiency)."""
 
     workload: LlmWorkload
     heads: int = 5
+    tree: TreeShape | None = None
+    linear_efficiency: float = VERIFY_LINEAR_EFFICIENCY
+
+    def __post_init__(self):
+        if not 0 < self.linear_efficiency <= 1:
+            raise ValueError(f"linear_efficiency: must be in (0, 1], got {self.linear_efficiency}")
+
+    @functools.cached_property
+    def _verify_workload(self) -> LlmWorkload:
+        """The workload whose linear layers run at ``linear_efficiency`` of their bandwidth."""
+        return scaled_linear_workload(self.workload, self.linear_efficiency)
 
     def vanilla_seconds(self, batch=1, seq=1024) -> np.ndarray:
         return self.workload.phase_seconds("decode", batch, seq)
 
-    def step_seconds(self, shape: StepShape) -> np.ndarray:
-        """A verification step: the backbone on ``shape`` plus the heads on every candidate row."""
-        backbone = self.workload.step_seconds(shape)
-        return backbone + (
-            heads_seconds(self.workload, self.heads, shape.tokens) if self.heads else 0.0
+    def step_seconds(self, shape: StepShape, tree: TreeShape | None = None) -> np.ndarray:
+        """A verification step over ``shape`` (the class docstring)."""
+        if not self.heads:  # the backbone alone: 6.4.3.3's roofline estimate, nothing fitted
+            return self.workload.step_seconds(shape)
+        backbone = self._verify_workload.step_seconds(shape)
+        rows_per_request = tree or self.tree
+        if rows_per_request is None:
+            rows_per_request = TreeShape.bound(np.max(shape.tokens), self.heads)
+        return (
+            backbone
+            + heads_seconds(self.workload, self.heads, shape.tokens)
+            + verification_seconds(self.workload, self.heads, shape, rows_per_request)
         )
 
     def medusa_seconds(self, candidates, batch=1, seq=1024) -> np.ndarray:
-        return self.step_seconds(StepShape.phase("parallel_decode", batch, seq, candidates))
+        shape = StepShape.phase("parallel_decode", batch, seq, candidates)
+        q = np.asarray(candidates)
+        if self.tree is not None or q.ndim == 0:
+            return self.step_seconds(shape)
+        # one tree shape per candidate count: the bookkeeping grows with the tree
+        return np.stack(
+            [
+                self.step_seconds(
+                    StepShape.phase("parallel_decode", batch, seq, qi),
+                    TreeShape.bound(qi, self.heads),
+                )
+                for qi in q.ravel()
+            ]
+        ).reshape(np.broadcast(q, np.asarray(batch), np.asarray(seq)).shape)
+
+    def with_linear_efficiency(self, value: float) -> SpeedupModel:
+        return SpeedupModel(self.workload, self.heads, self.tree, value)
 
     def overhead(self, candidates, batch=1, seq=1024) -> np.ndarray:
         return self.medusa_seconds(candidates, batch, seq) / self.vanilla_seconds(batch, seq)
@@ -82,6 +134,35 @@ class SpeedupModel:
             "overhead": over,
             "speedup": acc / over,
         }
+
+
+#: table 6.1 (Medusa-2, A100): model -> (acceleration rate, overhead, Medusa speedup)
+TABLE_6_1 = {
+    "vicuna-7b": (3.47, 1.22, 2.83),
+    "zephyr-7b": (3.14, 1.18, 2.66),
+    "vicuna-13b": (3.51, 1.23, 2.83),
+    "vicuna-33b": (3.01, 1.27, 2.35),
+}
+
+
+def fit_linear_efficiency(
+    model: SpeedupModel, tree: TreeShape, overhead: float, batch: int = 1, seq: int = 1024
+) -> float:
+    """The ``linear_efficiency`` at which ``model``'s step over ``tree`` has ``overhead``
+    (bisection; the overhead falls as the efficiency rises)."""
+    shape = StepShape.phase("parallel_decode", batch, seq, tree.candidates)
+    vanilla = float(model.vanilla_seconds(batch, seq))
+
+    def over(e: float) -> float:
+        return float(model.with_linear_efficiency(e).step_seconds(shape, tree)) / vanilla
+
+    lo, hi = 1e-3, 1.0
+    if over(hi) > overhead:
+        raise ValueError(f"overhead: {overhead} is below the model's floor {over(hi):.3f}")
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if over(mid) > overhead else (lo, mid)
+    return (lo + hi) / 2
 
 
 def speculative_speedup(workload: LlmWorkload, spec: Speculative, batch=1, seq=1024) -> np.ndarray:
@@ -242,7 +323,11 @@ def simulate_decoding(
             idx = np.array(running)
             shape = StepShape.requests(np.full(len(idx), q), ctx[idx])
             wl = model.workload
-            t = float(model.step_seconds(shape) if tree is not None else wl.step_seconds(shape))
+            t = float(
+                model.step_seconds(shape, TreeShape.of(tree))
+                if tree is not None
+                else wl.step_seconds(shape)
+            )
             if speculative is not None:
                 for g in range(speculative.gamma):
                     t += float(

@@ -29,12 +29,13 @@ from typing import Any
 import networkx as nx
 
 from dse.registry import SIMULATORS
-from dse.simulators.gpu.llm import LlmWorkload, get_llm
+from dse.simulators.gpu.llm import LlmWorkload, StepShape, get_llm
 from dse.simulators.gpu.model import GpuCostModel
 from dse.simulators.medusa.acceptance import Acceptance, acceptance_draws, longest_accepted
 from dse.simulators.medusa.decode import SpeedupModel
 from dse.simulators.medusa.heads import load_head_accuracy
 from dse.simulators.medusa.tree import MEDUSA_TREE_GRAPH, Tree, expected_acceptance
+from dse.simulators.medusa.verify import TreeShape
 from dse.space import SearchSpace
 
 
@@ -109,14 +110,16 @@ class MedusaSimulator:
             models_file,
         )
         self.memory_fraction, self.samples, self.seed = memory_fraction, samples, seed
-        self._workloads: dict[tuple[str, str], LlmWorkload] = {}
+        self._models: dict[tuple[str, str, int], SpeedupModel] = {}
 
     def speedup_model(self, model: str, device: str, heads: int) -> SpeedupModel:
-        key = (model, device)
-        if key not in self._workloads:
+        key = (model, device, heads)
+        if key not in self._models:
             cost = GpuCostModel.create(device, self.calibration, self.devices_file)
-            self._workloads[key] = LlmWorkload(get_llm(model, self.models_file), cost)
-        return SpeedupModel(self._workloads[key], heads)
+            self._models[key] = SpeedupModel(
+                LlmWorkload(get_llm(model, self.models_file), cost), heads
+            )
+        return self._models[key]
 
     def acceptance(self, epsilon: float) -> Acceptance:
         """Greedy at epsilon 0, else typical acceptance with delta = sqrt(epsilon) (6.4.2.4)."""
@@ -146,7 +149,8 @@ class MedusaSimulator:
         heads, batch, epsilon = int(g["heads"]), int(g["batch"]), float(g["epsilon"])
         m = self.speedup_model(g["model"], g["device"], heads)
         acceleration = self.tokens_per_step(tree, heads, epsilon)
-        step = float(m.medusa_seconds(tree.candidates, batch, self.seq))
+        shape = StepShape.phase("parallel_decode", batch, self.seq, tree.candidates)
+        step = float(m.step_seconds(shape, TreeShape.of(tree)))
         overhead = step / float(m.vanilla_seconds(batch, self.seq))
         c = m.workload.config
         head_bytes = heads * c.hidden * (c.hidden + c.vocab) * c.weight_bits / 8
