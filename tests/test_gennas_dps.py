@@ -111,6 +111,7 @@ def test_dps_searches_saves_and_reuses_a_proxy(tmp_path, monkeypatch):
     assert pd.Series(history.arch_id).is_unique
 
 
+@pytest.mark.slow  # 15 s: a killed DPS search resumed on a two-worker LocalCluster
 def test_dps_command_resumes_a_search_on_dask_where_it_stopped(tmp_path):
     """``dse dps --resume`` extends an interrupted search without scoring its finished
     configurations again, here moving it onto a real two-worker LocalCluster (``--workers``),
