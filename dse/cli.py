@@ -254,7 +254,10 @@ def _count(text: str) -> int:
     return value
 
 
-def parser() -> argparse.ArgumentParser:
+def parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser. Plugin commands (``dse.commands``) are imported only when ``command``
+    is theirs or help is asked for (``None``); otherwise they are listed by name, so ``dse run``
+    never imports a plugin command's dependencies (torch, for ``dse dps``)."""
     p = argparse.ArgumentParser(
         prog="dse", description="Design-space exploration of neural networks and hardware."
     )
@@ -330,19 +333,24 @@ def parser() -> argparse.ArgumentParser:
     )
     rp.add_argument("--title", help="page title")
     rp.set_defaults(func=_cmd_report)
-    for entry in COMMANDS.entries():  # plugins' subcommands (e.g. ``dse roofline``)
-        command = entry.factory()
+    for name in COMMANDS.available():  # plugins' subcommands (e.g. ``dse roofline``)
+        if command is not None and command != name:
+            sub.add_parser(name, help=f"(plugin command; dse {name} --help)")
+            continue
+        entry = COMMANDS.get(name)
+        plugin = entry.factory()
         # argparse %-formats help strings: a literal "%" (as in "top-10%") must be doubled
-        c = sub.add_parser(
-            entry.name, help=entry.summary.replace("%", "%%"), description=entry.summary
-        )
-        command.add_arguments(c)
-        c.set_defaults(func=command.run)
+        c = sub.add_parser(name, help=entry.summary.replace("%", "%%"), description=entry.summary)
+        plugin.add_arguments(c)
+        c.set_defaults(func=plugin.run)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    words = [a for a in argv if not a.startswith("-")]
+    helping = any(a in ("-h", "--help") for a in argv[:1])
+    args = parser(None if helping or not words else words[0]).parse_args(argv)
     try:
         return args.func(args)
     except ConfigError as exc:

@@ -117,6 +117,11 @@ class Registry(Generic[T]):
         """Every registered item, by name."""
         return [e.factory for e in self.entries()]
 
+    def available(self) -> list[str]:
+        """Every name, registered or behind an entry point, without importing anything."""
+        eps = metadata.entry_points(group=self.group) if self.group else ()
+        return sorted(set(self._entries) | {ep.name for ep in eps})
+
     def names(self) -> list[str]:
         self._load_entry_points()
         return sorted(self._entries)

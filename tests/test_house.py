@@ -114,3 +114,39 @@ def test_a_torch_free_run_never_imports_torch(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "False"
+
+
+def test_the_command_line_imports_plugin_commands_only_when_asked(tmp_path):
+    """``dse run`` of a torch-free config never imports torch (dse dps, a plugin command,
+    needs it); ``dse --help`` still lists every command."""
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        '[run]\nname = "c"\n[space]\nname = "nasbench201"\n[proxies.analytic]\n'
+        '[[objectives]]\nmetric = "params"\n[search]\ndriver = "random"\nmax_evaluations = 5\n'
+    )
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "dse.cli",
+            "run",
+            str(cfg),
+            "--quiet",
+            "--output",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    assert "torch" not in imported and "dse.proxies.dps" not in imported
+    helped = subprocess.run(
+        [sys.executable, "-m", "dse.cli", "--help"], capture_output=True, text=True
+    )
+    assert helped.returncode == 0 and all(c in helped.stdout for c in ("dps", "roofline"))
