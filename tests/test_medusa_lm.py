@@ -65,3 +65,39 @@ def test_measured_head_accuracies_are_what_the_simulator_reads(trained, tmp_path
     loaded = load_head_accuracy("medusa-lm", path)
     assert abs(loaded.a - acc.a).max() < 1e-6
     assert len(sparse_tree(loaded, 10)) == 10
+
+
+def test_dse_medusa_train_calibrate_tree_decode(tmp_path, capsys):
+    """The CLI path: each step's output the next one's input."""
+    from dse.cli import main
+
+    lm, csv, tree = tmp_path / "lm.pt", tmp_path / "heads.csv", tmp_path / "tree.json"
+    small = [
+        "--steps",
+        "30",
+        "--head-steps",
+        "30",
+        "--layers",
+        "1",
+        "--dim",
+        "32",
+        "--heads",
+        "3",
+        "--batch",
+        "8",
+        "--length",
+        "32",
+    ]
+    assert main(["medusa", "train", "--out", str(lm), *small]) == 0
+    assert main(["medusa", "calibrate", "--model", str(lm), "--out", str(csv)]) == 0
+    assert load_head_accuracy("medusa-lm", csv).heads == 3
+    assert (
+        main(["medusa", "tree", "--accuracy", str(csv), "--nodes", "15", "--out", str(tree)]) == 0
+    )
+    assert len(Tree.from_paths(tree.read_text())) == 15
+    capsys.readouterr()
+    assert (
+        main(["medusa", "decode", "--model", str(lm), "--tree", str(tree), "--tokens", "24"]) == 0
+    )
+    assert "equal to vanilla greedy decoding: True" in capsys.readouterr().out
+    assert main(["medusa", "decode", "--model", str(tmp_path / "no.pt"), "--tree", str(tree)]) == 2
