@@ -328,3 +328,17 @@ def test_the_bookkeeping_kernels_grow_with_the_tree_and_are_in_the_des_step():
         m.step_seconds(StepShape.requests(np.array([16.0]), np.array([1024.0])), TreeShape.of(tree))
     )
     assert res.step_s[0] == pytest.approx(first, rel=1e-9)
+
+
+def test_a_batched_step_takes_the_tree_shape_per_request(a100):
+    """At batch 4 the step's 256 tokens are 4 requests of 64 candidates, not one of 256."""
+    from dse.simulators.gpu.llm import StepShape
+    from dse.simulators.medusa.verify import TreeShape
+
+    m = SpeedupModel(LlmWorkload(get_llm("vicuna-7b"), a100), heads=5)
+    shape = StepShape.phase("parallel_decode", 4, 1024, 64)
+    assert float(m.medusa_seconds(64, 4, 1024)) == pytest.approx(
+        float(m.step_seconds(shape, TreeShape.bound(64, 5))), rel=1e-12
+    )
+    with pytest.raises(ValueError, match="tree's shape"):
+        m.step_seconds(shape)

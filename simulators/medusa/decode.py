@@ -89,21 +89,25 @@ class SpeedupModel:
         """A verification step over ``shape`` (the class docstring)."""
         if not self.heads:  # the backbone alone: 6.4.3.3's roofline estimate, nothing fitted
             return self.workload.step_seconds(shape)
-        backbone = self._verify_workload.step_seconds(shape)
-        rows_per_request = tree or self.tree
-        if rows_per_request is None:
-            rows_per_request = TreeShape.bound(np.max(shape.tokens), self.heads)
+        shape_of_tree = tree or self.tree
+        if shape_of_tree is None:  # a step's token count mixes requests and candidates
+            raise ValueError(
+                "tree: a Medusa step needs its tree's shape (TreeShape.of(tree), or tree= on the "
+                "model); medusa_seconds bounds it from the candidate count"
+            )
         return (
-            backbone
+            self._verify_workload.step_seconds(shape)
             + heads_seconds(self.workload, self.heads, shape.tokens)
-            + verification_seconds(self.workload, self.heads, shape, rows_per_request)
+            + verification_seconds(self.workload, self.heads, shape, shape_of_tree)
         )
 
     def medusa_seconds(self, candidates, batch=1, seq=1024) -> np.ndarray:
         shape = StepShape.phase("parallel_decode", batch, seq, candidates)
         q = np.asarray(candidates)
-        if self.tree is not None or q.ndim == 0:
+        if not self.heads or self.tree is not None:
             return self.step_seconds(shape)
+        if q.ndim == 0:
+            return self.step_seconds(shape, TreeShape.bound(q, self.heads))
         # one tree shape per candidate count: the bookkeeping grows with the tree
         return np.stack(
             [
