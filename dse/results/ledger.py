@@ -111,23 +111,23 @@ class RunLedger:
         self.next_eval_id = 1 + max((r["eval_id"] for r in ordered), default=-1)
         ref = [math.nan if o.ref is None else o.minimised(o.ref) for o in self.objectives]
         self.hypervolume = HypervolumeTracker(np.array(ref, dtype=float))
-        self._keep(ordered)
+        restored = self._keep(ordered)
         self._restored: set[str] = set(self._slot_of)  # rows a replay will propose again
         for r in ordered:
             self._key_by_genes[_genes_key(r["encoding"])] = r["arch_hash"]
-        restored = [r for r in ordered if r["feasible"]]
-        if restored:  # a resumed run continues from the front it had
-            self.hypervolume.update(objective_matrix(restored, self.objectives), 0)
+        if len(restored):  # a resumed run continues from the front it had
+            self.hypervolume.update(self._feasible_front(restored), 0)
 
     @property
     def n_rows(self) -> int:
         """Rows recorded so far (restored ones included)."""
         return self._slots.n
 
-    def _keep(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Remember what the search needs of ``rows`` (written or restored) and drop the rest."""
+    def _keep(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Remember what the search needs of ``rows`` (written or restored) and drop the rest;
+        returns their slots."""
         if not rows:
-            return
+            return np.empty(0, dtype=np.int64)
         slots = self._slots.add(
             objective_matrix(rows, self.objectives),
             constraint_matrix(rows, self.constraints),
@@ -137,6 +137,11 @@ class RunLedger:
             self._slot_of[r["arch_hash"]] = slot
             if r["status"] == "failed":
                 self.failures[failure_key(r)] += 1
+        return slots
+
+    def _feasible_front(self, slots: np.ndarray) -> np.ndarray:
+        """Minimised objectives of the feasible rows among ``slots``."""
+        return self._slots.F[slots[self._slots.feasible[slots]]]
 
     # -- the architecture cache ----------------------------------------------------------------
     def key_of(self, genes: Sequence[int]) -> str | None:
@@ -171,7 +176,7 @@ class RunLedger:
             new_rows.append(self._make(p, evaluation, self.next_eval_id, self.batches))
             self.next_eval_id += 1
         self._write(new_rows, part=None)
-        self._keep(new_rows)
+        new_slots = self._keep(new_rows)
         cached, first = 0, {p.key for p in pending}
         for key in keys:
             if key in first:
@@ -183,8 +188,7 @@ class RunLedger:
         self.n_proposals += len(keys)
         self.n_cached += cached
         self.batches += 1
-        feasible = [r for r in new_rows if r["feasible"]]
-        self.hypervolume.update(objective_matrix(feasible, self.objectives), self.n_proposals)
+        self.hypervolume.update(self._feasible_front(new_slots), self.n_proposals)
         if self.on_batch:
             self.on_batch(BatchReport(len(keys), new_rows, self.n_rows, cached))
         slots = np.fromiter((self._slot_of[k] for k in keys), dtype=np.int64, count=len(keys))
