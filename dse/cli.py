@@ -133,16 +133,12 @@ def _report(result, quiet: bool) -> None:
 def _print_show(
     run: str | Path, limit: int | None, output: str = "results", show_all: bool = False
 ) -> None:
-    import pyarrow as pa
-
     from dse.results import RunStore, load, manifest, resolve_run
-    from dse.results.integrity import store_problems
+    from dse.results.integrity import warn_damaged
 
     m = manifest(run, output=output)
     df = load(run, output=output)
-    store = RunStore(resolve_run(run, output))
-    for problem in store_problems(store, m, pa.Table.from_pandas(df[["eval_id"]])):
-        print(f"dse: warning: {problem}", file=sys.stderr)
+    warn_damaged(RunStore(resolve_run(run, output)), m, len(df))
     objectives = [(o["metric"], o["direction"]) for o in m["objectives"]]
     constraints = [c["metric"] for c in m["constraints"]]
     status_counts = df["status"].value_counts().to_dict() if len(df) else {}

@@ -212,7 +212,7 @@ def _open_resumed(resume, given, output, max_evaluations, drop_corrupt, stack) -
             print(f"dse: --drop-corrupt: {line}", file=sys.stderr)
         manifest = store.read_manifest()
     table = store.read_table()
-    refuse_damaged(store, manifest, table)
+    refuse_damaged(store, manifest, table.num_rows)
     existing = table.to_pylist()
     _check_hashes(experiment.space, existing, manifest)
     store.update_manifest(

@@ -4,20 +4,18 @@ hypervolume reference."""
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
 from dse.config import evaluation_identity
 from dse.evaluate import check_direction
 from dse.params import ConfigError
 from dse.results import RunStore, load, manifest, resolve_run
-from dse.results.integrity import store_problems
+from dse.results.integrity import warn_damaged
 from dse.results.pareto import default_reference, hypervolume_curve, minimisation_matrix, pareto
 
 
@@ -50,8 +48,7 @@ def load_runs(runs: Sequence[str | Path], output: str | Path = "results") -> lis
         path = resolve_run(run, output)
         m = manifest(path)
         df = load(path, with_pareto=False)
-        for problem in store_problems(RunStore(path), m, pa.Table.from_pandas(df[["eval_id"]])):
-            print(f"dse: warning: {problem}", file=sys.stderr)
+        warn_damaged(RunStore(path), m, len(df))
         out.append(RunData(m["run_id"], path, m, df, group_label(m)))
     return out
 

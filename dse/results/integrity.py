@@ -11,9 +11,8 @@ architectures again.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
-
-import pyarrow as pa
 
 from dse.results.store import RunStore, StoreError, _part_name, part_number
 
@@ -34,9 +33,9 @@ def missing_parts(store: RunStore, manifest: dict[str, Any]) -> list[str]:
     return sorted(missing - dropped)
 
 
-def store_problems(store: RunStore, manifest: dict[str, Any], table: pa.Table) -> list[str]:
-    """What is wrong with ``store`` (its readable rows: ``table``), one line each; empty when
-    the run is whole."""
+def store_problems(store: RunStore, manifest: dict[str, Any], rows: int) -> list[str]:
+    """What is wrong with ``store`` (``rows``: how many rows its parts hold), one line each;
+    empty when the run is whole."""
     recorded: dict[str, int] = manifest.get("parts") or {}
     problems = [
         f"{store.evals_dir / n} is missing"
@@ -44,10 +43,8 @@ def store_problems(store: RunStore, manifest: dict[str, Any], table: pa.Table) -
         for n in missing_parts(store, manifest)
     ]
     n = manifest.get("evaluations")
-    if n is not None and manifest.get("status") != "running" and n != table.num_rows:
-        problems.append(
-            f"{store.manifest_path} records {n} evaluations but the parts hold {table.num_rows}"
-        )
+    if n is not None and manifest.get("status") != "running" and n != rows:
+        problems.append(f"{store.manifest_path} records {n} evaluations but the parts hold {rows}")
     if manifest.get("status") == "finished" and n and not store.part_files():
         problems.append(
             f"{store.manifest_path} says finished with {n} evaluations, but {store.evals_dir} "
@@ -56,9 +53,16 @@ def store_problems(store: RunStore, manifest: dict[str, Any], table: pa.Table) -
     return problems
 
 
-def refuse_damaged(store: RunStore, manifest: dict[str, Any], table: pa.Table) -> None:
+def warn_damaged(store: RunStore, manifest: dict[str, Any], rows: int) -> None:
+    """The problems of :func:`store_problems` as warning lines on stderr (``dse show`` and
+    ``dse report`` read a damaged run, and say so)."""
+    for problem in store_problems(store, manifest, rows):
+        print(f"dse: warning: {problem}", file=sys.stderr)
+
+
+def refuse_damaged(store: RunStore, manifest: dict[str, Any], rows: int) -> None:
     """A StoreError listing the problems, with what to do, when the run is not whole."""
-    problems = store_problems(store, manifest, table)
+    problems = store_problems(store, manifest, rows)
     if problems:
         raise StoreError(
             "; ".join(problems)
@@ -88,6 +92,6 @@ def drop_damaged(store: RunStore, manifest: dict[str, Any]) -> list[str]:
             f"continuing without missing {name} "
             f"({rows if rows is not None else 'an unknown number of'} rows)"
         )
-    table = store.read_table()
-    store.update_manifest(dropped=dropped, evaluations=table.num_rows, parts=store.part_rows())
+    rows = store.read_table().num_rows
+    store.update_manifest(dropped=dropped, evaluations=rows, parts=store.part_rows())
     return lines
