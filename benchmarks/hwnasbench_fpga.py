@@ -8,7 +8,10 @@ relative error are reported on the held-out cells, next to FLOPs alone as the ba
 fitted per-layer cost is then set as the simulator's ``layer_overhead_cycles`` and checked again
 with the scale alone.
 
-    python benchmarks/hwnasbench_fpga.py [--data data] [--calibrate 1000] [--cells 0]
+    python benchmarks/hwnasbench_fpga.py [--data data] [--calibrate 1000] [--cells 0] [--write]
+
+``--write`` rewrites the shipped calibration ``simulators/fpga/calibrations/ZC706.toml`` (recursive,
+scale and per-layer cycles fitted on the calibration cells, validated on the held-out ones).
 """
 
 from __future__ import annotations
@@ -20,9 +23,13 @@ import numpy as np
 import pandas as pd
 from timing import DATA
 
+from dse.fidelity import ErrorStats, Validation
 from dse.graph import totals
 from dse.registry import SIMULATORS
+from dse.simulators.fpga.calibration import CONDITION, FpgaCalibration, fit_linear
 from dse.spaces.nasbench201 import NasBench201Space, parse_arch_str
+
+OUT = Path(__file__).resolve().parents[1] / "simulators" / "fpga" / "calibrations"
 
 CONFIGS = [
     dict(board="ZC706", architecture="recursive"),
@@ -43,7 +50,10 @@ def main() -> None:
     ap.add_argument("--calibrate", type=int, default=1000, help="cells used to fit the parameters")
     ap.add_argument("--cells", type=int, default=0, help="evaluate only this many cells (0: all)")
     ap.add_argument("--bits", type=int, default=16)
+    ap.add_argument("--write", action="store_true", help="rewrite calibrations/ZC706.toml")
     args = ap.parse_args()
+    if args.write and (args.cells or args.calibrate != 1000 or args.bits != 16):
+        ap.error("--write fits the shipped calibration on the defaults; drop the other options")
     df = pd.read_csv(Path(args.data) / "nasbench201_latency_measured.csv")
     df = df.sample(frac=1.0, random_state=0).reset_index(drop=True)
     if args.cells:
@@ -81,6 +91,47 @@ def main() -> None:
             tuned = SIMULATORS.create("fpga", **cfg, layer_overhead_cycles=cycles)
             lat = tuned.evaluate_population(graphs)["fpga_latency_ms"]
             report(f"{name}, layer_overhead_cycles={cycles:,.0f}: scale", lat[:, None])
+            write_calibration(sim, lat, n_layers, y, cal, hold, graphs, args.write)
+
+
+def write_calibration(sim, lat, n_layers, y, cal, hold, graphs, write: bool) -> None:
+    """The shipped ZC706 calibration: scale and per-layer cost fitted on relative error on the
+    calibration cells (what dse calibrate fits), checked by the simulator on the held-out ones."""
+    base = SIMULATORS.create("fpga", **CONFIGS[0])
+    base_ms = base.evaluate_population(graphs)["fpga_latency_ms"]
+    scale, per_layer_ms = fit_linear(base_ms[cal], n_layers[cal], y[cal])
+    cycles = per_layer_ms / scale * 1e-3 * base.board.clock_hz
+    note = (
+        "Fitted by benchmarks/hwnasbench_fpga.py to HW-NAS-Bench's measured ZC706 latency of "
+        f"NAS-Bench-201 cells (nasbench201_latency_measured.csv, fpga_ms) on {len(cal)} random "
+        "cells (seed 0), 16-bit weights and activations, recursive accelerator, relative error."
+    )
+    draft = FpgaCalibration("ZC706", "ZC706", "recursive", scale, cycles, note)
+    check = SIMULATORS.create("fpga", **CONFIGS[0], calibration=str(_write(draft, OUT, False)))
+    pred = check.evaluate_population([graphs[i] for i in hold])["fpga_latency_ms"]
+    stats = ErrorStats.of(CONDITION, pred, y[hold])
+    print(
+        f"shipped calibration (scale {scale:.4f}, {cycles:,.0f} cycles per layer), held out: "
+        f"{stats.describe()} ({stats.detail()})"
+    )
+    validation = Validation(
+        data="NAS-Bench-201 cells measured by HW-NAS-Bench on ZC706 (16-bit)",
+        method="held-out",
+        held_out=f"{len(hold):,} cells not in the fit (random split, seed 0)",
+        errors=(stats,),
+        fitted_on=len(cal),
+    )
+    final = FpgaCalibration("ZC706", "ZC706", "recursive", scale, cycles, note, validation)
+    _write(final, OUT, write)
+
+
+def _write(calibration: FpgaCalibration, folder: Path, keep: bool) -> Path:
+    """The calibration as TOML: in ``folder`` when ``keep``, else in a scratch file."""
+    import tempfile
+
+    path = folder / "ZC706.toml" if keep else Path(tempfile.mkdtemp()) / "ZC706.toml"
+    path.write_text(calibration.to_toml())
+    return path
 
 
 if __name__ == "__main__":

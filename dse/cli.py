@@ -19,6 +19,7 @@ import pandas as pd
 
 from dse.config import DEMO_CONFIG, parse_config
 from dse.evaluate import metric_units
+from dse.fidelity import fidelity_lines, fidelity_of
 from dse.params import ConfigError
 from dse.registry import COMMANDS, DRIVERS, PROXIES, SIMULATORS, SPACES
 
@@ -170,6 +171,12 @@ def _print_show(
                 for c in m["constraints"]
             )
         )
+    shown = [m_ for m_, _ in objectives] + [c for c in constraints if c not in dict(objectives)]
+    lines = fidelity_lines(m.get("fidelity", {}), shown or m.get("metrics", []))
+    if lines:
+        print("expected error of the simulated metrics:")
+        for line in lines:
+            print("  " + line)
     if not len(df):
         return
     if not objectives:  # a sweep without objectives: its first rows
@@ -236,7 +243,19 @@ def _metrics_line(factory) -> str:
     except Exception:  # noqa: BLE001 - a provider that needs parameters (a table, a truth file)
         return "metrics: depend on its parameters"
     units = metric_units(provider)
-    return "metrics: " + ", ".join(f"{m} [{u}]" if u else m for m, u in units.items())
+    line = "metrics: " + ", ".join(f"{m} [{u}]" if u else m for m, u in units.items())
+    timing = [
+        f.line(m)
+        for m, f in fidelity_of(provider).items()
+        if (f.known or f.note.startswith("uncalibrated")) and not f.derived_from
+    ]
+    shipped = getattr(factory, "calibrations", None)
+    calibrations = [f.line("shipped") for name, f in (shipped() if shipped else {}).items()]
+    return "\n".join(
+        [line]
+        + [f"{'':21s}default settings: {t}" for t in timing]
+        + [f"{'':21s}{c}" for c in calibrations]
+    )
 
 
 def _count(text: str) -> int:

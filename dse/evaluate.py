@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import networkx as nx
 import numpy as np
 
+from dse.fidelity import fidelity_of
 from dse.space import ANY_GRAPH, OP_GRAPH, SearchSpace
 
 Direction = Literal["min", "max"]
@@ -154,6 +155,8 @@ class Evaluator:
         self.metric_names = tuple(provided)
         #: metric -> unit, from the providers' declarations
         self.units = {m: u for p in self.providers for m, u in metric_units(p).items()}
+        #: metric -> expected error, for providers that know theirs (simulators)
+        self.fidelity = {m: f for p in self.providers for m, f in fidelity_of(p).items()}
         declared: tuple[tuple[str, tuple[Objective | Constraint, ...]], ...] = (
             ("objectives", self.objectives),
             ("constraints", self.constraints),

@@ -245,6 +245,7 @@ def _open_new(given: RunConfig, run_id, output, max_evaluations, stack) -> _Open
             [c.to_dict() for c in ev.constraints],
             experiment.space.describe(),
             ev.units,
+            {m: [f.to_dict()] for m, f in ev.fidelity.items()},
         )
     )
     return _Opened(cfg, experiment, warm, store, [], run_id)

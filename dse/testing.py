@@ -18,6 +18,7 @@ import networkx as nx
 import numpy as np
 
 from dse.evaluate import MetricProvider, accepted_graphs, metric_units, reads_graphs_of
+from dse.fidelity import Fidelity
 from dse.graph import totals, validate
 from dse.space import OP_GRAPH, SearchSpace
 
@@ -87,7 +88,8 @@ def check_provider(
 
     Rules: a name, a non-empty tuple of metric names, a cost >= 0; it reads the space's graph
     kind; ``evaluate`` returns every declared metric as a number; ``evaluate_population``, where
-    present, returns one value per graph, equal to ``evaluate``'s (relative 1e-6)."""
+    present, returns one value per graph, equal to ``evaluate``'s (relative 1e-6); ``fidelity``,
+    where present, maps only its own metrics to :class:`~dse.fidelity.Fidelity` records."""
     who = f"provider {getattr(provider, 'name', type(provider).__name__)!r}"
     if not isinstance(provider.name, str) or not provider.name:
         raise _fail(who, "name must be a non-empty string")
@@ -103,6 +105,12 @@ def check_provider(
     units = metric_units(provider)
     if not all(units.values()):
         raise _fail(who, f"declares no unit for {[m for m, u in units.items() if not u]} (units)")
+    fidelity = getattr(provider, "fidelity", None)
+    if fidelity is not None:
+        declared = fidelity()
+        stray = sorted(set(declared) - set(provider.metrics) - set(getattr(provider, "units", {})))
+        if stray or not all(isinstance(f, Fidelity) for f in declared.values()):
+            raise _fail(who, f"fidelity() must map its metrics to Fidelity records (got {stray})")
     if not reads_graphs_of(provider, space):
         raise _fail(
             who, f"does not read {space.graph_kind!r} graphs (accepts {accepted_graphs(provider)})"

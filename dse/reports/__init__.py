@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dse.fidelity import fidelity_lines, merged_fidelity, short_error
 from dse.reports.data import (
     RunData,
     combined,
@@ -231,6 +232,22 @@ def _problem_sections(
         f"<p class='note'>{len(data)} run(s), {len(df)} evaluations; objectives: "
         f"{html.escape(', '.join(f'{m} ({d})' for m, d in objs)) or 'none declared'}</p>"
     ]
+    fidelity = merged_fidelity([r.manifest for r in data])
+    constrained = [c["metric"] for c in data[0].manifest.get("constraints", [])]
+    shown = [m for m in dict.fromkeys([m for m, _ in objs] + constrained) if m in fidelity]
+    if shown:
+        rows = [
+            {"metric": m, "expected error": line.split(": ", 1)[1]}
+            for m in shown
+            for line in fidelity_lines({m: fidelity[m]})
+        ]
+        parts.append(
+            "<h2>Expected error of the simulated metrics</h2>"
+            + _table(pd.DataFrame(rows), sortable=False)
+            + "<p class='note'>from each simulator's calibration and how it was validated "
+            "(median and 90th percentile of |predicted / measured - 1|)</p>"
+        )
+    errors = {m: short_error(entries) for m, entries in fidelity.items()}
     if not (len(objs) >= 1 and len(df)):
         parts.append("<p>No objectives to plot: pass --objectives metric:min|max.</p>")
         return parts, None
@@ -267,7 +284,7 @@ def _problem_sections(
         parts.append(
             "<h2>Explore the fronts</h2>"
             + "".join(
-                explorer_svg(df, x, y, groups, units)
+                explorer_svg(df, x, y, groups, units, errors)
                 for x, y in list(itertools.combinations(objs, 2))[:EXPLORED_PAIRS]
             )
         )

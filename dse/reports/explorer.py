@@ -75,10 +75,13 @@ def short_number(v: float) -> str:
     return f"{v:.3g}"
 
 
-def _tip(row: pd.Series, x: str, y: str, units: Mapping[str, str]) -> str:
+def _tip(
+    row: pd.Series, x: str, y: str, units: Mapping[str, str], errors: Mapping[str, str]
+) -> str:
     def fmt(m: str) -> str:
         unit = units.get(m, "")
-        return f"{m} = {row[m]:.5g}{f' {unit}' if unit else ''}"
+        error = f" ({errors[m]})" if errors.get(m) else ""
+        return f"{m} = {row[m]:.5g}{f' {unit}' if unit else ''}{error}"
 
     return f"{row['arch_id']}\n{row['run_id']} #{row['eval_id']}\n{fmt(x)}\n{fmt(y)}"
 
@@ -89,8 +92,10 @@ def explorer_svg(
     y: tuple[str, str],
     groups: Sequence[str],
     units: Mapping[str, str],
+    errors: Mapping[str, str] | None = None,
 ) -> str:
-    """The scatter of (x, y) over every feasible design, each group's front highlighted."""
+    """The scatter of (x, y) over every feasible design, each group's front highlighted;
+    ``errors``: metric -> its expected error in a few words, shown in the hover."""
     feasible = df[df["feasible"]] if "feasible" in df.columns else df
     feasible = feasible[np.isfinite(feasible[x[0]]) & np.isfinite(feasible[y[0]])]
     ax = _Axis(feasible[x[0]].to_numpy(float), LEFT, WIDTH - RIGHT)
@@ -137,7 +142,7 @@ def explorer_svg(
         for (idx, row), cx, cy in zip(rows.iterrows(), xs, ys):
             if not (np.isfinite(cx) and np.isfinite(cy)):
                 continue
-            tip = html.escape(_tip(row, x[0], y[0], units), quote=True)
+            tip = html.escape(_tip(row, x[0], y[0], units, errors or {}), quote=True)
             if fronts is None:
                 style = "r='2.5' fill='#999' fill-opacity='0.45' class='cloud'"
             else:

@@ -343,7 +343,11 @@ def new_manifest(
     constraints: Sequence[dict],
     space: str,
     units: Mapping[str, str] | None = None,
+    fidelity: Mapping[str, list[dict]] | None = None,
 ) -> dict[str, Any]:
+    """A new run's manifest. ``fidelity``: metric -> the expected error of each configuration
+    that produced it (``Fidelity.to_dict()``; one for a run, one per distinct one for a
+    sweep)."""
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     return {
         "format": "dse.run/1",
@@ -355,6 +359,7 @@ def new_manifest(
         "space": space,
         "metrics": list(metrics),
         "units": dict(units or {}),
+        "fidelity": {m: list(v) for m, v in (fidelity or {}).items()},
         "objectives": list(objectives),
         "constraints": list(constraints),
         "config": config,

@@ -151,6 +151,7 @@ def _open_new(raw: dict[str, Any], output, stack: ExitStack):
         [c.to_dict() for c in plan.config.constraints],
         plan.space_name,
         plan.units,
+        plan.fidelity,
     )
     manifest.update(
         kind="sweep",

@@ -58,6 +58,8 @@ class SweepPlan:
     archs: dict[str, dict] = field(default_factory=dict)  # arch_id -> decisions, for "arch" lists
     #: what the variables that no parameter sweeps are set to (see :func:`default_arch`)
     arch_defaults: dict[str, Any] = field(default_factory=dict)
+    #: metric -> each distinct expected error over the sweep's configurations (Fidelity dicts)
+    fidelity: dict[str, list[dict]] = field(default_factory=dict)
 
     @property
     def base_json(self) -> str:
@@ -180,7 +182,7 @@ def plan_sweep(raw: dict[str, Any]) -> SweepPlan:
         )
     if scheduler is not None and not isinstance(scheduler, str):
         raise ConfigError(f"sweep.scheduler: expected a Dask scheduler address, got {scheduler!r}")
-    units, providers = _validate_values(base, parameters, points[0])
+    units, providers, fidelity = _validate_values(base, parameters, points[0])
     metrics = list(units)
     schema = run_schema(metrics, providers)
     columns = set(schema.names)
@@ -211,6 +213,7 @@ def plan_sweep(raw: dict[str, Any]) -> SweepPlan:
             for k, v in default_arch(experiment.space).items()
             if not archs and f"{ARCH}.{k}" not in {p.name for p in parameters}
         },
+        fidelity,
     )
 
 
@@ -220,14 +223,15 @@ MAX_VALIDATED = 256
 
 def _validate_values(
     base: dict[str, Any], parameters: list[Parameter], first: dict[str, Any]
-) -> tuple[dict[str, str], list[str]]:
+) -> tuple[dict[str, str], list[str], dict[str, list[dict]]]:
     """Build the experiment for every combination of the config parameters' listed values (and
     both ends of every range), or, past :data:`MAX_VALIDATED` combinations, for each value
     varied alone from the first point, so a bad value (or pair: a DSP budget above one board's)
-    is reported before anything runs; returns the union of metrics (with their units) and of
-    provider names."""
+    is reported before anything runs; returns the union of metrics (with their units), of
+    provider names and of each metric's distinct expected errors."""
     units: dict[str, str] = {}  # metric -> unit, in order of first sight
     providers: list[str] = []
+    fidelity: dict[str, list[dict]] = {}
     axes = [
         (p.name, p.values if p.values is not None else tuple(p.at(np.array([0.0, 1.0 - 1e-12]))))
         for p in parameters
@@ -261,7 +265,11 @@ def _validate_values(
         for m in experiment.evaluator.metric_names:
             units.setdefault(m, experiment.evaluator.units[m])
         providers += [q.name for q in experiment.evaluator.providers if q.name not in providers]
-    return units, providers
+        for m, f in experiment.evaluator.fidelity.items():
+            seen_f = fidelity.setdefault(m, [])
+            if f.to_dict() not in seen_f:
+                seen_f.append(f.to_dict())
+    return units, providers, fidelity
 
 
 def default_arch(space) -> dict[str, Any]:

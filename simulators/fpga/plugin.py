@@ -14,6 +14,7 @@ Config::
     fuse = true                  # batch norm and activations fused into their convolution
     layer_overhead_cycles = 0    # fixed cycles per layer (control, DMA set-up), e.g. fitted
     integer_lanes = false        # pipelined: any integer lanes per stage, not only powers of two
+    calibration = "none"         # none (the analytic model), auto, a shipped name, a TOML path
 
 With ``des_frames = N`` (N >= 2; for a pipelined design N well above twice its layer count, so
 the pipeline reaches steady state) the optimised design also runs in the discrete-event
@@ -22,6 +23,9 @@ simulator (des.py) and adds ``fpga_des_throughput_fps`` and ``fpga_des_latency_m
 Metrics: ``fpga_latency_ms`` (one frame), ``fpga_throughput_fps``, ``fpga_dsp``, ``fpga_bram``
 (18 Kb blocks), ``fpga_lut`` (LUT multipliers only) and ``fpga_feasible`` (1 when the design
 fits the board's DSPs, BRAM and LUTs; use it as a constraint with ``min = 1``).
+A calibration (``simulators/fpga/calibrations``, or one ``dse calibrate --board`` wrote) scales
+latency and sets the per-layer cost of the recursive accelerator (see calibration.py). The
+default is the analytic model: its published-accelerator checks (table 2.3) assume no host.
 :meth:`FpgaSimulator.evaluate_population` costs many graphs in one numpy pass.
 """
 
@@ -29,14 +33,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 import networkx as nx
 import numpy as np
 
+from dse.fidelity import Fidelity
 from dse.registry import SIMULATORS
 from dse.simulators.fpga import des, pipelined, recursive
 from dse.simulators.fpga.boards import load_boards
+from dse.simulators.fpga.calibration import (
+    CONDITION,
+    load_fpga_calibration,
+    resolve_fpga_calibration,
+    shipped_fpga_calibrations,
+)
 from dse.simulators.fpga.model import (
     PHI_DEFAULT,
     PSI_DEFAULT,
@@ -93,6 +105,7 @@ class FpgaSimulator:
         fuse: bool = True,
         layer_overhead_cycles: float = 0.0,
         integer_lanes: bool = False,
+        calibration: str = "none",
     ):
         boards = load_boards(boards_file)
         if board not in boards:
@@ -132,6 +145,20 @@ class FpgaSimulator:
                 "integer_lanes: applies to architecture 'pipelined' only (recursive IPs "
                 "double their lanes, eqs. 2.13-2.15)"
             )
+        self.calibration = resolve_fpga_calibration(calibration, board)
+        self.scale = 1.0
+        if self.calibration is not None:
+            cal = self.calibration
+            if cal.board != board or cal.architecture != architecture:
+                raise ValueError(
+                    f"calibration: {cal.name!r} is for board {cal.board!r}, architecture "
+                    f"{cal.architecture!r}, not {board!r}, {architecture!r}"
+                )
+            if layer_overhead_cycles:
+                raise ValueError(
+                    "layer_overhead_cycles: the calibration sets it; give one or the other"
+                )
+            self.scale, layer_overhead_cycles = cal.scale, cal.layer_overhead_cycles
         self.integer_lanes = integer_lanes
         self.tiles, self.des_frames, self.fifo_depth = tiles, des_frames, fifo_depth
         if des_frames:
@@ -222,12 +249,12 @@ class FpgaSimulator:
         layers = self.layers(graphs)
         pop = self.designs(layers)
         bram = self._bram(layers)
-        latency = pop.latency_s
+        latency = pop.latency_s * self.scale
         if self.architecture == "recursive":
             with np.errstate(divide="ignore"):
                 throughput = np.where(latency > 0, 1.0 / latency, np.inf)
         else:
-            throughput = 1.0 / pop.period_s
+            throughput = 1.0 / (pop.period_s * self.scale)
         fits = (
             pop.feasible
             & (pop.dsp <= self.board.dsp)
@@ -255,8 +282,42 @@ class FpgaSimulator:
                         float(np.median(trace.latency_s)),
                         trace.throughput_fps,
                     )
-            out["fpga_des_latency_ms"] = des_latency * 1e3
-            out["fpga_des_throughput_fps"] = des_throughput
+            out["fpga_des_latency_ms"] = des_latency * 1e3 * self.scale
+            out["fpga_des_throughput_fps"] = des_throughput / self.scale
+        return out
+
+    @staticmethod
+    def calibrations() -> dict[str, Fidelity]:
+        """Every shipped calibration with its validated latency error (``dse list``)."""
+        out = {}
+        for name in shipped_fpga_calibrations():
+            cal = load_fpga_calibration(name)
+            out[name] = (
+                Fidelity(cal.name, note="not validated")
+                if cal.validation is None
+                else Fidelity.validated(cal.name, cal.validation, CONDITION)
+            )
+        return out
+
+    def fidelity(self) -> dict[str, Fidelity]:
+        """The expected error of each metric: the calibration's validation for latency and
+        throughput; resources are the analytic allocation's."""
+        cal = self.calibration
+        if cal is None:
+            timing = Fidelity(note="uncalibrated: data sheet only (board DSPs, clock, DDR)")
+        elif cal.validation is None:
+            timing = Fidelity(cal.name, note="calibrated, not validated against held-out data")
+        else:
+            timing = Fidelity.validated(cal.name, cal.validation, CONDITION)
+        resources = Fidelity(note="analytic allocation, not validated against synthesis")
+        out = {
+            "fpga_latency_ms": timing,
+            "fpga_throughput_fps": replace(timing, derived_from="fpga_latency_ms"),
+            "fpga_des_latency_ms": replace(timing, derived_from="fpga_latency_ms"),
+            "fpga_des_throughput_fps": replace(timing, derived_from="fpga_latency_ms"),
+        }
+        for m in ("fpga_dsp", "fpga_bram", "fpga_lut", "fpga_feasible"):
+            out[m] = resources
         return out
 
     def evaluate(

@@ -21,14 +21,22 @@ Metrics: ``gpu_latency_ms`` (one batch), ``gpu_throughput`` (samples/s), ``gpu_m
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 import networkx as nx
 import numpy as np
 
+from dse.fidelity import Fidelity
 from dse.registry import SIMULATORS
 from dse.simulators.gpu.kernels import GraphCoster
 from dse.simulators.gpu.model import GpuCostModel
+from dse.simulators.gpu.roofline import (
+    BARE,
+    Calibration,
+    load_calibration,
+    shipped_calibrations,
+)
 from dse.space import SearchSpace
 
 Precision = Literal["auto", "fp32", "tf32", "fp16", "bf16", "fp8", "int8", "int4"]
@@ -64,6 +72,49 @@ class GpuSimulator:
         self.model = GpuCostModel.create(device, calibration, devices_file, launch_overhead_us)
         self.coster = GraphCoster(self.model, batch_size, precision)
         self.memory_fraction = memory_fraction
+        self.overridden = launch_overhead_us is not None
+
+    @staticmethod
+    def calibrations() -> dict[str, Fidelity]:
+        """Every shipped calibration with its validated latency error (what ``dse list``
+        prints)."""
+        out = {}
+        for name in shipped_calibrations():
+            cal = load_calibration(name)
+            out[name] = (
+                Fidelity(cal.name, note="not validated")
+                if cal.validation is None
+                else Fidelity.validated(cal.name, cal.validation, "")
+            )
+        return out
+
+    def fidelity(self) -> dict[str, Fidelity]:
+        """The expected error of each metric: the calibration's validation at this batch size
+        for latency and throughput; memory, kernels and feasibility are analytic counts."""
+        cal, dev = self.model.calibration, self.model.device.name
+        if cal is BARE:
+            timing = Fidelity(note='uncalibrated: the bare roofline (calibration = "none")')
+        elif cal == Calibration():
+            timing = Fidelity(
+                note=f"uncalibrated: data sheet only ({dev} has no shipped calibration; "
+                "dse calibrate fits one from 10 measured networks)"
+            )
+        elif self.overridden:
+            timing = Fidelity(
+                cal.name, note="not validated: launch_overhead_us overrides the calibration"
+            )
+        elif cal.validation is None:
+            timing = Fidelity(cal.name, note="calibrated, not validated against held-out data")
+        else:
+            timing = Fidelity.validated(cal.name, cal.validation, f"batch {self.coster.batch_size}")
+        analytic = Fidelity(note="analytic count, not validated against measurement")
+        return {
+            "gpu_latency_ms": timing,
+            "gpu_throughput": replace(timing, derived_from="gpu_latency_ms"),
+            "gpu_memory_gb": analytic,
+            "gpu_kernels": analytic,
+            "gpu_feasible": replace(analytic, derived_from="gpu_memory_gb"),
+        }
 
     def evaluate_population(self, graphs: Sequence[nx.DiGraph]) -> dict[str, np.ndarray]:
         """The metrics of every graph, as arrays (one vectorised pass)."""

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dse.fidelity import Validation
 from dse.simulators.devices import Device
 
 #: kernel classes that calibrations distinguish; every IR op kind maps to one (kernels.py)
@@ -57,6 +58,8 @@ class Calibration:
     default: Efficiency = Efficiency()
     classes: Mapping[str, Efficiency] = field(default_factory=dict)
     note: str = ""
+    #: how the calibration was checked against measurements (None: never)
+    validation: Validation | None = None
 
     def __post_init__(self):
         for c in self.classes:
@@ -92,6 +95,8 @@ class Calibration:
         out.append("\n[default]\n" + table(self.default))
         for c, e in self.classes.items():
             out.append(f"[classes.{c}]\n" + table(e))
+        if self.validation is not None:
+            out.append(self.validation.to_toml())
         return "\n".join(out)
 
 
@@ -109,7 +114,7 @@ def _efficiency(table: Mapping, where: str) -> Efficiency:
 
 
 def parse_calibration(data: Mapping, where: str = "calibration") -> Calibration:
-    allowed = {"name", "note", "default", "classes"}
+    allowed = {"name", "note", "default", "classes", "validation"}
     for key in data:
         if key not in allowed:
             raise ValueError(f"{where}.{key}: unknown field; allowed: {sorted(allowed)}")
@@ -121,6 +126,9 @@ def parse_calibration(data: Mapping, where: str = "calibration") -> Calibration:
         _efficiency(data.get("default", {}), f"{where}.default"),
         classes,
         str(data.get("note", "")),
+        Validation.from_dict(data["validation"], f"{where}.validation")
+        if "validation" in data
+        else None,
     )
 
 

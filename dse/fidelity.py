@@ -1,0 +1,271 @@
+"""How wrong a simulated number is known to be: validation records that travel with the figures.
+
+A simulator's metric is only as good as the measurements behind its calibration. A
+:class:`Validation` says which data checked a calibration, how (cells held out of the fit, or
+k-fold cross-validation on a user's own measurements) and the error it found per condition
+(one :class:`ErrorStats` per batch size, say): Spearman rho and the median and 90th-percentile
+relative error ``|predicted / measured - 1|``. A provider that can say how far each of its
+metrics is from measurement has a ``fidelity()`` method returning a :class:`Fidelity` per
+metric; the runner writes them into the manifest, and ``dse show``, ``dse report`` and
+``dse list`` print :meth:`Fidelity.line` beside the figures. A metric nothing backs says so
+("uncalibrated: data sheet only") instead of looking as good as a measured one.
+
+The helpers :func:`error_stats` and :func:`grouped_folds` are the one way every calibration
+(GPU, FPGA, shipped or a user's) computes its error, so the figures compare.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy.stats import spearmanr
+
+
+@dataclass(frozen=True)
+class ErrorStats:
+    """Prediction error on ``n`` measurements of one condition (e.g. ``"batch 1"``).
+
+    ``median`` and ``p90``: the median and 90th percentile of ``|predicted / measured - 1|``
+    (fractions, 0.1 = 10%); ``spearman``: rank correlation of predicted and measured (NaN with
+    fewer than three points or no spread)."""
+
+    condition: str
+    n: int
+    spearman: float
+    median: float
+    p90: float
+
+    @classmethod
+    def of(cls, condition: str, predicted, measured) -> ErrorStats:
+        p, y = np.asarray(predicted, dtype=float), np.asarray(measured, dtype=float)
+        if p.shape != y.shape or p.size == 0:
+            raise ValueError(f"{condition}: need equal, non-empty predicted and measured arrays")
+        rel = np.abs(p / y - 1.0)
+        rho = float(spearmanr(p, y)[0]) if p.size >= 3 and np.ptp(p) > 0 else float("nan")
+        return cls(condition, int(p.size), rho, float(np.median(rel)), float(np.quantile(rel, 0.9)))
+
+    def describe(self) -> str:
+        """``median error 9.8%, 90th pct 14.5%``"""
+        return f"median error {self.median:.1%}, 90th pct {self.p90:.1%}"
+
+    def detail(self) -> str:
+        """``batch 1, 14,263 points, Spearman 0.975``"""
+        rho = "" if np.isnan(self.spearman) else f", Spearman {self.spearman:.3f}"
+        return f"{self.condition}, {self.n:,} points{rho}"
+
+
+@dataclass(frozen=True)
+class Validation:
+    """How a calibration was checked: ``data`` (what was measured), ``method`` (``"held-out"``:
+    cells the fit never saw; ``"k-fold"``: out-of-fold predictions of the same fitting
+    procedure), ``held_out`` (which cells, in words) and the error per condition."""
+
+    data: str
+    method: str
+    held_out: str
+    errors: tuple[ErrorStats, ...]
+    fitted_on: int = 0  # measurements (architectures) the shipped fit used
+
+    def __post_init__(self):
+        if self.method not in ("held-out", "k-fold"):
+            raise ValueError(
+                f"validation.method: {self.method!r} is not allowed; allowed values: "
+                "'held-out', 'k-fold'"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["errors"] = [asdict(e) for e in self.errors]
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "validation") -> Validation:
+        allowed = {"data", "method", "held_out", "errors", "fitted_on"}
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise ValueError(f"{where}.{unknown[0]}: unknown field; allowed: {sorted(allowed)}")
+        fields_ = {"condition", "n", "spearman", "median", "p90"}
+        errors = []
+        for i, e in enumerate(data.get("errors", [])):
+            if set(e) != fields_:
+                raise ValueError(
+                    f"{where}.errors[{i}]: expected the fields {sorted(fields_)}, got {sorted(e)}"
+                )
+            errors.append(
+                ErrorStats(
+                    str(e["condition"]),
+                    int(e["n"]),
+                    float(e["spearman"]),
+                    float(e["median"]),
+                    float(e["p90"]),
+                )
+            )
+        return cls(
+            str(data.get("data", "")),
+            str(data.get("method", "held-out")),
+            str(data.get("held_out", "")),
+            tuple(errors),
+            int(data.get("fitted_on", 0)),
+        )
+
+    def to_toml(self, table: str = "validation") -> str:
+        """The ``[validation]`` table of a calibration file (TOML)."""
+
+        def q(s: str) -> str:
+            return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+        out = [
+            f"[{table}]",
+            f"data = {q(self.data)}",
+            f"method = {q(self.method)}",
+            f"held_out = {q(self.held_out)}",
+            f"fitted_on = {self.fitted_on}",
+        ]
+        for e in self.errors:
+            out += [
+                "",
+                f"[[{table}.errors]]",
+                f"condition = {q(e.condition)}",
+                f"n = {e.n}",
+                f"spearman = {'nan' if np.isnan(e.spearman) else f'{e.spearman:.6g}'}",
+                f"median = {e.median:.6g}",
+                f"p90 = {e.p90:.6g}",
+            ]
+        return "\n".join(out) + "\n"
+
+    def for_condition(self, condition: str) -> tuple[ErrorStats, ...]:
+        """The error of ``condition`` if it was validated, else every condition's."""
+        exact = tuple(e for e in self.errors if e.condition == condition)
+        return exact or self.errors
+
+
+#: what a metric without any calibration or validation behind it says
+UNCALIBRATED = "uncalibrated: data sheet only"
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """The expected error of one simulated metric under the configuration that produced it.
+
+    ``calibration``: the calibration's name (``""``: none); ``errors``: the validation's error
+    for the run's condition (several when the condition was not validated); ``note``: what
+    backs the number when no error is known (e.g. :data:`UNCALIBRATED`)."""
+
+    calibration: str = ""
+    data: str = ""
+    method: str = ""
+    errors: tuple[ErrorStats, ...] = ()
+    note: str = UNCALIBRATED
+    derived_from: str = ""  # another metric whose error this one carries (throughput: latency)
+    condition: str = ""  # the run's condition (e.g. "batch 8"), when it was not validated
+
+    @classmethod
+    def validated(
+        cls, calibration: str, validation: Validation, condition: str, derived_from: str = ""
+    ) -> Fidelity:
+        errors = validation.for_condition(condition)
+        exact = len(errors) == 1 and errors[0].condition == condition
+        return cls(
+            calibration,
+            validation.data,
+            validation.method,
+            errors,
+            "",
+            derived_from,
+            "" if exact or not condition else condition,
+        )
+
+    @property
+    def known(self) -> bool:
+        return bool(self.errors)
+
+    def line(self, metric: str) -> str:
+        """One line a user reads beside the figures, e.g. ``gpu_latency_ms: median error 9.8%,
+        90th pct 21%, Titan-RTX calibration, NAS-Bench-201 held-out cells (batch 1, ...)``."""
+        via = f" (from {self.derived_from})" if self.derived_from else ""
+        if not self.errors:
+            cal = f" ({self.calibration} calibration)" if self.calibration else ""
+            return f"{metric}: {self.note}{cal}{via}"
+        if len(self.errors) == 1:
+            err, detail = self.errors[0].describe(), self.errors[0].detail()
+        else:
+            med = [e.median for e in self.errors]
+            p90 = [e.p90 for e in self.errors]
+            err = (
+                f"median error {min(med):.1%}-{max(med):.1%}, 90th pct {min(p90):.1%}-"
+                f"{max(p90):.1%}"
+            )
+            detail = f"at {', '.join(e.condition for e in self.errors)}"
+            if self.condition:
+                detail = f"validated {detail} only, not {self.condition}"
+        how = "held-out cells" if self.method == "held-out" else "cross-validated"
+        return (
+            f"{metric}: {err}, {self.calibration} calibration, {self.data}, {how} ({detail}){via}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["errors"] = [asdict(e) for e in self.errors]
+        return d
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Fidelity:
+        errors = tuple(ErrorStats(**e) for e in data.get("errors", []))
+        return cls(**{**data, "errors": errors})
+
+
+def fidelity_of(provider: Any) -> dict[str, Fidelity]:
+    """Each of ``provider``'s metrics with its :class:`Fidelity`, for providers that declare a
+    ``fidelity()`` method (simulators); others (proxies, tables) give ``{}``."""
+    method = getattr(provider, "fidelity", None)
+    if method is None:
+        return {}
+    return {m: f for m, f in method().items() if m in provider.metrics}
+
+
+def fidelity_lines(fidelity: Mapping[str, Any], metrics: Sequence[str] | None = None) -> list[str]:
+    """Lines for a manifest's ``fidelity`` table (metric -> list of Fidelity dicts, one per
+    distinct configuration of a sweep), restricted to ``metrics`` when given."""
+    out = []
+    for metric, entries in fidelity.items():
+        if metrics is not None and metric not in metrics:
+            continue
+        for entry in entries:
+            out.append(Fidelity.from_dict(entry).line(metric))
+    return out
+
+
+def short_error(entries: Sequence[Mapping[str, Any]]) -> str:
+    """A few words for a hover: ``median error 9.8%`` (a range over several configurations or
+    conditions), or the first words of the note (``uncalibrated``)."""
+    fids = [Fidelity.from_dict(e) for e in entries]
+    med = [e.median for f in fids for e in f.errors]
+    if med and all(f.known for f in fids):
+        lo, hi = min(med), max(med)
+        return f"median error {lo:.1%}" + (f"-{hi:.1%}" if hi > lo else "")
+    notes = sorted({f.note.split(":")[0].split(",")[0] for f in fids if not f.known})
+    return "; ".join(notes)
+
+
+def merged_fidelity(manifests: Sequence[Mapping[str, Any]]) -> dict[str, list[dict]]:
+    """Each metric's distinct fidelity entries over several runs' manifests."""
+    out: dict[str, list[dict]] = {}
+    for m in manifests:
+        for metric, entries in m.get("fidelity", {}).items():
+            seen = out.setdefault(metric, [])
+            seen.extend(e for e in entries if e not in seen)
+    return out
+
+
+def grouped_folds(n_groups: int, folds: int, seed: int = 0) -> list[np.ndarray]:
+    """Test-group indices of ``folds``-fold cross-validation over ``n_groups`` architectures
+    (leave-one-out when ``folds >= n_groups``); seeded, so the same data give the same folds.
+    Every measurement of one architecture (all its batch sizes) stays in one fold."""
+    if n_groups < 2:
+        raise ValueError(f"cross-validation needs at least 2 architectures, got {n_groups}")
+    k = min(folds, n_groups)
+    order = np.random.default_rng(seed).permutation(n_groups)
+    return [np.sort(part) for part in np.array_split(order, k)]

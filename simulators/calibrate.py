@@ -1,0 +1,233 @@
+"""``dse calibrate``: fit a device's calibration from a few measured networks of any space.
+
+    dse calibrate --device GTX-1080-Ti --measured m.csv --out my-1080ti.toml [--prior Titan-RTX]
+    dse calibrate --board ZC706 --measured m.csv --out my-zc706.toml
+
+``m.csv`` has one row per measurement: the architecture (``--arch-column``, default ``arch``: the
+space's own string form, e.g. a NAS-Bench-201 ``arch_str``, or a JSON object of the space's
+variables), ``latency_ms`` and, for a GPU, ``batch_size`` (default 1). The GPU fit starts from a
+prior calibration (``--prior``; ``auto``: the shipped calibration of the device nearest in peak
+FLOP/s and bandwidth) and frees only the parameters cross-validation supports
+(:mod:`dse.simulators.gpu.fewshot`); the FPGA fit is a latency scale and a per-layer cost
+(:mod:`dse.simulators.fpga.calibration`). The file written carries its cross-validated error
+and is what ``[simulators.gpu] calibration = "my-1080ti.toml"`` (or ``[simulators.fpga]``)
+names. Everything is checked before the file is written; an existing file is kept unless
+``--force``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dse.params import ConfigError
+from dse.registry import COMMANDS, SPACES
+
+
+def _literal(text: str) -> Any:
+    """A ``--space-param`` value: a TOML literal (number, boolean, string, list) or the text."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def read_measurements(path: str, arch_column: str, space) -> tuple[list, pd.DataFrame]:
+    """(unique architectures, the table with an ``arch_index`` column) of a measurement CSV."""
+    try:
+        df = pd.read_csv(path, dtype={arch_column: str})
+    except (OSError, pd.errors.ParserError) as exc:
+        raise ConfigError(f"--measured: cannot read {path!r}: {exc}") from None
+    for column in (arch_column, "latency_ms"):
+        if column not in df.columns:
+            raise ConfigError(
+                f"--measured: {path} has no column {column!r}; columns: {list(df.columns)}"
+            )
+    if "batch_size" not in df.columns:
+        df["batch_size"] = 1
+    latency = pd.to_numeric(df["latency_ms"], errors="coerce")
+    if latency.isna().any() or (latency <= 0).any():
+        raise ConfigError("latency_ms: every value must be a positive number of milliseconds")
+    batch = pd.to_numeric(df["batch_size"], errors="coerce")
+    if batch.isna().any() or (batch < 1).any() or (batch % 1 != 0).any():
+        raise ConfigError("batch_size: every value must be a whole number >= 1")
+    texts = df[arch_column].astype(str)
+    keys = sorted(set(texts))
+    archs = []
+    for text in keys:
+        try:
+            if text.lstrip().startswith("{"):
+                arch = json.loads(text)
+            elif hasattr(space, "parse"):
+                arch = space.parse(text)
+            else:
+                raise ConfigError(
+                    f"{arch_column}: space {space.name!r} has no string form; give a JSON "
+                    "object of its variables"
+                )
+            space.encode(arch)  # every variable known and in range
+        except (ValueError, KeyError, json.JSONDecodeError) as exc:
+            raise ConfigError(f"{arch_column}: cannot read {text!r}: {exc}") from None
+        archs.append(arch)
+    out = pd.DataFrame(
+        {
+            "arch_index": texts.map({t: i for i, t in enumerate(keys)}).to_numpy(),
+            "batch_size": batch.astype(np.int64).to_numpy(),
+            "latency_ms": latency.to_numpy(dtype=float),
+        }
+    )
+    if out["arch_index"].nunique() < 3:
+        raise ConfigError("--measured: need at least 3 different architectures")
+    return archs, out
+
+
+def nearest_calibration(device, devices_file: str | None = None) -> str:
+    """The shipped GPU calibration whose device is nearest in log peak fp32 FLOP/s and memory
+    bandwidth (the device's own, when one is shipped)."""
+    from dse.simulators.devices import load_devices
+    from dse.simulators.gpu.roofline import shipped_calibrations
+
+    catalog = load_devices(devices_file)
+    names = [n for n in shipped_calibrations() if n in catalog]
+
+    def distance(name: str) -> float:
+        other = catalog[name]
+        return float(
+            np.hypot(
+                np.log(other.peak("fp32") / device.peak("fp32")),
+                np.log(other.memory_bandwidth / device.memory_bandwidth),
+            )
+        )
+
+    return min(names, key=lambda n: (distance(n), n))
+
+
+def _fit_gpu(args, graphs, table, data: str):
+    from dse.simulators.devices import get_device
+    from dse.simulators.gpu.fewshot import MeasurementDesign, fit_few_shot
+    from dse.simulators.gpu.roofline import resolve_calibration
+
+    device = get_device(args.device, args.devices_file)
+    prior_name = nearest_calibration(device, args.devices_file) if args.prior == "auto" else None
+    prior = resolve_calibration(prior_name or args.prior, device)
+    design = MeasurementDesign(device, graphs, table["batch_size"].unique())
+    fit = fit_few_shot(
+        design,
+        table["arch_index"].to_numpy(),
+        table["batch_size"].to_numpy(),
+        table["latency_ms"].to_numpy() * 1e-3,
+        prior,
+        args.name or device.name,
+        data,
+        args.folds,
+        args.seed,
+    )
+    print(f"prior: {prior.name}; free parameters kept: {fit.candidate}")
+    for cand, loss in fit.cv_loss.items():
+        print(f"  {cand:10s} cross-validated mean squared log error {loss:.4f}")
+    return fit.calibration, "gpu"
+
+
+def _fit_fpga(args, graphs, table, data: str):
+    from dse.registry import SIMULATORS
+    from dse.simulators.fpga.calibration import fit_fpga_calibration
+
+    if (table["batch_size"] != 1).any():
+        raise ConfigError("batch_size: FPGA latencies are of one frame; every value must be 1")
+    sim = SIMULATORS.create(
+        "fpga", board=args.board, architecture="recursive", boards_file=args.boards_file
+    )
+    per_arch = table.groupby("arch_index")["latency_ms"].median()
+    chosen = [graphs[i] for i in per_arch.index]
+    simulated = sim.evaluate_population(chosen)["fpga_latency_ms"]
+    layers = np.bincount(sim.layers(chosen).owner, minlength=len(chosen))
+    cal = fit_fpga_calibration(
+        simulated,
+        layers,
+        per_arch.to_numpy(),
+        sim.board.clock_hz,
+        args.name or args.board,
+        args.board,
+        data,
+        args.folds,
+        args.seed,
+    )
+    print(f"scale {cal.scale:.4f}, {cal.layer_overhead_cycles:,.0f} cycles per layer")
+    return cal, "fpga"
+
+
+@COMMANDS.register("calibrate")
+class CalibrateCommand:
+    """Fit a GPU or FPGA calibration from a few measured networks, with its cross-validated
+    error."""
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        target = p.add_mutually_exclusive_group(required=True)
+        target.add_argument("--device", help="GPU from the catalog (or --devices-file)")
+        target.add_argument("--board", help="FPGA board (recursive accelerator)")
+        p.add_argument("--measured", required=True, help="CSV: arch, latency_ms[, batch_size]")
+        p.add_argument("--out", required=True, help="calibration TOML to write")
+        p.add_argument("--space", default="nasbench201", help="space the architectures are of")
+        p.add_argument(
+            "--space-param",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="a space parameter (repeatable), e.g. dataset=cifar100",
+        )
+        p.add_argument("--arch-column", default="arch", help="architecture column (default arch)")
+        p.add_argument(
+            "--prior",
+            default="auto",
+            help="GPU prior: auto (nearest shipped), none, a shipped name or a TOML path",
+        )
+        p.add_argument("--name", default=None, help="calibration name (default: the device)")
+        p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
+        p.add_argument("--seed", type=int, default=0, help="fold assignment seed")
+        p.add_argument("--devices-file", default=None)
+        p.add_argument("--boards-file", default=None)
+        p.add_argument("--force", action="store_true", help="replace an existing --out file")
+
+    def run(self, args: argparse.Namespace) -> int:
+        out = Path(args.out)
+        if out.suffix != ".toml":
+            raise ConfigError(f"--out: {args.out!r} must end in .toml (what configs name)")
+        if out.exists() and not args.force:
+            raise ConfigError(f"--out: {args.out} exists; keep it or pass --force to replace it")
+        if args.folds < 2:
+            raise ConfigError(f"--folds: must be >= 2, got {args.folds}")
+        params = {}
+        for item in args.space_param:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ConfigError(f"--space-param: expected KEY=VALUE, got {item!r}")
+            params[key.strip()] = _literal(value.strip())
+        try:
+            space = SPACES.create(args.space, **params)
+            archs, table = read_measurements(args.measured, args.arch_column, space)
+            graphs = [space.to_graph(a) for a in archs]
+            data = f"{Path(args.measured).name}: {len(archs)} measured {args.space} architectures"
+            fit = _fit_gpu if args.device else _fit_fpga
+            cal, kind = fit(args, graphs, table, data)
+        except ConfigError:
+            raise
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        assert cal.validation is not None
+        for e in cal.validation.errors:
+            print(f"  cross-validated {e.describe()} ({e.detail()})")
+        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+        try:
+            tmp.write_text(cal.to_toml())
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+        print(f"wrote {out}; use it with [simulators.{kind}] calibration = {str(out)!r}")
+        return 0

@@ -1,0 +1,180 @@
+"""Calibrating the FPGA model to a measured board: a latency scale and a fixed cost per layer.
+
+HW-NAS-Bench's measured FPGA latencies are additive in per-layer costs, so a layer-sequential
+(recursive) accelerator fits them with two parameters (``benchmarks/hwnasbench_fpga.py``)::
+
+    measured_ms = scale * (simulated_ms + n_layers * layer_overhead_cycles / clock_hz * 1e3)
+
+``scale`` absorbs what the model leaves out uniformly (DDR efficiency, the host's timing
+harness); ``layer_overhead_cycles`` the control and DMA set-up each layer pays. Both enter the
+recursive simulator as settings (``[simulators.fpga] calibration = "ZC706"`` or a TOML path).
+The fit is linear in (``scale``, ``scale * overhead``): weighted least squares on relative
+error, as few as ten measured architectures, validated by grouped k-fold cross-validation
+(:func:`dse.fidelity.grouped_folds`), like the GPU's few-shot fit.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dse.fidelity import ErrorStats, Validation, grouped_folds
+
+#: the one condition FPGA latencies are validated at (one frame, batch 1)
+CONDITION = "one frame"
+
+
+@dataclass(frozen=True)
+class FpgaCalibration:
+    """Latency scale and per-layer cycles of one board and accelerator architecture."""
+
+    name: str
+    board: str
+    architecture: str = "recursive"
+    scale: float = 1.0
+    layer_overhead_cycles: float = 0.0
+    note: str = ""
+    validation: Validation | None = None
+
+    def __post_init__(self):
+        if not self.scale > 0:
+            raise ValueError(f"calibration {self.name!r}: scale must be > 0, got {self.scale}")
+        if self.layer_overhead_cycles < 0:
+            raise ValueError(
+                f"calibration {self.name!r}: layer_overhead_cycles must be >= 0, got "
+                f"{self.layer_overhead_cycles}"
+            )
+        if self.architecture != "recursive":
+            raise ValueError(
+                f"calibration {self.name!r}: architecture {self.architecture!r} is not allowed; "
+                "allowed values: 'recursive' (the layer-sequential accelerator measured "
+                "latencies fit)"
+            )
+
+    def to_toml(self) -> str:
+        out = [
+            f'name = "{self.name}"',
+            f'board = "{self.board}"',
+            f'architecture = "{self.architecture}"',
+            f"scale = {self.scale:.8g}",
+            f"layer_overhead_cycles = {self.layer_overhead_cycles:.8g}",
+        ]
+        if self.note:
+            out.append('note = """\n' + self.note.strip() + '\n"""')
+        if self.validation is not None:
+            out.append("\n" + self.validation.to_toml())
+        return "\n".join(out) + "\n"
+
+
+def parse_fpga_calibration(data: dict[str, Any], where: str) -> FpgaCalibration:
+    allowed = {"name", "board", "architecture", "scale", "layer_overhead_cycles", "note"}
+    allowed.add("validation")
+    for key in data:
+        if key not in allowed:
+            raise ValueError(f"{where}.{key}: unknown field; allowed: {sorted(allowed)}")
+    if "board" not in data:
+        raise ValueError(f"{where}.board: missing; an FPGA calibration names its board")
+    return FpgaCalibration(
+        str(data.get("name", where)),
+        str(data["board"]),
+        str(data.get("architecture", "recursive")),
+        float(data.get("scale", 1.0)),
+        float(data.get("layer_overhead_cycles", 0.0)),
+        str(data.get("note", "")),
+        Validation.from_dict(data["validation"], f"{where}.validation")
+        if "validation" in data
+        else None,
+    )
+
+
+def shipped_fpga_calibrations() -> list[str]:
+    folder = resources.files("dse.simulators.fpga").joinpath("calibrations")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_fpga_calibration(name_or_path: str | Path) -> FpgaCalibration:
+    """A shipped FPGA calibration by name or a TOML file by path."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" and p.exists():
+        return parse_fpga_calibration(tomllib.loads(p.read_text()), str(p))
+    names = shipped_fpga_calibrations()
+    if str(name_or_path) not in names:
+        raise ValueError(
+            f"calibration: {str(name_or_path)!r} is neither a TOML file nor a shipped FPGA "
+            f"calibration; allowed values: {['none', 'auto'] + names}"
+        )
+    text = (
+        resources.files("dse.simulators.fpga")
+        .joinpath("calibrations", f"{name_or_path}.toml")
+        .read_text()
+    )
+    return parse_fpga_calibration(tomllib.loads(text), f"calibrations/{name_or_path}.toml")
+
+
+def resolve_fpga_calibration(spec: str, board: str) -> FpgaCalibration | None:
+    """``"none"``: no calibration (the analytic model); ``"auto"``: the shipped one named like the
+    board, if any; otherwise a shipped name or a TOML path."""
+    if spec == "none":
+        return None
+    if spec == "auto":
+        return load_fpga_calibration(board) if board in shipped_fpga_calibrations() else None
+    return load_fpga_calibration(spec)
+
+
+def fit_linear(simulated_ms, n_layers, measured_ms) -> tuple[float, float]:
+    """(scale, per-layer milliseconds after scaling) minimising the squared relative error."""
+    a = np.stack([np.asarray(simulated_ms, float), np.asarray(n_layers, float)], 1)
+    y = np.asarray(measured_ms, dtype=float)
+    coef, *_ = np.linalg.lstsq(a / y[:, None], np.ones_like(y), rcond=None)
+    scale, per_layer = float(coef[0]), float(max(coef[1], 0.0))
+    if not scale > 0:
+        raise ValueError("measured latencies: the fitted scale is not positive (check the units)")
+    return scale, per_layer
+
+
+def fit_fpga_calibration(
+    simulated_ms,
+    n_layers,
+    measured_ms,
+    clock_hz: float,
+    name: str,
+    board: str,
+    data: str,
+    folds: int = 5,
+    seed: int = 0,
+) -> FpgaCalibration:
+    """Fit (scale, layer_overhead_cycles) to measured latencies of architectures whose
+    uncalibrated simulated latency and layer count are given, and validate by grouped k-fold
+    cross-validation (one measurement per architecture)."""
+    sim = np.asarray(simulated_ms, dtype=float)
+    layers = np.asarray(n_layers, dtype=float)
+    y = np.asarray(measured_ms, dtype=float)
+    if not (len(sim) == len(layers) == len(y)) or len(y) < 3:
+        raise ValueError("measurements: need at least 3 measured architectures")
+    if np.any(~np.isfinite(y)) or np.any(y <= 0):
+        raise ValueError("latency_ms: every measured latency must be a positive number")
+    pred = np.empty(len(y))
+    test_sets = grouped_folds(len(y), folds, seed)
+    for test in test_sets:
+        train = np.setdiff1d(np.arange(len(y)), test)
+        s, c = fit_linear(sim[train], layers[train], y[train])
+        pred[test] = s * sim[test] + c * layers[test]
+    scale, per_layer_ms = fit_linear(sim, layers, y)
+    validation = Validation(
+        data=data,
+        method="k-fold",
+        held_out=f"{len(test_sets)}-fold cross-validation over {len(y)} architectures",
+        errors=(ErrorStats.of(CONDITION, pred, y),),
+        fitted_on=len(y),
+    )
+    cycles = per_layer_ms / scale * 1e-3 * clock_hz
+    note = (
+        f"Fitted from {len(y)} measured architectures on {board} ({data}): latency = scale x "
+        "(simulated + layers x layer_overhead_cycles / clock)."
+    )
+    return FpgaCalibration(name, board, "recursive", scale, cycles, note, validation)

@@ -1,0 +1,191 @@
+"""Few-shot calibration of a new GPU: a handful of measured networks, a shipped prior.
+
+A user with a new device measures ten networks, not a thousand. What does not transfer between
+devices is mostly the host: eager PyTorch's per-kernel launch and dispatch cost (27 us on the
+Titan RTX host of HW-NAS-Bench, 41 us on its GTX 1080 Ti host), which dominates batch-1
+latency. So the fit starts from the nearest shipped calibration (the *prior*) and frees, in
+order, only what the measurements can support:
+
+1. ``overhead``: the per-kernel overhead alone (the efficiencies stay the prior's);
+2. ``efficiency``: plus the shared compute and memory efficiencies;
+3. ``pool``: plus the memory efficiency of pooling kernels (cuDNN pooling runs far below
+   bandwidth on some devices).
+
+Each candidate is a maximum-a-posteriori fit in log space: the squared log ratio of predicted
+to measured seconds over ``NOISE**2`` plus a Gaussian pull of each free parameter towards the
+prior's value (``PRIOR_SD``, natural-log units); the others are held at the prior. The
+candidate kept is the one with the lowest grouped cross-validation error (all batch sizes of an
+architecture in one fold), and the same out-of-fold predictions are the calibration's
+:class:`~dse.fidelity.Validation` (they are slightly optimistic, since they also chose the
+candidate). Prediction goes through :class:`GpuCostModel`, the simulator's own cost path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import networkx as nx
+import numpy as np
+from scipy.optimize import minimize
+
+from dse.fidelity import ErrorStats, Validation, grouped_folds
+from dse.simulators.devices import Device
+from dse.simulators.gpu.calibration import graph_counts
+from dse.simulators.gpu.kernels import GraphCoster
+from dse.simulators.gpu.model import GpuCostModel
+from dse.simulators.gpu.roofline import Calibration, Efficiency
+
+#: log-space residual spread assumed for one measurement (the 1,000-cell fits leave 4-15%)
+NOISE = 0.15
+#: prior standard deviation of each parameter in natural-log units: the host overhead is
+#: loosely held (a factor of e), the efficiencies more tightly (a factor of about 1.6)
+PRIOR_SD = np.array([0.5, 0.5, 1.0, 0.5])
+RESTARTS = 3
+#: parameter order of the fit vector x (all natural logs)
+PARAMETERS = ("log_eta_compute", "log_eta_memory", "log_overhead_us", "log_eta_memory_pool")
+#: the nested candidates, simplest first: name -> indices of the free parameters
+CANDIDATES = {"overhead": (2,), "efficiency": (0, 1, 2), "pool": (0, 1, 2, 3)}
+
+
+def prior_vector(prior: Calibration, device: Device) -> np.ndarray:
+    """The prior calibration as a fit vector (see :data:`PARAMETERS`)."""
+    d, pool = prior.default, prior.efficiency("pool")
+    over = d.overhead_s if d.overhead_s is not None else device.launch_overhead_s
+    return np.log([d.compute, d.memory, max(over * 1e6, 1e-3), pool.memory])
+
+
+def to_calibration(x: np.ndarray, prior: Calibration, name: str, note: str = "") -> Calibration:
+    """Fit vector -> Calibration: the prior's per-class tables kept, their overhead replaced by
+    the fitted one, the default and pooling efficiencies set from ``x``."""
+    eta_c, eta_m, pool = (float(min(1.0, np.exp(v))) for v in (x[0], x[1], x[3]))
+    over = float(np.exp(x[2]) * 1e-6)
+    classes = {c: replace(e, overhead_s=over) for c, e in prior.classes.items()}
+    classes["pool"] = Efficiency(eta_c, pool, over)
+    return Calibration(name, Efficiency(eta_c, eta_m, over), classes, note)
+
+
+class MeasurementDesign:
+    """Measured (architecture, batch size) points of one device, ready for fast prediction:
+    kernel-table counts per graph, costed per batch size through :class:`GpuCostModel`."""
+
+    def __init__(self, device: Device, graphs: Sequence[nx.DiGraph], batches: Sequence[int]):
+        self.device = device
+        self.coster = GraphCoster(GpuCostModel(device))
+        self.counts = graph_counts(self.coster, graphs).astype(float)
+        self.rows = {int(b): self.coster.row_costs(int(b)) for b in sorted(set(batches))}
+
+    def predict(self, calibration: Calibration, arch: np.ndarray, batch: np.ndarray) -> np.ndarray:
+        """Seconds of each (arch index, batch size) point under ``calibration``."""
+        model = GpuCostModel(self.device, calibration)
+        out = np.empty(len(arch))
+        for b, rc in self.rows.items():
+            at = batch == b
+            if at.any():
+                row_s = model.seconds(rc.op_class, rc.precision, rc.flops, rc.bytes, rc.kernels)
+                out[at] = self.counts[arch[at]] @ row_s
+        return out
+
+
+def fit_map(
+    design: MeasurementDesign,
+    arch: np.ndarray,
+    batch: np.ndarray,
+    seconds: np.ndarray,
+    prior: Calibration,
+    free: Sequence[int],
+) -> np.ndarray:
+    """The maximum-a-posteriori fit vector with the parameters ``free`` fitted, the others at the
+    prior (deterministic: Nelder-Mead from the prior)."""
+    x0 = prior_vector(prior, design.device)
+    free_idx = np.asarray(free)
+    log_y = np.log(seconds)
+
+    def vector(z):
+        x = x0.copy()
+        x[free_idx] = z
+        return x
+
+    def loss(z):
+        cal = to_calibration(vector(z), prior, "fit")
+        r = np.log(design.predict(cal, arch, batch)) - log_y
+        pull = (z - x0[free_idx]) / PRIOR_SD[free_idx]
+        return float(np.sum(r**2) / NOISE**2 + np.sum(pull**2))
+
+    z = x0[free_idx]
+    for _ in range(RESTARTS):  # a restart escapes Nelder-Mead's early collapse of the simplex
+        z = minimize(
+            loss, z, method="Nelder-Mead", options=dict(maxiter=2000, xatol=1e-5, fatol=1e-9)
+        ).x
+    return vector(z)
+
+
+@dataclass(frozen=True)
+class FewShotFit:
+    """The kept calibration, which candidate it is, every candidate's cross-validated mean
+    squared log error, and the out-of-fold predictions (seconds, one per measurement)."""
+
+    calibration: Calibration
+    candidate: str
+    cv_loss: dict[str, float]
+    out_of_fold: np.ndarray
+
+
+def fit_few_shot(
+    design: MeasurementDesign,
+    arch: np.ndarray,
+    batch: np.ndarray,
+    seconds: np.ndarray,
+    prior: Calibration,
+    name: str,
+    data: str,
+    folds: int = 5,
+    seed: int = 0,
+    candidates: Sequence[str] = tuple(CANDIDATES),
+) -> FewShotFit:
+    """Calibrate from measurements ``seconds`` of (``arch`` index into the design's graphs,
+    ``batch`` size) points, starting from ``prior`` (see the module docstring)."""
+    arch = np.asarray(arch, dtype=np.int64)
+    batch = np.asarray(batch, dtype=np.int64)
+    seconds = np.asarray(seconds, dtype=float)
+    if not (len(arch) == len(batch) == len(seconds)) or not len(arch):
+        raise ValueError("measurements: need equal, non-empty arch, batch and seconds arrays")
+    if np.any(~np.isfinite(seconds)) or np.any(seconds <= 0):
+        raise ValueError("latency_ms: every measured latency must be a positive number")
+    unknown = [c for c in candidates if c not in CANDIDATES]
+    if unknown:
+        raise ValueError(f"candidates: {unknown} not allowed; allowed values: {list(CANDIDATES)}")
+    groups, group_of = np.unique(arch, return_inverse=True)
+    test_sets = grouped_folds(len(groups), folds, seed)
+    log_y = np.log(seconds)
+    cv_loss: dict[str, float] = {}
+    oof: dict[str, np.ndarray] = {}
+    for cand in candidates:
+        pred = np.empty(len(seconds))
+        for test_groups in test_sets:
+            test = np.isin(group_of, test_groups)
+            x = fit_map(design, arch[~test], batch[~test], seconds[~test], prior, CANDIDATES[cand])
+            cal = to_calibration(x, prior, "fold")
+            pred[test] = design.predict(cal, arch[test], batch[test])
+        oof[cand] = pred
+        cv_loss[cand] = float(np.mean((np.log(pred) - log_y) ** 2))
+    best = min(candidates, key=lambda c: (cv_loss[c], list(CANDIDATES).index(c)))
+    x = fit_map(design, arch, batch, seconds, prior, CANDIDATES[best])
+    validation = Validation(
+        data=data,
+        method="k-fold",
+        held_out=f"{len(test_sets)}-fold cross-validation over {len(groups)} architectures",
+        errors=tuple(
+            ErrorStats.of(f"batch {b}", oof[best][batch == b], seconds[batch == b])
+            for b in np.unique(batch)
+        ),
+        fitted_on=len(groups),
+    )
+    note = (
+        f"Few-shot calibration of {design.device.name} from {len(groups)} measured "
+        f"architectures ({len(seconds)} measurements; {data}), prior {prior.name!r}; free "
+        f"parameters: {best} (chosen by {len(test_sets)}-fold cross-validation among "
+        f"{list(candidates)})."
+    )
+    cal = replace(to_calibration(x, prior, name, note), validation=validation)
+    return FewShotFit(cal, best, cv_loss, oof[best])
