@@ -99,7 +99,6 @@ def build(config: RunConfig) -> Experiment:
             config.constraints,
             prune_infeasible=config.search.prune_infeasible,
         )
-        schema = run_schema(evaluator.metric_names, [p.name for p in evaluator.providers])
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     try:
@@ -107,4 +106,12 @@ def build(config: RunConfig) -> Experiment:
     except UnknownPluginError as exc:
         raise ConfigError(f"search.driver: {exc}") from None
     driver = create(entry.factory, config.search.params, "search")
+    try:
+        driver.check(space, evaluator.providers)
+        schema = run_schema(
+            [*evaluator.metric_names, *driver.record_metrics],
+            [p.name for p in evaluator.providers],
+        )
+    except ValueError as exc:
+        raise ConfigError(f"search.driver: {exc}") from None
     return Experiment(config, space, evaluator, driver, schema)

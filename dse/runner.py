@@ -244,7 +244,7 @@ def _open_new(given: RunConfig, run_id, output, max_evaluations, stack) -> _Open
             [o.to_dict() for o in ev.objectives],
             [c.to_dict() for c in ev.constraints],
             experiment.space.describe(),
-            ev.units,
+            {**ev.units, **experiment.driver.units},
             {m: [f.to_dict()] for m, f in ev.fidelity.items()},
         )
     )
@@ -329,6 +329,8 @@ def _execute(opened: _Opened, progress: bool) -> RunResult:
                 ledger,
                 pool if pool is not None else ev.evaluate_batch,
                 warm.encodings if warm is not None else None,
+                tuple(ev.providers),
+                store.path / "driver",
             )
             experiment.driver.run(problem, budget, cfg.seed)
         if budget.stop_requested:

@@ -120,31 +120,83 @@ class MBConvChainSpace(SearchSpace):
     def _bits(self, arch: Mapping[str, Any], i: int) -> int:
         return arch["bits"] if self.target == "gpu" else arch[f"b{i:02d}.bits"]
 
+    # -- graph: three kinds of segment, shared by to_graph and the segment graphs -------------
+    def _stem(self, b: GraphBuilder, x: int) -> int:
+        x = conv_bn_act(b, x, 32, 3, 2, act="relu6")
+        return mbconv(b, x, 16, 3, 1, 1)
+
+    def _block(self, b: GraphBuilder, x: int, i: int, op: str, bits: int) -> int:
+        """Block ``i`` as candidate ``op`` at ``bits`` (``skip``: nothing is added)."""
+        if op == "skip":
+            return x
+        cout, stride = self.layout[i]
+        kernel, expansion = int(op[1]), int(op[4])
+        return b.block(
+            self._fragments,
+            ("mbconv", op, bits, cout, stride),
+            (x,),
+            lambda bb, xx: mbconv(bb, xx, cout, kernel, stride, expansion, bits=bits),
+        )
+
+    def _head(self, b: GraphBuilder, x: int) -> int:
+        x = conv_bn_act(b, x, 1280, 1, act="relu6")
+        return b.classifier(x, self.num_classes)
+
+    def fixed_bits(self, arch_bits: int | None = None) -> int:
+        """Weight bits of the fixed layers (stem, first block, head): 16 on an FPGA, the
+        network's precision on a GPU."""
+        return int(arch_bits) if self.target == "gpu" and arch_bits is not None else 16
+
+    def block_input_shapes(self) -> list[tuple[int, ...]]:
+        """The input shape of every searchable block and, last, of the head (fixed by the
+        layout whatever is chosen; read off a built chain)."""
+        b = GraphBuilder("shapes", weight_bits=16, act_bits=self.act_bits)
+        x = self._stem(b, b.input((3, self.resolution, self.resolution)))
+        shapes = []
+        for i in range(len(self.layout)):
+            shapes.append(tuple(b.shape(x)))
+            x = self._block(b, x, i, MBCONV_OPS[0], 16)
+        return shapes + [tuple(b.shape(x))]
+
+    def segment_graphs(
+        self, bits: int
+    ) -> tuple[nx.DiGraph, list[dict[tuple[str, int], nx.DiGraph]], nx.DiGraph]:
+        """The network in pieces, each a graph of its own with an ``input`` node: the stem (the
+        fixed layers before the searchable blocks), every block's candidate graphs by
+        (op, bits) for ``skip``-less ops, and the head; ``bits`` is the fixed layers' weight
+        bits. A network's graph has exactly the pieces' nodes (what EDD's differentiable cost
+        sums, :mod:`dse.simulators.edd.cost`)."""
+        abits = self.act_bits
+
+        def piece(shape, add) -> nx.DiGraph:
+            b = GraphBuilder("mbconv-piece", weight_bits=bits, act_bits=abits)
+            add(b, b.input(shape))
+            return b.build()
+
+        stem = piece((3, self.resolution, self.resolution), self._stem)
+        blocks = []
+        choices = BITS[self.target] if self.target == "fpga" else (bits,)
+        shapes = self.block_input_shapes()
+        for i, shape in enumerate(shapes[:-1]):
+            blocks.append(
+                {
+                    (op, q): piece(shape, lambda b, x, i=i, op=op, q=q: self._block(b, x, i, op, q))
+                    for op in MBCONV_OPS
+                    for q in choices
+                }
+            )
+        head = piece(shapes[-1], self._head)
+        return stem, blocks, head
+
     def to_graph(self, arch: Mapping[str, Any]) -> nx.DiGraph:
         self.encode(arch)  # validates every decision, naming the bad variable
-        edge_bits = arch["bits"] if self.target == "gpu" else 16
-        b = GraphBuilder(
-            f"mbconv:{self.arch_id(arch)}", weight_bits=edge_bits, act_bits=self.act_bits
-        )
-        cache = self._fragments
-        x = b.input((3, self.resolution, self.resolution))
-        x = conv_bn_act(b, x, 32, 3, 2, act="relu6")
-        x = mbconv(b, x, 16, 3, 1, 1)
-        for i, (cout, stride) in enumerate(self.layout):
-            op, bits = arch[f"b{i:02d}.op"], self._bits(arch, i)
-            if op != "skip":
-                kernel, expansion = int(op[1]), int(op[4])
-                x = b.block(
-                    cache,
-                    ("mbconv", op, bits, cout, stride),
-                    (x,),
-                    lambda bb, xx, c=cout, k=kernel, s=stride, e=expansion, q=bits: mbconv(
-                        bb, xx, c, k, s, e, bits=q
-                    ),
-                )
+        fixed = self.fixed_bits(arch.get("bits"))
+        b = GraphBuilder(f"mbconv:{self.arch_id(arch)}", weight_bits=fixed, act_bits=self.act_bits)
+        x = self._stem(b, b.input((3, self.resolution, self.resolution)))
+        for i in range(len(self.layout)):
+            x = self._block(b, x, i, arch[f"b{i:02d}.op"], self._bits(arch, i))
             if i + 1 == len(self.layout) or self.layout[i + 1][1] == 2:
                 b.mark_stage(x)
-        x = conv_bn_act(b, x, 1280, 1, act="relu6")
-        b.classifier(x, self.num_classes)
+        self._head(b, x)
         b.meta.update(space=self.name, target=self.target)
         return b.build()

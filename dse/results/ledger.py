@@ -48,6 +48,7 @@ class Proposal:
     arch_id: str
     encoding: Sequence[int]
     graph: Any = None  # the graph identify() built, reused by the evaluator
+    extra: Mapping[str, Any] | None = None  # the driver's record columns for this proposal
 
 
 @dataclass
@@ -173,7 +174,7 @@ class RunLedger:
                 if p.key in self.reusable
                 else results[p.key]
             )
-            new_rows.append(self._make(p, evaluation, self.next_eval_id, self.batches))
+            new_rows.append(self._make(p, evaluation, self.next_eval_id, self.batches, p.extra))
             self.next_eval_id += 1
         self._write(new_rows, part=None)
         new_slots = self._keep(new_rows)

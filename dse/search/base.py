@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from dse.search.problem import SearchProblem
 
@@ -67,6 +69,17 @@ class Driver(ABC):
     """
 
     name: str = ""
+    #: columns this driver fills in the records of its own proposals (``problem.evaluate(X,
+    #: extra=...)``), e.g. EDD's supernet accuracy per epoch; float64 like metrics, and
+    #: ``units`` gives theirs. They describe the search, not the architecture: they are not
+    #: objectives, and a repeat of an architecture keeps its first row's values.
+    record_metrics: tuple[str, ...] = ()
+    units: Mapping[str, str] = {}
+
+    def check(self, space: Any, providers: Sequence[Any]) -> None:
+        """Refuse (``ValueError``) a space or set of providers this driver cannot search; called
+        when the run is built, before anything is written. The default accepts everything."""
+        return None
 
     @abstractmethod
     def run(self, problem: SearchProblem, budget: Budget, seed: int) -> None: ...

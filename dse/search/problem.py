@@ -14,7 +14,10 @@ and returns
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -38,6 +41,12 @@ class SearchProblem:
     evaluate_batch: BatchEvaluate
     #: encodings of an earlier run's best designs, for drivers to start from, best first
     warm_start: np.ndarray | None = None
+    #: the evaluator's metric providers, for drivers that read their models (EDD prices its
+    #: supernet with the configured simulator's own tables)
+    providers: tuple[Any, ...] = ()
+    #: a folder of the run directory that belongs to the driver (checkpoints a resumed run
+    #: continues from); None for a problem held in memory
+    workdir: Path | None = None
 
     @classmethod
     def in_memory(
@@ -62,6 +71,7 @@ class SearchProblem:
             evaluator.constraints,
             ledger,
             evaluator.evaluate_batch,
+            providers=tuple(evaluator.providers),
         )
 
     # -- shape of the problem, for drivers ---------------------------------------------------
@@ -96,11 +106,18 @@ class SearchProblem:
         return self.ledger.hypervolume
 
     # -- evaluation ----------------------------------------------------------------------------
-    def evaluate(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def evaluate(
+        self, X: np.ndarray, extra: Sequence[Mapping[str, float]] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Record the architectures of genes ``X`` and return their minimised objectives and
+        constraint values; ``extra[j]``: the driver's record columns for row ``j`` (see
+        :attr:`Driver.record_metrics`), kept only where ``X[j]`` is new to the run."""
         X = np.clip(np.asarray(X, dtype=np.int64).reshape(-1, self.n_var), 0, self.upper)
+        if extra is not None and len(extra) != len(X):
+            raise ValueError(f"extra: one mapping per row of X, got {len(extra)} for {len(X)}")
         keys: list[str] = []
         pending: dict[str, Proposal] = {}  # new architectures, in order of first sight
-        for x in X:
+        for j, x in enumerate(X):
             genes = x.tolist()
             key, graph, arch = self.ledger.key_of(genes), None, None
             if key is None:  # identical genes decode to the same architecture: hash it once
@@ -113,7 +130,12 @@ class SearchProblem:
             if not self.ledger.has(key) and key not in pending:
                 arch = arch if arch is not None else self.space.decode(x)
                 pending[key] = Proposal(
-                    key, arch, self.space.arch_id(arch), self._encoding(arch, x), graph
+                    key,
+                    arch,
+                    self.space.arch_id(arch),
+                    self._encoding(arch, x),
+                    graph,
+                    None if extra is None else dict(extra[j]),
                 )
             keys.append(key)
         return self.ledger.record_batch(keys, list(pending.values()), self.evaluate_batch)

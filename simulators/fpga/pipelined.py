@@ -123,6 +123,30 @@ def _lanes_for(work_s: np.ndarray, period: np.ndarray, integer: bool = False) ->
     return 2.0 ** np.clip(np.ceil(np.log2(need) - 1e-12), 0, MAX_PF)
 
 
+def cost_at(
+    layers: LayerTable,
+    pf: np.ndarray,
+    *,
+    clock_hz: float,
+    phi: dict[int, float],
+    psi: dict[int, float],
+    mem_s: np.ndarray | None = None,
+    overlap: bool = True,
+    overhead_s: float = 0.0,
+) -> tuple[float, float, float]:
+    """(frame period seconds, frame latency seconds, DSPs) of one graph's pipeline at the given
+    parallel factor of each stage (real-valued, ``2**pf`` lanes), with no allocation: eqs. 2.7,
+    2.9 and 2.13-2.15 (what EDD's differentiable cost reproduces at one-hot choices)."""
+    if layers.n_graphs != 1 or len(pf) != len(layers):
+        raise ValueError("cost_at takes one graph's layers and one parallel factor per stage")
+    lanes = 2.0 ** np.asarray(pf, dtype=float)
+    comp = lookup(phi, layers.bits) * layers.work / clock_hz / lanes
+    mem = np.zeros(len(layers)) if mem_s is None else mem_s
+    stage = stage_seconds(comp, mem, overlap, overhead_s)
+    period = max(float(stage.max(initial=0.0)), float(mem.sum()))
+    return period, float(stage.sum()), float(np.sum(lookup(psi, layers.bits) * lanes))
+
+
 def allocate_population(
     layers: LayerTable,
     *,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,6 +108,40 @@ def layer_seconds(
     if not overlap:
         return overhead_s + comp + mem_s
     return overhead_s + np.maximum(comp, mem_s) + np.minimum(comp, mem_s) / tiles
+
+
+def cost_at(
+    layers: LayerTable,
+    pf: Mapping[str, float],
+    *,
+    clock_hz: float,
+    phi: dict[int, float],
+    psi: dict[int, float],
+    mem_s: np.ndarray | None = None,
+    overlap: bool = True,
+    tiles: int = 16,
+    overhead_s: float = 0.0,
+) -> tuple[float, float]:
+    """(latency seconds, DSPs) of one graph's recursive accelerator at the given parallel factor
+    of each IP (by IP name; real-valued, ``2**pf`` lanes), with no allocation: eqs. 2.6 and
+    2.13-2.15, each IP at its widest layer's bits (eq. 2.10) and its DSPs counted once (eq.
+    2.12). What :func:`allocate_population` evaluates at the parallel factors it picks, and
+    what EDD's differentiable cost reproduces at one-hot choices."""
+    if layers.n_graphs != 1:
+        raise ValueError(f"cost_at takes one graph's layers, got {layers.n_graphs} graphs")
+    names = layers.ip_names
+    missing = sorted({names[c] for c in layers.ip_code} - set(pf))
+    if missing:
+        raise ValueError(f"pf: no parallel factor for IP(s) {missing}")
+    ip_bits = np.zeros(len(names), dtype=np.int64)
+    np.maximum.at(ip_bits, layers.ip_code, layers.bits)  # eq. 2.10
+    used = np.bincount(layers.ip_code, minlength=len(names)) > 0
+    lanes = 2.0 ** np.array([float(pf.get(n, 0.0)) for n in names])
+    work_s = lookup(phi, ip_bits[layers.ip_code]) * layers.work / clock_hz  # eq. 2.13
+    mem = np.zeros(len(layers)) if mem_s is None else mem_s
+    layer_s = layer_seconds(work_s, mem, lanes[layers.ip_code], overlap, tiles, overhead_s)
+    dsp = float(np.sum(lookup(psi, ip_bits[used]) * lanes[used]))  # eqs. 2.12, 2.15
+    return float(layer_s.sum()), dsp
 
 
 def allocate_population(
