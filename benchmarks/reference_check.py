@@ -50,9 +50,10 @@ def main() -> None:
     print(f"{'network':18s} {'params':>10s} {'diff':>8s} {'MACs':>10s} {'diff':>8s}  source")
     for name, ref in PUBLISHED.items():
         t = totals(build(name))
+        macs = "n/a" if ref.macs is None else f"{t.macs / ref.macs - 1:+8.2%}"
         print(
             f"{name:18s} {t.params / 1e6:9.3f}M {t.params / ref.params - 1:+8.2%} "
-            f"{t.macs / 1e6:9.1f}M {t.macs / ref.macs - 1:+8.2%}  {ref.source}"
+            f"{t.macs / 1e6:9.1f}M {macs:>8s}  {ref.source}"
         )
 
 

@@ -24,7 +24,7 @@ class Published:
     """Parameters and multiply-accumulates per 224x224 image, as published, with the source."""
 
     params: float
-    macs: float
+    macs: float | None  # None: the authors did not publish one
     source: str
 
 
@@ -34,6 +34,20 @@ PUBLISHED: dict[str, Published] = {
     "mnasnet_a1": Published(3.9e6, 312e6, "Tan et al. 2019, table 1"),
     "fbnet_c": Published(5.5e6, 375e6, "Wu et al. 2019, table 2"),
     "proxylessnas_gpu": Published(7.1e6, 465e6, "Cai et al. 2019, ProxylessNAS-GPU"),
+    "proxylessnas_cpu": Published(
+        4.36e6,
+        None,
+        "Cai et al. 2019, ProxylessNAS-CPU: 4,361,648 parameters in the authors' released model; "
+        "no MAC count published (imgclsmob's 459.96M counts element-wise ops too: its GPU count "
+        "is 2.3% above the paper's 465M)",
+    ),
+    "proxylessnas_mobile": Published(4.1e6, 320e6, "Cai et al. 2019, ProxylessNAS-Mobile"),
+    "googlenet": Published(
+        6.62e6, 1.50e9, "torchvision GoogLeNet model card (6,624,904 params, 1.50 GFLOPS as MACs)"
+    ),
+    "shufflenet_v2": Published(
+        2.28e6, 146e6, "Ma et al. 2018, table 5 (146M FLOPs, i.e. MACs; ShuffleNet V2 1.0x)"
+    ),
     "vgg16": Published(138.36e6, 15.47e9, "Simonyan & Zisserman 2015, configuration D"),
 }
 
@@ -140,32 +154,164 @@ def fbnet_c(b: GraphBuilder, resolution: int, num_classes: int) -> None:
     b.classifier(x, num_classes)
 
 
-def proxylessnas_gpu(b: GraphBuilder, resolution: int, num_classes: int) -> None:
-    x = _stem(b, resolution, 40, "relu6")
-    # Searched blocks per stage as (channels, kernel, expansion, present); absent blocks are the
-    # zero op (identity shortcut only). The first block of stages 2-5 has stride 2.
-    stages = [
-        [(24, 3, 1, 1)],
-        [(32, 5, 3, 1), (32, 3, 3, 0), (32, 3, 3, 0), (32, 3, 3, 0)],
-        [(56, 7, 3, 1), (56, 3, 3, 0), (56, 3, 3, 0), (56, 3, 3, 1)],
+#: ProxylessNAS's searched blocks per stage as (channels, kernel, expansion, present), from
+#: the authors' released net configs (mit-han-lab/proxylessnas); an absent block is the zero op
+#: (identity shortcut only). The first block of stages 2-5 has stride 2.
+PROXYLESS = {
+    "gpu": (
+        40,
+        1728,
         [
-            (112, 7, 6, 1),
-            (112, 5, 3, 0),
-            (112, 5, 3, 0),
-            (112, 5, 3, 1),
-            (128, 5, 6, 1),
-            (128, 3, 3, 0),
-            (128, 3, 3, 1),
-            (128, 5, 3, 1),
+            [(24, 3, 1, 1)],
+            [(32, 5, 3, 1), (32, 3, 3, 0), (32, 3, 3, 0), (32, 3, 3, 0)],
+            [(56, 7, 3, 1), (56, 3, 3, 0), (56, 3, 3, 0), (56, 3, 3, 1)],
+            [
+                (112, 7, 6, 1),
+                (112, 5, 3, 0),
+                (112, 5, 3, 0),
+                (112, 5, 3, 1),
+                (128, 5, 6, 1),
+                (128, 3, 3, 0),
+                (128, 3, 3, 1),
+                (128, 5, 3, 1),
+            ],
+            [(256, 7, 6, 1), (256, 7, 6, 1), (256, 7, 6, 1), (256, 5, 6, 1), (432, 7, 6, 1)],
         ],
-        [(256, 7, 6, 1), (256, 7, 6, 1), (256, 7, 6, 1), (256, 5, 6, 1), (432, 7, 6, 1)],
-    ]
-    for s, blocks in enumerate(stages):
-        for i, (channels, kernel, expansion, present) in enumerate(blocks):
-            if present:
-                x = mbconv(b, x, channels, kernel, 2 if s and i == 0 else 1, expansion)
+    ),
+    "cpu": (
+        40,
+        1432,
+        [
+            [(24, 3, 1, 1)],
+            [(32, 3, 6, 1), (32, 3, 3, 1), (32, 3, 3, 1), (32, 3, 3, 1)],
+            [(48, 3, 6, 1), (48, 3, 3, 1), (48, 3, 3, 1), (48, 5, 3, 1)],
+            [
+                (88, 3, 6, 1),
+                (88, 3, 3, 0),
+                (88, 3, 3, 0),
+                (88, 3, 3, 1),
+                (104, 5, 6, 1),
+                (104, 3, 3, 1),
+                (104, 3, 3, 1),
+                (104, 3, 3, 1),
+            ],
+            [(216, 5, 6, 1), (216, 5, 3, 1), (216, 5, 3, 1), (216, 3, 3, 1), (360, 5, 6, 1)],
+        ],
+    ),
+    "mobile": (
+        32,
+        1280,
+        [
+            [(16, 3, 1, 1)],
+            [(32, 5, 3, 1), (32, 3, 3, 1), (32, 3, 3, 0), (32, 3, 3, 0)],
+            [(40, 7, 3, 1), (40, 3, 3, 1), (40, 5, 3, 1), (40, 5, 3, 1)],
+            [
+                (80, 7, 6, 1),
+                (80, 5, 3, 1),
+                (80, 5, 3, 1),
+                (80, 5, 3, 1),
+                (96, 5, 6, 1),
+                (96, 5, 3, 1),
+                (96, 5, 3, 1),
+                (96, 5, 3, 1),
+            ],
+            [(192, 7, 6, 1), (192, 7, 6, 1), (192, 7, 3, 1), (192, 7, 3, 1), (320, 7, 6, 1)],
+        ],
+    ),
+}
+
+
+def _proxylessnas(version: str):
+    stem, final, stages = PROXYLESS[version]
+
+    def network(b: GraphBuilder, resolution: int, num_classes: int) -> None:
+        x = _stem(b, resolution, stem, "relu6")
+        for s, blocks in enumerate(stages):
+            for i, (channels, kernel, expansion, present) in enumerate(blocks):
+                if present:
+                    x = mbconv(b, x, channels, kernel, 2 if s and i == 0 else 1, expansion)
+            b.mark_stage(x)
+        x = conv_bn_act(b, x, final, 1, act="relu6")
+        b.classifier(x, num_classes)
+
+    network.__name__ = f"proxylessnas_{version}"
+    return network
+
+
+proxylessnas_gpu = _proxylessnas("gpu")
+proxylessnas_cpu = _proxylessnas("cpu")
+proxylessnas_mobile = _proxylessnas("mobile")
+
+#: GoogLeNet's inception modules (Szegedy et al. 2015, table 1): #1x1, #3x3 reduce, #3x3,
+#: #5x5 reduce, #5x5, pool proj; "pool" rows are 3x3 stride-2 max pools between them
+GOOGLENET = (
+    (64, 96, 128, 16, 32, 32),
+    (128, 128, 192, 32, 96, 64),
+    "pool",
+    (192, 96, 208, 16, 48, 64),
+    (160, 112, 224, 24, 64, 64),
+    (128, 128, 256, 24, 64, 64),
+    (112, 144, 288, 32, 64, 64),
+    (256, 160, 320, 32, 128, 128),
+    "pool",
+    (256, 160, 320, 32, 128, 128),
+    (384, 192, 384, 48, 128, 128),
+)
+
+
+def googlenet(b: GraphBuilder, resolution: int, num_classes: int) -> None:
+    """GoogLeNet (Inception v1) as PyTorch's torchvision builds it, the network table 2.1's
+    GPU latencies were measured with: table 1's modules with batch norm after every
+    convolution (no biases) and, as torchvision does, a 3x3 convolution in the "5x5" branch;
+    no auxiliary heads. (Table 1's own network, 5x5 and biases, has 7.0M parameters and 1.58G
+    MACs here.)"""
+
+    def conv(x: int, channels: int, kernel: int, stride: int = 1) -> int:
+        return conv_bn_act(b, x, channels, kernel, stride)
+
+    x = b.input((3, resolution, resolution))
+    x = b.pool(conv(x, 64, 7, 2), "max", 3, 2, padding=1)
+    x = conv(conv(x, 64, 1), 192, 3)
+    x = b.pool(x, "max", 3, 2, padding=1)
+    for row in GOOGLENET:
+        if row == "pool":
+            b.mark_stage(x)
+            x = b.pool(x, "max", 3, 2, padding=1)
+            continue
+        c1, r3, c3, r5, c5, proj = row
+        x = b.concat(
+            conv(x, c1, 1),
+            conv(conv(x, r3, 1), c3, 3),
+            conv(conv(x, r5, 1), c5, 3),
+            conv(b.pool(x, "max", 3, 1), proj, 1),
+        )
+    b.mark_stage(x)
+    b.linear(b.flatten(b.pool(x, "global_avg")), num_classes)
+
+
+#: ShuffleNet V2 1.0x (Ma et al. 2018, table 5): output channels and units per stage
+SHUFFLENET_V2 = ((116, 4), (232, 8), (464, 4))
+
+
+def shufflenet_v2(b: GraphBuilder, resolution: int, num_classes: int) -> None:
+    """ShuffleNet V2 1.0x. The IR's ``slice`` takes leading channels, so a basic unit's split
+    reads the first half twice instead of each half once; costs and parameters are exact, the
+    trained function is not the paper's. Channel shuffles are views (no cost)."""
+    x = b.pool(_stem(b, resolution, 24, "relu"), "max", 3, 2, padding=1)
+    for out, units in SHUFFLENET_V2:
+        half = out // 2
+        for u in range(units):
+            if u == 0:  # down-sampling unit: both branches read the whole input
+                left = conv_bn_act(b, dw_bn_act(b, x, 3, 2, act=None), half, 1)
+                right = conv_bn_act(b, x, half, 1)
+                right = conv_bn_act(b, dw_bn_act(b, right, 3, 2, act=None), half, 1)
+            else:
+                left = b.slice(x, half)
+                right = conv_bn_act(b, b.slice(x, half), half, 1)
+                right = conv_bn_act(b, dw_bn_act(b, right, 3, 1, act=None), half, 1)
+            x = b.concat(left, right)
         b.mark_stage(x)
-    x = conv_bn_act(b, x, 1728, 1, act="relu6")
+    x = conv_bn_act(b, x, 1024, 1)
     b.classifier(x, num_classes)
 
 
@@ -188,6 +334,10 @@ NETWORKS: dict[str, Callable[[GraphBuilder, int, int], None]] = {
     "mnasnet_a1": mnasnet_a1,
     "fbnet_c": fbnet_c,
     "proxylessnas_gpu": proxylessnas_gpu,
+    "proxylessnas_cpu": proxylessnas_cpu,
+    "proxylessnas_mobile": proxylessnas_mobile,
+    "googlenet": googlenet,
+    "shufflenet_v2": shufflenet_v2,
     "vgg16": vgg16,
 }
 
@@ -211,7 +361,7 @@ def build(
 
 @SPACES.register("zoo")
 class ZooSpace(SearchSpace):
-    """Reference networks (ResNet-18, MobileNetV2, MnasNet-A1, FBNet-C, ProxylessNAS-GPU, VGG16)."""
+    """Reference networks (table 2.1's baselines, ResNet-18, VGG16): see ``NETWORKS``."""
 
     name = "zoo"
 

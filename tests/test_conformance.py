@@ -23,6 +23,7 @@ PROVIDERS = {
     ),
     "eproxy": ("nasbench201", {"batch_size": 4}),
     "gennas": ("nasbench201", {"batch_size": 4}),
+    "trained_accuracy": ("nasbench201", {"epochs": 1, "resolution": 8, "batch_size": 256}),
 }
 SLOW = {"proxy_fitness", "gennas", "eproxy"}
 ZERO_COST_BATCH = 8

@@ -239,3 +239,26 @@ def test_edd_refuses_a_space_or_simulator_it_cannot_search(tmp_path):
         ConfigError, match=r"search.driver: edd on a target = .fpga. space.*\[simulators.fpga\]"
     ):
         run(parse_config(cfg), progress=False)
+
+
+@pytest.mark.parametrize("target", ["gpu", "fpga-pipelined"])
+def test_edd_searches_the_other_targets(tmp_path, target):
+    from dse.config import parse_config
+    from dse.results import load
+    from dse.runner import run
+
+    cfg = _edd_config(tmp_path, 2, 2, architecture="pipelined")
+    cfg["search"]["retrain_final"] = False
+    if target == "gpu":
+        cfg["space"]["target"] = "gpu"
+        cfg["simulators"] = {"gpu": {"device": "Titan-RTX"}}
+        cfg["objectives"] = [{"metric": "gpu_latency_ms", "direction": "min"}]
+    rows = load(run(parse_config(cfg), progress=False).path)
+    assert len(rows) >= 1 and (rows["status"] == "ok").all()
+    assert (rows["edd_expected_perf_ms"] > 0).all()
+    if target == "gpu":
+        assert (rows["edd_expected_dsp"] == 0).all()
+    else:
+        assert (rows["fpga_dsp"] <= 600).all()
+        # the derived design at the search's parallel factors is priced like the simulator's
+        assert (rows["edd_derived_dsp"] > 0).all()

@@ -108,7 +108,10 @@ def test_zoo_params_and_macs_within_2pct_of_published(name):
     t = totals(build(name))
     ref = PUBLISHED[name]
     assert abs(t.params / ref.params - 1) < 0.02, (t.params, ref.params)
-    assert abs(t.macs / ref.macs - 1) < 0.02, (t.macs, ref.macs)
+    if ref.macs is None:
+        assert "no MAC count published" in ref.source
+    else:
+        assert abs(t.macs / ref.macs - 1) < 0.02, (t.macs, ref.macs)
 
 
 def test_zoo_is_a_space():

@@ -242,6 +242,10 @@ class GraphBuilder:
     def concat(self, *xs: int, **kw) -> int:
         return self.add("concat", xs, **kw)
 
+    def slice(self, x: int, channels: int, **kw) -> int:
+        """The first ``channels`` channels of ``x`` (a view)."""
+        return self.add("slice", (x,), channels=channels, **kw)
+
     def reshape(self, x: int, shape: Shape, **kw) -> int:
         return self.add("reshape", (x,), shape=tuple(shape), **kw)
 

@@ -32,8 +32,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from dse.proxies.digits import Digits, load_digits
 from dse.simulators.edd.cost import FpgaCost, GpuCost, resource_penalty
-from dse.simulators.edd.data import Digits, load_digits
 from dse.simulators.edd.supernet import Supernet
 from dse.simulators.edd.tables import (
     OPS,

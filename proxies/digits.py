@@ -1,10 +1,10 @@
-"""Real images for EDD on a CPU: scikit-learn's handwritten digits, shipped with the package.
+"""Real images on a CPU: scikit-learn's handwritten digits, shipped with the package.
 
 1,797 8x8 grey-level digits (0-16), scaled to [0, 1], upsampled bilinearly to ``resolution``
-and normalised by the training split's mean and standard deviation. The split is seeded and
-stratified-by-shuffle: ``train`` for the supernet's weights, ``val`` for the architecture
-(eq. 2.1 on the validation set, section 2.3), ``test`` only for the retrained network's reported
-accuracy. Nothing is downloaded.
+and normalised by the training split's mean and standard deviation. The split is seeded:
+``train`` for weights, ``val`` for architecture decisions (EDD's eq. 2.1 on the validation set,
+section 2.3), ``test`` only for a trained network's reported accuracy (``trained_accuracy``).
+Nothing is downloaded.
 """
 
 from __future__ import annotations
