@@ -76,7 +76,10 @@ def op_module(op: OpNode) -> nn.Module | None:
         shape = op.in_shapes[0]
         if op.mode == "layer":
             return nn.LayerNorm(shape[-1])
-        return nn.BatchNorm2d(shape[0]) if len(shape) == 3 else nn.BatchNorm1d(shape[0])
+        affine = op.mode != "batch_stats"
+        if len(shape) == 3:
+            return nn.BatchNorm2d(shape[0], affine=affine)
+        return nn.BatchNorm1d(shape[0], affine=affine)
     if k == "activation":
         return _ACTIVATIONS[op.mode]()
     if k == "pool":

@@ -97,7 +97,8 @@ class OpNode:
     padding: int = -1  # -1: "same" padding, kernel // 2
     groups: int = 1
     bias: bool = False
-    mode: str = ""  # pool: avg|max|global_avg|global_max; act: relu|relu6|...; norm: batch|layer
+    #: pool: avg|max|global_avg|global_max; act: relu|relu6|...; norm: batch|batch_stats|layer
+    mode: str = ""
     vocab: int = 0  # embedding rows
     shape: Shape = ()  # reshape / input: target shape
     transpose_b: bool = False  # matmul: second operand is (..., N, K)
@@ -388,9 +389,16 @@ register_op_kind(
 )
 
 
+#: normalisation modes: batch (affine), batch_stats (statistics only, no affine parameters:
+#: DARTS' search-cell ops, ``affine=False``), layer
+NORM_MODES = ("batch", "batch_stats", "layer")
+
+
 def _norm_cost(node: OpNode, out: Shape) -> OpCost:
+    if node.mode not in NORM_MODES:
+        raise GraphError(f"norm mode must be one of {', '.join(NORM_MODES)}; got {node.mode!r}")
     channels = out[0] if node.mode != "layer" else out[-1]
-    return OpCost(ops=2 * numel(out), params=2 * channels)
+    return OpCost(ops=2 * numel(out), params=0 if node.mode == "batch_stats" else 2 * channels)
 
 
 register_op_kind("norm", _same_shape, _norm_cost)
