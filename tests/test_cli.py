@@ -53,9 +53,9 @@ def run_cli(args, cwd, env=None, timeout=120):
     "edit, field",
     [
         (
-            lambda s: s.replace('name = "nasbench201"', 'name = "nasbench301"'),
-            "space.name: unknown space 'nasbench301'; allowed: eproxy_config, gennas_task, mbconv, "
-            "medusa, nasbench101, nasbench201, zoo",
+            lambda s: s.replace('name = "nasbench201"', 'name = "nasbench999"'),
+            "space.name: unknown space 'nasbench999'; allowed: darts, eproxy_config, gennas_task, "
+            "mbconv, medusa, nasbench101, nasbench201, zoo",
         ),
         (
             lambda s: s.replace("pop_size = 10", 'pop_size = "ten"'),
