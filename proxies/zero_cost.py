@@ -242,6 +242,38 @@ def nwot(net: GraphNetwork, ctx: ProxyContext) -> float:
     return float(torch.linalg.slogdet(kernel)[1]) if seen[0] else 0.0
 
 
+@measure("swap")
+def swap(net: GraphNetwork, ctx: ProxyContext) -> float:
+    """SWAP-Score (Peng et al., ICLR 2024): the number of distinct sample-wise activation
+    patterns. Every ReLU's input is read on the batch; each neuron's pattern is the sign of its
+    pre-activation over the samples, and the score counts the distinct patterns over all neurons
+    of the network (as the authors' code does, on 4-D feature maps only). Signs are packed into
+    two 64-bit masks per neuron (positive, zero) in chunks of 64 samples."""
+    codes: list[torch.Tensor] = []
+    weights = 2 ** torch.arange(63, -1, -1, dtype=torch.int64)
+
+    def add(_m, inputs, _out):
+        x = inputs[0].detach()
+        if x.dim() != 4:
+            return
+        s = torch.sign(x.flatten(1)).T  # (neurons, samples)
+        parts = []
+        for start in range(0, s.shape[1], 64):
+            block = s[:, start : start + 64]
+            w = weights[-block.shape[1] :]
+            parts += [((block > 0).long() * w).sum(1), ((block == 0).long() * w).sum(1)]
+        codes.append(torch.stack(parts, 1))
+
+    hooks = [m.register_forward_hook(add) for m in net.modules() if isinstance(m, nn.ReLU)]
+    try:
+        with torch.no_grad():
+            net(ctx.inputs)
+    finally:
+        for h in hooks:
+            h.remove()
+    return float(torch.unique(torch.cat(codes), dim=0).shape[0]) if codes else 0.0
+
+
 @measure("l2_norm")
 def l2_norm(net: GraphNetwork, ctx: ProxyContext) -> float:
     return float(sum(m.weight.detach().norm() for m in _weighted(net)))
