@@ -46,9 +46,10 @@ def fpga_sim():
 def describe(space: MBConvChainSpace, arch: dict, sim) -> dict:
     g = space.to_graph(arch)
     blocks = [i for i in range(space.num_blocks) if arch[f"b{i:02d}.op"] != "skip"]
+    metrics = sim.evaluate_population([g])
     return {
-        "latency_ms": float(sim.evaluate_population([g])["fpga_latency_ms"][0]),
-        "dsp": float(sim.evaluate_population([g])["fpga_dsp"][0]),
+        "latency_ms": float(metrics["fpga_latency_ms"][0]),
+        "dsp": float(metrics["fpga_dsp"][0]),
         "macs_m": totals(g).macs / 1e6,
         "mean_bits": float(np.mean([arch[f"b{i:02d}.bits"] for i in blocks])) if blocks else 0,
         "blocks": len(blocks),

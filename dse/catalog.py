@@ -48,3 +48,33 @@ def check_fields(name: str, table: dict, where: str, allowed, required=()) -> No
     for key in required:
         if key not in table:
             raise ValueError(f"{where}.{name}.{key}: missing required field")
+
+
+def shipped_files(package: str, folder: str) -> list[str]:
+    """Names (stems) of the TOML files shipped in ``package/folder``."""
+    root = resources.files(package).joinpath(folder)
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
+
+
+def load_named_file(
+    package: str,
+    folder: str,
+    name_or_path: str | Path,
+    parse: Callable[[dict, str], T],
+    what: str,
+    keywords: tuple[str, ...] = ("none", "auto"),
+) -> T:
+    """``parse(data, where)`` of a TOML file by path, or of the one shipped in ``package/folder``
+    by name; anything else is a ValueError listing ``keywords`` and the shipped names (``what``
+    says what was asked for, e.g. "calibration")."""
+    p = Path(name_or_path)
+    if p.suffix == ".toml" and p.exists():
+        return parse(tomllib.loads(p.read_text()), str(p))
+    names = shipped_files(package, folder)
+    if str(name_or_path) not in names:
+        raise ValueError(
+            f"calibration: {str(name_or_path)!r} is neither a TOML file nor a shipped "
+            f"{what}; allowed values: {list(keywords) + names}"
+        )
+    text = resources.files(package).joinpath(folder, f"{name_or_path}.toml").read_text()
+    return parse(tomllib.loads(text), f"{folder}/{name_or_path}.toml")

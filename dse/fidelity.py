@@ -178,6 +178,16 @@ class Fidelity:
             "" if exact or not condition else condition,
         )
 
+    @classmethod
+    def of_calibration(
+        cls, calibration: str, validation: Validation | None, condition: str
+    ) -> Fidelity:
+        """A calibration's fidelity at ``condition``: its validation's error, or a note that it
+        was never validated."""
+        if validation is None:
+            return cls(calibration, note="calibrated, not validated against held-out data")
+        return cls.validated(calibration, validation, condition)
+
     @property
     def known(self) -> bool:
         return bool(self.errors)

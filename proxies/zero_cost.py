@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +125,17 @@ def measure(name: str, drop_norm: bool = False, double: bool = False):
     return wrap
 
 
+@contextmanager
+def _hooked(modules, hook):
+    """Forward ``hook`` on every module of ``modules`` for the duration of the block."""
+    handles = [m.register_forward_hook(hook) for m in modules]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def _weighted(net: nn.Module) -> list[nn.Module]:
     return [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
 
@@ -177,12 +189,8 @@ def fisher(net: GraphNetwork, ctx: ProxyContext) -> float:
         out.retain_grad()
         acts.append(out)
 
-    hooks = [m.register_forward_hook(keep) for m in _weighted(net)]
-    try:
+    with _hooked(_weighted(net), keep):
         _loss_backward(net, ctx)
-    finally:
-        for h in hooks:
-            h.remove()
     total = 0.0
     for a in acts:
         if a.grad is None:
@@ -230,15 +238,9 @@ def nwot(net: GraphNetwork, ctx: ProxyContext) -> float:
         kernel.add_((c @ c.T + (1 - c) @ (1 - c).T).double())  # per-layer counts < 2**24: exact
         seen[0] = True
 
-    hooks = [
-        m.register_forward_hook(add) for m in net.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))
-    ]
-    try:
-        with torch.no_grad():
-            net(ctx.inputs)
-    finally:
-        for h in hooks:
-            h.remove()
+    relus = [m for m in net.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
+    with _hooked(relus, add), torch.no_grad():
+        net(ctx.inputs)
     return float(torch.linalg.slogdet(kernel)[1]) if seen[0] else 0.0
 
 
@@ -264,13 +266,8 @@ def swap(net: GraphNetwork, ctx: ProxyContext) -> float:
             parts += [((block > 0).long() * w).sum(1), ((block == 0).long() * w).sum(1)]
         codes.append(torch.stack(parts, 1))
 
-    hooks = [m.register_forward_hook(add) for m in net.modules() if isinstance(m, nn.ReLU)]
-    try:
-        with torch.no_grad():
-            net(ctx.inputs)
-    finally:
-        for h in hooks:
-            h.remove()
+    with _hooked([m for m in net.modules() if isinstance(m, nn.ReLU)], add), torch.no_grad():
+        net(ctx.inputs)
     return float(torch.unique(torch.cat(codes), dim=0).shape[0]) if codes else 0.0
 
 
@@ -309,24 +306,18 @@ def zen(net: GraphNetwork, ctx: ProxyContext) -> float:
         for m in _weighted(net):
             m.weight.copy_(torch.randn(m.weight.shape, generator=gen, dtype=m.weight.dtype))
     variances: list[torch.Tensor] = []
-    hooks = [
-        m.register_forward_hook(
-            lambda _m, inp, _o: variances.append(inp[0].detach().var(dim=(0, 2, 3)).mean())
-        )
-        for m in net.modules()
-        if isinstance(m, nn.BatchNorm2d)
-    ]
+
+    def keep(_m, inp, _o):
+        variances.append(inp[0].detach().var(dim=(0, 2, 3)).mean())
+
     x = torch.randn(ctx.inputs.shape, generator=gen)
     e = torch.randn(ctx.inputs.shape, generator=gen)
-    try:
-        with torch.no_grad():
-            net.train()
-            _, a = net(x, stages=True)
-            n_bn = len(variances)
-            _, b = net(x + 0.01 * e, stages=True)
-    finally:
-        for h in hooks:
-            h.remove()
+    norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    with _hooked(norms, keep), torch.no_grad():
+        net.train()
+        _, a = net(x, stages=True)
+        n_bn = len(variances)
+        _, b = net(x + 0.01 * e, stages=True)
     if not a:
         raise ValueError("zen needs the graph's stage outputs (graph.graph['stage_outputs'])")
     delta = (a[-1] - b[-1]).flatten(1).norm(dim=1).mean()

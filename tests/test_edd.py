@@ -11,7 +11,13 @@ torch = pytest.importorskip("torch")
 
 from dse.registry import SIMULATORS  # noqa: E402
 from dse.simulators.edd.cost import FpgaCost, GpuCost, smooth_max  # noqa: E402
-from dse.simulators.edd.tables import OPS, fpga_tables, gpu_tables, one_hot  # noqa: E402
+from dse.simulators.edd.tables import (  # noqa: E402
+    GPU_PRECISION,
+    OPS,
+    fpga_tables,
+    gpu_tables,
+    one_hot,
+)
 from dse.simulators.fpga import pipelined, recursive  # noqa: E402
 from dse.simulators.gpu.model import GpuCostModel  # noqa: E402
 from dse.spaces.mbconv import MBConvChainSpace  # noqa: E402
@@ -91,7 +97,7 @@ def test_one_hot_gpu_cost_is_the_simulators():
     for arch in _archs(space, seed=4):
         P, q = one_hot(space, arch)
         lat = cost.latency(torch.tensor(P, dtype=F64), torch.tensor(q, dtype=F64))
-        precision = {8: "int8", 16: "fp16", 32: "fp32"}[arch["bits"]]
+        precision = GPU_PRECISION[arch["bits"]]
         sim = SIMULATORS.create("gpu", device="Titan-RTX", precision=precision)
         ref = sim.evaluate_population([space.to_graph(arch)])["gpu_latency_ms"][0] * 1e-3
         assert float(lat) == pytest.approx(ref, rel=1e-6)

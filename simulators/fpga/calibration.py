@@ -15,14 +15,13 @@ error, as few as ten measured architectures, validated by grouped k-fold cross-v
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from dse.catalog import load_named_file, shipped_files
 from dse.fidelity import ErrorStats, Validation, grouped_folds
 
 #: the one condition FPGA latencies are validated at (one frame, batch 1)
@@ -93,27 +92,18 @@ def parse_fpga_calibration(data: dict[str, Any], where: str) -> FpgaCalibration:
 
 
 def shipped_fpga_calibrations() -> list[str]:
-    folder = resources.files("dse.simulators.fpga").joinpath("calibrations")
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+    return shipped_files("dse.simulators.fpga", "calibrations")
 
 
 def load_fpga_calibration(name_or_path: str | Path) -> FpgaCalibration:
     """A shipped FPGA calibration by name or a TOML file by path."""
-    p = Path(name_or_path)
-    if p.suffix == ".toml" and p.exists():
-        return parse_fpga_calibration(tomllib.loads(p.read_text()), str(p))
-    names = shipped_fpga_calibrations()
-    if str(name_or_path) not in names:
-        raise ValueError(
-            f"calibration: {str(name_or_path)!r} is neither a TOML file nor a shipped FPGA "
-            f"calibration; allowed values: {['none', 'auto'] + names}"
-        )
-    text = (
-        resources.files("dse.simulators.fpga")
-        .joinpath("calibrations", f"{name_or_path}.toml")
-        .read_text()
+    return load_named_file(
+        "dse.simulators.fpga",
+        "calibrations",
+        name_or_path,
+        parse_fpga_calibration,
+        "FPGA calibration",
     )
-    return parse_fpga_calibration(tomllib.loads(text), f"calibrations/{name_or_path}.toml")
 
 
 def resolve_fpga_calibration(spec: str, board: str) -> FpgaCalibration | None:

@@ -292,11 +292,7 @@ class FpgaSimulator:
         out = {}
         for name in shipped_fpga_calibrations():
             cal = load_fpga_calibration(name)
-            out[name] = (
-                Fidelity(cal.name, note="not validated")
-                if cal.validation is None
-                else Fidelity.validated(cal.name, cal.validation, CONDITION)
-            )
+            out[name] = Fidelity.of_calibration(cal.name, cal.validation, CONDITION)
         return out
 
     def fidelity(self) -> dict[str, Fidelity]:
@@ -305,10 +301,8 @@ class FpgaSimulator:
         cal = self.calibration
         if cal is None:
             timing = Fidelity(note="uncalibrated: data sheet only (board DSPs, clock, DDR)")
-        elif cal.validation is None:
-            timing = Fidelity(cal.name, note="calibrated, not validated against held-out data")
         else:
-            timing = Fidelity.validated(cal.name, cal.validation, CONDITION)
+            timing = Fidelity.of_calibration(cal.name, cal.validation, CONDITION)
         resources = Fidelity(note="analytic allocation, not validated against synthesis")
         out = {
             "fpga_latency_ms": timing,

@@ -81,11 +81,7 @@ class GpuSimulator:
         out = {}
         for name in shipped_calibrations():
             cal = load_calibration(name)
-            out[name] = (
-                Fidelity(cal.name, note="not validated")
-                if cal.validation is None
-                else Fidelity.validated(cal.name, cal.validation, "")
-            )
+            out[name] = Fidelity.of_calibration(cal.name, cal.validation, "")
         return out
 
     def fidelity(self) -> dict[str, Fidelity]:
@@ -103,10 +99,9 @@ class GpuSimulator:
             timing = Fidelity(
                 cal.name, note="not validated: launch_overhead_us overrides the calibration"
             )
-        elif cal.validation is None:
-            timing = Fidelity(cal.name, note="calibrated, not validated against held-out data")
         else:
-            timing = Fidelity.validated(cal.name, cal.validation, f"batch {self.coster.batch_size}")
+            condition = f"batch {self.coster.batch_size}"
+            timing = Fidelity.of_calibration(cal.name, cal.validation, condition)
         analytic = Fidelity(note="analytic count, not validated against measurement")
         return {
             "gpu_latency_ms": timing,

@@ -17,14 +17,13 @@ Everything is vectorised: callers pass numpy arrays of kernels and get arrays of
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from dse.catalog import load_named_file, shipped_files
 from dse.fidelity import Validation
 from dse.simulators.devices import Device
 
@@ -134,27 +133,14 @@ def parse_calibration(data: Mapping, where: str = "calibration") -> Calibration:
 
 def shipped_calibrations() -> list[str]:
     """Names of the calibrations shipped in ``calibrations/`` (file stems)."""
-    folder = resources.files("dse.simulators.gpu").joinpath("calibrations")
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+    return shipped_files("dse.simulators.gpu", "calibrations")
 
 
 def load_calibration(name_or_path: str | Path) -> Calibration:
     """A shipped calibration by name (see :func:`shipped_calibrations`) or a TOML file by path."""
-    p = Path(name_or_path)
-    if p.suffix == ".toml" and p.exists():
-        return parse_calibration(tomllib.loads(p.read_text()), str(p))
-    names = shipped_calibrations()
-    if str(name_or_path) not in names:
-        raise ValueError(
-            f"calibration: {str(name_or_path)!r} is neither a TOML file nor a shipped "
-            f"calibration; allowed values: {['none', 'auto'] + names}"
-        )
-    text = (
-        resources.files("dse.simulators.gpu")
-        .joinpath("calibrations", f"{name_or_path}.toml")
-        .read_text()
+    return load_named_file(
+        "dse.simulators.gpu", "calibrations", name_or_path, parse_calibration, "calibration"
     )
-    return parse_calibration(tomllib.loads(text), f"calibrations/{name_or_path}.toml")
 
 
 #: ``calibration = "none"``: the bare roofline, every efficiency 1 and no per-kernel overhead
