@@ -8,12 +8,13 @@ accuracy until a trained or zero-cost proxy is configured.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import networkx as nx
+import numpy as np
 
-from dse.graph import peak_activation_bytes, totals
+from dse.graph.population import TOTALS_COLUMNS, PopulationAnalysis
 from dse.registry import PROXIES
 from dse.space import SearchSpace
 
@@ -51,6 +52,7 @@ class AnalyticProxy:
 
     def __init__(self, peak_memory: bool = True):
         self.peak_memory = peak_memory
+        self._population = PopulationAnalysis()
         self.metrics = (
             METRICS if peak_memory else tuple(m for m in METRICS if m != "peak_activation_bytes")
         )
@@ -58,17 +60,12 @@ class AnalyticProxy:
     def evaluate(
         self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace
     ) -> dict[str, float]:
-        t = totals(graph)
-        out = {
-            "params": t.params,
-            "macs": t.macs,
-            "flops": t.flops,
-            "hook_flops": t.hook_flops,
-            "weight_bytes": t.weight_bytes,
-            "bytes_read": t.bytes_read,
-            "bytes_written": t.bytes_written,
-            "num_nodes": t.num_nodes,
-        }
+        return {m: float(v[0]) for m, v in self.evaluate_population([graph]).items()}
+
+    def evaluate_population(self, graphs: Sequence[nx.DiGraph]) -> dict[str, np.ndarray]:
+        """The metrics of every graph, as arrays (float64: exact below 2**53)."""
+        rows, peaks = self._population.analyse(graphs, peak=self.peak_memory)
+        out = {m: rows[:, i] for i, m in enumerate(TOTALS_COLUMNS)}
         if self.peak_memory:
-            out["peak_activation_bytes"] = peak_activation_bytes(graph)
-        return out
+            out["peak_activation_bytes"] = peaks
+        return {m: out[m] for m in self.metrics}

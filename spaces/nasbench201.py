@@ -20,7 +20,8 @@ from typing import Any, Literal
 import networkx as nx
 
 from dse.graph import GraphBuilder
-from dse.graph.builder import FragmentCache
+from dse.graph.builder import FragmentCache, Wiring
+from dse.graph.ops import OpNode
 from dse.registry import SPACES
 from dse.space import Arch, Choice, SearchSpace, SpaceError
 
@@ -31,6 +32,8 @@ EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
 #: order skip_connect, none, nor_conv_3x3, nor_conv_1x1, avg_pool_3x3.
 NASLIB_EDGES = ((1, 0), (2, 0), (3, 0), (2, 1), (3, 1), (3, 2))
 NASLIB_OPS = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
+_EDGE_AT = {e: i for i, e in enumerate(EDGES)}  # (to, from) -> index in EDGES
+_CONVS = ("nor_conv_1x1", "nor_conv_3x3")  # three ops each (ReLU-conv-BN); the others one
 
 #: dataset -> (input resolution, number of classes)
 DATASETS = {"cifar10": (32, 10), "cifar100": (32, 100), "imagenet16_120": (16, 120)}
@@ -38,6 +41,9 @@ DATASETS = {"cifar10": (32, 10), "cifar100": (32, 100), "imagenet16_120": (16, 1
 
 def edge_name(to: int, frm: int) -> str:
     return f"{to}<-{frm}"
+
+
+EDGE_NAMES = tuple(edge_name(*e) for e in EDGES)  # the variables, in arch_str order
 
 
 def parse_arch_str(arch_str: str) -> Arch:
@@ -66,7 +72,9 @@ def to_arch_str(arch: Mapping[str, Any]) -> str:
     """Architecture mapping -> the benchmark's ``arch_str``."""
     parts = []
     for to in (1, 2, 3):
-        parts.append("|" + "|".join(f"{arch[edge_name(to, f)]}~{f}" for f in range(to)) + "|")
+        parts.append(
+            "|" + "|".join(f"{arch[EDGE_NAMES[_EDGE_AT[to, f]]]}~{f}" for f in range(to)) + "|"
+        )
     return "+".join(parts)
 
 
@@ -108,6 +116,13 @@ class NasBench201Space(SearchSpace):
         self.weight_bits = weight_bits
         self.act_bits = act_bits
         self._fragments = FragmentCache()
+        #: cell wiring (conv or not per edge) -> (its wiring, the ops every network shares)
+        self._wirings: dict[tuple[bool, ...], tuple[Wiring, tuple[list[OpNode], ...]]] = {}
+        self._stage_pieces = []  # per stage: edge op (or 2, 3: a sum) -> its ops
+        c, r = channels, self.resolution
+        for _ in range(3):
+            self._stage_pieces.append(self._pieces_at((c, r, r)))
+            c, r = 2 * c, (r - 1) // 2 + 1  # the reduction's 3x3 stride-2 convolution
 
     def arch_id(self, arch: Mapping[str, Any]) -> str:
         return to_arch_str(arch)
@@ -120,7 +135,9 @@ class NasBench201Space(SearchSpace):
         isomorphic (the macro skeleton is fixed), at a fraction of the cost of hashing them."""
         digest = {0: b"in"}
         for to in (1, 2, 3):
-            incoming = sorted(arch[edge_name(to, f)].encode() + digest[f] for f in range(to))
+            incoming = sorted(
+                arch[EDGE_NAMES[_EDGE_AT[to, f]]].encode() + digest[f] for f in range(to)
+            )
             digest[to] = hashlib.blake2b(b"|".join(incoming), digest_size=16).digest()
         key = "/".join(
             map(
@@ -159,7 +176,7 @@ class NasBench201Space(SearchSpace):
         for to in (1, 2, 3):
             incoming = []
             for frm in range(to):
-                op = ops[EDGES.index((to, frm))]
+                op = ops[_EDGE_AT[to, frm]]
                 if op in ("nor_conv_1x1", "nor_conv_3x3"):  # three ops: replay a recorded copy
                     incoming.append(
                         b.block(
@@ -188,31 +205,89 @@ class NasBench201Space(SearchSpace):
         return b.classifier(b.act(b.norm(x, "batch"), "relu"), self.num_classes)
 
     def to_graph(self, arch: Mapping[str, Any]) -> nx.DiGraph:
-        ops = tuple(arch[edge_name(*e)] for e in EDGES)
-        for e, op in zip(EDGES, ops):
+        """The network's graph. Cells whose edges hold the same number of ops (one, or three for
+        the convolutions) wire alike, so the first graph of each of the 64 wirings is built op by
+        op and later ones reuse its :class:`~dse.graph.builder.Wiring` with their own ops (the
+        same graph, checked against the builder's when the wiring is first seen)."""
+        ops = tuple([arch[e] for e in EDGE_NAMES])
+        for e, op in zip(EDGE_NAMES, ops):
             if op not in OPS:
-                raise SpaceError(
-                    f"{edge_name(*e)}: {op!r} is not allowed; allowed values: {list(OPS)}"
-                )
+                raise SpaceError(f"{e}: {op!r} is not allowed; allowed values: {list(OPS)}")
         arch_str = to_arch_str(arch)
-        b = GraphBuilder(
-            f"nasbench201:{arch_str}", weight_bits=self.weight_bits, act_bits=self.act_bits
-        )
+        name = f"nasbench201:{arch_str}"
+        meta = {"space": self.name, "dataset": self.dataset, "arch_str": arch_str}
+        pattern = tuple(op in _CONVS for op in ops)
+        known = self._wirings.get(pattern)
+        if known is not None:
+            wiring, skeleton = known
+            return wiring.graph(self._ops_of(ops, skeleton), name, meta)
+        b = GraphBuilder(name, weight_bits=self.weight_bits, act_bits=self.act_bits)
+        skeleton = self._build(b, ops)
+        b.meta.update(meta)
+        if list(b._ops) != self._ops_of(ops, skeleton):
+            raise AssertionError(
+                f"nasbench201: the op list of {arch_str} differs from the builder's"
+            )
+        self._wirings[pattern] = (b.wiring(), skeleton)
+        return b.build()
+
+    def _cell_ops(self, ops: tuple[str, ...], stage: int) -> list[OpNode]:
+        """The ops of one cell of ``stage`` in the builder's node order (:meth:`_cell`): each
+        cell node's incoming edges in order (EDGES is that order), then the sum of them where
+        there are several."""
+        piece = self._stage_pieces[stage]
+        e0, e1, e2, e3, e4, e5 = [piece[op] for op in ops]
+        return [*e0, *e1, *e2, *piece[2], *e3, *e4, *e5, *piece[3]]
+
+    def _pieces_at(self, shape: tuple[int, int, int]) -> dict[str | int, tuple[OpNode, ...]]:
+        """The ops of each edge op reading a tensor of ``shape``, and (keys 2 and 3) of the sum
+        of that many edges."""
+        pieces: dict[str | int, tuple[OpNode, ...]] = {}
+        for op in OPS:
+            b = GraphBuilder(weight_bits=self.weight_bits, act_bits=self.act_bits)
+            self._edge_op(b, b.input(shape), op, shape[0])
+            pieces[op] = tuple(b._ops[1:])
+        for inputs in (2, 3):
+            b = GraphBuilder(weight_bits=self.weight_bits, act_bits=self.act_bits)
+            b.sum(*[b.input(shape) for _ in range(inputs)])
+            pieces[inputs] = tuple(b._ops[inputs:])
+        return pieces
+
+    def _ops_of(self, ops: tuple[str, ...], skeleton: tuple[list[OpNode], ...]) -> list[OpNode]:
+        """The whole network's op list: stem, cells and reductions, head."""
+        out = list(skeleton[0])
+        for stage in range(3):
+            if stage:
+                out.extend(skeleton[stage])
+            out.extend(self._cell_ops(ops, stage) * self.cells_per_stage)
+        out.extend(skeleton[3])
+        return out
+
+    def _build(self, b: GraphBuilder, ops: tuple[str, ...]) -> tuple[list[OpNode], ...]:
+        """Build the network op by op into ``b``; returns the ops that are the same for every
+        architecture: (input and stem, first reduction, second reduction, head)."""
         cache = self._fragments  # shared by all architectures: edge ops, stem, reductions, head
         cells = FragmentCache()  # this architecture's cell, recorded once and replayed per stage
         x = b.block(cache, "stem", (b.input((3, self.resolution, self.resolution)),), self._stem)
+        fixed = [list(b._ops)]
         c = self.channels
         for stage in range(3):
             if stage:
                 c *= 2
+                start = len(b._ops)
                 x = b.block(
                     cache, ("reduction", c), (x,), lambda bb, xx, cc=c: self._reduction(bb, xx, cc)
                 )
-            for _ in range(self.cells_per_stage):
-                x = b.block(
-                    cells, ("cell", ops, c), (x,), lambda bb, xx, cc=c: self._cell(bb, xx, ops, cc)
-                )
+                fixed.append(b._ops[start:])
+            x = b.chain(
+                cells,
+                ("cell", ops, c),
+                x,
+                lambda bb, xx, cc=c: self._cell(bb, xx, ops, cc),
+                self.cells_per_stage,
+            )
             b.mark_stage(x)
+        start = len(b._ops)
         b.block(cache, "head", (x,), self._head)
-        b.meta.update(space=self.name, dataset=self.dataset, arch_str=arch_str)
-        return b.build()
+        fixed.append(b._ops[start:])
+        return tuple(fixed)

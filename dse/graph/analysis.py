@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from operator import itemgetter
 
 import networkx as nx
 
+from dse.graph.columnar import edge_columns, node_ops, numbered
 from dse.graph.ops import OP_KINDS, GraphError, OpNode, make_op, numel
 
 
@@ -105,35 +106,55 @@ def totals(g: nx.DiGraph) -> GraphTotals:
     Builders share one :class:`OpNode` object among identical ops, so the sum runs over the
     distinct op objects, each weighted by how often it occurs.
     """
-    all_ops = list(map(itemgetter("op"), g._node.values()))  # node-attribute dicts, read directly
-    keys = list(map(id, all_ops))
-    counts = Counter(keys)
-    distinct = dict(zip(keys, all_ops))
+    all_ops = node_ops(g)
+    counts = Counter(map(id, all_ops))
+    distinct = dict(zip(map(id, all_ops), all_ops))
+    hooked: dict[str, bool] = {}  # op kind -> counted by module-hook FLOP counters
     macs = ops = hook = params = wbytes = read = written = 0
     for key, k in counts.items():
         op = distinct[key]
-        macs += k * op.macs
-        ops += k * op.ops
+        m, o = op.macs, op.ops
+        macs += k * m
+        ops += k * o
         params += k * op.params
         wbytes += k * op.weight_bytes
         read += k * op.bytes_read
         written += k * op.bytes_written
-        if OP_KINDS[op.kind].counted_by_hooks:
-            hook += k * (op.macs + op.ops)
-    return GraphTotals(
-        macs, 2 * macs + ops, hook, params, wbytes, read, written, g.number_of_nodes()
-    )
+        counted = hooked.get(op.kind)
+        if counted is None:
+            counted = hooked[op.kind] = OP_KINDS[op.kind].counted_by_hooks
+        if counted:
+            hook += k * (m + o)
+    return GraphTotals(macs, 2 * macs + ops, hook, params, wbytes, read, written, len(all_ops))
 
 
-def _topological_order(g: nx.DiGraph) -> list:
-    """Node order with every edge pointing forward: the insertion order when it already is one
-    (graphs from :class:`GraphBuilder`), else networkx's topological sort."""
-    order = list(g._node)  # insertion order
-    position = {n: i for i, n in enumerate(order)}
-    succ = g._adj
-    if all(position[v] > i for i, n in enumerate(order) for v in succ[n]):
-        return order
-    return list(nx.topological_sort(g))
+def _last_readers(g: nx.DiGraph) -> tuple[Sequence[OpNode], list[int]]:
+    """(the ops in a topological order of the nodes, the position in it of each node's last
+    reader, the node's own position when nobody reads it). The order is the insertion order
+    where that is topological (graphs from :class:`GraphBuilder`, numbered ``0..n-1``, are read
+    straight from their op list and edge columns), else networkx's topological sort."""
+    src, dst = edge_columns(g)
+    n = len(g)
+    if numbered(g):
+        last = list(range(n))
+        for u, v in zip(src, dst):
+            if v <= u:
+                break  # an edge pointing back: not in topological order
+            if v > last[u]:
+                last[u] = v
+        else:
+            return node_ops(g), last
+    order = list(g._node)
+    position = {node: i for i, node in enumerate(order)}
+    if any(position[v] <= position[u] for u, v in zip(src, dst)):
+        order = list(nx.topological_sort(g))  # insertion order is not topological
+        position = {node: i for i, node in enumerate(order)}
+    last = list(range(n))
+    for u, v in zip(src, dst):
+        pu, pv = position[u], position[v]
+        if pv > last[pu]:
+            last[pu] = pv
+    return [g._node[node]["op"] for node in order], last
 
 
 def peak_activation_bytes(g: nx.DiGraph) -> int:
@@ -142,22 +163,10 @@ def peak_activation_bytes(g: nx.DiGraph) -> int:
     A tensor is live from the op that writes it until its last reader has run; this is the
     activation memory an inference runtime without in-place reuse needs.
     """
-    order = _topological_order(g)
-    nodes, pred = g._node, g._pred
-    last = list(range(len(order)))  # position of each tensor's last reader (itself if none)
-    if order == list(range(len(order))):  # GraphBuilder's graphs: node ids are the positions
-        for i in order:
-            for p in pred[i]:
-                last[p] = i  # positions only grow, so the final write is the maximum
-    else:
-        position = {n: i for i, n in enumerate(order)}
-        for i, n in enumerate(order):
-            for p in pred[n]:
-                last[position[p]] = i
-    frees = [0] * len(order)
+    ops, last = _last_readers(g)
+    frees = [0] * len(ops)
     live = peak = 0
-    for i, n in enumerate(order):
-        op = nodes[n]["op"]
+    for i, op in enumerate(ops):
         size = (
             op.bytes_written if op.kind != "input" else (numel(op.out_shape) * op.act_bits + 7) // 8
         )

@@ -8,11 +8,11 @@ thousands of graphs per second this way.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 import networkx as nx
 
+from dse.graph.columnar import ColumnarDiGraph
 from dse.graph.ops import _SPEC_FIELDS, GraphError, OpNode, Shape, _make_op_cached
 
 
@@ -33,6 +33,12 @@ class Fragment:
     input_dst: tuple[int, ...]  # ... which op (relative id) ...
     input_port: tuple[int, ...]  # ... on which port
     output: int  # relative to first op, or -1 - input index when an input passes straight through
+
+    def with_ops(self, ops: Sequence[OpNode]) -> Fragment:
+        """The same wiring with other ops, one for one (the same cell at another width)."""
+        if len(ops) != len(self.ops):
+            raise ValueError(f"ops: {len(self.ops)} expected, got {len(ops)}")
+        return replace(self, ops=tuple(ops))
 
 
 class FragmentCache(dict):
@@ -124,12 +130,7 @@ class GraphBuilder:
         if cache is None:
             return build(self, *inputs)
         ops = self._ops
-        shapes = (
-            (ops[inputs[0]].out_shape,)
-            if len(inputs) == 1
-            else tuple([ops[i].out_shape for i in inputs])
-        )
-        full_key = (key, shapes, self.weight_bits, self.act_bits)
+        full_key = self.fragment_key(key, inputs)
         frag = cache.get(full_key)
         if frag is None:
             return self._record(cache, full_key, inputs, build)
@@ -142,6 +143,60 @@ class GraphBuilder:
         self._dst.extend([v + base for v in frag.input_dst])
         self._port.extend(frag.input_port)
         return frag.output + base if frag.output >= 0 else inputs[-1 - frag.output]
+
+    def chain(
+        self,
+        cache: FragmentCache | None,
+        key: Hashable,
+        x: int,
+        build: Callable[[GraphBuilder, int], int],
+        copies: int,
+    ) -> int:
+        """``copies`` copies of a one-input sub-network in a row, each reading the previous
+        copy's output (NAS-Bench-201's five cells per stage); returns the last output.
+
+        The same graph as ``copies`` calls of :meth:`block`, with the same node and edge order;
+        the replays after the first skip the per-call key and cache lookup.
+        """
+        if copies < 1:
+            raise ValueError(f"copies: must be >= 1, got {copies}")
+        y = self.block(cache, key, (x,), build)
+        if copies == 1:
+            return y
+        frag = None if cache is None else cache.get(self.fragment_key(key, (y,)))
+        if (
+            frag is None
+            or frag.output < 0
+            or frag.n_inputs != 1
+            or frag.ops[frag.output].out_shape != self._ops[y].out_shape
+        ):  # not replayable in a row
+            for _ in range(copies - 1):
+                y = self.block(cache, key, (y,), build)
+            return y
+        ops, src, dst = self._ops, self._src, self._dst
+        isrc, idst, xdst = frag.internal_src, frag.internal_dst, frag.input_dst
+        ports = frag.internal_port + frag.input_port
+        for _ in range(copies - 1):
+            base = len(ops)
+            ops.extend(frag.ops)
+            src.extend([u + base for u in isrc])
+            src.extend([y] * len(xdst))
+            dst.extend([v + base for v in idst])
+            dst.extend([v + base for v in xdst])
+            self._port.extend(ports)
+            y = frag.output + base
+        return y
+
+    def fragment_key(self, key: Hashable, inputs: Sequence[int]) -> tuple:
+        """The cache key under which :meth:`block` records or finds ``key`` read from
+        ``inputs``: the caller's key, the input shapes and the builder's default bit widths."""
+        ops = self._ops
+        shapes = (
+            (ops[inputs[0]].out_shape,)
+            if len(inputs) == 1
+            else tuple([ops[i].out_shape for i in inputs])
+        )
+        return (key, shapes, self.weight_bits, self.act_bits)
 
     def _record(
         self,
@@ -273,36 +328,58 @@ class GraphBuilder:
         self.stage_outputs.append(node)
         return node
 
+    def wiring(self) -> Wiring:
+        """Everything of the graph so far except its ops (see :class:`Wiring`)."""
+        return Wiring(
+            tuple(self._src),
+            tuple(self._dst),
+            tuple(self._port),
+            dict(self._names),
+            tuple(self.inputs),
+            tuple(sorted(set(range(len(self._ops))).difference(self._src))),
+            tuple(self.stage_outputs),
+            len(self._ops),
+        )
+
     def build(self) -> nx.DiGraph:
         """The finished graph. Nodes nobody reads (sinks) are the graph outputs.
 
-        The adjacency dicts are filled in one pass and handed to networkx through its
-        cache-resetting ``_adj``/``_pred`` descriptors (the documented dict-of-dicts structure),
-        several times faster than ``add_nodes_from``/``add_edges_from``.
+        A :class:`~dse.graph.columnar.ColumnarDiGraph`: the node dicts are made now, the
+        adjacency dicts from the edge columns when something first reads them.
         """
-        ops = self._ops
-        succ: list[dict] = [{} for _ in ops]
-        pred: list[dict] = [{} for _ in ops]
-        for u, v, port in zip(self._src, self._dst, self._port):
-            data = {"port": port}
-            succ[u][v] = data
-            pred[v][u] = data
-        g = nx.DiGraph()
-        node_data: dict[int, dict[str, Any]] = {i: {"op": op} for i, op in enumerate(ops)}
-        for i, name in self._names.items():
-            node_data[i]["name"] = name
-        g._node = node_data
-        g._adj = dict(enumerate(succ))
-        g._pred = dict(enumerate(pred))
-        outputs = [i for i, s in enumerate(succ) if not s]
-        g.graph.update(
-            name=self.name,
-            inputs=list(self.inputs),
-            outputs=outputs,
-            stage_outputs=list(self.stage_outputs),
-            meta=dict(self.meta),
+        return self.wiring().graph(self._ops, self.name, self.meta)
+
+
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """A built graph without its ops: edges as int columns, node names, inputs, outputs and
+    stage marks. Architectures that differ only in which op sits at each node (NAS-Bench-201
+    cells whose edges swap one one-node op for another) share one wiring, so a space can keep
+    it and make each new graph from its op list alone (:meth:`graph`)."""
+
+    src: tuple[int, ...]
+    dst: tuple[int, ...]
+    port: tuple[int, ...]
+    names: dict[int, str]
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    stage_outputs: tuple[int, ...]
+    nodes: int
+
+    def graph(self, ops: Sequence[OpNode], name: str, meta: dict) -> nx.DiGraph:
+        """The graph of these wires with ``ops[i]`` at node ``i`` (one op per node)."""
+        if len(ops) != self.nodes:
+            raise GraphError(f"ops: the wiring has {self.nodes} nodes, got {len(ops)} ops")
+        graph = {
+            "name": name,
+            "inputs": list(self.inputs),
+            "outputs": list(self.outputs),
+            "stage_outputs": list(self.stage_outputs),
+            "meta": dict(meta),
+        }
+        return ColumnarDiGraph.from_columns(
+            list(ops), self.names, self.src, self.dst, self.port, graph
         )
-        return g
 
 
 def _columns(rows: list[tuple[int, int, int]]) -> tuple[tuple[int, ...], ...]:

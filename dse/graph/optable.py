@@ -11,21 +11,22 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from itertools import chain
-from operator import attrgetter, itemgetter
+from operator import attrgetter
 
 import networkx as nx
 import numpy as np
 
+from dse.graph.columnar import node_ops
 from dse.graph.ops import OpNode
 
-_getop = itemgetter("op")
 _getuid = attrgetter("uid")
 
 
 def population_ops(graphs: Sequence[nx.DiGraph]) -> tuple[list[OpNode], np.ndarray]:
     """(the op of every node of ``graphs``, graph by graph in insertion order; nodes per graph)."""
-    lengths = np.fromiter((len(g._node) for g in graphs), dtype=np.int64, count=len(graphs))
-    return list(map(_getop, chain.from_iterable(g._node.values() for g in graphs))), lengths
+    per_graph = [node_ops(g) for g in graphs]
+    lengths = np.fromiter(map(len, per_graph), dtype=np.int64, count=len(graphs))
+    return list(chain.from_iterable(per_graph)), lengths
 
 
 class OpTable:
