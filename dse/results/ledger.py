@@ -18,7 +18,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -114,8 +114,8 @@ class RunLedger:
         self.hypervolume = HypervolumeTracker(np.array(ref, dtype=float))
         restored = self._keep(ordered)
         self._restored: set[str] = set(self._slot_of)  # rows a replay will propose again
-        for r in ordered:
-            self._key_by_genes[_genes_key(r["encoding"])] = r["arch_hash"]
+        for r, gkey in zip(ordered, genes_keys([r["encoding"] for r in ordered])):
+            self._key_by_genes[gkey] = r["arch_hash"]
         if len(restored):  # a resumed run continues from the front it had
             self.hypervolume.update(self._feasible_front(restored), 0)
 
@@ -145,12 +145,13 @@ class RunLedger:
         return self._slots.F[slots[self._slots.feasible[slots]]]
 
     # -- the architecture cache ----------------------------------------------------------------
-    def key_of(self, genes: Sequence[int]) -> str | None:
-        """The arch_hash that ``genes`` decoded to before in this run, if any."""
-        return self._key_by_genes.get(_genes_key(genes))
+    def key_of(self, genes: bytes) -> str | None:
+        """The arch_hash that genes (their :func:`genes_keys` key) decoded to before in this
+        run, if any."""
+        return self._key_by_genes.get(genes)
 
-    def remember(self, genes: Sequence[int], key: str) -> None:
-        self._key_by_genes[_genes_key(genes)] = key
+    def remember(self, genes: bytes, key: str) -> None:
+        self._key_by_genes[genes] = key
 
     def has(self, key: str) -> bool:
         return key in self._slot_of
@@ -237,10 +238,20 @@ class RunLedger:
         return self._slots.F[:n][self._slots.feasible[:n]]
 
 
-def _genes_key(genes: Sequence[int]) -> bytes:
-    """A compact dictionary key for a gene vector: its genes as int16 bytes (80 bytes for 40
-    genes, where a tuple of ints takes 360), int64 when a gene does not fit. Keys of one space
-    never collide: the two widths give different lengths for the same number of genes."""
-    x = np.asarray(genes, dtype=np.int64)
-    small = len(x) == 0 or (x.min() >= -32768 and x.max() < 32768)
-    return x.astype(np.int16).tobytes() if small else x.tobytes()
+def genes_keys(X) -> list[bytes]:
+    """A compact dictionary key per gene vector (row of ``X``): its genes as int16 bytes (80
+    bytes for 40 genes, where a tuple of ints takes 360), int64 when a gene does not fit. Keys
+    of one space never collide: the two widths give different lengths for the same number of
+    genes. One numpy pass for a whole batch."""
+    if len(X) == 0:
+        return []
+    X = np.asarray(X, dtype=np.int64)
+    X = X.reshape(len(X), -1)
+    if X.shape[1] == 0:
+        return [b""] * len(X)
+    small = (X.min(axis=1) >= -32768) & (X.max(axis=1) < 32768)
+    narrow = np.ascontiguousarray(X.astype(np.int16))
+    keys = cast(list[bytes], narrow.view(np.dtype((np.void, 2 * X.shape[1]))).ravel().tolist())
+    for i in np.flatnonzero(~small).tolist():
+        keys[i] = X[i].tobytes()
+    return keys

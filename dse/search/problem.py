@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from dse.evaluate import Constraint, Evaluator, Objective
-from dse.results.ledger import BatchEvaluate, Proposal, RunLedger
+from dse.results.ledger import BatchEvaluate, Proposal, RunLedger, genes_keys
 from dse.results.record import RecordShape
 from dse.results.tracker import HypervolumeTracker
 from dse.space import SearchSpace
@@ -117,8 +117,7 @@ class SearchProblem:
             raise ValueError(f"extra: one mapping per row of X, got {len(extra)} for {len(X)}")
         keys: list[str] = []
         pending: dict[str, Proposal] = {}  # new architectures, in order of first sight
-        for j, x in enumerate(X):
-            genes = x.tolist()
+        for j, (x, genes) in enumerate(zip(X, genes_keys(X))):
             key, graph, arch = self.ledger.key_of(genes), None, None
             if key is None:  # identical genes decode to the same architecture: hash it once
                 arch = self.space.decode(x)
@@ -149,7 +148,7 @@ class SearchProblem:
 
     def is_known(self, x: np.ndarray) -> bool:
         """Whether genes ``x`` were proposed before in this run (their record exists)."""
-        return self.ledger.key_of([int(v) for v in x]) is not None
+        return self.ledger.key_of(genes_keys([x])[0]) is not None
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` random encodings, uniform over the space (over the listed ones when restricted)."""

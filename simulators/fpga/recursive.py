@@ -261,25 +261,24 @@ def _greedy_doubling(
     d_used = np.bincount(group_owner, dsp_lane, minlength=n)
     l_used = np.bincount(group_owner, lut_lane, minlength=n)
     level = np.zeros((n, width), dtype=np.int64)
-    rows = np.arange(n)
     active = real & feasible[:, None]
+    # seconds saved by the next doubling and its budget cost, at every level at once; a
+    # round reads them at each instance's level (flat index: instance * levels + level)
+    levels_n = MAX_PF + 1
+    saved_at = (sec[..., :-1] - sec[..., 1:]).reshape(-1)
+    cost_at = (unit_cost[..., None] * 2.0 ** np.arange(levels_n)).reshape(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio_at = np.where(cost_at > 0, saved_at / cost_at, np.inf)
+    base = np.arange(n * width).reshape(n, width) * levels_n
     while True:
-        saved = (
-            np.take_along_axis(sec, level[..., None], 2)
-            - np.take_along_axis(sec, level[..., None] + 1, 2)
-        )[..., 0]
-        active &= (saved > 0) & (level < MAX_PF)
+        at = base + level
+        active &= (saved_at[at] > 0) & (level < MAX_PF)
         live = np.flatnonzero(active.any(axis=1))
         if len(live) == 0:
             break
-        cost = unit_cost[live] * 2.0 ** level[live]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(cost > 0, saved[live] / cost, np.inf)
-        ratio = np.where(active[live], ratio, -1.0)
-        j = np.argmax(
-            ratio, axis=1
-        )  # ties: the first IP by name, as a heap of (ratio, index) would
-        r = rows[live]
+        ratio = np.where(active[live], ratio_at[at[live]], -1.0)
+        j = np.argmax(ratio, axis=1)  # ties: the first IP by name, as a heap of (ratio, index)
+        r = live
         lanes = 2.0 ** level[r, j]
         extra_d, extra_l = d_lane[r, j] * lanes, l_lane[r, j] * lanes
         fits = (d_used[r] + extra_d <= dsp_budget) & (l_used[r] + extra_l <= lut_budget)
