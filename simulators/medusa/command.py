@@ -43,7 +43,9 @@ class MedusaCommand:
         steps = p.add_subparsers(dest="medusa_step", required=True)
         t = steps.add_parser("train", help="train the LM on pydoc_data, then its Medusa heads")
         t.add_argument("--out", required=True, help="model file to write (.pt)")
-        t.add_argument("--steps", type=int, default=300, help="backbone training steps")
+        t.add_argument(
+            "--steps", type=int, default=1200, help="backbone training steps (1,200: converged)"
+        )
         t.add_argument("--head-steps", type=int, default=300, help="head training steps")
         t.add_argument(
             "--medusa",
@@ -107,8 +109,8 @@ def _train(args) -> int:
     before = validation_loss(model, val)
     train_heads(model, train, steps=args.head_steps, seed=args.seed + 1, **shape)  # Medusa-1
     if args.medusa == 2:
-        train_heads(
-            model, train, steps=args.head_steps, joint=True, lr=1e-3, seed=args.seed + 2, **shape
+        train_heads(  # eq. 6.2 at Medusa's settings: backbone 5e-4, heads 4x, lambda_0 0.2
+            model, train, steps=args.head_steps, joint=True, lr=5e-4, seed=args.seed + 2, **shape
         )
     after = validation_loss(model, val)
     torch.save({"config": dataclasses.asdict(config), "state": model.state_dict()}, args.out)
