@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from dse.graph import OpNode
+from dse.proxies.sequence import Attention, Position, SeqPool, SGConv
 
 _ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -94,7 +95,30 @@ def op_module(op: OpNode) -> nn.Module | None:
         return nn.Embedding(op.vocab, op.channels)
     if k == "reshape":
         return _Flatten() if op.mode == "flatten" else _Reshape(op.out_shape)
+    if k in _SEQUENCE_LAYERS:
+        return _SEQUENCE_LAYERS[k](op)
     return None
+
+
+#: the sequence kinds' layers (dse.proxies.sequence), made from their op
+_SEQUENCE_LAYERS = {
+    "sgconv": lambda op: SGConv(
+        op.in_shapes[0][1],
+        op.in_shapes[0][0],
+        op.kernel,
+        bidirectional=op.mode == "bidirectional",
+        decay=op.option("decay", "alpha"),
+        rate=op.option("rate", 0.5),
+        skip=op.bias,
+        prune=op.option("prune", 0.0),
+        prune_method=op.option("prune_method", "magnitude"),
+    ),
+    "attention": lambda op: Attention(
+        max(op.groups, 1), int(op.option("window", 0)), op.mode != "bidirectional"
+    ),
+    "position": lambda op: Position(*op.in_shapes[0]),
+    "seq_pool": lambda op: SeqPool(op.mode),
+}
 
 
 def _merge(kind: str, op: OpNode, xs: list[torch.Tensor]) -> torch.Tensor:

@@ -1,4 +1,10 @@
-"""``trained_accuracy``: a short, seeded training of any graph on real digits (CPU minutes).
+"""``trained_accuracy``: a short, seeded training of any graph on real data (CPU minutes).
+
+Image classifiers train on scikit-learn's digits (below); sequence networks (one ``(L,)`` token
+input: the ``sgconv`` and ``hybrid`` spaces) on the task their graph names (``meta["task"]``:
+ListOps, sequential digits, characters; :mod:`dse.proxies.sequence_tasks`) through
+:func:`dse.proxies.sequence_train.train_sequence`. Both report ``trained_accuracy`` (test
+accuracy) and ``trained_loss`` (test cross-entropy, nats).
 
 The accuracy a search can afford without a supernet: the architecture's own graph, re-shaped to
 a small input (``resolution`` x ``resolution``, 3 channels: the grey digit repeated) with its
@@ -21,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from dse.graph import GraphError, infer_shapes, make_op
+from dse.graph.columnar import node_ops
 from dse.proxies.digits import load_digits
 from dse.proxies.network import build_network
 from dse.registry import PROXIES
@@ -53,6 +60,18 @@ def train_and_test(
     seed: int = 0,
 ) -> float:
     """Test accuracy (fraction) of ``graph`` trained on the digits (see the module doc)."""
+    return train_and_score(graph, epochs, resolution, batch_size, lr, seed)[0]
+
+
+def train_and_score(
+    graph: nx.DiGraph,
+    epochs: int = 3,
+    resolution: int = 32,
+    batch_size: int = 64,
+    lr: float = 0.05,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """(test accuracy, test cross-entropy in nats) of ``graph`` trained on the digits."""
     data = load_digits(resolution, seed)
     net = build_network(small_graph(graph, resolution, data.num_classes), seed=seed)
     gen = torch.Generator().manual_seed(seed)
@@ -68,12 +87,13 @@ def train_and_test(
                 opt.step()
             sched.step()
     net.eval()
+    correct, loss = 0, 0.0
     with torch.no_grad():
-        correct = sum(
-            int((net(x.expand(-1, 3, -1, -1)).argmax(1) == y).sum())
-            for x, y in data.test.batches(256)
-        )
-    return correct / len(data.test.y)
+        for x, y in data.test.batches(256):
+            logits = net(x.expand(-1, 3, -1, -1))
+            correct += int((logits.argmax(1) == y).sum())
+            loss += float(F.cross_entropy(logits, y, reduction="sum"))
+    return correct / len(data.test.y), loss / len(data.test.y)
 
 
 @PROXIES.register("trained_accuracy")
@@ -81,8 +101,8 @@ class TrainedAccuracy:
     """Test accuracy after a short seeded training on scikit-learn's digits (any image net)."""
 
     name = "trained_accuracy"
-    metrics = ("trained_accuracy",)
-    units = {"trained_accuracy": "fraction"}
+    metrics = ("trained_accuracy", "trained_loss")
+    units = {"trained_accuracy": "fraction", "trained_loss": "nats"}
     cost = 10.0  # seconds per architecture, about
 
     def __init__(
@@ -92,19 +112,41 @@ class TrainedAccuracy:
         batch_size: int = 64,
         lr: float = 0.05,
         seed: int = 0,
+        steps: int = 300,
+        sequence_lr: float = 2e-3,
+        sequence_batch_size: int = 32,
     ):
-        for field, value in (("epochs", epochs), ("batch_size", batch_size)):
+        for field, value in (
+            ("epochs", epochs),
+            ("batch_size", batch_size),
+            ("steps", steps),
+            ("sequence_batch_size", sequence_batch_size),
+        ):
             if value < 1:
                 raise ValueError(f"{field}: must be >= 1, got {value}")
         if resolution < 8:
             raise ValueError(f"resolution: must be >= 8, got {resolution}")
-        if not lr > 0:
-            raise ValueError(f"lr: must be > 0, got {lr}")
+        for field, rate in (("lr", lr), ("sequence_lr", sequence_lr)):
+            if not rate > 0:
+                raise ValueError(f"{field}: must be > 0, got {rate}")
         self.settings = dict(
             epochs=epochs, resolution=resolution, batch_size=batch_size, lr=lr, seed=seed
         )
+        self.sequence = dict(steps=steps, batch_size=sequence_batch_size, lr=sequence_lr, seed=seed)
 
     def evaluate(
         self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace
     ) -> dict[str, float]:
-        return {"trained_accuracy": train_and_test(graph, **self.settings)}
+        inputs = [op for op in node_ops(graph) if op.kind == "input"]
+        if len(inputs) == 1 and len(inputs[0].out_shape) == 1:  # token ids: a sequence network
+            from dse.proxies.sequence_tasks import load_task
+            from dse.proxies.sequence_train import train_sequence
+
+            task = graph.graph.get("meta", {}).get("task")
+            if task is None:
+                raise GraphError("trained_accuracy: a sequence graph must name its task in meta")
+            data = load_task(task, inputs[0].out_shape[0], self.sequence["seed"])
+            score = train_sequence(graph, data, **self.sequence)
+            return {"trained_accuracy": score.accuracy, "trained_loss": score.loss}
+        accuracy, loss = train_and_score(graph, **self.settings)
+        return {"trained_accuracy": accuracy, "trained_loss": loss}

@@ -13,7 +13,14 @@ from dataclasses import dataclass, replace
 import networkx as nx
 
 from dse.graph.columnar import ColumnarDiGraph
-from dse.graph.ops import _SPEC_FIELDS, GraphError, OpNode, Shape, _make_op_cached
+from dse.graph.ops import (
+    _SPEC_FIELDS,
+    GraphError,
+    OpNode,
+    Shape,
+    _make_op_cached,
+    normal_options,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +100,8 @@ class GraphBuilder:
             attrs["weight_bits"] = self.weight_bits
         if "act_bits" not in attrs:
             attrs["act_bits"] = self.act_bits
+        if "options" in attrs:
+            attrs["options"] = normal_options(attrs["options"])
         ops = self._ops
         try:
             op = _make_op_cached(
@@ -315,6 +324,40 @@ class GraphBuilder:
 
     def zero(self, x: int, **kw) -> int:
         return self.add("zero", (x,), **kw)
+
+    # -- sequence ops, (L, C) tensors (dse.graph.sequence_ops) ----------------------------------
+    def sgconv(
+        self,
+        x: int,
+        d: int,
+        mode: str = "causal",
+        *,
+        skip: bool = True,
+        decay: str = "alpha",
+        rate: float = 0.5,
+        prune: float = 0.0,
+        prune_method: str = "magnitude",
+        **kw,
+    ) -> int:
+        """SGConv's global depth-wise convolution (eq. 5.1; ``decay="power"``: eq. 5.2)."""
+        options = {"decay": decay, "rate": float(rate), "prune": float(prune)}
+        if prune:
+            options["prune_method"] = prune_method
+        return self.add("sgconv", (x,), kernel=d, mode=mode, bias=skip, options=options, **kw)
+
+    def attention(
+        self, qkv: int, heads: int = 1, window: int = 0, mode: str = "causal", **kw
+    ) -> int:
+        """Softmax attention over packed (L, 3C) queries, keys and values; (L, C) out."""
+        options = {"window": int(window)} if window else {}
+        return self.add("attention", (qkv,), groups=heads, mode=mode, options=options, **kw)
+
+    def position(self, x: int, **kw) -> int:
+        """Add a learned embedding per position."""
+        return self.add("position", (x,), **kw)
+
+    def seq_pool(self, x: int, mode: str = "avg", **kw) -> int:
+        return self.add("seq_pool", (x,), mode=mode, **kw)
 
     # -- common composites --------------------------------------------------------------------
     def classifier(self, x: int, num_classes: int, **kw) -> int:

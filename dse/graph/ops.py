@@ -17,11 +17,13 @@ Cost units, per sample (batch of one):
 * ``flops`` = ``2 * macs + ops``: floating-point operations as a roofline model counts them.
 * ``params``: trainable parameters.
 * ``bytes_read`` / ``bytes_written``: inputs and weights read, output written, at the node's
-  activation and weight bit-widths.
+  activation and weight bit-widths; ``bytes_read`` also counts the op's ``transient``
+  intermediates (elements it writes and reads back inside itself: attention's L x L scores, an
+  FFT convolution's spectra), which memory models add to the op's footprint.
 
 New operator kinds register with :func:`register_op_kind`, giving a shape-inference function and a
-cost
-function; nothing else in the IR needs to change.
+cost function; nothing else in the IR needs to change (:mod:`dse.graph.sequence_ops` adds the
+sequence kinds this way).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class OpCost:
     macs: int = 0
     ops: int = 0
     params: int = 0
+    transient: int = 0  # intermediate elements written and read back inside the op
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,8 @@ class OpNode:
     vocab: int = 0  # embedding rows
     shape: Shape = ()  # reshape / input: target shape
     transpose_b: bool = False  # matmul: second operand is (..., N, K)
+    #: kind-specific settings as sorted (name, value) pairs (sgconv: decay, rate, prune)
+    options: tuple[tuple[str, float | str | bool], ...] = ()
     weight_bits: int = 32
     act_bits: int = 32
     macs: int = field(default=0, compare=False)
@@ -109,6 +114,7 @@ class OpNode:
     params: int = field(default=0, compare=False)
     bytes_read: int = field(default=0, compare=False)
     bytes_written: int = field(default=0, compare=False)
+    transient: int = field(default=0, compare=False)  # elements, see the module docstring
     #: interning number from make_op (0: built directly): lets simulators index per-op tables
     #: with a numpy array instead of hashing each node
     uid: int = field(default=0, compare=False, repr=False)
@@ -130,6 +136,13 @@ class OpNode:
             return (OpNode, tuple(getattr(self, f.name) for f in fields(OpNode)))
         return (_unpickle_op, (self.kind, self.in_shapes, tuple(sorted(self.attrs().items()))))
 
+    def option(self, name: str, default=None):
+        """One of the kind-specific ``options`` (``default`` when it is not set)."""
+        for key, value in self.options:
+            if key == name:
+                return value
+        return default
+
     def attrs(self) -> dict:
         """The defining attributes other than ``kind`` (non-default values only): what
         :func:`make_op` needs, with the input shapes, to rebuild this node."""
@@ -144,13 +157,16 @@ class OpNode:
 
     def spec(self) -> dict:
         """JSON-ready definition: ``kind`` plus :meth:`attrs`, tuples as lists."""
-        return {
-            "kind": self.kind,
-            **{k: list(v) if isinstance(v, tuple) else v for k, v in self.attrs().items()},
-        }
+
+        def plain(v):
+            return [plain(x) for x in v] if isinstance(v, tuple) else v
+
+        return {"kind": self.kind, **{k: plain(v) for k, v in self.attrs().items()}}
 
 
-_DERIVED = frozenset({"out_shape", "macs", "ops", "params", "bytes_read", "bytes_written", "uid"})
+_DERIVED = frozenset(
+    {"out_shape", "macs", "ops", "params", "bytes_read", "bytes_written", "transient", "uid"}
+)
 _SPEC_FIELDS = frozenset(f.name for f in fields(OpNode)) - _DERIVED - {"in_shapes", "kind"}
 _SPEC_DEFAULTS = tuple((f.name, f.default) for f in fields(OpNode) if f.name in _SPEC_FIELDS)
 
@@ -180,7 +196,7 @@ def _make_op_cached(kind: str, in_shapes: tuple[Shape, ...], attrs: tuple) -> Op
     if any(d <= 0 for d in out):
         raise GraphError(f"{kind} with inputs {list(in_shapes)} gives empty output shape {out}")
     cost = spec.cost(node, out)
-    bytes_in = sum(numel(s) for s in in_shapes) * node.act_bits
+    bytes_in = (sum(numel(s) for s in in_shapes) + cost.transient) * node.act_bits
     read = (bytes_in + cost.params * node.weight_bits + 7) // 8
     written = (numel(out) * node.act_bits + 7) // 8 if kind != "input" else 0
     return OpNode(
@@ -193,6 +209,7 @@ def _make_op_cached(kind: str, in_shapes: tuple[Shape, ...], attrs: tuple) -> Op
         params=cost.params,
         bytes_read=read,
         bytes_written=written,
+        transient=cost.transient,
         uid=next(_UIDS),
     )
 
@@ -209,8 +226,16 @@ def make_op(kind: str, in_shapes, **attrs) -> OpNode:
     bad = set(attrs) - _SPEC_FIELDS
     if bad:
         raise GraphError(f"unknown op attribute(s) {sorted(bad)}; allowed: {sorted(_SPEC_FIELDS)}")
+    if "options" in attrs:
+        attrs["options"] = normal_options(attrs["options"])
     shapes = tuple(tuple(int(d) for d in s) for s in in_shapes)
     return _make_op_cached(kind, shapes, tuple(sorted(attrs.items())))
+
+
+def normal_options(options) -> tuple[tuple[str, float | str | bool], ...]:
+    """``options`` (a mapping or (name, value) pairs) as the sorted pairs an OpNode holds."""
+    pairs = options.items() if isinstance(options, dict) else options
+    return tuple(sorted((str(k), v) for k, v in pairs))
 
 
 def clear_op_cache() -> None:

@@ -50,9 +50,7 @@ def from_dict(data: dict) -> nx.DiGraph:
         node_id = entry.pop("id")
         name = entry.pop("name", None)
         kind = entry.pop("kind")
-        attrs: dict[str, Any] = {
-            k: tuple(v) if isinstance(v, list) else v for k, v in entry.items()
-        }
+        attrs: dict[str, Any] = {k: _frozen(v) for k, v in entry.items()}
         # Placeholder op; its real shapes are inferred once all edges exist.
         placeholder = OpNode(kind, (), **attrs) if kind != "input" else make_op(kind, (), **attrs)
         g.add_node(node_id, op=placeholder, **({"name": name} if name else {}))
@@ -65,6 +63,11 @@ def from_dict(data: dict) -> nx.DiGraph:
     infer_shapes(g)
     validate(g)
     return g
+
+
+def _frozen(v: Any) -> Any:
+    """JSON lists back to the (nested) tuples an OpNode holds."""
+    return tuple(_frozen(x) for x in v) if isinstance(v, list) else v
 
 
 def from_json(text: str) -> nx.DiGraph:

@@ -6,6 +6,15 @@ Each IR node becomes the kernels an eager framework (PyTorch without fusion) lau
 * ``add`` / ``mul`` with k inputs: k - 1 binary element-wise kernels, each reading two tensors
   and writing one (how ``sum()`` of branch outputs runs);
 * ``zero`` (NAS-Bench-201's ``none``): one kernel reading and writing the tensor (``x.mul(0)``);
+* ``sgconv`` (SGConv's FFT convolution): memory-bound element-wise kernels (cuFFT's transforms
+  move every element a few times for little arithmetic): two per scale to make the kernel
+  (interpolate, decay), two to concatenate and normalise, per direction; with two directions
+  three more to pad, flip and add them; the input's and the kernel's FFTs, the product and the
+  inverse FFT; the skip's multiply and add. They move the input, the output, the weights and
+  the op's transient elements twice (written, then read);
+* ``attention``: the kernels of :func:`dse.graph.sequence_ops.attention_kernels` (QK^T and PV
+  matmuls, the scaling/mask pass and the softmax over materialised scores), each costed as its
+  own op; its one-row summary (``kernels(graph)``) adds them up;
 * every other kind: one kernel reading its inputs and weights and writing its output.
 
 A batch of ``b`` samples multiplies FLOPs and activation bytes by ``b``; weights are read once.
@@ -24,6 +33,7 @@ import numpy as np
 
 from dse.graph.ops import OpNode, numel
 from dse.graph.optable import OpTable, population_ops
+from dse.graph.sequence_ops import attention_kernels, sgconv_scales
 from dse.simulators.gpu.model import (
     CLASS_INDEX,
     PRECISION_BYTES,
@@ -42,12 +52,36 @@ KIND_CLASS = {
 VIEWS = frozenset({"input", "identity", "reshape", "slice"})
 
 
+#: fused IR kinds the coster runs as the IR ops they expand to
+FUSED = {"attention": attention_kernels}
+
+
+def sgconv_launches(op: OpNode) -> int:
+    """Kernel launches of one ``sgconv`` node (see the module docstring)."""
+    length, _ = op.in_shapes[0]
+    directions = 2 if op.mode == "bidirectional" else 1
+    make = directions * (2 * sgconv_scales(length, op.kernel) + 2) + (3 if directions == 2 else 0)
+    return make + 4 + (2 if op.bias else 0)
+
+
 def op_kernels(op: OpNode) -> tuple[str, int, float, float, float]:
     """(class, kernels, FLOPs, activation elements moved, weight elements) of one node, per
     sample."""
     if op.kind in VIEWS:
         return "elementwise", 0, 0.0, 0.0, 0.0
+    if op.kind in FUSED:  # the summary of its kernels (the coster costs each on its own)
+        parts = [op_kernels(p) for p in FUSED[op.kind](op)]
+        return (
+            "matmul",
+            sum(p[1] for p in parts),
+            float(sum(p[2] for p in parts)),
+            float(sum(p[3] for p in parts)),
+            float(op.params),
+        )
     out = numel(op.out_shape)
+    if op.kind == "sgconv":
+        moved = numel(op.in_shapes[0]) + out + 2 * op.transient
+        return "elementwise", sgconv_launches(op), float(op.flops), float(moved), float(op.params)
     if op.kind in ("add", "mul"):
         k = len(op.in_shapes) - 1
         return "elementwise", k, float(op.flops), 3.0 * out * k, 0.0
@@ -103,6 +137,37 @@ class KernelTable(OpTable):
     def __init__(self, max_rows: int = 200_000):
         super().__init__(kernel_row, 7, max_rows)
         self._columns: tuple[np.ndarray, np.ndarray] | None = None
+
+    def clear(self) -> None:
+        super().clear()
+        self._fused: list[bool] = []  # per row: a FUSED kind's op
+        self._parts: dict[int, np.ndarray] = {}  # row of a fused op -> its kernels' rows
+
+    def _add(self, op: OpNode) -> int:
+        row = super()._add(op)
+        self._fused.append(op.kind in FUSED)
+        return row
+
+    def expand(
+        self, ops: Sequence[OpNode], rows: np.ndarray, lengths: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``rows`` (one per op of ``ops``, graphs of ``lengths`` ops) with each fused op's row
+        replaced by its kernels' rows, and the new lengths; unchanged when none is fused."""
+        fused = np.flatnonzero(np.asarray(self._fused, dtype=bool)[rows]) if len(rows) else []
+        if not len(fused):
+            return rows, lengths
+        pieces, start, extra = [], 0, np.zeros(len(fused), dtype=np.int64)
+        for j, i in enumerate(fused.tolist()):
+            parts = self._parts.get(int(rows[i]))
+            if parts is None:
+                parts = self._parts[int(rows[i])] = self.rows(FUSED[ops[i].kind](ops[i]))
+            pieces += [rows[start:i], parts]
+            extra[j] = len(parts) - 1
+            start = i + 1
+        pieces.append(rows[start:])
+        owner = np.repeat(np.arange(len(lengths)), lengths)[fused]
+        grown = lengths + np.bincount(owner, weights=extra, minlength=len(lengths)).astype(np.int64)
+        return np.concatenate(pieces).astype(np.int64), grown
 
     def arrays(self) -> tuple[np.ndarray, ...]:
         """(class, kernels, flops, act elements, weight elements, act bits, weight bits) per row;
@@ -167,7 +232,7 @@ class GraphCoster:
     def node_rows(self, graphs: Sequence[nx.DiGraph]) -> tuple[np.ndarray, np.ndarray]:
         """(kernel-table row of every node of ``graphs`` in order, number of nodes per graph)."""
         ops, lengths = population_ops(graphs)
-        return self.table.rows(ops), lengths
+        return self.table.expand(ops, self.table.rows(ops), lengths)
 
     def cost(self, graphs: Sequence[nx.DiGraph]) -> PopulationCost:
         """Totals for each graph of ``graphs`` (one numpy pass over all their nodes)."""

@@ -28,6 +28,7 @@ import networkx as nx
 import numpy as np
 
 from dse.fidelity import Fidelity
+from dse.graph.sequence_ops import at_length
 from dse.registry import SIMULATORS
 from dse.simulators.gpu.kernels import GraphCoster
 from dse.simulators.gpu.model import GpuCostModel
@@ -66,9 +67,15 @@ class GpuSimulator:
         devices_file: str | None = None,
         launch_overhead_us: float | None = None,
         memory_fraction: float = 0.9,
+        sequence_length: int | None = None,
     ):
         if not 0 < memory_fraction <= 1:
             raise ValueError(f"memory_fraction: must be in (0, 1], got {memory_fraction}")
+        if sequence_length is not None and sequence_length < 1:
+            raise ValueError(f"sequence_length: must be >= 1, got {sequence_length}")
+        #: cost sequence networks at this many tokens instead of their own length (a space
+        #: trained at a short length, deployed on long sequences); None: as built
+        self.sequence_length = sequence_length
         self.model = GpuCostModel.create(device, calibration, devices_file, launch_overhead_us)
         self.coster = GraphCoster(self.model, batch_size, precision)
         self.memory_fraction = memory_fraction
@@ -113,6 +120,8 @@ class GpuSimulator:
 
     def evaluate_population(self, graphs: Sequence[nx.DiGraph]) -> dict[str, np.ndarray]:
         """The metrics of every graph, as arrays (one vectorised pass)."""
+        if self.sequence_length is not None:
+            graphs = [at_length(g, self.sequence_length) for g in graphs]
         c = self.coster.cost(graphs)
         memory = c.weight_bytes + c.peak_op_bytes
         return {
