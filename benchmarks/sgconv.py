@@ -44,7 +44,7 @@ TABLE_5_3_CPU = dict(
     zip((256, 512, 1024, 2048, 4096, 8192, 16384), (23.8, 56.2, 108.7, 211.3, 409.3, 789.5, 1559.3))
 )
 TABLE_5_6_ATTENTION = dict(zip((256, 512, 1024, 2048), (2.6, 7.3, 23.2, 91.7)))
-LISTOPS = dict(n=3000, length=256, max_depth=2, max_args=4)
+LISTOPS = dict(n=3000, length=128, max_depth=2, max_args=4)
 TRAIN = dict(steps=600, lr=3e-3, batch_size=32)
 HYBRID_LENGTH = 128  # the hybrid LM's training length (its latency is costed at 4096)
 
@@ -223,7 +223,7 @@ def orders(args) -> None:
         if space.order(arch) not in seen:
             seen.add(space.order(arch))
             archs.append(arch)
-    provider = PROXIES.create("trained_accuracy", steps=TRAIN["steps"], sequence_lr=TRAIN["lr"])
+    provider = PROXIES.create("trained_accuracy", steps=args.lm_steps, sequence_lr=TRAIN["lr"])
     mix = PROXIES.create("layer_mix")
     rows = []
     for arch in archs:
@@ -240,7 +240,7 @@ def orders(args) -> None:
     rho = float(spearmanr([r[1] for r in rows], [r[2] for r in rows])[0])
     print(
         f"orders: {len(rows)} hybrid stacks (4 A + 4 C, 64 channels, L = {HYBRID_LENGTH}), "
-        f"character LM on pydoc_data, {TRAIN['steps']} steps"
+        f"character LM on pydoc_data, {args.lm_steps} steps"
     )
     for order, depth, loss in sorted(rows, key=lambda r: r[1]):
         print(f"  {order}  SGConv depth {depth:5.3f}  validation loss {loss:.4f} nats/byte")
@@ -262,7 +262,7 @@ def nsga(args) -> None:
             "heads": 4,
         },
         "proxies": {
-            "trained_accuracy": {"steps": TRAIN["steps"], "sequence_lr": TRAIN["lr"]},
+            "trained_accuracy": {"steps": args.lm_steps, "sequence_lr": TRAIN["lr"]},
             "layer_mix": {},
         },
         "simulators": {
@@ -319,7 +319,8 @@ def main() -> None:
         help="speed: largest attention score memory to run on this CPU",
     )
     ap.add_argument("--orders", type=int, default=20)
-    ap.add_argument("--nsga-evaluations", type=int, default=32)
+    ap.add_argument("--lm-steps", type=int, default=600, help="orders, nsga: LM training steps")
+    ap.add_argument("--nsga-evaluations", type=int, default=24)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("results/sgconv"))
     args = ap.parse_args()
