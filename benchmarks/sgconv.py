@@ -17,8 +17,9 @@ Sections (``--only`` picks some; all by default):
 * ``orders``: 8-slot hybrid stacks with 4 SGConv blocks, at least 20 seeded orders trained as a
   character-level LM on ``pydoc_data``; Spearman of the SGConv blocks' average depth against
   validation loss (fig. 5.6b: negative, deeper SGConv is better).
-* ``nsga``: NSGA-II over the same hybrid space, validation loss (trained at the training length)
-  against A100 latency at L = 4096 (the GPU simulator's ``sequence_length``), its Pareto table.
+* ``nsga``: NSGA-II over the 8-slot hybrid space with any number of SGConv blocks (with a fixed
+  count every order costs the same), validation loss (trained at the training length) against
+  A100 latency at L = 4096 (the GPU simulator's ``sequence_length``), its Pareto table.
 
     python benchmarks/sgconv.py [--only speed tasks ...] [--seeds 3] [--out results/sgconv]
 """
@@ -257,7 +258,6 @@ def nsga(args) -> None:
             "name": "hybrid",
             "task": "chars",
             "length": HYBRID_LENGTH,
-            "sgconv_count": 4,
             "channels": 64,
             "heads": 4,
         },
@@ -288,12 +288,12 @@ def nsga(args) -> None:
         f"nsga: {len(df)} architectures evaluated ({result.proposals} proposals), Pareto front "
         "of validation loss against A100 latency at L = 4096 (batch 1):"
     )
-    print(f"  {'order':10s} {'loss':>7s} {'A100 ms':>8s} {'SGConv depth':>12s}")
+    print(f"  {'order':10s} {'loss':>7s} {'A100 ms':>8s} {'SGConv layers':>13s} {'depth':>6s}")
     for i in sorted(front, key=lambda i: pts[i][1]):
         r = df.iloc[i]
         print(
             f"  {r.arch_id:10s} {r.trained_loss:7.4f} {r.gpu_latency_ms:8.3f} "
-            f"{r.sgconv_depth:12.3f}"
+            f"{r.sgconv_layers:13.0f} {r.sgconv_depth:6.3f}"
         )
 
 
