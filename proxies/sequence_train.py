@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from dse.graph import GraphError
 from dse.graph.columnar import node_ops
+from dse.graph.sequence_ops import token_input
 from dse.proxies.network import build_network
 from dse.proxies.sequence import prune_sgconv
 from dse.proxies.sequence_tasks import SequenceData
@@ -34,11 +35,11 @@ class SequenceScore:
 
 def check_fits(graph: nx.DiGraph, data: SequenceData) -> None:
     """One clear error when ``graph`` cannot read ``data`` (length, vocabulary or classes)."""
-    ops = node_ops(graph)
-    inputs = [op for op in ops if op.kind == "input"]
-    if len(inputs) != 1 or len(inputs[0].out_shape) != 1:
+    node = token_input(graph)
+    if node is None:
         raise GraphError("a sequence task needs a graph with one (L,) token input")
-    length = inputs[0].out_shape[0]
+    length = graph.nodes[node]["op"].out_shape[0]
+    ops = node_ops(graph)
     if length != data.train_x.shape[1]:
         raise GraphError(
             f"the graph reads {length} tokens; the task's sequences have {data.train_x.shape[1]}"

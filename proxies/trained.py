@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from dse.graph import GraphError, infer_shapes, make_op
-from dse.graph.columnar import node_ops
+from dse.graph.sequence_ops import token_input
 from dse.proxies.digits import load_digits
 from dse.proxies.network import build_network
 from dse.registry import PROXIES
@@ -137,15 +137,16 @@ class TrainedAccuracy:
     def evaluate(
         self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace
     ) -> dict[str, float]:
-        inputs = [op for op in node_ops(graph) if op.kind == "input"]
-        if len(inputs) == 1 and len(inputs[0].out_shape) == 1:  # token ids: a sequence network
+        node = token_input(graph)
+        if node is not None:  # token ids: a sequence network
             from dse.proxies.sequence_tasks import load_task
             from dse.proxies.sequence_train import train_sequence
 
             task = graph.graph.get("meta", {}).get("task")
             if task is None:
                 raise GraphError("trained_accuracy: a sequence graph must name its task in meta")
-            data = load_task(task, inputs[0].out_shape[0], self.sequence["seed"])
+            length = graph.nodes[node]["op"].out_shape[0]
+            data = load_task(task, length, self.sequence["seed"])
             score = train_sequence(graph, data, **self.sequence)
             return {"trained_accuracy": score.accuracy, "trained_loss": score.loss}
         accuracy, loss = train_and_score(graph, **self.settings)

@@ -8,7 +8,7 @@ thousands of graphs per second this way.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import networkx as nx
 
@@ -40,12 +40,6 @@ class Fragment:
     input_dst: tuple[int, ...]  # ... which op (relative id) ...
     input_port: tuple[int, ...]  # ... on which port
     output: int  # relative to first op, or -1 - input index when an input passes straight through
-
-    def with_ops(self, ops: Sequence[OpNode]) -> Fragment:
-        """The same wiring with other ops, one for one (the same cell at another width)."""
-        if len(ops) != len(self.ops):
-            raise ValueError(f"ops: {len(self.ops)} expected, got {len(ops)}")
-        return replace(self, ops=tuple(ops))
 
 
 class FragmentCache(dict):

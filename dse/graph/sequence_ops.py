@@ -26,6 +26,7 @@ import math
 
 import networkx as nx
 
+from dse.graph.analysis import infer_shapes
 from dse.graph.ops import GraphError, OpCost, OpNode, Shape, make_op, numel, register_op_kind
 
 #: FLOPs of a real FFT of length n per n log2 n: half a complex FFT's 5 n log2 n (the usual count)
@@ -199,17 +200,24 @@ register_op_kind(
 )
 
 
+def token_input(graph: nx.DiGraph):
+    """The node of ``graph``'s one ``(L,)`` token input, or None when ``graph`` is not a
+    sequence network (no such input, or more than one input)."""
+    inputs = [n for n in graph if graph.nodes[n]["op"].kind == "input"]
+    if len(inputs) == 1 and len(graph.nodes[inputs[0]]["op"].out_shape) == 1:
+        return inputs[0]
+    return None
+
+
 def at_length(graph: nx.DiGraph, length: int) -> nx.DiGraph:
     """A copy of sequence network ``graph`` reading ``length`` tokens: the token input re-shaped,
     every op's shapes and costs re-derived (an SGConv kernel's scale count follows L, eq. 5.1).
     What a search trained at a short length is costed at when deployed on long sequences."""
-    from dse.graph.analysis import infer_shapes
-
     if length < 1:
         raise GraphError(f"length: must be >= 1, got {length}")
     g = graph.copy()
-    inputs = [n for n in g if g.nodes[n]["op"].kind == "input"]
-    if len(inputs) != 1 or len(g.nodes[inputs[0]]["op"].out_shape) != 1:
+    node = token_input(g)
+    if node is None:
         raise GraphError("at_length needs a sequence network with one (L,) token input")
-    g.nodes[inputs[0]]["op"] = make_op("input", (), shape=(length,))
+    g.nodes[node]["op"] = make_op("input", (), shape=(length,))
     return infer_shapes(g)
