@@ -4,6 +4,9 @@
   ``nasbench201_naslib.csv``, on all three data sets (worst and median relative error).
 * How well the analytic metrics rank validation accuracy on those cells (Spearman rho).
 * The reference networks against their published parameter and MAC counts.
+* TransNAS-Bench-101 micro: parameters and FLOPs against NASLib's for the 355 cells of
+  ``transnas101_micro_naslib.csv`` on all seven tasks (FLOPs: the residual, NASLib's minus
+  ours, which is one constant per task).
 
     python benchmarks/reference_check.py [--data data]
 """
@@ -19,6 +22,7 @@ from timing import DATA
 
 from dse.graph import totals
 from dse.spaces.nasbench201 import NasBench201Space, from_naslib_indices
+from dse.spaces.transnas101 import TASKS, TransNas101MicroSpace
 from dse.spaces.zoo import PUBLISHED, build
 
 
@@ -55,6 +59,16 @@ def main() -> None:
             f"{name:18s} {t.params / 1e6:9.3f}M {t.params / ref.params - 1:+8.2%} "
             f"{t.macs / 1e6:9.1f}M {macs:>8s}  {ref.source}"
         )
+    tnb = pd.read_csv(Path(args.data) / "transnas101_micro_naslib.csv", dtype=str)
+    print(f"\nTransNAS-Bench-101 micro vs NASLib, {len(tnb)} cells (naslib_op_indices)")
+    print(f"{'task':16s} {'params max err':>15s} {'FLOPs residual min':>19s} {'max':>10s}")
+    for task in TASKS:
+        space = TransNas101MicroSpace(task)
+        t = [totals(space.to_graph(space.parse(i))) for i in tnb.naslib_op_indices]
+        p_err = np.abs(np.array([x.params for x in t]) / tnb[f"naslib_params_{task}"].astype(float)
+                       / 1e6 - 1)  # fmt: skip
+        resid = tnb[f"naslib_flops_{task}"].astype(float) * 1e6 - [x.hook_flops for x in t]
+        print(f"{task:16s} {p_err.max():15.2e} {resid.min():19,.0f} {resid.max():10,.0f}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from dse.proxies.sequence import Attention, Position, SeqPool, SGConv
 _ACTIVATIONS = {
     "relu": nn.ReLU,
     "relu6": nn.ReLU6,
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
     "sigmoid": nn.Sigmoid,
     "swish": nn.SiLU,
     "hswish": nn.Hardswish,
@@ -70,6 +71,16 @@ def op_module(op: OpNode) -> nn.Module | None:
         groups = cin if k == "dwconv2d" else op.groups
         return nn.Conv2d(
             cin, op.out_shape[0], op.kernel, op.stride, _pad(op), groups=groups, bias=op.bias
+        )
+    if k == "deconv2d":
+        return nn.ConvTranspose2d(
+            op.in_shapes[0][0],
+            op.channels,
+            op.kernel,
+            op.stride,
+            op.kernel // 2,
+            output_padding=op.stride - 1,
+            bias=op.bias,
         )
     if k == "linear":
         return nn.Linear(op.in_shapes[0][-1], op.channels, bias=op.bias)
@@ -138,10 +149,10 @@ def _merge(kind: str, op: OpNode, xs: list[torch.Tensor]) -> torch.Tensor:
         return xs[0]
     if kind == "slice":
         return xs[0][:, : op.channels]
-    if kind == "zero":
-        return (
-            xs[0] * 0.0
-        )  # NAS-Bench-201's "none": zeros, keeping the graph connected for autograd
+    if kind == "zero":  # the "none" edge: zeros, keeping the graph connected for autograd
+        if op.out_shape == op.in_shapes[0]:
+            return xs[0] * 0.0
+        return xs[0].new_zeros((xs[0].shape[0], *op.out_shape)) + 0.0 * xs[0].sum()
     if kind == "matmul":
         b = xs[1].transpose(-1, -2) if op.transpose_b else xs[1]
         return xs[0] @ b

@@ -269,6 +269,14 @@ class GraphBuilder:
             **kw,
         )
 
+    def deconv(
+        self, x: int, channels: int, kernel: int = 3, stride: int = 2, *, bias: bool = True, **kw
+    ) -> int:
+        """Transposed convolution upsampling by ``stride``."""
+        return self.add(
+            "deconv2d", (x,), channels=channels, kernel=kernel, stride=stride, bias=bias, **kw
+        )
+
     def dwconv(self, x: int, kernel: int, stride: int = 1, **kw) -> int:
         return self.add("dwconv2d", (x,), kernel=kernel, stride=stride, **kw)
 

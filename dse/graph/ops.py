@@ -309,6 +309,29 @@ register_op_kind("conv2d", _conv_infer, _conv_cost)
 register_op_kind("dwconv2d", _conv_infer, _conv_cost)
 
 
+def _deconv_infer(node: OpNode) -> Shape:
+    """A transposed convolution that upsamples by ``stride`` (padding ``kernel // 2`` and output
+    padding ``stride - 1``, the decoders of pix2pix and TransNAS-Bench-101)."""
+    _, h, w = _feature_map(node)
+    if node.channels <= 0:
+        raise GraphError("deconv2d needs channels > 0")
+    return node.channels, h * node.stride, w * node.stride
+
+
+def _deconv_cost(node: OpNode, out: Shape) -> OpCost:
+    """Every input pixel scatters a ``kernel x kernel x channels`` patch: ``Cin k^2 Cout`` MACs
+    per input pixel; the bias adds one op per output element."""
+    cin, h, w = node.in_shapes[0]
+    per_in = node.kernel * node.kernel * out[0]
+    params = cin * per_in + (out[0] if node.bias else 0)
+    return OpCost(macs=cin * h * w * per_in, ops=numel(out) if node.bias else 0, params=params)
+
+
+# NAS-Bench-201's get_model_infos (the counter NASLib reports with) has no hook for transposed
+# convolutions, so hook_flops leaves them out as its FLOPs columns do; macs and flops count them.
+register_op_kind("deconv2d", _deconv_infer, _deconv_cost, counted_by_hooks=False)
+
+
 def _linear_infer(node: OpNode) -> Shape:
     if node.channels <= 0:
         raise GraphError("linear needs channels (out features) > 0")
@@ -428,7 +451,19 @@ def _norm_cost(node: OpNode, out: Shape) -> OpCost:
 
 register_op_kind("norm", _same_shape, _norm_cost)
 
-ACTIVATIONS = ("relu", "relu6", "sigmoid", "swish", "hswish", "hsigmoid", "gelu", "tanh", "softmax")
+#: activation modes; ``leaky_relu`` has slope 0.2 (the pix2pix-style decoders that use it)
+ACTIVATIONS = (
+    "relu",
+    "relu6",
+    "leaky_relu",
+    "sigmoid",
+    "swish",
+    "hswish",
+    "hsigmoid",
+    "gelu",
+    "tanh",
+    "softmax",
+)
 
 
 def _act_infer(node: OpNode) -> Shape:
@@ -475,5 +510,17 @@ def _slice_infer(node: OpNode) -> Shape:
 
 
 register_op_kind("slice", _slice_infer, lambda n, o: OpCost(), counted_by_hooks=False)
-# NAS-Bench-201's "none" edge: outputs zeros of the input's shape, costs nothing.
-register_op_kind("zero", _same_shape, lambda n, o: OpCost(), counted_by_hooks=False)
+
+
+def _zero_infer(node: OpNode) -> Shape:
+    """Zeros of the input's shape, or on a reducing edge (``stride``, ``channels``) of the shape
+    the edge's other ops give: ``channels`` x ceil(H / stride) x ceil(W / stride)."""
+    s = node.in_shapes[0]
+    if node.stride == 1 and not node.channels:
+        return s
+    c, h, w = _feature_map(node)
+    return node.channels or c, -(-h // node.stride), -(-w // node.stride)
+
+
+# NAS-Bench-201's "none" edge: outputs zeros, costs nothing.
+register_op_kind("zero", _zero_infer, lambda n, o: OpCost(), counted_by_hooks=False)

@@ -41,7 +41,9 @@ PSI_DEFAULT: dict[int, float] = {4: 0.0, 8: 0.5, 16: 1.0, 32: 4.0}
 LUT_PER_LANE = 25.0
 
 #: IP classes (one IP type per class and kernel size in the recursive architecture).
-_CONV_KINDS = {"conv2d": "conv", "linear": "fc", "matmul": "matmul"}
+#: a transposed convolution runs on the k x k convolution IP with its own MACs (a scatter of
+#: each input pixel, not a convolution over a zero-inserted map)
+_CONV_KINDS = {"conv2d": "conv", "deconv2d": "conv", "linear": "fc", "matmul": "matmul"}
 _SKIP_KINDS = frozenset({"input", "reshape", "identity", "zero", "concat", "slice"})
 #: Kinds an accelerator fuses into the neighbouring compute layer when ``fuse`` is on: batch norm
 #: folds into the convolution's weights and bias, an activation is applied to the data as it
@@ -151,7 +153,8 @@ def layer_row(op, ip_code: Callable[[str], int], fuse: bool) -> tuple:
         return -1, 0, 0, 0, 0, 0
     cin_shape = op.in_shapes[0]
     if op.kind in _CONV_KINDS:
-        ip = _CONV_KINDS[op.kind] + (f"{op.kernel}x{op.kernel}" if op.kind == "conv2d" else "")
+        kernel = f"{op.kernel}x{op.kernel}" if op.kind in ("conv2d", "deconv2d") else ""
+        ip = _CONV_KINDS[op.kind] + kernel
         work, bits = op.macs, op.weight_bits  # k^2 h w c_in c_out (grouped: / groups), eq. 2.14
     elif op.kind == "dwconv2d":
         ip, work, bits = f"dwconv{op.kernel}x{op.kernel}", op.macs, op.weight_bits  # k^2 h w c_in

@@ -44,6 +44,7 @@ from dse.simulators.gpu.model import (
 
 KIND_CLASS = {
     "conv2d": "conv",
+    "deconv2d": "conv",  # a transposed convolution: its MACs on the convolution kernels
     "dwconv2d": "dwconv",
     "linear": "linear",
     "matmul": "matmul",
