@@ -36,6 +36,7 @@ from dse.graph import totals
 from dse.proxies.data import image_batch
 from dse.proxies.eproxy import largest_macs
 from dse.proxies.network import build_network
+from dse.proxies.proxy_eval import space_param_values
 from dse.proxies.proxy_spaces import PROXY_CONFIG_GRAPH, decisions
 from dse.proxies.saved import save_proxy
 from dse.proxies.tabular import read_keyed_column
@@ -161,6 +162,13 @@ class DpsCommand:
         p.add_argument("--truth", required=True, help="CSV of benchmarked architectures")
         p.add_argument("--target", default="val_acc_cifar10", help="ground-truth column")
         p.add_argument("--space", default="nasbench201", help="the architectures' space")
+        p.add_argument(
+            "--space-param",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="a parameter of the architectures' space, e.g. task=jigsaw (repeatable)",
+        )
         p.add_argument("--arch-column", default="arch_str")
         p.add_argument("--ops-column", default=None, help="second key column (nasbench101: ops)")
         p.add_argument(
@@ -213,6 +221,7 @@ class DpsCommand:
 
         key = args.arch_column if not args.ops_column else [args.arch_column, args.ops_column]
         space_params = {} if args.iterations is None else {"iterations": args.iterations}
+        target_params = space_param_values(args.space_param)
         execution = {
             k: v
             for k, v in (("workers", args.workers), ("scheduler", args.scheduler))
@@ -230,6 +239,7 @@ class DpsCommand:
                     "key": key,
                     "archs": args.archs,
                     "sample_seed": args.sample_seed,
+                    **({"space_params": target_params} if target_params else {}),
                 }
             },
             "objectives": [{"metric": "rho", "direction": "max"}],
@@ -270,6 +280,7 @@ class DpsCommand:
                     "truth": args.truth,
                     "target": args.target,
                     "space": args.space,
+                    "space_params": target_params,
                     "key": key,
                     "archs": texts,
                     "configurations": int(len(ok)),

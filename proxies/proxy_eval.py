@@ -111,6 +111,20 @@ def score_table(
     )
 
 
+def space_param_values(items: Sequence[str]) -> dict[str, Any]:
+    """``["resolution=32", "task=jigsaw"]`` -> ``{"resolution": 32, "task": "jigsaw"}``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--space-param: {item!r} is not KEY=VALUE")
+        try:
+            out[key] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key] = text
+    return out
+
+
 @COMMANDS.register("proxy-eval")
 class ProxyEvalCommand:
     """Proxy report card: Spearman, Kendall, top-10% retrieval and seconds per architecture."""
@@ -119,6 +133,14 @@ class ProxyEvalCommand:
         p.add_argument("--space", default="nasbench201", help="space name (default nasbench201)")
         p.add_argument(
             "--dataset", default=None, help="space dataset, e.g. cifar10, cifar100, imagenet16_120"
+        )
+        p.add_argument(
+            "--space-param",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="a space parameter, e.g. resolution=32 (repeatable; values read as JSON, "
+            "else as text)",
         )
         p.add_argument(
             "--truth",
@@ -204,7 +226,10 @@ class ProxyEvalCommand:
                 )
         if args.limit:
             df = df.sample(n=min(args.limit, len(df)), random_state=args.seed)
-        space_params = {"dataset": args.dataset} if args.dataset else {}
+        space_params = {
+            **({"dataset": args.dataset} if args.dataset else {}),
+            **space_param_values(args.space_param),
+        }
         space = SPACES.create(args.space, **space_params)
         if not hasattr(space, "parse"):
             raise ValueError(

@@ -132,9 +132,12 @@ class ProxyScorer:
 
     def score(self, arch: dict) -> dict:
         """``{"arch_id", <proxy>: value, <proxy>_s: seconds}``; a failing proxy scores NaN."""
+        return self.score_graph(self.space.to_graph(arch), arch)
+
+    def score_graph(self, graph, arch: dict) -> dict:
+        """:meth:`score` of an architecture whose graph is already built."""
         from dse.proxies.zero_cost import context_for, io_shapes, score
 
-        graph = self.space.to_graph(arch)
         row: dict = {"arch_id": self.space.arch_id(arch)}
         key = io_shapes(graph)
         for p in self.measured:

@@ -24,6 +24,10 @@ PROVIDERS = {
     "eproxy": ("nasbench201", {"batch_size": 4}),
     "gennas": ("nasbench201", {"batch_size": 4}),
     "trained_accuracy": ("nasbench201", {"epochs": 1, "resolution": 8, "batch_size": 256}),
+    "proxy_ensemble": (
+        "nasbench201",
+        {"components": ["synflow", "params"], "weights": [1.0, 0.5], "batch_size": 8},
+    ),
 }
 SLOW = {"proxy_fitness", "gennas", "eproxy"}
 ZERO_COST_BATCH = 8

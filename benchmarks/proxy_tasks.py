@@ -1,0 +1,249 @@
+"""Proxies across tasks and spaces: report cards, the few-shot ensemble and regularised SWAP.
+
+Two sections, each reading the scores of one ``dse proxy-eval --out DIR`` pass (the command is
+run first when DIR has no scores; it is checkpointed, so a killed run continues with the same
+command):
+
+* ``nb201``: NAS-Bench-201's 362 cells. Per data set, the ensemble (:mod:`dse.proxies.ensemble`)
+  and SWAP's size prior (:func:`dse.proxies.swap_reg.fit_size_prior`) are fitted on the 20 cells
+  DPS sees (``fitness_rows(362, 20, 0)``) and scored on the other 342, beside each component
+  alone on the same cells, with the CPU seconds per cell the components cost.
+* ``transnas``: TransNAS-Bench-101 micro, one scoring pass of the class_scene network at a
+  reduced resolution ranked against all seven tasks; per task the card of every proxy on the
+  cells, NASLib's best zero-cost column on the same cells, the ensemble fitted per task on DPS's
+  20 of them (scored on the rest), with ``--extra DIR`` Eproxy and the per-task DPS
+  configurations ``eproxy@tnb-<task>-dps`` (on the cells DPS never saw), and table 4.4's
+  published Eproxy and Eproxy + DPS figures.
+
+    python benchmarks/proxy_tasks.py nb201 --scores results/nb201_zc
+    python benchmarks/proxy_tasks.py nb201 --scores results/nb201_zc --extra results/nb201_eproxy
+    python benchmarks/proxy_tasks.py transnas --scores results/tnb_zc --limit 0 \
+        --extra results/tnb_eproxy
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dse.proxies.dps import fitness_rows
+from dse.proxies.ensemble import fit_ensemble
+from dse.proxies.report_card import ProxyScorer, top_retrieval
+from dse.proxies.swap_reg import fit_size_prior, regularised
+from dse.registry import SPACES
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+COMPONENTS = ["swap", "nwot", "synflow", "jacob_cov", "params", "flops"]
+NB201_TARGETS = {
+    "cifar10": "val_acc_cifar10",
+    "cifar100": "val_acc_cifar100",
+    "imagenet16_120": "val_acc_imagenet16_120",
+}
+TNB_TASKS = [
+    "class_scene",
+    "class_object",
+    "room_layout",
+    "jigsaw",
+    "segmentsemantic",
+    "normal",
+    "autoencoder",
+]
+#: NASLib's zero-cost columns (their names in the tables, after ``naslib_``)
+NASLIB_ZC = ["grasp", "fisher", "grad_norm", "l2_norm", "plain", "nwot", "epe_nas", "jacov", "snip"]
+
+
+def card_row(name: str, score, truth, seconds: float | None = None) -> dict:
+    s, t = pd.Series(np.asarray(score, dtype=float)), pd.Series(np.asarray(truth, dtype=float))
+    return {
+        "proxy": name,
+        "spearman": s.corr(t, method="spearman"),
+        "kendall": s.corr(t, method="kendall"),
+        "top10": top_retrieval(s.to_numpy(), t.to_numpy()),
+        "cpu_s": seconds,
+        "n": int(len(s)),
+    }
+
+
+def ensure_scores(out: Path, command: list[str]) -> pd.DataFrame:
+    """``out``'s scores, running ``dse proxy-eval`` (checkpointed, ``--resume``) if needed."""
+    if not (out / "scores.parquet").exists():
+        resume = ["--resume"] if (out / "scored.parquet").exists() else []
+        print("running:", " ".join(["dse", "proxy-eval", *command, *resume]), flush=True)
+        subprocess.run(["dse", "proxy-eval", *command, *resume], check=True)
+    return pd.read_parquet(out / "scores.parquet")
+
+
+def few_shot(scores: pd.DataFrame, truth: np.ndarray, fit: np.ndarray, components) -> list[dict]:
+    """The ensemble, SWAP-reg and each component alone on the rows outside ``fit``."""
+    held = np.setdiff1d(np.arange(len(scores)), fit)
+    values = scores[components].to_numpy(dtype=float)
+    ens = fit_ensemble(components, values[fit], truth[fit])
+    seconds = {c: float(scores[f"{c}_s"].mean()) for c in components}
+    rows = [card_row("ensemble", ens.combine(values[held]), truth[held], sum(seconds.values()))]
+    if "swap" in scores and "params" in scores:
+        mu, sigma, _ = fit_size_prior(scores.swap[fit], scores.params[fit], truth[fit])
+        reg = regularised(scores.swap.to_numpy(), scores.params.to_numpy(), mu, sigma)
+        rows.append(card_row("swap_reg", reg[held], truth[held], seconds.get("swap")))
+        rows[-1]["note"] = f"mu {mu:.0f}K, sigma {sigma:.3g}"
+    for c in components:
+        rows.append(card_row(c, scores[c].to_numpy()[held], truth[held], seconds[c]))
+    weights = ", ".join(f"{c} {w:+.2f}" for c, w in zip(ens.components, ens.weights))
+    rows[0]["note"] = f"l2 {ens.l2:g}: {weights}"
+    return rows
+
+
+def show(title: str, rows: list[dict]) -> None:
+    print(f"\n{title}")
+    df = pd.DataFrame(rows)
+    print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep=""))
+
+
+def nb201(args) -> None:
+    table = pd.read_csv(DATA / "nasbench201_naslib.csv")
+    out = Path(args.scores)
+    command = [
+        "--truth", str(DATA / "nasbench201_naslib.csv"), "--dataset", "cifar10",
+        "--target", *NB201_TARGETS.values(), "--proxies", *args.components,
+        "--batch-size", "64", "--workers", "1", "--chunk-size", "10", "--out", str(out),
+    ]  # fmt: skip
+    scores = ensure_scores(out, command)
+    space = SPACES.create("nasbench201")
+    order = [space.arch_id(space.parse(a)) for a in table.arch_str]
+    scores = scores.set_index("arch_id").loc[order].reset_index()
+    fit = fitness_rows(len(table), args.archs, args.sample_seed)
+    components = list(args.components)
+    for folder in args.extra:  # more components, e.g. eproxy@nb201-dps from another pass
+        extra = pd.read_parquet(Path(folder) / "scores.parquet")
+        names = [c for c in extra.columns if f"{c}_s" in extra.columns]
+        scores = scores.merge(extra[["arch_id", *names, *[f"{c}_s" for c in names]]], "left")
+        components += names
+    lacking = [c for c in components if scores.loc[fit, c].isna().any()]
+    if lacking:  # a saved proxy's own cells, which proxy-eval leaves out: scored here
+        scorer = ProxyScorer(space, lacking, 64, 0, "images")
+        for i in fit:
+            row = scorer.score(space.parse(table.arch_str[i]))
+            for c in lacking:
+                scores.loc[i, [c, f"{c}_s"]] = row[c], row[f"{c}_s"]
+    draws = np.random.default_rng(args.sample_seed + 1)
+    others = [draws.permutation(len(table))[: args.archs] for _ in range(args.draws)]
+    for dataset, column in NB201_TARGETS.items():
+        truth = table[column].to_numpy(dtype=float)
+        rows = few_shot(scores, truth, fit, components)
+        if others:  # how much the figure depends on which 20 cells are labelled
+            rhos = [few_shot(scores, truth, f, components)[0]["spearman"] for f in others]
+            rows[0]["note"] += (
+                f"; {len(rhos)} other draws: {np.mean(rhos):.3f} +- {np.std(rhos):.3f}"
+            )
+        show(
+            f"NAS-Bench-201 {dataset}: fitted on {len(fit)} cells, scored on the other "
+            f"{len(table) - len(fit)}",
+            rows,
+        )
+
+
+def transnas(args) -> None:
+    table = pd.read_csv(DATA / "transnas101_micro_naslib.csv", dtype={"naslib_op_indices": str})
+    out = Path(args.scores)
+    command = [
+        "--space", "transnas101_micro", "--space-param", "task=class_scene",
+        "--space-param", f"resolution={args.resolution}",
+        "--truth", str(DATA / "transnas101_micro_naslib.csv"),
+        "--arch-column", "naslib_op_indices", "--target", *[f"val_{t}" for t in TNB_TASKS],
+        "--proxies", *args.components, "--batch-size", str(args.batch_size),
+        "--limit", str(args.limit), "--workers", "1", "--chunk-size", "5", "--out", str(out),
+    ]  # fmt: skip
+    scores = ensure_scores(out, command)
+    space = SPACES.create("transnas101_micro")
+    table["arch_id"] = [space.arch_id(space.parse(a)) for a in table.naslib_op_indices]
+    merged = scores[["arch_id", *args.components, *[f"{c}_s" for c in args.components]]].merge(
+        table, on="arch_id"
+    )
+    for folder in args.extra:  # Eproxy and the per-task DPS configurations, another pass
+        extra = pd.read_parquet(Path(folder) / "scores.parquet")
+        names = [c for c in extra.columns if f"{c}_s" in extra.columns]
+        merged = merged.merge(extra[["arch_id", *names, *[f"{c}_s" for c in names]]], "left")
+    published = pd.read_csv(DATA / "eproxy_table4_4.csv")
+    dps_cells = set(table.arch_id.iloc[fitness_rows(len(table), args.archs, args.sample_seed)])
+    fit = np.flatnonzero(merged.arch_id.isin(dps_cells).to_numpy())  # the cells DPS fits on
+    held = np.setdiff1d(np.arange(len(merged)), fit)
+    summary = []
+    for task in TNB_TASKS:
+        truth = merged[f"val_{task}"].to_numpy(dtype=float)
+        rows = [
+            card_row(c, merged[c], truth, float(merged[f"{c}_s"].mean())) for c in args.components
+        ]
+        naslib = [
+            card_row(f"naslib {z}", merged[f"naslib_{z}_{task}"], truth)
+            for z in NASLIB_ZC
+            if f"naslib_{z}_{task}" in merged
+        ]
+        best = max(naslib, key=lambda r: r["spearman"])
+        rows.append(best)
+        ens = few_shot(merged, truth, fit, args.components)[0]
+        ens["proxy"] = f"ensemble (on {len(held)} held out)"
+        rows.append(ens)
+        searched = {}
+        for name in ("eproxy", f"eproxy@tnb-{task}-dps"):
+            if name in merged:
+                known = merged[name].notna().to_numpy() & ~merged.arch_id.isin(dps_cells)
+                seconds = float(merged[f"{name}_s"].mean())
+                searched[name] = card_row(name, merged[name][known], truth[known], seconds)
+                rows.append(searched[name])
+        pub = published[published.task == task].set_index("method")
+        for method in ("eproxy", "eproxy_dps"):
+            rows.append(
+                {
+                    "proxy": f"{method} (table 4.4)",
+                    "spearman": pub.spearman[method],
+                    "top10": pub.top10_retrieval[method],
+                }
+            )
+        show(f"TransNAS-Bench-101 micro, {task} ({len(merged)} cells)", rows)
+        summary.append(
+            {
+                "task": task,
+                "best ours": max(rows[: len(args.components)], key=lambda r: r["spearman"])[
+                    "spearman"
+                ],
+                "ensemble": ens["spearman"],
+                "eproxy": searched.get("eproxy", {}).get("spearman", np.nan),
+                "eproxy+dps": searched.get(f"eproxy@tnb-{task}-dps", {}).get("spearman", np.nan),
+                "naslib best": best["spearman"],
+                "eproxy (4.4)": pub.spearman["eproxy"],
+                "eproxy+dps (4.4)": pub.spearman["eproxy_dps"],
+            }
+        )
+    df = pd.DataFrame(summary)
+    print("\nSpearman rho per task (average last):")
+    df.loc[len(df)] = {"task": "average", **df.drop(columns="task").mean().to_dict()}
+    print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("section", choices=["nb201", "transnas"])
+    p.add_argument("--scores", required=True, help="a dse proxy-eval --out folder")
+    p.add_argument("--components", nargs="+", default=COMPONENTS)
+    p.add_argument(
+        "--extra", nargs="*", default=[], help="proxy-eval folders with more proxies (eproxy)"
+    )
+    p.add_argument("--archs", type=int, default=20, help="labelled cells the fits see")
+    p.add_argument("--sample-seed", type=int, default=0)
+    p.add_argument("--draws", type=int, default=10, help="nb201: other random labelled sets")
+    p.add_argument("--limit", type=int, default=0, help="transnas: cells scored (0: all)")
+    p.add_argument("--resolution", type=int, default=32, help="transnas: input side")
+    p.add_argument("--batch-size", type=int, default=32, help="transnas: proxy batch")
+    args = p.parse_args(argv)
+    warnings.filterwarnings("ignore", message=".*constant.*")  # a constant NASLib column
+    {"nb201": nb201, "transnas": transnas}[args.section](args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
