@@ -13,12 +13,13 @@ command):
   cells, NASLib's best zero-cost column on the same cells, the ensemble fitted per task on DPS's
   20 of them (scored on the rest), with ``--extra DIR`` Eproxy and the per-task DPS
   configurations ``eproxy@tnb-<task>-dps`` (on the cells DPS never saw), and table 4.4's
-  published Eproxy and Eproxy + DPS figures.
+  published Eproxy and Eproxy + DPS figures. ``--decoder-scores DIR`` adds a pass of the
+  autoencoder network (the generative decoder) whose scores the autoencoder and normal cards use.
 
     python benchmarks/proxy_tasks.py nb201 --scores results/nb201_zc
     python benchmarks/proxy_tasks.py nb201 --scores results/nb201_zc --extra results/nb201_eproxy
     python benchmarks/proxy_tasks.py transnas --scores results/tnb_zc --limit 0 \
-        --extra results/tnb_eproxy
+        --extra results/tnb_eproxy --decoder-scores results/tnb_zc_decoder
 """
 
 from __future__ import annotations
@@ -147,11 +148,10 @@ def nb201(args) -> None:
         )
 
 
-def transnas(args) -> None:
-    table = pd.read_csv(DATA / "transnas101_micro_naslib.csv", dtype={"naslib_op_indices": str})
-    out = Path(args.scores)
+def transnas_pass(args, table: pd.DataFrame, out: Path, network: str) -> pd.DataFrame:
+    """One zero-cost pass of ``network``'s graphs (a task's) over the table, joined to it."""
     command = [
-        "--space", "transnas101_micro", "--space-param", "task=class_scene",
+        "--space", "transnas101_micro", "--space-param", f"task={network}",
         "--space-param", f"resolution={args.resolution}",
         "--truth", str(DATA / "transnas101_micro_naslib.csv"),
         "--arch-column", "naslib_op_indices", "--target", *[f"val_{t}" for t in TNB_TASKS],
@@ -159,10 +159,23 @@ def transnas(args) -> None:
         "--limit", str(args.limit), "--workers", "1", "--chunk-size", "5", "--out", str(out),
     ]  # fmt: skip
     scores = ensure_scores(out, command)
+    columns = ["arch_id", *args.components, *[f"{c}_s" for c in args.components]]
+    return scores[columns].merge(table, on="arch_id")
+
+
+def transnas(args) -> None:
+    table = pd.read_csv(DATA / "transnas101_micro_naslib.csv", dtype={"naslib_op_indices": str})
     space = SPACES.create("transnas101_micro")
     table["arch_id"] = [space.arch_id(space.parse(a)) for a in table.naslib_op_indices]
-    merged = scores[["arch_id", *args.components, *[f"{c}_s" for c in args.components]]].merge(
-        table, on="arch_id"
+    merged = transnas_pass(args, table, Path(args.scores), "class_scene")
+    # the pixel tasks' own networks (the generative decoder) for autoencoder and normal
+    decoded = (
+        transnas_pass(args, table, Path(args.decoder_scores), "autoencoder")
+        .set_index("arch_id")
+        .loc[merged.arch_id]
+        .reset_index()
+        if args.decoder_scores
+        else None
     )
     for folder in args.extra:  # Eproxy and the per-task DPS configurations, another pass
         extra = pd.read_parquet(Path(folder) / "scores.parquet")
@@ -175,9 +188,8 @@ def transnas(args) -> None:
     summary = []
     for task in TNB_TASKS:
         truth = merged[f"val_{task}"].to_numpy(dtype=float)
-        rows = [
-            card_row(c, merged[c], truth, float(merged[f"{c}_s"].mean())) for c in args.components
-        ]
+        own = decoded if decoded is not None and task in ("autoencoder", "normal") else merged
+        rows = [card_row(c, own[c], truth, float(own[f"{c}_s"].mean())) for c in args.components]
         naslib = [
             card_row(f"naslib {z}", merged[f"naslib_{z}_{task}"], truth)
             for z in NASLIB_ZC
@@ -185,7 +197,7 @@ def transnas(args) -> None:
         ]
         best = max(naslib, key=lambda r: r["spearman"])
         rows.append(best)
-        ens = few_shot(merged, truth, fit, args.components)[0]
+        ens = few_shot(own, truth, fit, args.components)[0]
         ens["proxy"] = f"ensemble (on {len(held)} held out)"
         rows.append(ens)
         searched = {}
@@ -204,7 +216,8 @@ def transnas(args) -> None:
                     "top10": pub.top10_retrieval[method],
                 }
             )
-        show(f"TransNAS-Bench-101 micro, {task} ({len(merged)} cells)", rows)
+        network = "autoencoder" if own is decoded else "class_scene"
+        show(f"TransNAS-Bench-101 micro, {task} ({len(merged)} cells, {network} network)", rows)
         summary.append(
             {
                 "task": task,
@@ -232,6 +245,11 @@ def main(argv=None) -> int:
     p.add_argument("--components", nargs="+", default=COMPONENTS)
     p.add_argument(
         "--extra", nargs="*", default=[], help="proxy-eval folders with more proxies (eproxy)"
+    )
+    p.add_argument(
+        "--decoder-scores",
+        default=None,
+        help="transnas: a pass of the autoencoder network, used for autoencoder and normal",
     )
     p.add_argument("--archs", type=int, default=20, help="labelled cells the fits see")
     p.add_argument("--sample-seed", type=int, default=0)

@@ -62,6 +62,25 @@ def fitness_rows(n_rows: int, archs: int, sample_seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(sample_seed).choice(n_rows, size=archs, replace=False))
 
 
+def add_labelled_arguments(p: argparse.ArgumentParser) -> None:
+    """The few labelled architectures a fit sees (``dse dps``, ``dse proxy-fit``): the table,
+    its key and ground-truth columns, their space, and the seeded draw of :func:`fitness_rows`."""
+    p.add_argument("--truth", required=True, help="CSV of benchmarked architectures")
+    p.add_argument("--target", default="val_acc_cifar10", help="ground-truth column")
+    p.add_argument("--space", default="nasbench201", help="the architectures' space")
+    p.add_argument(
+        "--space-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a parameter of the architectures' space, e.g. task=jigsaw (repeatable)",
+    )
+    p.add_argument("--arch-column", default="arch_str")
+    p.add_argument("--ops-column", default=None, help="second key column (nasbench101: ops)")
+    p.add_argument("--archs", type=int, default=20, help="labelled architectures fitted on")
+    p.add_argument("--sample-seed", type=int, default=0, help="which architectures (seeded draw)")
+
+
 @PROXIES.register("proxy_fitness")
 class ProxyFitness:
     """Spearman rho of a proxy configuration on a few benchmarked architectures (DPS fitness)."""
@@ -159,24 +178,7 @@ class DpsCommand:
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("--proxy", default="eproxy", choices=sorted(CONFIG_SPACES))
-        p.add_argument("--truth", required=True, help="CSV of benchmarked architectures")
-        p.add_argument("--target", default="val_acc_cifar10", help="ground-truth column")
-        p.add_argument("--space", default="nasbench201", help="the architectures' space")
-        p.add_argument(
-            "--space-param",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="a parameter of the architectures' space, e.g. task=jigsaw (repeatable)",
-        )
-        p.add_argument("--arch-column", default="arch_str")
-        p.add_argument("--ops-column", default=None, help="second key column (nasbench101: ops)")
-        p.add_argument(
-            "--archs", type=int, default=20, help="architectures the fitness is computed on"
-        )
-        p.add_argument(
-            "--sample-seed", type=int, default=0, help="which architectures (seeded draw)"
-        )
+        add_labelled_arguments(p)
         p.add_argument("--population", type=int, default=40)
         p.add_argument("--sample", type=int, default=10)
         p.add_argument("--budget", type=int, default=200, help="configurations evaluated")

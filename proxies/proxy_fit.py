@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from dse.params import ConfigError
-from dse.proxies.dps import fitness_rows, read_truth
+from dse.proxies.dps import add_labelled_arguments, fitness_rows, read_truth
 from dse.proxies.ensemble import fit_ensemble
 from dse.proxies.proxy_eval import space_param_values
 from dse.proxies.report_card import ProxyScorer, fitted_on
@@ -53,28 +53,13 @@ class ProxyFitCommand:
     """Fit a few-shot ensemble of cheap proxies on a few labelled architectures and save it."""
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument("--truth", required=True, help="CSV of benchmarked architectures")
-        p.add_argument("--target", default="val_acc_cifar10", help="ground-truth column")
-        p.add_argument("--space", default="nasbench201")
+        add_labelled_arguments(p)
         p.add_argument("--dataset", default=None, help="space dataset, e.g. cifar100")
-        p.add_argument(
-            "--space-param",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="a space parameter, e.g. resolution=32 (repeatable)",
-        )
-        p.add_argument("--arch-column", default="arch_str")
-        p.add_argument("--ops-column", default=None, help="second key column (nasbench101: ops)")
         p.add_argument(
             "--components",
             nargs="+",
             default=["swap", "nwot", "synflow", "jacob_cov", "params", "flops"],
             help="proxies combined (any dse proxy-eval name, e.g. eproxy@nb201-dps)",
-        )
-        p.add_argument("--archs", type=int, default=20, help="labelled architectures fitted on")
-        p.add_argument(
-            "--sample-seed", type=int, default=0, help="which architectures (DPS's seeded draw)"
         )
         p.add_argument("--l2", type=float, default=None, help="rank-loss L2 (default: by LOO)")
         p.add_argument("--scores", default=None, help="a dse proxy-eval --out folder to reuse")
