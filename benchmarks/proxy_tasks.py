@@ -16,8 +16,8 @@ command):
   published Eproxy and Eproxy + DPS figures. ``--decoder-scores DIR`` adds a pass of the
   autoencoder network (the generative decoder) whose scores the autoencoder and normal cards use.
 
-    python benchmarks/proxy_tasks.py nb201 --scores results/nb201_zc
-    python benchmarks/proxy_tasks.py nb201 --scores results/nb201_zc --extra results/nb201_eproxy
+    python benchmarks/proxy_tasks.py nb201 --scores results/nb201_zc7
+    python benchmarks/proxy_tasks.py nb201 --scores results/nb201_zc7 --extra results/nb201_eproxy
     python benchmarks/proxy_tasks.py transnas --scores results/tnb_zc --limit 0 \
         --extra results/tnb_eproxy --decoder-scores results/tnb_zc_decoder
 """
@@ -40,7 +40,9 @@ from dse.proxies.swap_reg import fit_size_prior, regularised
 from dse.registry import SPACES
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-COMPONENTS = ["swap", "nwot", "synflow", "jacob_cov", "params", "flops"]
+COMPONENTS = ["swap", "nwot", "synflow", "jacob_cov", "params", "flops", "meco"]
+#: the TransNAS cards' ensemble (their pass was scored before meco joined the suite)
+TNB_COMPONENTS = COMPONENTS[:-1]
 NB201_TARGETS = {
     "cifar10": "val_acc_cifar10",
     "cifar100": "val_acc_cifar100",
@@ -242,7 +244,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("section", choices=["nb201", "transnas"])
     p.add_argument("--scores", required=True, help="a dse proxy-eval --out folder")
-    p.add_argument("--components", nargs="+", default=COMPONENTS)
+    p.add_argument(
+        "--components",
+        nargs="+",
+        default=None,
+        help=f"default nb201 {COMPONENTS}, transnas {TNB_COMPONENTS}",
+    )
     p.add_argument(
         "--extra", nargs="*", default=[], help="proxy-eval folders with more proxies (eproxy)"
     )
@@ -258,6 +265,8 @@ def main(argv=None) -> int:
     p.add_argument("--resolution", type=int, default=32, help="transnas: input side")
     p.add_argument("--batch-size", type=int, default=32, help="transnas: proxy batch")
     args = p.parse_args(argv)
+    if args.components is None:
+        args.components = COMPONENTS if args.section == "nb201" else TNB_COMPONENTS
     warnings.filterwarnings("ignore", message=".*constant.*")  # a constant NASLib column
     {"nb201": nb201, "transnas": transnas}[args.section](args)
     return 0

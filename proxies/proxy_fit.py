@@ -2,7 +2,7 @@
 labelled architectures DPS would see and save it under a name, like ``dse dps --name``.
 
     dse proxy-fit --truth data/nasbench201_naslib.csv --target val_acc_cifar10 \\
-        --components swap nwot synflow jacob_cov params flops --archs 20 --name nb201-ens
+        --components swap nwot synflow jacob_cov params flops meco --archs 20 --name nb201-ens
     dse proxy-eval --truth data/nasbench201_naslib.csv --proxies proxy_ensemble@nb201-ens
 
 The fitting architectures are the seeded draw of :func:`dse.proxies.dps.fitness_rows` (the same
@@ -58,7 +58,7 @@ class ProxyFitCommand:
         p.add_argument(
             "--components",
             nargs="+",
-            default=["swap", "nwot", "synflow", "jacob_cov", "params", "flops"],
+            default=["swap", "nwot", "synflow", "jacob_cov", "params", "flops", "meco"],
             help="proxies combined (any dse proxy-eval name, e.g. eproxy@nb201-dps)",
         )
         p.add_argument("--l2", type=float, default=None, help="rank-loss L2 (default: by LOO)")

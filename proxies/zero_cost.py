@@ -271,6 +271,33 @@ def swap(net: GraphNetwork, ctx: ProxyContext) -> float:
     return float(torch.unique(torch.cat(codes), dim=0).shape[0]) if codes else 0.0
 
 
+@measure("meco")
+def meco(net: GraphNetwork, ctx: ProxyContext) -> float:
+    """MeCo (Jiang et al., NeurIPS 2023): the sum over layers of the minimum eigenvalue of the
+    Pearson correlation between a layer's channels, over the spatial positions of one sample's
+    feature map (the first of the batch; the batch runs through the network so that batch norm
+    in training mode sees more than one value per channel on a 1 x 1 map). A rank-deficient layer
+    (fewer positions than channels, a constant channel) contributes its near-zero eigenvalue."""
+    total = [0.0]
+
+    def add(_m, _i, out):
+        if not isinstance(out, torch.Tensor) or out.dim() != 4:
+            return
+        fea = out[0].detach().double().flatten(1)  # (channels, positions)
+        if fea.shape[0] < 2:
+            return
+        fea = fea - fea.mean(1, keepdim=True)
+        norm = fea.norm(dim=1, keepdim=True)
+        unit = torch.where(norm > 0, fea / norm.clamp_min(1e-300), torch.zeros_like(fea))
+        corr = unit @ unit.T  # Pearson correlation; a constant channel's row and column are 0
+        total[0] += float(torch.linalg.eigvalsh(corr)[0])
+
+    modules = [m for m in net.modules() if not list(m.children())]  # every leaf layer
+    with _hooked(modules, add), torch.no_grad():
+        net(ctx.inputs)  # the whole batch (batch norm needs more than one value per channel)
+    return total[0]
+
+
 @measure("l2_norm")
 def l2_norm(net: GraphNetwork, ctx: ProxyContext) -> float:
     return float(sum(m.weight.detach().norm() for m in _weighted(net)))
