@@ -82,6 +82,18 @@ def ensure_scores(out: Path, command: list[str]) -> pd.DataFrame:
     return pd.read_parquet(out / "scores.parquet")
 
 
+def with_extra(scores: pd.DataFrame, folders) -> tuple[pd.DataFrame, list[str]]:
+    """``scores`` joined by ``arch_id`` with the proxies (a column and its ``_s`` seconds) of
+    other ``dse proxy-eval --out`` folders, and those proxies' names."""
+    names: list[str] = []
+    for folder in folders:
+        extra = pd.read_parquet(Path(folder) / "scores.parquet")
+        found = [c for c in extra.columns if f"{c}_s" in extra.columns]
+        scores = scores.merge(extra[["arch_id", *found, *[f"{c}_s" for c in found]]], "left")
+        names += found
+    return scores, names
+
+
 def few_shot(scores: pd.DataFrame, truth: np.ndarray, fit: np.ndarray, components) -> list[dict]:
     """The ensemble, SWAP-reg and each component alone on the rows outside ``fit``."""
     held = np.setdiff1d(np.arange(len(scores)), fit)
@@ -121,11 +133,8 @@ def nb201(args) -> None:
     scores = scores.set_index("arch_id").loc[order].reset_index()
     fit = fitness_rows(len(table), args.archs, args.sample_seed)
     components = list(args.components)
-    for folder in args.extra:  # more components, e.g. eproxy@nb201-dps from another pass
-        extra = pd.read_parquet(Path(folder) / "scores.parquet")
-        names = [c for c in extra.columns if f"{c}_s" in extra.columns]
-        scores = scores.merge(extra[["arch_id", *names, *[f"{c}_s" for c in names]]], "left")
-        components += names
+    scores, names = with_extra(scores, args.extra)  # more components, e.g. eproxy@nb201-dps
+    components += names
     lacking = [c for c in components if scores.loc[fit, c].isna().any()]
     if lacking:  # a saved proxy's own cells, which proxy-eval leaves out: scored here
         scorer = ProxyScorer(space, lacking, 64, 0, "images")
@@ -179,10 +188,7 @@ def transnas(args) -> None:
         if args.decoder_scores
         else None
     )
-    for folder in args.extra:  # Eproxy and the per-task DPS configurations, another pass
-        extra = pd.read_parquet(Path(folder) / "scores.parquet")
-        names = [c for c in extra.columns if f"{c}_s" in extra.columns]
-        merged = merged.merge(extra[["arch_id", *names, *[f"{c}_s" for c in names]]], "left")
+    merged, _ = with_extra(merged, args.extra)  # Eproxy and the per-task DPS configurations
     published = pd.read_csv(DATA / "eproxy_table4_4.csv")
     dps_cells = set(table.arch_id.iloc[fitness_rows(len(table), args.archs, args.sample_seed)])
     fit = np.flatnonzero(merged.arch_id.isin(dps_cells).to_numpy())  # the cells DPS fits on

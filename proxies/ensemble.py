@@ -30,6 +30,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
 
+from dse.proxies.saved import saved_params
 from dse.registry import PROXIES
 from dse.space import SearchSpace
 
@@ -184,14 +185,7 @@ class ProxyEnsemble:
         metric: str = "proxy_ensemble",
     ):
         if saved is not None:
-            from dse.proxies.saved import load_proxy
-
-            record = load_proxy(saved)
-            if record["proxy"] != self.kind:
-                raise ValueError(
-                    f"saved: {saved!r} is a {record['proxy']} configuration, not a {self.kind} one"
-                )
-            params = record["params"]
+            params = saved_params(saved, self.kind)
             batch_size = params.get("batch_size", batch_size)
             seed, data = params.get("seed", seed), params.get("data", data)
             fields = {k: params[k] for k in ("components", "log", "centre", "scale", "weights")}

@@ -9,7 +9,7 @@ import networkx as nx
 import torch
 
 from dse.proxies.data import SOURCES, image_batch
-from dse.proxies.saved import load_proxy
+from dse.proxies.saved import saved_params
 from dse.proxies.zero_cost import io_shapes
 
 
@@ -31,12 +31,7 @@ class RegressionProxy:
 
     def saved_params(self, saved: str) -> dict[str, Any]:
         """The parameters of a saved configuration of this proxy (``name`` or ``name@vK``)."""
-        record = load_proxy(saved)
-        if record["proxy"] != self.kind:
-            raise ValueError(
-                f"saved: {saved!r} is a {record['proxy']} configuration, not a {self.kind} one"
-            )
-        return record["params"]
+        return saved_params(saved, self.kind)
 
     def loss(self, graph: nx.DiGraph, images: torch.Tensor) -> float:
         raise NotImplementedError

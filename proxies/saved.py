@@ -99,3 +99,12 @@ def load_proxy(ref: str, store: str | Path | None = None) -> dict[str, Any]:
             f"{[f'v{v}' for v in versions]}"
         )
     return json.loads(files[k].read_text())
+
+
+def saved_params(ref: str, kind: str, store: str | Path | None = None) -> dict[str, Any]:
+    """The parameters of saved configuration ``ref`` (``name`` or ``name@vK``), which must be
+    one of proxy ``kind`` (an eproxy configuration does not configure GenNAS)."""
+    record = load_proxy(ref, store)
+    if record["proxy"] != kind:
+        raise ValueError(f"saved: {ref!r} is a {record['proxy']} configuration, not a {kind} one")
+    return record["params"]

@@ -10,7 +10,6 @@ prediction). Deterministic for a seed; minutes on a CPU for the shipped tasks.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ from dse.graph import GraphError
 from dse.graph.columnar import node_ops
 from dse.graph.sequence_ops import token_input
 from dse.proxies.network import build_network
+from dse.proxies.schedules import warmup_cosine
 from dse.proxies.sequence import prune_sgconv
 from dse.proxies.sequence_tasks import SequenceData
 
@@ -74,12 +74,7 @@ def fit_sequence(
     net = build_network(graph, seed=seed)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=0.01)
 
-    def scale(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(opt, scale)
+    schedule = warmup_cosine(opt, steps, warmup)
     gen = torch.Generator().manual_seed(seed)
     n = len(data.train_y)
     with torch.random.fork_rng(devices=[]):

@@ -30,17 +30,22 @@ from dse.registry import PROXIES
 from dse.space import SearchSpace
 
 
-def size_factor(params, mu: float, sigma: float):
-    """Eq. 5: ``exp(-(theta - mu)^2 / sigma)`` with ``theta`` = parameters / 1000 (numpy-able)."""
+def log_size_factor(params, mu: float, sigma: float):
+    """The logarithm of eq. 5, ``-(theta - mu)^2 / sigma``, ``theta`` = parameters / 1000."""
     theta = np.asarray(params, dtype=float) / 1e3
-    return np.exp(-((theta - mu) ** 2) / sigma)
+    return -((theta - mu) ** 2) / sigma
+
+
+def size_factor(params, mu: float, sigma: float):
+    """Eq. 5: ``exp(-(theta - mu)^2 / sigma)`` (numpy-able)."""
+    return np.exp(log_size_factor(params, mu, sigma))
 
 
 def regularised(swap, params, mu: float, sigma: float):
     """Eq. 6: the SWAP-Score times the size factor; its logarithm, so that ranks survive the
     factor's underflow far from ``mu`` (log SWAP - (theta - mu)^2 / sigma)."""
-    theta = np.asarray(params, dtype=float) / 1e3
-    return np.log(np.maximum(np.asarray(swap, dtype=float), 1.0)) - (theta - mu) ** 2 / sigma
+    swap = np.maximum(np.asarray(swap, dtype=float), 1.0)
+    return np.log(swap) + log_size_factor(params, mu, sigma)
 
 
 def _spearman(a, b) -> float:

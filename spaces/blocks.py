@@ -1,4 +1,4 @@
-"""Building blocks shared by the ImageNet spaces and the reference networks (zoo)."""
+"""Building blocks shared by the spaces and the reference networks (zoo)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,27 @@ def conv_bn_act(
     y = b.conv(x, channels, kernel, stride, groups=groups, **wb)
     y = b.norm(y, "batch", **wb)
     return b.act(y, act) if act else y
+
+
+def relu_conv_bn(
+    b: GraphBuilder, x: int, channels: int, kernel: int = 1, stride: int = 1, norm: str = "batch"
+) -> int:
+    """ReLU -> conv -> batch norm: the cell edge op of NAS-Bench-201, DARTS and TransNAS-Bench
+    (``norm="batch_stats"``: a norm without affine weights)."""
+    return b.norm(b.conv(b.act(x, "relu"), channels, kernel, stride), norm)
+
+
+def factorized_reduce(
+    b: GraphBuilder, x: int, channels: int, stride: int = 2, norm: str = "batch"
+) -> int:
+    """DARTS' factorised reduce: ReLU, two strided 1x1 convs to half the channels each (the
+    second on the input shifted by one pixel, which changes no shape or cost), concatenated,
+    batch norm. The skip op of a reducing edge in DARTS and TransNAS-Bench-101."""
+    y = b.act(x, "relu")
+    half = channels // 2
+    first = b.conv(y, half, 1, stride, padding=0)
+    second = b.conv(y, channels - half, 1, stride, padding=0)
+    return b.norm(b.concat(first, second), norm)
 
 
 def dw_bn_act(

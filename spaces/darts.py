@@ -35,6 +35,7 @@ import networkx as nx
 from dse.graph import GraphBuilder
 from dse.registry import SPACES
 from dse.space import Choice, SearchSpace, SpaceError
+from dse.spaces.blocks import factorized_reduce, relu_conv_bn
 
 OPS = (
     "sep_conv_3x3",
@@ -208,21 +209,14 @@ class DartsSpace(SearchSpace):
     def _bn(self, b: GraphBuilder, x: int, affine: bool = True) -> int:
         return b.norm(x, "batch" if affine else "batch_stats")
 
-    def _relu_conv_bn(self, b: GraphBuilder, x: int, c: int, k: int = 1, s: int = 1) -> int:
-        return self._bn(b, b.conv(b.act(x, "relu"), c, k, s))
-
-    def _factorized_reduce(self, b: GraphBuilder, x: int, c: int, affine: bool = True) -> int:
-        y = b.act(x, "relu")
-        a = b.conv(y, c // 2, 1, 2, padding=0)
-        d = b.conv(y, c - c // 2, 1, 2, padding=0)
-        return self._bn(b, b.concat(a, d), affine)
-
     def _op(self, b: GraphBuilder, name: str, x: int, c: int, stride: int) -> int:
         affine = self.affine_ops
         if name == "none":
             return b.zero(b.pool(x, "max", 1, stride, padding=0)) if stride > 1 else b.zero(x)
         if name == "skip_connect":
-            return b.identity(x) if stride == 1 else self._factorized_reduce(b, x, c, affine)
+            if stride == 1:
+                return b.identity(x)
+            return factorized_reduce(b, x, c, norm="batch" if affine else "batch_stats")
         if name in ("max_pool_3x3", "avg_pool_3x3"):
             return b.pool(x, name[:3], 3, stride, padding=1)
         k = int(name[-1])
@@ -237,8 +231,8 @@ class DartsSpace(SearchSpace):
     def _cell(
         self, b: GraphBuilder, arch, cell: str, s0: int, s1: int, c: int, reduce_prev: bool
     ) -> int:
-        s0 = self._factorized_reduce(b, s0, c) if reduce_prev else self._relu_conv_bn(b, s0, c)
-        states = [s0, self._relu_conv_bn(b, s1, c)]
+        s0 = factorized_reduce(b, s0, c) if reduce_prev else relu_conv_bn(b, s0, c)
+        states = [s0, relu_conv_bn(b, s1, c)]
         reduce = cell == "reduce"
         for node in range(4):
             terms = []
@@ -261,7 +255,7 @@ class DartsSpace(SearchSpace):
         else:
             s0 = b.act(self._bn(b, b.conv(x, c // 2, 3, 2)), "relu")
             s0 = self._bn(b, b.conv(s0, c, 3, 2))
-            s1 = self._relu_conv_bn(b, s0, c, 3, 2)
+            s1 = relu_conv_bn(b, s0, c, 3, 2)
             reduce_prev = True
         for i in range(self.layers):
             reduce = i in (self.layers // 3, 2 * self.layers // 3)

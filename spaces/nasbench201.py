@@ -24,6 +24,7 @@ from dse.graph.builder import FragmentCache, Wiring
 from dse.graph.ops import OpNode
 from dse.registry import SPACES
 from dse.space import Arch, Choice, SearchSpace, SpaceError
+from dse.spaces.blocks import relu_conv_bn
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 #: Edges in arch_str order, as (to_node, from_node).
@@ -154,13 +155,6 @@ class NasBench201Space(SearchSpace):
         return hashlib.blake2b(key.encode() + digest[3], digest_size=16).hexdigest()
 
     # -- graph ------------------------------------------------------------------------------
-    def _relu_conv_bn(
-        self, b: GraphBuilder, x: int, channels: int, kernel: int, stride: int
-    ) -> int:
-        y = b.act(x, "relu")
-        y = b.conv(y, channels, kernel, stride)
-        return b.norm(y, "batch")
-
     def _edge_op(self, b: GraphBuilder, src: int, op: str, channels: int) -> int:
         if op == "none":
             return b.zero(src)
@@ -168,7 +162,7 @@ class NasBench201Space(SearchSpace):
             return b.identity(src)
         if op == "avg_pool_3x3":
             return b.pool(src, "avg", 3, 1)
-        return self._relu_conv_bn(b, src, channels, 1 if op == "nor_conv_1x1" else 3, 1)
+        return relu_conv_bn(b, src, channels, 1 if op == "nor_conv_1x1" else 3, 1)
 
     def _cell(self, b: GraphBuilder, x: int, ops: tuple[str, ...], channels: int) -> int:
         nodes = [x]
@@ -192,8 +186,8 @@ class NasBench201Space(SearchSpace):
         return nodes[3]
 
     def _reduction(self, b: GraphBuilder, x: int, channels: int) -> int:
-        a = self._relu_conv_bn(b, x, channels, 3, 2)
-        a = self._relu_conv_bn(b, a, channels, 3, 1)
+        a = relu_conv_bn(b, x, channels, 3, 2)
+        a = relu_conv_bn(b, a, channels, 3, 1)
         s = b.pool(x, "avg", 2, 2, padding=0)
         s = b.conv(s, channels, 1)
         return b.sum(a, s)

@@ -60,6 +60,7 @@ import networkx as nx
 from dse.graph import GraphBuilder
 from dse.registry import SPACES
 from dse.space import Arch, Choice, SearchSpace, SpaceError
+from dse.spaces.blocks import factorized_reduce, relu_conv_bn
 from dse.spaces.nasbench201 import (
     EDGE_NAMES,
     EDGES,
@@ -158,9 +159,6 @@ class TransNas101MicroSpace(SearchSpace):
         return to_arch_str(arch)
 
     # -- graph ------------------------------------------------------------------------------
-    def _relu_conv_bn(self, b: GraphBuilder, x: int, c: int, k: int, s: int) -> int:
-        return b.norm(b.conv(b.act(x, "relu"), c, k, s), "batch")
-
     def _edge(self, b: GraphBuilder, x: int, op: str, c_out: int, stride: int) -> int:
         c_in = b.shape(x)[0]
         if op == "none":
@@ -170,12 +168,8 @@ class TransNas101MicroSpace(SearchSpace):
         if op == "skip_connect":
             if stride == 1 and c_in == c_out:
                 return b.identity(x)
-            y = b.act(x, "relu")
-            half = c_out // 2
-            a = b.conv(y, half, 1, stride, padding=0)
-            d = b.conv(y, c_out - half, 1, stride, padding=0)  # on the input shifted by one
-            return b.norm(b.concat(a, d), "batch")
-        return self._relu_conv_bn(b, x, c_out, 1 if op == "nor_conv_1x1" else 3, stride)
+            return factorized_reduce(b, x, c_out, stride)
+        return relu_conv_bn(b, x, c_out, 1 if op == "nor_conv_1x1" else 3, stride)
 
     def _cell(self, b: GraphBuilder, x: int, ops: tuple[str, ...], c_out: int, stride: int):
         nodes = [x]
@@ -190,7 +184,7 @@ class TransNas101MicroSpace(SearchSpace):
     def _encoder(self, b: GraphBuilder, x: int, ops: tuple[str, ...]) -> int:
         c = self.channels
         x = b.norm(b.conv(x, c // 2, 3, 2), "batch")
-        x = self._relu_conv_bn(b, x, c, 3, 2)
+        x = relu_conv_bn(b, x, c, 3, 2)
         for code in MACRO:
             if code == "4":
                 c *= 2

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dse.proxies.schedules import warmup_cosine
 from dse.simulators.medusa.heads import HeadAccuracy
 
 VOCAB = 256  # bytes
@@ -149,19 +150,6 @@ def head_losses(model: MedusaLM, seq: torch.Tensor, detach_backbone: bool) -> to
     return torch.stack(out)
 
 
-def _cosine(opt: torch.optim.Optimizer, steps: int, warmup: int, floor: float = 0.05):
-    """Linear warmup over ``warmup`` steps, then cosine decay to ``floor`` of the peak at the
-    last step (Medusa trains with "a cosine learning rate scheduler with warmup", 6.4.1)."""
-
-    def scale(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        t = (step - warmup) / max(1, steps - warmup)
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
-
-    return torch.optim.lr_scheduler.LambdaLR(opt, scale)
-
-
 def train_backbone(
     model, data, steps=1200, batch=32, length=128, lr=3e-3, seed=0, warmup=50
 ) -> list[float]:
@@ -172,7 +160,7 @@ def train_backbone(
     torch.manual_seed(seed)
     params = [p for n, p in model.named_parameters() if not n.startswith("medusa")]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    schedule = _cosine(opt, steps, warmup)
+    schedule = warmup_cosine(opt, steps, warmup, floor=0.05)  # "cosine with warmup", 6.4.1
     losses = []
     for seq in _batches(data, length, batch, steps, seed):
         loss = lm_loss(model, seq)
@@ -213,7 +201,7 @@ def train_heads(
         backbone = [p for n, p in model.named_parameters() if not n.startswith("medusa")]
         groups.append({"params": backbone, "lr": lr})
     opt = torch.optim.AdamW(groups, weight_decay=0.01)
-    schedule = _cosine(opt, steps, warmup)
+    schedule = warmup_cosine(opt, steps, warmup, floor=0.05)
     weights = torch.tensor([decay**k for k in range(len(model.medusa))])
     losses = []
     for seq in _batches(data, length, batch, steps, seed):
