@@ -40,6 +40,7 @@ class PlainBuilder(GraphBuilder):
             inputs=list(self.inputs),
             outputs=[n for n in g if g.out_degree(n) == 0],
             stage_outputs=list(self.stage_outputs),
+            block_outputs=list(self.block_outputs),
             meta=dict(self.meta),
         )
         return g

@@ -16,10 +16,15 @@ command):
   published Eproxy and Eproxy + DPS figures. ``--decoder-scores DIR`` adds a pass of the
   autoencoder network (the generative decoder) whose scores the autoencoder and normal cards use.
 
-    python benchmarks/proxy_tasks.py nb201 --scores results/nb201_zc7
-    python benchmarks/proxy_tasks.py nb201 --scores results/nb201_zc7 --extra results/nb201_eproxy
+    python benchmarks/proxy_tasks.py nb201 --scores results/nb201_zc
+    python benchmarks/proxy_tasks.py nb201 --scores results/nb201_zc7 --extra results/nb201_az
     python benchmarks/proxy_tasks.py transnas --scores results/tnb_zc --limit 0 \
-        --extra results/tnb_eproxy --decoder-scores results/tnb_zc_decoder
+        --extra results/tnb_az results/tnb_eproxy --decoder-scores results/tnb_zc_decoder
+
+``--components`` names the ensemble's components (default :data:`DEFAULT_COMPONENTS` for
+``nb201``); the scores of each come from the ``--scores`` pass, or from an ``--extra`` folder that
+holds them (another pass, e.g. AZ-NAS's measures scored later), and the ``--scores`` pass is run
+with the components no ``--extra`` folder provides.
 """
 
 from __future__ import annotations
@@ -33,16 +38,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dse.proxies.az_nas import AZ_NAS, rank_aggregate
 from dse.proxies.dps import fitness_rows
-from dse.proxies.ensemble import fit_ensemble
+from dse.proxies.ensemble import DEFAULT_COMPONENTS, fit_ensemble
 from dse.proxies.report_card import ProxyScorer, top_retrieval
 from dse.proxies.swap_reg import fit_size_prior, regularised
 from dse.registry import SPACES
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-COMPONENTS = ["swap", "nwot", "synflow", "jacob_cov", "params", "flops", "meco"]
-#: the TransNAS cards' ensemble (their pass was scored before meco joined the suite)
-TNB_COMPONENTS = COMPONENTS[:-1]
+COMPONENTS = list(DEFAULT_COMPONENTS)
+#: the TransNAS cards' components (meco ranks TransNAS cells backwards at 32 px)
+TNB_COMPONENTS = [
+    *("swap", "nwot", "synflow", "jacob_cov", "params", "flops"),
+    *("az_expressivity", "az_progressivity", "az_trainability"),
+]
+#: measures that read only the block outputs, which sit in the encoder every TransNAS task network
+#: shares, so one pass serves the decoder networks' cards too (tests/test_az_nas.py checks it)
+ENCODER_BLOCKS = ("az_expressivity", "az_progressivity", "az_trainability")
 NB201_TARGETS = {
     "cifar10": "val_acc_cifar10",
     "cifar100": "val_acc_cifar100",
@@ -82,20 +94,28 @@ def ensure_scores(out: Path, command: list[str]) -> pd.DataFrame:
     return pd.read_parquet(out / "scores.parquet")
 
 
-def with_extra(scores: pd.DataFrame, folders) -> tuple[pd.DataFrame, list[str]]:
-    """``scores`` joined by ``arch_id`` with the proxies (a column and its ``_s`` seconds) of
-    other ``dse proxy-eval --out`` folders, and those proxies' names."""
+def extra_proxies(folders) -> list[str]:
+    """The proxies (a column and its ``_s`` seconds) the ``--extra`` folders hold."""
     names: list[str] = []
     for folder in folders:
+        columns = pd.read_parquet(Path(folder) / "scores.parquet").columns
+        names += [c for c in columns if f"{c}_s" in columns and c not in names]
+    return names
+
+
+def with_extra(scores: pd.DataFrame, folders) -> pd.DataFrame:
+    """``scores`` joined by ``arch_id`` with the proxies of other ``dse proxy-eval --out``
+    folders that it lacks."""
+    for folder in folders:
         extra = pd.read_parquet(Path(folder) / "scores.parquet")
-        found = [c for c in extra.columns if f"{c}_s" in extra.columns]
+        found = [c for c in extra.columns if f"{c}_s" in extra.columns and c not in scores]
         scores = scores.merge(extra[["arch_id", *found, *[f"{c}_s" for c in found]]], "left")
-        names += found
-    return scores, names
+    return scores
 
 
 def few_shot(scores: pd.DataFrame, truth: np.ndarray, fit: np.ndarray, components) -> list[dict]:
-    """The ensemble, SWAP-reg and each component alone on the rows outside ``fit``."""
+    """The ensemble, SWAP-reg, AZ-NAS's rank sum and each component alone on the rows outside
+    ``fit``."""
     held = np.setdiff1d(np.arange(len(scores)), fit)
     values = scores[components].to_numpy(dtype=float)
     ens = fit_ensemble(components, values[fit], truth[fit])
@@ -106,8 +126,15 @@ def few_shot(scores: pd.DataFrame, truth: np.ndarray, fit: np.ndarray, component
         reg = regularised(scores.swap.to_numpy(), scores.params.to_numpy(), mu, sigma)
         rows.append(card_row("swap_reg", reg[held], truth[held], seconds.get("swap")))
         rows[-1]["note"] = f"mu {mu:.0f}K, sigma {sigma:.3g}"
-    for c in components:
-        rows.append(card_row(c, scores[c].to_numpy()[held], truth[held], seconds[c]))
+    if all(c in scores for c in AZ_NAS):  # the authors' combination: no labels, a population
+        aggregate = rank_aggregate(scores.loc[held, list(AZ_NAS)].to_numpy(dtype=float))
+        cost = sum(float(scores[f"{c}_s"].mean()) for c in AZ_NAS)
+        rows.append(card_row("AZ-NAS rank sum", aggregate, truth[held], cost))
+        rows[-1]["note"] = "eq. 7 over the held-out cells: " + ", ".join(AZ_NAS)
+    alone = [*components, *(["swap"] if "swap" in scores and "swap" not in components else [])]
+    for c in alone:
+        seconds_c = seconds.get(c, float(scores[f"{c}_s"].mean()))
+        rows.append(card_row(c, scores[c].to_numpy()[held], truth[held], seconds_c))
     weights = ", ".join(f"{c} {w:+.2f}" for c, w in zip(ens.components, ens.weights))
     rows[0]["note"] = f"l2 {ens.l2:g}: {weights}"
     return rows
@@ -122,9 +149,12 @@ def show(title: str, rows: list[dict]) -> None:
 def nb201(args) -> None:
     table = pd.read_csv(DATA / "nasbench201_naslib.csv")
     out = Path(args.scores)
+    components = list(args.components)
+    provided = extra_proxies(args.extra)  # e.g. eproxy@nb201-dps, AZ-NAS's measures
     command = [
         "--truth", str(DATA / "nasbench201_naslib.csv"), "--dataset", "cifar10",
-        "--target", *NB201_TARGETS.values(), "--proxies", *args.components,
+        "--target", *NB201_TARGETS.values(),
+        "--proxies", *[c for c in components if c not in provided],
         "--batch-size", "64", "--workers", "1", "--chunk-size", "10", "--out", str(out),
     ]  # fmt: skip
     scores = ensure_scores(out, command)
@@ -132,9 +162,7 @@ def nb201(args) -> None:
     order = [space.arch_id(space.parse(a)) for a in table.arch_str]
     scores = scores.set_index("arch_id").loc[order].reset_index()
     fit = fitness_rows(len(table), args.archs, args.sample_seed)
-    components = list(args.components)
-    scores, names = with_extra(scores, args.extra)  # more components, e.g. eproxy@nb201-dps
-    components += names
+    scores = with_extra(scores, args.extra)
     lacking = [c for c in components if scores.loc[fit, c].isna().any()]
     if lacking:  # a saved proxy's own cells, which proxy-eval leaves out: scored here
         scorer = ProxyScorer(space, lacking, 64, 0, "images")
@@ -159,36 +187,44 @@ def nb201(args) -> None:
         )
 
 
-def transnas_pass(args, table: pd.DataFrame, out: Path, network: str) -> pd.DataFrame:
+def transnas_pass(
+    args, table: pd.DataFrame, out: Path, network: str, proxies: list[str]
+) -> pd.DataFrame:
     """One zero-cost pass of ``network``'s graphs (a task's) over the table, joined to it."""
     command = [
         "--space", "transnas101_micro", "--space-param", f"task={network}",
         "--space-param", f"resolution={args.resolution}",
         "--truth", str(DATA / "transnas101_micro_naslib.csv"),
         "--arch-column", "naslib_op_indices", "--target", *[f"val_{t}" for t in TNB_TASKS],
-        "--proxies", *args.components, "--batch-size", str(args.batch_size),
+        "--proxies", *proxies, "--batch-size", str(args.batch_size),
         "--limit", str(args.limit), "--workers", "1", "--chunk-size", "5", "--out", str(out),
     ]  # fmt: skip
     scores = ensure_scores(out, command)
-    columns = ["arch_id", *args.components, *[f"{c}_s" for c in args.components]]
-    return scores[columns].merge(table, on="arch_id")
+    found = [c for c in proxies if c in scores]
+    return scores[["arch_id", *found, *[f"{c}_s" for c in found]]].merge(table, on="arch_id")
 
 
 def transnas(args) -> None:
     table = pd.read_csv(DATA / "transnas101_micro_naslib.csv", dtype={"naslib_op_indices": str})
     space = SPACES.create("transnas101_micro")
     table["arch_id"] = [space.arch_id(space.parse(a)) for a in table.naslib_op_indices]
-    merged = transnas_pass(args, table, Path(args.scores), "class_scene")
+    provided = extra_proxies(args.extra)  # Eproxy, per-task DPS, AZ-NAS's measures
+    proxies = [c for c in args.components if c not in provided]
+    merged = transnas_pass(args, table, Path(args.scores), "class_scene", proxies)
     # the pixel tasks' own networks (the generative decoder) for autoencoder and normal
     decoded = (
-        transnas_pass(args, table, Path(args.decoder_scores), "autoencoder")
+        transnas_pass(args, table, Path(args.decoder_scores), "autoencoder", proxies)
         .set_index("arch_id")
         .loc[merged.arch_id]
         .reset_index()
         if args.decoder_scores
         else None
     )
-    merged, _ = with_extra(merged, args.extra)  # Eproxy and the per-task DPS configurations
+    merged = with_extra(merged, args.extra)
+    components = args.components
+    if decoded is not None:  # AZ-NAS's measures read only the marked blocks: the shared encoder's
+        for c in [c for c in ENCODER_BLOCKS if c in components and c not in decoded]:
+            decoded[[c, f"{c}_s"]] = merged[[c, f"{c}_s"]].to_numpy()
     published = pd.read_csv(DATA / "eproxy_table4_4.csv")
     dps_cells = set(table.arch_id.iloc[fitness_rows(len(table), args.archs, args.sample_seed)])
     fit = np.flatnonzero(merged.arch_id.isin(dps_cells).to_numpy())  # the cells DPS fits on
@@ -197,7 +233,8 @@ def transnas(args) -> None:
     for task in TNB_TASKS:
         truth = merged[f"val_{task}"].to_numpy(dtype=float)
         own = decoded if decoded is not None and task in ("autoencoder", "normal") else merged
-        rows = [card_row(c, own[c], truth, float(own[f"{c}_s"].mean())) for c in args.components]
+        mine = [c for c in components if c in own]  # the decoder pass has the first pass's only
+        rows = [card_row(c, own[c], truth, float(own[f"{c}_s"].mean())) for c in mine]
         naslib = [
             card_row(f"naslib {z}", merged[f"naslib_{z}_{task}"], truth)
             for z in NASLIB_ZC
@@ -205,7 +242,7 @@ def transnas(args) -> None:
         ]
         best = max(naslib, key=lambda r: r["spearman"])
         rows.append(best)
-        ens = few_shot(own, truth, fit, args.components)[0]
+        ens = few_shot(own, truth, fit, mine)[0]
         ens["proxy"] = f"ensemble (on {len(held)} held out)"
         rows.append(ens)
         searched = {}
@@ -229,9 +266,7 @@ def transnas(args) -> None:
         summary.append(
             {
                 "task": task,
-                "best ours": max(rows[: len(args.components)], key=lambda r: r["spearman"])[
-                    "spearman"
-                ],
+                "best ours": max(rows[: len(mine)], key=lambda r: r["spearman"])["spearman"],
                 "ensemble": ens["spearman"],
                 "eproxy": searched.get("eproxy", {}).get("spearman", np.nan),
                 "eproxy+dps": searched.get(f"eproxy@tnb-{task}-dps", {}).get("spearman", np.nan),
@@ -257,7 +292,10 @@ def main(argv=None) -> int:
         help=f"default nb201 {COMPONENTS}, transnas {TNB_COMPONENTS}",
     )
     p.add_argument(
-        "--extra", nargs="*", default=[], help="proxy-eval folders with more proxies (eproxy)"
+        "--extra",
+        nargs="*",
+        default=[],
+        help="proxy-eval folders with more scores (eproxy, a component's own pass)",
     )
     p.add_argument(
         "--decoder-scores",

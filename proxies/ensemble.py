@@ -39,6 +39,19 @@ from dse.space import SearchSpace
 CLIP = 3.0
 #: candidate L2 strengths of the rank loss, chosen among by leave-one-out
 L2_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+#: the components ``dse proxy-fit`` combines unless told otherwise: about 3 CPU-s a NAS-Bench-201
+#: cell (SWAP, 1.5 s, adds nothing to them on the 342 held-out cells; BENCHMARKS.md)
+DEFAULT_COMPONENTS = (
+    "nwot",
+    "synflow",
+    "jacob_cov",
+    "params",
+    "flops",
+    "meco",
+    "az_expressivity",
+    "az_progressivity",
+    "az_trainability",
+)
 
 
 @dataclass(frozen=True)

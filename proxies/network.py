@@ -6,7 +6,9 @@ node that has weights, and a plan that runs the nodes in topological order, read
 port order. Shapes in the IR are per sample; the network takes a leading batch dimension.
 
 ``forward(x, stages=True)`` also returns the stage outputs the space marked
-(``graph.graph["stage_outputs"]``), which regression proxies (GenNAS, Eproxy) train heads on.
+(``graph.graph["stage_outputs"]``), which regression proxies (GenNAS, Eproxy) train heads on;
+``forward(x, blocks=True)`` the block outputs (``graph.graph["block_outputs"]``: stem, cells,
+residual blocks), which AZ-NAS's measures compare block by block.
 Parameter counts equal the IR's ``params`` (tested).
 """
 
@@ -179,8 +181,11 @@ class GraphNetwork(nn.Module):
         self.input_ids = [position[n] for n in inputs]
         self.output_ids = [position[n] for n in outputs]
         self.stage_ids = [position[n] for n in graph.graph.get("stage_outputs", [])]
+        self.block_ids = [position[n] for n in graph.graph.get("block_outputs", [])]
 
-    def forward(self, *inputs: torch.Tensor, stages: bool = False):
+    def forward(self, *inputs: torch.Tensor, stages: bool = False, blocks: bool = False):
+        if stages and blocks:
+            raise ValueError("forward: ask for stages or blocks, not both")
         if len(inputs) != len(self.input_ids):
             raise ValueError(f"the network takes {len(self.input_ids)} input(s), got {len(inputs)}")
         values: dict[int, torch.Tensor] = dict(zip(self.input_ids, inputs))
@@ -195,8 +200,8 @@ class GraphNetwork(nn.Module):
             if len(self.output_ids) == 1
             else [values[j] for j in self.output_ids]
         )
-        if stages:
-            return out, [values[j] for j in self.stage_ids]
+        if stages or blocks:
+            return out, [values[j] for j in (self.stage_ids if stages else self.block_ids)]
         return out
 
 

@@ -2,14 +2,15 @@
 labelled architectures DPS would see and save it under a name, like ``dse dps --name``.
 
     dse proxy-fit --truth data/nasbench201_naslib.csv --target val_acc_cifar10 \\
-        --components swap nwot synflow jacob_cov params flops meco --archs 20 --name nb201-ens
+        --components nwot synflow jacob_cov params flops meco --archs 20 --name nb201-ens
     dse proxy-eval --truth data/nasbench201_naslib.csv --proxies proxy_ensemble@nb201-ens
 
 The fitting architectures are the seeded draw of :func:`dse.proxies.dps.fitness_rows` (the same
 ``--archs`` and ``--sample-seed`` give DPS's cells), scored here, or read from the
-``scores.parquet`` / ``scored.parquet`` of an earlier ``dse proxy-eval --out DIR``
-(``--scores DIR``) when that scored them with the same components. The saved record names those
-architectures, so ``proxy-eval`` leaves them out when it scores the ensemble.
+``scores.parquet`` / ``scored.parquet`` of earlier ``dse proxy-eval --out DIR`` passes
+(``--scores DIR [DIR ...]``, joined by architecture) that scored them with the components. The
+saved record names those architectures, so ``proxy-eval`` leaves them out when it scores the
+ensemble.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -24,28 +26,40 @@ import pandas as pd
 
 from dse.params import ConfigError
 from dse.proxies.dps import add_labelled_arguments, fitness_rows, read_truth
-from dse.proxies.ensemble import fit_ensemble
+from dse.proxies.ensemble import DEFAULT_COMPONENTS, fit_ensemble
 from dse.proxies.proxy_eval import space_param_values
 from dse.proxies.report_card import ProxyScorer, fitted_on
 from dse.proxies.saved import save_proxy
 from dse.registry import COMMANDS, SPACES
 
 
-def read_scores(folder: str | Path, components: list[str]) -> pd.DataFrame:
-    """Scores by ``arch_id`` from a ``dse proxy-eval --out`` folder, with every component."""
-    root = Path(folder)
+def _read_folder(root: Path) -> pd.DataFrame:
     for name in ("scores.parquet", "scored.parquet"):
         if (root / name).exists():
-            df = pd.read_parquet(root / name)
-            break
-    else:
-        raise ConfigError(f"--scores: {root} has no scores.parquet or scored.parquet")
-    missing = [c for c in components if c not in df.columns]
+            return pd.read_parquet(root / name).drop_duplicates("arch_id").set_index("arch_id")
+    raise ConfigError(f"--scores: {root} has no scores.parquet or scored.parquet")
+
+
+def read_scores(folders: Sequence[str | Path], components: list[str]) -> pd.DataFrame:
+    """Scores by ``arch_id`` from ``dse proxy-eval --out`` folders (a proxy and its ``_s``
+    seconds from the first folder that has it), with every component."""
+    joined: pd.DataFrame | None = None
+    for folder in folders:
+        df = _read_folder(Path(folder))
+        if joined is None:
+            joined = df
+            continue
+        new = [c for c in df.columns if c.endswith("_s") and c[:-2] not in joined.columns]
+        new += [c[:-2] for c in new if c[:-2] in df.columns]
+        joined = joined.join(df[new], how="inner")
+    assert joined is not None  # argparse gives at least one folder
+    missing = [c for c in components if c not in joined.columns]
     if missing:
         raise ConfigError(
-            f"--scores: {root} lacks components {missing}; it has {sorted(df.columns)}"
+            f"--scores: {' '.join(map(str, folders))} lack components {missing}; they have "
+            f"{sorted(c for c in joined.columns if f'{c}_s' in joined.columns)}"
         )
-    return df.drop_duplicates("arch_id").set_index("arch_id")
+    return joined
 
 
 @COMMANDS.register("proxy-fit")
@@ -58,11 +72,13 @@ class ProxyFitCommand:
         p.add_argument(
             "--components",
             nargs="+",
-            default=["swap", "nwot", "synflow", "jacob_cov", "params", "flops", "meco"],
+            default=list(DEFAULT_COMPONENTS),
             help="proxies combined (any dse proxy-eval name, e.g. eproxy@nb201-dps)",
         )
         p.add_argument("--l2", type=float, default=None, help="rank-loss L2 (default: by LOO)")
-        p.add_argument("--scores", default=None, help="a dse proxy-eval --out folder to reuse")
+        p.add_argument(
+            "--scores", nargs="+", default=None, help="dse proxy-eval --out folders to reuse"
+        )
         p.add_argument("--batch-size", type=int, default=64)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--data", default="images")
@@ -88,8 +104,8 @@ class ProxyFitCommand:
             lacking = [i for i in ids if i not in scored.index]
             if lacking:
                 raise ConfigError(
-                    f"--scores: {args.scores} lacks {len(lacking)} of the fitting architectures, "
-                    f"e.g. {lacking[0]!r}"
+                    f"--scores: {' '.join(args.scores)} lack {len(lacking)} of the fitting "
+                    f"architectures, e.g. {lacking[0]!r}"
                 )
             values = scored.loc[ids, args.components].to_numpy(dtype=float)
             seconds = float(

@@ -27,8 +27,9 @@ Measures, each with its paper:
 * ``zen``: ``log(||f(x) - f(x + 0.01 e)|| / 0.01) + sum_BN log(sqrt(mean batch variance))`` on the
   last stage's features with Gaussian-initialised weights (Lin et al., ICCV 2021).
 
-Parameter and FLOP counts come from the ``analytic`` proxy; the ``tabular`` proxy looks accuracies
-up in a benchmark table (tabular.py).
+AZ-NAS's block-wise measures (``az_expressivity``, ``az_progressivity``, ``az_trainability``) are
+registered the same way in :mod:`dse.proxies.az_nas`. Parameter and FLOP counts come from the
+``analytic`` proxy; the ``tabular`` proxy looks accuracies up in a benchmark table (tabular.py).
 """
 
 from __future__ import annotations
@@ -68,8 +69,9 @@ class Measure:
     double: bool = False  # run in float64
 
 
-#: every zero-cost measure, by name (``@measure`` adds one)
-MEASURES: Registry[Measure] = Registry("zero-cost measure")
+#: every zero-cost measure, by name (``@measure`` adds one; a module of measures outside this one,
+#: dse's or a user's, is found through the ``dse.measures`` entry points)
+MEASURES: Registry[Measure] = Registry("zero-cost measure", "dse.measures")
 
 
 def _register_provider(name: str) -> None:

@@ -257,12 +257,13 @@ class DartsSpace(SearchSpace):
             s0 = self._bn(b, b.conv(s0, c, 3, 2))
             s1 = relu_conv_bn(b, s0, c, 3, 2)
             reduce_prev = True
+        b.mark_block(s1)
         for i in range(self.layers):
             reduce = i in (self.layers // 3, 2 * self.layers // 3)
             if reduce:
                 c *= 2
             cell = "reduce" if reduce else "normal"
-            s0, s1 = s1, self._cell(b, arch, cell, s0, s1, c, reduce_prev)
+            s0, s1 = s1, b.mark_block(self._cell(b, arch, cell, s0, s1, c, reduce_prev))
             if reduce:
                 b.mark_stage(s0)
             reduce_prev = reduce

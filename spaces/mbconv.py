@@ -192,9 +192,9 @@ class MBConvChainSpace(SearchSpace):
         self.encode(arch)  # validates every decision, naming the bad variable
         fixed = self.fixed_bits(arch.get("bits"))
         b = GraphBuilder(f"mbconv:{self.arch_id(arch)}", weight_bits=fixed, act_bits=self.act_bits)
-        x = self._stem(b, b.input((3, self.resolution, self.resolution)))
+        x = b.mark_block(self._stem(b, b.input((3, self.resolution, self.resolution))))
         for i in range(len(self.layout)):
-            x = self._block(b, x, i, arch[f"b{i:02d}.op"], self._bits(arch, i))
+            x = b.mark_block(self._block(b, x, i, arch[f"b{i:02d}.op"], self._bits(arch, i)))
             if i + 1 == len(self.layout) or self.layout[i + 1][1] == 2:
                 b.mark_stage(x)
         self._head(b, x)

@@ -190,14 +190,14 @@ class NasBench101Space(SearchSpace):
             act_bits=self.act_bits,
         )
         x = b.input((3, self.resolution, self.resolution))
-        x = b.act(b.norm(b.conv(x, self.stem_channels, 3)), "relu")
+        x = b.mark_block(b.act(b.norm(b.conv(x, self.stem_channels, 3)), "relu"))
         c = self.stem_channels
         for stack in range(self.stacks):
             if stack:
-                x = b.pool(x, "max", kernel=2, stride=2, padding=0)
+                x = b.mark_block(b.pool(x, "max", kernel=2, stride=2, padding=0))
                 c *= 2
             for _ in range(self.cells_per_stack):
-                x = self._cell(b, x, m, ops, c)
+                x = b.mark_block(self._cell(b, x, m, ops, c))
             b.mark_stage(x)
         x = b.flatten(b.pool(x, "global_avg"))
         b.linear(x, self.num_classes)

@@ -263,6 +263,7 @@ class NasBench201Space(SearchSpace):
         cache = self._fragments  # shared by all architectures: edge ops, stem, reductions, head
         cells = FragmentCache()  # this architecture's cell, recorded once and replayed per stage
         x = b.block(cache, "stem", (b.input((3, self.resolution, self.resolution)),), self._stem)
+        b.mark_block(x)
         fixed = [list(b._ops)]
         c = self.channels
         for stage in range(3):
@@ -272,6 +273,7 @@ class NasBench201Space(SearchSpace):
                 x = b.block(
                     cache, ("reduction", c), (x,), lambda bb, xx, cc=c: self._reduction(bb, xx, cc)
                 )
+                b.mark_block(x)
                 fixed.append(b._ops[start:])
             x = b.chain(
                 cells,
@@ -279,6 +281,7 @@ class NasBench201Space(SearchSpace):
                 x,
                 lambda bb, xx, cc=c: self._cell(bb, xx, ops, cc),
                 self.cells_per_stage,
+                mark_blocks=True,
             )
             b.mark_stage(x)
         start = len(b._ops)

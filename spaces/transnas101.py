@@ -184,12 +184,12 @@ class TransNas101MicroSpace(SearchSpace):
     def _encoder(self, b: GraphBuilder, x: int, ops: tuple[str, ...]) -> int:
         c = self.channels
         x = b.norm(b.conv(x, c // 2, 3, 2), "batch")
-        x = relu_conv_bn(b, x, c, 3, 2)
+        x = b.mark_block(relu_conv_bn(b, x, c, 3, 2))
         for code in MACRO:
             if code == "4":
                 c *= 2
-            x = self._cell(b, x, ops, c, 2 if code == "4" else 1)
-            x = self._cell(b, x, ops, c, 1)
+            x = b.mark_block(self._cell(b, x, ops, c, 2 if code == "4" else 1))
+            x = b.mark_block(self._cell(b, x, ops, c, 1))
             b.mark_stage(x)
         return x
 

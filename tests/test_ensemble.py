@@ -161,3 +161,25 @@ def test_space_param_values_read_json_else_text():
     }
     with pytest.raises(ValueError, match="--space-param: 'resolution' is not KEY=VALUE"):
         space_param_values(["resolution"])
+
+
+def test_proxy_fit_reads_scores_from_several_proxy_eval_folders(tmp_path):
+    from dse.params import ConfigError
+    from dse.proxies.proxy_fit import read_scores
+
+    first, second = tmp_path / "zc", tmp_path / "az"
+    first.mkdir()
+    second.mkdir()
+    ids = ["a", "b", "c"]
+    pd.DataFrame(
+        {"arch_id": ids, "synflow": [1.0, 2.0, 3.0], "synflow_s": 0.1, "val": [0.1, 0.2, 0.3]}
+    ).to_parquet(first / "scores.parquet")
+    pd.DataFrame(  # a second pass: another proxy, the same one again (the first folder's wins)
+        {"arch_id": ids[::-1], "meco": [6.0, 5.0, 4.0], "meco_s": 0.2, "synflow": 9.0,
+         "synflow_s": 9.0}
+    ).to_parquet(second / "scored.parquet")  # fmt: skip
+    joined = read_scores([first, second], ["synflow", "meco"])
+    assert joined.loc[["a", "b", "c"], "meco"].tolist() == [4.0, 5.0, 6.0]
+    assert joined.loc[["a", "b", "c"], "synflow"].tolist() == [1.0, 2.0, 3.0]
+    with pytest.raises(ConfigError, match=r"lack components \['zico'\]; they have"):
+        read_scores([first, second], ["synflow", "zico"])

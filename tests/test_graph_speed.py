@@ -37,16 +37,16 @@ def _is_lazy(g: nx.DiGraph) -> bool:
 def _plain_nb201(space: NasBench201Space, arch) -> nx.DiGraph:
     """NAS-Bench-201's graph built op by op: no fragment cache, no wiring reuse."""
     b = GraphBuilder("plain", weight_bits=space.weight_bits, act_bits=space.act_bits)
-    x = space._stem(b, b.input((3, space.resolution, space.resolution)))
+    x = b.mark_block(space._stem(b, b.input((3, space.resolution, space.resolution))))
     ops = tuple(arch[e] for e in EDGE_NAMES)
     c = space.channels
     for stage in range(3):
         if stage:
             c *= 2
-            x = space._reduction(b, x, c)
+            x = b.mark_block(space._reduction(b, x, c))
         for _ in range(space.cells_per_stage):
             saved, space._fragments = space._fragments, None
-            x = space._cell(b, x, ops, c)
+            x = b.mark_block(space._cell(b, x, ops, c))
             space._fragments = saved
         b.mark_stage(x)
     space._head(b, x)
@@ -84,6 +84,7 @@ def test_nasbench201_graphs_equal_op_by_op_builds_for_new_and_reused_wirings():
         assert list(g.edges(data="port")) == list(want.edges(data="port"))
         assert g.graph["outputs"] == want.graph["outputs"]
         assert g.graph["stage_outputs"] == want.graph["stage_outputs"]
+        assert g.graph["block_outputs"] == want.graph["block_outputs"]
         assert totals(g) == totals(want)
     assert 30 < len(space._wirings) <= 64
 
@@ -98,16 +99,18 @@ def test_chained_replays_equal_one_block_per_copy():
 
         cache = FragmentCache()
         if chained:
-            x = b.chain(cache, "cell", x, cell, 4)
+            x = b.chain(cache, "cell", x, cell, 4, mark_blocks=True)
         else:
             for _ in range(4):
-                x = b.block(cache, "cell", (x,), cell)
+                x = b.mark_block(b.block(cache, "cell", (x,), cell))
         b.classifier(x, 3)
         return b.build()
 
     a, b = net(True), net(False)
     assert [a.nodes[n]["op"] for n in a] == [b.nodes[n]["op"] for n in b]
     assert list(a.edges(data="port")) == list(b.edges(data="port"))
+    assert a.graph["block_outputs"] == b.graph["block_outputs"]
+    assert len(a.graph["block_outputs"]) == 4
     with pytest.raises(ValueError, match="copies"):
         GraphBuilder().chain(None, "k", 0, lambda bb, xx: xx, 0)
 

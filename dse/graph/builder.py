@@ -80,6 +80,7 @@ class GraphBuilder:
         self._port: list[int] = []
         self.inputs: list[int] = []
         self.stage_outputs: list[int] = []
+        self.block_outputs: list[int] = []
         self.meta: dict = {}
 
     def shape(self, node: int) -> Shape:
@@ -127,8 +128,8 @@ class GraphBuilder:
         With a ``cache``, the first call for a ``key`` and input shapes builds the sub-network in
         place and records it; later calls replay the record. ``key`` must capture everything
         ``build`` depends on besides the input shapes, and ``build`` may read only ``inputs``
-        (a sub-network reading other nodes is built but not recorded). Names and stage marks
-        made inside ``build`` are dropped, so every copy is alike.
+        (a sub-network reading other nodes is built but not recorded). Names, stage and block
+        marks made inside ``build`` are dropped, so every copy is alike.
         """
         if cache is None:
             return build(self, *inputs)
@@ -154,16 +155,20 @@ class GraphBuilder:
         x: int,
         build: Callable[[GraphBuilder, int], int],
         copies: int,
+        mark_blocks: bool = False,
     ) -> int:
         """``copies`` copies of a one-input sub-network in a row, each reading the previous
         copy's output (NAS-Bench-201's five cells per stage); returns the last output.
+        ``mark_blocks`` marks each copy's output as a block output (:meth:`mark_block`).
 
         The same graph as ``copies`` calls of :meth:`block`, with the same node and edge order;
         the replays after the first skip the per-call key and cache lookup.
         """
         if copies < 1:
             raise ValueError(f"copies: must be >= 1, got {copies}")
+        mark = self.block_outputs.append if mark_blocks else _no_mark
         y = self.block(cache, key, (x,), build)
+        mark(y)
         if copies == 1:
             return y
         frag = None if cache is None else cache.get(self.fragment_key(key, (y,)))
@@ -175,6 +180,7 @@ class GraphBuilder:
         ):  # not replayable in a row
             for _ in range(copies - 1):
                 y = self.block(cache, key, (y,), build)
+                mark(y)
             return y
         ops, src, dst = self._ops, self._src, self._dst
         isrc, idst, xdst = frag.internal_src, frag.internal_dst, frag.input_dst
@@ -188,6 +194,7 @@ class GraphBuilder:
             dst.extend([v + base for v in xdst])
             self._port.extend(ports)
             y = frag.output + base
+            mark(y)
         return y
 
     def fragment_key(self, key: Hashable, inputs: Sequence[int]) -> tuple:
@@ -210,11 +217,12 @@ class GraphBuilder:
     ) -> int:
         """Build a block in place and store what it added as a :class:`Fragment`."""
         start, first_edge = len(self._ops), len(self._src)
-        n_stages = len(self.stage_outputs)
+        n_stages, n_blocks = len(self.stage_outputs), len(self.block_outputs)
         out = build(self, *inputs)
         for node in [n for n in self._names if n >= start]:
             del self._names[node]
         del self.stage_outputs[n_stages:]
+        del self.block_outputs[n_blocks:]
         internal: list[tuple[int, int, int]] = []
         incoming: list[tuple[int, int, int]] = []
         for u, v, p in zip(self._src[first_edge:], self._dst[first_edge:], self._port[first_edge:]):
@@ -373,6 +381,13 @@ class GraphBuilder:
         self.stage_outputs.append(node)
         return node
 
+    def mark_block(self, node: int) -> int:
+        """Record ``node`` as a block output: the end of a stem, cell or residual block, where
+        measures that compare consecutive blocks (AZ-NAS's expressivity, progressivity and
+        trainability) read the features."""
+        self.block_outputs.append(node)
+        return node
+
     def wiring(self) -> Wiring:
         """Everything of the graph so far except its ops (see :class:`Wiring`)."""
         return Wiring(
@@ -384,6 +399,7 @@ class GraphBuilder:
             tuple(sorted(set(range(len(self._ops))).difference(self._src))),
             tuple(self.stage_outputs),
             len(self._ops),
+            tuple(self.block_outputs),
         )
 
     def build(self) -> nx.DiGraph:
@@ -397,8 +413,8 @@ class GraphBuilder:
 
 @dataclass(frozen=True, slots=True)
 class Wiring:
-    """A built graph without its ops: edges as int columns, node names, inputs, outputs and
-    stage marks. Architectures that differ only in which op sits at each node (NAS-Bench-201
+    """A built graph without its ops: edges as int columns, node names, inputs, outputs, stage
+    and block marks. Architectures that differ only in which op sits at each node (NAS-Bench-201
     cells whose edges swap one one-node op for another) share one wiring, so a space can keep
     it and make each new graph from its op list alone (:meth:`graph`)."""
 
@@ -410,6 +426,7 @@ class Wiring:
     outputs: tuple[int, ...]
     stage_outputs: tuple[int, ...]
     nodes: int
+    block_outputs: tuple[int, ...] = ()
 
     def graph(self, ops: Sequence[OpNode], name: str, meta: dict) -> nx.DiGraph:
         """The graph of these wires with ``ops[i]`` at node ``i`` (one op per node)."""
@@ -420,11 +437,16 @@ class Wiring:
             "inputs": list(self.inputs),
             "outputs": list(self.outputs),
             "stage_outputs": list(self.stage_outputs),
+            "block_outputs": list(self.block_outputs),
             "meta": dict(meta),
         }
         return ColumnarDiGraph.from_columns(
             list(ops), self.names, self.src, self.dst, self.port, graph
         )
+
+
+def _no_mark(_node: int) -> None:
+    """What :meth:`GraphBuilder.chain` calls on each copy's output when blocks are not marked."""
 
 
 def _columns(rows: list[tuple[int, int, int]]) -> tuple[tuple[int, ...], ...]:
