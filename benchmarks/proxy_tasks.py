@@ -1,6 +1,6 @@
 """Proxies across tasks and spaces: report cards, the few-shot ensemble and regularised SWAP.
 
-Two sections, each reading the scores of one ``dse proxy-eval --out DIR`` pass (the command is
+Three sections, each reading the scores of a ``dse proxy-eval --out DIR`` pass (the command is
 run first when DIR has no scores; it is checkpointed, so a killed run continues with the same
 command):
 
@@ -8,6 +8,10 @@ command):
   and SWAP's size prior (:func:`dse.proxies.swap_reg.fit_size_prior`) are fitted on the 20 cells
   DPS sees (``fitness_rows(362, 20, 0)``) and scored on the other 342, beside each component
   alone on the same cells, with the CPU seconds per cell the components cost.
+* ``nb301``: NAS-Bench-301's DARTS cells (``--limit`` of the 362, seeded), the same card as
+  ``nb201`` against the surrogate CIFAR-10 accuracy: the ensemble fitted on 20 of the scored
+  cells, scored on the rest, beside each component, NASLib's best zero-cost column and any
+  ``--extra`` proxy (Eproxy) on the same held-out cells.
 * ``transnas``: TransNAS-Bench-101 micro, one scoring pass of the class_scene network at a
   reduced resolution ranked against all seven tasks; per task the card of every proxy on the
   cells, NASLib's best zero-cost column on the same cells, the ensemble fitted per task on DPS's
@@ -18,6 +22,8 @@ command):
 
     python benchmarks/proxy_tasks.py nb201 --scores results/nb201_zc
     python benchmarks/proxy_tasks.py nb201 --scores results/nb201_zc7 --extra results/nb201_az
+    python benchmarks/proxy_tasks.py nb301 --scores results/nb301_zc --limit 120 \
+        --extra results/nb301_eproxy
     python benchmarks/proxy_tasks.py transnas --scores results/tnb_zc --limit 0 \
         --extra results/tnb_az results/tnb_eproxy --decoder-scores results/tnb_zc_decoder
 
@@ -246,7 +252,7 @@ def transnas(args) -> None:
         ens["proxy"] = f"ensemble (on {len(held)} held out)"
         rows.append(ens)
         searched = {}
-        for name in ("eproxy", f"eproxy@tnb-{task}-dps"):
+        for name in ("eproxy", f"eproxy@tnb-{task}-dps", "gennas"):
             if name in merged:
                 known = merged[name].notna().to_numpy() & ~merged.arch_id.isin(dps_cells)
                 seconds = float(merged[f"{name}_s"].mean())
@@ -270,6 +276,7 @@ def transnas(args) -> None:
                 "ensemble": ens["spearman"],
                 "eproxy": searched.get("eproxy", {}).get("spearman", np.nan),
                 "eproxy+dps": searched.get(f"eproxy@tnb-{task}-dps", {}).get("spearman", np.nan),
+                "gennas": searched.get("gennas", {}).get("spearman", np.nan),
                 "naslib best": best["spearman"],
                 "eproxy (4.4)": pub.spearman["eproxy"],
                 "eproxy+dps (4.4)": pub.spearman["eproxy_dps"],
@@ -281,15 +288,53 @@ def transnas(args) -> None:
     print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
+def nb301(args) -> None:
+    table = pd.read_csv(DATA / "nasbench301_naslib.csv")
+    space = SPACES.create("darts")
+    table["arch_id"] = [space.arch_id(space.parse(g)) for g in table.genotype]
+    provided = extra_proxies(args.extra)  # e.g. eproxy on some of the cells
+    command = [
+        "--space", "darts", "--truth", str(DATA / "nasbench301_naslib.csv"),
+        "--arch-column", "genotype", "--target", "val_acc_cifar10",
+        "--proxies", *[c for c in args.components if c not in provided],
+        "--batch-size", "64", "--limit", str(args.limit), "--workers", "1", "--chunk-size", "5",
+        "--out", str(args.scores),
+    ]  # fmt: skip
+    scores = ensure_scores(Path(args.scores), command)
+    found = [c for c in scores if f"{c}_s" in scores]
+    merged = with_extra(scores[["arch_id", *found, *[f"{c}_s" for c in found]]], args.extra)
+    merged = merged.merge(table, on="arch_id")
+    truth = merged.val_acc_cifar10.to_numpy(dtype=float)
+    fit = fitness_rows(len(merged), args.archs, args.sample_seed)  # labelled: 20 of the scored
+    held = np.setdiff1d(np.arange(len(merged)), fit)
+    rows = few_shot(merged, truth, fit, args.components)
+    naslib = [
+        card_row(f"naslib {z}", merged[f"naslib_{z}_cifar10"].to_numpy()[held], truth[held])
+        for z in NASLIB_ZC
+        if f"naslib_{z}_cifar10" in merged
+    ]
+    rows.append(max(naslib, key=lambda r: r["spearman"]))
+    for name in [p for p in provided if p not in args.components]:
+        known = merged[name].notna().to_numpy().copy()
+        known[fit] = False
+        seconds = float(merged[f"{name}_s"].mean())
+        rows.append(card_row(name, merged[name][known], truth[known], seconds))
+    show(
+        f"NAS-Bench-301 (DARTS, CIFAR-10 surrogate accuracy): {len(merged)} cells scored, "
+        f"fitted on {len(fit)}, scored on the other {len(held)}",
+        rows,
+    )
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("section", choices=["nb201", "transnas"])
+    p.add_argument("section", choices=["nb201", "transnas", "nb301"])
     p.add_argument("--scores", required=True, help="a dse proxy-eval --out folder")
     p.add_argument(
         "--components",
         nargs="+",
         default=None,
-        help=f"default nb201 {COMPONENTS}, transnas {TNB_COMPONENTS}",
+        help=f"default nb201 and nb301 {COMPONENTS}, transnas {TNB_COMPONENTS}",
     )
     p.add_argument(
         "--extra",
@@ -305,14 +350,14 @@ def main(argv=None) -> int:
     p.add_argument("--archs", type=int, default=20, help="labelled cells the fits see")
     p.add_argument("--sample-seed", type=int, default=0)
     p.add_argument("--draws", type=int, default=10, help="nb201: other random labelled sets")
-    p.add_argument("--limit", type=int, default=0, help="transnas: cells scored (0: all)")
+    p.add_argument("--limit", type=int, default=0, help="transnas, nb301: cells scored (0: all)")
     p.add_argument("--resolution", type=int, default=32, help="transnas: input side")
     p.add_argument("--batch-size", type=int, default=32, help="transnas: proxy batch")
     args = p.parse_args(argv)
     if args.components is None:
-        args.components = COMPONENTS if args.section == "nb201" else TNB_COMPONENTS
+        args.components = TNB_COMPONENTS if args.section == "transnas" else COMPONENTS
     warnings.filterwarnings("ignore", message=".*constant.*")  # a constant NASLib column
-    {"nb201": nb201, "transnas": transnas}[args.section](args)
+    {"nb201": nb201, "transnas": transnas, "nb301": nb301}[args.section](args)
     return 0
 
 
