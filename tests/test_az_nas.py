@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import reference_data
 from scipy.stats import spearmanr
 
 from dse.graph import GraphBuilder, from_json, to_json
@@ -14,7 +15,6 @@ from dse.proxies.az_nas import jacobian_norm, rank_aggregate, spectral_entropy
 from dse.proxies.zero_cost import MEASURES, context_for, score
 from dse.registry import SPACES
 from dse.spaces.nasbench201 import NasBench201Space
-from tests.conftest import DATA
 
 AZ = ["az_expressivity", "az_progressivity", "az_trainability"]
 
@@ -64,7 +64,7 @@ def test_jacobian_norm_estimates_a_linear_blocks_spectral_norm():
 
 
 def test_az_measures_rank_shipped_nasbench201_cells():
-    table = pd.read_csv(DATA / "nasbench201_naslib.csv").iloc[:12]
+    table = pd.read_csv(reference_data("nasbench201_naslib.csv")).iloc[:12]
     space = NasBench201Space()
     ctx = context_for(space.to_graph(space.parse(table.arch_str[0])), 64, 0, "images")
     values = {m: [] for m in AZ}
@@ -108,7 +108,9 @@ def test_rank_aggregate_sums_log_ranks_and_ranks_missing_scores_lowest():
 
 
 def test_transnas_task_networks_share_their_encoder_blocks_and_az_scores():
-    table = pd.read_csv(DATA / "transnas101_micro_naslib.csv", dtype={"naslib_op_indices": str})
+    table = pd.read_csv(
+        reference_data("transnas101_micro_naslib.csv"), dtype={"naslib_op_indices": str}
+    )
     code = table.naslib_op_indices[7]
     scores = []
     for task in ("class_scene", "autoencoder"):
