@@ -16,7 +16,9 @@ Sections (``--only`` picks some; all by default):
   magnitude and by tail (fig. 5.10), printed and plotted (``pruning.png``).
 * ``orders``: 8-slot hybrid stacks with 4 SGConv blocks, at least 20 seeded orders trained as a
   character-level LM on ``pydoc_data``; Spearman of the SGConv blocks' average depth against
-  validation loss (fig. 5.6b: negative, deeper SGConv is better).
+  validation loss (fig. 5.6b: negative, deeper SGConv is better), per training seed
+  (``--seeds``), for the mean loss, and between two seeds' losses (how far the seed moves the
+  ranking of the orders).
 * ``nsga``: NSGA-II over the 8-slot hybrid space with any number of SGConv blocks (with a fixed
   count every order costs the same), validation loss (trained at the training length) against
   A100 latency at L = 4096 (the GPU simulator's ``sequence_length``), its Pareto table.
@@ -224,28 +226,36 @@ def orders(args) -> None:
         if space.order(arch) not in seen:
             seen.add(space.order(arch))
             archs.append(arch)
-    provider = PROXIES.create("trained_accuracy", steps=args.lm_steps, sequence_lr=TRAIN["lr"])
+    providers = [
+        PROXIES.create("trained_accuracy", steps=args.lm_steps, sequence_lr=TRAIN["lr"], seed=s)
+        for s in range(args.seeds)
+    ]  # one training seed each: how far the ranking of orders moves with the seed
     mix = PROXIES.create("layer_mix")
     rows = []
     for arch in archs:
         g = space.to_graph(arch)
-        rows.append(
-            (
-                space.order(arch),
-                mix.evaluate(g, arch, space)["sgconv_depth"],
-                provider.evaluate(g, arch, space)["trained_loss"],
-            )
-        )
+        losses = [p.evaluate(g, arch, space)["trained_loss"] for p in providers]
+        rows.append((space.order(arch), mix.evaluate(g, arch, space)["sgconv_depth"], losses))
     from scipy.stats import spearmanr
 
-    rho = float(spearmanr([r[1] for r in rows], [r[2] for r in rows])[0])
+    depth = [r[1] for r in rows]
+    per_seed = np.array([r[2] for r in rows])  # orders x seeds
+    mean = per_seed.mean(axis=1)
     print(
         f"orders: {len(rows)} hybrid stacks (4 A + 4 C, 64 channels, L = {HYBRID_LENGTH}), "
-        f"character LM on pydoc_data, {args.lm_steps} steps"
+        f"character LM on pydoc_data, {args.lm_steps} steps, {args.seeds} training seed(s)"
     )
-    for order, depth, loss in sorted(rows, key=lambda r: r[1]):
-        print(f"  {order}  SGConv depth {depth:5.3f}  validation loss {loss:.4f} nats/byte")
-    print(f"  Spearman(average SGConv depth, validation loss) = {rho:+.3f} (fig. 5.6b: negative)")
+    for (order, d, losses), m in sorted(zip(rows, mean), key=lambda r: r[0][1]):
+        each = " ".join(f"{v:.4f}" for v in losses)
+        print(f"  {order}  SGConv depth {d:5.3f}  validation loss {m:.4f} nats/byte ({each})")
+    for s in range(args.seeds):
+        rho = float(spearmanr(depth, per_seed[:, s])[0])
+        print(f"  seed {s}: Spearman(average SGConv depth, validation loss) = {rho:+.3f}")
+    rho = float(spearmanr(depth, mean)[0])
+    print(f"  mean over seeds: Spearman = {rho:+.3f} (fig. 5.6b: negative)")
+    if args.seeds > 1:  # does a second seed rank the orders alike?
+        agree = float(spearmanr(per_seed[:, 0], per_seed[:, 1])[0])
+        print(f"  Spearman between seed 0's and seed 1's losses over the orders = {agree:+.3f}")
     (args.out / "orders.json").write_text(json.dumps(rows))
 
 
