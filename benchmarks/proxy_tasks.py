@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dse.proxies.az_nas import AZ_NAS, rank_aggregate
+from dse.proxies.az_nas import AZ_NAS, BLOCK_MEASURES, rank_aggregate
 from dse.proxies.dps import fitness_rows
 from dse.proxies.ensemble import DEFAULT_COMPONENTS, fit_ensemble
 from dse.proxies.report_card import ProxyScorer, top_retrieval
@@ -54,13 +54,7 @@ from dse.registry import SPACES
 DATA = Path(__file__).resolve().parent.parent / "data"
 COMPONENTS = list(DEFAULT_COMPONENTS)
 #: the TransNAS cards' components (meco ranks TransNAS cells backwards at 32 px)
-TNB_COMPONENTS = [
-    *("swap", "nwot", "synflow", "jacob_cov", "params", "flops"),
-    *("az_expressivity", "az_progressivity", "az_trainability"),
-]
-#: measures that read only the block outputs, which sit in the encoder every TransNAS task network
-#: shares, so one pass serves the decoder networks' cards too (tests/test_az_nas.py checks it)
-ENCODER_BLOCKS = ("az_expressivity", "az_progressivity", "az_trainability")
+TNB_COMPONENTS = ["swap", "nwot", "synflow", "jacob_cov", "params", "flops", *BLOCK_MEASURES]
 NB201_TARGETS = {
     "cifar10": "val_acc_cifar10",
     "cifar100": "val_acc_cifar100",
@@ -100,22 +94,33 @@ def ensure_scores(out: Path, command: list[str]) -> pd.DataFrame:
     return pd.read_parquet(out / "scores.parquet")
 
 
-def extra_proxies(folders) -> list[str]:
-    """The proxies (a column and its ``_s`` seconds) the ``--extra`` folders hold."""
+def proxy_frame(scores: pd.DataFrame, proxies=None) -> pd.DataFrame:
+    """``arch_id`` and each proxy with its ``_s`` seconds: ``proxies`` where ``scores`` has
+    them, else every column that has its seconds beside it (not the ground truth)."""
+    if proxies is None:
+        proxies = [c for c in scores if f"{c}_s" in scores]
+    found = [c for c in proxies if c in scores]
+    return scores[["arch_id", *found, *[f"{c}_s" for c in found]]]
+
+
+def read_extra(folders) -> list[pd.DataFrame]:
+    """The proxies of each ``--extra`` folder (:func:`proxy_frame` of its scores), read once."""
+    return [proxy_frame(pd.read_parquet(Path(f) / "scores.parquet")) for f in folders]
+
+
+def extra_proxies(extras: list[pd.DataFrame]) -> list[str]:
+    """The proxies the ``--extra`` folders hold, first seen first."""
     names: list[str] = []
-    for folder in folders:
-        columns = pd.read_parquet(Path(folder) / "scores.parquet").columns
-        names += [c for c in columns if f"{c}_s" in columns and c not in names]
+    for extra in extras:
+        names += [c for c in extra if f"{c}_s" in extra and c not in names]
     return names
 
 
-def with_extra(scores: pd.DataFrame, folders) -> pd.DataFrame:
-    """``scores`` joined by ``arch_id`` with the proxies of other ``dse proxy-eval --out``
-    folders that it lacks."""
-    for folder in folders:
-        extra = pd.read_parquet(Path(folder) / "scores.parquet")
-        found = [c for c in extra.columns if f"{c}_s" in extra.columns and c not in scores]
-        scores = scores.merge(extra[["arch_id", *found, *[f"{c}_s" for c in found]]], "left")
+def with_extra(scores: pd.DataFrame, extras: list[pd.DataFrame]) -> pd.DataFrame:
+    """``scores`` joined by ``arch_id`` with the proxies of the ``--extra`` folders it lacks."""
+    for extra in extras:
+        lacking = [c for c in extra_proxies([extra]) if c not in scores]
+        scores = scores.merge(proxy_frame(extra, lacking), "left")
     return scores
 
 
@@ -156,7 +161,8 @@ def nb201(args) -> None:
     table = pd.read_csv(DATA / "nasbench201_naslib.csv")
     out = Path(args.scores)
     components = list(args.components)
-    provided = extra_proxies(args.extra)  # e.g. eproxy@nb201-dps, AZ-NAS's measures
+    extras = read_extra(args.extra)
+    provided = extra_proxies(extras)  # e.g. eproxy@nb201-dps, AZ-NAS's measures
     command = [
         "--truth", str(DATA / "nasbench201_naslib.csv"), "--dataset", "cifar10",
         "--target", *NB201_TARGETS.values(),
@@ -168,7 +174,7 @@ def nb201(args) -> None:
     order = [space.arch_id(space.parse(a)) for a in table.arch_str]
     scores = scores.set_index("arch_id").loc[order].reset_index()
     fit = fitness_rows(len(table), args.archs, args.sample_seed)
-    scores = with_extra(scores, args.extra)
+    scores = with_extra(scores, extras)
     lacking = [c for c in components if scores.loc[fit, c].isna().any()]
     if lacking:  # a saved proxy's own cells, which proxy-eval leaves out: scored here
         scorer = ProxyScorer(space, lacking, 64, 0, "images")
@@ -206,15 +212,15 @@ def transnas_pass(
         "--limit", str(args.limit), "--workers", "1", "--chunk-size", "5", "--out", str(out),
     ]  # fmt: skip
     scores = ensure_scores(out, command)
-    found = [c for c in proxies if c in scores]
-    return scores[["arch_id", *found, *[f"{c}_s" for c in found]]].merge(table, on="arch_id")
+    return proxy_frame(scores, proxies).merge(table, on="arch_id")
 
 
 def transnas(args) -> None:
     table = pd.read_csv(DATA / "transnas101_micro_naslib.csv", dtype={"naslib_op_indices": str})
     space = SPACES.create("transnas101_micro")
     table["arch_id"] = [space.arch_id(space.parse(a)) for a in table.naslib_op_indices]
-    provided = extra_proxies(args.extra)  # Eproxy, per-task DPS, AZ-NAS's measures
+    extras = read_extra(args.extra)
+    provided = extra_proxies(extras)  # Eproxy, per-task DPS, AZ-NAS's measures, GenNAS
     proxies = [c for c in args.components if c not in provided]
     merged = transnas_pass(args, table, Path(args.scores), "class_scene", proxies)
     # the pixel tasks' own networks (the generative decoder) for autoencoder and normal
@@ -226,10 +232,12 @@ def transnas(args) -> None:
         if args.decoder_scores
         else None
     )
-    merged = with_extra(merged, args.extra)
+    merged = with_extra(merged, extras)
     components = args.components
-    if decoded is not None:  # AZ-NAS's measures read only the marked blocks: the shared encoder's
-        for c in [c for c in ENCODER_BLOCKS if c in components and c not in decoded]:
+    # AZ-NAS's measures read only the marked blocks, which sit in the encoder every TransNAS task
+    # network shares, so one pass serves the decoder networks' cards too (tests/test_az_nas.py)
+    if decoded is not None:
+        for c in [c for c in BLOCK_MEASURES if c in components and c not in decoded]:
             decoded[[c, f"{c}_s"]] = merged[[c, f"{c}_s"]].to_numpy()
     published = pd.read_csv(DATA / "eproxy_table4_4.csv")
     dps_cells = set(table.arch_id.iloc[fitness_rows(len(table), args.archs, args.sample_seed)])
@@ -292,7 +300,8 @@ def nb301(args) -> None:
     table = pd.read_csv(DATA / "nasbench301_naslib.csv")
     space = SPACES.create("darts")
     table["arch_id"] = [space.arch_id(space.parse(g)) for g in table.genotype]
-    provided = extra_proxies(args.extra)  # e.g. eproxy on some of the cells
+    extras = read_extra(args.extra)
+    provided = extra_proxies(extras)  # e.g. eproxy on some of the cells
     command = [
         "--space", "darts", "--truth", str(DATA / "nasbench301_naslib.csv"),
         "--arch-column", "genotype", "--target", "val_acc_cifar10",
@@ -301,8 +310,7 @@ def nb301(args) -> None:
         "--out", str(args.scores),
     ]  # fmt: skip
     scores = ensure_scores(Path(args.scores), command)
-    found = [c for c in scores if f"{c}_s" in scores]
-    merged = with_extra(scores[["arch_id", *found, *[f"{c}_s" for c in found]]], args.extra)
+    merged = with_extra(proxy_frame(scores), extras)
     merged = merged.merge(table, on="arch_id")
     truth = merged.val_acc_cifar10.to_numpy(dtype=float)
     fit = fitness_rows(len(merged), args.archs, args.sample_seed)  # labelled: 20 of the scored

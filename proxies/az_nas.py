@@ -125,8 +125,10 @@ def az_trainability(net: GraphNetwork, ctx: ProxyContext) -> float:
     return float(np.mean(scores)) if scores else math.nan
 
 
+#: the three measures of this module, which read only the marked block outputs
+BLOCK_MEASURES = ("az_expressivity", "az_progressivity", "az_trainability")
 #: the four measures AZ-NAS ranks candidates by (``flops`` from the ``analytic`` proxy)
-AZ_NAS = ("az_expressivity", "az_progressivity", "az_trainability", "flops")
+AZ_NAS = (*BLOCK_MEASURES, "flops")
 
 
 def rank_aggregate(values: np.ndarray) -> np.ndarray:

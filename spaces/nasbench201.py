@@ -33,7 +33,7 @@ EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))
 #: order skip_connect, none, nor_conv_3x3, nor_conv_1x1, avg_pool_3x3.
 NASLIB_EDGES = ((1, 0), (2, 0), (3, 0), (2, 1), (3, 1), (3, 2))
 NASLIB_OPS = ("skip_connect", "none", "nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3")
-_EDGE_AT = {e: i for i, e in enumerate(EDGES)}  # (to, from) -> index in EDGES
+EDGE_AT = {e: i for i, e in enumerate(EDGES)}  # (to, from) -> index in EDGES
 _CONVS = ("nor_conv_1x1", "nor_conv_3x3")  # three ops each (ReLU-conv-BN); the others one
 
 #: dataset -> (input resolution, number of classes)
@@ -74,7 +74,7 @@ def to_arch_str(arch: Mapping[str, Any]) -> str:
     parts = []
     for to in (1, 2, 3):
         parts.append(
-            "|" + "|".join(f"{arch[EDGE_NAMES[_EDGE_AT[to, f]]]}~{f}" for f in range(to)) + "|"
+            "|" + "|".join(f"{arch[EDGE_NAMES[EDGE_AT[to, f]]]}~{f}" for f in range(to)) + "|"
         )
     return "+".join(parts)
 
@@ -137,7 +137,7 @@ class NasBench201Space(SearchSpace):
         digest = {0: b"in"}
         for to in (1, 2, 3):
             incoming = sorted(
-                arch[EDGE_NAMES[_EDGE_AT[to, f]]].encode() + digest[f] for f in range(to)
+                arch[EDGE_NAMES[EDGE_AT[to, f]]].encode() + digest[f] for f in range(to)
             )
             digest[to] = hashlib.blake2b(b"|".join(incoming), digest_size=16).digest()
         key = "/".join(
@@ -170,7 +170,7 @@ class NasBench201Space(SearchSpace):
         for to in (1, 2, 3):
             incoming = []
             for frm in range(to):
-                op = ops[_EDGE_AT[to, frm]]
+                op = ops[EDGE_AT[to, frm]]
                 if op in ("nor_conv_1x1", "nor_conv_3x3"):  # three ops: replay a recorded copy
                     incoming.append(
                         b.block(

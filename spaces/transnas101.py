@@ -62,6 +62,7 @@ from dse.registry import SPACES
 from dse.space import Arch, Choice, SearchSpace, SpaceError
 from dse.spaces.blocks import factorized_reduce, relu_conv_bn
 from dse.spaces.nasbench201 import (
+    EDGE_AT,
     EDGE_NAMES,
     EDGES,
     edge_name,
@@ -82,7 +83,6 @@ TASKS = {
 }
 MACRO = "41414"  # per layer: 4 doubles the channels and halves the resolution, 1 keeps both
 JIGSAW_TILES = 9
-_EDGE_AT = {e: i for i, e in enumerate(EDGES)}
 
 
 @SPACES.register("transnas101_micro")
@@ -175,7 +175,7 @@ class TransNas101MicroSpace(SearchSpace):
         nodes = [x]
         for to in (1, 2, 3):
             terms = [
-                self._edge(b, nodes[frm], ops[_EDGE_AT[to, frm]], c_out, stride if frm == 0 else 1)
+                self._edge(b, nodes[frm], ops[EDGE_AT[to, frm]], c_out, stride if frm == 0 else 1)
                 for frm in range(to)
             ]
             nodes.append(terms[0] if len(terms) == 1 else b.sum(*terms))

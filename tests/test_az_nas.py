@@ -11,12 +11,12 @@ from conftest import reference_data
 from scipy.stats import spearmanr
 
 from dse.graph import GraphBuilder, from_json, to_json
-from dse.proxies.az_nas import jacobian_norm, rank_aggregate, spectral_entropy
+from dse.proxies.az_nas import BLOCK_MEASURES, jacobian_norm, rank_aggregate, spectral_entropy
 from dse.proxies.zero_cost import MEASURES, context_for, score
 from dse.registry import SPACES
 from dse.spaces.nasbench201 import NasBench201Space
 
-AZ = ["az_expressivity", "az_progressivity", "az_trainability"]
+AZ = list(BLOCK_MEASURES)
 
 
 def test_nasbench201_marks_stem_cells_and_reductions_as_blocks():
