@@ -7,7 +7,8 @@ Sections (``--only`` picks some; all by default):
   over the same (batch, L, C) input, inference ms per batch for L = 256..16384 on this CPU,
   beside the GPU simulator's prediction of the same single op on an A100 at the same batch,
   with the growth per doubling of L against table 5.3 (SGConv, about 2x) and table 5.6
-  (attention, 3-4x). Attention stops where its scores would pass ``--attention-gb``.
+  (attention, 3-4x). Attention stops where its scores would pass ``--attention-gb``. Last, the
+  simulator's A100 ms for SGConv's block at table 5.3's batch of 64 beside that table's GPU row.
 * ``tasks``: a 4-layer SGConv network against a Transformer of the same depth and width (the
   hybrid space with every slot attention), on sequential digits (64 tokens) and ListOps, three
   seeds, mean and spread of test accuracy.
@@ -15,8 +16,9 @@ Sections (``--only`` picks some; all by default):
 * ``pruning``: one trained SGConv model's test accuracy with 10-90% of every kernel pruned by
   magnitude and by tail (fig. 5.10), printed and plotted (``pruning.png``).
 * ``orders``: 8-slot hybrid stacks with 4 SGConv blocks, at least 20 seeded orders trained as a
-  character-level LM on ``pydoc_data``; Spearman of the SGConv blocks' average depth against
-  validation loss (fig. 5.6b: negative, deeper SGConv is better), per training seed
+  character-level LM on ``pydoc_data``, attention short-range as 5.4.3's SAttention (a window of
+  ``--window`` tokens; SGConv sees the whole input); Spearman of the SGConv blocks' average
+  depth against validation loss (fig. 5.6b: negative, deeper SGConv is better), per training seed
   (``--seeds``), for the mean loss, and between two seeds' losses (how far the seed moves the
   ranking of the orders).
 * ``nsga``: NSGA-II over the 8-slot hybrid space with any number of SGConv blocks (with a fixed
@@ -46,9 +48,15 @@ from dse.registry import PROXIES, SIMULATORS, SPACES
 TABLE_5_3_CPU = dict(
     zip((256, 512, 1024, 2048, 4096, 8192, 16384), (23.8, 56.2, 108.7, 211.3, 409.3, 789.5, 1559.3))
 )
+TABLE_5_3_GPU = dict(
+    zip((256, 512, 1024, 2048, 4096, 8192, 16384), (1.2, 1.3, 2.3, 4.4, 8.5, 19.8, 39.4))
+)
 TABLE_5_6_ATTENTION = dict(zip((256, 512, 1024, 2048), (2.6, 7.3, 23.2, 91.7)))
-LISTOPS = dict(n=3000, length=128, max_depth=2, max_args=4)
+# long expressions, as LRA keeps only 500-2,000 tokens (unfiltered, the mean is a few dozen)
+LISTOPS = dict(n=30000, length=256, min_length=64, max_depth=3, max_args=8)
 TRAIN = dict(steps=600, lr=3e-3, batch_size=32)
+TRAIN_STEPS = {"seqdigits": 600, "listops": 3000}  # ListOps learns slowly (LRA: 40+ epochs)
+DECAY_D = 8  # fig. 5.4 fixes d = 8 while it varies t
 HYBRID_LENGTH = 128  # the hybrid LM's training length (its latency is costed at 4096)
 
 
@@ -62,11 +70,17 @@ def _best_ms(fn, repeats: int = 3) -> float:
 
 
 def _gpu_ms(kind: str, length: int, channels: int, batch: int) -> float:
+    """The GPU simulator's A100 ms for one op (``sgconv``, ``attention``) or, for ``block``,
+    S4's and SGConv's LRA block as table 5.3 times it: ``x + Linear(GELU(SGConv(LN(x))))``."""
     b = GraphBuilder(kind)
-    if kind == "sgconv":
+    if kind == "attention":
+        b.attention(b.input((length, 3 * channels)), heads=1, mode="causal")
+    elif kind == "sgconv":
         b.sgconv(b.input((length, channels)), 8, "causal")
     else:
-        b.attention(b.input((length, 3 * channels)), heads=1, mode="causal")
+        h = b.input((length, channels))
+        y = b.sgconv(b.norm(h, "layer"), 8, "causal")
+        b.sum(h, b.linear(b.act(y, "gelu"), channels))
     sim = SIMULATORS.create("gpu", device="A100-80GB-PCIe", batch_size=batch)
     return float(sim.evaluate(b.build(), {}, None)["gpu_latency_ms"])  # type: ignore[arg-type]
 
@@ -79,7 +93,8 @@ def speed(args) -> None:
     )
     print(
         f"  {'L':>6s} {'SGConv CPU':>11s} {'x':>5s} {'table 5.3':>9s} {'attn CPU':>9s} {'x':>5s} "
-        f"{'A100 SGConv':>11s} {'x':>5s} {'A100 attn':>10s} {'x':>5s} {'table 5.6':>9s}"
+        f"{'A100 SGConv':>11s} {'x':>5s} {'A100 attn':>10s} {'x':>5s} {'table 5.6':>9s} "
+        f"{'A100 block b64':>14s} {'x':>5s} {'table 5.3 GPU':>13s} {'x':>5s}"
     )
     prev: dict[str, float] = {}
     attention_alive = True
@@ -99,7 +114,9 @@ def speed(args) -> None:
             else:
                 attention_alive = False
         g_sg, g_att = _gpu_ms("sgconv", length, c, batch), _gpu_ms("attention", length, c, batch)
-        row = {"sg": sg, "att": att, "gsg": g_sg, "gatt": g_att}
+        block = _gpu_ms("block", length, c, 64)
+        row = {"sg": sg, "att": att, "gsg": g_sg, "gatt": g_att, "block": block}
+        row["t53"] = TABLE_5_3_GPU[length]
         grow = {
             k: (v / prev[k] if k in prev and prev[k] == prev[k] else float("nan"))
             for k, v in row.items()
@@ -108,7 +125,8 @@ def speed(args) -> None:
         print(
             f"  {length:6d} {sg:11.1f} {grow['sg']:5.2f} {TABLE_5_3_CPU[length]:9.1f} "
             f"{att:9.1f} {grow['att']:5.2f} {g_sg:11.3f} {grow['gsg']:5.2f} {g_att:10.3f} "
-            f"{grow['gatt']:5.2f} {TABLE_5_6_ATTENTION.get(length, float('nan')):9.1f}"
+            f"{grow['gatt']:5.2f} {TABLE_5_6_ATTENTION.get(length, float('nan')):9.1f} "
+            f"{block:14.3f} {grow['block']:5.2f} {row['t53']:13.1f} {grow['t53']:5.2f}"
         )
 
 
@@ -117,12 +135,12 @@ def _mean_sd(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} +- {sd:.3f}"
 
 
-def _sgconv_graph(task: str, length: int, decay: str = "alpha=0.5", prune: float = 0.0):
-    space = SPACES["sgconv"](task=task, length=length, decay=(decay,), prune=(prune,))
+def _sgconv_graph(task: str, length: int, decay: str = "alpha=0.5", prune: float = 0.0, d: int = 4):
+    space = SPACES["sgconv"](task=task, length=length, decay=(decay,), prune=(prune,), d=(d,))
     arch = {
         "layers": 4,
         "channels": 64,
-        "d": 4,
+        "d": d,
         "decay": decay,
         "bidirectional": True,
         "prune": prune,
@@ -141,23 +159,31 @@ def _listops(seed: int):
     return listops(seed=seed, **LISTOPS)
 
 
-def tasks(args) -> None:
-    print(
-        f"tasks: 4 layers x 64 channels, {TRAIN['steps']} AdamW steps, test accuracy over "
-        f"{args.seeds} seeds (ListOps: {LISTOPS})"
-    )
-    loaders = {
-        "seqdigits": (lambda s: seqdigits(seed=s), 64),
+def _train(task: str) -> dict:
+    return dict(TRAIN, steps=TRAIN_STEPS[task])
+
+
+def _loaders():
+    """task -> (data of a seed, sequence length)"""
+    return {
+        "seqdigits": (lambda seed: seqdigits(seed=seed), 64),
         "listops": (_listops, LISTOPS["length"]),
     }
-    for name, (load, length) in loaders.items():
+
+
+def tasks(args) -> None:
+    print(
+        f"tasks: 4 layers x 64 channels, AdamW steps {TRAIN_STEPS}, test accuracy over "
+        f"{args.seeds} seeds (ListOps: {LISTOPS})"
+    )
+    for name, (load, length) in _loaders().items():
         for label, graph in (
             ("SGConv", _sgconv_graph(name, length)),
             ("Transformer", _transformer_graph(name, length)),
         ):
             accs, secs = [], []
             for seed in range(args.seeds):
-                s = train_sequence(graph, load(seed), seed=seed, **TRAIN)
+                s = train_sequence(graph, load(seed), seed=seed, **_train(name))
                 accs.append(s.accuracy)
                 secs.append(s.seconds)
             print(
@@ -167,15 +193,18 @@ def tasks(args) -> None:
 
 
 def decay(args) -> None:
-    print(f"decay (eq. 5.2) on ListOps, SGConv 4 x 64, d = 4, {args.seeds} seeds:")
-    for t in ("t=1", "t=0"):
-        accs = [
-            train_sequence(
-                _sgconv_graph("listops", LISTOPS["length"], t), _listops(seed), seed=seed, **TRAIN
-            ).accuracy
-            for seed in range(args.seeds)
-        ]
-        print(f"  {t}: {_mean_sd(accs)} ({' '.join(f'{a:.3f}' for a in accs)})")
+    print(
+        f"decay (eq. 5.2, fig. 5.4's d = {DECAY_D}): SGConv 4 x 64, t = 1 against t = 0 (no "
+        f"decay), test accuracy over {args.seeds} seeds:"
+    )
+    for name, (load, length) in _loaders().items():
+        for t in ("t=1", "t=0"):
+            graph = _sgconv_graph(name, length, t, d=DECAY_D)
+            accs = [
+                train_sequence(graph, load(seed), seed=seed, **_train(name)).accuracy
+                for seed in range(args.seeds)
+            ]
+            print(f"  {name:10s} {t}: {_mean_sd(accs)} ({' '.join(f'{a:.3f}' for a in accs)})")
 
 
 def pruning(args) -> None:
@@ -208,14 +237,14 @@ def pruning(args) -> None:
     print(f"  plot: {args.out / 'pruning.png'}")
 
 
-def _hybrid():
+def _hybrid(window: int):
     return SPACES["hybrid"](
-        task="chars", length=HYBRID_LENGTH, sgconv_count=4, channels=64, heads=4
+        task="chars", length=HYBRID_LENGTH, sgconv_count=4, channels=64, heads=4, window=window
     )
 
 
 def orders(args) -> None:
-    space = _hybrid()
+    space = _hybrid(args.window)
     rng = np.random.default_rng(0)
     seen, archs = set(), []
     for order in ("AAAACCCC", "CCCCAAAA"):
@@ -242,8 +271,9 @@ def orders(args) -> None:
     per_seed = np.array([r[2] for r in rows])  # orders x seeds
     mean = per_seed.mean(axis=1)
     print(
-        f"orders: {len(rows)} hybrid stacks (4 A + 4 C, 64 channels, L = {HYBRID_LENGTH}), "
-        f"character LM on pydoc_data, {args.lm_steps} steps, {args.seeds} training seed(s)"
+        f"orders: {len(rows)} hybrid stacks (4 A + 4 C, 64 channels, L = {HYBRID_LENGTH}, "
+        f"attention window {args.window or 'none'}), character LM on pydoc_data, "
+        f"{args.lm_steps} steps, {args.seeds} training seed(s)"
     )
     for (order, d, losses), m in sorted(zip(rows, mean), key=lambda r: r[0][1]):
         each = " ".join(f"{v:.4f}" for v in losses)
@@ -329,6 +359,12 @@ def main() -> None:
         help="speed: largest attention score memory to run on this CPU",
     )
     ap.add_argument("--orders", type=int, default=20)
+    ap.add_argument(
+        "--window",
+        type=int,
+        default=HYBRID_LENGTH // 8,
+        help="orders: attention window in tokens (5.4.3's SAttention sees 384 of 3,092; 0: all)",
+    )
     ap.add_argument("--lm-steps", type=int, default=600, help="orders, nsga: LM training steps")
     ap.add_argument("--nsga-evaluations", type=int, default=24)
     ap.add_argument("--threads", type=int, default=2)

@@ -67,8 +67,14 @@ def listops(
     max_depth: int = 4,
     max_args: int = 5,
     test_fraction: float = 0.2,
+    min_length: int = 0,
 ) -> SequenceData:
-    """``n`` seeded ListOps expressions of at most ``length`` tokens, padded to ``length``."""
+    """``n`` seeded ListOps expressions of ``min_length`` to ``length`` tokens, padded to
+    ``length``. LRA keeps only expressions of 500 to 2,000 tokens, so that the task is long
+    range; without a ``min_length`` most expressions are a few dozen tokens of padding's
+    prefix."""
+    if not 0 <= min_length <= length:
+        raise ValueError(f"min_length: must be in [0, length = {length}], got {min_length}")
     rng = np.random.default_rng(seed)
     x = np.zeros((n, length), dtype=np.int64)
     y = np.zeros(n, dtype=np.int64)
@@ -76,8 +82,8 @@ def listops(
     i = 0
     while i < n:
         tokens, value = _expression(rng, 0, max_depth, max_args)
-        if len(tokens) > length or tuple(tokens) in seen:
-            continue  # too long, or a repeat that could sit in both splits
+        if not min_length <= len(tokens) <= length or tuple(tokens) in seen:
+            continue  # too short or long, or a repeat that could sit in both splits
         seen.add(tuple(tokens))
         x[i, : len(tokens)], y[i] = tokens, value
         i += 1

@@ -101,6 +101,16 @@ def test_listops_labels_are_the_expressions_values_and_splits_are_disjoint():
     assert torch.equal(text.train_x[:, 1:], text.train_y[:, :-1])
 
 
+def test_listops_keeps_only_expressions_between_min_length_and_length():
+    data = listops(n=200, length=256, min_length=64, max_depth=3, max_args=8, seed=1)
+    lengths = (torch.cat([data.train_x, data.test_x]) > 0).sum(1)
+    assert int(lengths.min()) >= 64 and int(lengths.max()) <= 256
+    for x, y in zip(data.test_x[:20], data.test_y[:20]):
+        assert _evaluate([int(t) for t in x if t]) == int(y)
+    with pytest.raises(ValueError, match="min_length"):
+        listops(n=10, length=100, min_length=101)
+
+
 def test_a_short_training_learns_seqdigits_and_is_seeded():
     space = SPACES["sgconv"](task="seqdigits")
     arch = {

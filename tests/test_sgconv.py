@@ -12,7 +12,7 @@ import torch
 from dse.graph import GraphBuilder, GraphError, from_json, make_op, to_json, totals
 from dse.graph.sequence_ops import sgconv_kernel_length, sgconv_scales
 from dse.proxies.network import build_network
-from dse.proxies.sequence import SGConv, direct_conv, fft_conv, prune_sgconv
+from dse.proxies.sequence import Attention, SGConv, direct_conv, fft_conv, prune_sgconv
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])
@@ -36,6 +36,28 @@ def test_causal_outputs_never_read_the_future():
     assert torch.allclose(layer(x)[:, :20], layer(later)[:, :20], atol=1e-5)
     both = SGConv(4, 32, 2, bidirectional=True)
     assert not torch.allclose(both(x)[:, :20], both(later)[:, :20], atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "causal, window, seen",
+    [
+        (True, 0, lambda i, j: j <= i),
+        (True, 3, lambda i, j: i - 3 < j <= i),
+        (False, 0, lambda i, j: True),
+        (False, 4, lambda i, j: abs(i - j) <= 2),
+    ],
+)
+def test_attention_is_softmax_over_the_keys_its_mask_allows(causal, window, seen):
+    b, length, heads, dh = 2, 9, 2, 3
+    qkv = torch.randn(b, length, 3 * heads * dh, dtype=torch.float64)
+    q, k, v = qkv.view(b, length, 3, heads, dh).unbind(2)
+    want = torch.zeros(b, length, heads, dh, dtype=torch.float64)
+    for i in range(length):
+        keys = [j for j in range(length) if seen(i, j)]
+        w = torch.einsum("bhd,bkhd->bhk", q[:, i], k[:, keys]).div(math.sqrt(dh)).softmax(-1)
+        want[:, i] = torch.einsum("bhk,bkhd->bhd", w, v[:, keys])
+    got = Attention(heads, window, causal)(qkv)
+    assert torch.allclose(got, want.reshape(b, length, heads * dh), atol=1e-10)
 
 
 @pytest.mark.parametrize("length, d", [(1024, 1), (1000, 4), (512, 32), (16, 16), (8, 32)])
