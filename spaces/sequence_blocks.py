@@ -78,6 +78,21 @@ def _ffn(b: GraphBuilder, h: int, channels: int) -> int:
     return b.sum(h, y)
 
 
+def sgconv_mixer(
+    b: GraphBuilder,
+    h: int,
+    channels: int,
+    d: int,
+    mode: str,
+    decay: str,
+    rate: float,
+    prune: float = 0.0,
+) -> int:
+    """``x + Linear(GELU(SGConv(LN(x))))``: the SGConv block's first half, S4's LRA block."""
+    y = b.sgconv(b.norm(h, "layer"), d, mode, decay=decay, rate=rate, prune=prune)
+    return b.sum(h, b.linear(b.act(y, "gelu"), channels))
+
+
 def sgconv_block(
     b: GraphBuilder,
     h: int,
@@ -88,8 +103,7 @@ def sgconv_block(
     rate: float,
     prune: float = 0.0,
 ) -> int:
-    y = b.sgconv(b.norm(h, "layer"), d, mode, decay=decay, rate=rate, prune=prune)
-    h = b.sum(h, b.linear(b.act(y, "gelu"), channels))
+    h = sgconv_mixer(b, h, channels, d, mode, decay, rate, prune)
     return _ffn(b, h, channels)
 
 
