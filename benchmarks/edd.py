@@ -26,11 +26,11 @@ import torch
 from scipy.stats import spearmanr
 from timing import DATA
 
+from dse.drivers.edd.search import EddConfig, EddSearch
 from dse.graph import totals
 from dse.proxies.trained import train_and_test
 from dse.registry import SIMULATORS
 from dse.results.pareto import hypervolume_minimised, nondominated_mask
-from dse.simulators.edd.search import EddConfig, EddSearch
 from dse.simulators.fpga.calibration import fit_linear
 from dse.simulators.gpu.fewshot import MeasurementDesign, fit_few_shot
 from dse.spaces.mbconv import MBConvChainSpace

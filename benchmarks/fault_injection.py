@@ -45,11 +45,12 @@ DSE = [sys.executable, "-m", "dse.cli"]
 PLUGIN = '''
 import time
 
+from dse.provider import MetricProvider
 from dse.registry import PROXIES
 
 
 @PROXIES.register("fi_slow")
-class Slow:
+class Slow(MetricProvider):
     """Node count after a short sleep: an evaluation that takes real time."""
 
     name, metrics, units, cost = "fi_slow", ("fi_nodes",), {"fi_nodes": "nodes"}, 1.0

@@ -25,8 +25,8 @@ import pandas as pd
 from scipy.stats import spearmanr
 from timing import DATA
 
+from dse.catalogs.devices import get_device
 from dse.registry import SIMULATORS
-from dse.simulators.devices import get_device
 from dse.simulators.fpga.calibration import fit_fpga_calibration, fit_linear
 from dse.simulators.gpu.calibration import fit_graphs
 from dse.simulators.gpu.fewshot import MeasurementDesign, fit_few_shot

@@ -25,11 +25,12 @@ import pandas as pd
 from scipy.stats import spearmanr
 from timing import DATA
 
+from dse.catalogs.devices import get_device
+from dse.catalogs.llms import get_llm
 from dse.fidelity import ErrorStats, Validation, grouped_folds
-from dse.simulators.devices import get_device
 from dse.simulators.gpu.calibration import fit_graphs, fit_kernels
 from dse.simulators.gpu.kernels import GraphCoster
-from dse.simulators.gpu.llm import LlmWorkload, get_llm
+from dse.simulators.gpu.llm import LlmWorkload
 from dse.simulators.gpu.measured import predicted_tflops, table_points
 from dse.simulators.gpu.model import CLASS_INDEX, PRECISION_INDEX, GpuCostModel
 from dse.spaces.nasbench201 import NasBench201Space, parse_arch_str

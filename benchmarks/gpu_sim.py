@@ -18,8 +18,9 @@ import time
 
 from timing import population_rate, rate, sample_graphs
 
+from dse.catalogs.llms import get_llm
 from dse.registry import SIMULATORS
-from dse.simulators.gpu.llm import LlmWorkload, get_llm
+from dse.simulators.gpu.llm import LlmWorkload
 from dse.simulators.gpu.model import GpuCostModel
 from dse.simulators.gpu.serving import poisson_requests, simulate_serving
 from dse.simulators.gpu.stream import graph_kernels, run_kernels

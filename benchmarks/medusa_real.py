@@ -25,7 +25,13 @@ from pathlib import Path
 
 import torch
 
-from dse.simulators.medusa.lm import (
+from dse.catalogs.medusa_trees import (
+    dense_tree,
+    dense_tree_nodes,
+    expected_acceptance,
+    sparse_tree,
+)
+from dse.training.lm import (
     LMConfig,
     MedusaLM,
     accuracy_csv,
@@ -36,13 +42,7 @@ from dse.simulators.medusa.lm import (
     train_heads,
     validation_loss,
 )
-from dse.simulators.medusa.tree import (
-    dense_tree,
-    dense_tree_nodes,
-    expected_acceptance,
-    sparse_tree,
-)
-from dse.simulators.medusa.tree_decode import greedy, medusa_decode
+from dse.training.tree_decode import greedy, medusa_decode
 
 
 def top1(acc) -> str:

@@ -24,7 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-from dse.simulators.gpu.llm import LlmConfig, LlmWorkload, get_llm
+from dse.catalogs.llms import LlmConfig, get_llm
+from dse.catalogs.medusa_heads import load_head_accuracy
+from dse.catalogs.medusa_trees import (
+    dense_tree,
+    dense_tree_nodes,
+    expected_acceptance,
+    sparse_tree,
+)
+from dse.simulators.gpu.llm import LlmWorkload
 from dse.simulators.gpu.model import GpuCostModel
 from dse.simulators.medusa.acceptance import Acceptance
 from dse.simulators.medusa.decode import (
@@ -36,13 +44,6 @@ from dse.simulators.medusa.decode import (
     log_acceleration,
     simulate_decoding,
     speculative_speedup,
-)
-from dse.simulators.medusa.heads import load_head_accuracy
-from dse.simulators.medusa.tree import (
-    dense_tree,
-    dense_tree_nodes,
-    expected_acceptance,
-    sparse_tree,
 )
 from dse.simulators.medusa.verify import TreeShape
 

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from timing import sample_graphs
 
-from dse.proxies.network import build_network
 from dse.proxies.zero_cost import MEASURES, context_for, score
 from dse.registry import PROXIES
 from dse.spaces.nasbench201 import NasBench201Space
+from dse.training.network import build_network
 
 
 def main() -> None:

@@ -40,11 +40,11 @@ import numpy as np
 import torch
 
 from dse.graph import GraphBuilder
-from dse.proxies.sequence import Attention, SGConv, prune_sgconv
-from dse.proxies.sequence_tasks import listops, seqdigits
-from dse.proxies.sequence_train import fit_sequence, score_sequence, train_sequence
 from dse.registry import PROXIES, SIMULATORS, SPACES
 from dse.spaces.sequence_blocks import sgconv_mixer
+from dse.training.sequence import Attention, SGConv, prune_sgconv
+from dse.training.sequence_tasks import listops, seqdigits
+from dse.training.sequence_train import fit_sequence, score_sequence, train_sequence
 
 TABLE_5_3_CPU = dict(
     zip((256, 512, 1024, 2048, 4096, 8192, 16384), (23.8, 56.2, 108.7, 211.3, 409.3, 789.5, 1559.3))

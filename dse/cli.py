@@ -18,10 +18,10 @@ from pathlib import Path
 import pandas as pd
 
 from dse.config import DEMO_CONFIG, parse_config
-from dse.evaluate import metric_units
-from dse.fidelity import fidelity_lines, fidelity_of
+from dse.fidelity import fidelity_lines
 from dse.params import ConfigError
-from dse.registry import COMMANDS, DRIVERS, PROXIES, SIMULATORS, SPACES
+from dse.provider import MetricProvider
+from dse.registry import COMMANDS, DRIVERS, PROXIES, SIMULATORS, SPACES, Command
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -242,15 +242,16 @@ def _metrics_line(factory) -> str:
         provider = factory()
     except Exception:  # noqa: BLE001 - a provider that needs parameters (a table, a truth file)
         return "metrics: depend on its parameters"
-    units = metric_units(provider)
+    if not isinstance(provider, MetricProvider):
+        return "(not a metric provider: subclass dse.plugin.MetricProvider)"
+    units = provider.metric_units()
     line = "metrics: " + ", ".join(f"{m} [{u}]" if u else m for m, u in units.items())
     timing = [
         f.line(m)
-        for m, f in fidelity_of(provider).items()
+        for m, f in provider.metric_fidelity().items()
         if (f.known or f.note.startswith("uncalibrated")) and not f.derived_from
     ]
-    shipped = getattr(factory, "calibrations", None)
-    calibrations = [f.line("shipped") for name, f in (shipped() if shipped else {}).items()]
+    calibrations = [f.line("shipped") for f in provider.calibrations().values()]
     return "\n".join(
         [line]
         + [f"{'':21s}default settings: {t}" for t in timing]
@@ -354,6 +355,8 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
             continue
         entry = COMMANDS.get(name)
         plugin = entry.factory()
+        if not isinstance(plugin, Command):
+            raise TypeError(f"command {name!r}: {entry.factory} is not a dse.plugin.Command")
         # argparse %-formats help strings: a literal "%" (as in "top-10%") must be doubled
         c = sub.add_parser(name, help=entry.summary.replace("%", "%%"), description=entry.summary)
         plugin.add_arguments(c)

@@ -1,12 +1,13 @@
 """Evaluation: metric providers (proxies, simulators) -> one flat record per architecture.
 
-A *metric provider* is anything with a ``name``, the tuple of ``metrics`` it produces, a
-relative ``cost`` and an ``evaluate(graph, arch, space)`` method returning those metrics; every
-proxy and simulator plugin is one. The :class:`Evaluator` runs the providers cheapest first on
+A *metric provider* (:class:`~dse.provider.MetricProvider`, the base of every proxy and
+simulator) declares the ``metrics`` it produces and a relative ``cost``, and implements
+``evaluate(graph, arch, space)`` or, as a :class:`~dse.provider.PopulationProvider`,
+``evaluate_population(graphs)``. The :class:`Evaluator` runs the providers cheapest first on
 the architecture's graph, checks constraints as soon as their metrics exist (an architecture
 that already violates a cheap constraint skips the expensive providers: status ``pruned``), and
 turns any exception into a ``failed`` record instead of raising. :meth:`Evaluator.evaluate_batch`
-hands a whole batch to providers that can cost populations at once (``evaluate_population``).
+hands a whole batch to population providers.
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ import time
 import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal
 
 import networkx as nx
 import numpy as np
 
-from dse.fidelity import fidelity_of
-from dse.space import ANY_GRAPH, OP_GRAPH, SearchSpace
+from dse.provider import MetricProvider, PopulationProvider
+from dse.space import SearchSpace
 
 Direction = Literal["min", "max"]
 DIRECTIONS: tuple[Direction, ...] = ("min", "max")
@@ -37,24 +38,6 @@ def check_direction(direction: Any, where: str) -> Direction:
     if direction not in DIRECTIONS:
         raise ValueError(f"{where}: {direction!r} is not allowed; allowed values: 'min', 'max'")
     return direction
-
-
-@runtime_checkable
-class MetricProvider(Protocol):
-    """What proxies and simulators implement to plug into the evaluator."""
-
-    name: str
-    metrics: tuple[str, ...]
-    cost: float  # relative expense (seconds per architecture, roughly); cheap ones run first
-    #: graph kinds this provider reads (a space's ``graph_kind``); optional, default the op IR
-    #: only. ``("*",)``: it reads no graph (a table lookup by architecture id).
-    accepts: tuple[str, ...]
-    #: metric -> unit ("ms", "GB", "DSPs", "FLOPs", "score"); shown by dse list and reports
-    units: Mapping[str, str]
-
-    def evaluate(
-        self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace
-    ) -> Mapping[str, float]: ...
 
 
 @dataclass(frozen=True)
@@ -154,9 +137,9 @@ class Evaluator:
                 provided[m] = p.name
         self.metric_names = tuple(provided)
         #: metric -> unit, from the providers' declarations
-        self.units = {m: u for p in self.providers for m, u in metric_units(p).items()}
+        self.units = {m: u for p in self.providers for m, u in p.metric_units().items()}
         #: metric -> expected error, for providers that know theirs (simulators)
-        self.fidelity = {m: f for p in self.providers for m, f in fidelity_of(p).items()}
+        self.fidelity = {m: f for p in self.providers for m, f in p.metric_fidelity().items()}
         declared: tuple[tuple[str, tuple[Objective | Constraint, ...]], ...] = (
             ("objectives", self.objectives),
             ("constraints", self.constraints),
@@ -176,10 +159,10 @@ class Evaluator:
     def evaluate_batch(
         self, archs: Sequence[Mapping[str, Any]], graphs: Sequence[nx.DiGraph | None] | None = None
     ) -> list[Evaluation]:
-        """Evaluate several architectures, provider by provider (cheapest first). A provider with
-        an ``evaluate_population(graphs) -> {metric: array}`` method costs all surviving
-        candidates in one call (its time is shared equally among them); if that call raises, the
-        candidates are evaluated one by one, so a bad candidate fails alone."""
+        """Evaluate several architectures, provider by provider (cheapest first). A
+        :class:`~dse.provider.PopulationProvider` costs all surviving candidates in one call
+        (its time is shared equally among them); if that call raises, the candidates are
+        evaluated one by one, so a bad candidate fails alone."""
         n = len(archs)
         graphs = list(graphs) if graphs is not None else [None] * n
         started = time.time()
@@ -200,13 +183,12 @@ class Evaluator:
             alive = [i for i in range(n) if status[i] == "ok"]
             if not alive:
                 break
-            population = getattr(provider, "evaluate_population", None)
             done = False
-            if population is not None and len(alive) > 1:
+            if isinstance(provider, PopulationProvider) and len(alive) > 1:
                 t = time.perf_counter()
                 try:
-                    values = population([graphs[i] for i in alive])
-                    columns = {m: np.asarray(values[m], dtype=float) for m in provider.metrics}
+                    arrays = provider.evaluate_population([graphs[i] for i in alive])
+                    columns = {m: np.asarray(arrays[m], dtype=float) for m in provider.metrics}
                     if any(c.shape != (len(alive),) for c in columns.values()):
                         raise RuntimeError(
                             "evaluate_population returned arrays of the wrong length"
@@ -216,11 +198,11 @@ class Evaluator:
                 else:
                     share = (time.perf_counter() - t) / len(alive)
                     for k, i in enumerate(alive):
-                        values = {m: float(c[k]) for m, c in columns.items()}
-                        metrics[i].update(values)
+                        row = {m: float(c[k]) for m, c in columns.items()}
+                        metrics[i].update(row)
                         timings[i][provider.name] = share
                         spent[i] += share
-                        nan = _nan_metrics(values)
+                        nan = _nan_metrics(row)
                         if nan:
                             status[i], error[i] = "failed", f"{provider.name}: {nan}"
                     done = True
@@ -258,22 +240,6 @@ class Evaluator:
             c.metric: c.violation(metrics.get(c.metric, math.nan)) for c in self.constraints
         }
         return Evaluation(metrics, status, error, violations, wall_s, started, timings)
-
-
-def accepted_graphs(provider: MetricProvider) -> tuple[str, ...]:
-    """The graph kinds ``provider`` reads (the op IR unless it declares ``accepts``)."""
-    return tuple(getattr(provider, "accepts", (OP_GRAPH,)))
-
-
-def metric_units(provider: MetricProvider) -> dict[str, str]:
-    """The unit of each of ``provider``'s metrics ("" where it declares none)."""
-    declared = getattr(provider, "units", {})
-    return {m: str(declared.get(m, "")) for m in provider.metrics}
-
-
-def reads_graphs_of(provider: MetricProvider, space: SearchSpace) -> bool:
-    accepts = accepted_graphs(provider)
-    return ANY_GRAPH in accepts or space.graph_kind in accepts
 
 
 def _nan_metrics(values: Mapping[str, float]) -> str:

@@ -16,8 +16,9 @@ from typing import Any
 import pyarrow as pa
 
 from dse.config import RunConfig
-from dse.evaluate import Evaluator, MetricProvider, accepted_graphs, reads_graphs_of
+from dse.evaluate import Evaluator
 from dse.params import ConfigError, create
+from dse.provider import MetricProvider
 from dse.registry import DRIVERS, PROXIES, SIMULATORS, SPACES, Registry, UnknownPluginError
 from dse.results.store import run_schema
 from dse.search.base import Driver
@@ -78,11 +79,16 @@ def build(config: RunConfig) -> Experiment:
             except UnknownPluginError as exc:
                 raise ConfigError(f"{section}.{spec.name}: {exc}") from None
             provider = create(entry.factory, spec.params, f"{section}.{spec.name}")
-            if not reads_graphs_of(provider, space):
+            if not isinstance(provider, MetricProvider):
+                raise ConfigError(
+                    f"{section}.{spec.name}: {type(provider).__name__} is not a metric provider; "
+                    "subclass dse.plugin.MetricProvider (or PopulationProvider)"
+                )
+            if not provider.reads(space.graph_kind):
                 raise ConfigError(
                     f"{section}.{spec.name}: cannot evaluate space {config.space.name!r}: the "
                     f"space makes {space.graph_kind!r} graphs and {spec.name!r} reads "
-                    f"{' or '.join(repr(k) for k in accepted_graphs(provider))} graphs"
+                    f"{' or '.join(repr(k) for k in provider.accepts)} graphs"
                 )
             providers.append(provider)
     if not providers:

@@ -228,15 +228,6 @@ class Fidelity:
         return cls(**{**data, "errors": errors})
 
 
-def fidelity_of(provider: Any) -> dict[str, Fidelity]:
-    """Each of ``provider``'s metrics with its :class:`Fidelity`, for providers that declare a
-    ``fidelity()`` method (simulators); others (proxies, tables) give ``{}``."""
-    method = getattr(provider, "fidelity", None)
-    if method is None:
-        return {}
-    return {m: f for m, f in method().items() if m in provider.metrics}
-
-
 def fidelity_lines(fidelity: Mapping[str, Any], metrics: Sequence[str] | None = None) -> list[str]:
     """Lines for a manifest's ``fidelity`` table (metric -> list of Fidelity dicts, one per
     distinct configuration of a sweep), restricted to ``metrics`` when given."""

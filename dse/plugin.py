@@ -3,17 +3,20 @@
 >>> from dse.plugin import PROXIES, SearchSpace, Choice, GraphBuilder
 
 A space subclasses :class:`SearchSpace` and registers with ``@SPACES.register("name")``; a proxy
-or simulator is any class with ``name``, ``metrics``, ``cost`` and ``evaluate`` (the
-:class:`MetricProvider` protocol) registered with ``PROXIES`` or ``SIMULATORS``; a driver
-subclasses :class:`Driver`. :mod:`dse.testing` checks a plugin against the rules every driver,
-the ledger and the store rely on. See docs/plugins.md.
+or simulator subclasses :class:`MetricProvider` (declaring ``name``, ``metrics``, ``units``,
+``cost``, implementing ``evaluate``) or :class:`PopulationProvider` (implementing
+``evaluate_population`` over a batch of graphs) and registers with ``PROXIES`` or
+``SIMULATORS``; a driver subclasses :class:`Driver`; a command implements :class:`Command`.
+:mod:`dse.testing` checks a plugin against the rules every driver, the ledger and the store
+rely on. See docs/plugins.md.
 """
 
 from __future__ import annotations
 
-from dse.evaluate import Evaluation, MetricProvider
+from dse.evaluate import Evaluation
 from dse.graph import GraphBuilder, register_op_kind
-from dse.registry import COMMANDS, DRIVERS, PROXIES, SIMULATORS, SPACES, Registry
+from dse.provider import MetricProvider, PopulationProvider
+from dse.registry import COMMANDS, DRIVERS, PROXIES, SIMULATORS, SPACES, Command, Registry
 from dse.search.base import Budget, Driver
 from dse.search.problem import SearchProblem
 from dse.space import ANY_GRAPH, OP_GRAPH, Arch, Choice, IntRange, SearchSpace, SpaceError
@@ -30,11 +33,13 @@ __all__ = [
     "Arch",
     "Budget",
     "Choice",
+    "Command",
     "Driver",
     "Evaluation",
     "GraphBuilder",
     "IntRange",
     "MetricProvider",
+    "PopulationProvider",
     "Registry",
     "SearchProblem",
     "SearchSpace",

@@ -13,10 +13,11 @@ group is a plain named table (``Registry("op kind")``): ``add`` or ``register`` 
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 T = TypeVar("T")
 
@@ -141,6 +142,20 @@ SPACES: Registry = Registry("space", "dse.spaces")
 PROXIES: Registry = Registry("proxy", "dse.proxies")
 SIMULATORS: Registry = Registry("simulator", "dse.simulators")
 DRIVERS: Registry = Registry("search driver", "dse.drivers")
-#: extra ``dse`` subcommands: a factory whose object has ``add_arguments(parser)`` and
-#: ``run(args) -> int`` (exit code); the CLI adds one subcommand per entry
+
+
+@runtime_checkable
+class Command(Protocol):
+    """A ``dse`` subcommand of a plugin (``dse roofline``, ``dse calibrate``): the CLI makes one
+    with no arguments, lets it declare its arguments, and runs it with the parsed ones. The
+    class docstring's first line is its help line."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Declare the subcommand's arguments on its own parser."""
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Do the work; the exit code (0 done, 1 failed, 2 bad input)."""
+
+
+#: extra ``dse`` subcommands: :class:`Command` factories; the CLI adds one subcommand per entry
 COMMANDS: Registry = Registry("command", "dse.commands")

@@ -19,11 +19,11 @@ from tqdm import tqdm
 from dse.config import RunConfig, load_config, parse_config
 from dse.experiment import Experiment, build
 from dse.gcpolicy import search_gc
+from dse.ledger import BatchReport, RunLedger
 from dse.parallel import evaluation_pool
 from dse.params import ConfigError
 from dse.results import load, resolve_run
 from dse.results.integrity import drop_damaged, refuse_damaged
-from dse.results.ledger import BatchReport, RunLedger
 from dse.results.record import RecordShape, failure_summary
 from dse.results.store import RunStore, new_manifest, recording_outcome
 from dse.search.base import Budget

@@ -28,6 +28,9 @@ Arch = dict[str, Any]
 #: (``medusa_tree``, ``proxy_config``); a provider that reads no graph accepts :data:`ANY_GRAPH`.
 OP_GRAPH = "ops"
 ANY_GRAPH = "*"
+#: a proxy configuration (the ``eproxy_config`` and ``gennas_task`` spaces): an empty graph
+#: carrying the proxy's name and parameters, read by ``proxy_fitness``
+PROXY_CONFIG_GRAPH = "proxy_config"
 
 
 class SpaceError(ValueError):

@@ -17,9 +17,9 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from dse.evaluate import MetricProvider, accepted_graphs, metric_units, reads_graphs_of
 from dse.fidelity import Fidelity
 from dse.graph import totals, validate
+from dse.provider import MetricProvider, PopulationProvider
 from dse.space import OP_GRAPH, SearchSpace
 
 
@@ -86,11 +86,15 @@ def check_provider(
 ) -> None:
     """Check ``provider`` on ``archs`` of ``space``.
 
-    Rules: a name, a non-empty tuple of metric names, a cost >= 0; it reads the space's graph
-    kind; ``evaluate`` returns every declared metric as a number; ``evaluate_population``, where
-    present, returns one value per graph, equal to ``evaluate``'s (relative 1e-6); ``fidelity``,
-    where present, maps only its own metrics to :class:`~dse.fidelity.Fidelity` records."""
-    who = f"provider {getattr(provider, 'name', type(provider).__name__)!r}"
+    Rules: a :class:`~dse.provider.MetricProvider` with a name, a non-empty tuple of metric
+    names, a cost >= 0 and a unit per metric; it reads the space's graph kind; ``evaluate``
+    returns every declared metric as a number; a population provider's ``evaluate_population``
+    returns one value per graph, equal to ``evaluate``'s (relative 1e-6); ``fidelity`` maps
+    only its own metrics to :class:`~dse.fidelity.Fidelity` records."""
+    who = f"provider {type(provider).__name__!r}"
+    if not isinstance(provider, MetricProvider):
+        raise _fail(who, "must subclass dse.plugin.MetricProvider (or PopulationProvider)")
+    who = f"provider {provider.name or type(provider).__name__!r}"
     if not isinstance(provider.name, str) or not provider.name:
         raise _fail(who, "name must be a non-empty string")
     metrics = provider.metrics
@@ -102,19 +106,15 @@ def check_provider(
         raise _fail(who, "metrics must be a non-empty tuple of strings")
     if not float(provider.cost) >= 0:
         raise _fail(who, "cost must be >= 0")
-    units = metric_units(provider)
+    units = provider.metric_units()
     if not all(units.values()):
         raise _fail(who, f"declares no unit for {[m for m, u in units.items() if not u]} (units)")
-    fidelity = getattr(provider, "fidelity", None)
-    if fidelity is not None:
-        declared = fidelity()
-        stray = sorted(set(declared) - set(provider.metrics) - set(getattr(provider, "units", {})))
-        if stray or not all(isinstance(f, Fidelity) for f in declared.values()):
-            raise _fail(who, f"fidelity() must map its metrics to Fidelity records (got {stray})")
-    if not reads_graphs_of(provider, space):
-        raise _fail(
-            who, f"does not read {space.graph_kind!r} graphs (accepts {accepted_graphs(provider)})"
-        )
+    declared = provider.fidelity()
+    stray = sorted(set(declared) - set(provider.metrics) - set(provider.units))
+    if stray or not all(isinstance(f, Fidelity) for f in declared.values()):
+        raise _fail(who, f"fidelity() must map its metrics to Fidelity records (got {stray})")
+    if not provider.reads(space.graph_kind):
+        raise _fail(who, f"does not read {space.graph_kind!r} graphs (accepts {provider.accepts})")
     graphs = [space.to_graph(a) for a in archs]
     single = []
     for arch, graph in zip(archs, graphs):
@@ -123,9 +123,8 @@ def check_provider(
         if missing:
             raise _fail(who, f"evaluate did not return {sorted(missing)}")
         single.append([float(values[m]) for m in metrics])
-    population = getattr(provider, "evaluate_population", None)
-    if population is not None and len(graphs) > 1:
-        columns = population(graphs)
+    if isinstance(provider, PopulationProvider) and len(graphs) > 1:
+        columns = provider.evaluate_population(graphs)
         for j, m in enumerate(metrics):
             got = np.asarray(columns[m], dtype=float)
             want = np.array([row[j] for row in single])

@@ -8,15 +8,14 @@ accuracy until a trained or zero-cost proxy is configured.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import networkx as nx
 import numpy as np
 
 from dse.graph.population import TOTALS_COLUMNS, PopulationAnalysis
+from dse.provider import PopulationProvider
 from dse.registry import PROXIES
-from dse.space import SearchSpace
 
 METRICS = (
     "params",
@@ -32,7 +31,7 @@ METRICS = (
 
 
 @PROXIES.register("analytic")
-class AnalyticProxy:
+class AnalyticProxy(PopulationProvider):
     """Parameters, MACs, FLOPs, weight/traffic bytes and peak activation memory of the graph."""
 
     name = "analytic"
@@ -56,11 +55,6 @@ class AnalyticProxy:
         self.metrics = (
             METRICS if peak_memory else tuple(m for m in METRICS if m != "peak_activation_bytes")
         )
-
-    def evaluate(
-        self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace
-    ) -> dict[str, float]:
-        return {m: float(v[0]) for m, v in self.evaluate_population([graph]).items()}
 
     def evaluate_population(self, graphs: Sequence[nx.DiGraph]) -> dict[str, np.ndarray]:
         """The metrics of every graph, as arrays (float64: exact below 2**53)."""

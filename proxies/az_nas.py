@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from scipy.stats import rankdata
 
-from dse.proxies.network import GraphNetwork
 from dse.proxies.zero_cost import ProxyContext, measure
+from dse.training.network import GraphNetwork
 
 
 def block_features(net: GraphNetwork, ctx: ProxyContext) -> list[torch.Tensor]:

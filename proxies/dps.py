@@ -18,12 +18,10 @@ stopped.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import functools
-import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +31,45 @@ import pandas as pd
 import torch
 
 from dse.graph import totals
-from dse.proxies.data import image_batch
-from dse.proxies.eproxy import largest_macs
-from dse.proxies.network import build_network
-from dse.proxies.proxy_eval import space_param_values
-from dse.proxies.proxy_spaces import PROXY_CONFIG_GRAPH, decisions
-from dse.proxies.saved import save_proxy
+from dse.provider import MetricProvider
+from dse.proxies.eproxy import EproxyConfig, eproxy_loss, flops_factor, largest_macs
+from dse.proxies.gennas import GenNASConfig, gennas_loss
 from dse.proxies.tabular import read_keyed_column
 from dse.proxies.zero_cost import io_shapes
-from dse.registry import COMMANDS, PROXIES, SPACES
-from dse.space import SearchSpace
+from dse.registry import PROXIES, SPACES
+from dse.space import PROXY_CONFIG_GRAPH, SearchSpace
+from dse.training.data import image_batch
+from dse.training.network import build_network
+
+
+def _score_eproxy(decisions, graph, images, seed, net, macs, max_macs) -> float:
+    """A configured Eproxy's score of one architecture (higher is better): minus the
+    regression loss, times the FLOPs factor (dissertation 4.2.2)."""
+    cfg = EproxyConfig(**decisions)
+    loss = eproxy_loss(graph, cfg, images, seed=seed, net=net)
+    return -loss * flops_factor(macs, max_macs(), cfg.alpha)
+
+
+def _score_gennas(decisions, graph, images, seed, net, macs, max_macs) -> float:
+    """A configured GenNAS task's score of one architecture (higher is better; no FLOPs term)."""
+    return -gennas_loss(graph, GenNASConfig(**decisions), images, seed=seed, net=net)
+
+
+#: proxy -> (its configuration class, the score of one architecture under a configuration)
+CONFIGURED: dict[str, tuple[type, Callable[..., float]]] = {
+    "eproxy": (EproxyConfig, _score_eproxy),
+    "gennas": (GenNASConfig, _score_gennas),
+}
+
+
+def config_params(proxy: str, decisions: Mapping[str, Any]) -> dict[str, Any]:
+    """Every parameter of ``proxy``'s configuration for a proxy configuration space's
+    ``decisions`` (defaults filled in; lists, not tuples): what ``dse dps`` saves."""
+    cfg = CONFIGURED[proxy][0](**decisions)
+    return {
+        k: [list(x) if isinstance(x, tuple) else x for x in v] if isinstance(v, tuple) else v
+        for k, v in vars(cfg).items()
+    }
 
 
 def read_truth(file: str | Path, column: str, key: str | list[str] = "arch_str") -> pd.DataFrame:
@@ -62,27 +89,8 @@ def fitness_rows(n_rows: int, archs: int, sample_seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(sample_seed).choice(n_rows, size=archs, replace=False))
 
 
-def add_labelled_arguments(p: argparse.ArgumentParser) -> None:
-    """The few labelled architectures a fit sees (``dse dps``, ``dse proxy-fit``): the table,
-    its key and ground-truth columns, their space, and the seeded draw of :func:`fitness_rows`."""
-    p.add_argument("--truth", required=True, help="CSV of benchmarked architectures")
-    p.add_argument("--target", default="val_acc_cifar10", help="ground-truth column")
-    p.add_argument("--space", default="nasbench201", help="the architectures' space")
-    p.add_argument(
-        "--space-param",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a parameter of the architectures' space, e.g. task=jigsaw (repeatable)",
-    )
-    p.add_argument("--arch-column", default="arch_str")
-    p.add_argument("--ops-column", default=None, help="second key column (nasbench101: ops)")
-    p.add_argument("--archs", type=int, default=20, help="labelled architectures fitted on")
-    p.add_argument("--sample-seed", type=int, default=0, help="which architectures (seeded draw)")
-
-
 @PROXIES.register("proxy_fitness")
-class ProxyFitness:
+class ProxyFitness(MetricProvider):
     """Spearman rho of a proxy configuration on a few benchmarked architectures (DPS fitness)."""
 
     name = "proxy_fitness"
@@ -132,24 +140,25 @@ class ProxyFitness:
     def evaluate(
         self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace
     ) -> dict[str, float]:
-        score = getattr(space, "score", None)
-        if score is None:
+        proxy, decisions = graph.graph.get("proxy"), graph.graph.get("decisions")
+        if proxy not in CONFIGURED or decisions is None:
             raise ValueError(
                 f"proxy_fitness: space {space.name!r} is not a proxy configuration space "
                 f"(eproxy_config, gennas_task)"
             )
+        score = CONFIGURED[proxy][1]
+        batch = int(decisions["batch_size"])
         previous = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
             values, start = [], time.perf_counter()
             for i, g in enumerate(self.graphs):
                 shape, _ = io_shapes(g)
-                batch = getattr(space, "batch_size", 16)
                 if (shape, batch) not in self._images:
                     self._images[(shape, batch)] = image_batch(batch, shape, self.seed, self.data)
                 values.append(
                     score(
-                        arch,
+                        decisions,
                         g,
                         self._images[(shape, batch)],
                         self.seed,
@@ -163,133 +172,3 @@ class ProxyFitness:
             torch.set_num_threads(previous)
         rho = pd.Series(values).corr(self.table.truth, method="spearman")
         return {"rho": float(rho) if np.isfinite(rho) else -1.0, "proxy_s": seconds}
-
-
-# -- dse dps
-# -----------------------------------------------------------------------------------------
-
-#: proxy -> its configuration space
-CONFIG_SPACES = {"eproxy": "eproxy_config", "gennas": "gennas_task"}
-
-
-@COMMANDS.register("dps")
-class DpsCommand:
-    """Proxy search (DPS / GenNAS task search): REA over a proxy's configurations, fitness = rho."""
-
-    def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument("--proxy", default="eproxy", choices=sorted(CONFIG_SPACES))
-        add_labelled_arguments(p)
-        p.add_argument("--population", type=int, default=40)
-        p.add_argument("--sample", type=int, default=10)
-        p.add_argument("--budget", type=int, default=200, help="configurations evaluated")
-        p.add_argument(
-            "--iterations",
-            type=int,
-            default=None,
-            help="training steps per architecture "
-            "(default: the proxy's, 10 for Eproxy, 100 for GenNAS)",
-        )
-        p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--name", default=None, help="save the best configuration under this name")
-        p.add_argument("--output", default="results")
-        p.add_argument("--quiet", action="store_true")
-        p.add_argument(
-            "--workers",
-            type=int,
-            default=None,
-            help="score configurations on a Dask LocalCluster of this many worker processes",
-        )
-        p.add_argument(
-            "--scheduler", default=None, help="... or on a running Dask scheduler (address)"
-        )
-        p.add_argument(
-            "--batch-size",
-            type=int,
-            default=None,
-            help="children bred per REA step and scored together (default: the --workers "
-            "count; 1 with --scheduler or in-process); "
-            "it shapes the search, so keep it to reproduce a run on another cluster",
-        )
-        p.add_argument(
-            "--resume",
-            default=None,
-            metavar="RUN",
-            help="continue an interrupted dps run (folder or id) with the same arguments: the "
-            "seeded search replays its finished configurations without scoring them again",
-        )
-
-    def run(self, args: argparse.Namespace) -> int:
-        import dse
-
-        key = args.arch_column if not args.ops_column else [args.arch_column, args.ops_column]
-        space_params = {} if args.iterations is None else {"iterations": args.iterations}
-        target_params = space_param_values(args.space_param)
-        execution = {
-            k: v
-            for k, v in (("workers", args.workers), ("scheduler", args.scheduler))
-            if v is not None
-        }
-        batch = args.batch_size if args.batch_size is not None else (args.workers or 1)
-        config = {
-            "run": {"name": f"dps-{args.proxy}", "seed": args.seed},
-            "space": {"name": CONFIG_SPACES[args.proxy], **space_params},
-            "proxies": {
-                "proxy_fitness": {
-                    "truth": args.truth,
-                    "column": args.target,
-                    "space": args.space,
-                    "key": key,
-                    "archs": args.archs,
-                    "sample_seed": args.sample_seed,
-                    **({"space_params": target_params} if target_params else {}),
-                }
-            },
-            "objectives": [{"metric": "rho", "direction": "max"}],
-            "search": {
-                "driver": "rea",
-                "population_size": args.population,
-                "sample_size": args.sample,
-                "max_evaluations": args.budget,
-                "batch_size": batch,
-                **execution,
-            },
-        }
-        result = dse.run(config, resume=args.resume, output=args.output, progress=not args.quiet)
-        df = dse.results.load(result.path)
-        ok = df[df.status == "ok"]
-        if not len(ok):
-            raise RuntimeError(f"no configuration was evaluated successfully; see {result.path}")
-        best = ok.loc[ok.rho.idxmax()]
-        space = SPACES.create(CONFIG_SPACES[args.proxy], **space_params)
-        params = decisions(space, json.loads(best.arch))
-        print(
-            f"best {args.proxy} configuration: rho {best.rho:.4f} on {args.archs} architectures "
-            f"({len(ok)} configurations, {ok.proxy_s.mean():.2f} s per architecture)"
-        )
-        print(f"  {best.arch_id}")
-        if args.name:
-            table = read_truth(args.truth, args.target, key)
-            texts = table.arch_text.iloc[
-                fitness_rows(len(table), args.archs, args.sample_seed)
-            ].tolist()
-            path = save_proxy(
-                args.name,
-                args.proxy,
-                params,
-                {
-                    "run": str(result.path),
-                    "rho": float(best.rho),
-                    "truth": args.truth,
-                    "target": args.target,
-                    "space": args.space,
-                    "space_params": target_params,
-                    "key": key,
-                    "archs": texts,
-                    "configurations": int(len(ok)),
-                },
-            )
-            print(
-                f'saved: {path}  (use [proxies.{args.proxy}] saved = "{args.name}", '
-                f"or dse proxy-eval --proxies {args.proxy}@{args.name})"
-            )
-        return 0

@@ -30,6 +30,7 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
 
+from dse.provider import MetricProvider
 from dse.proxies.saved import saved_params
 from dse.registry import PROXIES
 from dse.space import SearchSpace
@@ -173,7 +174,7 @@ def fit_ensemble(
 
 
 @PROXIES.register("proxy_ensemble")
-class ProxyEnsemble:
+class ProxyEnsemble(MetricProvider):
     """The few-shot ensemble as a metric provider (higher is better): ``saved = "name"`` (what
     ``dse proxy-fit --name`` writes), or the fitted fields given directly."""
 

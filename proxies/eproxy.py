@@ -30,11 +30,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from dse.graph import totals
-from dse.proxies.network import build_network
 from dse.proxies.regression import RegressionProxy
 from dse.proxies.targets import FEATURES, INITS, initialise, make_targets
 from dse.registry import PROXIES
 from dse.space import SearchSpace
+from dse.training.network import build_network
 
 KERNELS = (1, 3, 7)
 #: loss reported for a network whose training diverged (NaN or inf)

@@ -31,11 +31,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from dse.proxies.eproxy import DIVERGED
-from dse.proxies.network import build_network
 from dse.proxies.regression import RegressionProxy
 from dse.proxies.targets import FEATURES, INITS, initialise, make_targets
 from dse.registry import PROXIES
 from dse.space import SearchSpace
+from dse.training.network import build_network
 
 #: preset name -> per-stage signal bases, first stage first (an empty tuple: stage unused)
 PRESETS: dict[str, tuple[tuple[str, ...], ...]] = {

@@ -16,6 +16,7 @@ import networkx as nx
 import numpy as np
 
 from dse.graph.columnar import node_ops
+from dse.provider import PopulationProvider
 from dse.registry import PROXIES
 from dse.space import SearchSpace
 
@@ -23,7 +24,7 @@ MIXERS = ("sgconv", "attention")
 
 
 @PROXIES.register("layer_mix")
-class LayerMix:
+class LayerMix(PopulationProvider):
     """``sgconv_layers``, ``attention_layers`` and ``sgconv_depth`` of a sequence graph."""
 
     name = "layer_mix"

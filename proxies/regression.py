@@ -8,12 +8,13 @@ from typing import Any
 import networkx as nx
 import torch
 
-from dse.proxies.data import SOURCES, image_batch
+from dse.provider import MetricProvider
 from dse.proxies.saved import saved_params
 from dse.proxies.zero_cost import io_shapes
+from dse.training.data import SOURCES, image_batch
 
 
-class RegressionProxy:
+class RegressionProxy(MetricProvider):
     """Base of the ``eproxy`` and ``gennas`` providers; subclasses set ``kind`` and ``config``
     and implement :meth:`loss`."""
 

@@ -26,6 +26,7 @@ import pandas as pd
 
 import dse.proxies.zero_cost  # noqa: F401 - registers the swap provider this one wraps
 from dse.graph import totals
+from dse.provider import MetricProvider
 from dse.registry import PROXIES
 from dse.space import SearchSpace
 
@@ -73,7 +74,7 @@ def fit_size_prior(
 
 
 @PROXIES.register("swap_reg")
-class SwapRegularised:
+class SwapRegularised(MetricProvider):
     """Regularised SWAP-Score (eq. 6, as a log): higher is better; ``mu`` and ``sigma`` in
     thousands of parameters."""
 

@@ -25,6 +25,7 @@ from typing import Any
 import networkx as nx
 import pandas as pd
 
+from dse.provider import MetricProvider
 from dse.registry import PROXIES
 from dse.space import SearchSpace
 
@@ -54,7 +55,7 @@ def read_keyed_column(
 
 
 @PROXIES.register("tabular")
-class TabularProxy:
+class TabularProxy(MetricProvider):
     """Look up an architecture's recorded accuracy in a benchmark table (CSV or Parquet)."""
 
     name = "tabular"

@@ -2,16 +2,16 @@
 
 Image classifiers train on scikit-learn's digits (below); sequence networks (one ``(L,)`` token
 input: the ``sgconv`` and ``hybrid`` spaces) on the task their graph names (``meta["task"]``:
-ListOps, sequential digits, characters; :mod:`dse.proxies.sequence_tasks`) through
-:func:`dse.proxies.sequence_train.train_sequence`. Both report ``trained_accuracy`` (test
+ListOps, sequential digits, characters; :mod:`dse.training.sequence_tasks`) through
+:func:`dse.training.sequence_train.train_sequence`. Both report ``trained_accuracy`` (test
 accuracy) and ``trained_loss`` (test cross-entropy, nats).
 
 The accuracy a search can afford without a supernet: the architecture's own graph, re-shaped to
 a small input (``resolution`` x ``resolution``, 3 channels: the grey digit repeated) with its
 final linear layer resized to the ten classes (:func:`small_graph`; every other op keeps its
 definition and :func:`dse.graph.infer_shapes` re-derives shapes and costs), is built as a torch
-network (:func:`dse.proxies.network.build_network`), trained for ``epochs`` epochs of SGD with
-momentum and a cosine schedule on the training split of :func:`dse.proxies.digits.load_digits`,
+network (:func:`dse.training.network.build_network`), trained for ``epochs`` epochs of SGD with
+momentum and a cosine schedule on the training split of :func:`dse.training.digits.load_digits`,
 and scored on its test split. Deterministic for a seed. Works for any space whose graphs are
 image classifiers with one input; the same trainer scores every method of a comparison
 (``benchmarks/edd.py``), so their accuracies compare.
@@ -28,10 +28,11 @@ import torch.nn.functional as F
 
 from dse.graph import GraphError, infer_shapes, make_op
 from dse.graph.sequence_ops import token_input
-from dse.proxies.digits import load_digits
-from dse.proxies.network import build_network
+from dse.provider import MetricProvider
 from dse.registry import PROXIES
 from dse.space import SearchSpace
+from dse.training.digits import load_digits
+from dse.training.network import build_network
 
 
 def small_graph(graph: nx.DiGraph, resolution: int, num_classes: int) -> nx.DiGraph:
@@ -97,7 +98,7 @@ def train_and_score(
 
 
 @PROXIES.register("trained_accuracy")
-class TrainedAccuracy:
+class TrainedAccuracy(MetricProvider):
     """Test accuracy after a short seeded training on scikit-learn's digits (any image net)."""
 
     name = "trained_accuracy"
@@ -139,8 +140,8 @@ class TrainedAccuracy:
     ) -> dict[str, float]:
         node = token_input(graph)
         if node is not None:  # token ids: a sequence network
-            from dse.proxies.sequence_tasks import load_task
-            from dse.proxies.sequence_train import train_sequence
+            from dse.training.sequence_tasks import load_task
+            from dse.training.sequence_train import train_sequence
 
             task = graph.graph.get("meta", {}).get("task")
             if task is None:

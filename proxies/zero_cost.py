@@ -45,10 +45,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dse.proxies.data import SOURCES, image_batch, labels
-from dse.proxies.network import GraphNetwork, build_network, graph_io
+from dse.provider import MetricProvider
 from dse.registry import PROXIES, Registry
 from dse.space import SearchSpace
+from dse.training.data import SOURCES, image_batch, labels
+from dse.training.network import GraphNetwork, build_network, graph_io
 
 
 @dataclass
@@ -75,7 +76,7 @@ MEASURES: Registry[Measure] = Registry("zero-cost measure", "dse.measures")
 
 
 def _register_provider(name: str) -> None:
-    class ZeroCostProxy:
+    class ZeroCostProxy(MetricProvider):
         __doc__ = f"Zero-cost proxy {name!r} (see dse.proxies.zero_cost)."
         metrics = (name,)
         units = {name: "score"}

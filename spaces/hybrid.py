@@ -28,8 +28,8 @@ from dse.spaces.sequence_blocks import (
     parse_decay,
     sgconv_block,
     stem,
-    task_of,
 )
+from dse.training.tasks import task_of
 
 BLOCKS = ("A", "C")
 

@@ -60,6 +60,11 @@ class MBConvChainSpace(SearchSpace):
     """EDD MBConv chain: per block kernel x expansion or skip, and weight bit-widths."""
 
     name = "mbconv"
+    #: the candidate vocabulary, read by EDD's supernet and tables from the space they search
+    kernels: tuple[int, ...] = KERNELS
+    expansions: tuple[int, ...] = EXPANSIONS
+    mbconv_ops: tuple[str, ...] = MBCONV_OPS
+    bit_choices: dict[str, tuple[int, ...]] = BITS
 
     def __init__(
         self,
@@ -165,7 +170,7 @@ class MBConvChainSpace(SearchSpace):
         fixed layers before the searchable blocks), every block's candidate graphs by
         (op, bits) for ``skip``-less ops, and the head; ``bits`` is the fixed layers' weight
         bits. A network's graph has exactly the pieces' nodes (what EDD's differentiable cost
-        sums, :mod:`dse.simulators.edd.cost`)."""
+        sums, :mod:`dse.drivers.edd.cost`)."""
         abits = self.act_bits
 
         def piece(shape, add) -> nx.DiGraph:

@@ -19,7 +19,8 @@ import networkx as nx
 from dse.graph import GraphBuilder
 from dse.registry import SPACES
 from dse.space import Choice, SearchSpace, SpaceError
-from dse.spaces.sequence_blocks import head, parse_decay, sgconv_block, stem, task_of
+from dse.spaces.sequence_blocks import head, parse_decay, sgconv_block, stem
+from dse.training.tasks import task_of
 
 
 def _positive(name: str, values: Sequence[int]) -> tuple[int, ...]:

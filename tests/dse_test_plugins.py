@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 
+from dse.provider import MetricProvider
 from dse.registry import PROXIES
 
 
 @PROXIES.register("slow_params")
-class SlowParams:
+class SlowParams(MetricProvider):
     """Parameter count after sleeping ``delay_s`` (stands in for an expensive proxy)."""
 
     name = "slow_params"
@@ -26,7 +27,7 @@ class SlowParams:
 
 
 @PROXIES.register("flaky")
-class Flaky:
+class Flaky(MetricProvider):
     """Fails on every architecture whose first variable takes its first value."""
 
     name = "flaky"
@@ -41,7 +42,7 @@ class Flaky:
 
 
 @PROXIES.register("always_fails")
-class AlwaysFails:
+class AlwaysFails(MetricProvider):
     """Raises on every architecture (a misconfigured simulator)."""
 
     name = "always_fails"
@@ -54,7 +55,7 @@ class AlwaysFails:
 
 
 @PROXIES.register("nan_score")
-class NanScore:
+class NanScore(MetricProvider):
     """Returns NaN for every architecture whose first variable takes its first value."""
 
     name = "nan_score"

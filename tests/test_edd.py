@@ -9,17 +9,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from dse.registry import SIMULATORS  # noqa: E402
-from dse.simulators.edd.cost import FpgaCost, GpuCost, smooth_max  # noqa: E402
-from dse.simulators.edd.tables import (  # noqa: E402
+from dse.drivers.edd.cost import FpgaCost, GpuCost, smooth_max  # noqa: E402
+from dse.drivers.edd.tables import (  # noqa: E402
     GPU_PRECISION,
-    OPS,
+    candidate_ops,
     fpga_tables,
     gpu_tables,
     one_hot,
 )
+from dse.registry import SIMULATORS  # noqa: E402
 from dse.simulators.fpga import pipelined, recursive  # noqa: E402
-from dse.simulators.gpu.model import GpuCostModel  # noqa: E402
 from dse.spaces.mbconv import MBConvChainSpace  # noqa: E402
 
 F64 = torch.float64
@@ -65,7 +64,7 @@ def test_one_hot_pipelined_cost_is_the_simulators(fpga):
     rng = np.random.default_rng(2)
     for arch in _archs(space, seed=3):
         P, Q = one_hot(space, arch)
-        pf = rng.uniform(0.0, 6.0, (space.num_blocks, len(OPS)))
+        pf = rng.uniform(0.0, 6.0, (space.num_blocks, len(candidate_ops(space))))
         pf_fixed = rng.uniform(0.0, 6.0, len(tables.fixed_ip))
         period, latency, dsp = cost.pipelined(
             torch.tensor(P, dtype=F64),
@@ -76,7 +75,7 @@ def test_one_hot_pipelined_cost_is_the_simulators(fpga):
         # the same parallel factors per stage, in the full graph's layer order
         per_stage = list(pf_fixed[:n_stem])
         for i in range(space.num_blocks):
-            m = OPS.index(arch[f"b{i:02d}.op"])
+            m = candidate_ops(space).index(arch[f"b{i:02d}.op"])
             per_stage += [pf[i, m]] * int(np.sum((tables.block == i) & (tables.op == m)))
         per_stage += list(pf_fixed[n_stem:])
         ref = pipelined.cost_at(
@@ -92,7 +91,7 @@ def test_one_hot_pipelined_cost_is_the_simulators(fpga):
 
 def test_one_hot_gpu_cost_is_the_simulators():
     space = MBConvChainSpace(target="gpu")
-    tables = gpu_tables(space, GpuCostModel.create("Titan-RTX"))
+    tables = gpu_tables(space, SIMULATORS.create("gpu", device="Titan-RTX"))
     cost = GpuCost(tables, F64)
     for arch in _archs(space, seed=4):
         P, q = one_hot(space, arch)
@@ -105,7 +104,9 @@ def test_one_hot_gpu_cost_is_the_simulators():
 
 def _relaxed(space, seed=0):
     g = torch.Generator().manual_seed(seed)
-    P = torch.softmax(torch.randn(space.num_blocks, len(OPS), generator=g, dtype=F64), 1)
+    P = torch.softmax(
+        torch.randn(space.num_blocks, len(candidate_ops(space)), generator=g, dtype=F64), 1
+    )
     Q = torch.softmax(torch.randn(space.num_blocks, 3, generator=g, dtype=F64), 1)
     return P, Q
 
@@ -119,13 +120,16 @@ def test_cost_gradients_are_right(fpga):
             lambda p, q, f, s=sharing: cost.recursive(p, q, f, s),
             (P.clone().requires_grad_(), Q.clone().requires_grad_(), pf.clone().requires_grad_()),
         )
-    pf2 = torch.rand(space.num_blocks, len(OPS), dtype=F64) * 5
+    pf2 = torch.rand(space.num_blocks, len(candidate_ops(space)), dtype=F64) * 5
     pff = torch.rand(len(tables.fixed_ip), dtype=F64) * 5
     assert torch.autograd.gradcheck(
         lambda p, q, a, b: cost.pipelined(p, q, a, b, tau=0.05, scale_s=1e-4),
         tuple(t.clone().requires_grad_() for t in (P, Q, pf2, pff)),
     )
-    gpu = GpuCost(gpu_tables(MBConvChainSpace(target="gpu"), GpuCostModel.create("Titan-RTX")), F64)
+    gpu = GpuCost(
+        gpu_tables(MBConvChainSpace(target="gpu"), SIMULATORS.create("gpu", device="Titan-RTX")),
+        F64,
+    )
     q = torch.softmax(torch.randn(3, dtype=F64), 0)
     assert torch.autograd.gradcheck(
         gpu.latency, (P.clone().requires_grad_(), q.clone().requires_grad_())
@@ -145,15 +149,15 @@ def test_tanh_sharing_counts_a_shared_ip_once_and_an_unchosen_one_not(fpga):
     Q = torch.zeros(space.num_blocks, 3, dtype=F64)
     Q[:, 2] = 1  # 16 bits: Psi = 1 DSP per lane
     for k in (3, 5, 8):
-        P = torch.zeros(space.num_blocks, len(OPS), dtype=F64)
-        P[:, OPS.index("k3_e4")] = 1
-        P[:k, OPS.index("k3_e4")] = 0
-        P[:k, OPS.index("k7_e6")] = 1  # the 7x7 op in k blocks
+        P = torch.zeros(space.num_blocks, len(candidate_ops(space)), dtype=F64)
+        P[:, candidate_ops(space).index("k3_e4")] = 1
+        P[:k, candidate_ops(space).index("k3_e4")] = 0
+        P[:k, candidate_ops(space).index("k7_e6")] = 1  # the 7x7 op in k blocks
         _, with_k7 = cost.recursive(P, Q, pf, "tanh")
         _, exact = cost.recursive(P, Q, pf, "exact")
         P_without = P.clone()
-        P_without[:k, OPS.index("k7_e6")] = 0
-        P_without[:k, OPS.index("k3_e4")] = 1
+        P_without[:k, candidate_ops(space).index("k7_e6")] = 0
+        P_without[:k, candidate_ops(space).index("k3_e4")] = 1
         _, without = cost.recursive(P_without, Q, pf, "tanh")
         counted = float(with_k7 - without)  # the 7x7 IP's share of the DSPs (one lane, Psi 1)
         assert 1 - math.tanh(k) - 1e-12 <= 1 - counted <= 1 - math.tanh(k) + 1e-9

@@ -152,7 +152,7 @@ def test_proxy_fit_saves_an_ensemble_that_proxy_eval_scores_on_unseen_cells(
 
 
 def test_space_param_values_read_json_else_text():
-    from dse.proxies.proxy_eval import space_param_values
+    from dse.commands.proxy_eval import space_param_values
 
     assert space_param_values(["resolution=32", "task=jigsaw", "affine_ops=false"]) == {
         "resolution": 32,
@@ -164,8 +164,8 @@ def test_space_param_values_read_json_else_text():
 
 
 def test_proxy_fit_reads_scores_from_several_proxy_eval_folders(tmp_path):
+    from dse.commands.proxy_fit import read_scores
     from dse.params import ConfigError
-    from dse.proxies.proxy_fit import read_scores
 
     first, second = tmp_path / "zc", tmp_path / "az"
     first.mkdir()

@@ -9,10 +9,10 @@ import torch
 from conftest import reference_data
 from scipy.stats import spearmanr
 
-from dse.proxies.data import image_batch
 from dse.proxies.eproxy import DIVERGED, EproxyConfig, eproxy_loss, flops_factor
 from dse.proxies.targets import make_targets, signal, sines
 from dse.registry import PROXIES, SPACES
+from dse.training.data import image_batch
 
 
 def test_targets_have_the_stage_shape_and_the_requested_frequency_band():

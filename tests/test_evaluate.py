@@ -12,12 +12,13 @@ from dse.evaluate import Constraint, Evaluator, Objective
 from dse.graph import GraphBuilder
 from dse.proxies.analytic import AnalyticProxy
 from dse.registry import PROXIES
+from dse.provider import MetricProvider, PopulationProvider
 from dse.search.problem import SearchProblem
 from dse.space import Choice, SearchSpace
 from dse.spaces.nasbench201 import NasBench201Space, parse_arch_str
 
 
-class Counting:
+class Counting(MetricProvider):
     """An expensive provider that counts its calls."""
 
     name = "counting"
@@ -122,7 +123,7 @@ def test_default_hash_builds_each_new_graph_once_and_dedups():
     assert F.shape == (12, 1) and np.array_equal(F[:6], F[6:]) and not G.any()
 
 
-class PopulationProvider:
+class BatchCounter(PopulationProvider):
     """Costs a population at once; raises for the whole population when any graph is 'bad'."""
 
     name = "pop"
@@ -149,7 +150,7 @@ def test_batch_uses_evaluate_population_and_isolates_a_failing_candidate():
     space = NasBench201Space()
     rng = np.random.default_rng(0)
     archs = [space.sample(rng) for _ in range(6)]
-    pop = PopulationProvider()
+    pop = BatchCounter()
     ev = Evaluator(
         space, [AnalyticProxy(), pop], [Objective("nodes")], [Constraint("params", max=1e9)]
     )

@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 from conftest import reference_data
 
+from dse.catalogs.devices import get_device
 from dse.cli import main
 from dse.config import parse_config
 from dse.configfile import read_config_file
 from dse.fidelity import ErrorStats, Fidelity, Validation
 from dse.registry import SIMULATORS
 from dse.runner import run
-from dse.simulators.devices import get_device
 from dse.simulators.fpga.calibration import load_fpga_calibration
 from dse.simulators.gpu.fewshot import MeasurementDesign, fit_few_shot
 from dse.simulators.gpu.roofline import load_calibration

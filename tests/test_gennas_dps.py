@@ -13,13 +13,13 @@ import pytest
 from conftest import reference_data
 
 import dse
-from dse.proxies.data import image_batch
-from dse.proxies.dps import fitness_rows, read_truth
+from dse.proxies.dps import CONFIGURED, fitness_rows, read_truth
 from dse.proxies.gennas import PRESETS, GenNASConfig, gennas_loss
 from dse.proxies.report_card import evaluate_proxies, fitted_on
 from dse.proxies.saved import load_proxy, save_proxy
 from dse.registry import PROXIES, SPACES
 from dse.results.store import RunStore
+from dse.training.data import image_batch
 
 CELLS = [
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
@@ -53,7 +53,7 @@ def test_proxy_configuration_spaces_sample_valid_configs(name):
     assert abs(share - space.p_on) < 0.05  # features included with p_on (0.2 for DPS)
     for x in X[:50]:
         arch = space.decode(x)
-        space.to_config(arch)  # valid configuration
+        CONFIGURED[space.proxy][0](**space.decisions(arch))  # a valid configuration
         assert space.arch_hash(arch) == space.arch_hash(space.decode(space.encode(arch)))
     if name == "eproxy_config":  # no feature selected means the untrained CNN's: same hash
         arch = space.decode(X[0])
@@ -84,9 +84,10 @@ def test_dps_searches_saves_and_reuses_a_proxy(tmp_path, monkeypatch):
     history = dse.results.load(result.path)
     assert len(history) >= 3 and history.rho.between(-1, 1).all() and (history.proxy_s > 0).all()
     best = history.loc[history.rho.idxmax()]
-    from dse.proxies.proxy_spaces import decisions
+    from dse.proxies.dps import config_params
 
-    params = decisions(SPACES.create("eproxy_config", iterations=2), json.loads(best.arch))
+    space = SPACES.create("eproxy_config", iterations=2)
+    params = config_params("eproxy", space.decisions(json.loads(best.arch)))
     texts = read_truth(truth, "val_acc_cifar10").arch_text.iloc[fitness_rows(362, 4, 0)].tolist()
     first = save_proxy("tiny", "eproxy", params, {"rho": float(best.rho), "archs": texts})
     second = save_proxy("tiny", "eproxy", params, {"rho": float(best.rho), "archs": texts})

@@ -12,12 +12,13 @@ from conftest import reference_data
 from scipy.stats import spearmanr
 
 import dse
+from dse.catalogs.devices import get_device, load_devices
+from dse.catalogs.llms import get_llm
 from dse.registry import SIMULATORS
 from dse.results import load
-from dse.simulators.devices import get_device, load_devices
 from dse.simulators.gpu.calibration import fit_graphs, fit_kernels, fit_kernels_csv
 from dse.simulators.gpu.kernels import GraphCoster
-from dse.simulators.gpu.llm import LlmWorkload, StepShape, get_llm
+from dse.simulators.gpu.llm import LlmWorkload, StepShape
 from dse.simulators.gpu.measured import predicted_tflops, table_points
 from dse.simulators.gpu.model import GpuCostModel
 from dse.simulators.gpu.roofline import Calibration, Efficiency, load_calibration, parse_calibration
@@ -430,7 +431,7 @@ def test_roofline_command_draws_png_and_csv(tmp_path, subprocess_env):
 def test_calibration_none_is_the_bare_roofline():
     """calibration = "none" means the roofline alone: every efficiency 1 and no per-kernel
     overhead, so a decode step costs exactly its kernels' max(FLOPs/peak, bytes/bandwidth)."""
-    from dse.simulators.devices import get_device
+    from dse.catalogs.devices import get_device
     from dse.simulators.gpu.roofline import OP_CLASSES
 
     bare = GpuCostModel.create("A100-80GB-PCIe", "none")

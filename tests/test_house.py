@@ -15,7 +15,24 @@ ROOTS = {
     "dse.spaces": REPO / "spaces",
     "dse.proxies": REPO / "proxies",
     "dse.simulators": REPO / "simulators",
+    "dse.drivers": REPO / "drivers",
+    "dse.training": REPO / "training",
+    "dse.catalogs": REPO / "catalogs",
+    "dse.commands": REPO / "commands",
 }
+#: the rooms of the house (README, "Layout"): plugins by role, each importing only the core,
+#: itself and the shared places; commands are front doors above them (like the CLI)
+PLUGIN_ROOMS = ("dse.spaces", "dse.proxies", "dse.simulators", "dse.drivers")
+SHARED = ("dse.training", "dse.catalogs")
+COMMANDS = "dse.commands"
+
+
+def _room(module: str) -> str:
+    """The room a module lives in: a plugin room, a shared place, commands, or the core."""
+    for room in (*PLUGIN_ROOMS, *SHARED, COMMANDS):
+        if module == room or module.startswith(room + "."):
+            return room
+    return "dse"
 
 
 def _modules() -> dict[str, Path]:
@@ -79,10 +96,46 @@ def test_the_package_has_no_import_cycle():
 
 def test_the_core_never_imports_a_plugin():
     g = import_graph()
-    plugins = ("dse.spaces", "dse.proxies", "dse.simulators")
-    core = [n for n in g if not n.startswith(plugins)]
-    bad = [(u, v) for u in core for v in g.successors(u) if v.startswith(plugins)]
-    assert not bad, f"core modules import plugins: {bad}"
+    bad = [(u, v) for u, v in g.edges if _room(u) == "dse" and _room(v) != "dse"]
+    assert not bad, f"core modules import plugins or shared places: {bad}"
+
+
+def test_plugins_import_only_the_core_and_the_shared_places():
+    """A space, proxy, simulator or driver never imports another room's module: what two rooms
+    share lives in dse.training or dse.catalogs (which import no room), and only commands,
+    the front doors, reach into rooms."""
+    g = import_graph()
+    allowed = {room: {"dse", room, *SHARED} for room in PLUGIN_ROOMS}
+    allowed.update({room: {"dse", *SHARED} for room in SHARED})
+    allowed[COMMANDS] = {"dse", COMMANDS, *PLUGIN_ROOMS, *SHARED}
+    bad = [
+        f"{u} -> {v}" for u, v in g.edges if _room(u) != "dse" and _room(v) not in allowed[_room(u)]
+    ]
+    assert not bad, "imports across rooms: " + "; ".join(sorted(bad))
+
+
+def test_each_plugin_lives_in_the_folder_of_its_role():
+    """A space registers from spaces/, a proxy or measure from proxies/, a simulator from
+    simulators/, a driver from the core's drivers or drivers/, a command from commands/."""
+    import tomllib
+
+    points = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]
+    home = {
+        "dse.spaces": ("dse.spaces.",),
+        "dse.proxies": ("dse.proxies.",),
+        "dse.measures": ("dse.proxies.",),
+        "dse.simulators": ("dse.simulators.",),
+        "dse.drivers": ("dse.search.", "dse.drivers."),
+        "dse.commands": ("dse.commands.",),
+    }
+    assert set(points) == set(home)
+    bad = [
+        f"{group}: {name} = {target}"
+        for group, entries in points.items()
+        for name, target in entries.items()
+        if not target.startswith(home[group])
+    ]
+    assert not bad, bad
 
 
 def test_the_penalty_constant_is_written_once():

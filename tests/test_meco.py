@@ -7,9 +7,9 @@ import pandas as pd
 import torch
 from conftest import reference_data
 
-from dse.proxies.network import build_network
 from dse.proxies.zero_cost import context_for, score
 from dse.registry import SPACES
+from dse.training.network import build_network
 
 
 def test_meco_is_the_sum_of_per_layer_minimum_eigenvalues():

@@ -12,8 +12,21 @@ import pytest
 from conftest import reference_data
 
 import dse
+from dse.catalogs.llms import get_llm
+from dse.catalogs.medusa_heads import HeadAccuracy, load_head_accuracy
+from dse.catalogs.medusa_trees import (
+    Tree,
+    attention_mask,
+    dense_tree,
+    dense_tree_nodes,
+    expected_acceptance,
+    path_accuracy,
+    position_ids,
+    sparse_tree,
+    to_networkx,
+)
 from dse.results import load
-from dse.simulators.gpu.llm import LlmWorkload, get_llm
+from dse.simulators.gpu.llm import LlmWorkload
 from dse.simulators.gpu.model import GpuCostModel
 from dse.simulators.medusa.acceptance import (
     Acceptance,
@@ -26,18 +39,6 @@ from dse.simulators.medusa.decode import (
     Speculative,
     SpeedupModel,
     simulate_decoding,
-)
-from dse.simulators.medusa.heads import HeadAccuracy, load_head_accuracy
-from dse.simulators.medusa.tree import (
-    Tree,
-    attention_mask,
-    dense_tree,
-    dense_tree_nodes,
-    expected_acceptance,
-    path_accuracy,
-    position_ids,
-    sparse_tree,
-    to_networkx,
 )
 
 

@@ -7,8 +7,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from dse.simulators.medusa.heads import load_head_accuracy  # noqa: E402
-from dse.simulators.medusa.lm import (  # noqa: E402
+from dse.catalogs.medusa_heads import load_head_accuracy  # noqa: E402
+from dse.catalogs.medusa_trees import Tree, dense_tree, sparse_tree  # noqa: E402
+from dse.training.lm import (  # noqa: E402
     LMConfig,
     MedusaLM,
     accuracy_csv,
@@ -18,8 +19,7 @@ from dse.simulators.medusa.lm import (  # noqa: E402
     train_backbone,
     train_heads,
 )
-from dse.simulators.medusa.tree import Tree, dense_tree, sparse_tree  # noqa: E402
-from dse.simulators.medusa.tree_decode import greedy, medusa_decode  # noqa: E402
+from dse.training.tree_decode import greedy, medusa_decode  # noqa: E402
 
 PROMPTS = [b"def ", b"The ", b"class A:\n    ", b"import "]
 

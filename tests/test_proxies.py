@@ -13,14 +13,14 @@ import torch
 from conftest import reference_data
 
 from dse.graph import totals
-from dse.proxies.data import image_batch
-from dse.proxies.network import build_network
 from dse.proxies.report_card import evaluate_proxies, top_retrieval
 from dse.proxies.zero_cost import MEASURES, context_for, score
 from dse.registry import PROXIES
 from dse.spaces.mbconv import MBConvChainSpace
 from dse.spaces.nasbench201 import NasBench201Space, parse_arch_str
 from dse.spaces.zoo import build
+from dse.training.data import image_batch
+from dse.training.network import build_network
 
 CELL = (
     "|skip_connect~0|+|skip_connect~0|skip_connect~1|"

@@ -443,7 +443,8 @@ def test_config_paths_and_plugins_resolve_from_the_config_folder(tmp_path):
         reference_data("nasbench201_naslib.csv").read_bytes()
     )
     (lab / "my_plugin.py").write_text(
-        "from dse.registry import PROXIES\n\n\n@PROXIES.register('lab_nodes')\nclass Nodes:\n"
+        "from dse.plugin import PROXIES, MetricProvider\n\n\n@PROXIES.register('lab_nodes')\n"
+        "class Nodes(MetricProvider):\n"
         "    name, metrics, cost = 'lab_nodes', ('lab_nodes',), 0.1\n"
         "    units = {'lab_nodes': 'nodes'}\n\n"
         "    def evaluate(self, graph, arch, space):\n"

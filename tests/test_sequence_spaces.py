@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from dse.graph import totals
-from dse.proxies.network import build_network
-from dse.proxies.sequence_tasks import CLOSE, DIGIT0, OPERATORS, chars, listops, seqdigits
-from dse.proxies.sequence_train import train_sequence
 from dse.registry import PROXIES, SIMULATORS, SPACES
 from dse.space import SpaceError
+from dse.training.network import build_network
+from dse.training.sequence_tasks import CLOSE, DIGIT0, OPERATORS, chars, listops, seqdigits
+from dse.training.sequence_train import train_sequence
 
 
 @pytest.mark.parametrize(

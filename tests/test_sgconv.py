@@ -11,8 +11,8 @@ import torch
 
 from dse.graph import GraphBuilder, GraphError, from_json, make_op, to_json, totals
 from dse.graph.sequence_ops import sgconv_kernel_length, sgconv_scales
-from dse.proxies.network import build_network
-from dse.proxies.sequence import Attention, SGConv, direct_conv, fft_conv, prune_sgconv
+from dse.training.network import build_network
+from dse.training.sequence import Attention, SGConv, direct_conv, fft_conv, prune_sgconv
 
 
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-5), (torch.float64, 1e-10)])

@@ -8,9 +8,9 @@ torch = pytest.importorskip("torch")
 
 from torch import nn  # noqa: E402
 
-from dse.proxies.network import build_network  # noqa: E402
 from dse.proxies.zero_cost import context_for, score, swap  # noqa: E402
 from dse.spaces.nasbench201 import NasBench201Space  # noqa: E402
+from dse.training.network import build_network  # noqa: E402
 
 CELL = "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|none~2|"
 

@@ -13,10 +13,10 @@ import torch
 from conftest import reference_data
 
 from dse.graph import totals, validate
-from dse.proxies.network import build_network
 from dse.registry import PROXIES
 from dse.space import SpaceError
 from dse.spaces.transnas101 import TASKS, TransNas101MicroSpace
+from dse.training.network import build_network
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 :class:`SearchProblem` sits between a driver and the run's records (as pymoo's ``Problem``
 sits apart from its ``Algorithm``). For each batch of proposals it decodes the genes into
 architectures, identifies them (arch_hash), hands the batch to the run's
-:class:`~dse.results.ledger.RunLedger` (which owns caching, evaluation, records and storage),
+:class:`~dse.ledger.RunLedger` (which owns caching, evaluation, records and storage),
 and returns
 
 * ``F``: objective values in minimisation form (``max`` objectives negated), shape (n, k);
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from dse.evaluate import Constraint, Evaluator, Objective
-from dse.results.ledger import BatchEvaluate, Proposal, RunLedger, genes_keys
+from dse.ledger import BatchEvaluate, Proposal, RunLedger, genes_keys
 from dse.results.record import RecordShape
 from dse.results.tracker import HypervolumeTracker
 from dse.space import SearchSpace

@@ -28,9 +28,9 @@ import pyarrow as pa
 from dse.config import RunConfig, parse_config
 from dse.experiment import build
 from dse.gcpolicy import search_gc
+from dse.ledger import Proposal, RunLedger
 from dse.parallel import experiment_for
 from dse.params import ConfigError
-from dse.results.ledger import Proposal, RunLedger
 from dse.results.record import RecordShape
 from dse.results.store import RunStore, run_schema
 from dse.sweeps.plan import ARCH, METHODS, Parameter, listed_archs, make_points, parse_parameter

@@ -32,16 +32,17 @@ default is the analytic model: its published-accelerator checks (table 2.3) assu
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Literal
 
 import networkx as nx
 import numpy as np
 
 from dse.fidelity import Fidelity
+from dse.provider import PopulationProvider
 from dse.registry import SIMULATORS
-from dse.simulators.fpga import des, pipelined, recursive
+from dse.simulators.fpga.accelerators import ACCELERATORS, Settings
 from dse.simulators.fpga.boards import load_boards
 from dse.simulators.fpga.calibration import (
     CONDITION,
@@ -54,16 +55,14 @@ from dse.simulators.fpga.model import (
     PSI_DEFAULT,
     LayerRows,
     LayerTable,
+    lookup,
     offchip_bytes,
     parse_table,
 )
-from dse.space import SearchSpace
-
-BRAM_BYTES = 18 * 1024 // 8
 
 
 @SIMULATORS.register("fpga")
-class FpgaSimulator:
+class FpgaSimulator(PopulationProvider):
     """EDD FPGA accelerators (recursive or pipelined) with DSP allocation, on a catalog board."""
 
     name = "fpga"
@@ -110,10 +109,10 @@ class FpgaSimulator:
         boards = load_boards(boards_file)
         if board not in boards:
             raise ValueError(f"board: {board!r} is not allowed; allowed values: {sorted(boards)}")
-        if architecture not in ("recursive", "pipelined"):
+        if architecture not in ACCELERATORS:
             raise ValueError(
-                f"architecture: {architecture!r} is not allowed; allowed values: ['pipelined', "
-                "'recursive']"
+                f"architecture: {architecture!r} is not allowed; allowed values: "
+                f"{sorted(ACCELERATORS)}"
             )
         chip = boards[board]
         if dsp_budget is not None and dsp_fraction is not None:
@@ -165,6 +164,9 @@ class FpgaSimulator:
             self.metrics = self.metrics + ("fpga_des_throughput_fps", "fpga_des_latency_ms")
         self.board = boards[board]
         self.architecture = architecture
+        #: the template's strategy (recursive or pipelined)
+        self.accelerator = ACCELERATORS[architecture]
+        self.settings = Settings(double_buffering, tiles, integer_lanes, fifo_depth, des_frames)
         self.dsp_budget = float(
             dsp_budget
             if dsp_budget is not None
@@ -182,11 +184,21 @@ class FpgaSimulator:
         """The compute layers of ``graphs`` as the accelerators see them (fused or not)."""
         return self._rows.table(graphs)
 
+    def phi_at(self, bits: np.ndarray) -> np.ndarray:
+        """Phi (cycles per work unit per lane) of each layer bit-width (eq. 2.14)."""
+        return lookup(self.phi, bits)
+
+    def psi_at(self, bits: np.ndarray) -> np.ndarray:
+        """Psi (DSPs per lane) of each layer bit-width (eq. 2.15)."""
+        return lookup(self.psi, bits)
+
     def designs(self, layers: LayerTable):
         """Optimised accelerators for every graph of ``layers`` (a RecursivePopulation or a
         PipelinedPopulation)."""
         mem_s = offchip_bytes(layers, self.onchip_budget) / self.board.ddr_bytes_per_s
-        kw = dict(
+        return self.accelerator.allocate(
+            layers,
+            self.settings,
             clock_hz=self.board.clock_hz,
             dsp_budget=self.dsp_budget,
             lut_budget=self.lut_budget,
@@ -196,9 +208,6 @@ class FpgaSimulator:
             overlap=self.double_buffering,
             overhead_s=self.overhead_s,
         )
-        if self.architecture == "recursive":
-            return recursive.allocate_population(layers, tiles=self.tiles, **kw)
-        return pipelined.allocate_population(layers, integer_lanes=self.integer_lanes, **kw)
 
     def design(self, graph: nx.DiGraph):
         """(layers, the optimised accelerator) for ``graph``: a RecursiveDesign or a
@@ -209,52 +218,15 @@ class FpgaSimulator:
     def simulate(self, graph: nx.DiGraph, frames: int | None = None):
         """Discrete-event run of the optimised design: a RecursiveTrace (one inference) or a
         PipelineTrace (``frames`` frames streamed through the stages)."""
-        return self._simulate(self.design(graph)[1], frames)
-
-    def _simulate(self, design, frames: int | None = None):
-        if self.architecture == "recursive":
-            return des.run_recursive(
-                design.ips,
-                design.index,
-                design.compute_s,
-                design.mem_s,
-                double_buffering=self.double_buffering,
-                tiles=self.tiles,
-                overhead_s=design.overhead_s,
-            )
-        return des.run_pipelined(
-            design.busy_s,
-            design.mem_s,
-            frames=frames or self.des_frames or 64,
-            fifo_depth=self.fifo_depth,
-        )
-
-    def _bram(self, layers: LayerTable) -> np.ndarray:
-        """18 Kb BRAM blocks per graph."""
-        weights_on_chip = layers.per_graph(layers.weight_bytes) <= self.onchip_budget
-        if self.architecture == "recursive":
-            # double-buffered feature maps of the largest layer plus its weights, tiled through
-            # at most the on-chip budget (what does not fit streams from DDR, see model.py)
-            buffers = (2 if self.double_buffering else 1) * layers.per_graph_max(layers.io_bytes)
-            need = np.minimum(
-                buffers + layers.per_graph_max(layers.weight_bytes), self.onchip_budget
-            )
-            return np.ceil(need / BRAM_BYTES)
-        # each stage: line buffer of its input, plus its weights when they live on chip
-        per_stage = layers.line_buffer_bytes + layers.weight_bytes * weights_on_chip[layers.owner]
-        return layers.per_graph(np.ceil(per_stage / BRAM_BYTES))
+        return self.accelerator.simulate(self.design(graph)[1], self.settings, frames)
 
     def evaluate_population(self, graphs: Sequence[nx.DiGraph]) -> dict[str, np.ndarray]:
         """The metrics of every graph, as arrays (one vectorised pass, DSP allocation included)."""
         layers = self.layers(graphs)
         pop = self.designs(layers)
-        bram = self._bram(layers)
+        bram = self.accelerator.bram(layers, self.settings, self.onchip_budget)
         latency = pop.latency_s * self.scale
-        if self.architecture == "recursive":
-            with np.errstate(divide="ignore"):
-                throughput = np.where(latency > 0, 1.0 / latency, np.inf)
-        else:
-            throughput = 1.0 / (pop.period_s * self.scale)
+        throughput = self.accelerator.throughput(pop, latency, self.scale)
         fits = (
             pop.feasible
             & (pop.dsp <= self.board.dsp)
@@ -271,17 +243,9 @@ class FpgaSimulator:
         }
         if self.des_frames:
             des_latency, des_throughput = np.zeros(len(graphs)), np.zeros(len(graphs))
-            for i in range(len(graphs)):
-                trace = self._simulate(
-                    pop.design(i)
-                )  # the designs optimised above, not second ones
-                if self.architecture == "recursive":
-                    des_latency[i], des_throughput[i] = trace.latency_s, 1.0 / trace.latency_s
-                else:
-                    des_latency[i], des_throughput[i] = (
-                        float(np.median(trace.latency_s)),
-                        trace.throughput_fps,
-                    )
+            for i in range(len(graphs)):  # the designs optimised above, not second ones
+                trace = self.accelerator.simulate(pop.design(i), self.settings, None)
+                des_latency[i], des_throughput[i] = self.accelerator.des_point(trace)
             out["fpga_des_latency_ms"] = des_latency * 1e3 * self.scale
             out["fpga_des_throughput_fps"] = des_throughput / self.scale
         return out
@@ -313,8 +277,3 @@ class FpgaSimulator:
         for m in ("fpga_dsp", "fpga_bram", "fpga_lut", "fpga_feasible"):
             out[m] = resources
         return out
-
-    def evaluate(
-        self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace
-    ) -> dict[str, float]:
-        return {k: float(v[0]) for k, v in self.evaluate_population([graph]).items()}

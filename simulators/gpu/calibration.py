@@ -25,7 +25,7 @@ import networkx as nx
 import numpy as np
 from scipy.optimize import minimize
 
-from dse.simulators.devices import Device
+from dse.catalogs.devices import Device
 from dse.simulators.gpu.kernels import GraphCoster
 from dse.simulators.gpu.model import CLASS_INDEX, PRECISION_INDEX, GpuCostModel
 from dse.simulators.gpu.roofline import Calibration, Efficiency

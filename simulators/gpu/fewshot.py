@@ -29,8 +29,8 @@ import networkx as nx
 import numpy as np
 from scipy.optimize import minimize
 
+from dse.catalogs.devices import Device
 from dse.fidelity import ErrorStats, Validation, grouped_folds
-from dse.simulators.devices import Device
 from dse.simulators.gpu.calibration import graph_counts
 from dse.simulators.gpu.kernels import GraphCoster
 from dse.simulators.gpu.model import GpuCostModel

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dse.simulators.devices import BYTES, PRECISIONS, Device, get_device
+from dse.catalogs.devices import BYTES, PRECISIONS, Device, get_device
 from dse.simulators.gpu.roofline import OP_CLASSES, Calibration, kernel_seconds, resolve_calibration
 
 CLASS_INDEX = {c: i for i, c in enumerate(OP_CLASSES)}

@@ -20,15 +20,16 @@ Metrics: ``gpu_latency_ms`` (one batch), ``gpu_throughput`` (samples/s), ``gpu_m
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Literal
 
 import networkx as nx
 import numpy as np
 
 from dse.fidelity import Fidelity
 from dse.graph.sequence_ops import at_length
+from dse.provider import PopulationProvider
 from dse.registry import SIMULATORS
 from dse.simulators.gpu.kernels import GraphCoster
 from dse.simulators.gpu.model import GpuCostModel
@@ -38,13 +39,12 @@ from dse.simulators.gpu.roofline import (
     load_calibration,
     shipped_calibrations,
 )
-from dse.space import SearchSpace
 
 Precision = Literal["auto", "fp32", "tf32", "fp16", "bf16", "fp8", "int8", "int4"]
 
 
 @SIMULATORS.register("gpu")
-class GpuSimulator:
+class GpuSimulator(PopulationProvider):
     """GPU roofline latency, throughput and memory on a catalog device (calibrated per device)."""
 
     name = "gpu"
@@ -80,6 +80,10 @@ class GpuSimulator:
         self.coster = GraphCoster(self.model, batch_size, precision)
         self.memory_fraction = memory_fraction
         self.overridden = launch_overhead_us is not None
+
+    def coster_at(self, batch_size: int, precision: str) -> GraphCoster:
+        """A kernel coster of this device and calibration at another batch and precision."""
+        return GraphCoster(self.model, batch_size, precision)
 
     @staticmethod
     def calibrations() -> dict[str, Fidelity]:
@@ -133,8 +137,3 @@ class GpuSimulator:
                 memory <= self.memory_fraction * self.model.device.memory_bytes
             ).astype(float),
         }
-
-    def evaluate(
-        self, graph: nx.DiGraph, arch: Mapping[str, Any], space: SearchSpace
-    ) -> dict[str, float]:
-        return {k: float(v[0]) for k, v in self.evaluate_population([graph]).items()}

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from dse.catalog import load_named_file, shipped_files
+from dse.catalogs.devices import Device
 from dse.fidelity import Validation
-from dse.simulators.devices import Device
 
 #: kernel classes that calibrations distinguish; every IR op kind maps to one (kernels.py)
 OP_CLASSES = ("conv", "dwconv", "linear", "matmul", "pool", "elementwise")

@@ -3,7 +3,7 @@
 * ``greedy`` (temperature 0): a candidate is kept when it is the model's argmax. Head ``k``'s
   rank-``i`` prediction is right with the measured probability ``a[k, i]``; ranks exclude each
   other, so the expected tokens per step has the closed form of 6.3.3.3
-  (:func:`dse.simulators.medusa.tree.expected_acceptance`).
+  (:func:`dse.catalogs.medusa_trees.expected_acceptance`).
 * ``typical`` (temperature ``T > 0``, thresholds ``epsilon`` and ``delta``): a candidate ``x`` is
   kept when ``p(x) > min(epsilon, delta * exp(-H(p)))`` under the model's tempered distribution
   ``p``; several siblings may pass, and the step keeps the longest accepted prefix.
@@ -30,8 +30,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from dse.simulators.medusa.heads import HeadAccuracy
-from dse.simulators.medusa.tree import Tree
+from dse.catalogs.medusa_heads import HeadAccuracy
+from dse.catalogs.medusa_trees import Tree
 
 SCHEMES = ("greedy", "typical", "rejection")
 

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
+from dse.catalogs.medusa_heads import HeadAccuracy
+from dse.catalogs.medusa_trees import Tree
 from dse.simulators.gpu.llm import LlmWorkload, StepShape
 from dse.simulators.gpu.model import CLASS_INDEX, PRECISION_INDEX, precision_of_bits
 from dse.simulators.medusa.acceptance import Acceptance, acceptance_draws, longest_accepted
-from dse.simulators.medusa.heads import HeadAccuracy
-from dse.simulators.medusa.tree import Tree
 from dse.simulators.medusa.verify import TreeShape, scaled_linear_workload, verification_seconds
 
 LOG_FIT = 0.477  # 6.4.3.3: acc_rate = 0.477 log(candidates), from figure 6.6a

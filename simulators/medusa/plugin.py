@@ -28,21 +28,23 @@ from typing import Any
 
 import networkx as nx
 
+from dse.catalogs.llms import get_llm
+from dse.catalogs.medusa_heads import load_head_accuracy
+from dse.catalogs.medusa_trees import MEDUSA_TREE_GRAPH, Tree, expected_acceptance
 from dse.fidelity import Fidelity
+from dse.provider import MetricProvider
 from dse.registry import SIMULATORS
-from dse.simulators.gpu.llm import LlmWorkload, StepShape, get_llm
+from dse.simulators.gpu.llm import LlmWorkload, StepShape
 from dse.simulators.gpu.model import GpuCostModel
 from dse.simulators.medusa.acceptance import Acceptance, acceptance_draws, longest_accepted
 from dse.simulators.medusa.decode import SpeedupModel
-from dse.simulators.medusa.heads import load_head_accuracy
-from dse.simulators.medusa.tree import MEDUSA_TREE_GRAPH, Tree, expected_acceptance
 from dse.simulators.medusa.verify import TreeShape
 from dse.space import SearchSpace
 
 
 def tree_of(graph: nx.DiGraph) -> Tree:
     """The candidate tree stored in a graph made by
-    :func:`~dse.simulators.medusa.tree.to_networkx`."""
+    :func:`~dse.catalogs.medusa_trees.to_networkx`."""
     try:
         return Tree(tuple(d["path"] for n, d in graph.nodes(data=True) if n != 0))
     except KeyError:
@@ -52,7 +54,7 @@ def tree_of(graph: nx.DiGraph) -> Tree:
 
 
 @SIMULATORS.register("medusa")
-class MedusaSimulator:
+class MedusaSimulator(MetricProvider):
     """Medusa decoding speedup, throughput and memory on the GPU roofline."""
 
     name = "medusa"

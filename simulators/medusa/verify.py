@@ -32,10 +32,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dse.catalogs.medusa_trees import Tree
 from dse.simulators.gpu.llm import LlmWorkload, StepShape
 from dse.simulators.gpu.model import CLASS_INDEX, PRECISION_INDEX, GpuCostModel, precision_of_bits
 from dse.simulators.gpu.roofline import Calibration, Efficiency
-from dse.simulators.medusa.tree import Tree
 
 
 @dataclass(frozen=True)

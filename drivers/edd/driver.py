@@ -31,25 +31,27 @@ from typing import Any
 
 import torch
 
+from dse.drivers.edd.search import EddConfig, EddSearch, retrain
+from dse.drivers.edd.tables import FpgaLayerCost, GpuKernelCost, MBConvChainSpace
 from dse.params import check_type
 from dse.registry import DRIVERS
 from dse.results.store import atomic_write_bytes
 from dse.search.base import Budget, Driver
 from dse.search.problem import SearchProblem
-from dse.simulators.edd.search import EddConfig, EddSearch, retrain
-from dse.spaces.mbconv import MBConvChainSpace
 
 CHECKPOINT, EPOCHS = "edd.pt", "edd_epochs.json"
 
 
 def _simulator(providers, target: str):
-    """The configured simulator that prices a ``target`` space's supernet."""
-    want = "gpu" if target == "gpu" else "fpga"
+    """The configured simulator that prices a ``target`` space's supernet: the one with the
+    capability EDD's tables read (a GPU kernel coster, or FPGA layer rows and Phi/Psi)."""
+    want = GpuKernelCost if target == "gpu" else FpgaLayerCost
     for p in providers:
-        if getattr(p, "name", None) == want:
+        if isinstance(p, want):
             return p
+    section = "gpu" if target == "gpu" else "fpga"
     raise ValueError(
-        f"edd on a target = {target!r} space prices the supernet with the [simulators.{want}] "
+        f"edd on a target = {target!r} space prices the supernet with the [simulators.{section}] "
         "simulator; add it to the config"
     )
 
@@ -107,7 +109,7 @@ class EddDriver(Driver):
         self.retrain_final = retrain_final
 
     def check(self, space, providers) -> None:
-        if not isinstance(space, MBConvChainSpace):
+        if not isinstance(space, MBConvChainSpace):  # what EDD reads of a space
             raise ValueError(f"edd searches the 'mbconv' space, not {space.name!r}")
         _simulator(providers, space.target)
 

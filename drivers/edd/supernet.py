@@ -22,14 +22,14 @@ dict, and its graph the space's networkx graph.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dse.spaces.mbconv import EXPANSIONS, KERNELS, MBCONV_OPS, MBConvChainSpace
-
-MAX_E, MAX_K = max(EXPANSIONS), max(KERNELS)
+if TYPE_CHECKING:  # the space is handed in by the driver; its vocabulary is read from it
+    from dse.spaces.mbconv import MBConvChainSpace
 
 
 def fake_quant(w: torch.Tensor, bits: int) -> torch.Tensor:
@@ -54,9 +54,19 @@ def mixed_weight(w: torch.Tensor, bit_weights: torch.Tensor, bits: tuple[int, ..
 class SuperBlock(nn.Module):
     """One searchable block: every MBConv candidate as a mask of the largest."""
 
-    def __init__(self, cin: int, cout: int, stride: int, skippable: bool):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        stride: int,
+        skippable: bool,
+        kernels: tuple[int, ...],
+        expansions: tuple[int, ...],
+    ):
         super().__init__()
-        mid = MAX_E * cin
+        self.kernels, self.expansions = kernels, expansions
+        MAX_K = self.max_kernel = max(kernels)
+        mid = max(expansions) * cin
         self.cin, self.cout, self.stride, self.skippable = cin, cout, stride, skippable
         self.expand = nn.Parameter(torch.empty(mid, cin, 1, 1))
         self.depthwise = nn.Parameter(torch.empty(mid, 1, MAX_K, MAX_K))
@@ -68,12 +78,12 @@ class SuperBlock(nn.Module):
             nn.BatchNorm2d(mid),
             nn.BatchNorm2d(cout),
         )
-        kmask = torch.zeros(len(KERNELS), 1, 1, MAX_K, MAX_K)
-        for j, k in enumerate(KERNELS):
+        kmask = torch.zeros(len(kernels), 1, 1, MAX_K, MAX_K)
+        for j, k in enumerate(kernels):
             lo = (MAX_K - k) // 2
             kmask[j, ..., lo : lo + k, lo : lo + k] = 1
-        cmask = torch.zeros(len(EXPANSIONS), mid)
-        for j, e in enumerate(EXPANSIONS):
+        cmask = torch.zeros(len(expansions), mid)
+        for j, e in enumerate(expansions):
             cmask[j, : e * cin] = 1
         self.register_buffer("kmask", kmask)
         self.register_buffer("cmask", cmask)
@@ -81,7 +91,8 @@ class SuperBlock(nn.Module):
     def forward(
         self, x: torch.Tensor, w_ops: torch.Tensor, w_bits: torch.Tensor, bits: tuple[int, ...]
     ) -> torch.Tensor:
-        mb = w_ops[: len(MBCONV_OPS)].reshape(len(KERNELS), len(EXPANSIONS))
+        n_mb = len(self.kernels) * len(self.expansions)  # the MBConv candidates, then skip
+        mb = w_ops[:n_mb].reshape(len(self.kernels), len(self.expansions))
         total = mb.sum().clamp_min(1e-12)
         a, b = mb.sum(1) / total, mb.sum(0) / total  # kernel and expansion weights
         kernel = (a[:, None, None, None, None] * self.kmask).sum(0)
@@ -90,13 +101,13 @@ class SuperBlock(nn.Module):
         dw = mixed_weight(self.depthwise, w_bits, bits) * kernel
         project = mixed_weight(self.project, w_bits, bits)
         h = F.relu6(self.bn1(F.conv2d(x, expand))) * channels
-        h = F.conv2d(h, dw, stride=self.stride, padding=MAX_K // 2, groups=h.shape[1])
+        h = F.conv2d(h, dw, stride=self.stride, padding=self.max_kernel // 2, groups=h.shape[1])
         h = F.relu6(self.bn2(h)) * channels
         y = self.bn3(F.conv2d(h, project))
         if self.stride == 1 and self.cin == self.cout:
             y = y + x
         if self.skippable:
-            skip = w_ops[len(MBCONV_OPS)]
+            skip = w_ops[n_mb]
             return skip * x + (1 - skip) * y
         return y
 
@@ -116,7 +127,7 @@ class Supernet(nn.Module):
         width: float = 0.25,
     ):
         super().__init__()
-        self.bits = (4, 8, 16) if space.target == "fpga" else (8, 16, 32)
+        self.bits = space.bit_choices[space.target]
         c0, c1 = reduced_channels(32, width), reduced_channels(16, width)
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, c0, 3, 2, 1, bias=False),
@@ -132,7 +143,7 @@ class Supernet(nn.Module):
         skip_ok = [("skip" in v.choices) for v in space.variables if v.name.endswith(".op")]
         for (cout, stride), skippable in zip(space.layout, skip_ok):
             c = reduced_channels(cout, width)
-            blocks.append(SuperBlock(cin, c, stride, skippable))
+            blocks.append(SuperBlock(cin, c, stride, skippable, space.kernels, space.expansions))
             cin = c
         self.blocks = nn.ModuleList(blocks)
         head = reduced_channels(1280, width)

@@ -4,7 +4,7 @@ Each step: the backbone's greedy (or sampled) next token is the tree's root; a n
 ``(i_1, ..., i_k)`` carries head ``k``'s rank-``i_k`` prediction from the last accepted position.
 All ``q`` candidates go through the model in one forward pass, at positions ``s + depth`` and
 with a mask that lets each attend to the cache and to its own ancestors (the tree attention of
-6.3.2, the same :func:`~dse.simulators.medusa.tree.attention_mask` semantics). A candidate is
+6.3.2, the same :func:`~dse.catalogs.medusa_trees.attention_mask` semantics). A candidate is
 accepted when its parent is and it is the greedy token after its parent (greedy acceptance), or
 when its probability there beats ``min(epsilon, delta * exp(-entropy))`` at ``temperature``
 (typical acceptance, 6.3.3.1). The deepest accepted node wins; the KV cache keeps the entries of
@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from dse.simulators.medusa.lm import MedusaLM
-from dse.simulators.medusa.tree import Tree
+from dse.catalogs.medusa_trees import Tree
+from dse.training.lm import MedusaLM
 
 
 @dataclass

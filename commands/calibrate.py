@@ -91,7 +91,7 @@ def read_measurements(path: str, arch_column: str, space) -> tuple[list, pd.Data
 def nearest_calibration(device, devices_file: str | None = None) -> str:
     """The shipped GPU calibration whose device is nearest in log peak fp32 FLOP/s and memory
     bandwidth (the device's own, when one is shipped)."""
-    from dse.simulators.devices import load_devices
+    from dse.catalogs.devices import load_devices
     from dse.simulators.gpu.roofline import shipped_calibrations
 
     catalog = load_devices(devices_file)
@@ -110,7 +110,7 @@ def nearest_calibration(device, devices_file: str | None = None) -> str:
 
 
 def _fit_gpu(args, graphs, table, data: str):
-    from dse.simulators.devices import get_device
+    from dse.catalogs.devices import get_device
     from dse.simulators.gpu.fewshot import MeasurementDesign, fit_few_shot
     from dse.simulators.gpu.roofline import resolve_calibration
 

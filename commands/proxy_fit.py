@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dse.commands.dps import add_labelled_arguments
+from dse.commands.proxy_eval import space_param_values
 from dse.params import ConfigError
-from dse.proxies.dps import add_labelled_arguments, fitness_rows, read_truth
+from dse.proxies.dps import fitness_rows, read_truth
 from dse.proxies.ensemble import DEFAULT_COMPONENTS, fit_ensemble
-from dse.proxies.proxy_eval import space_param_values
 from dse.proxies.report_card import ProxyScorer, fitted_on
 from dse.proxies.saved import save_proxy
 from dse.registry import COMMANDS, SPACES

@@ -10,24 +10,23 @@ rho of the configured proxy on a few benchmarked architectures (``proxy_fitness`
 * ``gennas_task``: per stage (3), each signal basis on or off (Sin1D/Sin2D x L/M/H, Dot, GDot,
   Resize), channels per stage, Dot density, input noise and learning rate.
 
-An architecture here is a proxy configuration; its "graph" is an empty networkx graph (no
-provider but ``proxy_fitness`` reads it).
+An architecture here is a proxy configuration; its "graph" is an empty networkx graph carrying the
+proxy's name and the configuration's parameters (``graph.graph["proxy"]``, ``["decisions"]``):
+no provider but ``proxy_fitness`` reads it, and the space knows nothing of how a proxy trains.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import networkx as nx
 import numpy as np
 
-from dse.proxies.eproxy import EproxyConfig, eproxy_loss, flops_factor
-from dse.proxies.gennas import GenNASConfig, gennas_loss
 from dse.registry import SPACES
-from dse.space import Arch, Choice, SearchSpace
+from dse.space import PROXY_CONFIG_GRAPH, Choice, SearchSpace
 
 EPROXY_FEATURES = ("net", "wave_l", "wave_m", "wave_h", "dot")
 GENNAS_SIGNALS = (
@@ -47,19 +46,21 @@ def _steps(lo: float, hi: float, step: float) -> tuple[float, ...]:
     return tuple(round(lo + k * step, 10) for k in range(int(round((hi - lo) / step)) + 1))
 
 
-#: the graph kind of a proxy configuration: an empty graph carrying the configuration
-PROXY_CONFIG_GRAPH = "proxy_config"
-
-
 class ProxyConfigSpace(SearchSpace):
     """Shared behaviour: config hashing, an empty graph, on/off flags sampled with ``p_on``."""
 
     graph_kind = PROXY_CONFIG_GRAPH
+    #: the proxy whose configurations these are (``proxy_fitness`` scores them with it)
+    proxy = ""
     flags: tuple[str, ...] = ()
     p_on = 0.5
 
     def to_graph(self, arch: Mapping[str, Any]) -> nx.DiGraph:
-        return nx.DiGraph(proxy_config=dict(arch))
+        return nx.DiGraph(proxy_config=dict(arch), proxy=self.proxy, decisions=self.decisions(arch))
+
+    def decisions(self, arch: Mapping[str, Any]) -> dict[str, Any]:
+        """The proxy's parameters that ``arch`` stands for (JSON values: lists, not tuples)."""
+        raise NotImplementedError
 
     def arch_hash(self, arch: Mapping[str, Any]) -> str:
         return hashlib.sha1(
@@ -85,6 +86,7 @@ class EproxyConfigSpace(ProxyConfigSpace):
     """Eproxy's configuration space for DPS (dissertation 4.2.2)."""
 
     name = "eproxy_config"
+    proxy = "eproxy"
     flags = tuple(f"feature_{f}" for f in EPROXY_FEATURES)
     p_on = 0.2
 
@@ -117,38 +119,21 @@ class EproxyConfigSpace(ProxyConfigSpace):
         d["features"] = list(self.features(arch))
         return d
 
-    def to_config(self, arch: Mapping[str, Any]) -> EproxyConfig:
-        return EproxyConfig(
-            transform_kernel=arch["transform_kernel"],
-            barrier_kernel=arch["barrier_kernel"],
-            c_mid=arch["c_mid"],
-            features=self.features(arch),
-            target_channels=self.target_channels,
-            augment=arch["augment"],
-            lr=arch["lr"],
-            iterations=self.iterations,
-            batch_size=self.batch_size,
-            init=arch["init"],
-            stage=arch["stage"],
-            alpha=arch["alpha"],
-        )
-
-    def score(
-        self,
-        arch: Mapping[str, Any],
-        graph: nx.DiGraph,
-        images,
-        seed: int,
-        net,
-        macs: float,
-        max_macs: Callable[[], float],
-    ) -> float:
-        """The configured Eproxy's score of one architecture (higher is better); ``max_macs()``
-        gives the target space's largest MACs (computed once, on first use)."""
-        cfg = self.to_config(arch)
-        return -eproxy_loss(graph, cfg, images, seed=seed, net=net) * flops_factor(
-            macs, max_macs(), cfg.alpha
-        )
+    def decisions(self, arch: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "transform_kernel": arch["transform_kernel"],
+            "barrier_kernel": arch["barrier_kernel"],
+            "c_mid": arch["c_mid"],
+            "features": list(self.features(arch)),
+            "target_channels": self.target_channels,
+            "augment": arch["augment"],
+            "lr": arch["lr"],
+            "iterations": self.iterations,
+            "batch_size": self.batch_size,
+            "init": arch["init"],
+            "stage": arch["stage"],
+            "alpha": arch["alpha"],
+        }
 
     def arch_id(self, arch: Mapping[str, Any]) -> str:
         c = self.canonical(arch)
@@ -163,6 +148,7 @@ class GenNASTaskSpace(ProxyConfigSpace):
     """GenNAS's proxy-task space (dissertation 3.3.2): signals per stage, channels, noise, lr."""
 
     name = "gennas_task"
+    proxy = "gennas"
     p_on = 0.25
 
     def __init__(self, stages: int = 3, iterations: int = 100, batch_size: int = 16):
@@ -187,43 +173,18 @@ class GenNASTaskSpace(ProxyConfigSpace):
         d["stages"] = [list(s) for s in self.stages(arch)]
         return d
 
-    def to_config(self, arch: Mapping[str, Any]) -> GenNASConfig:
-        return GenNASConfig(
-            stages=self.stages(arch),
-            channels=arch["channels"],
-            density=arch["density"],
-            noise=arch["noise"],
-            lr=arch["lr"],
-            iterations=self.iterations,
-            batch_size=self.batch_size,
-        )
-
-    def score(
-        self,
-        arch: Mapping[str, Any],
-        graph: nx.DiGraph,
-        images,
-        seed: int,
-        net,
-        macs: float,
-        max_macs: Callable[[], float],
-    ) -> float:
-        """The configured GenNAS task's score of one architecture (higher is better; no FLOPs
-        term)."""
-        return -gennas_loss(graph, self.to_config(arch), images, seed=seed, net=net)
+    def decisions(self, arch: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "stages": [list(s) for s in self.stages(arch)],
+            "channels": arch["channels"],
+            "density": arch["density"],
+            "noise": arch["noise"],
+            "lr": arch["lr"],
+            "iterations": self.iterations,
+            "batch_size": self.batch_size,
+        }
 
     def arch_id(self, arch: Mapping[str, Any]) -> str:
         c = self.canonical(arch)
         stages = "/".join("+".join(s) or "-" for s in c["stages"])
         return f"{stages}-c{c['channels']}-d{c['density']}-n{c['noise']}-lr{c['lr']}"
-
-
-def decisions(space: ProxyConfigSpace, arch: Arch) -> dict[str, Any]:
-    """The proxy parameters an architecture of ``space`` stands for (for saving a searched
-    proxy)."""
-    cfg = space.to_config(arch)
-    d = dict(vars(cfg))
-    for k, v in d.items():
-        if isinstance(v, tuple):
-            d[k] = [list(x) if isinstance(x, tuple) else x for x in v]
-    return d

@@ -32,18 +32,18 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from dse.proxies.digits import Digits, load_digits
-from dse.simulators.edd.cost import FpgaCost, GpuCost, resource_penalty
-from dse.simulators.edd.supernet import Supernet
-from dse.simulators.edd.tables import (
-    OPS,
+from dse.drivers.edd.cost import FpgaCost, GpuCost, resource_penalty
+from dse.drivers.edd.supernet import Supernet
+from dse.drivers.edd.tables import (
+    MBConvChainSpace,
+    candidate_ops,
     derive,
     fpga_tables,
     gpu_tables,
     one_hot,
     skippable,
 )
-from dse.spaces.mbconv import MBConvChainSpace
+from dse.training.digits import Digits, load_digits
 
 Target = Literal["gpu", "fpga-recursive", "fpga-pipelined"]
 
@@ -134,7 +134,7 @@ class EddSearch:
         self.gen = torch.Generator().manual_seed(config.seed)
         self.data: Digits = load_digits(config.resolution, config.seed)
         self.net = Supernet(space, self.data.in_channels, self.data.num_classes, config.width)
-        n, m = space.num_blocks, len(OPS)
+        n, m = space.num_blocks, len(candidate_ops(space))
         self.skip_mask = torch.zeros(n, m)
         self.skip_mask[~torch.as_tensor(skippable(space)), -1] = -math.inf
         self.theta = torch.zeros(n, m, requires_grad=True)
@@ -143,7 +143,7 @@ class EddSearch:
         self.phi.requires_grad_(True)
         arch_params = [self.theta, self.phi]
         if self.target == "gpu":
-            self.cost: Any = GpuCost(gpu_tables(space, simulator.model))
+            self.cost: Any = GpuCost(gpu_tables(space, simulator))
             self.budget = math.inf
             self.pf = torch.zeros(0)
         else:

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dse.catalogs.devices import Device
 from dse.params import ConfigError
 from dse.registry import COMMANDS
-from dse.simulators.devices import Device
 
 #: what matplotlib writes without extra backends
 FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
@@ -176,8 +176,9 @@ class RooflineCommand:
         p.add_argument("--out", default="roofline.png", help="figure path (.png, .svg or .pdf)")
 
     def run(self, args: argparse.Namespace) -> int:
+        from dse.catalogs.llms import get_llm
         from dse.simulators.gpu.kernels import GraphCoster
-        from dse.simulators.gpu.llm import PHASES, LlmWorkload, get_llm
+        from dse.simulators.gpu.llm import PHASES, LlmWorkload
         from dse.simulators.gpu.model import GpuCostModel
 
         try:

@@ -3,7 +3,7 @@
 Inputs are the relaxed choices: ``P`` (N x M) op probabilities per block (Gumbel-softmax of Theta,
 eqs. 2.4-2.5), ``Q`` (N x Q) bit-width probabilities per block (of Phi, eqs. 2.2-2.3; on a GPU
 one row for the whole network, 2.4.2) and the continuous parallel factors ``pf``. The tables are
-the simulators' own (:mod:`dse.simulators.edd.tables`), so at one-hot ``P``/``Q`` the cost *is*
+the simulators' own (:mod:`dse.drivers.edd.tables`), so at one-hot ``P``/``Q`` the cost *is*
 the simulator's cost at the same parallel factors (``recursive.cost_at``, ``pipelined.cost_at``,
 the GPU roofline), not an approximation of it.
 
@@ -38,7 +38,7 @@ from typing import Literal
 
 import torch
 
-from dse.simulators.edd.tables import FpgaTables, GpuTables
+from dse.drivers.edd.tables import FpgaTables, GpuTables
 
 Sharing = Literal["tanh", "exact"]
 

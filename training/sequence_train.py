@@ -1,4 +1,4 @@
-"""Train any sequence graph of the IR on a :class:`~dse.proxies.sequence_tasks.SequenceData`.
+"""Train any sequence graph of the IR on a :class:`~dse.training.sequence_tasks.SequenceData`.
 
 The graph (an ``sgconv`` or ``hybrid`` space's network, or a user's) is built as a torch
 network, trained for ``steps`` AdamW steps with a warmup-cosine schedule on seeded random
@@ -20,10 +20,10 @@ import torch.nn.functional as F
 from dse.graph import GraphError
 from dse.graph.columnar import node_ops
 from dse.graph.sequence_ops import token_input
-from dse.proxies.network import build_network
-from dse.proxies.schedules import warmup_cosine
-from dse.proxies.sequence import prune_sgconv
-from dse.proxies.sequence_tasks import SequenceData
+from dse.training.network import build_network
+from dse.training.schedules import warmup_cosine
+from dse.training.sequence import prune_sgconv
+from dse.training.sequence_tasks import SequenceData
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 An architecture picks the serving model and GPU, the number of Medusa heads, the node budget of
 the greedy sparse tree, the batch size and the typical-acceptance threshold ``epsilon`` (0 means
 greedy decoding; a larger threshold keeps quality closer to the model's, figure 6.7). Its graph is
-the candidate tree (:func:`dse.simulators.medusa.tree.to_networkx`) with the other decisions in
+the candidate tree (:func:`dse.catalogs.medusa_trees.to_networkx`) with the other decisions in
 ``graph.graph``; the ``medusa`` simulator costs it.
 
 Config::
@@ -27,11 +27,11 @@ from typing import Any
 
 import networkx as nx
 
+from dse.catalogs.devices import load_devices
+from dse.catalogs.llms import load_llms
+from dse.catalogs.medusa_heads import load_head_accuracy
+from dse.catalogs.medusa_trees import MEDUSA_TREE_GRAPH, sparse_tree, to_networkx
 from dse.registry import SPACES
-from dse.simulators.devices import load_devices
-from dse.simulators.gpu.llm import load_llms
-from dse.simulators.medusa.heads import load_head_accuracy
-from dse.simulators.medusa.tree import MEDUSA_TREE_GRAPH, sparse_tree, to_networkx
 from dse.space import Choice, IntRange, SearchSpace, SpaceError
 
 

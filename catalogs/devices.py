@@ -99,7 +99,7 @@ def _parse(name: str, table: dict, where: str) -> Device:
 
 def load_devices(path: str | Path | None = None) -> dict[str, Device]:
     """The built-in catalog, extended (and overridden by name) with the devices in ``path``."""
-    return load_catalog("dse.simulators", "devices.toml", path, "devices_file", _parse)
+    return load_catalog("dse.catalogs", "devices.toml", path, "devices_file", _parse)
 
 
 def get_device(name: str, devices_file: str | Path | None = None) -> Device:

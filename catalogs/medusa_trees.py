@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 
-from dse.simulators.medusa.heads import HeadAccuracy
+from dse.catalogs.medusa_heads import HeadAccuracy
 
 Path = tuple[int, ...]
 

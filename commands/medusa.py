@@ -24,7 +24,7 @@ from dse.registry import COMMANDS
 def _load_model(path: str):
     import torch
 
-    from dse.simulators.medusa.lm import LMConfig, MedusaLM
+    from dse.training.lm import LMConfig, MedusaLM
 
     try:
         saved = torch.load(path, weights_only=False)
@@ -85,7 +85,7 @@ class MedusaCommand:
 def _train(args) -> int:
     import torch
 
-    from dse.simulators.medusa.lm import (
+    from dse.training.lm import (
         LMConfig,
         MedusaLM,
         corpus,
@@ -121,7 +121,7 @@ def _train(args) -> int:
 
 
 def _calibrate(args) -> int:
-    from dse.simulators.medusa.lm import accuracy_csv, corpus, head_accuracy, split
+    from dse.training.lm import accuracy_csv, corpus, head_accuracy, split
 
     _, val = split(corpus())
     acc = head_accuracy(_load_model(args.model), val)
@@ -131,8 +131,8 @@ def _calibrate(args) -> int:
 
 
 def _tree(args) -> int:
-    from dse.simulators.medusa.heads import load_head_accuracy
-    from dse.simulators.medusa.tree import expected_acceptance, sparse_tree
+    from dse.catalogs.medusa_heads import load_head_accuracy
+    from dse.catalogs.medusa_trees import expected_acceptance, sparse_tree
 
     try:
         acc = load_head_accuracy("medusa-lm", args.accuracy)
@@ -148,8 +148,8 @@ def _tree(args) -> int:
 
 
 def _decode(args) -> int:
-    from dse.simulators.medusa.tree import Tree
-    from dse.simulators.medusa.tree_decode import greedy, medusa_decode
+    from dse.catalogs.medusa_trees import Tree
+    from dse.training.tree_decode import greedy, medusa_decode
 
     try:
         tree = Tree.from_paths(Path(args.tree).read_text())

@@ -153,7 +153,7 @@ def load_head_accuracy(
     (and optionally ``run_state``); default: the packaged Medusa-1 calibration. With ``tail``
     (default), ranks past the measured ones follow :meth:`HeadAccuracy.with_fitted_tail`."""
     if path is None:
-        with resources.files("dse.simulators.medusa").joinpath(DEFAULT_FILE).open() as f:
+        with resources.files("dse.catalogs").joinpath(DEFAULT_FILE).open() as f:
             df = pd.read_csv(f)
         where = f"packaged {DEFAULT_FILE}"
     else:

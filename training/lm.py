@@ -12,8 +12,8 @@ needs: the tree's candidates attend to the cache and to their own ancestors (6.3
   ``sum_k 0.8^k`` head losses on the frozen backbone) or Medusa-2 (eq. 6.2: joint,
   ``L_LM + lambda_0 L_Medusa-1``, the heads at a larger learning rate);
 * :func:`head_accuracy`: measured per-head, per-rank accuracies on held-out text, as the
-  :class:`~dse.simulators.medusa.heads.HeadAccuracy` the simulator and ``sparse_tree`` read;
-* :mod:`dse.simulators.medusa.tree_decode` decodes with a tree.
+  :class:`~dse.catalogs.medusa_heads.HeadAccuracy` the simulator and ``sparse_tree`` read;
+* :mod:`dse.training.tree_decode` decodes with a tree.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dse.proxies.schedules import warmup_cosine
-from dse.simulators.medusa.heads import HeadAccuracy
+from dse.catalogs.medusa_heads import HeadAccuracy
+from dse.training.schedules import warmup_cosine
 
 VOCAB = 256  # bytes
 
@@ -243,7 +243,7 @@ def head_accuracy(
 
 
 def accuracy_csv(acc: HeadAccuracy, model: str = "medusa-lm") -> str:
-    """``acc`` in the CSV format :func:`~dse.simulators.medusa.heads.load_head_accuracy` reads."""
+    """``acc`` in the CSV format :func:`~dse.catalogs.medusa_heads.load_head_accuracy` reads."""
     cum = acc.a.cumsum(axis=1)
     head = ",".join(f"top{i + 1}_cumulative" for i in range(acc.ranks))
     lines = [f"model,head,run_state,{head}"]

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from dse.graph import OpNode
-from dse.proxies.sequence import Attention, Position, SeqPool, SGConv
+from dse.training.sequence import Attention, Position, SeqPool, SGConv
 
 _ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -113,7 +113,7 @@ def op_module(op: OpNode) -> nn.Module | None:
     return None
 
 
-#: the sequence kinds' layers (dse.proxies.sequence), made from their op
+#: the sequence kinds' layers (dse.training.sequence), made from their op
 _SEQUENCE_LAYERS = {
     "sgconv": lambda op: SGConv(
         op.in_shapes[0][1],

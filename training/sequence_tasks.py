@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dse.spaces.sequence_blocks import TASKS, SequenceTask
+from dse.training.tasks import TASKS, SequenceTask
 
 PAD, DIGIT0, CLOSE = 0, 1, 15
 OPERATORS = {"MAX": 11, "MIN": 12, "MED": 13, "SM": 14}

@@ -1,0 +1,1 @@
+"""Shared catalogs: GPU devices, LLM presets, Medusa head accuracies and candidate trees."""

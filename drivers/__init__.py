@@ -1,0 +1,1 @@
+"""Search drivers that are plugins (EDD co-search), one folder each."""
