@@ -76,6 +76,10 @@ class Registry(Generic[T]):
         """Register (or replace) ``item`` under ``name``."""
         self._entries[name] = Entry(name, item)
 
+    def remove(self, name: str) -> None:
+        """Unregister ``name`` (a no-op when it is not registered)."""
+        self._entries.pop(name, None)
+
     def __getitem__(self, name: str) -> Any:
         """What was registered as ``name``; the error lists every allowed name."""
         entry = self._entries.get(name)

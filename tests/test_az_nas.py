@@ -63,6 +63,7 @@ def test_jacobian_norm_estimates_a_linear_blocks_spectral_norm():
     assert jacobian_norm(x * 1.0, x, gen) is None  # passes its input through
 
 
+@pytest.mark.slow
 def test_az_measures_rank_shipped_nasbench201_cells():
     table = pd.read_csv(reference_data("nasbench201_naslib.csv")).iloc[:12]
     space = NasBench201Space()

@@ -186,6 +186,7 @@ max_evaluations = 150
 """
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_loses_nothing_and_duplicates_nothing(tmp_path, subprocess_env):
     cfg = tmp_path / "kill.toml"
     cfg.write_text(KILL)

@@ -168,6 +168,7 @@ dse.run(cfg, output=sys.argv[1], progress=False)
 """
 
 
+@pytest.mark.slow
 def test_two_optuna_processes_share_one_sqlite_study_and_finish_the_budget(tmp_path):
     import optuna
 

@@ -197,6 +197,7 @@ def _edd_config(tmp_path, epochs: int, budget: int, architecture: str = "recursi
     }
 
 
+@pytest.mark.slow
 def test_edd_run_records_every_epoch_meets_the_budget_and_resumes_exactly(tmp_path):
     import json
 
@@ -251,6 +252,7 @@ def test_edd_refuses_a_space_or_simulator_it_cannot_search(tmp_path):
         run(parse_config(cfg), progress=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["gpu", "fpga-pipelined"])
 def test_edd_searches_the_other_targets(tmp_path, target):
     from dse.config import parse_config

@@ -99,6 +99,7 @@ def test_shipped_dps_configuration_loads_on_a_fresh_store(tmp_path, monkeypatch)
         load_proxy("nb201-dps@v7")
 
 
+@pytest.mark.slow
 def test_shipped_ensemble_scores_a_cell_it_never_saw(tmp_path, monkeypatch):
     monkeypatch.setenv("DSE_PROXY_STORE", str(tmp_path / "empty"))
     record = load_proxy("nb201-ensemble")
@@ -123,6 +124,7 @@ def _dse(*args, env) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_proxy_fit_saves_an_ensemble_that_proxy_eval_scores_on_unseen_cells(
     tmp_path, subprocess_env
 ):

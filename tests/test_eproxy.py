@@ -67,6 +67,7 @@ def cells():
     )
 
 
+@pytest.mark.slow
 def test_the_barrier_layer_changes_the_ranking(cells):
     """Table 4.1's ablation at small scale (10 cells, one cell per stage): the large learning rate
     trains every cell through the frozen barrier but diverges on every cell without it; at a

@@ -10,9 +10,9 @@ import pytest
 
 from dse.evaluate import Constraint, Evaluator, Objective
 from dse.graph import GraphBuilder
+from dse.provider import MetricProvider, PopulationProvider
 from dse.proxies.analytic import AnalyticProxy
 from dse.registry import PROXIES
-from dse.provider import MetricProvider, PopulationProvider
 from dse.search.problem import SearchProblem
 from dse.space import Choice, SearchSpace
 from dse.spaces.nasbench201 import NasBench201Space, parse_arch_str

@@ -63,6 +63,7 @@ def test_proxy_configuration_spaces_sample_valid_configs(name):
         assert space.size > 5e6
 
 
+@pytest.mark.slow
 def test_dps_searches_saves_and_reuses_a_proxy(tmp_path, monkeypatch):
     monkeypatch.setenv("DSE_PROXY_STORE", str(tmp_path / "store"))
     truth = str(reference_data("nasbench201_naslib.csv"))

@@ -383,6 +383,7 @@ def test_serving_respects_kv_capacity_and_rejects_impossible_requests():
 
 
 # ----------------------------------------------------------------------------- roofline command
+@pytest.mark.slow
 def test_roofline_command_draws_png_and_csv(tmp_path, subprocess_env):
     from test_cli import DSE
 

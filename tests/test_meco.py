@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from conftest import reference_data
 
@@ -39,6 +40,7 @@ def test_meco_is_the_sum_of_per_layer_minimum_eigenvalues():
     assert abs(score("meco", g, ctx, seed=0) - sum(eigen)) < 1e-9 * max(1.0, abs(sum(eigen)))
 
 
+@pytest.mark.slow
 def test_meco_ranks_nasbench201_cells_as_published():
     # MeCo's paper reports Spearman 0.894 on NAS-Bench-201 CIFAR-10; 40 seeded cells here
     table = pd.read_csv(reference_data("nasbench201_naslib.csv")).sample(40, random_state=0)

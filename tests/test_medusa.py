@@ -114,6 +114,7 @@ def test_monte_carlo_acceptance_matches_the_closed_form(acc):
         assert abs(tokens.mean() - expected_acceptance(tree, acc)) < 4 * se
 
 
+@pytest.mark.slow
 def test_token_model_reproduces_head_accuracies_and_scheme_trends(acc):
     tm = TokenModel(acc)
     greedy = tm.draws(Acceptance(), 6000, 5).mean(axis=0)
@@ -159,14 +160,24 @@ def test_speedup_curves_against_figures_6_20_and_6_21(a100):
     )  # no gain past 32
 
 
-def test_table_6_1_vicuna_7b_overhead_and_speedup(acc, a100):
-    """Dissertation: overhead 1.22 and speedup 2.83 at acceleration 3.47. Tolerance 5%: the full
-    step (bookkeeping kernels included), its one efficiency fitted to this very overhead."""
-    m = SpeedupModel(LlmWorkload(get_llm("vicuna-7b"), a100), heads=5)
+@pytest.mark.parametrize("model", ["zephyr-7b", "vicuna-13b", "vicuna-33b"])
+def test_table_6_1_models_held_out_of_the_vicuna_7b_fit(acc, a100, model):
+    """The verification step's one efficiency is fitted to Vicuna-7B's overhead alone
+    (``benchmarks/medusa_sim.py --fit``); the other three models of table 6.1 are held out:
+    their overhead is within 5% of the published one, and their speedup (the table's
+    acceleration rate over the simulated overhead) within 6%: the overhead's 5% plus the table's
+    own rounding (its rate / overhead misses its speedup by up to 0.9%, Vicuna-33B). Vicuna-33B
+    is the loosest: overhead 1.209 against 1.27, speedup 2.49 against 2.35."""
+    from dse.simulators.medusa.decode import TABLE_6_1
+
+    rate, overhead, speedup = TABLE_6_1[model]
+    m = SpeedupModel(LlmWorkload(get_llm(model), a100), heads=5)
     over = float(m.overhead(sparse_tree(acc, 63).candidates, 1, 1024))
-    assert over == pytest.approx(1.22, rel=0.05) and 3.47 / over == pytest.approx(2.83, rel=0.05)
+    assert over == pytest.approx(overhead, rel=0.05)
+    assert rate / over == pytest.approx(speedup, rel=0.06)
 
 
+@pytest.mark.slow
 def test_decode_des_matches_analytic_model(acc, a100):
     m = SpeedupModel(LlmWorkload(get_llm("vicuna-7b"), a100), heads=5)
     vanilla = simulate_decoding(m, [(0.0, 100, 20)], tree=None, batch=1)
@@ -280,7 +291,7 @@ def _table_6_1_overhead(model: str, linear_efficiency=None) -> float:
     return float(step / m.vanilla_seconds(1, 1024))
 
 
-def test_the_full_verification_step_reproduces_table_6_1_overheads_within_5_percent():
+def test_the_verification_efficiency_is_the_fit_on_vicuna_7b():
     from dse.simulators.medusa.decode import (
         TABLE_6_1,
         VERIFY_LINEAR_EFFICIENCY,
@@ -288,9 +299,8 @@ def test_the_full_verification_step_reproduces_table_6_1_overheads_within_5_perc
     )
     from dse.simulators.medusa.verify import TreeShape
 
-    for model, (_, overhead, _) in TABLE_6_1.items():
-        assert _table_6_1_overhead(model) == pytest.approx(overhead, rel=0.05), model
-    # the one fitted parameter is what the fit gives on Vicuna-7B alone
+    # the one fitted parameter is what the fit gives on Vicuna-7B alone (the other models are
+    # held out: test_table_6_1_models_held_out_of_the_vicuna_7b_fit)
     tree = TreeShape.of(sparse_tree(load_head_accuracy("vicuna-7b-v1.3"), 63))
     vic = SpeedupModel(LlmWorkload(get_llm("vicuna-7b"), GpuCostModel.create("A100-80GB-PCIe")), 5)
     assert fit_linear_efficiency(vic, tree, TABLE_6_1["vicuna-7b"][1]) == pytest.approx(

@@ -114,6 +114,7 @@ def test_top_retrieval_and_report_card():
         evaluate_proxies(NasBench201Space(), [], [], ["magic"])
 
 
+@pytest.mark.slow
 def test_proxy_eval_command_writes_the_card(tmp_path, subprocess_env):
     out = tmp_path / "card"
     r = subprocess.run(
@@ -149,6 +150,7 @@ def test_proxy_eval_command_writes_the_card(tmp_path, subprocess_env):
     )
 
 
+@pytest.mark.slow
 def test_proxy_eval_scores_several_targets_checkpoints_and_resumes_on_dask(
     tmp_path, subprocess_env
 ):
@@ -268,3 +270,34 @@ def test_proxy_eval_reads_nasbench101_tables(tmp_path, subprocess_env):
     assert card.loc["params", "spearman"] == pytest.approx(
         naslib, abs=0.01
     )  # params equal NASLib's exactly
+
+
+def test_a_new_op_kind_runs_in_torch_through_its_registered_lowering():
+    """An op kind registered with its shape, cost and torch lowering builds into networks with
+    nothing else changed; a kind without a lowering is one error naming it."""
+    from dse.graph import GraphBuilder, OpCost, register_op_kind
+    from dse.graph.lowering import TORCH_LOWERINGS, register_torch_lowering
+    from dse.graph.ops import OP_KINDS
+
+    def same(node):
+        return node.in_shapes[0]
+
+    register_op_kind("twice", same, lambda n, out: OpCost(ops=int(np.prod(out))))
+    register_op_kind("thrice", same, lambda n, out: OpCost(ops=int(np.prod(out))))
+    try:
+        register_torch_lowering("twice", inline=lambda op, xs: 2 * xs[0])
+        b = GraphBuilder()
+        x = b.input((3, 4, 4))
+        b.add("twice", [b.conv(x, 3, 3)])
+        net = build_network(b.build(), seed=0)
+        inp = torch.randn(2, 3, 4, 4)
+        conv = next(iter(net.layers.values()))
+        assert torch.allclose(net(inp), 2 * conv(inp))
+        b = GraphBuilder()
+        b.add("thrice", [b.input((3, 4, 4))])
+        with pytest.raises(ValueError, match="no torch lowering for op kind 'thrice'"):
+            build_network(b.build())
+    finally:
+        for kind in ("twice", "thrice"):
+            OP_KINDS.remove(kind)
+            TORCH_LOWERINGS.remove(kind)

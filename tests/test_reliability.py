@@ -82,6 +82,7 @@ def finished(tmp_path):
 
 
 # -- 1. a resume after a missing part --------------------------------------------------------
+@pytest.mark.slow
 def test_a_missing_part_is_refused_then_dropped_without_overwriting_anything(finished, tmp_path):
     cfg, out, run = finished
     parts = sorted((run / "evals").glob("part-*.parquet"))
@@ -157,6 +158,7 @@ def test_a_second_writer_is_refused(finished, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_a_resume_while_the_run_still_runs_is_refused(tmp_path, subprocess_env):
     cfg = write_config(
         tmp_path,
@@ -267,6 +269,7 @@ def test_nan_metrics_are_failures_and_many_failures_warn(tmp_path, subprocess_en
 
 
 # -- 11. small edges -------------------------------------------------------------------------
+@pytest.mark.slow
 def test_small_edges_exit_cleanly(finished, tmp_path):
     cfg, out, run = finished
     helped = cli(["--help"], tmp_path)
@@ -536,6 +539,7 @@ def test_a_sweep_report_keeps_the_hardware_and_drops_designs_that_do_not_fit(tmp
     assert "fpga_latency_ms [ms]" in page and "fpga_dsp [DSPs]" in page
 
 
+@pytest.mark.slow
 def test_report_objectives_are_validated_like_configs(finished, tmp_path):
     cfg, out, run = finished
     line = one_line_error(cli(["report", run, "--objectives", "accuracy:max"], tmp_path))

@@ -31,6 +31,7 @@ def _plain_swap(net, inputs) -> tuple[int, int]:
     return torch.unique(signs.T, dim=0).shape[0], signs.shape[1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch", [8, 70])  # one and two 64-sample code words
 def test_swap_counts_distinct_sample_wise_patterns(batch):
     space = NasBench201Space()

@@ -147,6 +147,7 @@ def test_listed_architectures_and_grid_over_devices(tmp_path):
     assert (h100 < l4).all()
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_sweep_loses_and_duplicates_nothing(tmp_path, monkeypatch):
     from distributed import Client, LocalCluster
 
@@ -193,6 +194,7 @@ def test_a_worker_killed_mid_sweep_loses_and_duplicates_nothing(tmp_path, monkey
     assert not list((result.path / "evals").glob(".*"))
 
 
+@pytest.mark.slow
 def test_sweep_and_report_from_the_command_line(tmp_path):
     import subprocess
     import sys

@@ -36,6 +36,7 @@ def test_small_graph_refuses_what_is_not_an_image_classifier():
         small_graph(b.build(), 16, 10)
 
 
+@pytest.mark.slow
 def test_training_is_seeded_and_learns():
     space = NasBench201Space()
     arch = space.parse(

@@ -107,6 +107,7 @@ def test_torch_networks_match_the_ir_at_the_reduced_resolution(task):
     assert totals(full.to_graph(full.parse("64-41414-1_02_323"))).params == totals(g).params
 
 
+@pytest.mark.slow
 def test_dps_per_task_runs_end_to_end_on_a_few_cells(tmp_path, subprocess_env, monkeypatch):
     env = {**subprocess_env, "DSE_PROXY_STORE": str(tmp_path / "store")}
     args = [

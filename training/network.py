@@ -14,11 +14,14 @@ Parameter counts equal the IR's ``params`` (tested).
 
 from __future__ import annotations
 
+from typing import Any
+
 import networkx as nx
 import torch
 from torch import nn
 
 from dse.graph import OpNode
+from dse.graph.lowering import TORCH_LOWERINGS, TorchLowering, register_torch_lowering
 from dse.training.sequence import Attention, Position, SeqPool, SGConv
 
 _ACTIVATIONS = {
@@ -65,57 +68,48 @@ def graph_io(graph: nx.DiGraph) -> tuple[list, list]:
     return inputs, outputs
 
 
-def op_module(op: OpNode) -> nn.Module | None:
-    """The torch module of one node; None for nodes computed inline (merges, views, inputs)."""
-    k = op.kind
-    if k in ("conv2d", "dwconv2d"):
-        cin = op.in_shapes[0][0]
-        groups = cin if k == "dwconv2d" else op.groups
-        return nn.Conv2d(
-            cin, op.out_shape[0], op.kernel, op.stride, _pad(op), groups=groups, bias=op.bias
-        )
-    if k == "deconv2d":
-        return nn.ConvTranspose2d(
-            op.in_shapes[0][0],
-            op.channels,
-            op.kernel,
-            op.stride,
-            op.kernel // 2,
-            output_padding=op.stride - 1,
-            bias=op.bias,
-        )
-    if k == "linear":
-        return nn.Linear(op.in_shapes[0][-1], op.channels, bias=op.bias)
-    if k == "norm":
-        shape = op.in_shapes[0]
-        if op.mode == "layer":
-            return nn.LayerNorm(shape[-1])
-        affine = op.mode != "batch_stats"
-        if len(shape) == 3:
-            return nn.BatchNorm2d(shape[0], affine=affine)
-        return nn.BatchNorm1d(shape[0], affine=affine)
-    if k == "activation":
-        return _ACTIVATIONS[op.mode]()
-    if k == "pool":
-        if op.mode == "global_avg":
-            return nn.AdaptiveAvgPool2d(1)
-        if op.mode == "global_max":
-            return _GlobalMax()
-        if op.mode == "avg":
-            return nn.AvgPool2d(op.kernel, op.stride, _pad(op), count_include_pad=False)
-        return nn.MaxPool2d(op.kernel, op.stride, _pad(op))
-    if k == "embedding":
-        return nn.Embedding(op.vocab, op.channels)
-    if k == "reshape":
-        return _Flatten() if op.mode == "flatten" else _Reshape(op.out_shape)
-    if k in _SEQUENCE_LAYERS:
-        return _SEQUENCE_LAYERS[k](op)
-    return None
+def _conv(op: OpNode) -> nn.Module:
+    cin = op.in_shapes[0][0]
+    groups = cin if op.kind == "dwconv2d" else op.groups
+    return nn.Conv2d(
+        cin, op.out_shape[0], op.kernel, op.stride, _pad(op), groups=groups, bias=op.bias
+    )
 
 
-#: the sequence kinds' layers (dse.training.sequence), made from their op
-_SEQUENCE_LAYERS = {
-    "sgconv": lambda op: SGConv(
+def _deconv(op: OpNode) -> nn.Module:
+    return nn.ConvTranspose2d(
+        op.in_shapes[0][0],
+        op.channels,
+        op.kernel,
+        op.stride,
+        op.kernel // 2,
+        output_padding=op.stride - 1,
+        bias=op.bias,
+    )
+
+
+def _norm(op: OpNode) -> nn.Module:
+    shape = op.in_shapes[0]
+    if op.mode == "layer":
+        return nn.LayerNorm(shape[-1])
+    affine = op.mode != "batch_stats"
+    if len(shape) == 3:
+        return nn.BatchNorm2d(shape[0], affine=affine)
+    return nn.BatchNorm1d(shape[0], affine=affine)
+
+
+def _pool(op: OpNode) -> nn.Module:
+    if op.mode == "global_avg":
+        return nn.AdaptiveAvgPool2d(1)
+    if op.mode == "global_max":
+        return _GlobalMax()
+    if op.mode == "avg":
+        return nn.AvgPool2d(op.kernel, op.stride, _pad(op), count_include_pad=False)
+    return nn.MaxPool2d(op.kernel, op.stride, _pad(op))
+
+
+def _sgconv(op: OpNode) -> nn.Module:
+    return SGConv(
         op.in_shapes[0][1],
         op.in_shapes[0][0],
         op.kernel,
@@ -125,40 +119,86 @@ _SEQUENCE_LAYERS = {
         skip=op.bias,
         prune=op.option("prune", 0.0),
         prune_method=op.option("prune_method", "magnitude"),
-    ),
-    "attention": lambda op: Attention(
-        max(op.groups, 1), int(op.option("window", 0)), op.mode != "bidirectional"
-    ),
-    "position": lambda op: Position(*op.in_shapes[0]),
-    "seq_pool": lambda op: SeqPool(op.mode),
-}
+    )
 
 
-def _merge(kind: str, op: OpNode, xs: list[torch.Tensor]) -> torch.Tensor:
-    if kind == "add":
-        out = xs[0]
-        for x in xs[1:]:
-            out = out + x
-        return out
-    if kind == "mul":
-        out = xs[0]
-        for x in xs[1:]:
-            out = out * x
-        return out
-    if kind == "concat":
-        return torch.cat(xs, dim=1)
-    if kind == "identity":
-        return xs[0]
-    if kind == "slice":
-        return xs[0][:, : op.channels]
-    if kind == "zero":  # the "none" edge: zeros, keeping the graph connected for autograd
-        if op.out_shape == op.in_shapes[0]:
-            return xs[0] * 0.0
-        return xs[0].new_zeros((xs[0].shape[0], *op.out_shape)) + 0.0 * xs[0].sum()
-    if kind == "matmul":
-        b = xs[1].transpose(-1, -2) if op.transpose_b else xs[1]
-        return xs[0] @ b
-    raise ValueError(f"no torch lowering for op kind {kind!r}")
+def _sum(op: OpNode, xs: list[torch.Tensor]) -> torch.Tensor:
+    out = xs[0]
+    for x in xs[1:]:
+        out = out + x
+    return out
+
+
+def _product(op: OpNode, xs: list[torch.Tensor]) -> torch.Tensor:
+    out = xs[0]
+    for x in xs[1:]:
+        out = out * x
+    return out
+
+
+def _zero(op: OpNode, xs: list[torch.Tensor]) -> torch.Tensor:
+    """The "none" edge: zeros, keeping the graph connected for autograd."""
+    if op.out_shape == op.in_shapes[0]:
+        return xs[0] * 0.0
+    return xs[0].new_zeros((xs[0].shape[0], *op.out_shape)) + 0.0 * xs[0].sum()
+
+
+def _matmul(op: OpNode, xs: list[torch.Tensor]) -> torch.Tensor:
+    b = xs[1].transpose(-1, -2) if op.transpose_b else xs[1]
+    return xs[0] @ b
+
+
+for _kind, _module in (
+    ("conv2d", _conv),
+    ("dwconv2d", _conv),
+    ("deconv2d", _deconv),
+    ("linear", lambda op: nn.Linear(op.in_shapes[0][-1], op.channels, bias=op.bias)),
+    ("norm", _norm),
+    ("activation", lambda op: _ACTIVATIONS[op.mode]()),
+    ("pool", _pool),
+    ("embedding", lambda op: nn.Embedding(op.vocab, op.channels)),
+    ("reshape", lambda op: _Flatten() if op.mode == "flatten" else _Reshape(op.out_shape)),
+    ("sgconv", _sgconv),
+    (
+        "attention",
+        lambda op: Attention(
+            max(op.groups, 1), int(op.option("window", 0)), op.mode != "bidirectional"
+        ),
+    ),
+    ("position", lambda op: Position(*op.in_shapes[0])),
+    ("seq_pool", lambda op: SeqPool(op.mode)),
+):
+    register_torch_lowering(_kind, module=_module)
+for _kind, _inline in (
+    ("add", _sum),
+    ("mul", _product),
+    ("concat", lambda op, xs: torch.cat(xs, dim=1)),
+    ("identity", lambda op, xs: xs[0]),
+    ("slice", lambda op, xs: xs[0][:, : op.channels]),
+    ("zero", _zero),
+    ("matmul", _matmul),
+):
+    register_torch_lowering(_kind, inline=_inline)
+
+
+def lowering(kind: str) -> TorchLowering:
+    """The registered torch lowering of op kind ``kind`` (the error lists the kinds that
+    have one)."""
+    try:
+        return TORCH_LOWERINGS[kind]
+    except KeyError:
+        raise ValueError(
+            f"no torch lowering for op kind {kind!r}; kinds with one: "
+            f"{', '.join(TORCH_LOWERINGS.names())} (dse.graph.lowering.register_torch_lowering)"
+        ) from None
+
+
+def op_module(op: OpNode) -> nn.Module | None:
+    """The torch module of one node; None for nodes computed inline (merges, views, inputs)."""
+    if op.kind == "input":
+        return None
+    make = lowering(op.kind).module
+    return make(op) if make is not None else None
 
 
 class GraphNetwork(nn.Module):
@@ -169,14 +209,18 @@ class GraphNetwork(nn.Module):
         order = list(nx.topological_sort(graph))
         position = {n: i for i, n in enumerate(order)}
         self.layers = nn.ModuleDict()
-        self.plan: list[tuple[int, str, OpNode, list[int]]] = []
+        #: (node, its inline function or None (a module, or an input), op, input nodes)
+        self.plan: list[tuple[int, Any, OpNode, list[int]]] = []
         for n in order:
             op = graph.nodes[n]["op"]
             preds = sorted(graph.pred[n].items(), key=lambda kv: kv[1].get("port", 0))
             module = nn.Identity() if drop_norm and op.kind == "norm" else op_module(op)
+            inline = None
             if module is not None:
                 self.layers[str(position[n])] = module
-            self.plan.append((position[n], op.kind, op, [position[p] for p, _ in preds]))
+            elif op.kind != "input":
+                inline = lowering(op.kind).inline
+            self.plan.append((position[n], inline, op, [position[p] for p, _ in preds]))
         inputs, outputs = graph_io(graph)
         self.input_ids = [position[n] for n in inputs]
         self.output_ids = [position[n] for n in outputs]
@@ -189,12 +233,11 @@ class GraphNetwork(nn.Module):
         if len(inputs) != len(self.input_ids):
             raise ValueError(f"the network takes {len(self.input_ids)} input(s), got {len(inputs)}")
         values: dict[int, torch.Tensor] = dict(zip(self.input_ids, inputs))
-        for i, kind, op, ins in self.plan:
-            if kind == "input":
+        for i, inline, op, ins in self.plan:
+            if i in values:  # an input
                 continue
             xs = [values[j] for j in ins]
-            key = str(i)
-            values[i] = self.layers[key](xs[0]) if key in self.layers else _merge(kind, op, xs)
+            values[i] = inline(op, xs) if inline is not None else self.layers[str(i)](xs[0])
         out = (
             values[self.output_ids[0]]
             if len(self.output_ids) == 1

@@ -10,15 +10,22 @@ as ``add_node``/``add_edge`` would have made them; from then on it is an ordinar
 Every networkx call or mutation reads those attributes, so it always sees the whole graph.
 :func:`node_ops` and :func:`edge_columns` give the ops and edges of any ``DiGraph``, from the
 stored lists while they are unread.
+
+What this relies on of networkx is its documented data layout (the dict-of-dicts that
+``DiGraph``'s "Subclasses (Advanced)" section and its ``*_dict_factory`` attributes describe,
+held in ``_node``, ``_succ``/``_adj`` and ``_pred``); it imports nothing private. Setting one
+of those attributes goes through whatever networkx itself declares for it (found with
+``inspect.getattr_static``: today a descriptor that resets its cached views), so a networkx
+release that changes that machinery still gets its own. pyproject pins networkx to the
+releases tested, and tests/test_graph_speed.py checks a columnar graph against the plain one.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import networkx as nx
-from networkx.classes.digraph import _CachedPropertyResetterAdjAndSucc, _CachedPropertyResetterPred
-from networkx.classes.graph import _CachedPropertyResetterNode
 
 from dse.graph.ops import OpNode
 
@@ -26,12 +33,22 @@ _COLUMNS = "_edge_columns"
 _OPS = "_node_ops"  # (each node's op, {node: name}) until the node dicts are made
 
 
+def _set_as_networkx_does(obj, name: str, value) -> None:
+    """``obj.name = value`` as a plain ``DiGraph`` would set it: through networkx's own data
+    descriptor for ``name`` where it declares one, else into the instance dict."""
+    declared = inspect.getattr_static(nx.DiGraph, name, None)
+    if hasattr(type(declared), "__set__"):
+        declared.__set__(obj, value)
+    else:
+        obj.__dict__[name] = value
+
+
 class _Adjacency:
     """Data descriptor: returns the instance's adjacency dict, making it first when missing;
-    setting goes through networkx's own descriptor (which resets its cached views)."""
+    setting goes through networkx's own (which resets its cached views)."""
 
-    def __init__(self, name: str, setter):
-        self.name, self.setter = name, setter
+    def __init__(self, name: str):
+        self.name = name
 
     def __get__(self, obj, owner=None):
         if obj is None:
@@ -45,14 +62,12 @@ class _Adjacency:
 
     def __set__(self, obj, value) -> None:
         obj.__dict__.pop(_COLUMNS, None)  # an adjacency set from outside replaces the columns
-        self.setter.__set__(obj, value)
+        _set_as_networkx_does(obj, self.name, value)
 
 
 class _Nodes:
     """Data descriptor for ``_node``: makes the node dicts from the op list when first read;
-    setting goes through networkx's own descriptor."""
-
-    setter = _CachedPropertyResetterNode()
+    setting goes through networkx's own."""
 
     def __get__(self, obj, owner=None):
         if obj is None:
@@ -69,7 +84,7 @@ class _Nodes:
 
     def __set__(self, obj, value) -> None:
         obj.__dict__.pop(_OPS, None)
-        self.setter.__set__(obj, value)
+        _set_as_networkx_does(obj, "_node", value)
 
 
 class ColumnarDiGraph(nx.DiGraph):
@@ -78,9 +93,9 @@ class ColumnarDiGraph(nx.DiGraph):
     ``add_edge(src[i], dst[i], port=port[i])`` gives)."""
 
     _node = _Nodes()
-    _adj = _Adjacency("_adj", _CachedPropertyResetterAdjAndSucc())
-    _succ = _Adjacency("_succ", _CachedPropertyResetterAdjAndSucc())
-    _pred = _Adjacency("_pred", _CachedPropertyResetterPred())
+    _adj = _Adjacency("_adj")
+    _succ = _Adjacency("_succ")
+    _pred = _Adjacency("_pred")
 
     @classmethod
     def from_columns(

@@ -1,9 +1,11 @@
-"""The records of small runs, pinned: the same config and seed give the same rows as when the
-tables in ``tests/pinned/`` were written, whatever the record path's internals become.
+"""A change detector, not a check of correctness: the records of small runs are pinned, so the
+same config and seed give the same rows as when the tables in ``tests/pinned/`` were written,
+whatever the record path's internals become. It catches change (a refactor that moved a
+number); whether the numbers are right is what the other tests check.
 
 Timing columns (``wall_s``, ``started_at``, ``time_*_s``) and the run id (it holds the clock) are
 left out; floats are compared to 1e-9 relative, everything else exactly. Regenerate a table only
-for an intended change of records: ``python tests/test_pinned_records.py`` (and say so).
+for an intended change of records: ``python tests/test_records_unchanged.py`` (and say so).
 """
 
 from __future__ import annotations
