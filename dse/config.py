@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from dse.configfile import read_config_file
-from dse.evaluate import Constraint, Objective, check_direction
+from dse.objectives import Constraint, Objective, check_direction
 from dse.params import ConfigError
 
 SECTIONS = ("run", "space", "proxies", "simulators", "objectives", "constraints", "search")

@@ -12,7 +12,6 @@ hands a whole batch to population providers.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 import traceback
@@ -23,71 +22,10 @@ from typing import Any, Literal
 import networkx as nx
 import numpy as np
 
+from dse.objectives import Constraint, Objective
+from dse.problem import ProblemDefinition
 from dse.provider import MetricProvider, PopulationProvider
 from dse.space import SearchSpace
-
-Direction = Literal["min", "max"]
-DIRECTIONS: tuple[Direction, ...] = ("min", "max")
-
-
-def check_direction(direction: Any, where: str) -> Direction:
-    """``direction`` if it is one of :data:`DIRECTIONS`; else a ValueError naming ``where``.
-
-    The one check of an objective's direction: configs, the Pareto helpers and report options
-    all call it, so every refusal reads the same."""
-    if direction not in DIRECTIONS:
-        raise ValueError(f"{where}: {direction!r} is not allowed; allowed values: 'min', 'max'")
-    return direction
-
-
-@dataclass(frozen=True)
-class Objective:
-    """A metric to optimise, declared once with its direction."""
-
-    metric: str
-    direction: Direction = "min"
-    #: hypervolume reference value in the metric's units (a worst acceptable value: an upper
-    #: bound for ``min``, a lower bound for ``max``); None lets the run fix one from its first
-    #: feasible batch
-    ref: float | None = None
-
-    def __post_init__(self):
-        check_direction(self.direction, f"objective {self.metric!r}: direction")
-
-    def to_dict(self) -> dict[str, Any]:
-        """The TOML/manifest form: only the fields that are set."""
-        return _set_fields(self)
-
-    def minimised(self, value: float) -> float:
-        """The value in minimisation form (what drivers see)."""
-        return value if self.direction == "min" else -value
-
-
-@dataclass(frozen=True)
-class Constraint:
-    """``min <= metric <= max``; violation is the distance outside the bounds, in metric units."""
-
-    metric: str
-    max: float | None = None
-    min: float | None = None
-
-    def __post_init__(self):
-        if self.max is None and self.min is None:
-            raise ValueError(f"constraint on {self.metric!r} needs 'max' or 'min'")
-
-    def to_dict(self) -> dict[str, Any]:
-        """The TOML/manifest form: only the fields that are set."""
-        return _set_fields(self)
-
-    def violation(self, value: float) -> float:
-        if value is None or math.isnan(value):
-            return math.inf
-        v = 0.0
-        if self.max is not None and value > self.max:
-            v += value - self.max
-        if self.min is not None and value < self.min:
-            v += self.min - value
-        return v
 
 
 @dataclass
@@ -124,8 +62,6 @@ class Evaluator:
     ):
         self.space = space
         self.providers = sorted(providers, key=lambda p: p.cost)
-        self.objectives = tuple(objectives)
-        self.constraints = tuple(constraints)
         self.prune_infeasible = prune_infeasible
         provided: dict[str, str] = {}
         for p in self.providers:
@@ -135,22 +71,33 @@ class Evaluator:
                         f"metric {m!r} is provided by both {provided[m]!r} and {p.name!r}"
                     )
                 provided[m] = p.name
-        self.metric_names = tuple(provided)
-        #: metric -> unit, from the providers' declarations
-        self.units = {m: u for p in self.providers for m, u in p.metric_units().items()}
+        #: the run's problem (objectives, constraints, metric columns, providers), built once
+        self.definition = ProblemDefinition.of(
+            provided,
+            objectives,
+            constraints,
+            tuple(p.name for p in self.providers),
+            {m: u for p in self.providers for m, u in p.metric_units().items()},
+        )
         #: metric -> expected error, for providers that know theirs (simulators)
         self.fidelity = {m: f for p in self.providers for m, f in p.metric_fidelity().items()}
-        declared: tuple[tuple[str, tuple[Objective | Constraint, ...]], ...] = (
-            ("objectives", self.objectives),
-            ("constraints", self.constraints),
-        )
-        for what, items in declared:
-            for i, item in enumerate(items):
-                if item.metric not in provided:
-                    raise ValueError(
-                        f"{what}[{i}].metric: {item.metric!r} is not produced by any configured "
-                        f"proxy or simulator; allowed values: {sorted(provided)}"
-                    )
+
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        return self.definition.objectives
+
+    @property
+    def constraints(self) -> tuple[Constraint, ...]:
+        return self.definition.constraints
+
+    @property
+    def metric_names(self) -> tuple[str, ...]:
+        return self.definition.metrics
+
+    @property
+    def units(self) -> dict[str, str]:
+        """Metric -> unit, from the providers' declarations."""
+        return dict(self.definition.units)
 
     def evaluate(self, arch: Mapping[str, Any], graph: nx.DiGraph | None = None) -> Evaluation:
         """Evaluate ``arch``; pass ``graph`` when it is already built (see SearchSpace.identify)."""
@@ -253,7 +200,3 @@ def _describe(where: str, exc: BaseException) -> str:
     last = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
     loc = f" (at {last[0].filename}:{last[0].lineno})" if last else ""
     return f"{where}: {type(exc).__name__}: {exc}{loc}"
-
-
-def _set_fields(item: Objective | Constraint) -> dict[str, Any]:
-    return {k: v for k, v in dataclasses.asdict(item).items() if v is not None}

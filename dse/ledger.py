@@ -23,9 +23,9 @@ from typing import Any, cast
 import numpy as np
 import pyarrow as pa
 
-from dse.evaluate import Constraint, Evaluation, Objective
+from dse.evaluate import Evaluation
+from dse.problem import ProblemDefinition, RecordShape
 from dse.results.record import (
-    RecordShape,
     constraint_matrix,
     evaluation_of,
     failure_key,
@@ -92,14 +92,16 @@ class RunLedger:
         shape: RecordShape,
         store: RunStore | None = None,
         schema: pa.Schema | None = None,
-        objectives: Sequence[Objective] = (),
+        definition: ProblemDefinition | None = None,
         existing: Sequence[dict[str, Any]] = (),
         reusable: Mapping[str, Mapping[str, Any]] | None = None,
         on_batch: Callable[[BatchReport], None] | None = None,
-        constraints: Sequence[Constraint] = (),
     ):
         self.shape, self.store, self.schema = shape, store, schema
-        self.objectives, self.constraints = tuple(objectives), tuple(constraints)
+        #: the run's problem (objectives and constraints); a sweep's has neither
+        self.definition = definition or ProblemDefinition()
+        self.objectives = self.definition.objectives
+        self.constraints = self.definition.constraints
         self.reusable = dict(reusable or {})  # arch_hash -> an earlier run's row (warm start)
         self.on_batch = on_batch
         self._slots = _Slots(len(self.objectives), len(self.constraints) + 1)

@@ -22,9 +22,10 @@ from dse.gcpolicy import search_gc
 from dse.ledger import BatchReport, RunLedger
 from dse.parallel import evaluation_pool
 from dse.params import ConfigError
-from dse.results import load, resolve_run
+from dse.problem import fallback_hash
+from dse.results import load, open_to_resume
 from dse.results.integrity import drop_damaged, refuse_damaged
-from dse.results.record import RecordShape, failure_summary
+from dse.results.record import failure_summary
 from dse.results.store import RunStore, new_manifest, recording_outcome
 from dse.search.base import Budget
 from dse.search.interrupt import stop_on_interrupt
@@ -95,7 +96,7 @@ def _check_hashes(space: SearchSpace, rows: list[dict[str, Any]], manifest: dict
         try:
             same = space.arch_hash(arch) == row["arch_hash"]
         except Exception:  # noqa: BLE001 - an architecture the space no longer accepts
-            same = row["arch_hash"].startswith("unhashable:")
+            same = row["arch_hash"] == fallback_hash(arch)
         if not same:
             versions = manifest.get("versions", {})
             raise ConfigError(
@@ -167,17 +168,7 @@ class _Opened:
 
 
 def _open_resumed(resume, given, output, max_evaluations, drop_corrupt, stack) -> _Opened:
-    try:
-        path = resolve_run(resume, output or (given and given.output) or "results")
-    except FileNotFoundError as exc:
-        raise ConfigError(f"--resume: {exc}") from None
-    store = RunStore(path)
-    manifest = store.read_manifest()
-    if manifest.get("kind") == "sweep":
-        raise ConfigError(
-            f"--resume: {path} is a sweep; continue it with dse sweep --resume {path}"
-        )
-    stack.enter_context(store.writer_lock())
+    store, manifest = open_to_resume(resume, output or (given and given.output), "run", stack)
     cfg = parse_config(manifest["config"])
     if given is not None:
         diff = _first_difference(given.identity(), cfg.identity())
@@ -269,14 +260,8 @@ def _execute(opened: _Opened, progress: bool) -> RunResult:
         leave=True,
     )
     ev = experiment.evaluator
-    shape = RecordShape(
-        run_id,
-        cfg.seed,
-        cfg.search.driver,
-        experiment.space.name,
-        ev.metric_names,
-        tuple(p.name for p in ev.providers),
-    )
+    definition = ev.definition
+    shape = definition.record_shape(run_id, cfg.seed, cfg.search.driver, experiment.space.name)
 
     def on_batch(report: BatchReport) -> None:
         bar.update(report.proposals)
@@ -286,7 +271,7 @@ def _execute(opened: _Opened, progress: bool) -> RunResult:
             "front": 0 if hv.front is None else len(hv.front),
             "hv": f"{hv.value:.4g}",
         }
-        for j, obj in enumerate(ev.objectives):
+        for j, obj in enumerate(definition.objectives):
             if hv.front is not None and len(hv.front):
                 post[obj.metric] = f"{obj.minimised(hv.front[:, j].min()):.4g}"
         bar.set_postfix(post, refresh=False)
@@ -295,11 +280,10 @@ def _execute(opened: _Opened, progress: bool) -> RunResult:
         shape,
         store,
         experiment.schema,
-        ev.objectives,
+        definition,
         opened.existing,
         reusable=warm.reusable if warm is not None else None,
         on_batch=on_batch,
-        constraints=ev.constraints,
     )
     budget = Budget(
         cfg.search.max_evaluations, cfg.search.max_seconds, cfg.search.max_stagnant_evaluations
@@ -324,8 +308,7 @@ def _execute(opened: _Opened, progress: bool) -> RunResult:
         ):
             problem = SearchProblem(
                 experiment.space,
-                ev.objectives,
-                ev.constraints,
+                definition,
                 ledger,
                 pool if pool is not None else ev.evaluate_batch,
                 warm.encodings if warm is not None else None,

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from dse.config import evaluation_identity
-from dse.evaluate import check_direction
+from dse.objectives import check_direction
 from dse.params import ConfigError
 from dse.results import RunStore, load, manifest, resolve_run
 from dse.results.integrity import warn_damaged

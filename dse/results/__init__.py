@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from pathlib import Path
 
 import pandas as pd
 
+from dse.params import ConfigError
 from dse.results.pareto import (
     default_reference,
     hypervolume,
@@ -19,6 +21,29 @@ from dse.results.pareto import (
     pareto,
 )
 from dse.results.store import CORE_SCHEMA, RunStore, run_schema
+
+#: what each kind of store is continued with
+_CONTINUE = {"run": "dse run --resume", "sweep": "dse sweep --resume"}
+
+
+def open_to_resume(
+    resume: str | Path, output: str | Path | None, kind: str, stack: ExitStack
+) -> tuple[RunStore, dict]:
+    """The store a ``--resume`` names (a folder or a run id under ``output``) and its manifest,
+    with the store's writer lock held for the rest of ``stack``: the one opener of resumed runs
+    and sweeps. A store of the other kind is refused, naming the command that continues it."""
+    try:
+        path = resolve_run(resume, output or "results")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"--resume: {exc}") from None
+    store = RunStore(path)
+    manifest = store.read_manifest()
+    found = "sweep" if manifest.get("kind") == "sweep" else "run"
+    if found != kind:
+        what = "a sweep" if found == "sweep" else "a search run"
+        raise ConfigError(f"--resume: {path} is {what}; continue it with {_CONTINUE[found]} {path}")
+    stack.enter_context(store.writer_lock())
+    return store, manifest
 
 
 def resolve_run(run: str | Path, output: str | Path = "results") -> Path:

@@ -8,7 +8,7 @@ import moocore
 import numpy as np
 import pandas as pd
 
-from dse.evaluate import check_direction
+from dse.objectives import check_direction
 
 ObjectiveSpec = Mapping[str, str] | Sequence[tuple[str, str]]
 

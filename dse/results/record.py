@@ -13,29 +13,18 @@ import json
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from dse.evaluate import Constraint, Evaluation, Objective
+from dse.evaluate import Evaluation
+from dse.objectives import Constraint, Objective
+from dse.problem import RecordShape
 from dse.results.store import timing_column
 
 #: Stand-in for missing objective or constraint values (and an infinite violation).
 PENALTY = 1e300
-
-
-@dataclass(frozen=True)
-class RecordShape:
-    """What every row of one run or sweep shares: its ids and which columns it fills."""
-
-    run_id: str
-    seed: int
-    driver: str
-    space: str
-    metrics: tuple[str, ...]
-    providers: tuple[str, ...]
 
 
 def make_record(

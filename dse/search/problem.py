@@ -23,7 +23,7 @@ import numpy as np
 
 from dse.evaluate import Constraint, Evaluator, Objective
 from dse.ledger import BatchEvaluate, Proposal, RunLedger, genes_keys
-from dse.results.record import RecordShape
+from dse.problem import ProblemDefinition, fallback_hash
 from dse.results.tracker import HypervolumeTracker
 from dse.space import SearchSpace
 
@@ -33,8 +33,8 @@ class SearchProblem:
     """Genes -> objectives and constraints, for one run (built whole by the runner)."""
 
     space: SearchSpace
-    objectives: tuple[Objective, ...]
-    constraints: tuple[Constraint, ...]
+    #: objectives, constraints and record columns, declared once (the ledger holds the same)
+    definition: ProblemDefinition
     ledger: RunLedger
     #: evaluates a batch (archs, graphs) -> Evaluations: the evaluator's ``evaluate_batch``,
     #: or a Dask pool's map when the search runs on a cluster
@@ -54,27 +54,26 @@ class SearchProblem:
     ) -> SearchProblem:
         """A problem whose records stay in memory (no run directory): for scripts and tests
         that drive a search by hand."""
-        shape = RecordShape(
-            run_id,
-            seed,
-            driver,
-            evaluator.space.name,
-            evaluator.metric_names,
-            tuple(p.name for p in evaluator.providers),
-        )
-        ledger = RunLedger(
-            shape, objectives=evaluator.objectives, constraints=evaluator.constraints
-        )
+        definition = evaluator.definition
+        shape = definition.record_shape(run_id, seed, driver, evaluator.space.name)
+        ledger = RunLedger(shape, definition=definition)
         return cls(
             evaluator.space,
-            evaluator.objectives,
-            evaluator.constraints,
+            definition,
             ledger,
             evaluator.evaluate_batch,
             providers=tuple(evaluator.providers),
         )
 
     # -- shape of the problem, for drivers ---------------------------------------------------
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        return self.definition.objectives
+
+    @property
+    def constraints(self) -> tuple[Constraint, ...]:
+        return self.definition.constraints
+
     @property
     def run_id(self) -> str:
         return self.ledger.shape.run_id
@@ -124,7 +123,7 @@ class SearchProblem:
                 try:
                     key, graph = self.space.identify(arch)
                 except Exception:  # noqa: BLE001 - the evaluator records the real failure
-                    key = "unhashable:" + self.space.arch_id(arch)
+                    key = fallback_hash(arch)
                 self.ledger.remember(genes, key)
             if not self.ledger.has(key) and key not in pending:
                 arch = arch if arch is not None else self.space.decode(x)

@@ -18,7 +18,7 @@ from dse.config import identity
 from dse.configfile import read_config_file
 from dse.parallel import dask_client
 from dse.params import ConfigError
-from dse.results import resolve_run
+from dse.results import open_to_resume
 from dse.results.store import RunStore, StoreError, new_manifest, part_number, recording_outcome
 from dse.runner import new_run_id
 from dse.sweeps.execute import SweepPlan, plan_sweep, run_chunk
@@ -107,17 +107,8 @@ def sweep(
 
 
 def _open_resumed(resume, config, output, drop_corrupt: bool, stack: ExitStack):
-    try:
-        path = resolve_run(resume, output or "results")
-    except FileNotFoundError as exc:
-        raise ConfigError(f"--resume: {exc}") from None
-    store = RunStore(path)
-    manifest = store.read_manifest()
-    if manifest.get("kind") != "sweep":
-        raise ConfigError(
-            f"--resume: {path} is a search run; continue it with dse run --resume {path}"
-        )
-    stack.enter_context(store.writer_lock())
+    store, manifest = open_to_resume(resume, output, "sweep", stack)
+    path = store.path
     raw = manifest["config"]
     if config is not None and identity(_raw(config)) != identity(raw):
         raise ConfigError(f"--resume: the config differs from sweep {manifest['run_id']!r}")

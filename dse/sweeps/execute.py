@@ -31,7 +31,7 @@ from dse.gcpolicy import search_gc
 from dse.ledger import Proposal, RunLedger
 from dse.parallel import experiment_for
 from dse.params import ConfigError
-from dse.results.record import RecordShape
+from dse.problem import ProblemDefinition, RecordShape, fallback_hash
 from dse.results.store import RunStore, run_schema
 from dse.sweeps.plan import ARCH, METHODS, Parameter, listed_archs, make_points, parse_parameter
 
@@ -66,17 +66,18 @@ class SweepPlan:
         """The run config of the sweep's first point, without [sweep], as tasks receive it."""
         return json.dumps(base_config(self.raw), sort_keys=True)
 
-    def record_shape(self, sweep_id: str) -> RecordShape:
-        """What every row of this sweep shares (the union of its points' metrics)."""
-        driver = "sweep:" + self.raw["sweep"].get("method", "grid")
-        return RecordShape(
-            sweep_id,
-            self.config.seed,
-            driver,
-            self.space_name,
-            tuple(self.metrics),
-            tuple(self.providers),
+    @property
+    def definition(self) -> ProblemDefinition:
+        """The sweep's problem: the union of its points' metrics and providers (a sweep
+        optimises nothing itself; reports read its objectives from the config)."""
+        return ProblemDefinition(
+            metrics=tuple(self.metrics), providers=tuple(self.providers), units=self.units
         )
+
+    def record_shape(self, sweep_id: str) -> RecordShape:
+        """What every row of this sweep shares."""
+        driver = "sweep:" + self.raw["sweep"].get("method", "grid")
+        return self.definition.record_shape(sweep_id, self.config.seed, driver, self.space_name)
 
     @property
     def chunks(self) -> int:
@@ -319,5 +320,5 @@ def _proposal(space, arch: dict) -> Proposal:
     try:
         arch_hash, encoding = space.arch_hash(arch), [int(v) for v in space.encode(arch)]
     except Exception:  # noqa: BLE001 - recorded through status/error of the evaluation
-        arch_hash, encoding = "unhashable:" + json.dumps(arch, sort_keys=True, default=str), []
+        arch_hash, encoding = fallback_hash(arch), []
     return Proposal(arch_hash, arch, space.arch_id(arch), encoding)
