@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from dse.configfile import read_config_file
-from dse.objectives import Constraint, Objective, check_direction
-from dse.params import ConfigError
+from dse.objectives import Constraint, Objective
+from dse.params import ConfigError, create, expect
 
 SECTIONS = ("run", "space", "proxies", "simulators", "objectives", "constraints", "search")
 
@@ -71,6 +71,24 @@ class SearchSpec:
     workers: int | None = None  # evaluate batches on a Dask LocalCluster of this many workers
     scheduler: str | None = None  # ... or on an existing Dask scheduler (address)
 
+    def __post_init__(self):
+        for key, low in (
+            ("max_evaluations", 1),
+            ("max_stagnant_evaluations", 1),
+            ("warm_start_size", 1),
+            ("workers", 1),
+        ):
+            value = getattr(self, key)
+            if value is not None and value < low:
+                raise ValueError(f"{key}: must be >= {low}, got {value}")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise ValueError(f"max_seconds: must be > 0, got {self.max_seconds}")
+        if self.workers is not None and self.scheduler is not None:
+            raise ValueError(
+                "workers: give workers (a local Dask cluster) or scheduler (an existing one), "
+                "not both"
+            )
+
     #: keys that only say how long or where a run executes, not which records it produces
     EXECUTION_KEYS = (
         "max_evaluations",
@@ -99,6 +117,25 @@ class SearchSpec:
         if self.warm_start is not None:
             out["warm_start_size"] = self.warm_start_size
         return out
+
+
+@dataclass(frozen=True)
+class RunSection:
+    """``[run]``: the run's name (run ids are ``<name>-<UTC time>-s<seed>``), seed, output
+    folder, and plugin modules to import (from ``plugin_dirs``, a config file's own folder)."""
+
+    name: str = "run"
+    seed: int = 0
+    output: str = "results"
+    plugins: tuple[str, ...] = ()
+    plugin_dirs: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        name = self.name
+        if not name or any(c in name for c in "/\\") or name.startswith("."):
+            raise ValueError(f"name: must be a non-empty name without slashes, got {name!r}")
+        if self.seed < 0:
+            raise ValueError(f"seed: must be >= 0, got {self.seed}")
 
 
 @dataclass(frozen=True)
@@ -167,166 +204,85 @@ def evaluation_identity(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _expect(value: Any, tp: type | tuple, where: str, what: str) -> Any:
-    ok = isinstance(value, tp) and not (
-        isinstance(value, bool) and tp in (int, float, (int, float))
+def _table(data: Mapping[str, Any], key: str, where: str = "") -> dict:
+    return dict(expect(data.get(key, {}), dict, f"{where}{key}"))
+
+
+def _plugins(data: Mapping[str, Any], section: str) -> tuple[PluginSpec, ...]:
+    return tuple(
+        PluginSpec(name, dict(expect(params, dict, f"{section}.{name}")))
+        for name, params in _table(data, section).items()
     )
-    if not ok:
-        raise ConfigError(f"{where}: expected {what}, got {value!r}")
-    return value
 
 
-def _table(data: dict, key: str, where: str) -> dict:
-    value = data.get(key, {})
-    return _expect(value, dict, f"{where}{key}", "a table")
-
-
-def _plugins(data: dict, section: str) -> tuple[PluginSpec, ...]:
-    table = _table(data, section, "")
-    out = []
-    for name, params in table.items():
-        _expect(params, dict, f"{section}.{name}", "a table of parameters")
-        out.append(PluginSpec(name, dict(params)))
+def _objectives(data: Mapping[str, Any], required: bool) -> tuple[Objective, ...]:
+    raw = data.get("objectives")
+    if raw is None and required:
+        raise ConfigError(
+            "objectives: missing required section ([[objectives]] with metric and direction)"
+        )
+    raw = expect([] if raw is None else raw, list[dict], "objectives")
+    if not raw and required:
+        raise ConfigError("objectives: at least one objective is required")
+    out: list[Objective] = []
+    for i, table in enumerate(raw):
+        objective = create(Objective, table, f"objectives[{i}]")
+        earlier = [j for j, prev in enumerate(out) if prev.metric == objective.metric]
+        if earlier:
+            raise ConfigError(
+                f"objectives[{i}].metric: {objective.metric!r} is already "
+                f"objectives[{earlier[0]}]; an objective is declared once"
+            )
+        out.append(objective)
     return tuple(out)
 
 
-def _unknown(table: dict, allowed: tuple[str, ...], where: str) -> None:
-    for key in table:
-        if key not in allowed:
-            raise ConfigError(f"{where}.{key}: unknown key; allowed: {', '.join(allowed)}")
+def _constraints(data: Mapping[str, Any]) -> tuple[Constraint, ...]:
+    raw = expect(data.get("constraints", []), list[dict], "constraints")
+    return tuple(create(Constraint, table, f"constraints[{i}]") for i, table in enumerate(raw))
+
+
+def _search(data: Mapping[str, Any]) -> SearchSpec:
+    """``[search]``: the keys SearchSpec declares are its fields; every other key is a
+    parameter of the driver (checked against the driver when the run is built)."""
+    table = _table(data, "search")
+    own = {f.name for f in fields(SearchSpec)} - {"params"}
+    driver_params = {k: v for k, v in table.items() if k not in own}
+    return create(
+        SearchSpec,
+        {**{k: v for k, v in table.items() if k in own}, "params": driver_params},
+        "search",
+    )
 
 
 def parse_config(
     data: dict[str, Any], *, require_objectives: bool = True, sections: tuple[str, ...] = SECTIONS
 ) -> RunConfig:
-    """Validate the structure of a config (plugin names and parameters are checked at build).
-    Sweeps need no objectives (``require_objectives=False``)."""
+    """Validate the structure of a config (plugin names and parameters are checked at build),
+    every section through :func:`dse.params.bind_params`. Sweeps need no objectives
+    (``require_objectives=False``)."""
     for key in data:
         if key not in sections:
             raise ConfigError(f"{key}: unknown section; allowed: {', '.join(SECTIONS)}")
-    run = _table(data, "run", "")
-    _unknown(run, ("name", "seed", "output", "plugins", "plugin_dirs"), "run")
-    name = _expect(run.get("name", "run"), str, "run.name", "a string")
-    if not name or any(c in name for c in "/\\") or name.startswith("."):
-        raise ConfigError(f"run.name: must be a non-empty name without slashes, got {name!r}")
-    seed = _expect(run.get("seed", 0), int, "run.seed", "an integer")
-    if seed < 0:
-        raise ConfigError(f"run.seed: must be >= 0, got {seed}")
-    output = _expect(run.get("output", "results"), str, "run.output", "a string")
-    plugins = _expect(run.get("plugins", []), list, "run.plugins", "a list of module names")
-    for i, mod in enumerate(plugins):
-        _expect(mod, str, f"run.plugins[{i}]", "a module name")
-    plugin_dirs = _expect(run.get("plugin_dirs", []), list, "run.plugin_dirs", "a list of folders")
-    for i, folder in enumerate(plugin_dirs):
-        _expect(folder, str, f"run.plugin_dirs[{i}]", "a folder")
-
+    run = create(RunSection, _table(data, "run"), "run")
     if "space" not in data:
         raise ConfigError("space: missing required section (with at least space.name)")
-    space = dict(_table(data, "space", ""))
+    space = _table(data, "space")
     if "name" not in space:
         raise ConfigError("space.name: missing required field")
-    space_name = _expect(space.pop("name"), str, "space.name", "a string")
-
-    objectives: list[Objective] = []
-    raw_obj = data.get("objectives")
-    if raw_obj is None and require_objectives:
-        raise ConfigError(
-            "objectives: missing required section ([[objectives]] with metric and direction)"
-        )
-    raw_obj = [] if raw_obj is None else raw_obj
-    _expect(raw_obj, list, "objectives", "an array of tables ([[objectives]])")
-    if not raw_obj and require_objectives:
-        raise ConfigError("objectives: at least one objective is required")
-    for i, o in enumerate(raw_obj):
-        where = f"objectives[{i}]"
-        _expect(o, dict, where, "a table")
-        _unknown(o, ("metric", "direction", "ref"), where)
-        if "metric" not in o:
-            raise ConfigError(f"{where}.metric: missing required field")
-        metric = _expect(o["metric"], str, f"{where}.metric", "a string")
-        earlier = [j for j, prev in enumerate(objectives) if prev.metric == metric]
-        if earlier:
-            raise ConfigError(
-                f"{where}.metric: {metric!r} is already objectives[{earlier[0]}]; "
-                "an objective is declared once"
-            )
-        try:
-            direction = check_direction(o.get("direction", "min"), f"{where}.direction")
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        ref = o.get("ref")
-        if ref is not None:
-            ref = float(_expect(ref, (int, float), f"{where}.ref", "a number"))
-        objectives.append(Objective(metric, direction, ref))
-
-    constraints = []
-    raw_con = data.get("constraints", [])
-    _expect(raw_con, list, "constraints", "an array of tables ([[constraints]])")
-    for i, c in enumerate(raw_con):
-        where = f"constraints[{i}]"
-        _expect(c, dict, where, "a table")
-        _unknown(c, ("metric", "max", "min"), where)
-        if "metric" not in c:
-            raise ConfigError(f"{where}.metric: missing required field")
-        metric = _expect(c["metric"], str, f"{where}.metric", "a string")
-        bounds = {
-            k: float(_expect(c[k], (int, float), f"{where}.{k}", "a number"))
-            for k in ("max", "min")
-            if k in c
-        }
-        if not bounds:
-            raise ConfigError(f"{where}.max: a constraint needs 'max' and/or 'min'")
-        if "max" in bounds and "min" in bounds and bounds["min"] > bounds["max"]:
-            raise ConfigError(f"{where}.min: {bounds['min']} is greater than max {bounds['max']}")
-        constraints.append(Constraint(metric, **bounds))
-
-    search = dict(_table(data, "search", ""))
-    driver = _expect(search.pop("driver", "pymoo"), str, "search.driver", "a string")
-    max_evals = _expect(
-        search.pop("max_evaluations", 200), int, "search.max_evaluations", "an integer"
-    )
-    if max_evals < 1:
-        raise ConfigError(f"search.max_evaluations: must be >= 1, got {max_evals}")
-    max_seconds = search.pop("max_seconds", None)
-    if max_seconds is not None:
-        _expect(max_seconds, (int, float), "search.max_seconds", "a number")
-        if max_seconds <= 0:
-            raise ConfigError(f"search.max_seconds: must be > 0, got {max_seconds}")
-        max_seconds = float(max_seconds)
-    prune = _expect(
-        search.pop("prune_infeasible", True), bool, "search.prune_infeasible", "true or false"
-    )
-    extra: dict[str, Any] = {}
-    for key, tp, what, low in (
-        ("max_stagnant_evaluations", int, "an integer", 1),
-        ("warm_start_size", int, "an integer", 1),
-        ("workers", int, "an integer", 1),
-        ("warm_start", str, "a run directory or id", None),
-        ("scheduler", str, "a Dask scheduler address", None),
-    ):
-        if key in search:
-            value = _expect(search.pop(key), tp, f"search.{key}", what)
-            if low is not None and value < low:
-                raise ConfigError(f"search.{key}: must be >= {low}, got {value}")
-            extra[key] = value
-    if "workers" in extra and "scheduler" in extra:
-        raise ConfigError(
-            "search.workers: give workers (a local Dask cluster) or scheduler (an existing one), "
-            "not both"
-        )
-
+    space_name = expect(space.pop("name"), str, "space.name")
     return RunConfig(
         space=PluginSpec(space_name, space),
-        objectives=tuple(objectives),
-        name=name,
-        seed=seed,
-        output=output,
+        objectives=_objectives(data, require_objectives),
+        name=run.name,
+        seed=run.seed,
+        output=run.output,
         proxies=_plugins(data, "proxies"),
         simulators=_plugins(data, "simulators"),
-        constraints=tuple(constraints),
-        search=SearchSpec(driver, max_evals, max_seconds, prune, search, **extra),
-        plugins=tuple(plugins),
-        plugin_dirs=tuple(plugin_dirs),
+        constraints=_constraints(data),
+        search=_search(data),
+        plugins=run.plugins,
+        plugin_dirs=run.plugin_dirs,
     )
 
 

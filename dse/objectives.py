@@ -57,7 +57,9 @@ class Constraint:
 
     def __post_init__(self):
         if self.max is None and self.min is None:
-            raise ValueError(f"constraint on {self.metric!r} needs 'max' or 'min'")
+            raise ValueError("max: a constraint needs 'max' and/or 'min'")
+        if self.max is not None and self.min is not None and self.min > self.max:
+            raise ValueError(f"min: {self.min} is greater than max {self.max}")
 
     def to_dict(self) -> dict[str, Any]:
         """The TOML/manifest form: only the fields that are set."""

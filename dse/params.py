@@ -1,10 +1,13 @@
-"""Check a config table against a plugin's constructor signature before anything runs.
+"""The one validator of user input: a config table against a typed signature.
 
 Plugins declare their parameters as annotated keyword arguments (``dataset: Literal["cifar10",
-"cifar100"] = "cifar10"``). :func:`bind_params` rejects unknown keys, missing required keys and
-values of the wrong type or outside a ``Literal``, with messages that name the field
-(``space.dataset``) and list what is allowed. Range checks stay in the plugin's ``__init__``,
-whose ``ValueError`` the config loader reports under the same field prefix.
+"cifar100"] = "cifar10"``), and the config's own sections are typed dataclasses
+(:mod:`dse.config`) checked the same way. :func:`bind_params` rejects unknown keys, missing
+required keys and values of the wrong type or outside a ``Literal``, with messages that name the
+field (``space.dataset``) and list what is allowed; :func:`expect` checks one value against one
+annotation (a section is a table, a list of tables). Range checks stay in the plugin's
+``__init__`` (a dataclass's ``__post_init__``), whose ``ValueError`` :func:`create` reports under
+the same field prefix.
 """
 
 from __future__ import annotations
@@ -26,14 +29,21 @@ def _type_name(tp: Any) -> str:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
-    if origin is list:
-        (item,) = typing.get_args(tp) or (Any,)
-        return f"a list of {_type_name(item)}"
+    if origin in (list, tuple):
+        item = (typing.get_args(tp) or (Any,))[0]
+        return "a list of " + _PLURAL.get(item, f"items of type {_type_name(item)}")
     if tp is type(None):
         return "none"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
-        tp, getattr(tp, "__name__", str(tp))
-    )
+    return {
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        bool: "true or false",
+        dict: "a table",
+    }.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+_PLURAL = {int: "integers", float: "numbers", str: "strings", bool: "booleans", dict: "tables"}
 
 
 def check_type(value: Any, tp: Any) -> tuple[bool, Any]:
@@ -51,17 +61,18 @@ def check_type(value: Any, tp: Any) -> tuple[bool, Any]:
             if ok:
                 return True, conv
         return False, value
-    if origin is list:
-        if not isinstance(value, list):
+    if origin is list or (origin is tuple and typing.get_args(tp)[1:] == (...,)):
+        # a list, or a tuple of any length (tuple[X, ...]), of one item type
+        if not isinstance(value, (list, tuple)) or (origin is list and isinstance(value, tuple)):
             return False, value
-        (item,) = typing.get_args(tp) or (Any,)
+        item = (typing.get_args(tp) or (Any,))[0]
         converted = []
         for v in value:
             ok, conv = check_type(v, item)
             if not ok:
                 return False, value
             converted.append(conv)
-        return True, converted
+        return True, converted if origin is list else tuple(converted)
     if origin in (dict, Mapping) or tp in (dict, Mapping):
         return isinstance(value, dict), value
     if tp is type(None):
@@ -76,6 +87,23 @@ def check_type(value: Any, tp: Any) -> tuple[bool, Any]:
     if tp is str:
         return isinstance(value, str), value
     return isinstance(value, tp) if isinstance(tp, type) else True, value
+
+
+def _refusal(where: str, tp: Any, value: Any) -> str:
+    """The one line for ``value`` that does not fit annotation ``tp`` at ``where``."""
+    if typing.get_origin(tp) is Literal:
+        allowed = ", ".join(repr(a) for a in typing.get_args(tp))
+        return f"{where}: {value!r} is not allowed; allowed values: {allowed}"
+    return f"{where}: expected {_type_name(tp)}, got {value!r}"
+
+
+def expect(value: Any, tp: Any, where: str) -> Any:
+    """``value`` (converted: ints to floats where a number is wanted) if it fits annotation
+    ``tp``; else a ConfigError naming ``where``."""
+    ok, converted = check_type(value, tp)
+    if not ok:
+        raise ConfigError(_refusal(where, tp, value))
+    return converted
 
 
 def bind_params(factory: Callable, params: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -100,14 +128,10 @@ def bind_params(factory: Callable, params: Mapping[str, Any], where: str) -> dic
                 continue
             allowed = ", ".join(sorted(accepted)) or "(none)"
             raise ConfigError(f"{where}.{key}: unknown parameter; allowed: {allowed}")
-        tp = hints.get(key, inspect.Parameter.empty)
-        ok, converted = check_type(value, tp)
-        if not ok:
-            raise ConfigError(f"{where}.{key}: expected {_type_name(tp)}, got {value!r}")
-        out[key] = converted
+        out[key] = expect(value, hints.get(key, inspect.Parameter.empty), f"{where}.{key}")
     missing = [n for n, p in accepted.items() if p.default is p.empty and n not in params]
     if missing:
-        raise ConfigError(f"{where}.{missing[0]}: missing required parameter")
+        raise ConfigError(f"{where}.{missing[0]}: missing required field")
     return out
 
 

@@ -67,7 +67,8 @@ def run_cli(args, cwd, env=None, timeout=120):
         ),
         (
             lambda s: s.replace('dataset = "cifar100"', 'dataset = "svhn"'),
-            "space.dataset: expected one of 'cifar10', 'cifar100', 'imagenet16_120', got 'svhn'",
+            "space.dataset: 'svhn' is not allowed; allowed values: 'cifar10', 'cifar100', "
+            "'imagenet16_120'",
         ),
         (
             lambda s: s.replace("max_evaluations = 30", "max_evaluations = 0"),

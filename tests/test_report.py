@@ -16,8 +16,8 @@ import pytest
 from conftest import reference_data
 
 import dse
-from dse.reports import report
 from dse.reports.axes import axis_label, use_log
+from dse.reports.html import report
 
 
 def config(driver: dict, seed: int, budget: int = 40) -> dict:

@@ -26,14 +26,13 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import typing
 from typing import Any
 
 import torch
 
 from dse.drivers.edd.search import EddConfig, EddSearch, retrain
 from dse.drivers.edd.tables import FpgaLayerCost, GpuKernelCost, MBConvChainSpace
-from dse.params import check_type
+from dse.params import ConfigError, create
 from dse.registry import DRIVERS
 from dse.results.store import atomic_write_bytes
 from dse.search.base import Budget, Driver
@@ -97,15 +96,13 @@ class EddDriver(Driver):
     }
 
     def __init__(self, retrain_final: bool = True, **settings: Any):
-        hints = typing.get_type_hints(EddConfig)
-        allowed = sorted(set(hints) - {"seed"} | {"retrain_final"})
-        for key, value in settings.items():
-            if key not in hints or key == "seed":
-                raise ValueError(f"{key}: unknown parameter; allowed: {', '.join(allowed)}")
-            ok, settings[key] = check_type(value, hints[key])
-            if not ok:
-                raise ValueError(f"{key}: expected {hints[key]}, got {value!r}")
-        self.config = EddConfig(**settings)
+        if "seed" in settings:  # the run's seed (run.seed) seeds the search
+            allowed = sorted({f.name for f in dataclasses.fields(EddConfig)} - {"seed"})
+            raise ConfigError(
+                f"search.seed: unknown parameter (the run's seed is run.seed); allowed: "
+                f"{', '.join(allowed + ['retrain_final'])}"
+            )
+        self.config = create(EddConfig, settings, "search")
         self.retrain_final = retrain_final
 
     def check(self, space, providers) -> None:
