@@ -17,7 +17,7 @@ Config::
     [search]
     driver = "edd"
     max_evaluations = 20          # at least epochs
-    epochs = 20                   # any EddConfig field (simulators/edd/search.py)
+    epochs = 20                   # any EddConfig field (drivers/edd/search.py)
     alpha = 1.0
 """
 
