@@ -14,7 +14,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import networkx as nx
 import numpy as np
@@ -97,6 +97,14 @@ class IntRange:
 
 
 Variable = Choice | IntRange
+
+
+@runtime_checkable
+class Parsable(Protocol):
+    """A space that reads architectures from text (a benchmark table's key: NAS-Bench-201's
+    ``arch_str``, a DARTS genotype), so tables can restrict it and sweeps can list archs."""
+
+    def parse(self, text: str) -> Arch: ...
 
 
 class SearchSpace(ABC):

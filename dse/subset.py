@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from dse.params import ConfigError
-from dse.space import Arch, SearchSpace, SpaceError
+from dse.space import Arch, Parsable, SearchSpace, SpaceError
 
 
 class SubsetSpace(SearchSpace):
@@ -104,11 +104,11 @@ def restrict(space: SearchSpace, spec: Any, where: str = "space.restrict") -> Su
         raise ConfigError(f"{where}.{sorted(unknown)[0]}: unknown key; allowed: file, column")
     if "file" not in spec:
         raise ConfigError(f"{where}.file: missing required field")
-    parse = getattr(space, "parse", None)
-    if parse is None:
+    if not isinstance(space, Parsable):
         raise ConfigError(
             f"{where}: space {space.name!r} has no parse() to read architectures from a table"
         )
+    parse = space.parse
     path = Path(str(spec["file"]))
     if not path.is_file():
         raise ConfigError(f"{where}.file: {str(path)!r} does not exist")

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from dse.params import ConfigError
-from dse.space import SpaceError
+from dse.space import Parsable, SpaceError
 
 METHODS = ("grid", "random", "lhs", "sobol")
 ARCH = "arch"
@@ -98,11 +98,10 @@ def listed_archs(space, spec: dict | list, where: str) -> dict[str, dict]:
 
         archs = restrict(space, spec, where).base_archs()
     else:
-        parse = getattr(space, "parse", None)
-        if parse is None:
+        if not isinstance(space, Parsable):
             raise ConfigError(f"{where}: space {space.name!r} cannot parse architecture strings")
         try:
-            archs = [parse(str(a)) for a in spec]
+            archs = [space.parse(str(a)) for a in spec]
         except Exception as exc:  # noqa: BLE001
             raise ConfigError(f"{where}: {exc}") from None
     return {space.arch_id(a): a for a in archs}
