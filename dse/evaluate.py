@@ -23,7 +23,7 @@ import networkx as nx
 import numpy as np
 
 from dse.objectives import Constraint, Objective
-from dse.problem import ProblemDefinition
+from dse.problem import Defined, ProblemDefinition
 from dse.provider import MetricProvider, PopulationProvider
 from dse.space import SearchSpace
 
@@ -49,7 +49,7 @@ class Evaluation:
         return self.status == "ok" and self.violation == 0.0
 
 
-class Evaluator:
+class Evaluator(Defined):
     """Runs metric providers on architectures and checks constraints."""
 
     def __init__(
@@ -81,14 +81,6 @@ class Evaluator:
         )
         #: metric -> expected error, for providers that know theirs (simulators)
         self.fidelity = {m: f for p in self.providers for m, f in p.metric_fidelity().items()}
-
-    @property
-    def objectives(self) -> tuple[Objective, ...]:
-        return self.definition.objectives
-
-    @property
-    def constraints(self) -> tuple[Constraint, ...]:
-        return self.definition.constraints
 
     @property
     def metric_names(self) -> tuple[str, ...]:

@@ -93,3 +93,18 @@ class ProblemDefinition:
     def record_shape(self, run_id: str, seed: int, driver: str, space: str) -> RecordShape:
         """What every row of a run (or sweep) of this problem shares."""
         return RecordShape(run_id, seed, driver, space, self.metrics, self.providers)
+
+
+class Defined:
+    """Mix-in of what holds a run's :class:`ProblemDefinition` (the evaluator, a driver's
+    problem): its objectives and constraints are the definition's, never a copy."""
+
+    definition: ProblemDefinition
+
+    @property
+    def objectives(self) -> tuple[Objective, ...]:
+        return self.definition.objectives
+
+    @property
+    def constraints(self) -> tuple[Constraint, ...]:
+        return self.definition.constraints

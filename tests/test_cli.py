@@ -141,6 +141,7 @@ def test_invalid_toml_and_missing_file_exit_2(tmp_path):
     assert proc.returncode == 2 and "no run 'no-such-run'" in proc.stderr
 
 
+@pytest.mark.slow
 def test_demo_list_and_show(tmp_path):
     proc = run_cli(["demo", "--max-evaluations", "48"], tmp_path)
     assert proc.returncode == 0, proc.stderr

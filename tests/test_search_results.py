@@ -70,6 +70,7 @@ def test_run_writes_a_parquet_dataset_read_by_duckdb_and_polars(tmp_path):
         {"driver": "random", "batch_size": 16},
     ],
 )
+@pytest.mark.slow
 def test_same_config_and_seed_give_the_same_records(tmp_path, search):
     cfg = config(**search)
     if search["driver"] == "random":

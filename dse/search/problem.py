@@ -21,15 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from dse.evaluate import Constraint, Evaluator, Objective
+from dse.evaluate import Evaluator
 from dse.ledger import BatchEvaluate, Proposal, RunLedger, genes_keys
-from dse.problem import ProblemDefinition, fallback_hash
+from dse.problem import Defined, ProblemDefinition, fallback_hash
 from dse.results.tracker import HypervolumeTracker
 from dse.space import SearchSpace
 
 
 @dataclass(frozen=True)
-class SearchProblem:
+class SearchProblem(Defined):
     """Genes -> objectives and constraints, for one run (built whole by the runner)."""
 
     space: SearchSpace
@@ -66,14 +66,6 @@ class SearchProblem:
         )
 
     # -- shape of the problem, for drivers ---------------------------------------------------
-    @property
-    def objectives(self) -> tuple[Objective, ...]:
-        return self.definition.objectives
-
-    @property
-    def constraints(self) -> tuple[Constraint, ...]:
-        return self.definition.constraints
-
     @property
     def run_id(self) -> str:
         return self.ledger.shape.run_id
