@@ -91,7 +91,7 @@ def test_sampled_values_stay_in_range_and_cover_choices(method):
             "sweep.parameters.simulators.gpu.batch_size.high",
         ),
         ({"parameters": {"simulators.gpu.batch_size": [1, 2]}}, "no architecture is swept"),
-        ({"colour": "red"}, "sweep.colour: unknown key"),
+        ({"colour": "red"}, "sweep.colour: unknown parameter; allowed: chunk_size, method"),
         ({"parameters": {"arch": "all", "arch.1<-0": ["none"]}}, "'arch.1<-0' is swept twice"),
         ({"points": None, "method": "sobol"}, "sweep.points: method 'sobol' needs points"),
     ],

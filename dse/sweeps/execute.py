@@ -30,12 +30,11 @@ from dse.experiment import build
 from dse.gcpolicy import search_gc
 from dse.ledger import Proposal, RunLedger
 from dse.parallel import experiment_for
-from dse.params import ConfigError
+from dse.params import ConfigError, create, expect
 from dse.problem import ProblemDefinition, RecordShape, fallback_hash
 from dse.results.store import RunStore, run_schema
 from dse.sweeps.plan import ARCH, METHODS, Parameter, listed_archs, make_points, parse_parameter
 
-SWEEP_KEYS = ("method", "points", "chunk_size", "workers", "scheduler", "parameters")
 _TYPES = {"int": pa.int64(), "float": pa.float64(), "string": pa.string()}
 
 
@@ -119,15 +118,39 @@ def base_config(raw: dict[str, Any]) -> dict[str, Any]:
     return base
 
 
+@dataclass(frozen=True)
+class SweepSection:
+    """``[sweep]``: how points are drawn (``method``; ``points`` for the sampled methods), the
+    swept ``parameters``, and where chunks of ``chunk_size`` points run (``workers`` of a
+    LocalCluster, 0 for this process, or a running ``scheduler``). Checked by
+    :func:`dse.params.bind_params` like every other section."""
+
+    parameters: dict[str, Any]
+    method: str = "grid"
+    points: int | None = None
+    chunk_size: int | None = None
+    workers: int | None = None
+    scheduler: str | None = None
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(
+                f"method: {self.method!r} is not allowed; allowed values: {', '.join(METHODS)}"
+            )
+        if not self.parameters:
+            raise ValueError("parameters: a table of at least one parameter is required")
+        if self.chunk_size is not None and self.chunk_size < 1:
+            raise ValueError(f"chunk_size: must be >= 1, got {self.chunk_size}")
+        if self.workers is not None and self.workers < 0:
+            raise ValueError(f"workers: must be >= 0 (0: in this process), got {self.workers}")
+
+
 def plan_sweep(raw: dict[str, Any]) -> SweepPlan:
     """Validate a sweep config and lay out its points; raises :class:`ConfigError` naming the
     field."""
-    if "sweep" not in raw or not isinstance(raw["sweep"], dict):
+    if "sweep" not in raw:
         raise ConfigError("sweep: missing required section [sweep] (method, parameters, ...)")
-    spec = raw["sweep"]
-    for key in spec:
-        if key not in SWEEP_KEYS:
-            raise ConfigError(f"sweep.{key}: unknown key; allowed: {', '.join(SWEEP_KEYS)}")
+    section = create(SweepSection, expect(raw["sweep"], dict, "sweep"), "sweep")
     base = base_config(raw)
     config = parse_config(
         base,
@@ -135,14 +158,7 @@ def plan_sweep(raw: dict[str, Any]) -> SweepPlan:
         sections=("run", "space", "proxies", "simulators", "objectives", "constraints", "search"),
     )
     experiment = build(config)
-    method = spec.get("method", "grid")
-    if method not in METHODS:
-        raise ConfigError(
-            f"sweep.method: {method!r} is not allowed; allowed values: {', '.join(METHODS)}"
-        )
-    params_spec = spec.get("parameters", {})
-    if not isinstance(params_spec, dict) or not params_spec:
-        raise ConfigError("sweep.parameters: a table of at least one parameter is required")
+    method, params_spec = section.method, section.parameters
     parameters: list[Parameter] = []
     archs: dict[str, dict] = {}  # arch_id -> decisions, when architectures are listed
     for name, value in params_spec.items():
@@ -169,20 +185,9 @@ def plan_sweep(raw: dict[str, Any]) -> SweepPlan:
                 "architectures, or arch.<variable> = [...] (unswept variables take their first "
                 "choice)"
             )
-    n = spec.get("points")
-    if n is not None and (not isinstance(n, int) or isinstance(n, bool)):
-        raise ConfigError(f"sweep.points: expected an integer, got {n!r}")
-    points = make_points(parameters, method, n, config.seed)
-    chunk_size = spec.get("chunk_size", max(1, min(500, math.ceil(len(points) / 64))))
-    if not isinstance(chunk_size, int) or chunk_size < 1:
-        raise ConfigError(f"sweep.chunk_size: must be an integer >= 1, got {chunk_size!r}")
-    workers, scheduler = spec.get("workers"), spec.get("scheduler")
-    if workers is not None and (not isinstance(workers, int) or workers < 0):
-        raise ConfigError(
-            f"sweep.workers: must be an integer >= 0 (0: in this process), got {workers!r}"
-        )
-    if scheduler is not None and not isinstance(scheduler, str):
-        raise ConfigError(f"sweep.scheduler: expected a Dask scheduler address, got {scheduler!r}")
+    points = make_points(parameters, method, section.points, config.seed)
+    chunk_size = section.chunk_size or max(1, min(500, math.ceil(len(points) / 64)))
+    workers, scheduler = section.workers, section.scheduler
     units, providers, fidelity = _validate_values(base, parameters, points[0])
     metrics = list(units)
     schema = run_schema(metrics, providers)
