@@ -114,12 +114,14 @@ class RunLedger:
         self.next_eval_id = 1 + max((r["eval_id"] for r in ordered), default=-1)
         ref = [math.nan if o.ref is None else o.minimised(o.ref) for o in self.objectives]
         self.hypervolume = HypervolumeTracker(np.array(ref, dtype=float))
-        restored = self._keep(ordered)
-        self._restored: set[str] = set(self._slot_of)  # rows a replay will propose again
+        self._keep(ordered)
+        #: rows restored from disk that the resumed run's replay has not proposed again yet:
+        #: until it does, they are neither known to the driver (``is_new``) nor on the front,
+        #: so the replay sees exactly what the uninterrupted run saw (tournament retries,
+        #: hypervolume, stagnation); they are never evaluated again
+        self._restored: set[str] = set(self._slot_of)
         for r, gkey in zip(ordered, genes_keys([r["encoding"] for r in ordered])):
             self._key_by_genes[gkey] = r["arch_hash"]
-        if len(restored):  # a resumed run continues from the front it had
-            self.hypervolume.update(self._feasible_front(restored), 0)
 
     @property
     def n_rows(self) -> int:
@@ -156,7 +158,13 @@ class RunLedger:
         self._key_by_genes[genes] = key
 
     def has(self, key: str) -> bool:
+        """Whether ``key`` has a row (evaluated in this run, or restored from disk)."""
         return key in self._slot_of
+
+    def proposed(self, key: str) -> bool:
+        """Whether ``key`` was proposed in this run as the driver has seen it so far: a row
+        restored from disk counts once the replay proposes it again."""
+        return key in self._slot_of and key not in self._restored
 
     # -- recording -----------------------------------------------------------------------------
     def record_batch(
@@ -181,18 +189,20 @@ class RunLedger:
             self.next_eval_id += 1
         self._write(new_rows, part=None)
         new_slots = self._keep(new_rows)
-        cached, first = 0, {p.key for p in pending}
+        cached, first, replayed = 0, {p.key for p in pending}, []
         for key in keys:
             if key in first:
                 first.discard(key)  # the proposal that asked for it; repeats count as cached
             elif key in self._restored:
                 self._restored.discard(key)  # first sight of a row restored from disk: a replay
+                replayed.append(self._slot_of[key])
             else:
                 cached += 1
         self.n_proposals += len(keys)
         self.n_cached += cached
         self.batches += 1
-        self.hypervolume.update(self._feasible_front(new_slots), self.n_proposals)
+        front_slots = np.concatenate([new_slots, np.array(replayed, dtype=np.int64)])
+        self.hypervolume.update(self._feasible_front(front_slots), self.n_proposals)
         if self.on_batch:
             self.on_batch(BatchReport(len(keys), new_rows, self.n_rows, cached))
         slots = np.fromiter((self._slot_of[k] for k in keys), dtype=np.int64, count=len(keys))
@@ -235,9 +245,12 @@ class RunLedger:
 
     # -- views ---------------------------------------------------------------------------------
     def minimised_front(self) -> np.ndarray:
-        """Minimised objective rows of the feasible evaluations so far."""
+        """Minimised objective rows of the feasible evaluations proposed so far (restored rows
+        once the replay has proposed them again)."""
         n = self._slots.n
-        return self._slots.F[:n][self._slots.feasible[:n]]
+        seen = self._slots.feasible[:n].copy()
+        seen[[self._slot_of[k] for k in self._restored]] = False
+        return self._slots.F[:n][seen]
 
 
 def genes_keys(X) -> list[bytes]:

@@ -138,8 +138,10 @@ class SearchProblem(Defined):
             return [int(v) for v in x]
 
     def is_known(self, x: np.ndarray) -> bool:
-        """Whether genes ``x`` were proposed before in this run (their record exists)."""
-        return self.ledger.key_of(genes_keys([x])[0]) is not None
+        """Whether genes ``x`` were proposed before in this run (their record exists), as the
+        uninterrupted run would have seen it at this point (a resumed run replays)."""
+        key = self.ledger.key_of(genes_keys([x])[0])
+        return key is not None and self.ledger.proposed(key)
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` random encodings, uniform over the space (over the listed ones when restricted)."""
