@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tomllib
 
@@ -42,12 +43,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if result.rows and failed / result.rows > FAILED_SHARE_WARNING:
         _print_failures(result, f"warning: {failed} of {result.rows} evaluations failed")
     if result.status == "interrupted":
+        from dse.search.interrupt import exit_code
+
+        by = "SIGTERM" if result.stop_signal == signal.SIGTERM else "Ctrl-C"
         print(
-            "dse: stopped by Ctrl-C after a finished batch; continue with dse run --resume "
+            f"dse: stopped by {by} after a finished batch; continue with dse run --resume "
             f"{result.path}",
             file=sys.stderr,
         )
-        return 130
+        return exit_code(result.stop_signal)
     return 0
 
 
@@ -295,11 +299,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"dse: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from dse.search.interrupt import Terminated
+
         print(
             "dse: interrupted; finished batches are saved (continue with --resume)", file=sys.stderr
         )
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
     except BrokenPipeError:  # the reader left (dse show ... | head): not an error of ours
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is silent

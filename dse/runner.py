@@ -45,6 +45,8 @@ class RunResult:
     status: str
     #: (count, "provider: error") of the failed evaluations, most frequent first
     failures: list[tuple[int, str]] = field(default_factory=list)
+    #: the signal that stopped an ``interrupted`` run (SIGINT or SIGTERM)
+    stop_signal: int | None = None
 
     def load(self):
         return load(self.path)
@@ -327,4 +329,5 @@ def _execute(opened: _Opened, progress: bool) -> RunResult:
         time.monotonic() - start,
         outcome.status,
         failure_summary(ledger.failures),
+        budget.stop_signal,
     )

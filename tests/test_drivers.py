@@ -208,7 +208,12 @@ def test_two_optuna_processes_share_one_sqlite_study_and_finish_the_budget(tmp_p
     assert sum(dse.results.manifest(r)["proposals"] for r in runs) == 48
 
 
-def test_ctrl_c_stops_after_the_current_batch_with_everything_saved(tmp_path, subprocess_env):
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_stops_after_the_current_batch_with_everything_saved(
+    tmp_path, subprocess_env, signum, code
+):
+    """Ctrl-C, and SIGTERM (how SLURM or Kubernetes end a job) alike: the batch in flight
+    finishes, the manifest says interrupted, the exit code is 128 + the signal."""
     cfg = tmp_path / "slow.toml"
     cfg.write_text(
         KILL.replace("max_evaluations = 150", "max_evaluations = 400")
@@ -237,9 +242,9 @@ def test_ctrl_c_stops_after_the_current_batch_with_everything_saved(tmp_path, su
     while time.monotonic() < deadline and len(list(evals.glob("part-*.parquet"))) < 3:
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.02)
-    os.kill(proc.pid, signal.SIGINT)
+    os.kill(proc.pid, signum)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err.decode()
+    assert proc.returncode == code, err.decode()
     m = dse.results.manifest(out / "stopped")
     assert m["status"] == "interrupted" and m["stopped_by"] == "interrupted"
     df = load(out / "stopped")

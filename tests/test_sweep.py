@@ -255,3 +255,59 @@ arch = "all"
         text=True,
     )
     assert bad.returncode == 2 and "--workers: must be >= 0" in bad.stderr
+
+
+SLOW_SWEEP = """
+[run]
+name = "term"
+plugins = ["dse_test_plugins"]
+[space]
+name = "nasbench201"
+[proxies.slow_params]
+delay_s = 0.005
+[sweep]
+method = "random"
+points = 600
+chunk_size = 5
+workers = 0
+[sweep.parameters]
+arch = "all"
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_sweep_with_its_finished_chunks_and_an_honest_manifest(tmp_path):
+    """A scheduler's SIGTERM: exit 143, the manifest says interrupted (not a dead process's
+    running), every finished chunk stays, and --resume completes the sweep."""
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "sweep.toml"
+    cfg.write_text(SLOW_SWEEP)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+    }
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "dse.cli", "sweep", str(cfg), "--output", str(out), "--quiet"]
+    proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(out.glob("*/evals/part-*.parquet"))) < 3:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    (run,) = out.iterdir()
+    assert dse.results.manifest(run)["status"] == "interrupted"
+    done = load(run, with_pareto=False)
+    assert 0 < len(done) < 600 and len(done) % 5 == 0
+    resumed = subprocess.run(
+        [sys.executable, "-m", "dse.cli", "sweep", "--resume", str(run), "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    df = load(run, with_pareto=False)
+    assert sorted(df.eval_id) == list(range(600)) and df.arch_hash.notna().all()

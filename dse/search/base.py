@@ -28,9 +28,12 @@ class Budget:
     started: float = field(default_factory=time.monotonic)
     stop_requested: bool = False
     reason: str | None = None
+    #: the signal that asked to stop (SIGINT: Ctrl-C; SIGTERM: a scheduler ending the job)
+    stop_signal: int | None = None
 
-    def request_stop(self) -> None:
+    def request_stop(self, signum: int | None = None) -> None:
         self.stop_requested = True
+        self.stop_signal = signum
 
     def remaining(self, problem: SearchProblem) -> int:
         return max(0, self.max_evaluations - problem.n_proposals)

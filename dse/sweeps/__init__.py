@@ -21,6 +21,7 @@ from dse.params import ConfigError
 from dse.results import open_to_resume
 from dse.results.store import RunStore, StoreError, new_manifest, part_number, recording_outcome
 from dse.runner import new_run_id
+from dse.search.interrupt import terminate_as_interrupt
 from dse.sweeps.execute import SweepPlan, plan_sweep, run_chunk
 from dse.sweeps.plan import METHODS, Parameter, make_points
 
@@ -93,7 +94,7 @@ def sweep(
             parts = store.part_rows()
             return {"chunks_done": len(parts), "parts": parts}
 
-        with recording_outcome(store, closing) as outcome:
+        with recording_outcome(store, closing) as outcome, terminate_as_interrupt():
             _execute(plan, pending, store, sweep_id, workers, scheduler, bar)
     return SweepResult(
         sweep_id,
