@@ -33,6 +33,7 @@ Format::
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -119,6 +120,22 @@ class SearchSpec:
         return out
 
 
+#: a run name or id: one path component of word characters and ``. _ - + = @ ,``, not starting
+#: with a dot, at most 100 characters (run ids are folder names under the output folder)
+_PLAIN_NAME = re.compile(r"[^\W][\w.+=@,-]{0,99}")
+
+
+def check_plain_name(value: str, field: str) -> str:
+    """``value`` if it can name a run folder (see :data:`_PLAIN_NAME`); else a ValueError that
+    names ``field`` and what is allowed."""
+    if not _PLAIN_NAME.fullmatch(value):
+        raise ValueError(
+            f"{field}: must be 1-100 letters, digits or . _ - + = @ , not starting with '.', "
+            f"'-' or another punctuation mark (one folder name), got {value!r}"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class RunSection:
     """``[run]``: the run's name (run ids are ``<name>-<UTC time>-s<seed>``), seed, output
@@ -131,9 +148,7 @@ class RunSection:
     plugin_dirs: tuple[str, ...] = ()
 
     def __post_init__(self):
-        name = self.name
-        if not name or any(c in name for c in "/\\") or name.startswith("."):
-            raise ValueError(f"name: must be a non-empty name without slashes, got {name!r}")
+        check_plain_name(self.name, "name")
         if self.seed < 0:
             raise ValueError(f"seed: must be >= 0, got {self.seed}")
 

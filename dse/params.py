@@ -13,6 +13,7 @@ the same field prefix.
 from __future__ import annotations
 
 import inspect
+import math
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -36,7 +37,7 @@ def _type_name(tp: Any) -> str:
         return "none"
     return {
         int: "an integer",
-        float: "a number",
+        float: "a finite number",
         str: "a string",
         bool: "true or false",
         dict: "a table",
@@ -81,8 +82,9 @@ def check_type(value: Any, tp: Any) -> tuple[bool, Any]:
         return isinstance(value, bool), value
     if tp is int:
         return isinstance(value, int) and not isinstance(value, bool), value
-    if tp is float:
+    if tp is float:  # NaN and infinities are refused: a NaN bound would silently drop a check
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value)
         return ok, float(value) if ok else value
     if tp is str:
         return isinstance(value, str), value

@@ -16,7 +16,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from dse.config import RunConfig, load_config, parse_config
+from dse.config import RunConfig, check_plain_name, load_config, parse_config
 from dse.experiment import Experiment, build
 from dse.gcpolicy import search_gc
 from dse.ledger import BatchReport, RunLedger
@@ -147,6 +147,11 @@ def run(
     if max_evaluations is not None and max_evaluations < 1:
         raise ConfigError(f"--max-evaluations: must be >= 1, got {max_evaluations}")
     given = _coerce(config) if config is not None else None  # parse a config file once
+    if run_id is not None:
+        try:
+            check_plain_name(run_id, "--run-id")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     with ExitStack() as stack:
         if resume is not None:
             opened = _open_resumed(resume, given, output, max_evaluations, drop_corrupt, stack)
