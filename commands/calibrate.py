@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from dse.inputs import add_plugin_arguments, import_requested_plugins, plugin, read_table
 from dse.params import ConfigError
 from dse.registry import COMMANDS, SPACES
 
@@ -41,10 +42,7 @@ def _literal(text: str) -> Any:
 
 def read_measurements(path: str, arch_column: str, space) -> tuple[list, pd.DataFrame]:
     """(unique architectures, the table with an ``arch_index`` column) of a measurement CSV."""
-    try:
-        df = pd.read_csv(path, dtype={arch_column: str})
-    except (OSError, pd.errors.ParserError) as exc:
-        raise ConfigError(f"--measured: cannot read {path!r}: {exc}") from None
+    df = read_table(path, "--measured", dtype={arch_column: str})
     for column in (arch_column, "latency_ms"):
         if column not in df.columns:
             raise ConfigError(
@@ -175,6 +173,7 @@ class CalibrateCommand:
         p.add_argument("--measured", required=True, help="CSV: arch, latency_ms[, batch_size]")
         p.add_argument("--out", required=True, help="calibration TOML to write")
         p.add_argument("--space", default="nasbench201", help="space the architectures are of")
+        add_plugin_arguments(p)
         p.add_argument(
             "--space-param",
             action="append",
@@ -209,8 +208,9 @@ class CalibrateCommand:
             if not sep or not key:
                 raise ConfigError(f"--space-param: expected KEY=VALUE, got {item!r}")
             params[key.strip()] = _literal(value.strip())
+        import_requested_plugins(args)
+        space = plugin(SPACES, args.space, params, "--space", "--space-param", "space")
         try:
-            space = SPACES.create(args.space, **params)
             archs, table = read_measurements(args.measured, args.arch_column, space)
             graphs = [space.to_graph(a) for a in archs]
             data = f"{Path(args.measured).name}: {len(archs)} measured {args.space} architectures"

@@ -24,9 +24,20 @@ from typing import Any
 
 import pandas as pd
 
+from dse.inputs import (
+    add_plugin_arguments,
+    at_least,
+    import_requested_plugins,
+    key_values,
+    plugin,
+    read_table,
+    require_columns,
+)
+from dse.params import ConfigError
 from dse.proxies.report_card import ProxyScorer, card_from_rows, fitted_on
 from dse.registry import COMMANDS, SPACES
 from dse.results.store import atomic_write_bytes
+from dse.space import Parsable
 
 
 @functools.lru_cache(maxsize=8)
@@ -113,16 +124,7 @@ def score_table(
 
 def space_param_values(items: Sequence[str]) -> dict[str, Any]:
     """``["resolution=32", "task=jigsaw"]`` -> ``{"resolution": 32, "task": "jigsaw"}``."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--space-param: {item!r} is not KEY=VALUE")
-        try:
-            out[key] = json.loads(text)
-        except json.JSONDecodeError:
-            out[key] = text
-    return out
+    return key_values(items, "--space-param")
 
 
 @COMMANDS.register("proxy-eval")
@@ -131,6 +133,7 @@ class ProxyEvalCommand:
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("--space", default="nasbench201", help="space name (default nasbench201)")
+        add_plugin_arguments(p)
         p.add_argument(
             "--dataset", default=None, help="space dataset, e.g. cifar10, cifar100, imagenet16_120"
         )
@@ -181,11 +184,11 @@ class ProxyEvalCommand:
         )
         p.add_argument(
             "--limit",
-            type=int,
+            type=at_least(0),
             default=0,
             help="score only this many rows (random, seeded; 0: all)",
         )
-        p.add_argument("--batch-size", type=int, default=64)
+        p.add_argument("--batch-size", type=at_least(1), default=64)
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--data", default="images", help="images (shipped photographs) or synthetic")
         p.add_argument(
@@ -197,44 +200,40 @@ class ProxyEvalCommand:
             "--resume", action="store_true", help="score only the architectures --out still lacks"
         )
         p.add_argument(
-            "--workers", type=int, default=None, help="Dask LocalCluster worker processes"
+            "--workers", type=at_least(1), default=None, help="Dask LocalCluster worker processes"
         )
         p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
         p.add_argument(
-            "--chunk-size", type=int, default=8, help="architectures per task and checkpoint"
+            "--chunk-size",
+            type=at_least(1),
+            default=8,
+            help="architectures per task and checkpoint",
         )
 
     def run(self, args: argparse.Namespace) -> int:
         if args.resume and not args.out:
-            raise ValueError("--resume needs --out (the folder to continue)")
-        for name in ("chunk_size", "workers"):
-            if getattr(args, name) is not None and getattr(args, name) < 1:
-                raise ValueError(
-                    f"--{name.replace('_', '-')}: must be >= 1, got {getattr(args, name)}"
-                )
-        df = pd.read_csv(
-            args.truth, dtype={args.arch_column: str}
-        )  # keeps leading zeros of bit strings
-        for column in (
-            args.arch_column,
-            *args.target,
-            *([args.ops_column] if args.ops_column else []),
-        ):
-            if column not in df.columns:
-                raise ValueError(
-                    f"{column!r} is not a column of {args.truth}; columns: {list(df.columns)}"
-                )
+            raise ConfigError("--resume: needs --out (the folder to continue)")
+        import_requested_plugins(args)
+        # the arch column as text: keeps leading zeros of bit strings
+        df = read_table(args.truth, "--truth", dtype={args.arch_column: str})
+        require_columns(
+            df,
+            [
+                ("--arch-column", args.arch_column),
+                *(("--target", t) for t in args.target),
+                *([("--ops-column", args.ops_column)] if args.ops_column else []),
+            ],
+            args.truth,
+        )
         if args.limit:
             df = df.sample(n=min(args.limit, len(df)), random_state=args.seed)
         space_params = {
             **({"dataset": args.dataset} if args.dataset else {}),
             **space_param_values(args.space_param),
         }
-        space = SPACES.create(args.space, **space_params)
-        if not hasattr(space, "parse"):
-            raise ValueError(
-                f"space {args.space!r} cannot parse architecture strings (no parse method)"
-            )
+        space = plugin(SPACES, args.space, space_params, "--space", "--space-param", "space")
+        if not isinstance(space, Parsable):
+            raise ConfigError(f"--space: {args.space!r} cannot parse architecture strings")
         texts = (
             df[args.arch_column]
             if not args.ops_column
@@ -245,7 +244,10 @@ class ProxyEvalCommand:
             keep = ~texts.isin(fitted)
             print(f"excluding {int((~keep).sum())} architectures a saved proxy was searched on")
             df, texts = df[keep.to_numpy()], texts[keep]
-        archs = [space.parse(a) for a in texts]
+        try:
+            archs = [space.parse(a) for a in texts]
+        except ValueError as exc:
+            raise ConfigError(f"--arch-column: {exc}") from None
         setup = {
             "space": args.space,
             "space_params": space_params,
@@ -256,9 +258,10 @@ class ProxyEvalCommand:
             "truth": str(args.truth),
             "archs": [space.arch_id(a) for a in archs],
         }
-        scorer_for(
-            json.dumps(setup, sort_keys=True)
-        )  # names checked before any worker starts; reused in-process
+        try:  # names checked before any worker starts; reused in-process
+            scorer_for(json.dumps(setup, sort_keys=True))
+        except ValueError as exc:
+            raise ConfigError(f"--{exc}" if str(exc).startswith("proxies:") else str(exc)) from None
         out = Path(args.out) if args.out else None
         rows = score_table(
             setup, archs, out, args.resume, args.chunk_size, args.workers, args.scheduler

@@ -16,6 +16,7 @@ import sys
 import tomllib
 
 from dse.config import DEMO_CONFIG, parse_config
+from dse.inputs import at_least
 from dse.params import ConfigError
 from dse.provider import MetricProvider
 from dse.registry import COMMANDS, DRIVERS, PROXIES, SIMULATORS, SPACES, Command
@@ -184,17 +185,6 @@ def _metrics_line(factory) -> str:
     )
 
 
-def _count(text: str) -> int:
-    """An argparse type: a whole number >= 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
 def parser(command: str | None = None) -> argparse.ArgumentParser:
     """The CLI's parser. Plugin commands (``dse.commands``) are imported only when ``command``
     is theirs or help is asked for (``None``); otherwise they are listed by name, so ``dse run``
@@ -233,7 +223,7 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("run", help="run directory or run id")
     s.add_argument("--output", default="results", help="where run ids are looked up")
     s.add_argument("--all", action="store_true", help="every evaluation, not just the Pareto front")
-    s.add_argument("--limit", type=_count, default=50, help="rows to print (0: all)")
+    s.add_argument("--limit", type=at_least(0), default=50, help="rows to print (0: all)")
     s.set_defaults(func=_cmd_show)
     w = sub.add_parser(
         "sweep", help="evaluate a grid/random/LHS/Sobol sweep of config values on Dask"

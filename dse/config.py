@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from dse.configfile import read_config_file
+from dse.configfile import check_depth, read_config_file
 from dse.objectives import Constraint, Objective
 from dse.params import ConfigError, create, expect
 
@@ -276,6 +276,7 @@ def parse_config(
     """Validate the structure of a config (plugin names and parameters are checked at build),
     every section through :func:`dse.params.bind_params`. Sweeps need no objectives
     (``require_objectives=False``)."""
+    check_depth(data, "config")
     for key in data:
         if key not in sections:
             raise ConfigError(f"{key}: unknown section; allowed: {', '.join(SECTIONS)}")

@@ -33,14 +33,45 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     """The TOML at ``path`` as plain data, its relative paths resolved against its folder."""
     p = Path(path)
     try:
-        text = p.read_text()
+        raw = p.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read config {str(p)!r}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read config {str(p)!r}: {exc.strerror or exc}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"{p}: {len(raw)} bytes is not a config (at most {MAX_CONFIG_BYTES} bytes)"
+        )
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {exc.start}); TOML is UTF-8") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{p}: invalid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: invalid TOML: arrays or tables nested too deep") from None
+    check_depth(data, str(p))
     return resolve_paths(data, p.resolve().parent)
+
+
+#: a config file larger than this is refused before parsing (configs are a few kilobytes)
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+#: tables and arrays nested deeper than this are refused (a config needs about five)
+MAX_DEPTH = 32
+
+
+def check_depth(data: Any, where: str) -> None:
+    """Refuse values nested deeper than :data:`MAX_DEPTH` (a config as a dict, too): deeper
+    data would only reach a RecursionError in JSON or the manifest."""
+    stack = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{where}: values nested deeper than {MAX_DEPTH} levels")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
 
 
 def _resolved(value: Any, base: Path) -> Any:

@@ -45,9 +45,12 @@ def _plugin(registry: Registry, name: str, params: dict, where: str) -> Any:
     return create(entry.factory, params, where.rsplit(".name", 1)[0])
 
 
-def import_plugins(modules: tuple[str, ...], folders: tuple[str, ...] = ()) -> None:
+def import_plugins(
+    modules: tuple[str, ...], folders: tuple[str, ...] = (), where: str = "run.plugins"
+) -> None:
     """Import user plugin modules so their ``@register`` decorators run; ``folders`` (a config
-    file's own) go on the import path first, so a module beside the config is found."""
+    file's own) go on the import path first, so a module beside the config is found. A module
+    that cannot be imported is a ConfigError naming ``where``."""
     for folder in folders:
         if folder not in sys.path:
             sys.path.insert(0, folder)
@@ -56,7 +59,7 @@ def import_plugins(modules: tuple[str, ...], folders: tuple[str, ...] = ()) -> N
             importlib.import_module(module)
         except Exception as exc:  # noqa: BLE001 - any import failure is a config problem
             raise ConfigError(
-                f"run.plugins[{i}]: cannot import {module!r}: {type(exc).__name__}: {exc}"
+                f"{where}[{i}]: cannot import {module!r}: {type(exc).__name__}: {exc}"
             ) from None
 
 

@@ -124,7 +124,7 @@ class ProxyScorer:
         if unknown:
             raise ValueError(
                 f"proxies: {unknown} not allowed; allowed values: "
-                f"{sorted([*MEASURES.names(), *ANALYTIC, 'ensemble', *PROXIES.names()])}"
+                f"{sorted({*MEASURES.names(), *ANALYTIC, 'ensemble', *PROXIES.names()})}"
             )
         self.space, self.batch_size, self.seed, self.data = space, batch_size, seed, data
         self.measured = [p for p in proxies if p != "ensemble"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +62,93 @@ def test_non_finite_numbers_are_refused_naming_the_field(tmp_path, changes, fiel
     with pytest.raises(ConfigError, match=field.replace("[", r"\[").replace("]", r"\]")):
         dse.run(good(**changes), output=tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
+
+
+TRUTH = Path(__file__).resolve().parents[1] / "data" / "nasbench201_naslib.csv"
+
+
+def cli(argv: list[str], capsys) -> tuple[int, str]:
+    """``dse ARGV`` in this process: (exit code, standard error)."""
+    from dse.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own refusals
+        code = int(exc.code or 0)
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--truth", "{empty}"], "--truth: '{empty}' is empty"),
+        (["--truth", "{binary}"], "--truth: '{binary}' is not a CSV table"),
+        (["--truth", "{missing}"], "--truth: '{missing}' does not exist"),
+        (["--truth", "{folder}"], "--truth: '{folder}' is not a file"),
+        (["--truth", "{truth}", "--target", "nope"], "--target: 'nope' is not a column"),
+        (["--truth", "{truth}", "--arch-column", "nope"], "--arch-column: 'nope' is not a column"),
+        (["--truth", "{truth}", "--proxies", "nope"], "--proxies: ['nope'] not allowed"),
+        (["--truth", "{truth}", "--space", "nope"], "--space: unknown space 'nope'"),
+        (["--truth", "{truth}", "--space-param", "nope=1"], "--space-param: space.nope: unknown"),
+        (["--truth", "{truth}", "--space-param", "nope"], "--space-param: expected KEY=VALUE"),
+        (["--truth", "{truth}", "--limit", "-1"], "argument --limit: must be >= 0"),
+        (["--truth", "{truth}", "--workers", "-1"], "argument --workers: must be >= 1"),
+        (["--truth", "{truth}", "--plugins", "no_such_module"], "--plugins[0]: cannot import"),
+    ],
+)
+def test_proxy_eval_refuses_bad_arguments_in_one_line(tmp_path, capsys, args, message):
+    """Each of these was a traceback (exit 1): an empty or binary table, an unknown target,
+    proxy, column, space or space parameter, a negative limit or worker count."""
+    files = {
+        "empty": tmp_path / "empty.csv",
+        "binary": tmp_path / "binary.csv",
+        "missing": tmp_path / "missing.csv",
+        "folder": tmp_path,
+        "truth": TRUTH,
+    }
+    files["empty"].write_text("")
+    files["binary"].write_bytes(bytes(range(128, 256)) * 4)
+    fill = {k: str(v) for k, v in files.items()}
+    out = tmp_path / "card"
+    argv = ["proxy-eval", *(a.format(**fill) for a in args), "--limit", "3", "--out", str(out)]
+    if "--limit" in args:
+        argv = argv[:-4] + argv[-2:]
+    code, err = cli(argv, capsys)
+    assert code == 2, err
+    assert message.format(**fill) in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_calibrate_names_an_unknown_space_and_loads_a_plugin_space(tmp_path):
+    """``dse calibrate --space nope`` was an UnknownPluginError traceback, and a plugin space
+    could not be named at all: --plugins imports it."""
+    import subprocess
+    import sys
+
+    (tmp_path / "lab_space.py").write_text(
+        "from dse.plugin import SPACES, GraphBuilder, IntRange, SearchSpace\n\n\n"
+        "@SPACES.register('lab_chain')\n"
+        "class Lab(SearchSpace):\n"
+        "    name = 'lab_chain'\n"
+        "    variables = (IntRange('depth', 1, 3),)\n\n"
+        "    def parse(self, text):\n"
+        "        return {'depth': int(text)}\n\n"
+        "    def to_graph(self, arch):\n"
+        "        b = GraphBuilder()\n"
+        "        x = b.input((3, 8, 8))\n"
+        "        for _ in range(arch['depth']):\n"
+        "            x = b.conv(x, 8, 3)\n"
+        "        b.classifier(x, 10)\n"
+        "        return b.build()\n"
+    )
+    (tmp_path / "lab.csv").write_text("arch,latency_ms\n1,0.10\n2,0.21\n3,0.29\n")
+    base = [sys.executable, "-m", "dse.cli", "calibrate", "--device", "A100-80GB-PCIe"]
+    base += ["--measured", "lab.csv", "--folds", "3"]
+    nope = subprocess.run(
+        [*base, "--space", "nope", "--out", "a.toml"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert nope.returncode == 2 and "--space: unknown space 'nope'" in nope.stderr
+    lab = [*base, "--space", "lab_chain", "--plugins", "lab_space", "--plugin-dir", "."]
+    done = subprocess.run([*lab, "--out", "b.toml"], cwd=tmp_path, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "b.toml").is_file() and not (tmp_path / "a.toml").exists()

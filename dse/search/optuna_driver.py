@@ -21,6 +21,7 @@ import time
 import warnings
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -116,6 +117,14 @@ class OptunaDriver(Driver):
             )
         self.sampler, self.batch_size = sampler, batch_size
         self.population_size, self.n_startup_trials = population_size, n_startup_trials
+        if storage is not None and storage.startswith("sqlite:///"):
+            path = storage[len("sqlite:///") :]
+            folder = Path(path).parent if path and path != ":memory:" else None
+            if folder is not None and not folder.is_dir():
+                raise ValueError(
+                    f"storage: the folder {str(folder)!r} of the SQLite study does not exist; "
+                    "create it first"
+                )
         self.storage, self.study_name = storage, study_name
 
     def _study(self, problem: SearchProblem, seed: int):

@@ -15,7 +15,7 @@ from typing import Any
 from tqdm import tqdm
 
 from dse.config import identity
-from dse.configfile import read_config_file
+from dse.configfile import check_depth, read_config_file
 from dse.parallel import dask_client
 from dse.params import ConfigError
 from dse.results import open_to_resume
@@ -44,6 +44,7 @@ class SweepResult:
 
 def _raw(config: dict | str | Path) -> dict[str, Any]:
     if isinstance(config, dict):
+        check_depth(config, "config")
         return json.loads(json.dumps(config))  # a private, plain copy
     return read_config_file(config)
 

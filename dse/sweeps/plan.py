@@ -209,6 +209,10 @@ def make_points(
         return [dict(zip(names, combo)) for combo in itertools.product(*values)]
     if n is None or n < 1:
         raise ConfigError(f"sweep.points: method {method!r} needs points = N (>= 1), got {n!r}")
+    if n > max_points:  # checked before a single array is allocated
+        raise ConfigError(
+            f"sweep.points: {n:,} is more than {max_points:,}; allowed: 1..{max_points}"
+        )
     u = unit_samples(method, n, len(parameters), seed)
     columns = [p.at(u[:, j]) for j, p in enumerate(parameters)]
     return [dict(zip(names, row)) for row in zip(*columns)]

@@ -1,0 +1,131 @@
+"""The input checks every command shares: a table file read into a frame, its columns, a plugin
+by name with its parameters, ``KEY=VALUE`` options, counts. Each refusal is a
+:class:`~dse.params.ConfigError` naming the option (one line, exit 2, nothing written), so
+``dse run``, ``dse proxy-eval``, ``dse calibrate`` and the others refuse bad input alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dse.params import ConfigError, create
+from dse.registry import Registry, UnknownPluginError
+
+
+def read_table(
+    path: str | Path, option: str, dtype: Mapping[str, Any] | None = None
+) -> pd.DataFrame:
+    """The CSV (or Parquet) table at ``path``; what cannot be read is one line naming
+    ``option`` and why (missing, a folder, empty, not a table)."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(f"{option}: {str(path)!r} does not exist")
+    if not p.is_file():
+        raise ConfigError(f"{option}: {str(path)!r} is not a file")
+    try:
+        if p.suffix == ".parquet":
+            return pd.read_parquet(p)
+        return pd.read_csv(p, dtype=dict(dtype) if dtype else None)
+    except pd.errors.EmptyDataError:
+        raise ConfigError(f"{option}: {str(path)!r} is empty (a table with a header row)") from None
+    except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"{option}: {str(path)!r} is not a CSV table ({first})") from None
+    except OSError as exc:
+        raise ConfigError(f"{option}: cannot read {str(path)!r}: {exc.strerror or exc}") from None
+
+
+def require_columns(df: pd.DataFrame, columns: Iterable[tuple[str, str]], path: str) -> None:
+    """Each ``(option, column)`` names a column of ``df`` (read from ``path``)."""
+    for option, column in columns:
+        if column not in df.columns:
+            raise ConfigError(
+                f"{option}: {column!r} is not a column of {path}; allowed values: "
+                f"{list(df.columns)}"
+            )
+
+
+def key_values(items: Sequence[str], option: str) -> dict[str, Any]:
+    """``["resolution=32", "task=jigsaw"]`` -> ``{"resolution": 32, "task": "jigsaw"}``: each
+    value read as JSON, else kept as text."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{option}: expected KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key.strip()] = text
+    return out
+
+
+def plugin(
+    registry: Registry,
+    name: str,
+    params: Mapping[str, Any],
+    option: str,
+    params_option: str,
+    section: str,
+) -> Any:
+    """The plugin ``name`` of ``registry`` made with ``params`` (checked against its signature,
+    as the config's ``section`` would be); an unknown name names ``option``, a bad parameter
+    ``params_option`` and the field (``--space-param: space.task: ...``)."""
+    try:
+        entry = registry.get(name)
+    except UnknownPluginError as exc:
+        raise ConfigError(f"{option}: {exc}") from None
+    try:
+        return create(entry.factory, params, section)
+    except ConfigError as exc:
+        raise ConfigError(f"{params_option}: {exc}") from None
+
+
+def add_plugin_arguments(p: argparse.ArgumentParser) -> None:
+    """``--plugins`` and ``--plugin-dir``, wherever a command names a space or provider: a
+    user's plugin module is found as a config's ``run.plugins`` would find it."""
+    p.add_argument(
+        "--plugins",
+        nargs="+",
+        default=[],
+        metavar="MODULE",
+        help="modules to import first, so their spaces and providers register (importing a "
+        "module runs its code, like any Python import)",
+    )
+    p.add_argument(
+        "--plugin-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder put on the import path for --plugins (repeatable)",
+    )
+
+
+def import_requested_plugins(args: argparse.Namespace) -> None:
+    """Import what ``--plugins`` names (from ``--plugin-dir`` first)."""
+    from dse.experiment import import_plugins
+
+    folders = tuple(str(Path(d).resolve()) for d in args.plugin_dir)
+    import_plugins(tuple(args.plugins), folders, where="--plugins")
+
+
+def at_least(low: int):
+    """An argparse type: a whole number >= ``low`` (argparse names the option and exits 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
