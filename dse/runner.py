@@ -230,6 +230,11 @@ def _open_new(given: RunConfig, run_id, output, max_evaluations, stack) -> _Open
         raise ConfigError(
             f"--run-id: run {run_id!r} already exists in {out}; use --resume to continue it"
         )
+    if run_id is not None and RunStore(out / run_id).part_files():
+        raise ConfigError(
+            f"--run-id: {out / run_id} holds evaluations but no manifest.json; restore the "
+            "manifest from a copy (then --resume), or choose another run id"
+        )
     run_id = run_id or new_run_id(cfg, out)
     store = RunStore(out / run_id)
     stack.enter_context(store.writer_lock())
@@ -304,7 +309,7 @@ def _execute(opened: _Opened, progress: bool) -> RunResult:
             "hypervolume": ledger.hypervolume.value,
             "evaluations": ledger.n_rows,
             "proposals": ledger.n_proposals,
-            "parts": store.part_rows(),
+            "parts": store.part_records(),
         }
 
     with recording_outcome(store, closing) as outcome:

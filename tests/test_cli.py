@@ -291,6 +291,12 @@ def test_resume_refuses_a_run_whose_hashes_no_longer_reproduce(tmp_path):
         pc.binary_join_element_wise("v0-", table["arch_hash"], ""),
     )
     pq.write_table(table, part)
+    from dse.results.store import RunStore, file_sha256
+
+    store = RunStore(tmp_path / "results" / "old")  # the record that older version would keep
+    parts = store.read_manifest()["parts"]
+    parts[part.name]["sha256"] = file_sha256(part)
+    store.update_manifest(parts=parts)
     proc = run_cli(["run", "--resume", "old", "--quiet"], tmp_path)
     assert proc.returncode == 2 and "hashes architecture" in proc.stderr
     assert len(load(tmp_path / "results" / "old")) == rows_before

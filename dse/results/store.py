@@ -13,6 +13,7 @@ pyarrow, pandas, polars and DuckDB globs (``evals/*.parquet``) all skip.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import platform
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 
 from dse.params import ConfigError
@@ -114,6 +116,22 @@ class StoreError(ConfigError):
     The CLI exits 2 on it, like any bad input."""
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes (hex)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def recorded_rows(record: Any) -> int | None:
+    """The rows a manifest's part record holds (an older manifest records the count alone)."""
+    if isinstance(record, dict):
+        return record.get("rows")
+    return record if isinstance(record, int) else None
+
+
 def part_number(path: Path) -> int:
     """``k`` of ``part-k.parquet``."""
     return int(path.stem.split("-", 1)[1])
@@ -170,7 +188,11 @@ class RunStore:
                 "and readable with any Parquet reader; restore the manifest from a copy, or start "
                 "a new run"
             ) from None
-        if not isinstance(manifest, dict) or "config" not in manifest or "run_id" not in manifest:
+        if (
+            not isinstance(manifest, dict)
+            or not isinstance(manifest.get("config"), dict)
+            or not isinstance(manifest.get("run_id"), str)
+        ):
             raise StoreError(
                 f"{self.manifest_path} is not a dse manifest (no run_id or config); restore it "
                 "from a copy, or start a new run"
@@ -251,19 +273,22 @@ class RunStore:
         """Move an unreadable part out of the dataset (a dot name that readers skip), never
         deleting it: ``.part-k.parquet.corrupt``."""
         target = part.with_name(f".{part.name}.corrupt")
+        k = 1
+        while target.exists():  # never replace a part set aside before
+            k += 1
+            target = part.with_name(f".{part.name}.{k}.corrupt")
         os.replace(part, target)
         return target
 
     def _set_aside(self) -> list[Path]:
         return (
-            sorted(self.evals_dir.glob(".part-*.parquet.corrupt"))
+            sorted(self.evals_dir.glob(".part-*.parquet*.corrupt"))
             if self.evals_dir.is_dir()
             else []
         )
 
     def part_rows(self) -> dict[str, int]:
-        """Rows per readable part, from the Parquet footers (recorded in the manifest at close,
-        so a later open can tell a missing or damaged part and what it held)."""
+        """Rows per readable part, from the Parquet footers."""
         rows = {}
         for p in self.part_files():
             try:
@@ -271,6 +296,24 @@ class RunStore:
             except (pa.ArrowException, OSError):
                 continue
         return rows
+
+    def part_records(self) -> dict[str, dict[str, Any]]:
+        """What the manifest records of each readable part at close, so a later open can tell a
+        missing, replaced or edited part and what it held: its rows, first and last
+        ``eval_id`` and the SHA-256 of its bytes."""
+        out = {}
+        for p in self.part_files():
+            try:
+                ids = pq.read_table(p, columns=["eval_id"]).column("eval_id")
+            except (pa.ArrowException, OSError, KeyError):
+                continue
+            out[p.name] = {
+                "rows": len(ids),
+                "first_eval_id": pa.compute.min(ids).as_py(),
+                "last_eval_id": pa.compute.max(ids).as_py(),
+                "sha256": file_sha256(p),
+            }
+        return out
 
     # -- one writer per run ------------------------------------------------------------------
     @contextmanager

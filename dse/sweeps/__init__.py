@@ -19,6 +19,7 @@ from dse.configfile import check_depth, read_config_file
 from dse.parallel import dask_client
 from dse.params import ConfigError
 from dse.results import open_to_resume
+from dse.results.integrity import refuse_foreign_parts
 from dse.results.store import RunStore, StoreError, new_manifest, part_number, recording_outcome
 from dse.runner import new_run_id
 from dse.search.interrupt import terminate_as_interrupt
@@ -92,7 +93,7 @@ def sweep(
 
         def closing(status: str) -> dict[str, Any]:
             bar.close()
-            parts = store.part_rows()
+            parts = store.part_records()
             return {"chunks_done": len(parts), "parts": parts}
 
         with recording_outcome(store, closing) as outcome, terminate_as_interrupt():
@@ -115,6 +116,8 @@ def _open_resumed(resume, config, output, drop_corrupt: bool, stack: ExitStack):
     if config is not None and identity(_raw(config)) != identity(raw):
         raise ConfigError(f"--resume: the config differs from sweep {manifest['run_id']!r}")
     plan = plan_sweep(raw)
+    for line in refuse_foreign_parts(store, manifest, drop_corrupt):
+        print(f"dse: --drop-corrupt: {line}", file=sys.stderr)
     for part in store.corrupt_parts():
         if not drop_corrupt:
             raise StoreError(
