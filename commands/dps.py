@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 from dse.commands.proxy_eval import space_param_values
+from dse.inputs import add_plugin_arguments
+from dse.params import ConfigError
 from dse.proxies.dps import config_params, fitness_rows, read_truth
 from dse.proxies.saved import save_proxy
 from dse.registry import COMMANDS, SPACES
@@ -26,6 +29,7 @@ def add_labelled_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--truth", required=True, help="CSV of benchmarked architectures")
     p.add_argument("--target", default="val_acc_cifar10", help="ground-truth column")
     p.add_argument("--space", default="nasbench201", help="the architectures' space")
+    add_plugin_arguments(p)
     p.add_argument(
         "--space-param",
         action="append",
@@ -93,6 +97,9 @@ class DpsCommand:
         import dse
 
         key = args.arch_column if not args.ops_column else [args.arch_column, args.ops_column]
+        labelled = read_truth(args.truth, args.target, key, "--truth", "--target/--arch-column")
+        if not 2 <= args.archs <= len(labelled):
+            raise ConfigError(f"--archs: must be in 2..{len(labelled)}, got {args.archs}")
         space_params = {} if args.iterations is None else {"iterations": args.iterations}
         target_params = space_param_values(args.space_param)
         execution = {
@@ -102,7 +109,16 @@ class DpsCommand:
         }
         batch = args.batch_size if args.batch_size is not None else (args.workers or 1)
         config = {
-            "run": {"name": f"dps-{args.proxy}", "seed": args.seed},
+            "run": {
+                "name": f"dps-{args.proxy}",
+                "seed": args.seed,
+                **({"plugins": list(args.plugins)} if args.plugins else {}),
+                **(
+                    {"plugin_dirs": [str(Path(d).resolve()) for d in args.plugin_dir]}
+                    if args.plugin_dir
+                    else {}
+                ),
+            },
             "space": {"name": CONFIG_SPACES[args.proxy], **space_params},
             "proxies": {
                 "proxy_fitness": {
@@ -139,7 +155,7 @@ class DpsCommand:
         )
         print(f"  {best.arch_id}")
         if args.name:
-            table = read_truth(args.truth, args.target, key)
+            table = labelled
             texts = table.arch_text.iloc[
                 fitness_rows(len(table), args.archs, args.sample_seed)
             ].tolist()

@@ -26,12 +26,14 @@ import pandas as pd
 
 from dse.commands.dps import add_labelled_arguments
 from dse.commands.proxy_eval import space_param_values
+from dse.inputs import import_requested_plugins, plugin
 from dse.params import ConfigError
 from dse.proxies.dps import fitness_rows, read_truth
 from dse.proxies.ensemble import DEFAULT_COMPONENTS, fit_ensemble
 from dse.proxies.report_card import ProxyScorer, fitted_on
 from dse.proxies.saved import save_proxy
 from dse.registry import COMMANDS, SPACES
+from dse.space import Parsable
 
 
 def _read_folder(root: Path) -> pd.DataFrame:
@@ -90,15 +92,24 @@ class ProxyFitCommand:
             raise ConfigError("--components: an ensemble cannot contain an ensemble")
         if args.l2 is not None and args.l2 < 0:
             raise ConfigError(f"--l2: must be >= 0, got {args.l2}")
+        import_requested_plugins(args)
         key = args.arch_column if not args.ops_column else [args.arch_column, args.ops_column]
-        table = read_truth(args.truth, args.target, key)
-        rows = table.iloc[fitness_rows(len(table), args.archs, args.sample_seed)]
+        table = read_truth(args.truth, args.target, key, "--truth", "--target/--arch-column")
+        try:
+            rows = table.iloc[fitness_rows(len(table), args.archs, args.sample_seed)]
+        except ValueError as exc:
+            raise ConfigError(f"--{exc}") from None
         space_params = {
             **({"dataset": args.dataset} if args.dataset else {}),
             **space_param_values(args.space_param),
         }
-        space = SPACES.create(args.space, **space_params)
-        archs = [space.parse(t) for t in rows.arch_text]
+        space = plugin(SPACES, args.space, space_params, "--space", "--space-param", "space")
+        if not isinstance(space, Parsable):
+            raise ConfigError(f"--space: {args.space!r} cannot parse architecture strings")
+        try:
+            archs = [space.parse(t) for t in rows.arch_text]
+        except ValueError as exc:
+            raise ConfigError(f"--arch-column: {exc}") from None
         ids = [space.arch_id(a) for a in archs]
         if args.scores:
             scored = read_scores(args.scores, args.components)

@@ -10,13 +10,14 @@ Exit codes: 0 success, 1 the run itself failed, 2 bad input (config, arguments, 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
 import tomllib
 
 from dse.config import DEMO_CONFIG, parse_config
-from dse.inputs import at_least
+from dse.inputs import at_least, writable_folder
 from dse.params import ConfigError
 from dse.provider import MetricProvider
 from dse.registry import COMMANDS, DRIVERS, PROXIES, SIMULATORS, SPACES, Command
@@ -81,6 +82,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from dse.reports import report
 
+    if args.out is not None:
+        writable_folder(args.out, "--out")
     try:
         path = report(
             args.runs,
@@ -279,6 +282,34 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
+#: what a full disk needs (the only OSError that --resume after making room cures)
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OSError that stopped a command: what could not be read or written, and
+    why, told apart (a full disk, a missing file, no permission, a name too long, a file where
+    a folder should be, a network peer)."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    why = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno in _DISK_FULL:
+        return (
+            f"{where}{why} (the disk is full); every finished batch is saved: make room and "
+            "continue with --resume"
+        )
+    if isinstance(exc, FileNotFoundError):
+        return f"{where}{why} (a file or folder went away while the command ran)"
+    if isinstance(exc, PermissionError):
+        return f"{where}{why} (no permission to read or write it)"
+    if isinstance(exc, (NotADirectoryError, IsADirectoryError, FileExistsError)):
+        return f"{where}{why} (a file where a folder should be, or the reverse)"
+    if exc.errno == errno.ENAMETOOLONG:
+        return f"{where}{why} (shorten the path)"
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return f"{why} (a Dask scheduler or worker did not answer)"
+    return f"{where}{why}"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     words = [a for a in argv if not a.startswith("-")]
@@ -301,12 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush is silent
         return 0
     except OSError as exc:  # the disk is full, the folder went away: a run failed, not a bug
-        where = f" {exc.filename}" if exc.filename else ""
-        print(
-            f"dse: error: cannot write{where}: {exc.strerror or exc}; every finished batch is "
-            "saved: make room and continue with --resume",
-            file=sys.stderr,
-        )
+        print(f"dse: error: {os_error_line(exc)}", file=sys.stderr)
         return 1
 
 

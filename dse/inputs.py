@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,24 @@ def import_requested_plugins(args: argparse.Namespace) -> None:
 
     folders = tuple(str(Path(d).resolve()) for d in args.plugin_dir)
     import_plugins(tuple(args.plugins), folders, where="--plugins")
+
+
+def writable_folder(path: str | Path, option: str) -> Path:
+    """``path`` if a run can be written there (it, or the nearest folder above it that exists,
+    is a folder this process may write in, and its names fit the file system); checked before
+    anything is created, so a bad ``--output`` writes nothing."""
+    p = Path(path)
+    for part in p.parts:
+        if len(part.encode()) > 255:
+            raise ConfigError(f"{option}: the name {part[:40]!r}... is longer than 255 bytes")
+    probe = p
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"{option}: {str(probe)!r} is a file, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option}: cannot write in {str(probe)!r} (permission denied)")
+    return p
 
 
 def at_least(low: int):

@@ -19,8 +19,9 @@ from tqdm import tqdm
 from dse.config import RunConfig, check_plain_name, load_config, parse_config
 from dse.experiment import Experiment, build
 from dse.gcpolicy import search_gc
+from dse.inputs import writable_folder
 from dse.ledger import BatchReport, RunLedger
-from dse.parallel import evaluation_pool
+from dse.parallel import check_scheduler, evaluation_pool
 from dse.params import ConfigError
 from dse.problem import fallback_hash
 from dse.results import load, open_to_resume
@@ -213,6 +214,8 @@ def _open_resumed(resume, given, output, max_evaluations, drop_corrupt, stack) -
     refuse_damaged(store, manifest, table.num_rows)
     existing = table.to_pylist()
     _check_hashes(experiment.space, existing, manifest)
+    if cfg.search.scheduler is not None:
+        check_scheduler(cfg.search.scheduler, "search.scheduler")
     store.update_manifest(
         status="running", resumed=manifest.get("resumed", 0) + 1, config=cfg.to_dict()
     )
@@ -225,7 +228,9 @@ def _open_new(given: RunConfig, run_id, output, max_evaluations, stack) -> _Open
         cfg = replace(cfg, search=replace(cfg.search, max_evaluations=max_evaluations))
     experiment = build(cfg)  # all validation happens before anything is written
     warm = _warm_start(cfg, experiment, output)
-    out = Path(output or cfg.output)
+    out = writable_folder(output or cfg.output, "--output" if output else "run.output")
+    if cfg.search.scheduler is not None:
+        check_scheduler(cfg.search.scheduler, "search.scheduler")
     if run_id is not None and RunStore(out / run_id).exists():
         raise ConfigError(
             f"--run-id: run {run_id!r} already exists in {out}; use --resume to continue it"

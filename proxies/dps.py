@@ -72,9 +72,17 @@ def config_params(proxy: str, decisions: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def read_truth(file: str | Path, column: str, key: str | list[str] = "arch_str") -> pd.DataFrame:
-    """A benchmark table's rows as ``arch_text`` (the key columns joined by ``|``) and ``truth``."""
-    return read_keyed_column(file, column, key, field="truth").rename(columns={"value": "truth"})
+def read_truth(
+    file: str | Path,
+    column: str,
+    key: str | list[str] = "arch_str",
+    field: str = "truth",
+    columns_field: str = "column/key",
+) -> pd.DataFrame:
+    """A benchmark table's rows as ``arch_text`` (the key columns joined by ``|``) and ``truth``;
+    errors name ``field`` (the file) and ``columns_field`` (a missing column)."""
+    table = read_keyed_column(file, column, key, field, columns_field)
+    return table.rename(columns={"value": "truth"})
 
 
 def parse_arch(space: SearchSpace, text: str) -> dict:

@@ -25,29 +25,30 @@ from typing import Any
 import networkx as nx
 import pandas as pd
 
+from dse.inputs import read_table
+from dse.params import ConfigError
 from dse.provider import MetricProvider
 from dse.registry import PROXIES
 from dse.space import SearchSpace
 
 
 def read_keyed_column(
-    file: str | Path, column: str, key: str | list[str] = "arch_str", field: str = "file"
+    file: str | Path,
+    column: str,
+    key: str | list[str] = "arch_str",
+    field: str = "file",
+    columns_field: str = "column/key",
 ) -> pd.DataFrame:
     """A benchmark table (CSV or Parquet) as ``arch_text`` (the key columns joined by ``|``, as
     the spaces' ``arch_id``/``parse`` write them) and ``value`` (``column`` as floats); errors name
     ``field`` for the file and ``column/key`` for missing columns."""
-    path = Path(file)
-    if not path.is_file():
-        raise ValueError(f"{field}: {str(file)!r} does not exist")
     keys = [key] if isinstance(key, str) else list(key)
-    df = (
-        pd.read_parquet(path)
-        if path.suffix == ".parquet"
-        else pd.read_csv(path, dtype={k: str for k in keys})
-    )
+    df = read_table(file, field, dtype={k: str for k in keys})
     missing = [c for c in [*keys, column] if c not in df.columns]
     if missing:
-        raise ValueError(f"column/key: {missing} not in {file}; allowed values: {list(df.columns)}")
+        raise ConfigError(
+            f"{columns_field}: {missing} not in {file}; allowed values: {list(df.columns)}"
+        )
     text = df[keys[0]].astype(str)
     for k in keys[1:]:
         text = text + "|" + df[k].astype(str)

@@ -152,3 +152,91 @@ def test_calibrate_names_an_unknown_space_and_loads_a_plugin_space(tmp_path):
     done = subprocess.run([*lab, "--out", "b.toml"], cwd=tmp_path, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "b.toml").is_file() and not (tmp_path / "a.toml").exists()
+
+
+RUN_TOML = """
+[run]
+name = "cli"
+[space]
+name = "nasbench201"
+[proxies.analytic]
+[[objectives]]
+metric = "params"
+[search]
+driver = "random"
+max_evaluations = 4
+"""
+
+
+@pytest.mark.parametrize(
+    "setup, argv, message",
+    [
+        (
+            lambda d: (d / "c.toml").write_bytes(b"\xff\xfe[run]\n"),
+            ["run", "{d}/c.toml"],
+            "not UTF-8 text",
+        ),
+        (
+            lambda d: (d / "c.toml").write_text(
+                RUN_TOML + "[sweep]\nx = " + "[" * 2000 + "]" * 2000
+            ),
+            ["run", "{d}/c.toml"],
+            "nested too deep",
+        ),
+        (
+            lambda d: (d / "c.toml").write_text(
+                RUN_TOML.replace('"random"', '"optuna"\nstorage = "sqlite:///no/such/folder/s.db"')
+            ),
+            ["run", "{d}/c.toml"],
+            "search.storage: the folder",
+        ),
+        (
+            lambda d: (d / "c.toml").write_text(RUN_TOML + 'scheduler = "tcp://127.0.0.1:1"\n'),
+            ["run", "{d}/c.toml"],
+            "search.scheduler: no Dask scheduler answers",
+        ),
+        (
+            lambda d: ((d / "c.toml").write_text(RUN_TOML), (d / "afile").write_text("x")),
+            ["run", "{d}/c.toml", "--output", "{d}/afile"],
+            "--output: '{d}/afile' is a file, not a folder",
+        ),
+        (
+            lambda d: (d / "c.toml").write_text(RUN_TOML),
+            ["run", "{d}/c.toml", "--output", "{d}/" + "y" * 300],
+            "is longer than 255 bytes",
+        ),
+        (
+            lambda d: (d / "c.toml").write_text(
+                RUN_TOML.split("[[objectives]]")[0]
+                + '[sweep]\nmethod = "random"\npoints = 1000000000000\n[sweep.parameters]\n'
+                'arch = "all"\n'
+            ),
+            ["sweep", "{d}/c.toml"],
+            "sweep.points: 1,000,000,000,000 is more than 10,000,000",
+        ),
+        (
+            lambda d: (d / "afile").write_text(""),
+            ["proxy-fit", "--truth", "{d}/afile", "--name", "n"],
+            "--truth: '{d}/afile' is empty",
+        ),
+        (
+            lambda d: None,
+            ["dps", "--truth", str(TRUTH), "--target", "nope"],
+            "--target/--arch-column: ['nope'] not in",
+        ),
+    ],
+)
+def test_commands_refuse_bad_input_in_one_line_and_write_nothing(
+    tmp_path, capsys, monkeypatch, setup, argv, message
+):
+    """Each was a traceback (exit 1), and several left a run folder behind."""
+    monkeypatch.chdir(tmp_path)
+    work = tmp_path / "work"
+    work.mkdir()
+    setup(work)
+    before = sorted(p.name for p in work.iterdir())
+    code, err = cli([a.format(d=work) for a in argv], capsys)
+    assert code == 2, err
+    assert message.format(d=work) in err and "Traceback" not in err
+    assert err.strip().count("\n") == 0, err
+    assert sorted(p.name for p in work.iterdir()) == before and not (tmp_path / "results").exists()

@@ -16,7 +16,8 @@ from tqdm import tqdm
 
 from dse.config import identity
 from dse.configfile import check_depth, read_config_file
-from dse.parallel import dask_client
+from dse.inputs import writable_folder
+from dse.parallel import check_scheduler, dask_client
 from dse.params import ConfigError
 from dse.results import open_to_resume
 from dse.results.integrity import refuse_foreign_parts
@@ -75,7 +76,7 @@ def sweep(
         else:
             if config is None:
                 raise ConfigError("sweep: a config is required unless --resume is given")
-            plan, store, sweep_id = _open_new(_raw(config), output, stack)
+            plan, store, sweep_id = _open_new(_raw(config), output, scheduler, stack)
         workers = plan.workers if workers is None else workers
         scheduler = plan.scheduler if scheduler is None else scheduler
         done = {part_number(p) for p in store.part_files()}
@@ -133,9 +134,12 @@ def _open_resumed(resume, config, output, drop_corrupt: bool, stack: ExitStack):
     return plan, store, manifest["run_id"]
 
 
-def _open_new(raw: dict[str, Any], output, stack: ExitStack):
+def _open_new(raw: dict[str, Any], output, scheduler, stack: ExitStack):
     plan = plan_sweep(raw)  # every check before anything is written
-    out = Path(output or plan.config.output)
+    out = writable_folder(output or plan.config.output, "--output" if output else "run.output")
+    scheduler = scheduler if scheduler is not None else plan.scheduler
+    if scheduler is not None:
+        check_scheduler(scheduler, "--scheduler")
     sweep_id = new_run_id(plan.config, out)
     store = RunStore(out / sweep_id)
     stack.enter_context(store.writer_lock())
