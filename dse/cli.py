@@ -36,6 +36,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         max_evaluations=args.max_evaluations,
         drop_corrupt=args.drop_corrupt,
+        trust_plugins=args.trust_plugins,
     )
     if result.all_failed:
         _print_failures(result, f"every one of the {result.rows} evaluations failed")
@@ -70,6 +71,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         scheduler=args.scheduler,
         progress=not args.quiet,
         drop_corrupt=args.drop_corrupt,
+        trust_plugins=args.trust_plugins,
     )
     print(
         f"sweep {result.sweep_id}: {result.points} points in {result.chunks} chunks "
@@ -214,6 +216,12 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
         help="with --resume: set unreadable parts aside and continue without missing ones "
         "(their architectures are evaluated again)",
     )
+    r.add_argument(
+        "--trust-plugins",
+        action="store_true",
+        help="with --resume: import the plugin modules the manifest names from folders outside "
+        "the run folder (importing a module runs its code)",
+    )
     r.set_defaults(func=_cmd_run)
     d = sub.add_parser("demo", help="run the built-in NAS-Bench-201 demo search (no config needed)")
     d.add_argument("--output", help="results directory (default: results)")
@@ -249,6 +257,12 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
         "--drop-corrupt",
         action="store_true",
         help="with --resume: set unreadable parts aside and run their chunks again",
+    )
+    w.add_argument(
+        "--trust-plugins",
+        action="store_true",
+        help="with --resume: import the plugin modules the manifest names from folders outside "
+        "the run folder (importing a module runs its code)",
     )
     w.set_defaults(func=_cmd_sweep)
     rp = sub.add_parser("report", help="a self-contained HTML report of one or more runs or sweeps")

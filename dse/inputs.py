@@ -148,3 +148,22 @@ def at_least(low: int):
 
     parse.__name__ = f"integer >= {low}"
     return parse
+
+
+def check_plugin_trust(config: Mapping[str, Any], folder: Path, trusted: bool) -> None:
+    """A resumed run or sweep re-imports the plugin modules its manifest names, from the
+    folders it names: code from wherever the folder came from. Unless ``trusted``
+    (``--trust-plugins``), refuse when any of those folders lies outside the run ``folder``."""
+    run = config.get("run") or {}
+    if trusted or not run.get("plugins"):
+        return
+    inside = folder.resolve()
+    outside = [
+        d for d in run.get("plugin_dirs") or [] if not Path(d).resolve().is_relative_to(inside)
+    ]
+    if outside:
+        raise ConfigError(
+            f"--trust-plugins: {folder} imports plugin modules {list(run['plugins'])} from "
+            f"{outside}, outside the run folder; importing them runs their code. Pass "
+            "--trust-plugins if you trust them, or the config file you ran it with"
+        )

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from dse.config import RunConfig, check_plain_name, load_config, parse_config
 from dse.experiment import Experiment, build
 from dse.gcpolicy import search_gc
-from dse.inputs import writable_folder
+from dse.inputs import check_plugin_trust, writable_folder
 from dse.ledger import BatchReport, RunLedger
 from dse.parallel import check_scheduler, evaluation_pool
 from dse.params import ConfigError
@@ -134,6 +134,7 @@ def run(
     progress: bool = True,
     max_evaluations: int | None = None,
     drop_corrupt: bool = False,
+    trust_plugins: bool = False,
 ) -> RunResult:
     """Run a search; with ``resume`` (a run directory or id), continue that run instead.
 
@@ -155,7 +156,9 @@ def run(
             raise ConfigError(str(exc)) from None
     with ExitStack() as stack:
         if resume is not None:
-            opened = _open_resumed(resume, given, output, max_evaluations, drop_corrupt, stack)
+            opened = _open_resumed(
+                resume, given, output, max_evaluations, drop_corrupt, trust_plugins, stack
+            )
         else:
             if given is None:
                 raise ConfigError("config: a config file is required unless --resume is given")
@@ -175,9 +178,14 @@ class _Opened:
     run_id: str
 
 
-def _open_resumed(resume, given, output, max_evaluations, drop_corrupt, stack) -> _Opened:
+def _open_resumed(
+    resume, given, output, max_evaluations, drop_corrupt, trust_plugins, stack
+) -> _Opened:
     store, manifest = open_to_resume(resume, output or (given and given.output), "run", stack)
     cfg = parse_config(manifest["config"])
+    # the manifest's plugin folders are imported only when trusted; a config given with the
+    # resume brings its own (the user's) folders
+    check_plugin_trust(manifest["config"], store.path, trust_plugins or given is not None)
     if given is not None:
         diff = _first_difference(given.identity(), cfg.identity())
         if diff:
@@ -187,6 +195,7 @@ def _open_resumed(resume, given, output, max_evaluations, drop_corrupt, stack) -
         # the budget may be extended on resume, and the run may go on on other workers
         cfg = replace(
             cfg,
+            plugin_dirs=given.plugin_dirs,
             search=replace(
                 cfg.search,
                 max_evaluations=given.search.max_evaluations,

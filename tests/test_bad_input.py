@@ -240,3 +240,32 @@ def test_commands_refuse_bad_input_in_one_line_and_write_nothing(
     assert message.format(d=work) in err and "Traceback" not in err
     assert err.strip().count("\n") == 0, err
     assert sorted(p.name for p in work.iterdir()) == before and not (tmp_path / "results").exists()
+
+
+def test_resuming_a_received_run_asks_before_importing_its_plugins(tmp_path, monkeypatch):
+    """A run folder from elsewhere names plugin modules and the folders to import them from;
+    resuming it imports them (runs their code), so it asks for --trust-plugins, unless the
+    user gives the config (and so their own folders)."""
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    (lab / "lab_nodes.py").write_text(
+        "from dse.plugin import PROXIES, MetricProvider\n\n\n"
+        "@PROXIES.register('lab_nodes2')\n"
+        "class Nodes(MetricProvider):\n"
+        "    name, metrics, units = 'lab_nodes2', ('lab_nodes2',), {'lab_nodes2': 'nodes'}\n\n"
+        "    def evaluate(self, graph, arch, space):\n"
+        "        return {'lab_nodes2': float(graph.number_of_nodes())}\n"
+    )
+    cfg = lab / "exp.toml"
+    cfg.write_text(
+        '[run]\nname = "lab"\nplugins = ["lab_nodes"]\n[space]\nname = "nasbench201"\n'
+        '[proxies.lab_nodes2]\n[[objectives]]\nmetric = "lab_nodes2"\n'
+        '[search]\ndriver = "random"\nmax_evaluations = 4\n'
+    )
+    out = tmp_path / "out"
+    dse.run(cfg, run_id="got", output=out, progress=False)
+    with pytest.raises(ConfigError, match="--trust-plugins: .* imports plugin modules"):
+        dse.run(resume=out / "got", max_evaluations=8, progress=False)
+    dse.run(cfg, resume=out / "got", max_evaluations=8, progress=False)  # the user's config
+    dse.run(resume=out / "got", max_evaluations=12, progress=False, trust_plugins=True)
+    assert len(dse.results.load(out / "got")) >= 4

@@ -213,7 +213,9 @@ def test_sigkill_then_resume_loses_nothing_and_duplicates_nothing(tmp_path, subp
     assert dse.results.manifest(out / "victim")["status"] == "running"
 
     resumed = run_cli(
-        ["run", "--resume", "victim", "--output", str(out), "--quiet"], tmp_path, subprocess_env
+        ["run", "--resume", "victim", "--output", str(out), "--quiet", "--trust-plugins"],
+        tmp_path,
+        subprocess_env,
     )
     assert resumed.returncode == 0, resumed.stderr
     after = load(out / "victim")

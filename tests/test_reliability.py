@@ -184,7 +184,9 @@ def test_a_resume_while_the_run_still_runs_is_refused(tmp_path, subprocess_env):
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     # the killed writer's lock died with it: a resume now goes through and duplicates nothing
-    third = cli(["run", "--resume", out / "v", "--quiet"], tmp_path, subprocess_env)
+    third = cli(
+        ["run", "--resume", out / "v", "--quiet", "--trust-plugins"], tmp_path, subprocess_env
+    )
     assert third.returncode == 0, third.stderr
     df = load(out / "v")
     assert df.eval_id.is_unique and df.arch_hash.is_unique

@@ -303,7 +303,16 @@ def test_sigterm_stops_a_sweep_with_its_finished_chunks_and_an_honest_manifest(t
     done = load(run, with_pareto=False)
     assert 0 < len(done) < 600 and len(done) % 5 == 0
     resumed = subprocess.run(
-        [sys.executable, "-m", "dse.cli", "sweep", "--resume", str(run), "--quiet"],
+        [
+            sys.executable,
+            "-m",
+            "dse.cli",
+            "sweep",
+            "--resume",
+            str(run),
+            "--quiet",
+            "--trust-plugins",
+        ],
         env=env,
         capture_output=True,
         text=True,

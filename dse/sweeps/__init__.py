@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from dse.config import identity
 from dse.configfile import check_depth, read_config_file
-from dse.inputs import writable_folder
+from dse.inputs import check_plugin_trust, writable_folder
 from dse.parallel import check_scheduler, dask_client
 from dse.params import ConfigError
 from dse.results import open_to_resume
@@ -60,6 +60,7 @@ def sweep(
     scheduler: str | None = None,
     progress: bool = True,
     drop_corrupt: bool = False,
+    trust_plugins: bool = False,
 ) -> SweepResult:
     """Run a sweep (a TOML path or a dict shaped like it) or, with ``resume``, finish one.
 
@@ -72,7 +73,9 @@ def sweep(
         raise ConfigError(f"--workers: must be >= 0 (0: evaluate in this process), got {workers}")
     with ExitStack() as stack:
         if resume is not None:
-            plan, store, sweep_id = _open_resumed(resume, config, output, drop_corrupt, stack)
+            plan, store, sweep_id = _open_resumed(
+                resume, config, output, drop_corrupt, trust_plugins, stack
+            )
         else:
             if config is None:
                 raise ConfigError("sweep: a config is required unless --resume is given")
@@ -110,12 +113,17 @@ def sweep(
     )
 
 
-def _open_resumed(resume, config, output, drop_corrupt: bool, stack: ExitStack):
+def _open_resumed(resume, config, output, drop_corrupt: bool, trust: bool, stack: ExitStack):
     store, manifest = open_to_resume(resume, output, "sweep", stack)
     path = store.path
     raw = manifest["config"]
-    if config is not None and identity(_raw(config)) != identity(raw):
-        raise ConfigError(f"--resume: the config differs from sweep {manifest['run_id']!r}")
+    check_plugin_trust(raw, path, trust or config is not None)
+    if config is not None:
+        given = _raw(config)
+        if identity(given) != identity(raw):
+            raise ConfigError(f"--resume: the config differs from sweep {manifest['run_id']!r}")
+        # the user's own config brings its own plugin folders
+        raw.setdefault("run", {})["plugin_dirs"] = given.get("run", {}).get("plugin_dirs", [])
     plan = plan_sweep(raw)
     for line in refuse_foreign_parts(store, manifest, drop_corrupt):
         print(f"dse: --drop-corrupt: {line}", file=sys.stderr)
