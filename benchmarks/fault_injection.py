@@ -9,10 +9,20 @@ Scenarios (each against an uninterrupted run of the same config and seed):
 * a truncated part (``dse show`` and ``--resume`` refuse; ``--drop-corrupt`` continues);
 * a corrupt manifest (every command refuses with one line);
 * a full disk: the run writes to a tiny tmpfs (needs root or user namespaces) and must stop with
-  one clear line and a resumable store, which then finishes on a disk with room.
+  one clear line and a resumable store, which then finishes on a disk with room;
+* SIGKILL of a regularised-evolution run (REA's tournament retries ask what is known) and of a
+  run with ``max_stagnant_evaluations``, at random moments, then ``--resume``: the records must
+  equal the uninterrupted run's, eval_id by eval_id (``diverged`` counts the rows that differ);
+* SIGTERM (how SLURM and Kubernetes stop a job): exit 143, manifest ``interrupted``, resumable;
+* tampered parts: another run's part copied over one of the same size, a part copied to the next
+  number of a killed run, a value edited by hand: refused with one line, and ``--drop-corrupt``
+  admits no duplicate;
+* the bad-input table of ``benchmarks/bad_inputs.py`` (82 cases over every command): exit codes,
+  tracebacks and files written.
 
-Printed per scenario: trials, rows lost, rows duplicated, exit codes and the refusal messages.
-Target: 0 lost and 0 duplicated everywhere, every refusal one line with exit 2 (a full disk: 1).
+Printed per scenario: trials, rows lost, rows duplicated, rows diverged, exit codes and the
+refusal messages. Target: 0 lost, 0 duplicated and 0 diverged everywhere, every refusal one line
+with exit 2 (a full disk: 1; SIGTERM: 143).
 
     python benchmarks/fault_injection.py [--trials 20] [--budget 400] [--seed 0]
 """
@@ -115,12 +125,18 @@ arch = "all"
 """
 
 
+#: resumes of these runs import fi_plugin from the work folder, outside the run folder: the
+#: user's own plugin, trusted explicitly
+TRUST = "--trust-plugins"
+
+
 @dataclass
 class Scenario:
     name: str
     trials: int = 0
     lost: int = 0
     duplicated: int = 0
+    diverged: int = 0
     exits: Counter = field(default_factory=Counter)
     messages: list[str] = field(default_factory=list)
 
@@ -177,7 +193,7 @@ def sigkill_runs(work: Path, cfg: Path, ref: pd.DataFrame, run_s: float, trials:
             work,
             rng.uniform(0.5, max(0.6, run_s * 0.9)),
         )
-        resumed = cli(["run", "--resume", out / "r", "--quiet"], work)
+        resumed = cli(["run", "--resume", out / "r", "--quiet", TRUST], work)
         s.exits[resumed.returncode] += 1
         if resumed.returncode != 0:
             s.messages.append(resumed.stderr.strip().splitlines()[-1][:160])
@@ -192,8 +208,8 @@ def deleted_part(work: Path, ref_run: Path, ref: pd.DataFrame, rng):
     shutil.copytree(ref_run, run)
     parts = sorted((run / "evals").glob("part-*.parquet"))
     rng.choice(parts[:-1]).unlink()
-    s.refused(cli(["run", "--resume", run, "--quiet"], work))
-    fixed = cli(["run", "--resume", run, "--drop-corrupt", "--quiet"], work)
+    s.refused(cli(["run", "--resume", run, "--quiet", TRUST], work))
+    fixed = cli(["run", "--resume", run, "--drop-corrupt", "--quiet", TRUST], work)
     s.exits[fixed.returncode] += 1
     compare(s, run, ref)
     s.trials = 1
@@ -206,14 +222,14 @@ def concurrent_resumes(work: Path, cfg: Path, ref: pd.DataFrame, run_s: float, t
         out = work / f"twice{t}"
         kill_after(["run", cfg, "--run-id", "r", "--output", out, "--quiet"], work, run_s * 0.4)
         a = subprocess.Popen(
-            DSE + ["run", "--resume", str(out / "r"), "--quiet"],
+            DSE + ["run", "--resume", str(out / "r"), "--quiet", TRUST],
             cwd=work,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         time.sleep(0.3)
-        b = cli(["run", "--resume", out / "r", "--quiet"], work)
+        b = cli(["run", "--resume", out / "r", "--quiet", TRUST], work)
         a_out, a_err = a.communicate()
         first = subprocess.CompletedProcess(a.args, a.returncode, a_out, a_err)
         for proc in (first, b):
@@ -222,7 +238,7 @@ def concurrent_resumes(work: Path, cfg: Path, ref: pd.DataFrame, run_s: float, t
             else:
                 s.exits[proc.returncode] += 1
         if 0 not in (first.returncode, b.returncode):  # neither finished: finish now
-            cli(["run", "--resume", out / "r", "--quiet"], work)
+            cli(["run", "--resume", out / "r", "--quiet", TRUST], work)
         compare(s, out / "r", ref)
         s.trials += 1
     return s
@@ -282,8 +298,8 @@ def truncated_part(work: Path, ref_run: Path, ref: pd.DataFrame, rng):
     part = rng.choice(sorted((run / "evals").glob("part-*.parquet")))
     part.write_bytes(part.read_bytes()[: max(8, part.stat().st_size // 3)])
     s.refused(cli(["show", run], work))
-    s.refused(cli(["run", "--resume", run, "--quiet"], work))
-    fixed = cli(["run", "--resume", run, "--drop-corrupt", "--quiet"], work)
+    s.refused(cli(["run", "--resume", run, "--quiet", TRUST], work))
+    fixed = cli(["run", "--resume", run, "--drop-corrupt", "--quiet", TRUST], work)
     s.exits[fixed.returncode] += 1
     compare(s, run, ref)
     s.trials = 1
@@ -295,7 +311,7 @@ def corrupt_manifest(work: Path, ref_run: Path, ref: pd.DataFrame):
     run = work / "manifest" / "r"
     shutil.copytree(ref_run, run)
     (run / "manifest.json").write_text('{"run_id": "r", "conf')
-    for args in (["show", run], ["run", "--resume", run], ["report", run]):
+    for args in (["show", run], ["run", "--resume", run, TRUST], ["report", run]):
         s.refused(cli(args, work))
     compare(s, run, ref)  # the parts are untouched
     s.trials = 1
@@ -318,7 +334,7 @@ def full_disk(work: Path, cfg: Path, ref: pd.DataFrame):
         shutil.copytree(mnt / "r", work / "roomy" / "r")
     finally:
         subprocess.run(["umount", str(mnt)], capture_output=True)
-    resumed = cli(["run", "--resume", work / "roomy" / "r", "--quiet"], work)
+    resumed = cli(["run", "--resume", work / "roomy" / "r", "--quiet", TRUST], work)
     s.exits[resumed.returncode] += 1
     compare(s, work / "roomy" / "r", ref)
     s.trials = 1
@@ -353,16 +369,45 @@ def main() -> None:
             corrupt_manifest(work, ref_run, ref),
             full_disk(work, cfg, ref),
         ]
+        from fault_resume import REA, bad_input_table, driver_kills, sigterm, tampered_parts
+
+        kills = max(2, args.trials // 4)
+        scenarios += [
+            driver_kills(work, "rea", REA, args.budget, kills, rng, args.seed),
+            driver_kills(
+                work,
+                "rea with stagnation",
+                REA + "\nmax_stagnant_evaluations = 60",
+                1000,
+                kills,
+                rng,
+                args.seed,
+            ),
+            sigterm(work, cfg, ref, run_s, kills, rng),
+            tampered_parts(work, cfg, ref_run, ref, args.seed),
+        ]
+        table_scenario, table = bad_input_table(work)
+        scenarios.append(table_scenario)
     print()
-    print(f"{'scenario':40s} {'trials':>6s} {'lost':>5s} {'dup':>5s}  exit codes")
+    print(table)
+    print()
+    print(f"{'scenario':44s} {'trials':>6s} {'lost':>5s} {'dup':>5s} {'div':>5s}  exit codes")
     work_text = str(work)
     for s in scenarios:
         codes = ", ".join(f"{c}: {n}" for c, n in sorted(s.exits.items()))
-        print(f"{s.name:40s} {s.trials:6d} {s.lost:5d} {s.duplicated:5d}  {codes}")
+        print(f"{s.name:44s} {s.trials:6d} {s.lost:5d} {s.duplicated:5d} {s.diverged:5d}  {codes}")
         for m in dict.fromkeys(s.messages):
-            print(f"{'':40s} message: {m.replace(work_text, '$WORK')}")
-    bad = [s.name for s in scenarios if s.lost or s.duplicated]
-    print(f"\n{'every scenario: 0 lost, 0 duplicated' if not bad else 'FAILED: ' + ', '.join(bad)}")
+            print(f"{'':44s} message: {m.replace(work_text, '$WORK')}")
+    bad = [s.name for s in scenarios if s.lost or s.duplicated or s.diverged]
+    bad += [s.name for s in scenarios if s.name.startswith("bad input") and s.messages]
+    print(
+        "\n"
+        + (
+            "every scenario: 0 lost, 0 duplicated, 0 diverged; every bad input refused"
+            if not bad
+            else "FAILED: " + ", ".join(bad)
+        )
+    )
 
 
 if __name__ == "__main__":

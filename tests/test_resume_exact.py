@@ -44,8 +44,9 @@ def stopped_and_resumed(tmp_path, cfg: dict, stop_at: int, total: int):
         {"driver": "rea", "population_size": 20, "sample_size": 5, "batch_size": 4},
         {"driver": "random"},
         {"driver": "pymoo", "algorithm": "nsga2", "pop_size": 20},
+        {"driver": "optuna", "sampler": "tpe"},
     ],
-    ids=["rea", "rea-batch4", "random", "pymoo"],
+    ids=["rea", "rea-batch4", "random", "pymoo", "optuna-tpe"],
 )
 def test_a_run_stopped_at_100_and_resumed_to_200_equals_the_uninterrupted_run(tmp_path, driver):
     """REA's retry loop asks whether a child is known: rows restored from disk count only once
@@ -55,14 +56,91 @@ def test_a_run_stopped_at_100_and_resumed_to_200_equals_the_uninterrupted_run(tm
     assert resumed.arch_hash.is_unique and resumed.eval_id.is_unique
 
 
-def test_stagnation_counts_the_same_proposals_after_a_resume(tmp_path):
+@pytest.mark.parametrize(
+    "driver",
+    [
+        {"driver": "rea", "population_size": 20, "sample_size": 5},
+        {"driver": "pymoo", "algorithm": "nsga2", "pop_size": 20},
+    ],
+    ids=["rea", "pymoo"],
+)
+def test_stagnation_counts_the_same_proposals_after_a_resume(tmp_path, driver):
     """The hypervolume of a resumed run grows as its replay proposes the restored rows again,
     so max_stagnant_evaluations stops it where the uninterrupted run stops (before, the whole
     restored front counted at proposal 0 and the run stopped early)."""
-    cfg = config({"driver": "rea", "population_size": 20, "sample_size": 5}, stagnant=60)
+    cfg = config(driver, stagnant=60)
     resumed, whole = stopped_and_resumed(tmp_path, cfg, 120, 1000)
     assert resumed[COLUMNS].equals(whole[COLUMNS])
     a, b = manifest(tmp_path / "resumed"), manifest(tmp_path / "whole")
     assert a["stopped_by"] == b["stopped_by"] == "stagnation"
     assert a["hypervolume"] == pytest.approx(b["hypervolume"], rel=1e-12)
     assert a["proposals"] == b["proposals"] < 1000
+
+
+KILLED = """
+[run]
+name = "killed"
+seed = 3
+plugins = ["dse_test_plugins"]
+[space]
+name = "nasbench201"
+[proxies.analytic]
+[proxies.slow_params]
+delay_s = 0.01
+[[objectives]]
+metric = "hook_flops"
+direction = "max"
+[[objectives]]
+metric = "params"
+direction = "min"
+[search]
+driver = "rea"
+population_size = 20
+sample_size = 5
+max_evaluations = 160
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("parts_before_kill", [2, 7])
+def test_a_rea_run_killed_at_any_point_resumes_to_the_uninterrupted_records(
+    tmp_path, subprocess_env, parts_before_kill
+):
+    """SIGKILL (no closing, no manifest update) after a few parts, then --resume: the records
+    equal the uninterrupted run's, eval_id by eval_id."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = tmp_path / "k.toml"
+    cfg.write_text(KILLED)
+    dse_cli = [sys.executable, "-m", "dse.cli", "run"]
+    out = tmp_path / "out"
+    whole = subprocess.run(
+        [*dse_cli, str(cfg), "--run-id", "whole", "--output", str(out), "--quiet"],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+    )
+    assert whole.returncode == 0, whole.stderr
+    proc = subprocess.Popen(
+        [*dse_cli, str(cfg), "--run-id", "killed", "--output", str(out), "--quiet"],
+        env=subprocess_env,
+    )
+    evals = out / "killed" / "evals"
+    deadline = time.monotonic() + 60
+    while len(list(evals.glob("part-*.parquet"))) < parts_before_kill:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    resumed = subprocess.run(
+        [*dse_cli, "--resume", str(out / "killed"), "--quiet", "--trust-plugins"],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = load(out / "killed"), load(out / "whole")
+    assert a[COLUMNS].equals(b[COLUMNS])
