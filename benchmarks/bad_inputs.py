@@ -244,6 +244,29 @@ def run_cases() -> list[Case]:
         Case("show: --limit -2", ["show", "nope", "--limit", "-2"]),
         Case("roofline: unknown device", ["roofline", "--device", "Voodoo-5", "--out", "r.png"]),
         Case("list: an extra word", ["list", "nope"]),
+        Case(
+            "medusa tree: missing --accuracy",
+            ["medusa", "tree", "--accuracy", "no.csv", "--out", "t.json"],
+        ),
+        Case(
+            "medusa tree: empty --accuracy",
+            ["medusa", "tree", "--accuracy", "empty.csv", "--out", "t.json"],
+            tables,
+        ),
+        Case(
+            "medusa tree: --nodes -3",
+            ["medusa", "tree", "--accuracy", "empty.csv", "--nodes", "-3", "--out", "t.json"],
+            tables,
+        ),
+        Case(
+            "medusa decode: missing --tree",
+            ["medusa", "decode", "--model", "m.pt", "--tree", "no.json"],
+        ),
+        Case(
+            "medusa calibrate: missing --model",
+            ["medusa", "calibrate", "--model", "m.pt", "--out", "a.csv"],
+        ),
+        Case("medusa train: --steps -1", ["medusa", "train", "--out", "m", "--steps", "-1"]),
     ]
     return out
 

@@ -17,6 +17,7 @@ import dataclasses
 import json
 from pathlib import Path
 
+from dse.inputs import read_table
 from dse.params import ConfigError
 from dse.registry import COMMANDS
 
@@ -134,11 +135,17 @@ def _tree(args) -> int:
     from dse.catalogs.medusa_heads import load_head_accuracy
     from dse.catalogs.medusa_trees import expected_acceptance, sparse_tree
 
+    if args.nodes < 1:
+        raise ConfigError(f"--nodes: must be >= 1, got {args.nodes}")
+    read_table(args.accuracy, "--accuracy")  # missing, empty or not a table: one line
     try:
         acc = load_head_accuracy("medusa-lm", args.accuracy)
-        tree = sparse_tree(acc, args.nodes, ranks=args.ranks)
     except (OSError, ValueError) as exc:
-        raise ConfigError(f"dse medusa tree: {exc}") from None
+        raise ConfigError(f"--accuracy: {exc}") from None
+    try:
+        tree = sparse_tree(acc, args.nodes, ranks=args.ranks)
+    except ValueError as exc:
+        raise ConfigError(f"--nodes/--ranks: {exc}") from None
     Path(args.out).write_text(json.dumps([list(p) for p in tree.paths]))
     print(
         f"wrote {args.out}: {len(tree)} nodes, {expected_acceptance(tree, acc):.3f} expected "
