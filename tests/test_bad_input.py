@@ -269,3 +269,33 @@ def test_resuming_a_received_run_asks_before_importing_its_plugins(tmp_path, mon
     dse.run(cfg, resume=out / "got", max_evaluations=8, progress=False)  # the user's config
     dse.run(resume=out / "got", max_evaluations=12, progress=False, trust_plugins=True)
     assert len(dse.results.load(out / "got")) >= 4
+
+
+def test_os_errors_are_told_apart():
+    """Every OSError read "cannot write ...; make room and continue with --resume", also for a
+    missing file, no permission or a name too long: only a full disk says that now."""
+    import errno
+
+    from dse.cli import os_error_line
+
+    full = os_error_line(OSError(errno.ENOSPC, "No space left on device", "evals/part-3"))
+    assert "the disk is full" in full and "--resume" in full
+    lines = {
+        "missing": os_error_line(FileNotFoundError(errno.ENOENT, "No such file", "t.csv")),
+        "denied": os_error_line(PermissionError(errno.EACCES, "Permission denied", "out")),
+        "long": os_error_line(OSError(errno.ENAMETOOLONG, "File name too long", "x" * 300)),
+        "file": os_error_line(NotADirectoryError(errno.ENOTDIR, "Not a directory", "a/b")),
+        "peer": os_error_line(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused")),
+    }
+    assert all("make room" not in line for line in lines.values())
+    assert "went away" in lines["missing"] and "no permission" in lines["denied"]
+    assert "shorten" in lines["long"] and "folder" in lines["file"] and "Dask" in lines["peer"]
+
+
+def test_report_out_naming_a_file_is_refused_before_writing(tmp_path, capsys):
+    run = dse.run(good(), run_id="r", output=tmp_path / "runs", progress=False).path
+    target = tmp_path / "afile"
+    target.write_text("x")
+    code, err = cli(["report", str(run), "--out", str(target)], capsys)
+    assert code == 2 and f"--out: '{target}' is a file, not a folder" in err
+    assert target.read_text() == "x"
