@@ -7,10 +7,12 @@ or call :func:`load_devices`. A device overrides a catalog entry of the same nam
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from dse.catalog import check_fields, load_catalog
+from dse.registry import LISTINGS
 
 #: precision -> the TOML key of its dense peak
 PRECISIONS = {
@@ -74,9 +76,12 @@ class Device:
         return self.peak(precision) / self.memory_bandwidth
 
 
-def _number(where: str, key: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"{where}.{key}: expected a positive number, got {value!r}")
+def _number(where: str, key: str, value, zero_ok: bool = False) -> float:
+    """A data-sheet number: positive (a launch overhead may be 0: an idealised device)."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not zero_ok):
+        what = "a number >= 0" if zero_ok else "a positive number"
+        raise ValueError(f"{where}.{key}: expected {what}, got {value!r}")
     return float(value)
 
 
@@ -91,7 +96,9 @@ def _parse(name: str, table: dict, where: str) -> Device:
         memory_bandwidth=_number(at, "memory_bandwidth_gbs", table["memory_bandwidth_gbs"]) * 1e9,
         memory_bytes=_number(at, "memory_gb", table["memory_gb"]) * 1e9,
         sms=int(_number(at, "sms", table["sms"])),
-        launch_overhead_s=_number(at, "launch_overhead_us", table.get("launch_overhead_us", 5))
+        launch_overhead_s=_number(
+            at, "launch_overhead_us", table.get("launch_overhead_us", 5), zero_ok=True
+        )
         * 1e-6,
         source=str(table.get("source", "")),
     )
@@ -108,3 +115,16 @@ def get_device(name: str, devices_file: str | Path | None = None) -> Device:
     if name not in devices:
         raise ValueError(f"device: {name!r} is not allowed; allowed values: {sorted(devices)}")
     return devices[name]
+
+
+@LISTINGS.register("devices")
+def device_listing() -> list[tuple[str, str]]:
+    """The shipped GPUs (``[simulators.gpu] device``), one line each."""
+    return [
+        (
+            d.name,
+            f"{d.peak('fp16') / 1e12:g} fp16 TFLOP/s, {d.memory_bandwidth / 1e9:g} GB/s, "
+            f"{d.memory_bytes / 1e9:g} GB, {d.sms} SMs",
+        )
+        for d in load_devices().values()
+    ]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from dse.catalog import check_fields, load_catalog
+from dse.registry import LISTINGS
 
 
 @dataclass(frozen=True)
@@ -90,3 +91,16 @@ def get_llm(name: str | LlmConfig, models_file: str | Path | None = None) -> Llm
     if name not in models:
         raise ValueError(f"model: {name!r} is not allowed; allowed values: {sorted(models)}")
     return models[name]
+
+
+@LISTINGS.register("llms")
+def llm_listing() -> list[tuple[str, str]]:
+    """The shipped LLM presets (``[space] models`` of the medusa space, ``dse roofline``)."""
+    return [
+        (
+            m.name,
+            f"{m.params / 1e9:.1f} B params, {m.layers} layers, hidden {m.hidden}, "
+            f"{m.heads} heads ({m.kv_heads} KV), {m.weight_bits}-bit weights",
+        )
+        for m in load_llms().values()
+    ]

@@ -20,7 +20,7 @@ from dse.config import DEMO_CONFIG, parse_config
 from dse.inputs import at_least, writable_folder
 from dse.params import ConfigError
 from dse.provider import MetricProvider
-from dse.registry import COMMANDS, DRIVERS, PROXIES, SIMULATORS, SPACES, Command
+from dse.registry import COMMANDS, DRIVERS, LISTINGS, PROXIES, SIMULATORS, SPACES, Command
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -28,8 +28,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     if args.config is None and args.resume is None:
         raise ConfigError("dse run: give a CONFIG.toml, or --resume RUN")
+    config = args.config
+    if args.seed is not None:
+        if args.resume is not None:
+            raise ConfigError("--seed: a resumed run keeps its own seed (run.seed)")
+        from dataclasses import replace
+
+        from dse.config import load_config
+
+        config = replace(load_config(args.config), seed=args.seed)
     result = run(
-        args.config,
+        config,
         resume=args.resume,
         run_id=args.run_id,
         output=args.output,
@@ -149,7 +158,25 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibration_listing() -> list[tuple[str, str]]:
+    """Every simulator's shipped calibrations with their validated error."""
+    rows = []
+    for entry in SIMULATORS.entries():
+        factory = entry.factory
+        if isinstance(factory, type) and issubclass(factory, MetricProvider):
+            for name, fidelity in factory.calibrations().items():
+                rows.append((name, f"[{entry.name}] {fidelity.line('latency')}"))
+    return rows
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
+    if args.what != "plugins":
+        listing = _calibration_listing if args.what == "calibrations" else LISTINGS[args.what]
+        rows = listing()
+        width = max((len(n) for n, _ in rows), default=0)
+        for name, line in rows:
+            print(f"{name:{width}s}  {line}")
+        return 0
     for title, registry in (
         ("spaces", SPACES),
         ("proxies", PROXIES),
@@ -190,6 +217,15 @@ def _metrics_line(factory) -> str:
     )
 
 
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("dse")
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
+
+
 def parser(command: str | None = None) -> argparse.ArgumentParser:
     """The CLI's parser. Plugin commands (``dse.commands``) are imported only when ``command``
     is theirs or help is asked for (``None``); otherwise they are listed by name, so ``dse run``
@@ -197,11 +233,15 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="dse", description="Design-space exploration of neural networks and hardware."
     )
+    p.add_argument("--version", action="version", version=f"dse {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run a search from a TOML config")
     r.add_argument("config", nargs="?", help="TOML config file")
     r.add_argument("--resume", metavar="RUN", help="continue a run (directory or run id)")
     r.add_argument("--run-id", help="name the run directory (default: <name>-<time>-s<seed>)")
+    r.add_argument(
+        "--seed", type=at_least(0), help="override the config's run.seed (a new run only)"
+    )
     r.add_argument("--output", help="results directory (default: the config's run.output)")
     r.add_argument(
         "--max-evaluations",
@@ -228,7 +268,16 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     d.add_argument("--max-evaluations", type=int, help="budget (default 240)")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=_cmd_demo)
-    ls = sub.add_parser("list", help="list installed spaces, proxies, simulators and drivers")
+    ls = sub.add_parser(
+        "list", help="list installed plugins, or the devices, boards, LLMs or calibrations"
+    )
+    ls.add_argument(
+        "what",
+        nargs="?",
+        default="plugins",
+        choices=["plugins", "calibrations", *LISTINGS.available()],
+        help="what to list (default: the plugins)",
+    )
     ls.set_defaults(func=_cmd_list)
     s = sub.add_parser("show", help="summary and Pareto table of a run")
     s.add_argument("run", help="run directory or run id")

@@ -13,6 +13,7 @@ dask-jobqueue (SLURM/PBS) recipe.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import logging
 import os
@@ -51,29 +52,45 @@ def check_scheduler(address: str, field: str, timeout_s: float = 5.0) -> None:
 
 
 @contextmanager
-def dask_client(workers: int | None = None, scheduler: str | None = None) -> Iterator[Any]:
+def dask_client(
+    workers: int | None = None,
+    scheduler: str | None = None,
+    announce: Callable[[str], None] | None = None,
+) -> Iterator[Any]:
     """A ``distributed.Client``: connected to ``scheduler`` if given, else to a new
-    ``LocalCluster`` of ``workers`` single-threaded worker processes (default: one per core)."""
+    ``LocalCluster`` of ``workers`` single-threaded worker processes (default: one per core).
+    ``announce`` receives one line with the Dask dashboard's address (a LocalCluster serves it
+    on a free port when bokeh is installed, the ``cluster`` extra; else the line says so)."""
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
         with Client(scheduler) as client:
+            if announce is not None:
+                announce(f"Dask dashboard: {client.dashboard_link}")
             yield client
         return
     n = workers or os.cpu_count() or 1
-    # no dashboard; the scheduler's own HTTP endpoint (health, metrics) takes any free port, so two
-    # clusters on one machine do not race for 8787 and warn
+    dashboard = importlib.util.find_spec("bokeh") is not None
+    # a free port for the dashboard (and the scheduler's HTTP endpoint), so two clusters on one
+    # machine do not race for 8787 and warn
     with (
         LocalCluster(
             n_workers=n,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0" if dashboard else None,
             scheduler_kwargs={"dashboard_address": ":0"},
             silence_logs=logging.ERROR,
         ) as cluster,
         Client(cluster) as client,
     ):
+        if announce is not None:
+            announce(
+                f"Dask dashboard: {client.dashboard_link}"
+                if dashboard
+                else "Dask dashboard: install bokeh (pip install 'dse[cluster]') to watch the "
+                "workers"
+            )
         yield client
 
 

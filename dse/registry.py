@@ -39,8 +39,10 @@ class Entry(Generic[T]):
 
     @property
     def summary(self) -> str:
-        doc = (self.factory.__doc__ or "").strip().splitlines()
-        return doc[0] if doc else ""
+        """The docstring's first paragraph, as one line (``dse list`` and ``--help`` show it
+        whole, never cut at the end of the docstring's first line)."""
+        doc = (self.factory.__doc__ or "").strip()
+        return " ".join(doc.split("\n\n")[0].split())
 
 
 def _unavailable(kind: str, name: str, where: str, exc: ImportError) -> Callable[..., Any]:
@@ -163,3 +165,6 @@ class Command(Protocol):
 
 #: extra ``dse`` subcommands: :class:`Command` factories; the CLI adds one subcommand per entry
 COMMANDS: Registry = Registry("command", "dse.commands")
+#: what ``dse list WHAT`` prints besides the plugins: a function ``() -> [(name, one line)]``
+#: per catalog (``devices``, ``boards``, ``llms``), registered where the catalog lives
+LISTINGS: Registry = Registry("listing", "dse.listings")

@@ -116,7 +116,8 @@ def test_plugins_import_only_the_core_and_the_shared_places():
 
 def test_each_plugin_lives_in_the_folder_of_its_role():
     """A space registers from spaces/, a proxy or measure from proxies/, a simulator from
-    simulators/, a driver from the core's drivers or drivers/, a command from commands/."""
+    simulators/, a driver from the core's drivers or drivers/, a command from commands/, a
+    catalog listing (dse list devices) where its catalog lives."""
     import tomllib
 
     points = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["entry-points"]
@@ -127,6 +128,7 @@ def test_each_plugin_lives_in_the_folder_of_its_role():
         "dse.simulators": ("dse.simulators.",),
         "dse.drivers": ("dse.search.", "dse.drivers."),
         "dse.commands": ("dse.commands.",),
+        "dse.listings": ("dse.catalogs.", "dse.simulators."),
     }
     assert set(points) == set(home)
     bad = [

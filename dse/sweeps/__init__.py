@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +102,8 @@ def sweep(
             return {"chunks_done": len(parts), "parts": parts}
 
         with recording_outcome(store, closing) as outcome, terminate_as_interrupt():
-            _execute(plan, pending, store, sweep_id, workers, scheduler, bar)
+            announce = (lambda line: print(f"dse: {line}", file=sys.stderr)) if progress else None
+            _execute(plan, pending, store, sweep_id, workers, scheduler, bar, announce)
     return SweepResult(
         sweep_id,
         store.path,
@@ -182,6 +184,7 @@ def _execute(
     workers: int | None,
     scheduler: str | None,
     bar,
+    announce: Callable[[str], None] | None = None,
 ) -> None:
     base_json = plan.base_json
     tail = (str(store.path), plan.schema, plan.record_shape(sweep_id))
@@ -192,7 +195,7 @@ def _execute(
         return
     from distributed import as_completed
 
-    with dask_client(workers, scheduler) as client:
+    with dask_client(workers, scheduler, announce) as client:
         archs = client.scatter(plan.archs, broadcast=True) if plan.archs else plan.archs
         futures = [
             client.submit(

@@ -10,6 +10,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from dse.catalog import check_fields, load_catalog
+from dse.registry import LISTINGS
 
 
 @dataclass(frozen=True)
@@ -56,3 +57,16 @@ def _parse(name: str, table: dict, where: str) -> Board:
 def load_boards(path: str | Path | None = None) -> dict[str, Board]:
     """The built-in catalog, extended (and overridden by name) with the boards in ``path``."""
     return load_catalog("dse.simulators.fpga", "boards.toml", path, "boards_file", _parse)
+
+
+@LISTINGS.register("boards")
+def board_listing() -> list[tuple[str, str]]:
+    """The shipped FPGA boards (``[simulators.fpga] board``), one line each."""
+    return [
+        (
+            b.name,
+            f"{b.part}: {b.dsp} DSPs, {b.bram_18k} BRAM18K, {b.lut} LUTs, {b.clock_mhz:g} MHz, "
+            f"DDR {b.ddr_gbps:g} GB/s",
+        )
+        for b in load_boards().values()
+    ]
