@@ -7,7 +7,7 @@ them.
 Python API::
 
     import dse
-    result = dse.run("examples/nb201.toml")          # or a dict shaped like the TOML
+    result = dse.run("examples/nb201_params_budget.toml")   # or a dict shaped like the TOML
     df = dse.results.load(result.path)               # one row per architecture, is_pareto column
     swept = dse.sweep("examples/sweep_fpga_boards.toml", workers=2)   # Dask LocalCluster
     page = dse.report([result.path, swept.path])     # self-contained HTML

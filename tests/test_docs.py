@@ -41,3 +41,11 @@ def test_the_plugin_page_runs_its_space_proxy_and_op_kind(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "docs ok" in proc.stdout
+
+
+def test_every_example_the_docs_name_exists():
+    """The package docstring named examples/nb201.toml, which did not exist."""
+    root = DOCS.parent
+    texts = [root / "README.md", root / "dse" / "__init__.py", *DOCS.glob("*.md")]
+    named = {m for t in texts for m in re.findall(r"examples/[\w./-]+\.(?:toml|py)", t.read_text())}
+    assert named and not [n for n in sorted(named) if not (root / n).is_file()]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,66 @@ def test_a_sweep_on_a_local_cluster_prints_its_dask_dashboard(tmp_path):
     proc = cli("sweep", str(cfg), "--output", str(tmp_path / "out"))
     assert proc.returncode == 0, proc.stderr
     assert "dse: Dask dashboard: http://127.0.0.1:" in proc.stderr
+
+
+@pytest.mark.slow
+def test_optuna_dashboard_opens_the_runs_study_with_its_trials(tmp_path):
+    """optuna-dashboard, started on the run's SQLite study, serves every trial with its
+    objective values, the objectives' names and the user attributes a reader needs."""
+    import json
+    import socket
+    import time
+    import urllib.request
+
+    db = tmp_path / "study.db"
+    cfg = {
+        "run": {"name": "dash"},
+        "space": {"name": "nasbench201"},
+        "proxies": {"analytic": {}},
+        "objectives": [
+            {"metric": "hook_flops", "direction": "max"},
+            {"metric": "params", "direction": "min"},
+        ],
+        "search": {
+            "driver": "optuna",
+            "sampler": "tpe",
+            "storage": f"sqlite:///{db}",
+            "study_name": "dash",
+            "max_evaluations": 12,
+        },
+    }
+    result = dse.run(cfg, output=tmp_path / "out", progress=False)
+    rows = load(result.path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "optuna-dashboard"), f"sqlite:///{db}"]
+        + ["--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                studies = json.load(urllib.request.urlopen(f"{base}/api/studies", timeout=2))
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None
+                time.sleep(0.2)
+        (study,) = studies["study_summaries"]
+        detail = json.load(urllib.request.urlopen(f"{base}/api/studies/{study['study_id']}"))
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    assert detail["objective_names"] == ["-hook_flops", "params"]
+    trials = [t for t in detail["trials"] if t["state"] == "Complete"]
+    assert len(trials) >= 8
+    by_id = rows.set_index("arch_id")
+    for t in trials:
+        attrs = {a["key"]: a["value"] for a in t["user_attrs"]}
+        row = by_id.loc[attrs["arch_id"]]
+        assert float(attrs["params"]) == pytest.approx(row["params"])
+        assert [float(v) for v in t["values"]] == pytest.approx([-row["hook_flops"], row["params"]])

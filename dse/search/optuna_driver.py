@@ -154,10 +154,20 @@ class OptunaDriver(Driver):
 
         for attempt in range(5):  # workers started together race to create the schema and the study
             try:
-                return create()
+                study = create()
+                break
             except Exception:  # noqa: BLE001 - sqlalchemy's integrity/operational errors: retry
                 time.sleep(0.2 * (attempt + 1))
-        return create()  # the sixth try raises whatever it meets
+        else:
+            study = create()  # the sixth try raises whatever it meets
+        # what optuna-dashboard shows as the objectives' names (values are minimised: a max
+        # objective is told negated, and says so)
+        with warnings.catch_warnings():  # experimental since optuna 3.2, stable in use
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(
+                [o.metric if o.direction == "min" else f"-{o.metric}" for o in problem.objectives]
+            )
+        return study
 
     def run(self, problem: SearchProblem, budget: Budget, seed: int) -> None:
         import optuna
@@ -197,6 +207,10 @@ class OptunaDriver(Driver):
                     return
                 X = np.array([[trial.params[n] for n in names] for trial in asked], dtype=np.int64)
                 F, G = problem.evaluate(X)
+                for trial, x, f in zip(asked, X, F):  # what a dashboard user reads per trial
+                    trial.set_user_attr("arch_id", problem.space.arch_id(problem.space.decode(x)))
+                    for obj, v in zip(problem.objectives, f):
+                        trial.set_user_attr(obj.metric, float(obj.minimised(v)))
                 for trial, f, g in zip(asked, F, G):
                     if g[-1] > 0 or not np.all(
                         np.abs(f) < PENALTY
