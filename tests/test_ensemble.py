@@ -161,7 +161,7 @@ def test_space_param_values_read_json_else_text():
         "task": "jigsaw",
         "affine_ops": False,
     }
-    with pytest.raises(ValueError, match="--space-param: 'resolution' is not KEY=VALUE"):
+    with pytest.raises(ValueError, match="--space-param: expected KEY=VALUE, got 'resolution'"):
         space_param_values(["resolution"])
 
 
