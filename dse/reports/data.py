@@ -85,6 +85,39 @@ def parse_objectives(specs: Sequence[str] | None, runs: Sequence[RunData]) -> li
     return out
 
 
+#: a sweep's front is split by a swept parameter with at most this many values (boards, devices)
+MAX_SPLIT_VALUES = 12
+
+
+def split_parameter(runs: Sequence[RunData], df: pd.DataFrame) -> str | None:
+    """The swept parameter a sweep report draws one front per value of (``simulators.fpga.board``
+    over seven boards): the first swept, non-architecture parameter with 2 to
+    :data:`MAX_SPLIT_VALUES` values; None for search runs, or when no parameter fits."""
+    if not runs or any(r.manifest.get("kind") != "sweep" for r in runs):
+        return None
+    for r in runs:
+        for p in r.manifest.get("parameters", []):
+            if p == "arch" or p.startswith("arch.") or p not in df.columns:
+                continue
+            if 2 <= df[p].nunique() <= MAX_SPLIT_VALUES:
+                return p
+    return None
+
+
+def require_objectives(objectives: Sequence[tuple[str, str]], runs: Sequence[RunData]) -> None:
+    """A report without objectives would be an empty page: refuse it, naming ``--objectives``
+    and the metrics the runs record."""
+    if objectives:
+        return
+    recorded = sorted({m for r in runs for m in r.manifest.get("metrics", [])})
+    what = "sweep" if runs and runs[0].manifest.get("kind") == "sweep" else "run"
+    raise ConfigError(
+        f"--objectives: the {what} {runs[0].run_id!r} declares no objectives; give them as "
+        f"METRIC:min|max, e.g. --objectives {recorded[0] if recorded else 'metric'}:min "
+        f"(its metrics: {', '.join(recorded)})"
+    )
+
+
 def problem_key(m: dict) -> str:
     """What makes two runs comparable: the same space, evaluators, constraints and objectives
     (hypervolumes of different problems are never averaged or ranked against each other)."""

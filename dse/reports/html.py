@@ -27,12 +27,15 @@ from dse.reports.data import (
     combined,
     decisions,
     declared_refs,
+    hardware_feasible,
     hypervolume_table,
     load_runs,
     parse_objectives,
     problem_key,
     problem_label,
     reference_point,
+    require_objectives,
+    split_parameter,
 )
 from dse.reports.explorer import SCRIPT as EXPLORER_SCRIPT
 from dse.reports.explorer import STYLE as EXPLORER_STYLE
@@ -119,7 +122,7 @@ def _summary(runs, curves: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "status": r.manifest.get("status"),
                 "stopped by": r.manifest.get("stopped_by") or "",
                 "evaluations": len(r.df),
-                "feasible": int(r.df["feasible"].sum()) if "feasible" in r.df else len(r.df),
+                "feasible": int(hardware_feasible(r.df).sum()) if len(r.df) else 0,
                 "hypervolume": float(c["hypervolume"].iloc[-1]) if len(c) else float("nan"),
                 "wall s (sum)": float(r.df["wall_s"].sum()) if "wall_s" in r.df else float("nan"),
             }
@@ -162,6 +165,8 @@ def report(
     problems: dict[str, list[RunData]] = {}
     for r in data:
         problems.setdefault(problem_key(r.manifest), []).append(r)
+    for subset in problems.values():  # before anything is written: no empty page
+        require_objectives(parse_objectives(objectives, subset), subset)
     out = (
         Path(out)
         if out is not None
@@ -228,6 +233,11 @@ def _problem_sections(
     for r in data:
         units.update(r.manifest.get("units", {}))
     df = combined(data, objs)
+    sweep = all(r.manifest.get("kind") == "sweep" for r in data)
+    split = split_parameter(data, df)
+    if split is not None:  # one front per value of the swept parameter (one per board)
+        df["group"] = [f"{split} = {v}" for v in df[split]]
+        groups = list(dict.fromkeys(df["group"]))
     parts = [
         f"<p class='note'>{len(data)} run(s), {len(df)} evaluations; objectives: "
         f"{html.escape(', '.join(f'{m} ({d})' for m, d in objs)) or 'none declared'}</p>"
@@ -259,15 +269,26 @@ def _problem_sections(
         f"{html.escape(', '.join(f'{m} = {v:.5g}' for (m, _), v in zip(objs, ref)))} "
         f"(declared refs, else just worse than every feasible design of these runs)</p>"
     )
-    parts.append(
-        "<h2>Hypervolume over evaluations</h2>"
-        + _embed(
-            hypervolume_figure(curves, groups),
-            f"{prefix}hypervolume",
-            figures,
-            "mean over each group's runs; band: min to max",
+    if not sweep:  # a sweep's points come in no meaningful order: no curve over them
+        parts.append(
+            "<h2>Hypervolume over evaluations</h2>"
+            + _embed(
+                hypervolume_figure(curves, groups),
+                f"{prefix}hypervolume",
+                figures,
+                "mean over each group's runs; band: min to max",
+            )
         )
-    )
+    if split is not None:
+        counts = df.groupby("group", sort=False).agg(
+            points=("eval_id", "size"), feasible=("feasible", "sum"), on_front=("is_pareto", "sum")
+        )
+        parts.append(
+            f"<h2>Per {html.escape(split)}</h2>"
+            + _table(counts.reset_index().rename(columns={"group": split}))
+            + "<p class='note'>feasible: the design fits (every <code>*_feasible</code> metric "
+            "is 1); on front: non-dominated over the whole sweep</p>"
+        )
     if len(objs) >= 2:
         parts.append(
             "<h2>Pareto fronts</h2>"
@@ -293,15 +314,17 @@ def _problem_sections(
             for c in data[0].manifest.get("constraints", [])
             if c["metric"] in df.columns and c["metric"] not in dict(objs)
         ]
-        parts.append(
-            "<h2>Parallel coordinates</h2>"
-            + _embed(
-                parallel_coordinates(df, list(objs) + constraint_axes),
-                f"{prefix}parallel_coordinates",
-                figures,
-                "objectives (and constrained metrics), normalised over the runs",
+        axes = list(objs) + constraint_axes
+        if len(axes) >= 3:  # two axes are the scatter above, not parallel coordinates
+            parts.append(
+                "<h2>Parallel coordinates</h2>"
+                + _embed(
+                    parallel_coordinates(df, axes),
+                    f"{prefix}parallel_coordinates",
+                    figures,
+                    "objectives (and constrained metrics), normalised over the runs",
+                )
             )
-        )
     front = df[df["is_pareto"]].copy()
     front = front.sort_values(objs[0][0], ascending=objs[0][1] == "min")
     swept = [
