@@ -126,6 +126,7 @@ def _fit_gpu(args, graphs, table, data: str):
         data,
         args.folds,
         args.seed,
+        covers=(args.space,),
     )
     print(f"prior: {prior.name}; free parameters kept: {fit.candidate}")
     for cand, loss in fit.cv_loss.items():
@@ -156,6 +157,7 @@ def _fit_fpga(args, graphs, table, data: str):
         data,
         args.folds,
         args.seed,
+        covers=(args.space,),
     )
     print(f"scale {cal.scale:.4f}, {cal.layer_overhead_cycles:,.0f} cycles per layer")
     return cal, "fpga"

@@ -165,7 +165,8 @@ def _calibration_listing() -> list[tuple[str, str]]:
         factory = entry.factory
         if isinstance(factory, type) and issubclass(factory, MetricProvider):
             for name, fidelity in factory.calibrations().items():
-                rows.append((name, f"[{entry.name}] {fidelity.line('latency')}"))
+                covers = f" [covers: {', '.join(fidelity.covers)}]" if fidelity.covers else ""
+                rows.append((name, f"[{entry.name}] {fidelity.line('latency')}{covers}"))
     return rows
 
 

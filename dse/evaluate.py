@@ -80,7 +80,9 @@ class Evaluator(Defined):
             {m: u for p in self.providers for m, u in p.metric_units().items()},
         )
         #: metric -> expected error, for providers that know theirs (simulators)
-        self.fidelity = {m: f for p in self.providers for m, f in p.metric_fidelity().items()}
+        self.fidelity = {
+            m: f for p in self.providers for m, f in p.metric_fidelity(space.name).items()
+        }
 
     @property
     def metric_names(self) -> tuple[str, ...]:

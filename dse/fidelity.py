@@ -17,7 +17,7 @@ The helpers :func:`error_stats` and :func:`grouped_folds` are the one way every 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -69,6 +69,9 @@ class Validation:
     held_out: str
     errors: tuple[ErrorStats, ...]
     fitted_on: int = 0  # measurements (architectures) the shipped fit used
+    #: what the validation covers: the spaces whose networks were measured (``nasbench201``),
+    #: or a workload kind (``llm``: a decoder's operators); empty: not recorded (older files)
+    covers: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.method not in ("held-out", "k-fold"):
@@ -84,7 +87,7 @@ class Validation:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], where: str = "validation") -> Validation:
-        allowed = {"data", "method", "held_out", "errors", "fitted_on"}
+        allowed = {"data", "method", "held_out", "errors", "fitted_on", "covers"}
         unknown = sorted(set(data) - allowed)
         if unknown:
             raise ValueError(f"{where}.{unknown[0]}: unknown field; allowed: {sorted(allowed)}")
@@ -110,6 +113,7 @@ class Validation:
             str(data.get("held_out", "")),
             tuple(errors),
             int(data.get("fitted_on", 0)),
+            tuple(str(c) for c in data.get("covers", ())),
         )
 
     def to_toml(self, table: str = "validation") -> str:
@@ -124,6 +128,7 @@ class Validation:
             f"method = {q(self.method)}",
             f"held_out = {q(self.held_out)}",
             f"fitted_on = {self.fitted_on}",
+            f"covers = [{', '.join(q(c) for c in self.covers)}]",
         ]
         for e in self.errors:
             out += [
@@ -162,6 +167,22 @@ class Fidelity:
     note: str = UNCALIBRATED
     derived_from: str = ""  # another metric whose error this one carries (throughput: latency)
     condition: str = ""  # the run's condition (e.g. "batch 8"), when it was not validated
+    #: the validation's coverage (:attr:`Validation.covers`)
+    covers: tuple[str, ...] = ()
+
+    def within(self, scope: str) -> Fidelity:
+        """This fidelity for networks of ``scope`` (a space's name): itself where the
+        validation covers it (or records no coverage), else a note that the error was never
+        measured on such networks (an A100 calibration validated on Llama operators says
+        nothing of a CNN)."""
+        if not self.covers or scope in self.covers:
+            return self
+        return replace(
+            self,
+            errors=(),
+            note=f"not validated for this network's ops: the error was measured on "
+            f"{', '.join(self.covers)} ({self.data}), not on {scope}",
+        )
 
     @classmethod
     def validated(
@@ -177,6 +198,7 @@ class Fidelity:
             "",
             derived_from,
             "" if exact or not condition else condition,
+            validation.covers,
         )
 
     @classmethod
@@ -225,7 +247,7 @@ class Fidelity:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Fidelity:
         errors = tuple(ErrorStats(**e) for e in data.get("errors", []))
-        return cls(**{**data, "errors": errors})
+        return cls(**{**data, "errors": errors, "covers": tuple(data.get("covers", ()))})
 
 
 def fidelity_lines(fidelity: Mapping[str, Any], metrics: Sequence[str] | None = None) -> list[str]:

@@ -66,9 +66,12 @@ class MetricProvider:
         """The unit of each of :attr:`metrics` ("" where none is declared)."""
         return {m: str(self.units.get(m, "")) for m in self.metrics}
 
-    def metric_fidelity(self) -> dict[str, Fidelity]:
-        """:meth:`fidelity`, restricted to this provider's metrics."""
-        return {m: f for m, f in self.fidelity().items() if m in self.metrics}
+    def metric_fidelity(self, scope: str | None = None) -> dict[str, Fidelity]:
+        """:meth:`fidelity`, restricted to this provider's metrics; for networks of ``scope``
+        (a space's name) where given: an error validated on other networks becomes a note
+        that says so (:meth:`Fidelity.within`)."""
+        out = {m: f for m, f in self.fidelity().items() if m in self.metrics}
+        return out if scope is None else {m: f.within(scope) for m, f in out.items()}
 
     def reads(self, graph_kind: str) -> bool:
         """Whether this provider reads graphs of ``graph_kind``."""

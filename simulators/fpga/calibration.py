@@ -15,6 +15,7 @@ error, as few as ten measured architectures, validated by grouped k-fold cross-v
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,9 +138,11 @@ def fit_fpga_calibration(
     data: str,
     folds: int = 5,
     seed: int = 0,
+    covers: Sequence[str] = (),
 ) -> FpgaCalibration:
     """Fit (scale, layer_overhead_cycles) to measured latencies of architectures whose
-    uncalibrated simulated latency and layer count are given, and validate by grouped k-fold
+    uncalibrated simulated latency and layer count are given (of the spaces ``covers``), and
+    validate by grouped k-fold
     cross-validation (one measurement per architecture)."""
     sim = np.asarray(simulated_ms, dtype=float)
     layers = np.asarray(n_layers, dtype=float)
@@ -161,6 +164,7 @@ def fit_fpga_calibration(
         held_out=f"{len(test_sets)}-fold cross-validation over {len(y)} architectures",
         errors=(ErrorStats.of(CONDITION, pred, y),),
         fitted_on=len(y),
+        covers=tuple(covers),
     )
     cycles = per_layer_ms / scale * 1e-3 * clock_hz
     note = (

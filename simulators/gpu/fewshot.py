@@ -142,9 +142,11 @@ def fit_few_shot(
     folds: int = 5,
     seed: int = 0,
     candidates: Sequence[str] = tuple(CANDIDATES),
+    covers: Sequence[str] = (),
 ) -> FewShotFit:
     """Calibrate from measurements ``seconds`` of (``arch`` index into the design's graphs,
-    ``batch`` size) points, starting from ``prior`` (see the module docstring)."""
+    ``batch`` size) points, starting from ``prior`` (see the module docstring); ``covers``:
+    the spaces the measured architectures are of (what the validation covers)."""
     arch = np.asarray(arch, dtype=np.int64)
     batch = np.asarray(batch, dtype=np.int64)
     seconds = np.asarray(seconds, dtype=float)
@@ -180,6 +182,7 @@ def fit_few_shot(
             for b in np.unique(batch)
         ),
         fitted_on=len(groups),
+        covers=tuple(covers),
     )
     note = (
         f"Few-shot calibration of {design.device.name} from {len(groups)} measured "
