@@ -20,24 +20,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tomllib
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from dse.inputs import add_plugin_arguments, import_requested_plugins, plugin, read_table
+from dse.inputs import (
+    add_plugin_arguments,
+    import_requested_plugins,
+    key_values,
+    plugin,
+    read_table,
+)
 from dse.params import ConfigError
 from dse.registry import COMMANDS, SPACES
-
-
-def _literal(text: str) -> Any:
-    """A ``--space-param`` value: a TOML literal (number, boolean, string, list) or the text."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
 
 
 def read_measurements(path: str, arch_column: str, space) -> tuple[list, pd.DataFrame]:
@@ -204,12 +200,7 @@ class CalibrateCommand:
             raise ConfigError(f"--out: {args.out} exists; keep it or pass --force to replace it")
         if args.folds < 2:
             raise ConfigError(f"--folds: must be >= 2, got {args.folds}")
-        params = {}
-        for item in args.space_param:
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise ConfigError(f"--space-param: expected KEY=VALUE, got {item!r}")
-            params[key.strip()] = _literal(value.strip())
+        params = key_values(args.space_param, "--space-param")
         import_requested_plugins(args)
         space = plugin(SPACES, args.space, params, "--space", "--space-param", "space")
         try:
