@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -258,7 +259,8 @@ def explorer_svg(
     feasible = feasible[np.isfinite(feasible[x[0]]) & np.isfinite(feasible[y[0]])]
     ax = _Axis(feasible[x[0]].to_numpy(float), LEFT, WIDTH - RIGHT)
     ay = _Axis(feasible[y[0]].to_numpy(float), HEIGHT - BOTTOM, TOP)
-    clip = f"clip{abs(hash((x, y, len(feasible)))) % 10**8}"
+    # every explorer clips to the same plot rectangle, so ids may repeat; deterministic output
+    clip = "clip-" + re.sub(r"[^A-Za-z0-9_-]", "_", f"{x[0]}-{y[0]}")
     parts = [
         f"<svg class='explorer' xmlns='http://www.w3.org/2000/svg' width='{WIDTH}' "
         f"height='{HEIGHT}' viewBox='0 0 {WIDTH} {HEIGHT}' role='img' "
