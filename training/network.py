@@ -35,6 +35,7 @@ _ACTIVATIONS = {
     "gelu": nn.GELU,
     "tanh": nn.Tanh,
     "softmax": lambda: nn.Softmax(dim=-1),
+    "elementwise": nn.Identity,  # the importer's stand-in for an untranslated op
 }
 
 

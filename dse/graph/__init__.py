@@ -16,17 +16,20 @@ from dse.graph.analysis import (
 from dse.graph.builder import GraphBuilder
 from dse.graph.ops import OP_KINDS, GraphError, OpCost, OpNode, make_op, numel, register_op_kind
 from dse.graph.serialize import from_dict, from_json, to_dict, to_json
+from dse.graph.torch_import import TORCH_IMPORTS, from_torch
 
 __all__ = [
     "GraphBuilder",
     "GraphError",
     "GraphTotals",
     "OP_KINDS",
+    "TORCH_IMPORTS",
     "OpCost",
     "OpNode",
     "canonical_hash",
     "from_dict",
     "from_json",
+    "from_torch",
     "infer_shapes",
     "make_op",
     "numel",

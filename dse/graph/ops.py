@@ -463,6 +463,7 @@ ACTIVATIONS = (
     "gelu",
     "tanh",
     "softmax",
+    "elementwise",  # an operator the importer had no translation for, costed as elementwise
 )
 
 

@@ -1,0 +1,358 @@
+"""A PyTorch network into the graph IR: :func:`from_torch` (the door for a user's own model).
+
+The module is traced with ``torch.export`` (ATen operators, with every tensor's shape in the
+node metadata) and each operator becomes IR ops through a translation registered for it in
+:data:`TORCH_IMPORTS`, beside the op kinds' torch lowerings (:mod:`dse.graph.lowering`): a new
+mapping is a registration, never an if-chain. Shapes in the IR are per sample, so the traced
+batch dimension is dropped; every translated op's inferred shape is checked against the traced
+one. Parameters come from the IR ops, which the test suite checks against the module's own
+tensors (``sum(p.numel())``).
+
+An operator without a translation is an error listing every unmapped operator with its source
+line; ``unknown="elementwise"`` costs each as a memory-bound elementwise op of its output's
+shape instead, and names them in a warning. torch is imported only when a model is imported.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import networkx as nx
+
+from dse.graph.builder import GraphBuilder
+from dse.graph.ops import GraphError
+from dse.registry import Registry
+
+
+@dataclass
+class ImportContext:
+    """What a translation reads and writes: the builder, the IR node of every traced value,
+    and the traced shapes (batch dimension included)."""
+
+    builder: GraphBuilder
+    nodes: dict[str, int] = field(default_factory=dict)  # traced node name -> IR node
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    params: dict[str, tuple[int, ...]] = field(default_factory=dict)  # placeholder -> shape
+    #: sums not built yet: a chain a + b + c of single-use adds is one n-ary IR ``add``
+    pending: dict[str, list[int]] = field(default_factory=dict)
+
+    def summands(self, arg: Any) -> list[int]:
+        """The IR operands ``arg`` contributes to a sum (a pending sum's, or itself)."""
+        return self.pending.pop(arg.name) if arg.name in self.pending else [self.ir(arg)]
+
+    def ir(self, arg: Any) -> int:
+        """The IR node of a traced tensor argument."""
+        if getattr(arg, "name", None) not in self.nodes:
+            raise GraphError(f"{arg} is not a tensor the IR has (a constant or a parameter)")
+        return self.nodes[arg.name]
+
+    def shape(self, arg: Any) -> tuple[int, ...]:
+        return self.shapes.get(arg.name) or self.params[arg.name]
+
+    def is_tensor(self, arg: Any) -> bool:
+        name = getattr(arg, "name", None)
+        return name in self.nodes or name in self.pending
+
+
+#: ATen operator name (``conv2d``, ``add.Tensor``: the overload-less name also matches) -> a
+#: translation ``(context, node) -> IR node``
+#: translation ``(context, node) -> IR node`` (None: deferred into a later op, as a partial sum)
+TORCH_IMPORTS: Registry[Callable[[ImportContext, Any], int | None]] = Registry("torch import")
+
+
+def _arg(node: Any, i: int, name: str, default: Any) -> Any:
+    if len(node.args) > i:
+        return node.args[i]
+    return node.kwargs.get(name, default)
+
+
+def _pair(v: Any) -> int:
+    """One side of a square window or stride (non-square ones are refused: the IR is square)."""
+    values = list(v) if isinstance(v, (list, tuple)) else [v]
+    if len(set(values)) > 1:
+        raise GraphError(f"non-square windows are not in the IR, got {values}")
+    return int(values[0]) if values else 1
+
+
+def _conv(ctx: ImportContext, node: Any) -> int:
+    x, w = node.args[0], node.args[1]
+    bias = _arg(node, 2, "bias", None) is not None
+    stride, padding = _pair(_arg(node, 3, "stride", 1)), _pair(_arg(node, 4, "padding", 0))
+    if _pair(_arg(node, 5, "dilation", 1)) != 1:
+        raise GraphError("dilated convolutions are not in the IR yet")
+    groups = int(_arg(node, 6, "groups", 1))
+    cout, cin_g, k, _ = ctx.shape(w)
+    cin = ctx.shape(x)[1]
+    b = ctx.builder
+    if groups == cin and cout == cin and groups > 1:
+        return b.dwconv(ctx.ir(x), k, stride, padding=padding, bias=bias)
+    return b.conv(ctx.ir(x), cout, k, stride, groups=groups, padding=padding, bias=bias)
+
+
+def _batch_norm(ctx: ImportContext, node: Any) -> int:
+    affine = node.args[1] is not None
+    return ctx.builder.norm(ctx.ir(node.args[0]), "batch" if affine else "batch_stats")
+
+
+def _layer_norm(ctx: ImportContext, node: Any) -> int:
+    return ctx.builder.norm(ctx.ir(node.args[0]), "layer")
+
+
+def _activation(mode: str) -> Callable[[ImportContext, Any], int]:
+    def translate(ctx: ImportContext, node: Any) -> int:
+        return ctx.builder.act(ctx.ir(node.args[0]), mode)
+
+    return translate
+
+
+def _sums_into_another_add(node: Any) -> bool:
+    """Whether ``node`` (an add of two tensors) is read only by another add of two tensors:
+    then both are one n-ary IR ``add`` (as the IR writes a cell's sum of its edges)."""
+    users = list(node.users)
+    return (
+        len(users) == 1
+        and _op_name(users[0].target)[0] == "add.Tensor"
+        and all(hasattr(a, "name") for a in users[0].args[:2])
+    )
+
+
+def _elementwise(kind: str) -> Callable[[ImportContext, Any], int | None]:
+    """``add``/``mul`` of two tensors (a chain of adds is one n-ary ``add``); a tensor times
+    the constant 0 is the IR's ``zero``."""
+
+    def translate(ctx: ImportContext, node: Any) -> int | None:
+        a, other = node.args[0], node.args[1]
+        if kind == "add" and ctx.is_tensor(a) and ctx.is_tensor(other):
+            operands = ctx.summands(a) + ctx.summands(other)
+            if _sums_into_another_add(node):
+                ctx.pending[node.name] = operands
+                return None
+            return ctx.builder.add("add", tuple(operands))
+        if ctx.is_tensor(a) and ctx.is_tensor(other):
+            return ctx.builder.add(kind, (ctx.ir(a), ctx.ir(other)))
+        tensor = a if ctx.is_tensor(a) else other
+        constant = other if tensor is a else a
+        if kind == "mul" and constant == 0:
+            return ctx.builder.zero(ctx.ir(tensor))
+        raise GraphError(f"{kind} of a tensor and the constant {constant!r} is not in the IR")
+
+    return translate
+
+
+def _pool(mode: str) -> Callable[[ImportContext, Any], int]:
+    def translate(ctx: ImportContext, node: Any) -> int:
+        kernel = _pair(node.args[1])
+        stride = _pair(_arg(node, 2, "stride", None) or kernel)
+        padding = _pair(_arg(node, 3, "padding", 0))
+        return ctx.builder.pool(ctx.ir(node.args[0]), mode, kernel, stride, padding)
+
+    return translate
+
+
+def _adaptive_avg_pool(ctx: ImportContext, node: Any) -> int:
+    if [int(v) for v in node.args[1]] != [1, 1]:
+        raise GraphError(f"adaptive pooling to {list(node.args[1])} is not in the IR (only 1x1)")
+    return ctx.builder.pool(ctx.ir(node.args[0]), "global_avg")
+
+
+def _mean(ctx: ImportContext, node: Any) -> int:
+    dims = sorted(int(d) % len(ctx.shape(node.args[0])) for d in node.args[1])
+    if dims != [2, 3]:
+        raise GraphError(f"a mean over dims {dims} is not in the IR (only a global 2-D mean)")
+    pooled = ctx.builder.pool(ctx.ir(node.args[0]), "global_avg")
+    keep = _arg(node, 2, "keepdim", False)
+    return pooled if keep else ctx.builder.flatten(pooled)
+
+
+def _linear(ctx: ImportContext, node: Any) -> int:
+    features = ctx.shape(node.args[1])[0]
+    bias = _arg(node, 2, "bias", None) is not None
+    return ctx.builder.linear(ctx.ir(node.args[0]), features, bias=bias)
+
+
+def _flatten(ctx: ImportContext, node: Any) -> int:
+    if int(_arg(node, 1, "start_dim", 0)) != 1 or int(_arg(node, 2, "end_dim", -1)) != -1:
+        raise GraphError("only a flatten of every dimension after the batch is in the IR")
+    return ctx.builder.flatten(ctx.ir(node.args[0]))
+
+
+def _reshape(ctx: ImportContext, node: Any) -> int:
+    shape = ctx.shapes[node.name][1:]
+    return ctx.builder.reshape(ctx.ir(node.args[0]), shape)
+
+
+def _cat(ctx: ImportContext, node: Any) -> int:
+    tensors = node.args[0]
+    if int(_arg(node, 1, "dim", 0)) % len(ctx.shape(tensors[0])) != 1:
+        raise GraphError("only a concatenation along channels is in the IR")
+    return ctx.builder.concat(*[ctx.ir(t) for t in tensors])
+
+
+def _slice(ctx: ImportContext, node: Any) -> int:
+    x = node.args[0]
+    dim, start = int(_arg(node, 1, "dim", 0)), _arg(node, 2, "start", None)
+    end = _arg(node, 3, "end", None)
+    full = ctx.shape(x)
+    dim %= len(full)
+    if dim == 0 and (start in (None, 0)) and (end is None or end >= full[0]):
+        return ctx.ir(x)  # the whole batch: a view
+    if dim != 1 or start not in (None, 0) or int(_arg(node, 4, "step", 1)) != 1:
+        raise GraphError("only the first channels of a tensor (x[:, :c]) are a slice in the IR")
+    return ctx.builder.slice(ctx.ir(x), min(int(end), full[1]))
+
+
+def _same(ctx: ImportContext, node: Any) -> int:
+    """An op the IR needs no node for (a dropout in eval, a contiguous copy, a clone)."""
+    return ctx.ir(node.args[0])
+
+
+def _matmul(ctx: ImportContext, node: Any) -> int:
+    return ctx.builder.matmul(ctx.ir(node.args[0]), ctx.ir(node.args[1]))
+
+
+def _embedding(ctx: ImportContext, node: Any) -> int:
+    vocab, dim = ctx.shape(node.args[0])
+    return ctx.builder.embedding(ctx.ir(node.args[1]), vocab, dim)
+
+
+def _softmax(ctx: ImportContext, node: Any) -> int:
+    return ctx.builder.act(ctx.ir(node.args[0]), "softmax")
+
+
+for _name, _translate in (
+    ("conv2d", _conv),
+    ("convolution", _conv),
+    ("batch_norm", _batch_norm),
+    ("_native_batch_norm_legit_no_training", _batch_norm),
+    ("layer_norm", _layer_norm),
+    ("relu", _activation("relu")),
+    ("relu_", _activation("relu")),
+    ("hardtanh", _activation("relu6")),
+    ("relu6", _activation("relu6")),
+    ("sigmoid", _activation("sigmoid")),
+    ("silu", _activation("swish")),
+    ("hardswish", _activation("hswish")),
+    ("hardsigmoid", _activation("hsigmoid")),
+    ("gelu", _activation("gelu")),
+    ("tanh", _activation("tanh")),
+    ("leaky_relu", _activation("leaky_relu")),
+    ("add.Tensor", _elementwise("add")),
+    ("mul.Tensor", _elementwise("mul")),
+    ("avg_pool2d", _pool("avg")),
+    ("max_pool2d", _pool("max")),
+    ("adaptive_avg_pool2d", _adaptive_avg_pool),
+    ("mean.dim", _mean),
+    ("linear", _linear),
+    ("flatten.using_ints", _flatten),
+    ("view", _reshape),
+    ("reshape", _reshape),
+    ("cat", _cat),
+    ("slice.Tensor", _slice),
+    ("dropout", _same),
+    ("clone", _same),
+    ("contiguous", _same),
+    ("matmul", _matmul),
+    ("embedding", _embedding),
+    ("softmax.int", _softmax),
+    ("_softmax", _softmax),
+):
+    TORCH_IMPORTS.add(_name, _translate)
+
+
+def _op_name(target: Any) -> tuple[str, str]:
+    """(``conv2d.default``, ``conv2d``): an ATen target's name with and without overload."""
+    full = str(target).removeprefix("aten.")
+    return full, full.rsplit(".", 1)[0] if full.endswith(".default") else full
+
+
+def _translation(target: Any) -> Callable[[ImportContext, Any], int | None] | None:
+    full, short = _op_name(target)
+    for name in (full, short):
+        if name in TORCH_IMPORTS:
+            return TORCH_IMPORTS[name]
+    return None
+
+
+def _source(node: Any) -> str:
+    trace = node.meta.get("stack_trace") or ""
+    lines = [ln.strip() for ln in trace.strip().splitlines() if ln.strip().startswith("File")]
+    return lines[-1] if lines else "(no source line)"
+
+
+def from_torch(
+    module: Any,
+    example_inputs: Sequence[Any],
+    *,
+    name: str | None = None,
+    unknown: Literal["error", "elementwise"] = "error",
+) -> nx.DiGraph:
+    """The IR graph of ``module`` run on ``example_inputs`` (one batch; the IR is per sample).
+
+    Raises :class:`~dse.graph.GraphError` listing every ATen operator without a translation,
+    each with its source line, unless ``unknown="elementwise"`` (then each is costed as an
+    elementwise op of its output's shape and named in a warning)."""
+    import torch
+
+    was_training = getattr(module, "training", False)
+    module.eval()
+    try:
+        exported = torch.export.export(module, tuple(example_inputs))
+    finally:
+        module.train(was_training)
+    graph = exported.graph
+    signature = exported.graph_signature
+    user_inputs = list(signature.user_inputs)
+    b = GraphBuilder(name or type(module).__name__)
+    ctx = ImportContext(b)
+    unmapped: list[str] = []
+    for node in graph.nodes:
+        value = node.meta.get("val")
+        shape = tuple(int(s) for s in value.shape) if hasattr(value, "shape") else ()
+        if node.op == "placeholder":
+            if node.name in user_inputs:
+                ctx.nodes[node.name] = b.input(shape[1:], name=node.name)
+                ctx.shapes[node.name] = shape
+            else:
+                ctx.params[node.name] = shape
+            continue
+        if node.op != "call_function":
+            continue
+        ctx.shapes[node.name] = shape
+        translate = _translation(node.target)
+        if translate is None:
+            label = f"{_op_name(node.target)[0]} at {_source(node)}"
+            if unknown == "error":
+                unmapped.append(label)
+                continue
+            ins = [a for a in node.args if ctx.is_tensor(a)]
+            if not ins:
+                unmapped.append(label)
+                continue
+            warnings.warn(f"costed as elementwise: {label}", stacklevel=2)
+            ctx.nodes[node.name] = b.act(ctx.ir(ins[0]), "elementwise")
+            continue
+        if unmapped:  # keep collecting the unmapped ops; the rest cannot be built anyway
+            continue
+        try:
+            ir = translate(ctx, node)
+        except GraphError as exc:
+            raise GraphError(f"{_op_name(node.target)[0]} at {_source(node)}: {exc}") from None
+        if ir is None:  # deferred (a partial sum)
+            continue
+        if shape and b.shape(ir) != shape[1:]:
+            raise GraphError(
+                f"{_op_name(node.target)[0]} at {_source(node)}: the IR infers shape "
+                f"{b.shape(ir)}, the traced module {shape[1:]}"
+            )
+        ctx.nodes[node.name] = ir
+    if unmapped:
+        raise GraphError(
+            "no IR translation for "
+            + "; ".join(dict.fromkeys(unmapped))
+            + " (register one in dse.graph.torch_import.TORCH_IMPORTS, or pass "
+            "unknown='elementwise')"
+        )
+    return b.build()

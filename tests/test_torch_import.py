@@ -1,0 +1,94 @@
+"""dse.graph.from_torch: a PyTorch network into the IR (the door for a user's own model)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from dse.graph import GraphError, from_torch, totals
+from dse.registry import SIMULATORS, SPACES
+from dse.training.network import build_network, graph_io
+
+
+class SmallCnn(nn.Module):
+    """A user's network, written in plain PyTorch: conv-bn-relu, a depthwise block with a
+    residual, pooling, a classifier."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16))
+        self.dw = nn.Conv2d(16, 16, 3, padding=1, groups=16, bias=False)
+        self.pw = nn.Conv2d(16, 32, 1)
+        self.pool = nn.MaxPool2d(2)
+        self.head = nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        x = x + torch.nn.functional.relu6(self.dw(x))
+        x = self.pool(self.pw(x))
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+def test_a_plain_pytorch_network_imports_with_its_own_parameter_count():
+    net = SmallCnn()
+    g = from_torch(net, (torch.randn(2, 3, 16, 16),))
+    t = totals(g)
+    assert t.params == sum(p.numel() for p in net.parameters())
+    kinds = [d["op"].kind for _, d in g.nodes(data=True)]
+    assert kinds.count("conv2d") == 2 and kinds.count("dwconv2d") == 1
+    assert {"norm", "activation", "pool", "linear", "add", "reshape"} <= set(kinds)
+    # MACs: 3x3x3->16 at 16x16, depthwise 3x3 at 16x16, 1x1 16->32 at 16x16, fc 32->10
+    assert t.macs == 27 * 16 * 256 + 9 * 16 * 256 + 16 * 32 * 256 + 32 * 10
+    assert SIMULATORS.create("gpu").evaluate_population([g])["gpu_latency_ms"][0] > 0
+
+
+class Unmapped(nn.Module):
+    def forward(self, x):
+        return torch.cumsum(x, dim=1) + torch.erf(x)
+
+
+def test_an_unmapped_op_is_one_error_naming_every_op_and_its_source_line():
+    with pytest.raises(GraphError) as err:
+        from_torch(Unmapped(), (torch.randn(2, 4),))
+    text = str(err.value)
+    assert "cumsum" in text and "erf" in text and "test_torch_import.py" in text
+    assert "unknown='elementwise'" in text
+
+
+def test_unknown_elementwise_costs_unmapped_ops_and_warns():
+    with pytest.warns(UserWarning, match="costed as elementwise: cumsum"):
+        g = from_torch(Unmapped(), (torch.randn(2, 4),), unknown="elementwise")
+    modes = [d["op"].mode for _, d in g.nodes(data=True) if d["op"].kind == "activation"]
+    assert modes.count("elementwise") == 2
+
+
+def _round_trip(g):
+    net = build_network(g, seed=0)
+    inputs, _ = graph_io(g)
+    xs = [torch.randn(2, *g.nodes[n]["op"].out_shape) for n in inputs]
+    return from_torch(net, xs)
+
+
+@pytest.mark.slow
+def test_every_zoo_network_and_sampled_cells_round_trip_through_torch():
+    """IR -> build_network -> from_torch: the same params and MACs (exactly) and the same GPU
+    and FPGA latency (1e-9 relative) as the original graph."""
+    gpu = SIMULATORS.create("gpu", device="A100-80GB-PCIe")
+    fpga = SIMULATORS.create("fpga", board="ZCU102")
+    zoo = SPACES.create("zoo")
+    (variable,) = zoo.variables
+    graphs = {f"zoo:{v}": zoo.to_graph({variable.name: v}) for v in variable.choices}
+    rng = np.random.default_rng(0)
+    for name in ("nasbench201", "nasbench101", "darts"):
+        space = SPACES.create(name)
+        for i in range(3):
+            graphs[f"{name}:{i}"] = space.to_graph(space.sample(rng))
+    for label, g in graphs.items():
+        h = _round_trip(g)
+        a, b = totals(g), totals(h)
+        assert (a.params, a.macs) == (b.params, b.macs), label
+        for sim, metric in ((gpu, "gpu_latency_ms"), (fpga, "fpga_latency_ms")):
+            want, got = (sim.evaluate_population([x])[metric][0] for x in (g, h))
+            assert got == pytest.approx(want, rel=1e-9), (label, metric)
