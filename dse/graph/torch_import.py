@@ -213,6 +213,45 @@ def _matmul(ctx: ImportContext, node: Any) -> int:
     return ctx.builder.matmul(ctx.ir(node.args[0]), ctx.ir(node.args[1]))
 
 
+def _view_as_traced(ctx: ImportContext, node: Any) -> int:
+    """A transpose or permute that keeps the batch first: the IR keeps the traced shape as a
+    (costless) reshape. One that moves the batch dimension has no per-sample meaning."""
+    rank = len(ctx.shape(node.args[0]))
+    target = _op_name(node.target)[0]
+    if target.startswith("permute"):
+        moved = int(node.args[1][0]) % rank != 0
+    elif target.startswith("transpose"):
+        moved = 0 in {int(node.args[1]) % rank, int(node.args[2]) % rank}
+    else:  # t(): a 2-D transpose, the batch and the features
+        moved = True
+    if moved:
+        raise GraphError("it moves the batch dimension (the IR is per sample; keep it first)")
+    return ctx.builder.reshape(ctx.ir(node.args[0]), ctx.shapes[node.name][1:])
+
+
+def _sdpa(ctx: ImportContext, node: Any) -> int:
+    """``scaled_dot_product_attention(q, k, v)``: ``softmax(q k^T) v`` as IR matmuls and a
+    softmax, the scores materialised (as an eager framework's math path does)."""
+    q, k, v = (ctx.ir(a) for a in node.args[:3])
+    b = ctx.builder
+    scores = b.matmul(q, k, transpose_b=True)
+    return b.matmul(b.act(scores, "softmax"), v)
+
+
+def _conv_transpose(ctx: ImportContext, node: Any) -> int:
+    x, w = node.args[0], node.args[1]
+    stride = _pair(_arg(node, 3, "stride", 1))
+    padding, output_padding = (
+        _pair(_arg(node, 4, "padding", 0)),
+        _pair(_arg(node, 5, "output_padding", 0)),
+    )
+    _, cout, k, _ = ctx.shape(w)
+    if int(_arg(node, 6, "groups", 1)) != 1 or padding != k // 2 or output_padding != stride - 1:
+        raise GraphError("only an ungrouped, 'same'-padded transposed convolution is in the IR")
+    bias = _arg(node, 2, "bias", None) is not None
+    return ctx.builder.deconv(ctx.ir(x), cout, k, stride, bias=bias)
+
+
 def _embedding(ctx: ImportContext, node: Any) -> int:
     vocab, dim = ctx.shape(node.args[0])
     return ctx.builder.embedding(ctx.ir(node.args[1]), vocab, dim)
@@ -255,6 +294,12 @@ for _name, _translate in (
     ("clone", _same),
     ("contiguous", _same),
     ("matmul", _matmul),
+    ("bmm", _matmul),
+    ("transpose.int", _view_as_traced),
+    ("permute", _view_as_traced),
+    ("t", _view_as_traced),
+    ("scaled_dot_product_attention", _sdpa),
+    ("conv_transpose2d.input", _conv_transpose),
     ("embedding", _embedding),
     ("softmax.int", _softmax),
     ("_softmax", _softmax),
