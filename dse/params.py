@@ -146,7 +146,7 @@ def create(factory: Callable, params: Mapping[str, Any], where: str) -> Any:
         raise
     except (ValueError, TypeError) as exc:
         msg = str(exc)
-        first = msg.split(":", 1)[0]
+        first = msg.split(":", 1)[0].split(".")[0]  # "choices.depth: ..." names "choices"
         prefix = f"{where}." if first in kwargs or first in _param_names(factory) else f"{where}: "
         raise ConfigError(f"{prefix}{msg}") from None
 

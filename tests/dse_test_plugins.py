@@ -67,3 +67,21 @@ class NanScore(MetricProvider):
         first = space.variables[0]
         bad = arch[first.name] == first.choices[0]
         return {"nan_score": float("nan") if bad else float(graph.number_of_nodes())}
+
+
+def small_cnn(arch: dict):
+    """A user's model factory for the torch space: ``depth`` conv-bn-relu blocks of ``width``
+    channels, then a classifier (CIFAR-sized input)."""
+    from torch import nn
+
+    layers, channels = [], 3
+    for _ in range(arch["depth"]):
+        layers += [nn.Conv2d(channels, arch["width"], 3, padding=1, bias=False)]
+        layers += [nn.BatchNorm2d(arch["width"]), nn.ReLU()]
+        channels = arch["width"]
+    BUILT.append(dict(arch))
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 10))
+
+
+#: every architecture small_cnn built, in order (the torch-space tests read it)
+BUILT: list[dict] = []

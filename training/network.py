@@ -14,6 +14,7 @@ Parameter counts equal the IR's ``params`` (tested).
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import networkx as nx
@@ -249,13 +250,18 @@ class GraphNetwork(nn.Module):
         return out
 
 
-def build_network(
-    graph: nx.DiGraph, seed: int | None = None, drop_norm: bool = False
-) -> GraphNetwork:
+def build_network(graph: nx.DiGraph, seed: int | None = None, drop_norm: bool = False) -> nn.Module:
     """A freshly initialised network for ``graph`` (deterministic weights when ``seed`` is given;
-    ``drop_norm`` replaces normalisation layers by identities, as synflow wants)."""
-    if seed is None:
-        return GraphNetwork(graph, drop_norm)
+    ``drop_norm`` replaces normalisation layers by identities, as synflow wants).
+
+    A graph of a space written as PyTorch (``graph.graph["torch_module"]``, see
+    :class:`dse.spaces.torch_space.TorchSpace`) gives the user's own module, ``make(arch)``,
+    not a round trip through the IR (except with ``drop_norm``, which needs the IR's layers)."""
+    user = graph.graph.get("torch_module")
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        if seed is not None:
+            torch.manual_seed(seed)
+        if user is not None and not drop_norm:
+            module, _, function = user["factory"].partition(":")
+            return getattr(importlib.import_module(module), function)(dict(user["arch"]))
         return GraphNetwork(graph, drop_norm)
