@@ -12,7 +12,14 @@ from dse.subset import restrict
 from dse.testing import check_provider, check_space
 
 #: parameters a plugin needs (or takes to stay fast here); every other plugin runs on defaults
-SPACE_PARAMS = {"nasbench201": {"dataset": "cifar10"}}
+SPACE_PARAMS = {
+    "nasbench201": {"dataset": "cifar10"},
+    "torch": {
+        "factory": "dse_test_plugins:small_cnn",
+        "input_shape": [3, 16, 16],
+        "choices": {"depth": [1, 2], "width": [4, 8]},
+    },
+}
 #: provider -> (space it is checked on, its parameters)
 PROVIDERS = {
     "tabular": ("nasbench201", {"file": "nasbench201_naslib.csv", "column": "val_acc_cifar10"}),
