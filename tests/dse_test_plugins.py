@@ -85,3 +85,17 @@ def small_cnn(arch: dict):
 
 #: every architecture small_cnn built, in order (the torch-space tests read it)
 BUILT: list[dict] = []
+
+
+def tiny_model():
+    """A model factory for ``dse cost --model``: a conv, a norm, a pooled classifier."""
+    from torch import nn
+
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(8, 10),
+    )

@@ -1,0 +1,181 @@
+"""``dse cost``: price networks on hardware from the command line, as nn-Meter's ``predict``
+does, with each figure's validated error beside it.
+
+What is costed: a table of architectures of a space (``--space S --archs CSV``), a zoo network
+(``--network NAME``), or the user's own PyTorch model (``--model module:function``, a function
+that returns an ``nn.Module``, with ``--input-shape``), imported by :func:`dse.graph.from_torch`.
+Where: a GPU (``--device``) and/or an FPGA board (``--board``), each through its simulator with
+its calibration. Printed and written (``--out PRED.csv``): every network's parameters and MACs,
+each simulator's metrics, the calibration used and its error for these networks (``not
+validated for this network's ops`` where the calibration was validated on other networks).
+
+    dse cost --network resnet18 --device A100-80GB-PCIe --board ZCU102
+    dse cost --space nasbench201 --archs data/nasbench201_naslib.csv --device Titan-RTX --out p.csv
+    dse cost --model mylab.models:resnet --input-shape 3,224,224 --device H100-SXM
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dse.graph import totals
+from dse.inputs import (
+    add_plugin_arguments,
+    at_least,
+    import_requested_plugins,
+    key_values,
+    plugin,
+    read_table,
+    require_columns,
+    writable_folder,
+)
+from dse.params import ConfigError
+from dse.registry import COMMANDS, SIMULATORS, SPACES
+from dse.space import Parsable
+
+
+def _input_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected sizes such as 3,224,224, got {text!r}"
+        ) from None
+    if not shape or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive sizes, got {text!r}")
+    return shape
+
+
+def _networks(args: argparse.Namespace) -> tuple[str, list[tuple[str, Any]]]:
+    """(scope, [(id, graph)]): what to cost, and the networks' space (for the error lines)."""
+    chosen = [a for a in ("space", "network", "model") if getattr(args, a) is not None]
+    if len(chosen) != 1:
+        raise ConfigError("--space/--network/--model: give exactly one of them")
+    if args.network is not None:
+        zoo = SPACES.create("zoo")
+        (variable,) = zoo.variables
+        if args.network not in variable.choices:
+            raise ConfigError(
+                f"--network: {args.network!r} is not allowed; allowed values: "
+                f"{list(variable.choices)}"
+            )
+        return "zoo", [(args.network, zoo.to_graph({variable.name: args.network}))]
+    if args.model is not None:
+        import torch
+
+        from dse.graph import GraphError, from_torch
+        from dse.spaces.torch_space import load_factory
+
+        if args.input_shape is None:
+            raise ConfigError("--input-shape: a --model needs its input's shape, e.g. 3,224,224")
+        try:
+            make = load_factory(args.model)
+            module = make()
+            graph = from_torch(module, (torch.randn(1, *args.input_shape),), name=args.model)
+        except (ValueError, GraphError) as exc:
+            raise ConfigError(f"--model: {exc}") from None
+        return "torch", [(args.model, graph)]
+    if args.archs is None:
+        raise ConfigError("--archs: --space needs a table of architectures (CSV or Parquet)")
+    space = plugin(
+        SPACES,
+        args.space,
+        key_values(args.space_param, "--space-param"),
+        "--space",
+        "--space-param",
+        "space",
+    )
+    if not isinstance(space, Parsable):
+        raise ConfigError(f"--space: {args.space!r} cannot parse architecture strings")
+    table = read_table(args.archs, "--archs", dtype={args.arch_column: str})
+    require_columns(table, [("--arch-column", args.arch_column)], args.archs)
+    out = []
+    for i, text in enumerate(table[args.arch_column].astype(str)):
+        try:
+            arch = space.parse(text)
+        except ValueError as exc:
+            raise ConfigError(f"--archs: row {i + 1}: {exc}") from None
+        out.append((space.arch_id(arch), space.to_graph(arch)))
+    return args.space, out
+
+
+def _simulators(args: argparse.Namespace) -> list[Any]:
+    specs = []
+    if args.device is not None:
+        params: dict[str, Any] = {"device": args.device, "batch_size": args.batch_size}
+        if args.devices_file:
+            params["devices_file"] = args.devices_file
+        if args.calibration:
+            params["calibration"] = args.calibration
+        specs.append(("gpu", params))
+    if args.board is not None:
+        params = {"board": args.board, "calibration": "auto"}  # the shipped one, if any
+        if args.boards_file:
+            params["boards_file"] = args.boards_file
+        specs.append(("fpga", params))
+    if not specs:
+        raise ConfigError("--device/--board: name a GPU (--device) or an FPGA board (--board)")
+    return [plugin(SIMULATORS, name, p, "--simulator", f"--{name}", name) for name, p in specs]
+
+
+@COMMANDS.register("cost")
+class CostCommand:
+    """Cost networks on a GPU or FPGA: params, MACs, latency, and each figure's validated error."""
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        what = p.add_argument_group("what to cost (one of)")
+        what.add_argument("--space", help="a space whose architectures --archs lists")
+        what.add_argument("--network", help="a zoo network (dse list shows the zoo space)")
+        what.add_argument("--model", help="module:function returning a torch.nn.Module")
+        p.add_argument("--archs", help="CSV or Parquet of architectures of --space")
+        p.add_argument("--arch-column", default="arch_str", help="their column (default arch_str)")
+        p.add_argument("--space-param", action="append", default=[], metavar="KEY=VALUE")
+        p.add_argument("--input-shape", type=_input_shape, help="a --model's input, e.g. 3,224,224")
+        add_plugin_arguments(p)
+        p.add_argument("--device", help="a GPU of the catalog (dse list devices)")
+        p.add_argument("--devices-file", default=None)
+        p.add_argument("--calibration", default=None, help="GPU calibration (default: auto)")
+        p.add_argument("--batch-size", type=at_least(1), default=1)
+        p.add_argument("--board", help="an FPGA board (dse list boards)")
+        p.add_argument("--boards-file", default=None)
+        p.add_argument("--out", default=None, help="write the table as CSV")
+
+    def run(self, args: argparse.Namespace) -> int:
+        if args.out:
+            writable_folder(Path(args.out).parent, "--out")
+        import_requested_plugins(args)
+        sims = _simulators(args)  # refuses a bad device or board before any network is built
+        scope, networks = _networks(args)
+        rows = [
+            {"network": name, "params": totals(g).params, "macs": totals(g).macs}
+            for name, g in networks
+        ]
+        errors = {}
+        for sim in sims:
+            values = sim.evaluate_population([g for _, g in networks])
+            fidelity = sim.metric_fidelity(scope)
+            for m in sim.metrics:
+                for row, v in zip(rows, values[m]):
+                    row[m] = float(v)
+            latency = next(m for m in sim.metrics if m.endswith("latency_ms"))
+            errors[sim.name] = fidelity[latency].line(latency)
+            cal = fidelity[latency].calibration or "none"
+            for row in rows:
+                row[f"{sim.name}_calibration"] = cal
+        df = pd.DataFrame(rows)
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            shown = [c for c in df.columns if not c.endswith("_calibration")]
+            print(df[shown].head(50).to_string(index=False))
+        for line in errors.values():
+            print(f"expected error: {line}")
+        if args.out:
+            for name, line in errors.items():
+                df[f"{name}_error"] = line
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            df.to_csv(args.out, index=False)
+            print(f"wrote {args.out} ({len(df)} networks)")
+        return 0
