@@ -49,3 +49,17 @@ def test_every_example_the_docs_name_exists():
     texts = [root / "README.md", root / "dse" / "__init__.py", *DOCS.glob("*.md")]
     named = {m for t in texts for m in re.findall(r"examples/[\w./-]+\.(?:toml|py)", t.read_text())}
     assert named and not [n for n in sorted(named) if not (root / n).is_file()]
+
+
+def test_the_model_page_imports_its_network():
+    """docs/models.md's first example, run as it stands, prints what the page says."""
+    import contextlib
+    import io
+
+    block = python_blocks(DOCS / "models.md")[0]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(block, {})
+    first = out.getvalue().splitlines()[0]
+    assert first == "1258 43352384"
+    assert "1,258 and 43.4 M" in block
