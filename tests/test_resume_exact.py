@@ -56,6 +56,7 @@ def test_a_run_stopped_at_100_and_resumed_to_200_equals_the_uninterrupted_run(tm
     assert resumed.arch_hash.is_unique and resumed.eval_id.is_unique
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "driver",
     [
