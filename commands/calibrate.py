@@ -25,15 +25,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dse.inputs import (
-    add_plugin_arguments,
-    import_requested_plugins,
-    key_values,
-    plugin,
-    read_table,
-)
+from dse.inputs import add_space_arguments, read_table, space_from
 from dse.params import ConfigError
-from dse.registry import COMMANDS, SPACES
+from dse.registry import COMMANDS
 
 
 def read_measurements(path: str, arch_column: str, space) -> tuple[list, pd.DataFrame]:
@@ -170,15 +164,7 @@ class CalibrateCommand:
         target.add_argument("--board", help="FPGA board (recursive accelerator)")
         p.add_argument("--measured", required=True, help="CSV: arch, latency_ms[, batch_size]")
         p.add_argument("--out", required=True, help="calibration TOML to write")
-        p.add_argument("--space", default="nasbench201", help="space the architectures are of")
-        add_plugin_arguments(p)
-        p.add_argument(
-            "--space-param",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="a space parameter (repeatable), e.g. dataset=cifar100",
-        )
+        add_space_arguments(p)
         p.add_argument("--arch-column", default="arch", help="architecture column (default arch)")
         p.add_argument(
             "--prior",
@@ -200,9 +186,7 @@ class CalibrateCommand:
             raise ConfigError(f"--out: {args.out} exists; keep it or pass --force to replace it")
         if args.folds < 2:
             raise ConfigError(f"--folds: must be >= 2, got {args.folds}")
-        params = key_values(args.space_param, "--space-param")
-        import_requested_plugins(args)
-        space = plugin(SPACES, args.space, params, "--space", "--space-param", "space")
+        space = space_from(args)
         try:
             archs, table = read_measurements(args.measured, args.arch_column, space)
             graphs = [space.to_graph(a) for a in archs]

@@ -27,10 +27,10 @@ from dse.inputs import (
     add_plugin_arguments,
     at_least,
     import_requested_plugins,
-    key_values,
     plugin,
     read_table,
     require_columns,
+    space_from,
     writable_folder,
 )
 from dse.params import ConfigError
@@ -81,14 +81,7 @@ def _networks(args: argparse.Namespace) -> tuple[str, list[tuple[str, Any]]]:
         return "torch", [(args.model, graph)]
     if args.archs is None:
         raise ConfigError("--archs: --space needs a table of architectures (CSV or Parquet)")
-    space = plugin(
-        SPACES,
-        args.space,
-        key_values(args.space_param, "--space-param"),
-        "--space",
-        "--space-param",
-        "space",
-    )
+    space = space_from(args)
     if not isinstance(space, Parsable):
         raise ConfigError(f"--space: {args.space!r} cannot parse architecture strings")
     table = read_table(args.archs, "--archs", dtype={args.arch_column: str})
@@ -133,7 +126,13 @@ class CostCommand:
         what.add_argument("--model", help="module:function returning a torch.nn.Module")
         p.add_argument("--archs", help="CSV or Parquet of architectures of --space")
         p.add_argument("--arch-column", default="arch_str", help="their column (default arch_str)")
-        p.add_argument("--space-param", action="append", default=[], metavar="KEY=VALUE")
+        p.add_argument(
+            "--space-param",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="a parameter of --space (repeatable)",
+        )
         p.add_argument("--input-shape", type=_input_shape, help="a --model's input, e.g. 3,224,224")
         add_plugin_arguments(p)
         p.add_argument("--device", help="a GPU of the catalog (dse list devices)")

@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from dse.commands.proxy_eval import space_param_values
-from dse.inputs import add_plugin_arguments
+from dse.inputs import add_space_arguments
 from dse.params import ConfigError
 from dse.proxies.dps import config_params, fitness_rows, read_truth
 from dse.proxies.saved import save_proxy
@@ -28,15 +28,7 @@ def add_labelled_arguments(p: argparse.ArgumentParser) -> None:
     its key and ground-truth columns, their space, and the seeded draw of :func:`fitness_rows`."""
     p.add_argument("--truth", required=True, help="CSV of benchmarked architectures")
     p.add_argument("--target", default="val_acc_cifar10", help="ground-truth column")
-    p.add_argument("--space", default="nasbench201", help="the architectures' space")
-    add_plugin_arguments(p)
-    p.add_argument(
-        "--space-param",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a parameter of the architectures' space, e.g. task=jigsaw (repeatable)",
-    )
+    add_space_arguments(p)
     p.add_argument("--arch-column", default="arch_str")
     p.add_argument("--ops-column", default=None, help="second key column (nasbench101: ops)")
     p.add_argument("--archs", type=int, default=20, help="labelled architectures fitted on")

@@ -25,13 +25,12 @@ from typing import Any
 import pandas as pd
 
 from dse.inputs import (
-    add_plugin_arguments,
+    add_space_arguments,
     at_least,
-    import_requested_plugins,
     key_values,
-    plugin,
     read_table,
     require_columns,
+    space_from,
 )
 from dse.params import ConfigError
 from dse.proxies.report_card import ProxyScorer, card_from_rows, fitted_on
@@ -132,18 +131,9 @@ class ProxyEvalCommand:
     """Proxy report card: Spearman, Kendall, top-10% retrieval and seconds per architecture."""
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument("--space", default="nasbench201", help="space name (default nasbench201)")
-        add_plugin_arguments(p)
+        add_space_arguments(p)
         p.add_argument(
             "--dataset", default=None, help="space dataset, e.g. cifar10, cifar100, imagenet16_120"
-        )
-        p.add_argument(
-            "--space-param",
-            action="append",
-            default=[],
-            metavar="KEY=VALUE",
-            help="a space parameter, e.g. resolution=32 (repeatable; values read as JSON, "
-            "else as text)",
         )
         p.add_argument(
             "--truth",
@@ -213,7 +203,6 @@ class ProxyEvalCommand:
     def run(self, args: argparse.Namespace) -> int:
         if args.resume and not args.out:
             raise ConfigError("--resume: needs --out (the folder to continue)")
-        import_requested_plugins(args)
         # the arch column as text: keeps leading zeros of bit strings
         df = read_table(args.truth, "--truth", dtype={args.arch_column: str})
         require_columns(
@@ -231,7 +220,7 @@ class ProxyEvalCommand:
             **({"dataset": args.dataset} if args.dataset else {}),
             **space_param_values(args.space_param),
         }
-        space = plugin(SPACES, args.space, space_params, "--space", "--space-param", "space")
+        space = space_from(args, space_params)
         if not isinstance(space, Parsable):
             raise ConfigError(f"--space: {args.space!r} cannot parse architecture strings")
         texts = (

@@ -26,13 +26,13 @@ import pandas as pd
 
 from dse.commands.dps import add_labelled_arguments
 from dse.commands.proxy_eval import space_param_values
-from dse.inputs import import_requested_plugins, plugin
+from dse.inputs import import_requested_plugins, space_from
 from dse.params import ConfigError
 from dse.proxies.dps import fitness_rows, read_truth
 from dse.proxies.ensemble import DEFAULT_COMPONENTS, fit_ensemble
 from dse.proxies.report_card import ProxyScorer, fitted_on
 from dse.proxies.saved import save_proxy
-from dse.registry import COMMANDS, SPACES
+from dse.registry import COMMANDS
 from dse.space import Parsable
 
 
@@ -103,7 +103,7 @@ class ProxyFitCommand:
             **({"dataset": args.dataset} if args.dataset else {}),
             **space_param_values(args.space_param),
         }
-        space = plugin(SPACES, args.space, space_params, "--space", "--space-param", "space")
+        space = space_from(args, space_params)
         if not isinstance(space, Parsable):
             raise ConfigError(f"--space: {args.space!r} cannot parse architecture strings")
         try:

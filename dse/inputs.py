@@ -108,6 +108,33 @@ def add_plugin_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_space_arguments(
+    p: argparse.ArgumentParser, default: str | None = "nasbench201", what: str = "architectures"
+) -> None:
+    """``--space``, its ``--space-param KEY=VALUE`` options and the plugin options, wherever a
+    command names a space (read back by :func:`space_from`)."""
+    p.add_argument("--space", default=default, help=f"the {what}' space (default {default})")
+    p.add_argument(
+        "--space-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a parameter of the space, e.g. dataset=cifar100 or task=jigsaw (repeatable; "
+        "values read as JSON, else as text)",
+    )
+    add_plugin_arguments(p)
+
+
+def space_from(args: argparse.Namespace, extra: Mapping[str, Any] | None = None) -> Any:
+    """The space ``--space`` names with its ``--space-param`` values (and ``extra``), after
+    ``--plugins``; every refusal names its option."""
+    from dse.registry import SPACES
+
+    import_requested_plugins(args)
+    params = {**(extra or {}), **key_values(args.space_param, "--space-param")}
+    return plugin(SPACES, args.space, params, "--space", "--space-param", "space")
+
+
 def import_requested_plugins(args: argparse.Namespace) -> None:
     """Import what ``--plugins`` names (from ``--plugin-dir`` first)."""
     from dse.experiment import import_plugins
