@@ -18,36 +18,19 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dse.config import DEMO_CONFIG
+
 DSE = [sys.executable, "-m", "dse.cli"]
 TRUTH = Path(__file__).resolve().parents[1] / "data" / "nasbench201_naslib.csv"
 
-GOOD = """[run]
-name = "bad"
-seed = 1
-
-[space]
-name = "nasbench201"
-dataset = "cifar10"
-
-[proxies.analytic]
-
-[[objectives]]
-metric = "hook_flops"
-direction = "max"
-
-[[objectives]]
-metric = "params"
-direction = "min"
-
-[[constraints]]
-metric = "params"
-max = 1.0e6
-
-[search]
-driver = "pymoo"
-pop_size = 10
-max_evaluations = 20
-"""
+#: the built-in demo's config with a small budget: every case below breaks one thing of it
+GOOD = (
+    DEMO_CONFIG.split("[search]")[0]
+    .replace('name = "demo"', 'name = "bad"')
+    .replace("seed = 0", "seed = 1")
+    .replace("max = 1.2e6", "max = 1.0e6")
+    + '[search]\ndriver = "pymoo"\npop_size = 10\nmax_evaluations = 20\n'
+)
 
 SWEEP = """[run]
 name = "bad-sweep"

@@ -149,10 +149,10 @@ class CostCommand:
         import_requested_plugins(args)
         sims = _simulators(args)  # refuses a bad device or board before any network is built
         scope, networks = _networks(args)
-        rows = [
-            {"network": name, "params": totals(g).params, "macs": totals(g).macs}
-            for name, g in networks
-        ]
+        rows = []
+        for name, g in networks:
+            t = totals(g)
+            rows.append({"network": name, "params": t.params, "macs": t.macs})
         errors = {}
         for sim in sims:
             values = sim.evaluate_population([g for _, g in networks])

@@ -257,12 +257,6 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
         help="with --resume: set unreadable parts aside and continue without missing ones "
         "(their architectures are evaluated again)",
     )
-    r.add_argument(
-        "--trust-plugins",
-        action="store_true",
-        help="with --resume: import the plugin modules the manifest names from folders outside "
-        "the run folder (importing a module runs its code)",
-    )
     r.set_defaults(func=_cmd_run)
     d = sub.add_parser("demo", help="run the built-in NAS-Bench-201 demo search (no config needed)")
     d.add_argument("--output", help="results directory (default: results)")
@@ -308,13 +302,14 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
         action="store_true",
         help="with --resume: set unreadable parts aside and run their chunks again",
     )
-    w.add_argument(
-        "--trust-plugins",
-        action="store_true",
-        help="with --resume: import the plugin modules the manifest names from folders outside "
-        "the run folder (importing a module runs its code)",
-    )
     w.set_defaults(func=_cmd_sweep)
+    for resumable in (r, w):
+        resumable.add_argument(
+            "--trust-plugins",
+            action="store_true",
+            help="with --resume: import the plugin modules the manifest names from folders "
+            "outside the run folder (importing a module runs its code)",
+        )
     rp = sub.add_parser("report", help="a self-contained HTML report of one or more runs or sweeps")
     rp.add_argument(
         "runs", nargs="+", metavar="RUN", help="run or sweep directories or ids (several: compare)"

@@ -219,8 +219,8 @@ def evaluation_identity(config: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _table(data: Mapping[str, Any], key: str, where: str = "") -> dict:
-    return dict(expect(data.get(key, {}), dict, f"{where}{key}"))
+def _table(data: Mapping[str, Any], key: str) -> dict:
+    return dict(expect(data.get(key, {}), dict, key))
 
 
 def _plugins(data: Mapping[str, Any], section: str) -> tuple[PluginSpec, ...]:

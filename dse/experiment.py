@@ -8,8 +8,6 @@ Dask workers all build their experiments here.
 
 from __future__ import annotations
 
-import importlib
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +15,7 @@ import pyarrow as pa
 
 from dse.config import RunConfig
 from dse.evaluate import Evaluator
+from dse.inputs import import_plugins
 from dse.params import ConfigError, create
 from dse.provider import MetricProvider
 from dse.registry import DRIVERS, PROXIES, SIMULATORS, SPACES, Registry, UnknownPluginError
@@ -43,24 +42,6 @@ def _plugin(registry: Registry, name: str, params: dict, where: str) -> Any:
     except UnknownPluginError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return create(entry.factory, params, where.rsplit(".name", 1)[0])
-
-
-def import_plugins(
-    modules: tuple[str, ...], folders: tuple[str, ...] = (), where: str = "run.plugins"
-) -> None:
-    """Import user plugin modules so their ``@register`` decorators run; ``folders`` (a config
-    file's own) go on the import path first, so a module beside the config is found. A module
-    that cannot be imported is a ConfigError naming ``where``."""
-    for folder in folders:
-        if folder not in sys.path:
-            sys.path.insert(0, folder)
-    for i, module in enumerate(modules):
-        try:
-            importlib.import_module(module)
-        except Exception as exc:  # noqa: BLE001 - any import failure is a config problem
-            raise ConfigError(
-                f"{where}[{i}]: cannot import {module!r}: {type(exc).__name__}: {exc}"
-            ) from None
 
 
 def build(config: RunConfig) -> Experiment:

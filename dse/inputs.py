@@ -7,8 +7,10 @@ by name with its parameters, ``KEY=VALUE`` options, counts. Each refusal is a
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -19,9 +21,7 @@ from dse.params import ConfigError, create
 from dse.registry import Registry, UnknownPluginError
 
 
-def read_table(
-    path: str | Path, option: str, dtype: Mapping[str, Any] | None = None
-) -> pd.DataFrame:
+def read_table(path: str | Path, option: str, dtype: Any = None) -> pd.DataFrame:
     """The CSV (or Parquet) table at ``path``; what cannot be read is one line naming
     ``option`` and why (missing, a folder, empty, not a table)."""
     p = Path(path)
@@ -32,7 +32,7 @@ def read_table(
     try:
         if p.suffix == ".parquet":
             return pd.read_parquet(p)
-        return pd.read_csv(p, dtype=dict(dtype) if dtype else None)
+        return pd.read_csv(p, dtype=dtype)  # a type for every column, or a column -> type map
     except pd.errors.EmptyDataError:
         raise ConfigError(f"{option}: {str(path)!r} is empty (a table with a header row)") from None
     except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
@@ -135,10 +135,26 @@ def space_from(args: argparse.Namespace, extra: Mapping[str, Any] | None = None)
     return plugin(SPACES, args.space, params, "--space", "--space-param", "space")
 
 
+def import_plugins(
+    modules: tuple[str, ...], folders: tuple[str, ...] = (), where: str = "run.plugins"
+) -> None:
+    """Import user plugin modules so their ``@register`` decorators run; ``folders`` (a config
+    file's own) go on the import path first, so a module beside the config is found. A module
+    that cannot be imported is a ConfigError naming ``where``."""
+    for folder in folders:
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+    for i, module in enumerate(modules):
+        try:
+            importlib.import_module(module)
+        except Exception as exc:  # noqa: BLE001 - any import failure is a config problem
+            raise ConfigError(
+                f"{where}[{i}]: cannot import {module!r}: {type(exc).__name__}: {exc}"
+            ) from None
+
+
 def import_requested_plugins(args: argparse.Namespace) -> None:
     """Import what ``--plugins`` names (from ``--plugin-dir`` first)."""
-    from dse.experiment import import_plugins
-
     folders = tuple(str(Path(d).resolve()) for d in args.plugin_dir)
     import_plugins(tuple(args.plugins), folders, where="--plugins")
 

@@ -24,7 +24,7 @@ import numpy as np
 import pyarrow as pa
 
 from dse.evaluate import Evaluation
-from dse.problem import ProblemDefinition, RecordShape
+from dse.problem import Defined, ProblemDefinition, RecordShape
 from dse.results.record import (
     constraint_matrix,
     evaluation_of,
@@ -84,7 +84,7 @@ class _Slots:
         return slots
 
 
-class RunLedger:
+class RunLedger(Defined):
     """Records of one run: cached by architecture, numbered, written, tracked."""
 
     def __init__(
@@ -100,8 +100,6 @@ class RunLedger:
         self.shape, self.store, self.schema = shape, store, schema
         #: the run's problem (objectives and constraints); a sweep's has neither
         self.definition = definition or ProblemDefinition()
-        self.objectives = self.definition.objectives
-        self.constraints = self.definition.constraints
         self.reusable = dict(reusable or {})  # arch_hash -> an earlier run's row (warm start)
         self.on_batch = on_batch
         self._slots = _Slots(len(self.objectives), len(self.constraints) + 1)
@@ -116,7 +114,8 @@ class RunLedger:
         self.hypervolume = HypervolumeTracker(np.array(ref, dtype=float))
         self._keep(ordered)
         #: rows restored from disk that the resumed run's replay has not proposed again yet:
-        #: until it does, they are neither known to the driver (``is_new``) nor on the front,
+        #: until it does, they are neither known to the driver (:meth:`proposed`) nor on the
+        #: front,
         #: so the replay sees exactly what the uninterrupted run saw (tournament retries,
         #: hypervolume, stagnation); they are never evaluated again
         self._restored: set[str] = set(self._slot_of)

@@ -24,8 +24,8 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
-import pandas as pd
 
+from dse.inputs import read_table, require_columns
 from dse.params import ConfigError
 from dse.space import Arch, Parsable, SearchSpace, SpaceError
 
@@ -110,15 +110,9 @@ def restrict(space: SearchSpace, spec: Any, where: str = "space.restrict") -> Su
         )
     parse = space.parse
     path = Path(str(spec["file"]))
-    if not path.is_file():
-        raise ConfigError(f"{where}.file: {str(path)!r} does not exist")
-    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype=str)
+    df = read_table(path, f"{where}.file", dtype=str)
     column = spec.get("column", "arch_str")
-    if column not in df.columns:
-        raise ConfigError(
-            f"{where}.column: {column!r} is not a column of {path}; allowed values: "
-            f"{list(df.columns)}"
-        )
+    require_columns(df, [(f"{where}.column", column)], str(path))
     archs = []
     for i, text in enumerate(df[column].astype(str)):
         try:

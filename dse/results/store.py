@@ -287,16 +287,6 @@ class RunStore:
             else []
         )
 
-    def part_rows(self) -> dict[str, int]:
-        """Rows per readable part, from the Parquet footers."""
-        rows = {}
-        for p in self.part_files():
-            try:
-                rows[p.name] = pq.read_metadata(p).num_rows
-            except (pa.ArrowException, OSError):
-                continue
-        return rows
-
     def part_records(self) -> dict[str, dict[str, Any]]:
         """What the manifest records of each readable part at close, so a later open can tell a
         missing, replaced or edited part and what it held: its rows, first and last

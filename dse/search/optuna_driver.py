@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dse.configfile import SQLITE
 from dse.registry import DRIVERS, Registry
 from dse.results.record import PENALTY
 from dse.search.base import Budget, Driver
@@ -117,8 +118,8 @@ class OptunaDriver(Driver):
             )
         self.sampler, self.batch_size = sampler, batch_size
         self.population_size, self.n_startup_trials = population_size, n_startup_trials
-        if storage is not None and storage.startswith("sqlite:///"):
-            path = storage[len("sqlite:///") :]
+        if storage is not None and storage.startswith(SQLITE):
+            path = storage[len(SQLITE) :]
             folder = Path(path).parent if path and path != ":memory:" else None
             if folder is not None and not folder.is_dir():
                 raise ValueError(
