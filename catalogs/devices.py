@@ -1,17 +1,21 @@
-"""GPUs as data: the catalog in ``devices.toml`` plus users' own devices in TOML.
+"""Devices as data: the catalog in ``devices.toml`` plus users' own devices in TOML.
 
-A user device file has the same shape as ``devices.toml`` (one table per device, throughput in
-TFLOP/s, bandwidth in GB/s, memory in GB); pass its path as ``devices_file`` to the GPU simulator,
-or call :func:`load_devices`. A device overrides a catalog entry of the same name.
+Every entry declares its ``family`` (``gpu``, the default; ``cpu``: server, desktop, phone and
+single-board CPUs; ``asic``: a spatial dataflow accelerator), and each family has its own data-
+sheet fields (:data:`FAMILIES`: family -> parser; :mod:`dse.catalogs.cpus`,
+:mod:`dse.catalogs.asics`). A GPU gives throughput in TFLOP/s, bandwidth in GB/s, memory in GB. A
+user device file has the same shape; pass its path as ``devices_file`` to a simulator, or call
+:func:`load_devices`. A device overrides a catalog entry of the same name.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from dse.catalog import check_fields, load_catalog
+from dse.catalog import check_fields, load_catalog, sheet_number
+from dse.catalogs.asics import AsicDevice, parse_asic
+from dse.catalogs.cpus import CpuDevice, parse_cpu
 from dse.registry import LISTINGS
 
 #: precision -> the TOML key of its dense peak
@@ -54,6 +58,14 @@ class Device:
     sms: int
     launch_overhead_s: float = 5e-6
     source: str = ""
+    family: str = "gpu"
+
+    def describe(self) -> str:
+        """One line for ``dse list devices``."""
+        return (
+            f"gpu: {self.peak('fp16') / 1e12:g} fp16 TFLOP/s, {self.memory_bandwidth / 1e9:g} "
+            f"GB/s, {self.memory_bytes / 1e9:g} GB, {self.sms} SMs"
+        )
 
     def precision(self, precision: str) -> str:
         """The precision this device actually runs ``precision`` at (after fallbacks)."""
@@ -76,27 +88,19 @@ class Device:
         return self.peak(precision) / self.memory_bandwidth
 
 
-def _number(where: str, key: str, value, zero_ok: bool = False) -> float:
-    """A data-sheet number: positive (a launch overhead may be 0: an idealised device)."""
-    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not zero_ok):
-        what = "a number >= 0" if zero_ok else "a positive number"
-        raise ValueError(f"{where}.{key}: expected {what}, got {value!r}")
-    return float(value)
-
-
 def _parse(name: str, table: dict, where: str) -> Device:
-    allowed = set(_REQUIRED) | set(_OPTIONAL_NUMBERS) | {"source"}
+    allowed = set(_REQUIRED) | set(_OPTIONAL_NUMBERS) | {"source", "family"}
     check_fields(name, table, where, allowed, _REQUIRED)
     at = f"{where}.{name}"
-    peaks = {p: _number(at, k, table[k]) * 1e12 for p, k in PRECISIONS.items() if k in table}
+    peaks = {p: sheet_number(at, k, table[k]) * 1e12 for p, k in PRECISIONS.items() if k in table}
     return Device(
         name=name,
         peak_flops=peaks,
-        memory_bandwidth=_number(at, "memory_bandwidth_gbs", table["memory_bandwidth_gbs"]) * 1e9,
-        memory_bytes=_number(at, "memory_gb", table["memory_gb"]) * 1e9,
-        sms=int(_number(at, "sms", table["sms"])),
-        launch_overhead_s=_number(
+        memory_bandwidth=sheet_number(at, "memory_bandwidth_gbs", table["memory_bandwidth_gbs"])
+        * 1e9,
+        memory_bytes=sheet_number(at, "memory_gb", table["memory_gb"]) * 1e9,
+        sms=int(sheet_number(at, "sms", table["sms"])),
+        launch_overhead_s=sheet_number(
             at, "launch_overhead_us", table.get("launch_overhead_us", 5), zero_ok=True
         )
         * 1e-6,
@@ -104,27 +108,50 @@ def _parse(name: str, table: dict, where: str) -> Device:
     )
 
 
+AnyDevice = Device | CpuDevice | AsicDevice
+#: family -> the parser of its catalog entries (a new family adds one line here)
+FAMILIES = {"gpu": _parse, "cpu": parse_cpu, "asic": parse_asic}
+
+
+def _parse_any(name: str, table: dict, where: str) -> AnyDevice:
+    family = table.get("family", "gpu")
+    if family not in FAMILIES:
+        raise ValueError(
+            f"{where}.{name}.family: {family!r} is not allowed; allowed values: {list(FAMILIES)}"
+        )
+    return FAMILIES[family](name, table, where)
+
+
+def load_all_devices(path: str | Path | None = None) -> dict[str, AnyDevice]:
+    """Every device of every family: the built-in catalog, extended (and overridden by name) with
+    the devices in ``path``."""
+    return load_catalog("dse.catalogs", "devices.toml", path, "devices_file", _parse_any)
+
+
 def load_devices(path: str | Path | None = None) -> dict[str, Device]:
-    """The built-in catalog, extended (and overridden by name) with the devices in ``path``."""
-    return load_catalog("dse.catalogs", "devices.toml", path, "devices_file", _parse)
+    """The GPUs of the catalog and ``path`` (what the GPU simulator and LLM paths read)."""
+    return {n: d for n, d in load_all_devices(path).items() if isinstance(d, Device)}
+
+
+def get_any_device(name: str, devices_file: str | Path | None, family: str) -> AnyDevice:
+    """The device called ``name`` of ``family``; the error lists every allowed name of it."""
+    devices = load_all_devices(devices_file)
+    allowed = sorted(n for n, d in devices.items() if d.family == family)
+    if name not in devices or devices[name].family != family:
+        other = f" (it is a {devices[name].family})" if name in devices else ""
+        raise ValueError(f"device: {name!r} is not a {family}{other}; allowed values: {allowed}")
+    return devices[name]
 
 
 def get_device(name: str, devices_file: str | Path | None = None) -> Device:
-    """The device called ``name``; the error lists every allowed name."""
-    devices = load_devices(devices_file)
-    if name not in devices:
-        raise ValueError(f"device: {name!r} is not allowed; allowed values: {sorted(devices)}")
-    return devices[name]
+    """The GPU called ``name``; the error lists every allowed name."""
+    device = get_any_device(name, devices_file, "gpu")
+    assert isinstance(device, Device)
+    return device
 
 
 @LISTINGS.register("devices")
 def device_listing() -> list[tuple[str, str]]:
-    """The shipped GPUs (``[simulators.gpu] device``), one line each."""
-    return [
-        (
-            d.name,
-            f"{d.peak('fp16') / 1e12:g} fp16 TFLOP/s, {d.memory_bandwidth / 1e9:g} GB/s, "
-            f"{d.memory_bytes / 1e9:g} GB, {d.sms} SMs",
-        )
-        for d in load_devices().values()
-    ]
+    """The shipped devices of every family (``[simulators.gpu|cpu|asic] device``), one line
+    each."""
+    return [(d.name, d.describe()) for d in load_all_devices().values()]

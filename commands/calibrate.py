@@ -3,16 +3,23 @@
     dse calibrate --device GTX-1080-Ti --measured m.csv --out my-1080ti.toml [--prior Titan-RTX]
     dse calibrate --board ZC706 --measured m.csv --out my-zc706.toml
 
-``m.csv`` has one row per measurement: the architecture (``--arch-column``, default ``arch``: the
-space's own string form, e.g. a NAS-Bench-201 ``arch_str``, or a JSON object of the space's
+    dse calibrate --device Raspberry-Pi-4 --measured m.csv --out my-pi4.toml
+    dse calibrate --device Eyeriss-v1 --measured m.csv --out my-eyeriss.toml
+
+``--device`` may be a GPU, a CPU (phones and single-board computers too) or an ASIC; its family
+(``dse list devices``) picks the fit. ``m.csv`` has one row per measurement: the architecture
+(``--arch-column``, default ``arch``: the space's own string form, e.g. a NAS-Bench-201
+``arch_str``, or a JSON object of the space's
 variables), ``latency_ms`` and, for a GPU, ``batch_size`` (default 1). The GPU fit starts from a
 prior calibration (``--prior``; ``auto``: the shipped calibration of the device nearest in peak
 FLOP/s and bandwidth) and frees only the parameters cross-validation supports
-(:mod:`dse.simulators.gpu.fewshot`); the FPGA fit is a latency scale and a per-layer cost
-(:mod:`dse.simulators.fpga.calibration`). The file written carries its cross-validated error
-and is what ``[simulators.gpu] calibration = "my-1080ti.toml"`` (or ``[simulators.fpga]``)
-names. Everything is checked before the file is written; an existing file is kept unless
-``--force``.
+(:mod:`dse.simulators.gpu.fewshot`); a CPU's fit frees three scales of the nearest shipped CPU
+calibration (:mod:`dse.simulators.cpu.fit`); an ASIC's, like the FPGA's, is a latency scale and a
+per-layer cost (:mod:`dse.simulators.asic.calibration`, the FPGA's
+:mod:`dse.simulators.fpga.calibration`). The file written carries its cross-validated error
+and is what ``[simulators.gpu] calibration = "my-1080ti.toml"`` (or ``[simulators.cpu]``,
+``[simulators.asic]``, ``[simulators.fpga]``) names. Everything is checked before the file is
+written; an existing file is kept unless ``--force``.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from dse.commands.cost import device_family
 from dse.inputs import add_space_arguments, read_table, space_from
 from dse.params import ConfigError
 from dse.registry import COMMANDS
@@ -97,6 +105,89 @@ def nearest_calibration(device, devices_file: str | None = None) -> str:
     return min(names, key=lambda n: (distance(n), n))
 
 
+def nearest_cpu_calibration(device, devices_file: str | None = None) -> str:
+    """The shipped CPU calibration nearest in runtime, then log peak FLOP/s and DRAM bandwidth
+    (the device's own, when one is shipped)."""
+    from dse.catalogs.devices import load_all_devices
+    from dse.simulators.cpu.calibration import shipped_cpu_calibrations
+
+    catalog = load_all_devices(devices_file)
+    names = [n for n in shipped_cpu_calibrations() if catalog.get(n) and catalog[n].family == "cpu"]
+    if not names:
+        raise ConfigError("--prior: no shipped CPU calibration to start from; give --prior FILE")
+
+    def distance(name: str) -> tuple[bool, float]:
+        other = catalog[name]
+        return other.runtime != device.runtime, float(
+            np.hypot(
+                np.log(other.peak_flops / device.peak_flops),
+                np.log(other.memory_bandwidth / device.memory_bandwidth),
+            )
+        )
+
+    return min(names, key=lambda n: (distance(n), n))
+
+
+def _fit_cpu(args, graphs, table, data: str):
+    from dse.catalogs.devices import get_any_device
+    from dse.simulators.cpu.calibration import CpuCalibration, load_cpu_calibration
+    from dse.simulators.cpu.fit import CpuDesign, fit_few_shot
+    from dse.simulators.cpu.model import CpuCostModel
+
+    device = get_any_device(args.device, args.devices_file, "cpu")
+    if args.prior == "none":
+        prior = CpuCalibration(device=device.name)
+    else:
+        prior_name = args.prior
+        if prior_name == "auto":
+            prior_name = nearest_cpu_calibration(device, args.devices_file)
+        prior = load_cpu_calibration(prior_name)
+    design = CpuDesign(CpuCostModel(device, prior), graphs, table["batch_size"].unique())
+    fit = fit_few_shot(
+        design,
+        table["arch_index"].to_numpy(),
+        table["batch_size"].to_numpy(),
+        table["latency_ms"].to_numpy() * 1e-3,
+        prior,
+        args.name or device.name,
+        data,
+        args.folds,
+        args.seed,
+        covers=(args.space,),
+    )
+    print(f"prior: {prior.name}; free scales kept: {fit.candidate}")
+    for cand, loss in fit.cv_loss.items():
+        print(f"  {cand:10s} cross-validated mean squared log error {loss:.4f}")
+    return fit.calibration, "cpu"
+
+
+def _fit_asic(args, graphs, table, data: str):
+    from dse.simulators.asic.calibration import fit_asic_calibration
+    from dse.simulators.asic.plugin import AsicSimulator
+
+    if (table["batch_size"] != 1).any():
+        raise ConfigError("batch_size: ASIC latencies are fitted at batch 1; every value must be 1")
+    sim = AsicSimulator(args.device, calibration="none", devices_file=args.devices_file)
+    per_arch = table.groupby("arch_index")["latency_ms"].median()
+    chosen = [graphs[i] for i in per_arch.index]
+    simulated = sim.evaluate_population(chosen)["asic_latency_ms"]
+    layers = sim.totals(chosen)["layers"]
+    cal = fit_asic_calibration(
+        simulated,
+        layers,
+        per_arch.to_numpy(),
+        sim.device.frequency_hz,
+        args.name or args.device,
+        args.device,
+        data,
+        args.folds,
+        args.seed,
+        covers=(args.space,),
+    )
+    print(f"scale {cal.scale:.4f}, {cal.layer_overhead_cycles:,.0f} cycles per layer")
+    return cal, "asic"
+
+
 def _fit_gpu(args, graphs, table, data: str):
     from dse.catalogs.devices import get_device
     from dse.simulators.gpu.fewshot import MeasurementDesign, fit_few_shot
@@ -153,14 +244,20 @@ def _fit_fpga(args, graphs, table, data: str):
     return cal, "fpga"
 
 
+#: device family (FPGA boards: "fpga") -> its few-shot fit (a new family adds one line)
+FAMILY_FITS = {"gpu": _fit_gpu, "cpu": _fit_cpu, "asic": _fit_asic, "fpga": _fit_fpga}
+
+
 @COMMANDS.register("calibrate")
 class CalibrateCommand:
-    """Fit a GPU or FPGA calibration from a few measured networks, with its cross-validated
-    error."""
+    """Fit a GPU, CPU, ASIC or FPGA calibration from a few measured networks, with its
+    cross-validated error."""
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         target = p.add_mutually_exclusive_group(required=True)
-        target.add_argument("--device", help="GPU from the catalog (or --devices-file)")
+        target.add_argument(
+            "--device", help="a GPU, CPU or ASIC from the catalog (or --devices-file)"
+        )
         target.add_argument("--board", help="FPGA board (recursive accelerator)")
         p.add_argument("--measured", required=True, help="CSV: arch, latency_ms[, batch_size]")
         p.add_argument("--out", required=True, help="calibration TOML to write")
@@ -169,7 +266,8 @@ class CalibrateCommand:
         p.add_argument(
             "--prior",
             default="auto",
-            help="GPU prior: auto (nearest shipped), none, a shipped name or a TOML path",
+            help="GPU/CPU prior: auto (nearest shipped of the family), none, a shipped name or "
+            "a TOML path",
         )
         p.add_argument("--name", default=None, help="calibration name (default: the device)")
         p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
@@ -186,13 +284,13 @@ class CalibrateCommand:
             raise ConfigError(f"--out: {args.out} exists; keep it or pass --force to replace it")
         if args.folds < 2:
             raise ConfigError(f"--folds: must be >= 2, got {args.folds}")
+        family = device_family(args.device, args.devices_file) if args.device else "fpga"
         space = space_from(args)
         try:
             archs, table = read_measurements(args.measured, args.arch_column, space)
             graphs = [space.to_graph(a) for a in archs]
             data = f"{Path(args.measured).name}: {len(archs)} measured {args.space} architectures"
-            fit = _fit_gpu if args.device else _fit_fpga
-            cal, kind = fit(args, graphs, table, data)
+            cal, kind = FAMILY_FITS[family](args, graphs, table, data)
         except ConfigError:
             raise
         except ValueError as exc:

@@ -4,8 +4,9 @@ does, with each figure's validated error beside it.
 What is costed: a table of architectures of a space (``--space S --archs CSV``), a zoo network
 (``--network NAME``), or the user's own PyTorch model (``--model module:function``, a function
 that returns an ``nn.Module``, with ``--input-shape``), imported by :func:`dse.graph.from_torch`.
-Where: a GPU (``--device``) and/or an FPGA board (``--board``), each through its simulator with
-its calibration. Printed and written (``--out PRED.csv``): every network's parameters and MACs,
+Where: a device of any family (``--device``: a GPU, a CPU or phone, an ASIC; its family picks the
+simulator) and/or an FPGA board (``--board``), each through its simulator with its
+calibration. Printed and written (``--out PRED.csv``): every network's parameters and MACs,
 each simulator's metrics, the calibration used and its error for these networks (``not
 validated for this network's ops`` where the calibration was validated on other networks).
 
@@ -104,20 +105,36 @@ def _simulators(args: argparse.Namespace) -> list[Any]:
             params["devices_file"] = args.devices_file
         if args.calibration:
             params["calibration"] = args.calibration
-        specs.append(("gpu", params))
+        specs.append((device_family(args.device, args.devices_file), params))
     if args.board is not None:
         params = {"board": args.board, "calibration": "auto"}  # the shipped one, if any
         if args.boards_file:
             params["boards_file"] = args.boards_file
         specs.append(("fpga", params))
     if not specs:
-        raise ConfigError("--device/--board: name a GPU (--device) or an FPGA board (--board)")
+        raise ConfigError(
+            "--device/--board: name a device (--device: a GPU, CPU or ASIC) or an FPGA board"
+        )
     return [plugin(SIMULATORS, name, p, "--simulator", f"--{name}", name) for name, p in specs]
+
+
+def device_family(name: str, devices_file: str | None) -> str:
+    """The family of catalog device ``name`` (its simulator's name); exit 2 listing them all."""
+    from dse.catalogs.devices import load_all_devices
+
+    try:
+        devices = load_all_devices(devices_file)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if name not in devices:
+        raise ConfigError(f"--device: {name!r} is not allowed; allowed values: {sorted(devices)}")
+    return devices[name].family
 
 
 @COMMANDS.register("cost")
 class CostCommand:
-    """Cost networks on a GPU or FPGA: params, MACs, latency, and each figure's validated error."""
+    """Cost networks on a GPU, CPU, ASIC or FPGA: params, MACs, latency (energy on an ASIC), and
+    each figure's validated error."""
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         what = p.add_argument_group("what to cost (one of)")
@@ -135,9 +152,11 @@ class CostCommand:
         )
         p.add_argument("--input-shape", type=_input_shape, help="a --model's input, e.g. 3,224,224")
         add_plugin_arguments(p)
-        p.add_argument("--device", help="a GPU of the catalog (dse list devices)")
+        p.add_argument("--device", help="a GPU, CPU or ASIC of the catalog (dse list devices)")
         p.add_argument("--devices-file", default=None)
-        p.add_argument("--calibration", default=None, help="GPU calibration (default: auto)")
+        p.add_argument(
+            "--calibration", default=None, help="the device's calibration (default: auto)"
+        )
         p.add_argument("--batch-size", type=at_least(1), default=1)
         p.add_argument("--board", help="an FPGA board (dse list boards)")
         p.add_argument("--boards-file", default=None)

@@ -6,6 +6,7 @@ adds entries and overrides shipped ones by name. Errors name the file and the of
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Callable
 from importlib import resources
@@ -78,3 +79,22 @@ def load_named_file(
         )
     text = resources.files(package).joinpath(folder, f"{name_or_path}.toml").read_text()
     return parse(tomllib.loads(text), f"{folder}/{name_or_path}.toml")
+
+
+def sheet_number(where: str, key: str, value, zero_ok: bool = False) -> float:
+    """A data-sheet number of a catalog entry: positive (``zero_ok``: or 0, e.g. an idealised
+    device with no launch overhead or a CPU without an L3); the error names ``where.key``."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not zero_ok):
+        what = "a number >= 0" if zero_ok else "a positive number"
+        raise ValueError(f"{where}.{key}: expected {what}, got {value!r}")
+    return float(value)
+
+
+def sheet_choice(where: str, key: str, value, allowed) -> str:
+    """A data-sheet word of a catalog entry, one of ``allowed``."""
+    if value not in allowed:
+        raise ValueError(
+            f"{where}.{key}: {value!r} is not allowed; allowed values: {list(allowed)}"
+        )
+    return str(value)

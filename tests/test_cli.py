@@ -54,9 +54,9 @@ def run_cli(args, cwd, env=None, timeout=120):
     [
         (
             lambda s: s.replace('name = "nasbench201"', 'name = "nasbench999"'),
-            "space.name: unknown space 'nasbench999'; allowed: darts, eproxy_config, gennas_task, "
-            "hybrid, mbconv, medusa, nasbench101, nasbench201, sgconv, torch, transnas101_micro, "
-            "zoo",
+            "space.name: unknown space 'nasbench999'; allowed: darts, eproxy_config, fbnet, "
+            "gennas_task, hybrid, mbconv, medusa, nasbench101, nasbench201, sgconv, torch, "
+            "transnas101_micro, zoo",
         ),
         (
             lambda s: s.replace("pop_size = 10", 'pop_size = "ten"'),

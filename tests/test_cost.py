@@ -67,7 +67,7 @@ def test_a_zoo_network_and_a_users_model(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--network", "resnet18"], "--device/--board: name a GPU"),
+        (["--network", "resnet18"], "--device/--board: name a device"),
         (["--network", "resnet999", "--device", "Titan-RTX"], "--network: 'resnet999' is not"),
         (["--network", "resnet18", "--model", "a:b", "--device", "Titan-RTX"], "exactly one"),
         (["--space", "nasbench201", "--device", "Titan-RTX"], "--archs: --space needs"),

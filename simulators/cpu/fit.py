@@ -1,0 +1,199 @@
+"""Fitting a CPU calibration to measured networks: the whole table from many measurements, or
+three scales of a prior from ten.
+
+Both are maximum-a-posteriori fits in log space: the squared log ratio of predicted to measured
+latency over ``NOISE**2`` plus a Gaussian pull of each free log-parameter towards the prior's.
+
+* :func:`fit_table` (a shipped calibration, thousands of measured cells): every class's
+  overhead and efficiency and the memory efficiency are free, loosely held (``TABLE_SD``) at
+  the data sheet so classes the data never exercise keep their sheet values.
+* :func:`fit_few_shot` (a new device, ten cells): the prior is the nearest shipped calibration
+  of the family; what a new CPU changes is mostly how fast its runtime dispatches, how well its
+  SIMD units are used and its memory system, so three log-scales are freed (all overheads, all
+  efficiencies, the memory efficiency), in nested candidates chosen by grouped cross-validation
+  as the GPU's few-shot fit does; the out-of-fold predictions are the validation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import networkx as nx
+import numpy as np
+from scipy.optimize import least_squares
+
+from dse.catalogs.cpus import CpuDevice
+from dse.fidelity import ErrorStats, Validation, grouped_folds
+from dse.simulators.cpu.calibration import CPU_CLASSES, CpuCalibration
+from dse.simulators.cpu.model import CpuCostModel
+
+#: log-space spread of one measurement (phones time in whole milliseconds: 5-10%)
+NOISE = 0.15
+#: prior spread of a table fit's log-parameters: a factor of e^2 either way
+TABLE_SD = 2.0
+#: prior spread of the few-shot log-scales (overheads, efficiencies, memory)
+SCALE_SD = np.array([1.0, 1.0, 1.0])
+K = len(CPU_CLASSES)
+#: nested few-shot candidates, simplest first: name -> indices of the free scales
+CANDIDATES = {"overhead": (0,), "compute": (0, 1), "memory": (0, 1, 2)}
+
+
+def to_vector(cal: CpuCalibration, device: CpuDevice) -> np.ndarray:
+    """log [overhead_us per class, efficiency per class, memory efficiency]."""
+    over, eta, eta_m = cal.arrays(device)
+    return np.log(np.concatenate([np.maximum(over * 1e6, 1e-3), eta, [eta_m]]))
+
+
+def to_calibration(x: np.ndarray, name: str, device: str, note: str = "") -> CpuCalibration:
+    """A fit vector as a calibration (efficiencies capped at 1)."""
+    e = np.exp(x)
+    return CpuCalibration(
+        name,
+        {c: float(e[i]) for i, c in enumerate(CPU_CLASSES)},
+        {c: float(min(1.0, e[K + i])) for i, c in enumerate(CPU_CLASSES)},
+        float(min(1.0, e[2 * K])),
+        device,
+        note,
+    )
+
+
+class CpuDesign:
+    """Measured (architecture, batch size) points of one CPU, ready for fast prediction: op-row
+    counts per graph and row features per batch size."""
+
+    def __init__(self, model: CpuCostModel, graphs: Sequence[nx.DiGraph], batches: Sequence[int]):
+        self.model = model
+        self.counts = model.counts(graphs).astype(float)
+        self.rows = {int(b): model.features(int(b)) for b in sorted(set(batches))}
+
+    def predict(self, x: np.ndarray, arch: np.ndarray, batch: np.ndarray) -> np.ndarray:
+        """Seconds of each (arch index, batch size) point under fit vector ``x``."""
+        cal = to_calibration(x, "fit", self.model.device.name)
+        out = np.empty(len(arch))
+        for b, rows in self.rows.items():
+            at = batch == b
+            if at.any():
+                out[at] = self.counts[arch[at]] @ self.model.row_seconds(rows, cal)
+        return out
+
+
+def _map(design, arch, batch, seconds, x0, free, sd, expand) -> np.ndarray:
+    """MAP estimate of ``z`` (the free coordinates) with ``x = expand(z)``."""
+    log_y = np.log(seconds)
+
+    def residuals(z):
+        pred = design.predict(expand(z), arch, batch)
+        return np.concatenate([(np.log(pred) - log_y) / NOISE, (z - x0[free]) / sd])
+
+    return least_squares(residuals, x0[free], method="trf", x_scale=1.0).x
+
+
+def fit_table(
+    design: CpuDesign,
+    arch,
+    batch,
+    seconds,
+    name: str,
+    note: str = "",
+) -> CpuCalibration:
+    """Every parameter of the table from many measurements (see the module docstring)."""
+    device = design.model.device
+    x0 = to_vector(CpuCalibration(device=device.name), device)
+    free = np.arange(len(x0))
+    z = _map(
+        design,
+        np.asarray(arch),
+        np.asarray(batch),
+        np.asarray(seconds, float),
+        x0,
+        free,
+        np.full(len(x0), TABLE_SD),
+        lambda z: z,
+    )
+    return to_calibration(z, name, device.name, note)
+
+
+def _scaled(x0: np.ndarray, free: Sequence[int]):
+    """Expand free log-scales into a fit vector: overheads, efficiencies, memory efficiency."""
+    blocks = (slice(0, K), slice(K, 2 * K), slice(2 * K, 2 * K + 1))
+
+    def expand(z):
+        x = x0.copy()
+        for j, i in enumerate(free):
+            x[blocks[i]] += z[j]
+        return x
+
+    return expand
+
+
+@dataclass(frozen=True)
+class CpuFewShot:
+    """The kept calibration, its candidate, every candidate's cross-validated mean squared log
+    error and the out-of-fold predictions (seconds)."""
+
+    calibration: CpuCalibration
+    candidate: str
+    cv_loss: dict[str, float]
+    out_of_fold: np.ndarray
+
+
+def fit_few_shot(
+    design: CpuDesign,
+    arch,
+    batch,
+    seconds,
+    prior: CpuCalibration,
+    name: str,
+    data: str,
+    folds: int = 5,
+    seed: int = 0,
+    covers: Sequence[str] = (),
+) -> CpuFewShot:
+    """Calibrate a CPU from a few measured networks, starting from ``prior``."""
+    arch, batch = np.asarray(arch, np.int64), np.asarray(batch, np.int64)
+    seconds = np.asarray(seconds, dtype=float)
+    if not (len(arch) == len(batch) == len(seconds)) or not len(arch):
+        raise ValueError("measurements: need equal, non-empty arch, batch and seconds arrays")
+    if np.any(~np.isfinite(seconds)) or np.any(seconds <= 0):
+        raise ValueError("latency_ms: every measured latency must be a positive number")
+    device = design.model.device
+    x0 = to_vector(prior, device)
+    zero = np.zeros(3)
+
+    def fit(train, free):
+        expand = _scaled(x0, free)
+        sd = SCALE_SD[list(free)]
+        z = _map(design, arch[train], batch[train], seconds[train], zero, list(free), sd, expand)
+        return expand(z)
+
+    groups, group_of = np.unique(arch, return_inverse=True)
+    test_sets = grouped_folds(len(groups), folds, seed)
+    log_y = np.log(seconds)
+    cv_loss, oof = {}, {}
+    for cand, free in CANDIDATES.items():
+        pred = np.empty(len(seconds))
+        for test_groups in test_sets:
+            test = np.isin(group_of, test_groups)
+            pred[test] = design.predict(fit(~test, free), arch[test], batch[test])
+        oof[cand], cv_loss[cand] = pred, float(np.mean((np.log(pred) - log_y) ** 2))
+    best = min(CANDIDATES, key=lambda c: (cv_loss[c], list(CANDIDATES).index(c)))
+    x = fit(np.ones(len(arch), bool), CANDIDATES[best])
+    validation = Validation(
+        data=data,
+        method="k-fold",
+        held_out=f"{len(test_sets)}-fold cross-validation over {len(groups)} architectures",
+        errors=tuple(
+            ErrorStats.of(f"batch {b}", oof[best][batch == b], seconds[batch == b])
+            for b in np.unique(batch)
+        ),
+        fitted_on=len(groups),
+        covers=tuple(covers),
+    )
+    note = (
+        f"Few-shot calibration of {device.name} from {len(groups)} measured architectures "
+        f"({len(seconds)} measurements; {data}), prior {prior.name!r}; free scales: {best} "
+        f"(chosen by {len(test_sets)}-fold cross-validation among {list(CANDIDATES)})."
+    )
+    cal = replace(to_calibration(x, name, device.name, note), validation=validation)
+    return CpuFewShot(cal, best, cv_loss, oof[best])
