@@ -137,9 +137,13 @@ def get_any_device(name: str, devices_file: str | Path | None, family: str) -> A
     """The device called ``name`` of ``family``; the error lists every allowed name of it."""
     devices = load_all_devices(devices_file)
     allowed = sorted(n for n, d in devices.items() if d.family == family)
-    if name not in devices or devices[name].family != family:
-        other = f" (it is a {devices[name].family})" if name in devices else ""
-        raise ValueError(f"device: {name!r} is not a {family}{other}; allowed values: {allowed}")
+    if name not in devices:
+        raise ValueError(f"device: {name!r} is not allowed; allowed values: {allowed}")
+    if devices[name].family != family:
+        raise ValueError(
+            f"device: {name!r} is not a {family} (it is a {devices[name].family}); allowed "
+            f"values: {allowed}"
+        )
     return devices[name]
 
 
