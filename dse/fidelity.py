@@ -175,6 +175,12 @@ class Fidelity:
         validation covers it (or records no coverage), else a note that the error was never
         measured on such networks (an A100 calibration validated on Llama operators says
         nothing of a CNN)."""
+        scoped = tuple(e for e in self.errors if e.condition.startswith(f"{scope}, "))
+        if scoped:  # a validation of several spaces: this space's errors only
+            exact = tuple(e for e in scoped if e.condition == f"{scope}, {self.condition}")
+            if exact or not self.condition:
+                return replace(self, errors=exact or scoped, condition="")
+            return replace(self, errors=scoped)
         if not self.covers or scope in self.covers:
             return self
         return replace(

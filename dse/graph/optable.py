@@ -82,19 +82,25 @@ class OpTable:
         return self._matrix
 
     def rows(self, ops: Sequence[OpNode]) -> np.ndarray:
-        """Row index of every op (adding unseen ones)."""
+        """Row index of every op (adding unseen ones: one row per distinct uid, found with
+        numpy, so a fresh table reads a population as fast as a warm one)."""
         if len(self._values) > self.max_rows:
             self.clear()
         uids = np.fromiter(map(_getuid, ops), dtype=np.int64, count=len(ops))
         table = self._row_of_uid
         rows = np.where(uids < len(table), table[np.minimum(uids, len(table) - 1)], -1)
         rows[uids == 0] = -1
-        for i in np.flatnonzero(rows < 0).tolist():
+        missing = np.flatnonzero(rows < 0)
+        if not len(missing):
+            return rows
+        interned = missing[uids[missing] > 0]
+        if len(interned):
+            _, first = np.unique(uids[interned], return_index=True)
+            for i in interned[first].tolist():
+                self._add(ops[i])
+            rows[interned] = self._row_of_uid[uids[interned]]
+        for i in missing[uids[missing] == 0].tolist():  # built without make_op: by identity
             op = ops[i]
-            known = (
-                self._row_of_uid[op.uid]
-                if 0 < op.uid < len(self._row_of_uid)
-                else self._by_id.get(id(op), -1)
-            )
+            known = self._by_id.get(id(op), -1)
             rows[i] = known if known >= 0 else self._add(op)
         return rows

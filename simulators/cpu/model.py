@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import networkx as nx
 import numpy as np
@@ -81,28 +82,29 @@ def cpu_row(op: OpNode) -> tuple[float, float, float, float, float]:
     return op_class(op), flops, float(act), op.params * WORD, float(numel(op.out_shape))
 
 
-def live_nodes(graphs: Sequence[nx.DiGraph], ops: Sequence[OpNode], lengths) -> np.ndarray:
-    """Per node of ``graphs`` (in :func:`population_ops` order): whether a graph compiler runs
-    it, i.e. whether it reaches one of its graph's sinks (nodes without successors) along edges
-    that do not enter a ``zero`` node."""
+def live_nodes(graphs: Sequence[nx.DiGraph], zero: np.ndarray, lengths) -> np.ndarray:
+    """Per node of ``graphs`` (in :func:`population_ops` order; ``zero``: whether each is a
+    ``zero``): whether a graph compiler runs it, i.e. whether it reaches one of its graph's
+    sinks (nodes without successors) along edges that do not enter a ``zero`` node."""
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import breadth_first_order
 
     n = int(np.sum(lengths))
     starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
-    zero = np.fromiter((op.kind == "zero" for op in ops), dtype=bool, count=n)
-    srcs, dsts = [], []
-    for g, start in zip(graphs, starts.tolist(), strict=True):
-        if not g.number_of_nodes():
-            continue
+    srcs: list = []
+    dsts: list = []
+    counts = np.zeros(len(graphs), dtype=np.int64)
+    for j, g in enumerate(graphs):
         src, dst = edge_columns(g)
-        index = {v: i for i, v in enumerate(g._node)} if not _numbered(g) else None
-        s = np.asarray(src if index is None else [index[v] for v in src], dtype=np.int64)
-        d = np.asarray(dst if index is None else [index[v] for v in dst], dtype=np.int64)
-        srcs.append(s + start)
-        dsts.append(d + start)
-    src = np.concatenate(srcs) if srcs else np.zeros(0, np.int64)
-    dst = np.concatenate(dsts) if dsts else np.zeros(0, np.int64)
+        if not _numbered(g):  # name nodes by position, as population_ops orders them
+            index = {v: i for i, v in enumerate(g._node)}
+            src, dst = [index[v] for v in src], [index[v] for v in dst]
+        srcs.append(src)
+        dsts.append(dst)
+        counts[j] = len(src)
+    offset = np.repeat(starts, counts)
+    src = np.fromiter(chain.from_iterable(srcs), dtype=np.int64, count=len(offset)) + offset
+    dst = np.fromiter(chain.from_iterable(dsts), dtype=np.int64, count=len(offset)) + offset
     has_out = np.zeros(n, dtype=bool)
     has_out[src] = True
     sinks = np.flatnonzero(~has_out)
@@ -164,39 +166,44 @@ class CpuCostModel:
             free |= np.isin(rows.op_class, [CLASS[k] for k in FOLDED])
         return np.where(free, 0.0, t)
 
-    def _nodes(self, graphs: Sequence[nx.DiGraph]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(table row, owning graph, 1 if run else 0) of every node of ``graphs``."""
+    def _nodes(
+        self, graphs: Sequence[nx.DiGraph]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(table row, owning graph, 1 if run else 0) of every node of ``graphs``, and the
+        number of nodes per graph."""
         ops, lengths = population_ops(graphs)
         rows = self.table.rows(ops)
         owner = np.repeat(np.arange(len(graphs)), lengths)
         if self.device.runtime == "graph":
-            runs = live_nodes(graphs, ops, lengths).astype(float)
+            zero = self.table.matrix()[rows, 0] == CLASS["zero"]
+            runs = live_nodes(graphs, zero, lengths).astype(float)
         else:
             runs = np.ones(len(rows))
-        return rows, owner, runs
+        return rows, owner, runs, lengths
 
     def counts(self, graphs: Sequence[nx.DiGraph]) -> np.ndarray:
         """(graphs x table rows) matrix: how many nodes of each distinct op each graph runs."""
-        rows, owner, runs = self._nodes(graphs)
+        rows, owner, runs, _ = self._nodes(graphs)
         n = len(self.table)
         flat = np.bincount(owner * n + rows, weights=runs, minlength=len(graphs) * n)
         return flat.reshape(len(graphs), n)
 
     def seconds(self, graphs: Sequence[nx.DiGraph], batch_size: int = 1) -> np.ndarray:
         """Latency (seconds) of one batch of each graph."""
-        rows, owner, runs = self._nodes(graphs)
-        per_row = self.row_seconds(self.features(batch_size))
-        return np.bincount(owner, weights=per_row[rows] * runs, minlength=len(graphs))
+        return self.evaluate(graphs, batch_size)[0]
 
-    def memory_bytes(self, graphs: Sequence[nx.DiGraph], batch_size: int = 1) -> np.ndarray:
-        """Weights plus the largest single operator's activations for the batch (bytes)."""
-        ops, lengths = population_ops(graphs)
-        rows = self.table.rows(ops)
-        m = self.table.matrix()
+    def evaluate(
+        self, graphs: Sequence[nx.DiGraph], batch_size: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(latency in seconds, memory in bytes) of one batch of each graph; memory: weights
+        plus the largest single operator's activations for the batch."""
+        rows, owner, runs, lengths = self._nodes(graphs)
         n = len(graphs)
-        owner = np.repeat(np.arange(n), lengths)
+        per_row = self.row_seconds(self.features(batch_size))
+        seconds = np.bincount(owner, weights=per_row[rows] * runs, minlength=n)
+        m = self.table.matrix()
         weights = np.bincount(owner, weights=m[rows, 3], minlength=n)
         act = batch_size * m[rows, 2]
         starts = np.concatenate(([0], np.cumsum(lengths)[:-1])) if n else np.zeros(0, np.int64)
         peak = np.maximum.reduceat(act, starts) if len(act) else np.zeros(n)
-        return weights + peak
+        return seconds, weights + peak

@@ -91,9 +91,9 @@ class CpuSimulator(PopulationProvider):
 
     def evaluate_population(self, graphs: Sequence[nx.DiGraph]) -> dict[str, np.ndarray]:
         """The metrics of every graph, as arrays (one vectorised pass)."""
-        seconds = self.model.seconds(graphs, self.batch_size)
+        seconds, memory = self.model.evaluate(graphs, self.batch_size)
         return {
             "cpu_latency_ms": seconds * 1e3,
             "cpu_throughput": self.batch_size / seconds,
-            "cpu_memory_gb": self.model.memory_bytes(graphs, self.batch_size) / 1e9,
+            "cpu_memory_gb": memory / 1e9,
         }
