@@ -11,7 +11,7 @@ non-negative least squares over the counts of each distinct operator: what the m
 themselves allow) and HELP's published figure for the family (NeurIPS 2021, README table 3).
 The cross-space line calibrates on 10 NAS-Bench-201 cells and scores every FBNet network.
 
-    python benchmarks/device_families.py [--seeds 5] [--write-calibrations]
+    python benchmarks/device_families.py [--seeds 5] [--write-calibrations] [--blocks]
 
 ``--write-calibrations`` first fits each CPU's shipped calibration (simulators/cpu/calibrations:
 the whole table on 12,000 NAS-Bench-201 and 2,000 FBNet cells, seed 0) and the Titan X's GPU
@@ -292,14 +292,45 @@ def speed() -> None:
         )
 
 
+def blocks(fb, name: str = "Xeon-Gold-6240") -> None:
+    """FBNet's per-block cost on one device: a linear fit over (layer, candidate) one-hots of
+    the measurements and of the shipped calibration's predictions, each relative to ``skip``."""
+    from dse.spaces.fbnet import LAYERS, OPS, VARIABLES
+
+    df, graphs, _ = fb
+    space = FBNetSpace()
+    x = np.zeros((len(df), len(VARIABLES) * len(OPS) + 1))
+    x[:, -1] = 1
+    for r, text in enumerate(df["arch"]):
+        arch = space.parse(text)
+        for i, v in enumerate(VARIABLES):
+            x[r, i * len(OPS) + OPS.index(arch[v])] = 1
+    device = get_any_device(name, None, "cpu")
+    model = CpuCostModel(device, load_cpu_calibration(name)).seconds(graphs) * 1e3
+    print(f"\nFBNet per-block ms on {name} relative to skip (measured / model):")
+    print("layer (ch, stride) " + " ".join(f"{o:>13s}" for o in OPS[:-1]))
+    fits = [
+        np.linalg.lstsq(x, y, rcond=None)[0][:-1].reshape(-1, len(OPS))
+        for y in (df[f"{CPUS[name]}_ms"].to_numpy(), model)
+    ]
+    meas, pred = (f - f[:, [-1]] for f in fits)
+    for i in range(len(VARIABLES)):
+        cells = " ".join(f"{a:6.2f}/{b:<6.2f}" for a, b in zip(meas[i, :-1], pred[i, :-1]))
+        print(f"{i:5d} {str(LAYERS[i]):12s} {cells}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--write-calibrations", action="store_true")
+    ap.add_argument("--blocks", action="store_true", help="only FBNet's per-block table")
     args = ap.parse_args()
     t0 = time.perf_counter()
     nb = load(NasBench201Space(), "nasbench201_latency_devices.csv", "arch_str")
     fb = load(FBNetSpace(), "fbnet_latency_devices.csv", "arch")
+    if args.blocks:
+        blocks(fb)
+        return
     if args.write_calibrations:
         write_calibrations(nb, fb)
         write_titan_x(nb)
