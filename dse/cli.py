@@ -16,6 +16,7 @@ import signal
 import sys
 import tomllib
 
+from dse.cluster import ClusterError, add_cluster_arguments, cluster_table
 from dse.config import DEMO_CONFIG, parse_config
 from dse.inputs import at_least, writable_folder
 from dse.params import ConfigError
@@ -46,6 +47,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         max_evaluations=args.max_evaluations,
         drop_corrupt=args.drop_corrupt,
         trust_plugins=args.trust_plugins,
+        cluster=cluster_table(args),
     )
     if result.all_failed:
         _print_failures(result, f"every one of the {result.rows} evaluations failed")
@@ -81,6 +83,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         drop_corrupt=args.drop_corrupt,
         trust_plugins=args.trust_plugins,
+        cluster=cluster_table(args),
     )
     print(
         f"sweep {result.sweep_id}: {result.points} points in {result.chunks} chunks "
@@ -303,6 +306,8 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
         help="with --resume: set unreadable parts aside and run their chunks again",
     )
     w.set_defaults(func=_cmd_sweep)
+    for clustered in (r, w):
+        add_cluster_arguments(clustered)
     for resumable in (r, w):
         resumable.add_argument(
             "--trust-plugins",
@@ -392,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except OSError as exc:  # the disk is full, the folder went away: a run failed, not a bug
         print(f"dse: error: {os_error_line(exc)}", file=sys.stderr)
+        return 1
+    except ClusterError as exc:  # no worker started, every job died: finished chunks are kept
+        print(f"dse: error: {exc}", file=sys.stderr)
         return 1
 
 

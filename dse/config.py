@@ -43,7 +43,16 @@ from dse.configfile import check_depth, read_config_file
 from dse.objectives import Constraint, Objective
 from dse.params import ConfigError, create, expect
 
-SECTIONS = ("run", "space", "proxies", "simulators", "objectives", "constraints", "search")
+SECTIONS = (
+    "run",
+    "space",
+    "proxies",
+    "simulators",
+    "objectives",
+    "constraints",
+    "search",
+    "cluster",
+)
 
 
 @dataclass(frozen=True)
@@ -168,6 +177,8 @@ class RunConfig:
     #: folders put on the import path before ``plugins`` are imported (a config file's own
     #: folder, see dse.configfile)
     plugin_dirs: tuple[str, ...] = ()
+    #: ``[cluster]``: where batches are evaluated (:mod:`dse.cluster`; checked when parsed)
+    cluster: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """TOML-shaped plain data (what the manifest stores and ``--resume`` compares)."""
@@ -186,6 +197,7 @@ class RunConfig:
             "objectives": [o.to_dict() for o in self.objectives],
             "constraints": [c.to_dict() for c in self.constraints],
             "search": search,
+            **({"cluster": dict(self.cluster)} if self.cluster else {}),
         }
 
     def identity(self) -> dict[str, Any]:
@@ -199,6 +211,7 @@ def identity(config: Mapping[str, Any]) -> dict[str, Any]:
     extends a shorter one's trajectory), not where batches are evaluated. A resume must match
     the run's identity; this is the one place it is computed."""
     out = json.loads(json.dumps(dict(config), default=str))
+    out.pop("cluster", None)  # where it runs, not what it produces
     run = out.get("run", {})
     out["run"] = {"seed": run.get("seed", 0), "plugins": list(run.get("plugins", []))}
     for section in ("search", "sweep"):
@@ -287,6 +300,11 @@ def parse_config(
     if "name" not in space:
         raise ConfigError("space.name: missing required field")
     space_name = expect(space.pop("name"), str, "space.name")
+    cluster = _table(data, "cluster")
+    if cluster:
+        from dse.cluster import parse_cluster
+
+        parse_cluster(cluster)  # every field checked now, the client made when the run starts
     return RunConfig(
         space=PluginSpec(space_name, space),
         objectives=_objectives(data, require_objectives),
@@ -299,6 +317,7 @@ def parse_config(
         search=_search(data),
         plugins=run.plugins,
         plugin_dirs=run.plugin_dirs,
+        cluster=cluster,
     )
 
 

@@ -5,18 +5,14 @@ Workers never receive live evaluators: a task carries the run's config as plain 
 worker process builds the experiment from it once (cached per process by the config's JSON),
 so user plugins, torch proxies and simulators all work the same on a laptop and on a cluster.
 
-On a CPU cluster, start a scheduler and workers with the job system and pass its address
-(``--scheduler tcp://host:8786`` or ``[search] scheduler = ...``); see docs/clusters.md for a
-dask-jobqueue (SLURM/PBS) recipe.
+On a batch cluster, ``[cluster] kind = "slurm"`` (or ``--cluster slurm``) submits the workers
+as jobs (:mod:`dse.cluster`); an existing scheduler is ``--scheduler tcp://host:8786``.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
-import logging
-import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -58,39 +54,16 @@ def dask_client(
     announce: Callable[[str], None] | None = None,
 ) -> Iterator[Any]:
     """A ``distributed.Client``: connected to ``scheduler`` if given, else to a new
-    ``LocalCluster`` of ``workers`` single-threaded worker processes (default: one per core).
-    ``announce`` receives one line with the Dask dashboard's address (a LocalCluster serves it
-    on a free port when bokeh is installed, the ``cluster`` extra; else the line says so)."""
-    from distributed import Client, LocalCluster
+    ``LocalCluster`` of ``workers`` single-threaded worker processes (default: one per core);
+    :func:`dse.cluster.open_cluster` of the matching :class:`~dse.cluster.ClusterSpec`."""
+    from dse.cluster import ClusterSpec, open_cluster
 
-    if scheduler is not None:
-        with Client(scheduler) as client:
-            if announce is not None:
-                announce(f"Dask dashboard: {client.dashboard_link}")
-            yield client
-        return
-    n = workers or os.cpu_count() or 1
-    dashboard = importlib.util.find_spec("bokeh") is not None
-    # a free port for the dashboard (and the scheduler's HTTP endpoint), so two clusters on one
-    # machine do not race for 8787 and warn
-    with (
-        LocalCluster(
-            n_workers=n,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0" if dashboard else None,
-            scheduler_kwargs={"dashboard_address": ":0"},
-            silence_logs=logging.ERROR,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        if announce is not None:
-            announce(
-                f"Dask dashboard: {client.dashboard_link}"
-                if dashboard
-                else "Dask dashboard: install bokeh (pip install 'dse[cluster]') to watch the "
-                "workers"
-            )
+    spec = (
+        ClusterSpec("scheduler", address=scheduler)
+        if scheduler is not None
+        else ClusterSpec("local", workers=workers)
+    )
+    with open_cluster(spec, announce) as client:
         yield client
 
 
@@ -132,13 +105,13 @@ class PoolEvaluator:
 
 
 @contextmanager
-def evaluation_pool(
-    workers: int | None, scheduler: str | None, config: dict[str, Any]
-) -> Iterator[Callable | None]:
-    """A batch evaluator on Dask when ``workers`` or ``scheduler`` is set, else None (evaluate
-    in-process)."""
-    if workers is None and scheduler is None:
+def evaluation_pool(cluster, config: dict[str, Any]) -> Iterator[Callable | None]:
+    """A batch evaluator on the Dask cluster ``cluster`` (a :class:`~dse.cluster.ClusterSpec`)
+    describes, else None (evaluate in-process)."""
+    if cluster is None:
         yield None
         return
-    with dask_client(workers, scheduler) as client:
+    from dse.cluster import open_cluster
+
+    with open_cluster(cluster) as client:
         yield PoolEvaluator(client, config)

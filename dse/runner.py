@@ -16,6 +16,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from dse.cluster import cluster_spec
 from dse.config import RunConfig, check_plain_name, load_config, parse_config
 from dse.experiment import Experiment, build
 from dse.gcpolicy import search_gc
@@ -135,6 +136,7 @@ def run(
     max_evaluations: int | None = None,
     drop_corrupt: bool = False,
     trust_plugins: bool = False,
+    cluster: dict[str, Any] | None = None,
 ) -> RunResult:
     """Run a search; with ``resume`` (a run directory or id), continue that run instead.
 
@@ -142,6 +144,8 @@ def run(
     or written twice. ``config`` may be omitted when resuming; if given it must match the run's
     except for the budget and where it is evaluated (``workers``, ``scheduler``), which it sets.
     ``max_evaluations`` overrides the budget (to extend a finished run; never to shrink one).
+    ``cluster``: a ``[cluster]`` table (``--cluster``) that replaces the config's, where batches
+    are evaluated (:mod:`dse.cluster`).
     A run whose store is not whole (a part missing or unreadable, a manifest that disagrees with
     the data) is refused unless ``drop_corrupt``, which sets such parts aside and evaluates their
     architectures again. One process writes a run at a time: a second is refused.
@@ -149,6 +153,10 @@ def run(
     if max_evaluations is not None and max_evaluations < 1:
         raise ConfigError(f"--max-evaluations: must be >= 1, got {max_evaluations}")
     given = _coerce(config) if config is not None else None  # parse a config file once
+    if cluster is not None:
+        from dse.cluster import parse_cluster
+
+        parse_cluster(cluster, "--cluster")
     if run_id is not None:
         try:
             check_plain_name(run_id, "--run-id")
@@ -163,6 +171,9 @@ def run(
             if given is None:
                 raise ConfigError("config: a config file is required unless --resume is given")
             opened = _open_new(given, run_id, output, max_evaluations, stack)
+        if cluster is not None:
+            opened.cfg = replace(opened.cfg, cluster=dict(cluster))
+            opened.store.update_manifest(config=opened.cfg.to_dict())
         return _execute(opened, progress)
 
 
@@ -196,6 +207,7 @@ def _open_resumed(
         cfg = replace(
             cfg,
             plugin_dirs=given.plugin_dirs,
+            cluster=given.cluster,
             search=replace(
                 cfg.search,
                 max_evaluations=given.search.max_evaluations,
@@ -329,7 +341,12 @@ def _execute(opened: _Opened, progress: bool) -> RunResult:
     with recording_outcome(store, closing) as outcome:
         with (
             stop_on_interrupt(budget, quiet=not progress),
-            evaluation_pool(cfg.search.workers, cfg.search.scheduler, cfg.to_dict()) as pool,
+            evaluation_pool(
+                cluster_spec(
+                    cfg.cluster, workers=cfg.search.workers, scheduler=cfg.search.scheduler
+                ),
+                cfg.to_dict(),
+            ) as pool,
             search_gc(),
         ):
             problem = SearchProblem(

@@ -15,10 +15,11 @@ from typing import Any
 
 from tqdm import tqdm
 
+from dse.cluster import ClusterSpec, cluster_spec, completed, open_cluster
 from dse.config import identity
 from dse.configfile import check_depth, read_config_file
 from dse.inputs import check_plugin_trust, writable_folder
-from dse.parallel import check_scheduler, dask_client
+from dse.parallel import check_scheduler
 from dse.params import ConfigError
 from dse.results import open_to_resume
 from dse.results.integrity import refuse_foreign_parts
@@ -62,13 +63,17 @@ def sweep(
     progress: bool = True,
     drop_corrupt: bool = False,
     trust_plugins: bool = False,
+    cluster: dict[str, Any] | None = None,
 ) -> SweepResult:
     """Run a sweep (a TOML path or a dict shaped like it) or, with ``resume``, finish one.
 
-    ``workers`` (a new LocalCluster; 0 evaluates in this process) and ``scheduler`` (an existing
-    Dask scheduler's address) override ``[sweep]``'s. Resuming runs the chunks whose part is
-    missing; an unreadable part is refused unless ``drop_corrupt`` (set aside, its chunk run
-    again). One process writes a sweep at a time. Returns where the results are.
+    Where chunks run: ``cluster`` (a ``[cluster]`` table, e.g. ``{"kind": "slurm", "jobs":
+    2}``; :mod:`dse.cluster`), else the config's ``[cluster]``, else ``[sweep]``'s ``workers``
+    / ``scheduler``; ``workers`` (a new LocalCluster; 0 evaluates in this process) and
+    ``scheduler`` (an existing Dask scheduler's address) override them all. Resuming runs the
+    chunks whose part is missing; an unreadable part is refused unless ``drop_corrupt`` (set
+    aside, its chunk run again). One process writes a sweep at a time. Returns where the
+    results are.
     """
     if workers is not None and workers < 0:
         raise ConfigError(f"--workers: must be >= 0 (0: evaluate in this process), got {workers}")
@@ -80,9 +85,11 @@ def sweep(
         else:
             if config is None:
                 raise ConfigError("sweep: a config is required unless --resume is given")
-            plan, store, sweep_id = _open_new(_raw(config), output, scheduler, stack)
-        workers = plan.workers if workers is None else workers
-        scheduler = plan.scheduler if scheduler is None else scheduler
+            plan, store, sweep_id = _open_new(
+                _raw(config), output, lambda plan: where(plan, cluster, workers, scheduler), stack
+            )
+        spec = where(plan, cluster, workers, scheduler)
+        store.update_manifest(cluster=spec.to_dict() if spec else {"kind": "in-process"})
         done = {part_number(p) for p in store.part_files()}
         pending = [k for k in range(plan.chunks) if k not in done]
         bar = tqdm(
@@ -103,7 +110,7 @@ def sweep(
 
         with recording_outcome(store, closing) as outcome, terminate_as_interrupt():
             announce = (lambda line: print(f"dse: {line}", file=sys.stderr)) if progress else None
-            _execute(plan, pending, store, sweep_id, workers, scheduler, bar, announce)
+            _execute(plan, pending, store, sweep_id, spec, bar, announce)
     return SweepResult(
         sweep_id,
         store.path,
@@ -144,12 +151,28 @@ def _open_resumed(resume, config, output, drop_corrupt: bool, trust: bool, stack
     return plan, store, manifest["run_id"]
 
 
-def _open_new(raw: dict[str, Any], output, scheduler, stack: ExitStack):
+def where(plan: SweepPlan, cluster, workers, scheduler) -> ClusterSpec | None:
+    """The cluster the sweep's chunks run on (None: this process); see :func:`sweep`."""
+    if workers is not None or scheduler is not None:
+        table: dict[str, Any] | None = None
+    elif cluster is not None:
+        table = cluster
+    elif plan.cluster:
+        table = plan.cluster
+    else:
+        table, workers, scheduler = None, plan.workers, plan.scheduler
+    if workers == 0 and scheduler is None:
+        return None
+    return cluster_spec(table, workers=workers, scheduler=scheduler) or ClusterSpec()
+
+
+def _open_new(raw: dict[str, Any], output, resolve, stack: ExitStack):
     plan = plan_sweep(raw)  # every check before anything is written
     out = writable_folder(output or plan.config.output, "--output" if output else "run.output")
-    scheduler = scheduler if scheduler is not None else plan.scheduler
-    if scheduler is not None:
-        check_scheduler(scheduler, "--scheduler")
+    spec = resolve(plan)
+    if spec is not None and spec.kind == "scheduler":
+        assert spec.address is not None
+        check_scheduler(spec.address, "--scheduler")
     sweep_id = new_run_id(plan.config, out)
     store = RunStore(out / sweep_id)
     stack.enter_context(store.writer_lock())
@@ -181,21 +204,18 @@ def _execute(
     pending: list[int],
     store: RunStore,
     sweep_id: str,
-    workers: int | None,
-    scheduler: str | None,
+    spec: ClusterSpec | None,
     bar,
     announce: Callable[[str], None] | None = None,
 ) -> None:
     base_json = plan.base_json
     tail = (str(store.path), plan.schema, plan.record_shape(sweep_id))
-    if workers == 0 and scheduler is None:  # in this process
+    if spec is None:  # in this process
         for k in pending:
             run_chunk(base_json, plan.chunk(k), plan.archs, k, *tail)
             bar.update(len(plan.chunk(k)))
         return
-    from distributed import as_completed
-
-    with dask_client(workers, scheduler, announce) as client:
+    with open_cluster(spec, announce) as client:
         archs = client.scatter(plan.archs, broadcast=True) if plan.archs else plan.archs
         futures = [
             client.submit(
@@ -211,7 +231,7 @@ def _execute(
             )
             for k in pending
         ]
-        for future in as_completed(futures):
+        for future in completed(client, futures, spec.worker_timeout_s, announce):
             k, n = future.result()
             bar.update(n)
 

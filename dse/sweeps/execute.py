@@ -59,6 +59,8 @@ class SweepPlan:
     arch_defaults: dict[str, Any] = field(default_factory=dict)
     #: metric -> each distinct expected error over the sweep's configurations (Fidelity dicts)
     fidelity: dict[str, list[dict]] = field(default_factory=dict)
+    #: ``[cluster]``: where chunks run (:mod:`dse.cluster`; checked when planned)
+    cluster: dict[str, Any] = field(default_factory=dict)
 
     @property
     def base_json(self) -> str:
@@ -112,7 +114,7 @@ def point_config(base: dict[str, Any], point: dict[str, Any]) -> dict[str, Any]:
 
 
 def base_config(raw: dict[str, Any]) -> dict[str, Any]:
-    base = {k: v for k, v in raw.items() if k != "sweep"}
+    base = {k: v for k, v in raw.items() if k not in ("sweep", "cluster")}
     base.setdefault("objectives", [])
     base.setdefault("search", {})
     return base
@@ -155,7 +157,15 @@ def plan_sweep(raw: dict[str, Any]) -> SweepPlan:
     config = parse_config(
         base,
         require_objectives=False,
-        sections=("run", "space", "proxies", "simulators", "objectives", "constraints", "search"),
+        sections=(
+            "run",
+            "space",
+            "proxies",
+            "simulators",
+            "objectives",
+            "constraints",
+            "search",
+        ),
     )
     experiment = build(config)
     method, params_spec = section.method, section.parameters
@@ -220,7 +230,18 @@ def plan_sweep(raw: dict[str, Any]) -> SweepPlan:
             if not archs and f"{ARCH}.{k}" not in {p.name for p in parameters}
         },
         fidelity,
+        _cluster_table(raw),
     )
+
+
+def _cluster_table(raw: dict[str, Any]) -> dict[str, Any]:
+    """The sweep's ``[cluster]`` table, every field checked (:func:`dse.cluster.parse_cluster`)."""
+    from dse.cluster import parse_cluster
+
+    table = dict(expect(raw.get("cluster", {}), dict, "cluster"))
+    if table:
+        parse_cluster(table)
+    return table
 
 
 #: combinations of config values a sweep builds to validate (beyond, each value alone)

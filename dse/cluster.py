@@ -1,0 +1,340 @@
+"""Where work runs: a Dask cluster described as plain data (``[cluster]``, ``--cluster``).
+
+``kind`` picks the cluster: ``local`` (a LocalCluster of ``workers`` processes on this
+machine), ``scheduler`` (an existing Dask scheduler at ``address``), or a batch system through
+dask-jobqueue: ``slurm``, ``pbs``, ``sge``, ``lsf``. A batch cluster submits ``jobs`` jobs of
+``cores`` cores, ``processes`` Dask worker processes and ``memory`` each, for ``walltime``, on
+``queue`` under ``account``, with ``job_extra_directives`` (e.g. ``["--qos=low"]``); with
+``maximum_jobs`` it is adaptive instead (between ``minimum_jobs`` and ``maximum_jobs`` jobs,
+replacing jobs that end). Every field is checked like any other config field (exit 2 naming
+it).
+
+What a cluster does to a command's work (:func:`completed`): tasks of a job that is cancelled,
+preempted or killed at its walltime are re-run by Dask on the workers that remain, and each
+departure is reported; when no worker is left (or none ever started: a full queue) for
+``worker_timeout_s`` seconds, :class:`ClusterError` stops the command (exit 1) with every
+finished chunk kept, to be resumed. The scheduler lives in the client process; the workers need
+the same Python environment and a file system shared with it (results are written by the
+workers).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from dse.params import ConfigError, create, expect
+
+#: batch systems dask-jobqueue drives, by kind (a new one adds a line)
+JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster"}
+KINDS = ("local", "scheduler", *JOBQUEUE)
+_MEMORY = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?B)", re.IGNORECASE)
+_WALLTIME = re.compile(r"(\d+-)?\d{1,2}:\d{2}(:\d{2})?")
+
+
+class ClusterError(RuntimeError):
+    """The cluster could not do the work (no worker started, every worker gone): the command
+    stops with exit 1; every finished chunk is kept for ``--resume``."""
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """``[cluster]`` (see the module docstring); time in seconds, memory as jobqueue writes
+    it (``"2GB"``)."""
+
+    kind: str = "local"
+    workers: int | None = None
+    address: str | None = None
+    cores: int = 1
+    processes: int = 1
+    memory: str = "2GB"
+    walltime: str = "01:00:00"
+    queue: str | None = None
+    account: str | None = None
+    job_extra_directives: tuple[str, ...] = ()
+    jobs: int = 1
+    minimum_jobs: int | None = None
+    maximum_jobs: int | None = None
+    worker_timeout_s: float = 300.0
+    log_directory: str | None = None
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind: {self.kind!r} is not allowed; allowed values: {list(KINDS)}")
+        if self.kind == "scheduler" and not self.address:
+            raise ValueError("address: kind = 'scheduler' needs the scheduler's address")
+        if self.kind != "scheduler" and self.address:
+            raise ValueError(f"address: only kind = 'scheduler' takes one (kind is {self.kind!r})")
+        if self.workers is not None and (self.kind != "local" or self.workers < 1):
+            raise ValueError("workers: a number >= 1, for kind = 'local' only")
+        for name in ("cores", "processes", "jobs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if not _MEMORY.fullmatch(self.memory.strip()):
+            raise ValueError(f"memory: {self.memory!r} is not a size such as '2GB' or '500MiB'")
+        if not _WALLTIME.fullmatch(self.walltime.strip()):
+            raise ValueError(
+                f"walltime: {self.walltime!r} is not a time such as '01:00:00' or '1-00:00:00'"
+            )
+        low, high = self.minimum_jobs, self.maximum_jobs
+        if low is not None and high is None:
+            raise ValueError("minimum_jobs: give maximum_jobs too (an adaptive cluster)")
+        if high is not None and (high < 1 or (low or 0) < 0 or (low or 0) > high):
+            raise ValueError(
+                f"maximum_jobs: need 0 <= minimum_jobs <= maximum_jobs and maximum_jobs >= 1, "
+                f"got {low} and {high}"
+            )
+        if not self.worker_timeout_s > 0:
+            raise ValueError(f"worker_timeout_s: must be > 0, got {self.worker_timeout_s}")
+
+    @property
+    def batch(self) -> bool:
+        """Whether jobs of a batch system run the workers."""
+        return self.kind in JOBQUEUE
+
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's record of the cluster used (set fields only)."""
+        d = asdict(self)
+        d["job_extra_directives"] = list(self.job_extra_directives)
+        return {k: v for k, v in d.items() if v is not None and v != []}
+
+
+def parse_cluster(table: dict[str, Any], where: str = "cluster") -> ClusterSpec:
+    """A ``[cluster]`` table as a :class:`ClusterSpec` (exit 2 naming a bad field)."""
+    table = dict(expect(table, dict, where))
+    if "job_extra_directives" in table:
+        table["job_extra_directives"] = tuple(
+            expect(table["job_extra_directives"], list[str], f"{where}.job_extra_directives")
+        )
+    return create(ClusterSpec, table, where)
+
+
+def parse_cluster_params(items: Iterable[str], where: str = "--cluster-param") -> dict[str, Any]:
+    """``KEY=VALUE`` strings as a table (values read as TOML values where they parse: numbers,
+    ``["--qos=low"]``; else as strings)."""
+    import tomllib
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{where}: expected KEY=VALUE, got {item!r}")
+        try:
+            parsed = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed = value
+        # a TOML time or date (walltime=00:30:00) stays the string the user wrote
+        out[key.strip()] = parsed if isinstance(parsed, (int, float, str, list)) else value
+    return out
+
+
+def cluster_spec(
+    table: dict[str, Any] | None = None,
+    kind: str | None = None,
+    params: Iterable[str] = (),
+    workers: int | None = None,
+    scheduler: str | None = None,
+) -> ClusterSpec | None:
+    """The cluster a command runs on: a config's ``[cluster]`` table, then ``--cluster KIND``
+    and ``--cluster-param`` over it; ``--workers N`` / ``--scheduler ADDRESS`` are shorthands
+    for a local cluster and an existing scheduler. None: run in this process."""
+    merged = dict(table or {})
+    if kind is not None:
+        if kind != merged.get("kind", kind):
+            merged = {}  # another kind: the config's fields belong to the config's kind
+        merged["kind"] = kind
+    merged.update(parse_cluster_params(params))
+    if workers is not None:
+        merged.update(kind="local", workers=workers)
+    if scheduler is not None:
+        merged.update(kind="scheduler", address=scheduler)
+    if not merged:
+        return None
+    where = "--cluster" if kind is not None or params else "cluster"
+    return parse_cluster(merged, where)
+
+
+def add_cluster_arguments(p) -> None:
+    """``--cluster KIND`` and ``--cluster-param KEY=VALUE`` (one way for every command)."""
+    p.add_argument(
+        "--cluster",
+        choices=KINDS,
+        default=None,
+        help="where the work runs: a local cluster, a running scheduler, or jobs of a batch "
+        "system (replaces the config's [cluster]; fields with --cluster-param)",
+    )
+    p.add_argument(
+        "--cluster-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a [cluster] field, e.g. jobs=2, walltime=00:30:00, "
+        'job_extra_directives=["--qos=low"] (repeatable)',
+    )
+
+
+def cluster_table(args) -> dict[str, Any] | None:
+    """The ``[cluster]`` table ``--cluster`` and ``--cluster-param`` give (None: neither)."""
+    if args.cluster is None:
+        if args.cluster_param:
+            raise ConfigError("--cluster-param: give --cluster KIND too")
+        return None
+    table = {"kind": args.cluster, **parse_cluster_params(args.cluster_param)}
+    parse_cluster(table, "--cluster")
+    return table
+
+
+def _jobqueue_cluster(spec: ClusterSpec):
+    if importlib.util.find_spec("dask_jobqueue") is None:
+        raise ConfigError(
+            f"cluster.kind: {spec.kind!r} needs dask-jobqueue; install it with "
+            "pip install 'dse[cluster]'"
+        )
+    import dask_jobqueue
+
+    factory = getattr(dask_jobqueue, JOBQUEUE[spec.kind])
+    kwargs: dict[str, Any] = {
+        "cores": spec.cores,
+        "processes": spec.processes,
+        "memory": spec.memory,
+        "walltime": spec.walltime,
+        "job_extra_directives": list(spec.job_extra_directives),
+        "scheduler_options": {"dashboard_address": ":0"},
+    }
+    for key in ("queue", "account", "log_directory"):
+        if getattr(spec, key) is not None:
+            kwargs[key] = getattr(spec, key)
+    cluster = factory(**kwargs)
+    if spec.maximum_jobs is not None:
+        cluster.adapt(minimum_jobs=spec.minimum_jobs or 0, maximum_jobs=spec.maximum_jobs)
+    else:
+        cluster.scale(jobs=spec.jobs)
+    return cluster
+
+
+@contextmanager
+def open_cluster(spec: ClusterSpec, announce: Callable[[str], None] | None = None) -> Iterator[Any]:
+    """A ``distributed.Client`` on the cluster ``spec`` describes, closed (and its jobs
+    cancelled) on exit. A batch cluster waits up to ``worker_timeout_s`` for its first worker
+    (:class:`ClusterError` when none starts). ``announce`` receives one line with the
+    dashboard's address."""
+    from distributed import Client, LocalCluster
+
+    say = announce or (lambda line: None)
+    if spec.kind == "scheduler":
+        from dse.parallel import check_scheduler
+
+        assert spec.address is not None
+        check_scheduler(spec.address, "cluster.address")
+        with Client(spec.address) as client:
+            say(f"Dask dashboard: {client.dashboard_link}")
+            yield client
+        return
+    if spec.kind == "local":
+        n = spec.workers or os.cpu_count() or 1
+        dashboard = importlib.util.find_spec("bokeh") is not None
+        with (
+            LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0" if dashboard else None,
+                scheduler_kwargs={"dashboard_address": ":0"},
+                silence_logs=logging.ERROR,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            say(
+                f"Dask dashboard: {client.dashboard_link}"
+                if dashboard
+                else "Dask dashboard: install bokeh (pip install 'dse[cluster]') to watch the "
+                "workers"
+            )
+            yield client
+        return
+    with _jobqueue_cluster(spec) as cluster, Client(cluster) as client:
+        jobs = spec.maximum_jobs or spec.jobs
+        say(f"{spec.kind}: up to {jobs} job(s) submitted; Dask dashboard: {client.dashboard_link}")
+        try:
+            client.wait_for_workers(1, timeout=spec.worker_timeout_s)
+        except TimeoutError:
+            raise ClusterError(
+                f"cluster: no worker started within {spec.worker_timeout_s:g} s ({jobs} job(s) "
+                f"submitted to {spec.kind}; {pending_reason(spec)}); nothing was lost: run "
+                "again, or resume, when the queue has room"
+            ) from None
+        yield client
+
+
+def pending_reason(spec: ClusterSpec) -> str:
+    """Why the batch system holds the jobs, where it says (SLURM's squeue); else a hint."""
+    if spec.kind != "slurm":
+        return "the queue may be full"
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["squeue", "--me", "-h", "-n", "dask-worker", "-o", "%T %r"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.split("\n")[0]
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    return f"squeue says {out.strip()!r}" if out.strip() else "the queue may be full"
+
+
+def worker_names(client) -> dict[str, str]:
+    """Address -> name of every worker the scheduler knows now."""
+    return {a: str(w.get("name", a)) for a, w in client.scheduler_info()["workers"].items()}
+
+
+def completed(
+    client,
+    futures: list,
+    timeout_s: float,
+    announce: Callable[[str], None] | None = None,
+    poll_s: float = 1.0,
+) -> Iterator[Any]:
+    """Each of ``futures`` as it finishes. Workers that leave are reported through
+    ``announce`` (Dask re-runs their unfinished tasks on the others); when no worker has been
+    alive for ``timeout_s`` seconds with futures unfinished, :class:`ClusterError`."""
+    from distributed import wait
+
+    say = announce or (lambda line: None)
+    pending = set(futures)
+    known = worker_names(client)
+    alone_since: float | None = None
+    left = 0
+    while pending:
+        try:
+            done = wait(list(pending), timeout=poll_s, return_when="FIRST_COMPLETED").done
+        except TimeoutError:
+            done = set()
+        for future in done:
+            pending.discard(future)
+            yield future
+        now = worker_names(client)
+        for address in sorted(set(known) - set(now)):
+            left += 1
+            say(
+                f"worker {known[address]} left (its job ended, was cancelled or hit its "
+                "walltime); its unfinished tasks run again on the other workers"
+            )
+        known = now
+        if now:
+            alone_since = None
+        elif pending:
+            alone_since = alone_since or time.monotonic()
+            if time.monotonic() - alone_since > timeout_s:
+                raise ClusterError(
+                    f"cluster: no worker alive for {timeout_s:g} s ({left} left, {len(pending)} "
+                    "task(s) unfinished); every finished chunk is kept: resume to finish"
+                )
