@@ -15,6 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
+from dse.cluster import add_cluster_arguments, cluster_table, parse_cluster
 from dse.commands.proxy_eval import space_param_values
 from dse.inputs import add_space_arguments
 from dse.params import ConfigError
@@ -69,12 +70,14 @@ class DpsCommand:
         p.add_argument(
             "--scheduler", default=None, help="... or on a running Dask scheduler (address)"
         )
+        add_cluster_arguments(p)
         p.add_argument(
             "--batch-size",
             type=int,
             default=None,
             help="children bred per REA step and scored together (default: the --workers "
-            "count; 1 with --scheduler or in-process); "
+            "count, or jobs x processes of a --cluster batch system; 1 with --scheduler or "
+            "in-process); "
             "it shapes the search, so keep it to reproduce a run on another cluster",
         )
         p.add_argument(
@@ -99,7 +102,10 @@ class DpsCommand:
             for k, v in (("workers", args.workers), ("scheduler", args.scheduler))
             if v is not None
         }
-        batch = args.batch_size if args.batch_size is not None else (args.workers or 1)
+        cluster = cluster_table(args)
+        spec = parse_cluster(cluster) if cluster else None
+        slots = spec.jobs * spec.processes if spec is not None and spec.batch else 1
+        batch = args.batch_size if args.batch_size is not None else (args.workers or slots)
         config = {
             "run": {
                 "name": f"dps-{args.proxy}",
@@ -133,7 +139,13 @@ class DpsCommand:
                 **execution,
             },
         }
-        result = dse.run(config, resume=args.resume, output=args.output, progress=not args.quiet)
+        result = dse.run(
+            config,
+            resume=args.resume,
+            output=args.output,
+            progress=not args.quiet,
+            cluster=cluster,
+        )
         df = dse.results.load(result.path)
         ok = df[df.status == "ok"]
         if not len(ok):

@@ -3,14 +3,17 @@ milliseconds (synflow) and for those that take a minute per architecture (GenNAS
 
 Long evaluations need what a search has: the architectures are scored in chunks, each finished
 chunk is checkpointed to ``OUT/scored.parquet`` (with the evaluation's settings in
-``OUT/setup.json``), ``--resume`` scores only what is missing, and ``--workers N`` / ``--scheduler``
-spread the chunks over a Dask cluster (each worker builds the space and proxies once from plain
-data). Several ``--target`` columns give one card row per proxy and target, from one scoring pass:
-a task-agnostic proxy scores each architecture once for every data set.
+``OUT/setup.json``), ``--resume`` scores only what is missing, and ``--workers N``,
+``--scheduler`` or ``--cluster slurm`` (jobs of a batch system, :mod:`dse.cluster`) spread the
+chunks over a Dask cluster (each worker builds the space and proxies once from plain data).
+Several ``--target`` columns give one card row per proxy and target, from one scoring pass: a
+task-agnostic proxy scores each architecture once for every data set.
 
     dse proxy-eval --truth data/nasbench201_naslib.csv --proxies gennas \\
         --target val_acc_cifar10 val_acc_cifar100 val_acc_imagenet16_120 --workers 2 --out
         results/gennas_card
+    dse proxy-eval --truth data/nasbench201_naslib.csv --proxies synflow --target \\
+        val_acc_cifar10 --cluster slurm --cluster-param jobs=4 --out results/synflow_card
 """
 
 from __future__ import annotations
@@ -24,6 +27,14 @@ from typing import Any
 
 import pandas as pd
 
+from dse.cluster import (
+    ClusterSpec,
+    add_cluster_arguments,
+    cluster_spec,
+    cluster_table,
+    completed,
+    open_cluster,
+)
 from dse.inputs import (
     add_space_arguments,
     at_least,
@@ -61,22 +72,21 @@ def scored_chunks(
     setup_json: str,
     todo: list[tuple[int, dict]],
     chunk_size: int,
-    workers: int | None,
-    scheduler: str | None,
+    cluster: ClusterSpec | None,
+    announce=None,
 ) -> Iterator[list[dict]]:
-    """Scored rows, one finished chunk at a time (in-process, or on Dask as chunks complete)."""
+    """Scored rows, one finished chunk at a time: in-process (``cluster`` None), or on the
+    cluster as chunks complete (a cancelled job's chunks run on the other workers)."""
     chunks = _chunks(todo, chunk_size)
-    if workers is None and scheduler is None:
+    if cluster is None:
         for chunk in chunks:
             yield score_chunk(setup_json, chunk)
         return
-    from distributed import as_completed
-
-    from dse.parallel import dask_client
-
-    with dask_client(workers, scheduler) as client:
+    if not chunks:
+        return
+    with open_cluster(cluster, announce) as client:
         futures = client.map(score_chunk, [setup_json] * len(chunks), chunks, pure=False)
-        for future in as_completed(futures):
+        for future in completed(client, futures, cluster.worker_timeout_s, announce):
             yield future.result()
 
 
@@ -86,8 +96,7 @@ def score_table(
     out: Path | None,
     resume: bool,
     chunk_size: int,
-    workers: int | None,
-    scheduler: str | None,
+    cluster: ClusterSpec | None,
     progress=print,
 ) -> pd.DataFrame:
     """Rows for every architecture, in order; with ``out``, checkpointed after every chunk."""
@@ -111,7 +120,7 @@ def score_table(
         saved_setup.write_text(json.dumps(setup, indent=1, sort_keys=True))
     finished = {int(r["position"]) for r in done}
     todo = [(i, dict(a)) for i, a in enumerate(archs) if i not in finished]
-    for rows in scored_chunks(setup_json, todo, chunk_size, workers, scheduler):
+    for rows in scored_chunks(setup_json, todo, chunk_size, cluster, progress):
         done.extend(rows)
         if out is not None:
             atomic_write_bytes(out / "scored.parquet", pd.DataFrame(done).to_parquet(index=False))
@@ -193,6 +202,7 @@ class ProxyEvalCommand:
             "--workers", type=at_least(1), default=None, help="Dask LocalCluster worker processes"
         )
         p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler")
+        add_cluster_arguments(p)
         p.add_argument(
             "--chunk-size",
             type=at_least(1),
@@ -252,9 +262,8 @@ class ProxyEvalCommand:
         except ValueError as exc:
             raise ConfigError(f"--{exc}" if str(exc).startswith("proxies:") else str(exc)) from None
         out = Path(args.out) if args.out else None
-        rows = score_table(
-            setup, archs, out, args.resume, args.chunk_size, args.workers, args.scheduler
-        )
+        cluster = cluster_spec(cluster_table(args), workers=args.workers, scheduler=args.scheduler)
+        rows = score_table(setup, archs, out, args.resume, args.chunk_size, cluster)
         card = card_from_rows(rows, df[args.target].astype(float), args.proxies)
         print(f"{len(archs)} architectures of {args.space}, ground truth {', '.join(args.target)}")
         print(card.summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))

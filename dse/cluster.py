@@ -259,7 +259,7 @@ def open_cluster(spec: ClusterSpec, announce: Callable[[str], None] | None = Non
             )
             yield client
         return
-    with _jobqueue_cluster(spec) as cluster, Client(cluster) as client:
+    with _quiet_dask(), _jobqueue_cluster(spec) as cluster, Client(cluster) as client:
         jobs = spec.maximum_jobs or spec.jobs
         say(f"{spec.kind}: up to {jobs} job(s) submitted; Dask dashboard: {client.dashboard_link}")
         try:
@@ -271,6 +271,19 @@ def open_cluster(spec: ClusterSpec, announce: Callable[[str], None] | None = Non
                 "again, or resume, when the queue has room"
             ) from None
         yield client
+
+
+@contextmanager
+def _quiet_dask() -> Iterator[None]:
+    """Dask's own log lines off while a batch cluster runs (a worker's death is told in one
+    line of ours, not a scheduler traceback); restored afterwards."""
+    logger = logging.getLogger("distributed")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def pending_reason(spec: ClusterSpec) -> str:
@@ -289,6 +302,10 @@ def pending_reason(spec: ClusterSpec) -> str:
     except (OSError, subprocess.SubprocessError):
         out = ""
     return f"squeue says {out.strip()!r}" if out.strip() else "the queue may be full"
+
+
+#: how many workers may die running one task before Dask gives up on it (its default)
+_ALLOWED_FAILURES = 3
 
 
 def worker_names(client) -> dict[str, str]:
@@ -320,6 +337,12 @@ def completed(
             done = set()
         for future in done:
             pending.discard(future)
+            if future.status == "error" and type(future.exception()).__name__ == "KilledWorker":
+                raise ClusterError(
+                    f"cluster: a task's workers died {_ALLOWED_FAILURES} times running it "
+                    "(out of memory? give the jobs more: memory = ...); every finished chunk is "
+                    "kept: resume to finish"
+                )
             yield future
         now = worker_names(client)
         for address in sorted(set(known) - set(now)):

@@ -99,6 +99,8 @@ def worker_jobs() -> list[str]:
 
 
 SLURM = ["--cluster", "slurm", "--cluster-param", "memory=500MB"]
+#: a worker that imports torch needs more than the nanny's 500 MB
+TORCH_SLURM = ["--cluster", "slurm", "--cluster-param", "memory=3GB"]
 
 
 @pytest.mark.slow
@@ -143,6 +145,7 @@ def test_a_job_cancelled_mid_sweep_loses_and_duplicates_nothing(slurm, tmp_path)
     assert proc.returncode == 0, err
     assert "left (its job ended, was cancelled or hit its walltime)" in err
     here = dse("sweep", str(cfg), "--output", "b", "--workers", "0", "--quiet", cwd=tmp_path)
+    assert here.returncode == 0, here.stderr
     got, want = records(only_run(tmp_path / "a")), records(only_run(tmp_path / "b"))
     assert len(got) == 120 and got["eval_id"].is_unique
     pd.testing.assert_frame_equal(got, want)
@@ -235,6 +238,7 @@ max_evaluations = 48
     on_slurm = dse("run", str(cfg), "--output", "a", "--quiet", *SLURM, cwd=tmp_path)
     assert on_slurm.returncode == 0, on_slurm.stderr
     here = dse("run", str(cfg), "--output", "b", "--quiet", cwd=tmp_path)
+    assert here.returncode == 0, here.stderr
     a, b = only_run(tmp_path / "a"), only_run(tmp_path / "b")
     pd.testing.assert_frame_equal(records(a), records(b))
     manifest = json.loads((a / "manifest.json").read_text())
@@ -269,3 +273,81 @@ def test_a_bad_cluster_section_in_a_config_names_its_field(tmp_path):
     proc = dse("sweep", str(cfg), "--output", "out", cwd=tmp_path)
     assert proc.returncode == 2 and "cluster.queue" in proc.stderr, proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_a_proxy_report_card_on_slurm_equals_the_one_core_card(slurm, tmp_path):
+    """200 NAS-Bench-201 cells scored by synflow on two SLURM jobs: the same scores (to the
+    last bits torch's thread count leaves) and the same report card as in one process."""
+    from conftest import reference_data
+
+    args = [
+        "proxy-eval",
+        "--truth",
+        str(reference_data("nasbench201_naslib.csv")),
+        "--proxies",
+        "synflow",
+        "--target",
+        "val_acc_cifar10",
+        "--limit",
+        "200",
+    ]
+    one = dse(*args, "--out", "one", cwd=tmp_path)
+    assert one.returncode == 0, one.stderr
+    two = dse(
+        *args,
+        "--out",
+        "two",
+        *TORCH_SLURM,
+        "--cluster-param",
+        "jobs=2",
+        "--chunk-size",
+        "20",
+        cwd=tmp_path,
+    )
+    assert two.returncode == 0, two.stderr
+    a, b = (pd.read_parquet(tmp_path / d / "scores.parquet") for d in ("one", "two"))
+    assert a["arch_id"].tolist() == b["arch_id"].tolist()
+    assert ((a["synflow"] - b["synflow"]).abs() <= 1e-12 * a["synflow"].abs()).all()
+    ca, cb = (pd.read_parquet(tmp_path / d / "report_card.parquet") for d in ("one", "two"))
+    cols = ["proxy", "target", "spearman", "kendall", "top10_retrieval", "n"]
+    pd.testing.assert_frame_equal(ca[cols], cb[cols])
+
+
+@pytest.mark.slow
+def test_dps_scores_its_configurations_on_slurm_jobs(slurm, tmp_path):
+    from conftest import reference_data
+
+    env_store = tmp_path / "store"
+    os.environ["DSE_PROXY_STORE"] = str(env_store)
+    try:
+        proc = dse(
+            "dps",
+            "--truth",
+            str(reference_data("nasbench201_naslib.csv")),
+            "--archs",
+            "3",
+            "--iterations",
+            "1",
+            "--population",
+            "2",
+            "--sample",
+            "2",
+            "--budget",
+            "2",
+            "--output",
+            "runs",
+            "--quiet",
+            *TORCH_SLURM,
+            "--cluster-param",
+            "jobs=2",
+            cwd=tmp_path,
+        )
+    finally:
+        os.environ.pop("DSE_PROXY_STORE")
+    assert proc.returncode == 0, proc.stderr
+    run = only_run(tmp_path / "runs")
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["config"]["cluster"]["kind"] == "slurm"
+    assert manifest["config"]["search"]["batch_size"] == 2  # jobs x processes
+    assert len(records(run)) == 2
