@@ -320,17 +320,42 @@ def completed(
     announce: Callable[[str], None] | None = None,
     poll_s: float = 1.0,
 ) -> Iterator[Any]:
-    """Each of ``futures`` as it finishes. Workers that leave are reported through
-    ``announce`` (Dask re-runs their unfinished tasks on the others); when no worker has been
-    alive for ``timeout_s`` seconds with futures unfinished, :class:`ClusterError`."""
+    """Each of ``futures`` (already submitted) as it finishes; see :func:`windowed`."""
+    return windowed(client, lambda f: f, futures, len(futures), timeout_s, announce, poll_s)
+
+
+def windowed(
+    client,
+    submit: Callable[[Any], Any],
+    items: Iterable[Any],
+    window: int,
+    timeout_s: float,
+    announce: Callable[[str], None] | None = None,
+    poll_s: float = 1.0,
+) -> Iterator[Any]:
+    """``submit(item)`` for each of ``items``, at most ``window`` unfinished at a time (so a
+    million-point sweep never holds all its tasks in the client), yielding each future as it
+    finishes. Workers that leave are reported through ``announce`` (Dask re-runs their
+    unfinished tasks on the others); a task whose workers keep dying, or no worker alive for
+    ``timeout_s`` seconds with tasks unfinished, is a :class:`ClusterError`."""
     from distributed import wait
 
     say = announce or (lambda line: None)
-    pending = set(futures)
+    source = iter(items)
+    pending: set = set()
+    exhausted = False
     known = worker_names(client)
     alone_since: float | None = None
     left = 0
-    while pending:
+    while True:
+        while not exhausted and len(pending) < window:
+            item = next(source, _END)
+            if item is _END:
+                exhausted = True
+            else:
+                pending.add(submit(item))
+        if not pending:
+            return
         try:
             done = wait(list(pending), timeout=poll_s, return_when="FIRST_COMPLETED").done
         except TimeoutError:
@@ -361,3 +386,6 @@ def completed(
                     f"cluster: no worker alive for {timeout_s:g} s ({left} left, {len(pending)} "
                     "task(s) unfinished); every finished chunk is kept: resume to finish"
                 )
+
+
+_END = object()

@@ -15,18 +15,18 @@ from typing import Any
 
 from tqdm import tqdm
 
-from dse.cluster import ClusterSpec, cluster_spec, completed, open_cluster
+from dse.cluster import ClusterSpec, cluster_spec, open_cluster, windowed
 from dse.config import identity
 from dse.configfile import check_depth, read_config_file
 from dse.inputs import check_plugin_trust, writable_folder
-from dse.parallel import check_scheduler
+from dse.parallel import check_scheduler, worker_count
 from dse.params import ConfigError
 from dse.results import open_to_resume
 from dse.results.integrity import refuse_foreign_parts
 from dse.results.store import RunStore, StoreError, new_manifest, part_number, recording_outcome
 from dse.runner import new_run_id
 from dse.search.interrupt import terminate_as_interrupt
-from dse.sweeps.execute import SweepPlan, plan_sweep, run_chunk
+from dse.sweeps.execute import SweepPlan, plan_sweep, run_chunk, run_planned_chunk
 from dse.sweeps.plan import METHODS, Parameter, make_points
 
 
@@ -94,7 +94,7 @@ def sweep(
         pending = [k for k in range(plan.chunks) if k not in done]
         bar = tqdm(
             total=len(plan.points),
-            initial=len(plan.points) - sum(len(plan.chunk(k)) for k in pending),
+            initial=len(plan.points) - sum(plan.chunk_len(k) for k in pending),
             disable=None if progress else True,
             file=sys.stderr,
             desc=sweep_id,
@@ -212,26 +212,27 @@ def _execute(
     tail = (str(store.path), plan.schema, plan.record_shape(sweep_id))
     if spec is None:  # in this process
         for k in pending:
-            run_chunk(base_json, plan.chunk(k), plan.archs, k, *tail)
-            bar.update(len(plan.chunk(k)))
+            run_chunk(base_json, plan.points, plan.chunk_size, plan.archs, k, *tail)
+            bar.update(plan.chunk_len(k))
         return
+    raw_json = json.dumps(plan.raw, sort_keys=True, default=str)
     with open_cluster(spec, announce) as client:
-        archs = client.scatter(plan.archs, broadcast=True) if plan.archs else plan.archs
-        futures = [
-            client.submit(
-                run_chunk,
-                base_json,
-                plan.chunk(k),
-                archs,
+
+        def submit(k: int):
+            return client.submit(
+                run_planned_chunk,
+                raw_json,
+                sweep_id,
                 k,
-                *tail,
+                str(store.path),
                 key=f"dse-sweep-{sweep_id}-chunk-{k}",
                 retries=3,
                 pure=False,
             )
-            for k in pending
-        ]
-        for future in completed(client, futures, spec.worker_timeout_s, announce):
+
+        # a bounded number of chunks in flight, each task a config and an index
+        window = max(64, 4 * worker_count(client))
+        for future in windowed(client, submit, pending, window, spec.worker_timeout_s, announce):
             k, n = future.result()
             bar.update(n)
 

@@ -15,6 +15,7 @@ skips chunks whose part exists.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import json
 import math
@@ -33,7 +34,15 @@ from dse.parallel import experiment_for
 from dse.params import ConfigError, create, expect
 from dse.problem import ProblemDefinition, RecordShape, fallback_hash
 from dse.results.store import RunStore, run_schema
-from dse.sweeps.plan import ARCH, METHODS, Parameter, listed_archs, make_points, parse_parameter
+from dse.sweeps.plan import (
+    ARCH,
+    METHODS,
+    Parameter,
+    Points,
+    listed_archs,
+    make_points,
+    parse_parameter,
+)
 
 _TYPES = {"int": pa.int64(), "float": pa.float64(), "string": pa.string()}
 
@@ -45,7 +54,7 @@ class SweepPlan:
     config: RunConfig
     raw: dict[str, Any]  # the TOML-shaped config, [sweep] included
     parameters: list[Parameter]
-    points: list[dict[str, Any]]
+    points: Points
     chunk_size: int
     workers: int | None
     scheduler: str | None
@@ -87,6 +96,10 @@ class SweepPlan:
     def chunk(self, k: int) -> list[tuple[int, dict[str, Any]]]:
         start = k * self.chunk_size
         return list(enumerate(self.points[start : start + self.chunk_size], start))
+
+    def chunk_len(self, k: int) -> int:
+        """Points in chunk ``k`` (without making them)."""
+        return max(0, min(self.chunk_size, len(self.points) - k * self.chunk_size))
 
 
 def _set(config: dict, path: str, value: Any) -> None:
@@ -315,14 +328,19 @@ def _point_arch(plan_archs: dict[str, dict], space, point: dict[str, Any]) -> di
 
 def run_chunk(
     base_json: str,
-    chunk: list[tuple[int, dict]],
+    points: Points,
+    chunk_size: int,
     archs: dict[str, dict],
     k: int,
     out_dir: str,
     schema: pa.Schema,
     shape: RecordShape,
 ) -> tuple[int, int]:
-    """Task body: evaluate one chunk and write ``part-k`` atomically; returns (k, rows)."""
+    """Task body: evaluate chunk ``k`` (points ``k * chunk_size`` on, made here from the
+    sweep's :class:`Points`: a task carries an index, not its points) and write ``part-k``
+    atomically; returns (k, rows)."""
+    start = k * chunk_size
+    chunk = list(enumerate(points[start : start + chunk_size], start))
     base = json.loads(base_json)
     groups: dict[str, list[tuple[int, dict]]] = {}
     for pid, point in chunk:
@@ -340,6 +358,29 @@ def run_chunk(
             points.append((pid, _proposal(space, arch), res, swept))
     ledger = RunLedger(shape, RunStore(Path(out_dir)), schema)
     return k, ledger.record_points(k, points)
+
+
+@functools.lru_cache(maxsize=8)
+def plan_for(raw_json: str) -> SweepPlan:
+    """The plan of a sweep config (JSON), made once per worker process."""
+    return plan_sweep(json.loads(raw_json))
+
+
+def run_planned_chunk(raw_json: str, sweep_id: str, k: int, out_dir: str) -> tuple[int, int]:
+    """Task body on a cluster: chunk ``k`` of the sweep ``raw_json`` describes. A task carries
+    the config and an index, nothing a lost worker could take with it (scattered data dies with
+    the last worker that holds it); each worker plans the sweep once (:func:`plan_for`)."""
+    plan = plan_for(raw_json)
+    return run_chunk(
+        plan.base_json,
+        plan.points,
+        plan.chunk_size,
+        plan.archs,
+        k,
+        out_dir,
+        plan.schema,
+        plan.record_shape(sweep_id),
+    )
 
 
 def _proposal(space, arch: dict) -> Proposal:

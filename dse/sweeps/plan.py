@@ -19,7 +19,6 @@ function of the config and seed, which is what makes a sweep resumable chunk by 
 
 from __future__ import annotations
 
-import itertools
 import math
 import warnings
 from collections.abc import Sequence
@@ -183,36 +182,107 @@ def unit_samples(method: str, n: int, d: int, seed: int) -> np.ndarray:
         return qmc.Sobol(d=d, scramble=True, seed=np.random.default_rng(seed)).random(n)
 
 
+class Points(Sequence):
+    """A sweep's points in their fixed order, made on demand: a grid's by mixed-radix
+    decoding, random and Sobol points by generating exactly the rows asked for (the random
+    generator advanced, the Sobol sequence fast-forwarded: the same values as generating them
+    all), so a million-point sweep never holds a million dicts. Latin hypercube samples are
+    drawn all at once (their strata span every point): ``n x d`` floats."""
+
+    def __init__(self, parameters: Sequence[Parameter], method: str, n: int, seed: int):
+        self.parameters, self.method, self.n, self.seed = tuple(parameters), method, n, seed
+        self.names = [p.name for p in parameters]
+        self._grid = [p.grid_values() for p in parameters] if method == "grid" else None
+        self._u = unit_samples(method, n, len(parameters), seed) if method == "lhs" else None
+
+    def __len__(self) -> int:
+        return self.n
+
+    def _unit_rows(self, start: int, stop: int) -> np.ndarray:
+        from scipy.stats import qmc
+
+        d = len(self.parameters)
+        if self._u is not None:
+            return self._u[start:stop]
+        if self.method == "random":
+            bits = np.random.PCG64(self.seed)  # what default_rng(seed) draws from
+            bits.advance(start * d)  # one 64-bit draw per double
+            return np.random.Generator(bits).random((stop - start, d))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            sobol = qmc.Sobol(d=d, scramble=True, seed=np.random.default_rng(self.seed))
+            if start:
+                sobol.fast_forward(start)
+            return sobol.random(stop - start)
+
+    def rows(self, start: int, stop: int) -> list[dict[str, Any]]:
+        """Points ``start`` to ``stop`` (exclusive)."""
+        start, stop = max(start, 0), min(stop, self.n)
+        if stop <= start:
+            return []
+        if self._grid is not None:
+            sizes = [len(v) for v in self._grid]
+            out = []
+            for i in range(start, stop):
+                combo, rest = [], i
+                for values, size in zip(reversed(self._grid), reversed(sizes), strict=True):
+                    rest, j = divmod(rest, size)
+                    combo.append(values[j])
+                out.append(dict(zip(self.names, reversed(combo), strict=True)))
+            return out
+        u = self._unit_rows(start, stop)
+        columns = [p.at(u[:, j]) for j, p in enumerate(self.parameters)]
+        return [dict(zip(self.names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+    def __iter__(self):
+        for start in range(0, self.n, 4096):
+            yield from self.rows(start, start + 4096)
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, (list, tuple, Points)):
+            return NotImplemented
+        return len(self) == len(other) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            start, stop, step = index.indices(self.n)
+            if step != 1:
+                return self.rows(start, stop)[::step]
+            return self.rows(start, stop)
+        i = index + self.n if index < 0 else index
+        if not 0 <= i < self.n:
+            raise IndexError(index)
+        return self.rows(i, i + 1)[0]
+
+
 def make_points(
     parameters: Sequence[Parameter],
     method: str,
     n: int | None,
     seed: int,
     max_points: int = 10_000_000,
-) -> list[dict[str, Any]]:
-    """The sweep's points, in a fixed order."""
+) -> Points:
+    """The sweep's points, in a fixed order (:class:`Points`: made on demand)."""
     if method not in METHODS:
         raise ConfigError(
             f"sweep.method: {method!r} is not allowed; allowed values: {', '.join(METHODS)}"
         )
     if not parameters:
         raise ConfigError("sweep.parameters: at least one parameter is required")
-    names = [p.name for p in parameters]
     if method == "grid":
-        values = [p.grid_values() for p in parameters]
-        total = math.prod(len(v) for v in values)
+        total = math.prod(len(p.grid_values()) for p in parameters)
         if total > max_points:
             raise ConfigError(
                 f"sweep.parameters: the grid has {total:,} points, more than {max_points:,}; "
                 f'use method = "random", "lhs" or "sobol" with points = N'
             )
-        return [dict(zip(names, combo)) for combo in itertools.product(*values)]
+        return Points(parameters, method, total, seed)
     if n is None or n < 1:
         raise ConfigError(f"sweep.points: method {method!r} needs points = N (>= 1), got {n!r}")
     if n > max_points:  # checked before a single array is allocated
         raise ConfigError(
             f"sweep.points: {n:,} is more than {max_points:,}; allowed: 1..{max_points}"
         )
-    u = unit_samples(method, n, len(parameters), seed)
-    columns = [p.at(u[:, j]) for j, p in enumerate(parameters)]
-    return [dict(zip(names, row)) for row in zip(*columns)]
+    return Points(parameters, method, n, seed)
