@@ -346,7 +346,7 @@ def run_chunk(
     for pid, point in chunk:
         key = json.dumps(point_config(base, point), sort_keys=True, default=str)
         groups.setdefault(key, []).append((pid, point))
-    points = []
+    evaluated = []
     for key, items in groups.items():
         experiment = experiment_for(key)
         space = experiment.space
@@ -355,9 +355,9 @@ def run_chunk(
             results = experiment.evaluator.evaluate_batch(arch_list)
         for (pid, point), arch, res in zip(items, arch_list, results):
             swept = {name: v for name, v in point.items() if name != ARCH}
-            points.append((pid, _proposal(space, arch), res, swept))
+            evaluated.append((pid, _proposal(space, arch), res, swept))
     ledger = RunLedger(shape, RunStore(Path(out_dir)), schema)
-    return k, ledger.record_points(k, points)
+    return k, ledger.record_points(k, evaluated)
 
 
 @functools.lru_cache(maxsize=8)
