@@ -351,3 +351,39 @@ def test_dps_scores_its_configurations_on_slurm_jobs(slurm, tmp_path):
     assert manifest["config"]["cluster"]["kind"] == "slurm"
     assert manifest["config"]["search"]["batch_size"] == 2  # jobs x processes
     assert len(records(run)) == 2
+
+
+@pytest.mark.slow
+def test_a_job_killed_at_its_walltime_keeps_every_finished_chunk(slurm, tmp_path):
+    """SLURM ends the only job at its one-minute walltime mid-sweep: the sweep stops with exit
+    1 (no worker left), keeps every finished chunk, and a resume anywhere completes it with the
+    same rows as an uninterrupted sweep. (About two minutes: SLURM's shortest walltime is a
+    minute.)"""
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(sweep_config(240, 0.5, 5))  # 48 chunks of 2.5 s: 120 s of work
+    killed = dse(
+        "sweep",
+        str(cfg),
+        "--output",
+        "a",
+        *SLURM,
+        "--cluster-param",
+        "walltime=00:01:00",
+        "--cluster-param",
+        "worker_timeout_s=10",
+        cwd=tmp_path,
+    )
+    assert killed.returncode == 1, killed.stderr
+    assert "left (its job ended, was cancelled or hit its walltime)" in killed.stderr
+    path = only_run(tmp_path / "a")
+    kept = records(path)
+    assert 0 < len(kept) < 240 and kept["eval_id"].is_unique
+    done = dse(
+        "sweep", "--resume", str(path), "--workers", "0", "--quiet", "--trust-plugins", cwd=tmp_path
+    )
+    assert done.returncode == 0, done.stderr
+    whole = records(path)
+    assert len(whole) == 240 and whole["eval_id"].is_unique
+    pd.testing.assert_frame_equal(
+        whole[whole.eval_id.isin(kept.eval_id)].reset_index(drop=True), kept.reset_index(drop=True)
+    )
