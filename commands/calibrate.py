@@ -161,31 +161,46 @@ def _fit_cpu(args, graphs, table, data: str):
     return fit.calibration, "cpu"
 
 
-def _fit_asic(args, graphs, table, data: str):
-    from dse.simulators.asic.calibration import fit_asic_calibration
-    from dse.simulators.asic.plugin import AsicSimulator
-
+def _one_frame(table, what: str):
+    """Per measured architecture, the median latency (ms) of a one-frame target."""
     if (table["batch_size"] != 1).any():
-        raise ConfigError("batch_size: ASIC latencies are fitted at batch 1; every value must be 1")
-    sim = AsicSimulator(args.device, calibration="none", devices_file=args.devices_file)
-    per_arch = table.groupby("arch_index")["latency_ms"].median()
-    chosen = [graphs[i] for i in per_arch.index]
-    simulated = sim.evaluate_population(chosen)["asic_latency_ms"]
-    layers = sim.totals(chosen)["layers"]
-    cal = fit_asic_calibration(
+        raise ConfigError(f"batch_size: {what} latencies are of one frame; every value must be 1")
+    return table.groupby("arch_index")["latency_ms"].median()
+
+
+def _fit_scaled(fit, args, per_arch, simulated, layers, clock_hz, target: str, data: str):
+    """A scale-and-per-layer calibration (FPGA, ASIC) of ``target`` from its simulator's
+    uncalibrated latencies and layer counts of the measured architectures."""
+    cal = fit(
         simulated,
         layers,
         per_arch.to_numpy(),
-        sim.device.frequency_hz,
-        args.name or args.device,
-        args.device,
+        clock_hz,
+        args.name or target,
+        target,
         data,
         args.folds,
         args.seed,
         covers=(args.space,),
     )
     print(f"scale {cal.scale:.4f}, {cal.layer_overhead_cycles:,.0f} cycles per layer")
-    return cal, "asic"
+    return cal
+
+
+def _fit_asic(args, graphs, table, data: str):
+    from dse.simulators.asic.calibration import fit_asic_calibration
+    from dse.simulators.asic.plugin import AsicSimulator
+
+    per_arch = _one_frame(table, "ASIC")
+    sim = AsicSimulator(args.device, calibration="none", devices_file=args.devices_file)
+    chosen = [graphs[i] for i in per_arch.index]
+    simulated = sim.evaluate_population(chosen)["asic_latency_ms"]
+    layers = sim.totals(chosen)["layers"]
+    clock = sim.device.frequency_hz
+    fit = _fit_scaled(
+        fit_asic_calibration, args, per_arch, simulated, layers, clock, args.device, data
+    )
+    return fit, "asic"
 
 
 def _fit_gpu(args, graphs, table, data: str):
@@ -219,29 +234,18 @@ def _fit_fpga(args, graphs, table, data: str):
     from dse.registry import SIMULATORS
     from dse.simulators.fpga.calibration import fit_fpga_calibration
 
-    if (table["batch_size"] != 1).any():
-        raise ConfigError("batch_size: FPGA latencies are of one frame; every value must be 1")
+    per_arch = _one_frame(table, "FPGA")
     sim = SIMULATORS.create(
         "fpga", board=args.board, architecture="recursive", boards_file=args.boards_file
     )
-    per_arch = table.groupby("arch_index")["latency_ms"].median()
     chosen = [graphs[i] for i in per_arch.index]
     simulated = sim.evaluate_population(chosen)["fpga_latency_ms"]
     layers = np.bincount(sim.layers(chosen).owner, minlength=len(chosen))
-    cal = fit_fpga_calibration(
-        simulated,
-        layers,
-        per_arch.to_numpy(),
-        sim.board.clock_hz,
-        args.name or args.board,
-        args.board,
-        data,
-        args.folds,
-        args.seed,
-        covers=(args.space,),
+    clock = sim.board.clock_hz
+    fit = _fit_scaled(
+        fit_fpga_calibration, args, per_arch, simulated, layers, clock, args.board, data
     )
-    print(f"scale {cal.scale:.4f}, {cal.layer_overhead_cycles:,.0f} cycles per layer")
-    return cal, "fpga"
+    return fit, "fpga"
 
 
 #: device family (FPGA boards: "fpga") -> its few-shot fit (a new family adds one line)

@@ -16,7 +16,7 @@ The helpers :func:`error_stats` and :func:`grouped_folds` are the one way every 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -299,3 +299,97 @@ def grouped_folds(n_groups: int, folds: int, seed: int = 0) -> list[np.ndarray]:
     k = min(folds, n_groups)
     order = np.random.default_rng(seed).permutation(n_groups)
     return [np.sort(part) for part in np.array_split(order, k)]
+
+
+@dataclass(frozen=True)
+class CrossValidated:
+    """The candidate cross-validation kept, every candidate's mean squared log error, the kept
+    one's out-of-fold predictions and its :class:`Validation`."""
+
+    candidate: str
+    cv_loss: dict[str, float]
+    out_of_fold: np.ndarray
+    validation: Validation
+    folds: int
+
+
+def cross_validate(
+    candidates: Sequence[str],
+    predict_held_out: Callable[[str, np.ndarray], np.ndarray],
+    arch: np.ndarray,
+    batch: np.ndarray,
+    seconds: np.ndarray,
+    data: str,
+    folds: int = 5,
+    seed: int = 0,
+    covers: Sequence[str] = (),
+) -> CrossValidated:
+    """Grouped k-fold cross-validation of nested calibration candidates (simplest first):
+    ``predict_held_out(candidate, train)`` fits on the measurements where ``train`` is true and
+    predicts the others (seconds). The candidate with the lowest mean squared log error is kept
+    (ties: the simpler); its out-of-fold errors per batch size are the calibration's validation
+    (slightly optimistic: they also chose it). Every device family's few-shot fit uses this."""
+    groups, group_of = np.unique(arch, return_inverse=True)
+    test_sets = grouped_folds(len(groups), folds, seed)
+    log_y = np.log(seconds)
+    cv_loss: dict[str, float] = {}
+    oof: dict[str, np.ndarray] = {}
+    for cand in candidates:
+        pred = np.empty(len(seconds))
+        for test_groups in test_sets:
+            test = np.isin(group_of, test_groups)
+            pred[test] = predict_held_out(cand, ~test)
+        oof[cand], cv_loss[cand] = pred, float(np.mean((np.log(pred) - log_y) ** 2))
+    best = min(candidates, key=lambda c: (cv_loss[c], list(candidates).index(c)))
+    validation = Validation(
+        data=data,
+        method="k-fold",
+        held_out=f"{len(test_sets)}-fold cross-validation over {len(groups)} architectures",
+        errors=tuple(
+            ErrorStats.of(f"batch {b}", oof[best][batch == b], seconds[batch == b])
+            for b in np.unique(batch)
+        ),
+        fitted_on=len(groups),
+        covers=tuple(covers),
+    )
+    return CrossValidated(best, cv_loss, oof[best], validation, len(test_sets))
+
+
+def fit_scale_and_overhead(simulated, n_layers, measured) -> tuple[float, float]:
+    """(scale, per-layer time after scaling) of ``measured = scale x simulated + per_layer x
+    n_layers``, minimising the squared relative error (linear: weighted least squares)."""
+    a = np.stack([np.asarray(simulated, float), np.asarray(n_layers, float)], 1)
+    y = np.asarray(measured, dtype=float)
+    coef, *_ = np.linalg.lstsq(a / y[:, None], np.ones_like(y), rcond=None)
+    scale, per_layer = float(coef[0]), float(max(coef[1], 0.0))
+    if not scale > 0:
+        raise ValueError("measured latencies: the fitted scale is not positive (check the units)")
+    return scale, per_layer
+
+
+def validated_scale_and_overhead(
+    simulated, n_layers, measured, condition: str, data: str, folds: int, seed: int, covers
+) -> tuple[float, float, Validation]:
+    """:func:`fit_scale_and_overhead` on every measured architecture (one measurement each), and
+    its grouped k-fold validation at ``condition``: what FPGA and ASIC calibrations are."""
+    sim, layers, y = (np.asarray(a, dtype=float) for a in (simulated, n_layers, measured))
+    if not (len(sim) == len(layers) == len(y)) or len(y) < 3:
+        raise ValueError("measurements: need at least 3 measured architectures")
+    if np.any(~np.isfinite(y)) or np.any(y <= 0):
+        raise ValueError("latency_ms: every measured latency must be a positive number")
+    pred = np.empty(len(y))
+    test_sets = grouped_folds(len(y), folds, seed)
+    for test in test_sets:
+        train = np.setdiff1d(np.arange(len(y)), test)
+        s, c = fit_scale_and_overhead(sim[train], layers[train], y[train])
+        pred[test] = s * sim[test] + c * layers[test]
+    scale, per_layer = fit_scale_and_overhead(sim, layers, y)
+    validation = Validation(
+        data=data,
+        method="k-fold",
+        held_out=f"{len(test_sets)}-fold cross-validation over {len(y)} architectures",
+        errors=(ErrorStats.of(condition, pred, y),),
+        fitted_on=len(y),
+        covers=tuple(covers),
+    )
+    return scale, per_layer, validation

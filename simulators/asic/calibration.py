@@ -7,7 +7,8 @@ scan chain per layer), so, as for the FPGA (:mod:`dse.simulators.fpga.calibratio
     measured_ms = scale * (simulated_ms + layers * layer_overhead_cycles / clock * 1e3)
 
 fitted by the same weighted least squares on relative error and validated by the same grouped
-k-fold cross-validation, from as few as ten measured architectures.
+k-fold cross-validation (:func:`dse.fidelity.validated_scale_and_overhead`), from as few as ten
+measured architectures.
 """
 
 from __future__ import annotations
@@ -17,11 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from dse.catalog import load_named_file, shipped_files
-from dse.fidelity import ErrorStats, Validation, grouped_folds
-from dse.simulators.fpga.calibration import fit_linear
+from dse.fidelity import Validation, validated_scale_and_overhead
 
 CONDITION = "batch 1"
 
@@ -122,29 +120,12 @@ def fit_asic_calibration(
     """(scale, layer_overhead_cycles) from measured latencies of architectures whose
     uncalibrated simulated latency and MAC-layer count are given, with grouped k-fold
     cross-validation (one measurement per architecture)."""
-    sim, layers, y = (np.asarray(a, dtype=float) for a in (simulated_ms, n_layers, measured_ms))
-    if not (len(sim) == len(layers) == len(y)) or len(y) < 3:
-        raise ValueError("measurements: need at least 3 measured architectures")
-    if np.any(~np.isfinite(y)) or np.any(y <= 0):
-        raise ValueError("latency_ms: every measured latency must be a positive number")
-    pred = np.empty(len(y))
-    test_sets = grouped_folds(len(y), folds, seed)
-    for test in test_sets:
-        train = np.setdiff1d(np.arange(len(y)), test)
-        s, c = fit_linear(sim[train], layers[train], y[train])
-        pred[test] = s * sim[test] + c * layers[test]
-    scale, per_layer_ms = fit_linear(sim, layers, y)
-    validation = Validation(
-        data=data,
-        method="k-fold",
-        held_out=f"{len(test_sets)}-fold cross-validation over {len(y)} architectures",
-        errors=(ErrorStats.of(CONDITION, pred, y),),
-        fitted_on=len(y),
-        covers=tuple(covers),
+    scale, per_layer_ms, validation = validated_scale_and_overhead(
+        simulated_ms, n_layers, measured_ms, CONDITION, data, folds, seed, covers
     )
     note = (
-        f"Fitted from {len(y)} measured architectures on {device} ({data}): latency = scale x "
-        "(simulated + layers x layer_overhead_cycles / clock)."
+        f"Fitted from {validation.fitted_on} measured architectures on {device} ({data}): "
+        "latency = scale x (simulated + layers x layer_overhead_cycles / clock)."
     )
     cycles = per_layer_ms / scale * 1e-3 * clock_hz
     return AsicCalibration(name, device, scale, cycles, note, validation)

@@ -24,7 +24,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from dse.catalogs.cpus import CpuDevice
-from dse.fidelity import ErrorStats, Validation, grouped_folds
+from dse.fidelity import cross_validate
 from dse.simulators.cpu.calibration import CPU_CLASSES, CpuCalibration
 from dse.simulators.cpu.model import CpuCostModel
 
@@ -167,33 +167,25 @@ def fit_few_shot(
         z = _map(design, arch[train], batch[train], seconds[train], zero, list(free), sd, expand)
         return expand(z)
 
-    groups, group_of = np.unique(arch, return_inverse=True)
-    test_sets = grouped_folds(len(groups), folds, seed)
-    log_y = np.log(seconds)
-    cv_loss, oof = {}, {}
-    for cand, free in CANDIDATES.items():
-        pred = np.empty(len(seconds))
-        for test_groups in test_sets:
-            test = np.isin(group_of, test_groups)
-            pred[test] = design.predict(fit(~test, free), arch[test], batch[test])
-        oof[cand], cv_loss[cand] = pred, float(np.mean((np.log(pred) - log_y) ** 2))
-    best = min(CANDIDATES, key=lambda c: (cv_loss[c], list(CANDIDATES).index(c)))
-    x = fit(np.ones(len(arch), bool), CANDIDATES[best])
-    validation = Validation(
-        data=data,
-        method="k-fold",
-        held_out=f"{len(test_sets)}-fold cross-validation over {len(groups)} architectures",
-        errors=tuple(
-            ErrorStats.of(f"batch {b}", oof[best][batch == b], seconds[batch == b])
-            for b in np.unique(batch)
+    cv = cross_validate(
+        list(CANDIDATES),
+        lambda cand, train: design.predict(
+            fit(train, CANDIDATES[cand]), arch[~train], batch[~train]
         ),
-        fitted_on=len(groups),
-        covers=tuple(covers),
+        arch,
+        batch,
+        seconds,
+        data,
+        folds,
+        seed,
+        covers,
     )
+    best, validation = cv.candidate, cv.validation
+    x = fit(np.ones(len(arch), bool), CANDIDATES[best])
     note = (
-        f"Few-shot calibration of {device.name} from {len(groups)} measured architectures "
-        f"({len(seconds)} measurements; {data}), prior {prior.name!r}; free scales: {best} "
-        f"(chosen by {len(test_sets)}-fold cross-validation among {list(CANDIDATES)})."
+        f"Few-shot calibration of {device.name} from {validation.fitted_on} measured "
+        f"architectures ({len(seconds)} measurements; {data}), prior {prior.name!r}; free "
+        f"scales: {best} (chosen by {cv.folds}-fold cross-validation among {list(CANDIDATES)})."
     )
     cal = replace(to_calibration(x, name, device.name, note), validation=validation)
-    return CpuFewShot(cal, best, cv_loss, oof[best])
+    return CpuFewShot(cal, best, cv.cv_loss, cv.out_of_fold)

@@ -20,10 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from dse.catalog import load_named_file, shipped_files
-from dse.fidelity import ErrorStats, Validation, grouped_folds
+from dse.fidelity import Validation, fit_scale_and_overhead, validated_scale_and_overhead
 
 #: the one condition FPGA latencies are validated at (one frame, batch 1)
 CONDITION = "one frame"
@@ -117,15 +115,8 @@ def resolve_fpga_calibration(spec: str, board: str) -> FpgaCalibration | None:
     return load_fpga_calibration(spec)
 
 
-def fit_linear(simulated_ms, n_layers, measured_ms) -> tuple[float, float]:
-    """(scale, per-layer milliseconds after scaling) minimising the squared relative error."""
-    a = np.stack([np.asarray(simulated_ms, float), np.asarray(n_layers, float)], 1)
-    y = np.asarray(measured_ms, dtype=float)
-    coef, *_ = np.linalg.lstsq(a / y[:, None], np.ones_like(y), rcond=None)
-    scale, per_layer = float(coef[0]), float(max(coef[1], 0.0))
-    if not scale > 0:
-        raise ValueError("measured latencies: the fitted scale is not positive (check the units)")
-    return scale, per_layer
+#: the one formula of FPGA and ASIC calibrations (kept under its old name)
+fit_linear = fit_scale_and_overhead
 
 
 def fit_fpga_calibration(
@@ -144,31 +135,13 @@ def fit_fpga_calibration(
     uncalibrated simulated latency and layer count are given (of the spaces ``covers``), and
     validate by grouped k-fold
     cross-validation (one measurement per architecture)."""
-    sim = np.asarray(simulated_ms, dtype=float)
-    layers = np.asarray(n_layers, dtype=float)
-    y = np.asarray(measured_ms, dtype=float)
-    if not (len(sim) == len(layers) == len(y)) or len(y) < 3:
-        raise ValueError("measurements: need at least 3 measured architectures")
-    if np.any(~np.isfinite(y)) or np.any(y <= 0):
-        raise ValueError("latency_ms: every measured latency must be a positive number")
-    pred = np.empty(len(y))
-    test_sets = grouped_folds(len(y), folds, seed)
-    for test in test_sets:
-        train = np.setdiff1d(np.arange(len(y)), test)
-        s, c = fit_linear(sim[train], layers[train], y[train])
-        pred[test] = s * sim[test] + c * layers[test]
-    scale, per_layer_ms = fit_linear(sim, layers, y)
-    validation = Validation(
-        data=data,
-        method="k-fold",
-        held_out=f"{len(test_sets)}-fold cross-validation over {len(y)} architectures",
-        errors=(ErrorStats.of(CONDITION, pred, y),),
-        fitted_on=len(y),
-        covers=tuple(covers),
+    scale, per_layer_ms, validation = validated_scale_and_overhead(
+        simulated_ms, n_layers, measured_ms, CONDITION, data, folds, seed, covers
     )
-    cycles = per_layer_ms / scale * 1e-3 * clock_hz
+    n = validation.fitted_on
     note = (
-        f"Fitted from {len(y)} measured architectures on {board} ({data}): latency = scale x "
+        f"Fitted from {n} measured architectures on {board} ({data}): latency = scale x "
         "(simulated + layers x layer_overhead_cycles / clock)."
     )
+    cycles = per_layer_ms / scale * 1e-3 * clock_hz
     return FpgaCalibration(name, board, "recursive", scale, cycles, note, validation)

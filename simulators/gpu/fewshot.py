@@ -30,7 +30,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from dse.catalogs.devices import Device
-from dse.fidelity import ErrorStats, Validation, grouped_folds
+from dse.fidelity import cross_validate
 from dse.simulators.gpu.calibration import graph_counts
 from dse.simulators.gpu.kernels import GraphCoster
 from dse.simulators.gpu.model import GpuCostModel
@@ -157,38 +157,19 @@ def fit_few_shot(
     unknown = [c for c in candidates if c not in CANDIDATES]
     if unknown:
         raise ValueError(f"candidates: {unknown} not allowed; allowed values: {list(CANDIDATES)}")
-    groups, group_of = np.unique(arch, return_inverse=True)
-    test_sets = grouped_folds(len(groups), folds, seed)
-    log_y = np.log(seconds)
-    cv_loss: dict[str, float] = {}
-    oof: dict[str, np.ndarray] = {}
-    for cand in candidates:
-        pred = np.empty(len(seconds))
-        for test_groups in test_sets:
-            test = np.isin(group_of, test_groups)
-            x = fit_map(design, arch[~test], batch[~test], seconds[~test], prior, CANDIDATES[cand])
-            cal = to_calibration(x, prior, "fold")
-            pred[test] = design.predict(cal, arch[test], batch[test])
-        oof[cand] = pred
-        cv_loss[cand] = float(np.mean((np.log(pred) - log_y) ** 2))
-    best = min(candidates, key=lambda c: (cv_loss[c], list(CANDIDATES).index(c)))
+
+    def held_out(cand: str, train: np.ndarray) -> np.ndarray:
+        x = fit_map(design, arch[train], batch[train], seconds[train], prior, CANDIDATES[cand])
+        return design.predict(to_calibration(x, prior, "fold"), arch[~train], batch[~train])
+
+    cv = cross_validate(list(candidates), held_out, arch, batch, seconds, data, folds, seed, covers)
+    best, validation = cv.candidate, cv.validation
     x = fit_map(design, arch, batch, seconds, prior, CANDIDATES[best])
-    validation = Validation(
-        data=data,
-        method="k-fold",
-        held_out=f"{len(test_sets)}-fold cross-validation over {len(groups)} architectures",
-        errors=tuple(
-            ErrorStats.of(f"batch {b}", oof[best][batch == b], seconds[batch == b])
-            for b in np.unique(batch)
-        ),
-        fitted_on=len(groups),
-        covers=tuple(covers),
-    )
     note = (
-        f"Few-shot calibration of {design.device.name} from {len(groups)} measured "
+        f"Few-shot calibration of {design.device.name} from {validation.fitted_on} measured "
         f"architectures ({len(seconds)} measurements; {data}), prior {prior.name!r}; free "
-        f"parameters: {best} (chosen by {len(test_sets)}-fold cross-validation among "
+        f"parameters: {best} (chosen by {cv.folds}-fold cross-validation among "
         f"{list(candidates)})."
     )
     cal = replace(to_calibration(x, prior, name, note), validation=validation)
-    return FewShotFit(cal, best, cv_loss, oof[best])
+    return FewShotFit(cal, best, cv.cv_loss, cv.out_of_fold)
