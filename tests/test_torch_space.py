@@ -9,7 +9,7 @@ import torch
 import dse
 from dse.graph import totals
 from dse.params import ConfigError
-from dse.registry import SPACES
+from dse.registry import SIMULATORS, SPACES
 from dse.training.network import build_network
 
 
@@ -69,3 +69,49 @@ def test_a_bad_factory_or_choice_names_the_field(tmp_path):
     with pytest.raises(ConfigError, match="space.choices.depth: expected a non-empty list"):
         dse.run(config(choices={"depth": []}), output=tmp_path, progress=False)
     assert not tmp_path.joinpath("torchspace").exists() and not list(tmp_path.iterdir())
+
+
+VIEWS = {"input", "identity", "reshape", "slice"}
+
+
+@pytest.mark.slow  # 12 s: 13 FBNet networks traced by torch.export
+def test_the_fbnet_space_written_as_pytorch_gives_the_native_spaces_networks(monkeypatch):
+    """examples/fbnet_torch.py against the native ``fbnet`` space: the same operators in the same
+    order (views aside: a channel shuffle is one reshape natively, three traced), the same
+    parameters and MACs, and every simulator's figures equal."""
+    import numpy as np
+    from conftest import TESTS
+
+    monkeypatch.syspath_prepend(str(TESTS.parent / "examples"))
+    import fbnet_torch
+
+    from dse.spaces.fbnet import FBNetSpace
+    from dse.spaces.torch_space import TorchSpace
+
+    native, written = FBNetSpace(), TorchSpace(fbnet_torch.make, fbnet_torch.CHOICES, (3, 32, 32))
+    sims = [
+        SIMULATORS.create("gpu", device="Titan-RTX"),
+        SIMULATORS.create("cpu", device="Xeon-Gold-6240"),
+        SIMULATORS.create("asic"),
+        SIMULATORS.create("fpga", board="ZC706"),
+    ]
+    rng = np.random.default_rng(0)
+    archs = [native.sample(rng) for _ in range(12)]
+    archs.append({v: "k3_e1_g2" for v in fbnet_torch.CHOICES})  # every block shuffles
+    a = [native.to_graph(x) for x in archs]
+    b = [written.to_graph(x) for x in archs]
+    for g, h in zip(a, b, strict=True):
+        ops = [
+            [
+                (o.kind, o.in_shapes, o.out_shape, o.kernel, o.stride, o.groups, o.macs, o.params)
+                for o in (d["op"] for _, d in x.nodes(data=True))
+                if o.kind not in VIEWS
+            ]
+            for x in (g, h)
+        ]
+        assert ops[0] == ops[1]
+        assert totals(g).params == totals(h).params and totals(g).macs == totals(h).macs
+    for sim in sims:
+        got, want = sim.evaluate_population(b), sim.evaluate_population(a)
+        for metric in want:
+            np.testing.assert_allclose(got[metric], want[metric], rtol=1e-9)
