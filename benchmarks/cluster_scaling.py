@@ -6,7 +6,8 @@ LocalCluster of the same size, and a million-point analytic sweep's client memor
    efficiency from 1 to 2 workers (``t1 / (2 t2)``) and the per-chunk scheduling overhead
    (``(workers x wall - work) / chunks``), on SLURM jobs (``--cluster slurm``, one core each)
    and on a LocalCluster (``--workers``).
-2. A proxy report card (synflow on 200 NAS-Bench-201 cells, chunks of 20) the same four ways.
+2. A proxy report card (NASWOT, about 0.25 s per cell, on 200 NAS-Bench-201 cells, chunks of
+   20) the same four ways and in one process.
 3. Analytic sweeps of 100,000 and 1,000,000 random points (NAS-Bench-201 cells on the GPU
    roofline, chunks of 500, a 2-worker LocalCluster): rows/s, the manifest's size and the
    client process's peak resident memory (Linux ``VmHWM``), which must stay flat as points grow.
@@ -153,13 +154,13 @@ def sweep_scaling(work: Path, use_slurm: bool) -> None:
 
 
 def card_scaling(work: Path, use_slurm: bool) -> None:
-    print("\n== proxy report card: synflow on 200 NAS-Bench-201 cells, chunks of 20")
+    print("\n== proxy report card: NASWOT on 200 NAS-Bench-201 cells, chunks of 20")
     base = [
         "proxy-eval",
         "--truth",
         str(DATA / "nasbench201_naslib.csv"),
         "--proxies",
-        "synflow",
+        "nwot",
         "--target",
         "val_acc_cifar10",
         "--limit",
@@ -176,6 +177,10 @@ def card_scaling(work: Path, use_slurm: bool) -> None:
         wall, _, _ = dse([*base, "--out", str(work / f"card-{len(walls) + 1}"), *args], work)
         walls[name] = wall
         print(f"  {name:24s} {wall:6.1f} s  {200 / wall:6.1f} cells/s")
+    for kind, one, two in (("SLURM", "1 job", "2 jobs"), ("LocalCluster", "1 worker", "2 workers")):
+        if f"{kind}, {one}" in walls and f"{kind}, {two}" in walls:
+            eff = walls[f"{kind}, {one}"] / (2 * walls[f"{kind}, {two}"])
+            print(f"  {kind}: scaling efficiency 1 -> 2 = {eff:.1%} (worker start-up included)")
 
 
 def million(work: Path, sizes: list[int]) -> None:
