@@ -106,6 +106,31 @@ class ClusterSpec:
         return {k: v for k, v in d.items() if v is not None and v != []}
 
 
+def check_scheduler(address: str, field: str, timeout_s: float = 5.0) -> None:
+    """Refuse (ConfigError naming ``field``) a Dask scheduler address nothing answers at, in
+    ``timeout_s`` seconds, before a run or sweep folder is made (Dask itself waits 30 s and
+    then fails inside the run)."""
+    import socket
+    from urllib.parse import urlparse
+
+    parsed = urlparse(address if "://" in address else f"tcp://{address}")
+    try:
+        host, port = parsed.hostname, parsed.port
+    except ValueError:
+        host, port = None, None
+    if not host or port is None:
+        raise ConfigError(
+            f"{field}: {address!r} is not a scheduler address such as tcp://HOST:PORT"
+        )
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"{field}: no Dask scheduler answers at {address} ({exc.strerror or exc}); start one "
+            "(dask scheduler) or give workers = N for a local cluster"
+        ) from None
+
+
 def parse_cluster(table: dict[str, Any], where: str = "cluster") -> ClusterSpec:
     """A ``[cluster]`` table as a :class:`ClusterSpec` (exit 2 naming a bad field)."""
     table = dict(expect(table, dict, where))
@@ -229,8 +254,6 @@ def open_cluster(spec: ClusterSpec, announce: Callable[[str], None] | None = Non
 
     say = announce or (lambda line: None)
     if spec.kind == "scheduler":
-        from dse.parallel import check_scheduler
-
         assert spec.address is not None
         check_scheduler(spec.address, "cluster.address")
         with Client(spec.address) as client:

@@ -16,13 +16,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from dse.cluster import cluster_spec
+from dse.cluster import check_scheduler, cluster_spec
 from dse.config import RunConfig, check_plain_name, load_config, parse_config
 from dse.experiment import Experiment, build
 from dse.gcpolicy import search_gc
 from dse.inputs import check_plugin_trust, writable_folder
 from dse.ledger import BatchReport, RunLedger
-from dse.parallel import check_scheduler, evaluation_pool
+from dse.parallel import evaluation_pool
 from dse.params import ConfigError
 from dse.problem import fallback_hash
 from dse.results import load, open_to_resume

@@ -15,11 +15,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from dse.cluster import ClusterSpec, cluster_spec, open_cluster, windowed
+from dse.cluster import ClusterSpec, check_scheduler, cluster_spec, open_cluster, windowed
 from dse.config import identity
 from dse.configfile import check_depth, read_config_file
 from dse.inputs import check_plugin_trust, writable_folder
-from dse.parallel import check_scheduler, worker_count
+from dse.parallel import worker_count
 from dse.params import ConfigError
 from dse.results import open_to_resume
 from dse.results.integrity import refuse_foreign_parts
