@@ -3,7 +3,8 @@ does, with each figure's validated error beside it.
 
 What is costed: a table of architectures of a space (``--space S --archs CSV``), a zoo network
 (``--network NAME``), or the user's own PyTorch model (``--model module:function``, a function
-that returns an ``nn.Module``, with ``--input-shape``), imported by :func:`dse.graph.from_torch`.
+that returns an ``nn.Module``, with ``--input-shape``), imported by :func:`dse.graph.from_torch`,
+or an ONNX file (``--onnx model.onnx``, :func:`dse.graph.from_onnx`).
 Where: a device of any family (``--device``: a GPU, a CPU or phone, an ASIC; its family picks the
 simulator) and/or an FPGA board (``--board``), each through its simulator with its
 calibration. Printed and written (``--out PRED.csv``): every network's parameters and MACs,
@@ -53,9 +54,18 @@ def _input_shape(text: str) -> tuple[int, ...]:
 
 def _networks(args: argparse.Namespace) -> tuple[str, list[tuple[str, Any]]]:
     """(scope, [(id, graph)]): what to cost, and the networks' space (for the error lines)."""
-    chosen = [a for a in ("space", "network", "model") if getattr(args, a) is not None]
+    chosen = [a for a in ("space", "network", "model", "onnx") if getattr(args, a) is not None]
     if len(chosen) != 1:
-        raise ConfigError("--space/--network/--model: give exactly one of them")
+        raise ConfigError("--space/--network/--model/--onnx: give exactly one of them")
+    if args.onnx is not None:
+        from dse.graph import GraphError, from_onnx
+
+        if not Path(args.onnx).is_file():
+            raise ConfigError(f"--onnx: {args.onnx!r} is not a file")
+        try:
+            return "onnx", [(Path(args.onnx).stem, from_onnx(args.onnx))]
+        except GraphError as exc:
+            raise ConfigError(f"--onnx: {exc}") from None
     if args.network is not None:
         zoo = SPACES.create("zoo")
         (variable,) = zoo.variables
@@ -141,6 +151,7 @@ class CostCommand:
         what.add_argument("--space", help="a space whose architectures --archs lists")
         what.add_argument("--network", help="a zoo network (dse list shows the zoo space)")
         what.add_argument("--model", help="module:function returning a torch.nn.Module")
+        what.add_argument("--onnx", help="an ONNX model file (the onnx extra)")
         p.add_argument("--archs", help="CSV or Parquet of architectures of --space")
         p.add_argument("--arch-column", default="arch_str", help="their column (default arch_str)")
         p.add_argument(

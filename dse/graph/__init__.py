@@ -14,6 +14,7 @@ from dse.graph.analysis import (
     validate,
 )
 from dse.graph.builder import GraphBuilder
+from dse.graph.onnx_import import ONNX_IMPORTS, from_onnx
 from dse.graph.ops import OP_KINDS, GraphError, OpCost, OpNode, make_op, numel, register_op_kind
 from dse.graph.serialize import from_dict, from_json, to_dict, to_json
 from dse.graph.torch_import import TORCH_IMPORTS, from_torch
@@ -22,6 +23,7 @@ __all__ = [
     "GraphBuilder",
     "GraphError",
     "GraphTotals",
+    "ONNX_IMPORTS",
     "OP_KINDS",
     "TORCH_IMPORTS",
     "OpCost",
@@ -29,6 +31,7 @@ __all__ = [
     "canonical_hash",
     "from_dict",
     "from_json",
+    "from_onnx",
     "from_torch",
     "infer_shapes",
     "make_op",
