@@ -303,7 +303,7 @@ def from_onnx(
         from onnx import numpy_helper, shape_inference
     except ImportError:
         raise GraphError("from_onnx needs onnx: pip install 'dse[onnx]'") from None
-    model = path if hasattr(path, "graph") else onnx.load(str(path))
+    model: Any = path if hasattr(path, "graph") else onnx.load(str(path))
     model = shape_inference.infer_shapes(model)
     graph = model.graph
     weights = {i.name: tuple(i.dims) for i in graph.initializer}
