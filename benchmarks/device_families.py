@@ -35,12 +35,12 @@ from scipy.stats import spearmanr
 from timing import DATA
 
 from dse.catalogs.devices import get_any_device, get_device
+from dse.commands.calibrate import nearest_cpu_calibration
 from dse.fidelity import ErrorStats, Validation
 from dse.graph import totals
 from dse.simulators.cpu.calibration import (
     CpuCalibration,
     load_cpu_calibration,
-    shipped_cpu_calibrations,
 )
 from dse.simulators.cpu.fit import CpuDesign, fit_few_shot, fit_table, to_vector
 from dse.simulators.cpu.model import CpuCostModel
@@ -179,20 +179,30 @@ def write_titan_x(nb) -> None:
 
 
 def nearest_other(name: str) -> str:
-    """The nearest shipped CPU calibration other than the device's own (same runtime first)."""
-    device = get_any_device(name, None, "cpu")
-    names = [n for n in shipped_cpu_calibrations() if n != name]
+    """The nearest shipped CPU calibration other than the device's own (``dse calibrate``'s
+    choice with the device's own left out)."""
+    return nearest_cpu_calibration(get_any_device(name, None, "cpu"), exclude=(name,))
 
-    def distance(n):
-        other = get_any_device(n, None, "cpu")
-        return other.runtime != device.runtime, float(
-            np.hypot(
-                np.log(other.peak_flops / device.peak_flops),
-                np.log(other.memory_bandwidth / device.memory_bandwidth),
-            )
-        )
 
-    return min(names, key=lambda n: (distance(n), n))
+def one_space(label, who, design, fit, predict, y, flops, split, seeds, prior, published):
+    """One device on one space: the 10-cell fit over ``seeds`` against FLOPs, the LUT and
+    HELP's figure; ``fit(shots) -> calibration``, ``predict(calibration, cells) -> seconds``."""
+    perm = np.random.default_rng(0).permutation(len(y))
+    lut_rho, lut_med = lut(design.counts, y, perm[:split], perm[split:])
+    rows = []
+    for seed in range(seeds):
+        order = np.random.default_rng(100 + seed).permutation(len(y))
+        shots, rest = order[:SHOTS], order[SHOTS:]
+        pred = predict(fit(shots), rest)
+        rows.append((*score(pred, y[rest]), *flops_fit(flops, y, shots, rest)))
+    r = np.mean(rows, 0)
+    print(
+        f"{who[0]:18s} {label:11s} dse rho {r[0]:.3f} (worst {min(x[0] for x in rows):.3f}) "
+        f"med {r[1]:5.1%} | FLOPs rho {r[2]:.3f} med {r[3]:5.1%} | LUT rho {lut_rho:.3f} "
+        f"med {lut_med:5.1%} | HELP ({who[1]}) "
+        + (f"{published:.3f}" if published and label == "nasbench201" else "n/a")
+        + f" | prior {prior}"
+    )
 
 
 def cpu_protocol(name, col, nb, fb, seeds) -> None:
@@ -202,23 +212,17 @@ def cpu_protocol(name, col, nb, fb, seeds) -> None:
     for label, (df, graphs, flops), split in (("nasbench201", nb, 12000), ("fbnet", fb, 2000)):
         y = df[f"{col}_ms"].to_numpy() * 1e-3
         design = CpuDesign(CpuCostModel(device, prior), graphs, [1])
-        perm = np.random.default_rng(0).permutation(len(y))
-        lut_rho, lut_med = lut(design.counts, y, perm[:split], perm[split:])
-        rows = []
-        for seed in range(seeds):
-            order = np.random.default_rng(100 + seed).permutation(len(y))
-            shots, rest = order[:SHOTS], order[SHOTS:]
-            fit = fit_few_shot(design, shots, np.ones(SHOTS, int), y[shots], prior, "x", "x")
-            pred = design.predict(to_vector(fit.calibration, device), rest, np.ones(len(rest), int))
-            rows.append((*score(pred, y[rest]), *flops_fit(flops, y, shots, rest)))
-        r = np.mean(rows, 0)
-        published = HELP[family] if label == "nasbench201" else None
-        print(
-            f"{name:18s} {label:11s} dse rho {r[0]:.3f} (worst {min(x[0] for x in rows):.3f}) "
-            f"med {r[1]:5.1%} | FLOPs rho {r[2]:.3f} med {r[3]:5.1%} | LUT rho {lut_rho:.3f} "
-            f"med {lut_med:5.1%} | HELP ({family}) "
-            + (f"{published:.3f}" if published else "n/a")
-            + f" | prior {prior.name}"
+
+        def fit(shots, design=design, y=y):
+            one = np.ones(len(shots), int)
+            return fit_few_shot(design, shots, one, y[shots], prior, "x", "x").calibration
+
+        def predict(cal, cells, design=design):
+            return design.predict(to_vector(cal, device), cells, np.ones(len(cells), int))
+
+        who = (name, family)
+        one_space(
+            label, who, design, fit, predict, y, flops, split, seeds, prior.name, HELP[family]
         )
     # cross-space: 10 NAS-Bench-201 cells, every FBNet network
     (ndf, ng, _), (fdf, fg, _) = nb, fb
@@ -237,30 +241,21 @@ def cpu_protocol(name, col, nb, fb, seeds) -> None:
 
 def gpu_protocol(name, col, nb, fb, seeds) -> None:
     device = get_device(name)
+    # the other measured GPU's calibration (the Titan X's own shipped one is never its prior)
+    prior = load_calibration("Titan-RTX" if name == "GTX-1080-Ti" else "GTX-1080-Ti")
     for label, (df, graphs, flops), split in (("nasbench201", nb, 12000), ("fbnet", fb, 2000)):
         y = df[f"{col}_ms"].to_numpy() * 1e-3
-        others = [n for n in ("Titan-RTX", "GTX-1080-Ti") if n != name]
-        prior = load_calibration(others[0] if name != "Titan-X-Pascal" else "GTX-1080-Ti")
-        # (the Titan X's own shipped calibration is never its prior)
         design = MeasurementDesign(device, graphs, [1])
-        perm = np.random.default_rng(0).permutation(len(y))
-        lut_rho, lut_med = lut(design.counts, y, perm[:split], perm[split:])
-        rows = []
-        for seed in range(seeds):
-            order = np.random.default_rng(100 + seed).permutation(len(y))
-            shots, rest = order[:SHOTS], order[SHOTS:]
-            fit = gpu_few_shot(design, shots, np.ones(SHOTS, int), y[shots], prior, "x", "x")
-            pred = design.predict(fit.calibration, rest, np.ones(len(rest), int))
-            rows.append((*score(pred, y[rest]), *flops_fit(flops, y, shots, rest)))
-        r = np.mean(rows, 0)
-        published = HELP["gpu"] if label == "nasbench201" else None
-        print(
-            f"{name:18s} {label:11s} dse rho {r[0]:.3f} (worst {min(x[0] for x in rows):.3f}) "
-            f"med {r[1]:5.1%} | FLOPs rho {r[2]:.3f} med {r[3]:5.1%} | LUT rho {lut_rho:.3f} "
-            f"med {lut_med:5.1%} | HELP (gpu, b256) "
-            + (f"{published:.3f}" if published else "n/a")
-            + f" | prior {prior.name}"
-        )
+
+        def fit(shots, design=design, y=y):
+            one = np.ones(len(shots), int)
+            return gpu_few_shot(design, shots, one, y[shots], prior, "x", "x").calibration
+
+        def predict(cal, cells, design=design):
+            return design.predict(cal, cells, np.ones(len(cells), int))
+
+        who = (name, "gpu, b256")
+        one_space(label, who, design, fit, predict, y, flops, split, seeds, prior.name, HELP["gpu"])
 
 
 def speed() -> None:

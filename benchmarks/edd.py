@@ -27,11 +27,11 @@ from scipy.stats import spearmanr
 from timing import DATA
 
 from dse.drivers.edd.search import EddConfig, EddSearch
+from dse.fidelity import fit_scale_and_overhead
 from dse.graph import totals
 from dse.proxies.trained import train_and_test
 from dse.registry import SIMULATORS
 from dse.results.pareto import hypervolume_minimised, nondominated_mask
-from dse.simulators.fpga.calibration import fit_linear
 from dse.simulators.gpu.fewshot import MeasurementDesign, fit_few_shot
 from dse.spaces.mbconv import MBConvChainSpace
 from dse.spaces.zoo import build
@@ -188,7 +188,7 @@ def table_2_1() -> None:
     loo_fpga = np.full(len(df), np.nan)
     for i in np.flatnonzero(known):
         rest = np.flatnonzero(known & (np.arange(len(df)) != i))
-        sc, per = fit_linear(
+        sc, per = fit_scale_and_overhead(
             df.fpga_ms.to_numpy()[rest], layers[rest], df.zcu102_ms.to_numpy()[rest]
         )
         loo_fpga[i] = sc * df.fpga_ms.iloc[i] + per * layers[i]

@@ -26,8 +26,9 @@ from scipy.stats import spearmanr
 from timing import DATA
 
 from dse.catalogs.devices import get_device
+from dse.fidelity import fit_scale_and_overhead
 from dse.registry import SIMULATORS
-from dse.simulators.fpga.calibration import fit_fpga_calibration, fit_linear
+from dse.simulators.fpga.calibration import fit_fpga_calibration
 from dse.simulators.gpu.calibration import fit_graphs
 from dse.simulators.gpu.fewshot import MeasurementDesign, fit_few_shot
 from dse.simulators.gpu.roofline import load_calibration
@@ -145,7 +146,7 @@ def fpga_table(df, seeds: int) -> None:
         print(f"{f'{k} cells ({seeds} seeds)':34s}{r:12.4f} / {e:6.1%}   worst seed {worst:.1%}")
     idx = np.random.default_rng(0).permutation(n)
     cal_idx, held = idx[:1000], idx[1000:]
-    s, c = fit_linear(simulated[cal_idx], layers[cal_idx], y[cal_idx])
+    s, c = fit_scale_and_overhead(simulated[cal_idx], layers[cal_idx], y[cal_idx])
     r, e = score(s * simulated[held] + c * layers[held], y[held])
     print(f"{'1,000 cells':34s}{r:12.4f} / {e:6.1%}")
 

@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 from timing import DATA
 
-from dse.fidelity import ErrorStats, Validation
+from dse.fidelity import ErrorStats, Validation, fit_scale_and_overhead
 from dse.graph import totals
 from dse.registry import SIMULATORS
-from dse.simulators.fpga.calibration import CONDITION, FpgaCalibration, fit_linear
+from dse.simulators.fpga.calibration import CONDITION, FpgaCalibration
 from dse.spaces.nasbench201 import NasBench201Space, parse_arch_str
 
 OUT = Path(__file__).resolve().parents[1] / "simulators" / "fpga" / "calibrations"
@@ -99,7 +99,7 @@ def write_calibration(sim, lat, n_layers, y, cal, hold, graphs, write: bool) -> 
     calibration cells (what dse calibrate fits), checked by the simulator on the held-out ones."""
     base = SIMULATORS.create("fpga", **CONFIGS[0])
     base_ms = base.evaluate_population(graphs)["fpga_latency_ms"]
-    scale, per_layer_ms = fit_linear(base_ms[cal], n_layers[cal], y[cal])
+    scale, per_layer_ms = fit_scale_and_overhead(base_ms[cal], n_layers[cal], y[cal])
     cycles = per_layer_ms / scale * 1e-3 * base.board.clock_hz
     note = (
         "Fitted by benchmarks/hwnasbench_fpga.py to HW-NAS-Bench's measured ZC706 latency of "

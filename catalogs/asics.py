@@ -80,22 +80,19 @@ def parse_asic(name: str, table: dict, where: str) -> AsicDevice:
     check_fields(name, table, where, allowed, _REQUIRED)
     at = f"{where}.{name}"
 
-    def num(key: str) -> float:
-        return sheet_number(at, key, table.get(key, _OPTIONAL.get(key)))
+    def num(key: str, whole: bool = False) -> float:
+        return sheet_number(at, key, table.get(key, _OPTIONAL.get(key)), whole=whole)
 
-    for key in ("pe_rows", "pe_cols", "word_bits"):
-        if num(key) % 1:
-            raise ValueError(f"{at}.{key}: expected a whole number, got {table[key]!r}")
     return AsicDevice(
         name=name,
-        pe_rows=int(num("pe_rows")),
-        pe_cols=int(num("pe_cols")),
+        pe_rows=int(num("pe_rows", whole=True)),
+        pe_cols=int(num("pe_cols", whole=True)),
         frequency_hz=num("frequency_mhz") * 1e6,
         glb_bytes=num("glb_kb") * 1024,
         dram_bandwidth=num("dram_bandwidth_gbs") * 1e9,
         rf_bytes=num("rf_bytes"),
         noc_bandwidth=num("noc_bandwidth_gbs") * 1e9,
-        word_bits=int(num("word_bits")),
+        word_bits=int(num("word_bits", whole=True)),
         energy_mac_j=num("energy_mac_pj") * 1e-12,
         energy_rf=num("energy_rf"),
         energy_noc=num("energy_noc"),

@@ -80,15 +80,12 @@ def parse_cpu(name: str, table: dict, where: str) -> CpuDevice:
     check_fields(name, table, where, allowed, _REQUIRED)
     at = f"{where}.{name}"
 
-    def num(key: str, zero_ok: bool = False) -> float:
-        return sheet_number(at, key, table.get(key, _OPTIONAL.get(key)), zero_ok)
+    def num(key: str, zero_ok: bool = False, whole: bool = False) -> float:
+        return sheet_number(at, key, table.get(key, _OPTIONAL.get(key)), zero_ok, whole)
 
-    cores = num("cores")
-    if cores % 1:
-        raise ValueError(f"{at}.cores: expected a whole number, got {table['cores']!r}")
     return CpuDevice(
         name=name,
-        cores=int(cores),
+        cores=int(num("cores", whole=True)),
         frequency_hz=num("frequency_ghz") * 1e9,
         flops_per_cycle=num("flops_per_cycle"),
         memory_bandwidth=num("memory_bandwidth_gbs") * 1e9,

@@ -84,6 +84,23 @@ def read_measurements(path: str, arch_column: str, space) -> tuple[list, pd.Data
     return archs, out
 
 
+def nearest(device, others: dict, peak, apart=lambda other: False) -> str:
+    """The name in ``others`` (name -> device of the same family) nearest to ``device``: first
+    those not ``apart`` from it, then by distance in log peak FLOP/s (``peak(d)``) and log
+    memory bandwidth; ties by name."""
+
+    def distance(name: str) -> tuple[bool, float]:
+        other = others[name]
+        return apart(other), float(
+            np.hypot(
+                np.log(peak(other) / peak(device)),
+                np.log(other.memory_bandwidth / device.memory_bandwidth),
+            )
+        )
+
+    return min(others, key=lambda n: (distance(n), n))
+
+
 def nearest_calibration(device, devices_file: str | None = None) -> str:
     """The shipped GPU calibration whose device is nearest in log peak fp32 FLOP/s and memory
     bandwidth (the device's own, when one is shipped)."""
@@ -91,41 +108,47 @@ def nearest_calibration(device, devices_file: str | None = None) -> str:
     from dse.simulators.gpu.roofline import shipped_calibrations
 
     catalog = load_devices(devices_file)
-    names = [n for n in shipped_calibrations() if n in catalog]
-
-    def distance(name: str) -> float:
-        other = catalog[name]
-        return float(
-            np.hypot(
-                np.log(other.peak("fp32") / device.peak("fp32")),
-                np.log(other.memory_bandwidth / device.memory_bandwidth),
-            )
-        )
-
-    return min(names, key=lambda n: (distance(n), n))
+    others = {n: catalog[n] for n in shipped_calibrations() if n in catalog}
+    return nearest(device, others, lambda d: d.peak("fp32"))
 
 
-def nearest_cpu_calibration(device, devices_file: str | None = None) -> str:
+def nearest_cpu_calibration(device, devices_file: str | None = None, exclude=()) -> str:
     """The shipped CPU calibration nearest in runtime, then log peak FLOP/s and DRAM bandwidth
-    (the device's own, when one is shipped)."""
+    (the device's own, when one is shipped and not in ``exclude``)."""
     from dse.catalogs.devices import load_all_devices
     from dse.simulators.cpu.calibration import shipped_cpu_calibrations
 
     catalog = load_all_devices(devices_file)
-    names = [n for n in shipped_cpu_calibrations() if catalog.get(n) and catalog[n].family == "cpu"]
-    if not names:
+    others = {
+        n: catalog[n]
+        for n in shipped_cpu_calibrations()
+        if n not in exclude and n in catalog and catalog[n].family == "cpu"
+    }
+    if not others:
         raise ConfigError("--prior: no shipped CPU calibration to start from; give --prior FILE")
+    return nearest(
+        device, others, lambda d: d.peak_flops, lambda other: other.runtime != device.runtime
+    )
 
-    def distance(name: str) -> tuple[bool, float]:
-        other = catalog[name]
-        return other.runtime != device.runtime, float(
-            np.hypot(
-                np.log(other.peak_flops / device.peak_flops),
-                np.log(other.memory_bandwidth / device.memory_bandwidth),
-            )
-        )
 
-    return min(names, key=lambda n: (distance(n), n))
+def _few_shot(fit, design, table, prior, args, name: str, data: str, freed: str):
+    """A family's few-shot ``fit`` of the measurements, and its choice printed."""
+    result = fit(
+        design,
+        table["arch_index"].to_numpy(),
+        table["batch_size"].to_numpy(),
+        table["latency_ms"].to_numpy() * 1e-3,
+        prior,
+        args.name or name,
+        data,
+        args.folds,
+        args.seed,
+        covers=(args.space,),
+    )
+    print(f"prior: {prior.name}; {freed} kept: {result.candidate}")
+    for cand, loss in result.cv_loss.items():
+        print(f"  {cand:10s} cross-validated mean squared log error {loss:.4f}")
+    return result.calibration
 
 
 def _fit_cpu(args, graphs, table, data: str):
@@ -143,22 +166,9 @@ def _fit_cpu(args, graphs, table, data: str):
             prior_name = nearest_cpu_calibration(device, args.devices_file)
         prior = load_cpu_calibration(prior_name)
     design = CpuDesign(CpuCostModel(device, prior), graphs, table["batch_size"].unique())
-    fit = fit_few_shot(
-        design,
-        table["arch_index"].to_numpy(),
-        table["batch_size"].to_numpy(),
-        table["latency_ms"].to_numpy() * 1e-3,
-        prior,
-        args.name or device.name,
-        data,
-        args.folds,
-        args.seed,
-        covers=(args.space,),
-    )
-    print(f"prior: {prior.name}; free scales kept: {fit.candidate}")
-    for cand, loss in fit.cv_loss.items():
-        print(f"  {cand:10s} cross-validated mean squared log error {loss:.4f}")
-    return fit.calibration, "cpu"
+    return _few_shot(
+        fit_few_shot, design, table, prior, args, device.name, data, "free scales"
+    ), "cpu"
 
 
 def _one_frame(table, what: str):
@@ -212,22 +222,8 @@ def _fit_gpu(args, graphs, table, data: str):
     prior_name = nearest_calibration(device, args.devices_file) if args.prior == "auto" else None
     prior = resolve_calibration(prior_name or args.prior, device)
     design = MeasurementDesign(device, graphs, table["batch_size"].unique())
-    fit = fit_few_shot(
-        design,
-        table["arch_index"].to_numpy(),
-        table["batch_size"].to_numpy(),
-        table["latency_ms"].to_numpy() * 1e-3,
-        prior,
-        args.name or device.name,
-        data,
-        args.folds,
-        args.seed,
-        covers=(args.space,),
-    )
-    print(f"prior: {prior.name}; free parameters kept: {fit.candidate}")
-    for cand, loss in fit.cv_loss.items():
-        print(f"  {cand:10s} cross-validated mean squared log error {loss:.4f}")
-    return fit.calibration, "gpu"
+    freed = "free parameters"
+    return _few_shot(fit_few_shot, design, table, prior, args, device.name, data, freed), "gpu"
 
 
 def _fit_fpga(args, graphs, table, data: str):

@@ -83,13 +83,16 @@ def load_named_file(
     return parse(tomllib.loads(text), f"{folder}/{name_or_path}.toml")
 
 
-def sheet_number(where: str, key: str, value, zero_ok: bool = False) -> float:
+def sheet_number(where: str, key: str, value, zero_ok: bool = False, whole: bool = False) -> float:
     """A data-sheet number of a catalog entry: positive (``zero_ok``: or 0, e.g. an idealised
-    device with no launch overhead or a CPU without an L3); the error names ``where.key``."""
+    device with no launch overhead or a CPU without an L3; ``whole``: a count, such as cores or
+    PE rows); the error names ``where.key``."""
     ok = not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
     if not ok or value < 0 or (value == 0 and not zero_ok):
         what = "a number >= 0" if zero_ok else "a positive number"
         raise ValueError(f"{where}.{key}: expected {what}, got {value!r}")
+    if whole and value % 1:
+        raise ValueError(f"{where}.{key}: expected a whole number, got {value!r}")
     return float(value)
 
 
@@ -100,3 +103,19 @@ def sheet_choice(where: str, key: str, value, allowed) -> str:
             f"{where}.{key}: {value!r} is not allowed; allowed values: {list(allowed)}"
         )
     return str(value)
+
+
+def resolve_named_file(
+    package: str,
+    folder: str,
+    spec: str,
+    own: str,
+    parse: Callable[[dict, str], T],
+    what: str,
+) -> T | None:
+    """A calibration spec as every simulator reads it: ``"none"``: None; ``"auto"``: the file
+    shipped in ``package/folder`` named ``own`` (the device's or board's name), else None;
+    otherwise a shipped name or a TOML path (:func:`load_named_file`)."""
+    if spec == "none" or (spec == "auto" and own not in shipped_files(package, folder)):
+        return None
+    return load_named_file(package, folder, own if spec == "auto" else spec, parse, what)

@@ -162,28 +162,18 @@ def parse_cluster_params(items: Iterable[str], where: str = "--cluster-param") -
 
 def cluster_spec(
     table: dict[str, Any] | None = None,
-    kind: str | None = None,
-    params: Iterable[str] = (),
     workers: int | None = None,
     scheduler: str | None = None,
 ) -> ClusterSpec | None:
-    """The cluster a command runs on: a config's ``[cluster]`` table, then ``--cluster KIND``
-    and ``--cluster-param`` over it; ``--workers N`` / ``--scheduler ADDRESS`` are shorthands
-    for a local cluster and an existing scheduler. None: run in this process."""
-    merged = dict(table or {})
-    if kind is not None:
-        if kind != merged.get("kind", kind):
-            merged = {}  # another kind: the config's fields belong to the config's kind
-        merged["kind"] = kind
-    merged.update(parse_cluster_params(params))
-    if workers is not None:
-        merged.update(kind="local", workers=workers)
+    """The cluster a command runs on: a ``[cluster]`` table (the config's, or what
+    ``--cluster`` gave: :func:`cluster_table`), unless ``scheduler`` (a running scheduler's
+    address) or ``workers`` (a LocalCluster's size), the shorthands, name another. None: run in
+    this process."""
     if scheduler is not None:
-        merged.update(kind="scheduler", address=scheduler)
-    if not merged:
-        return None
-    where = "--cluster" if kind is not None or params else "cluster"
-    return parse_cluster(merged, where)
+        return parse_cluster({"kind": "scheduler", "address": scheduler})
+    if workers is not None:
+        return parse_cluster({"kind": "local", "workers": workers})
+    return parse_cluster(table) if table else None
 
 
 def add_cluster_arguments(p) -> None:

@@ -256,6 +256,18 @@ class Fidelity:
         return cls(**{**data, "errors": errors, "covers": tuple(data.get("covers", ()))})
 
 
+def shipped_fidelity(
+    names: Sequence[str], load: Callable[[str], Any], condition: str = ""
+) -> dict[str, Fidelity]:
+    """Each shipped calibration (``load(name)``: anything with ``name`` and ``validation``)
+    with its validated error at ``condition``: what a simulator's ``calibrations()`` lists."""
+    out = {}
+    for name in names:
+        cal = load(name)
+        out[name] = Fidelity.of_calibration(cal.name, cal.validation, condition)
+    return out
+
+
 def fidelity_lines(fidelity: Mapping[str, Any], metrics: Sequence[str] | None = None) -> list[str]:
     """Lines for a manifest's ``fidelity`` table (metric -> list of Fidelity dicts, one per
     distinct configuration of a sweep), restricted to ``metrics`` when given."""

@@ -21,26 +21,6 @@ from dse.config import parse_config
 from dse.experiment import build
 
 
-@contextmanager
-def dask_client(
-    workers: int | None = None,
-    scheduler: str | None = None,
-    announce: Callable[[str], None] | None = None,
-) -> Iterator[Any]:
-    """A ``distributed.Client``: connected to ``scheduler`` if given, else to a new
-    ``LocalCluster`` of ``workers`` single-threaded worker processes (default: one per core);
-    :func:`dse.cluster.open_cluster` of the matching :class:`~dse.cluster.ClusterSpec`."""
-    from dse.cluster import ClusterSpec, open_cluster
-
-    spec = (
-        ClusterSpec("scheduler", address=scheduler)
-        if scheduler is not None
-        else ClusterSpec("local", workers=workers)
-    )
-    with open_cluster(spec, announce) as client:
-        yield client
-
-
 def worker_count(client) -> int:
     return max(1, len(client.scheduler_info()["workers"]))
 

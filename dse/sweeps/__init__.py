@@ -82,13 +82,13 @@ def sweep(
             plan, store, sweep_id = _open_resumed(
                 resume, config, output, drop_corrupt, trust_plugins, stack
             )
+            spec = where(plan, cluster, workers, scheduler)
         else:
             if config is None:
                 raise ConfigError("sweep: a config is required unless --resume is given")
-            plan, store, sweep_id = _open_new(
+            plan, store, sweep_id, spec = _open_new(
                 _raw(config), output, lambda plan: where(plan, cluster, workers, scheduler), stack
             )
-        spec = where(plan, cluster, workers, scheduler)
         store.update_manifest(cluster=spec.to_dict() if spec else {"kind": "in-process"})
         done = {part_number(p) for p in store.part_files()}
         pending = [k for k in range(plan.chunks) if k not in done]
@@ -167,7 +167,9 @@ def where(plan: SweepPlan, cluster, workers, scheduler) -> ClusterSpec | None:
 
 
 def _open_new(raw: dict[str, Any], output, resolve, stack: ExitStack):
-    plan = plan_sweep(raw)  # every check before anything is written
+    """(plan, store, sweep id, the cluster ``resolve(plan)`` names), every check made before
+    the sweep's folder and manifest are written."""
+    plan = plan_sweep(raw)
     out = writable_folder(output or plan.config.output, "--output" if output else "run.output")
     spec = resolve(plan)
     if spec is not None and spec.kind == "scheduler":
@@ -196,7 +198,7 @@ def _open_new(raw: dict[str, Any], output, resolve, stack: ExitStack):
         arch_defaults=plan.arch_defaults,
     )
     store.write_manifest(manifest)
-    return plan, store, sweep_id
+    return plan, store, sweep_id, spec
 
 
 def _execute(
@@ -208,9 +210,9 @@ def _execute(
     bar,
     announce: Callable[[str], None] | None = None,
 ) -> None:
-    base_json = plan.base_json
-    tail = (str(store.path), plan.schema, plan.record_shape(sweep_id))
     if spec is None:  # in this process
+        base_json = plan.base_json
+        tail = (str(store.path), plan.schema, plan.record_shape(sweep_id))
         for k in pending:
             run_chunk(base_json, plan.points, plan.chunk_size, plan.archs, k, *tail)
             bar.update(plan.chunk_len(k))

@@ -167,19 +167,7 @@ def plan_sweep(raw: dict[str, Any]) -> SweepPlan:
         raise ConfigError("sweep: missing required section [sweep] (method, parameters, ...)")
     section = create(SweepSection, expect(raw["sweep"], dict, "sweep"), "sweep")
     base = base_config(raw)
-    config = parse_config(
-        base,
-        require_objectives=False,
-        sections=(
-            "run",
-            "space",
-            "proxies",
-            "simulators",
-            "objectives",
-            "constraints",
-            "search",
-        ),
-    )
+    config = parse_config(base, require_objectives=False)
     experiment = build(config)
     method, params_spec = section.method, section.parameters
     parameters: list[Parameter] = []

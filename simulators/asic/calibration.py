@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dse.catalog import load_named_file, shipped_files
+from dse.catalog import load_named_file, resolve_named_file, shipped_files
 from dse.fidelity import Validation, validated_scale_and_overhead
 
 CONDITION = "batch 1"
@@ -97,12 +97,14 @@ def load_asic_calibration(name_or_path: str | Path) -> AsicCalibration:
 def resolve_asic_calibration(spec: str, device: str) -> AsicCalibration | None:
     """``"none"``: the analytic model; ``"auto"``: the shipped calibration named like the
     device, if any; otherwise a shipped name or a TOML path."""
-    if spec == "none":
-        return None
-    if spec == "auto":
-        names = shipped_asic_calibrations()
-        return load_asic_calibration(device) if device in names else None
-    return load_asic_calibration(spec)
+    return resolve_named_file(
+        "dse.simulators.asic",
+        "calibrations",
+        spec,
+        device,
+        parse_asic_calibration,
+        "ASIC calibration",
+    )
 
 
 def fit_asic_calibration(

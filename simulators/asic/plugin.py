@@ -23,7 +23,7 @@ import numpy as np
 
 from dse.catalogs.asics import AsicDevice
 from dse.catalogs.devices import get_any_device
-from dse.fidelity import Fidelity
+from dse.fidelity import Fidelity, shipped_fidelity
 from dse.graph.optable import OpTable, population_ops
 from dse.provider import PopulationProvider
 from dse.registry import SIMULATORS
@@ -66,11 +66,7 @@ class AsicSimulator(PopulationProvider):
 
     @staticmethod
     def calibrations() -> dict[str, Fidelity]:
-        out = {}
-        for name in shipped_asic_calibrations():
-            cal = load_asic_calibration(name)
-            out[name] = Fidelity.of_calibration(cal.name, cal.validation, "")
-        return out
+        return shipped_fidelity(shipped_asic_calibrations(), load_asic_calibration)
 
     def fidelity(self) -> dict[str, Fidelity]:
         """Latency: the calibration's validation; energy, utilisation and traffic: analytic

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from dse.catalog import load_named_file, shipped_files
+from dse.catalog import load_named_file, resolve_named_file, shipped_files
 from dse.catalogs.cpus import CpuDevice
 from dse.fidelity import Validation
 
@@ -157,6 +157,12 @@ def resolve_cpu_calibration(spec: str | CpuCalibration, device: CpuDevice) -> Cp
     ``"none"``: the data sheet; otherwise a shipped name or a TOML path."""
     if isinstance(spec, CpuCalibration):
         return spec
-    if spec == "none" or (spec == "auto" and device.name not in shipped_cpu_calibrations()):
-        return CpuCalibration(device=device.name)
-    return load_cpu_calibration(device.name if spec == "auto" else spec)
+    found = resolve_named_file(
+        "dse.simulators.cpu",
+        "calibrations",
+        spec,
+        device.name,
+        parse_cpu_calibration,
+        "CPU calibration",
+    )
+    return found or CpuCalibration(device=device.name)

@@ -24,7 +24,7 @@ import numpy as np
 
 from dse.catalogs.cpus import CpuDevice
 from dse.catalogs.devices import get_any_device
-from dse.fidelity import Fidelity
+from dse.fidelity import Fidelity, shipped_fidelity
 from dse.provider import PopulationProvider
 from dse.registry import SIMULATORS
 from dse.simulators.cpu.calibration import (
@@ -65,11 +65,7 @@ class CpuSimulator(PopulationProvider):
     @staticmethod
     def calibrations() -> dict[str, Fidelity]:
         """Every shipped CPU calibration with its validated latency error."""
-        out = {}
-        for name in shipped_cpu_calibrations():
-            cal = load_cpu_calibration(name)
-            out[name] = Fidelity.of_calibration(cal.name, cal.validation, "")
-        return out
+        return shipped_fidelity(shipped_cpu_calibrations(), load_cpu_calibration)
 
     def fidelity(self) -> dict[str, Fidelity]:
         """Latency's expected error: the calibration's validation at this batch size; memory is

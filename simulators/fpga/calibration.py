@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dse.catalog import load_named_file, shipped_files
-from dse.fidelity import Validation, fit_scale_and_overhead, validated_scale_and_overhead
+from dse.catalog import load_named_file, resolve_named_file, shipped_files
+from dse.fidelity import Validation, validated_scale_and_overhead
 
 #: the one condition FPGA latencies are validated at (one frame, batch 1)
 CONDITION = "one frame"
@@ -108,15 +108,14 @@ def load_fpga_calibration(name_or_path: str | Path) -> FpgaCalibration:
 def resolve_fpga_calibration(spec: str, board: str) -> FpgaCalibration | None:
     """``"none"``: no calibration (the analytic model); ``"auto"``: the shipped one named like the
     board, if any; otherwise a shipped name or a TOML path."""
-    if spec == "none":
-        return None
-    if spec == "auto":
-        return load_fpga_calibration(board) if board in shipped_fpga_calibrations() else None
-    return load_fpga_calibration(spec)
-
-
-#: the one formula of FPGA and ASIC calibrations (kept under its old name)
-fit_linear = fit_scale_and_overhead
+    return resolve_named_file(
+        "dse.simulators.fpga",
+        "calibrations",
+        spec,
+        board,
+        parse_fpga_calibration,
+        "FPGA calibration",
+    )
 
 
 def fit_fpga_calibration(

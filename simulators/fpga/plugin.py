@@ -39,7 +39,7 @@ from typing import Literal
 import networkx as nx
 import numpy as np
 
-from dse.fidelity import Fidelity
+from dse.fidelity import Fidelity, shipped_fidelity
 from dse.provider import PopulationProvider
 from dse.registry import SIMULATORS
 from dse.simulators.fpga.accelerators import ACCELERATORS, Settings
@@ -253,11 +253,7 @@ class FpgaSimulator(PopulationProvider):
     @staticmethod
     def calibrations() -> dict[str, Fidelity]:
         """Every shipped calibration with its validated latency error (``dse list``)."""
-        out = {}
-        for name in shipped_fpga_calibrations():
-            cal = load_fpga_calibration(name)
-            out[name] = Fidelity.of_calibration(cal.name, cal.validation, CONDITION)
-        return out
+        return shipped_fidelity(shipped_fpga_calibrations(), load_fpga_calibration, CONDITION)
 
     def fidelity(self) -> dict[str, Fidelity]:
         """The expected error of each metric: the calibration's validation for latency and

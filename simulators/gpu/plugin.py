@@ -27,7 +27,7 @@ from typing import Literal
 import networkx as nx
 import numpy as np
 
-from dse.fidelity import Fidelity
+from dse.fidelity import Fidelity, shipped_fidelity
 from dse.graph.sequence_ops import at_length
 from dse.provider import PopulationProvider
 from dse.registry import SIMULATORS
@@ -89,11 +89,7 @@ class GpuSimulator(PopulationProvider):
     def calibrations() -> dict[str, Fidelity]:
         """Every shipped calibration with its validated latency error (what ``dse list``
         prints)."""
-        out = {}
-        for name in shipped_calibrations():
-            cal = load_calibration(name)
-            out[name] = Fidelity.of_calibration(cal.name, cal.validation, "")
-        return out
+        return shipped_fidelity(shipped_calibrations(), load_calibration)
 
     def fidelity(self) -> dict[str, Fidelity]:
         """The expected error of each metric: the calibration's validation at this batch size

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dse.catalog import load_named_file, shipped_files
+from dse.catalog import load_named_file, resolve_named_file, shipped_files
 from dse.catalogs.devices import Device
 from dse.fidelity import Validation
 
@@ -158,13 +158,10 @@ def resolve_calibration(spec: str | Calibration | None, device: Device) -> Calib
         return spec
     if spec in (None, "none"):
         return BARE
-    if spec == "auto":
-        return (
-            load_calibration(device.name)
-            if device.name in shipped_calibrations()
-            else Calibration()
-        )
-    return load_calibration(spec)
+    found = resolve_named_file(
+        "dse.simulators.gpu", "calibrations", spec, device.name, parse_calibration, "calibration"
+    )
+    return found or Calibration()
 
 
 def attainable_flops(oi, peak: float | np.ndarray, bandwidth: float) -> np.ndarray:
