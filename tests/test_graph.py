@@ -78,7 +78,7 @@ def test_depthwise_grouped_linear_matmul_pool_costs():
         ("activation", [(4,)], {"mode": "relu7"}, "activation mode must be one of"),
         ("conv2d", [(3, 8, 8), (3, 8, 8)], {"channels": 4}, "takes 1 inputs"),
         ("warp", [(3, 8, 8)], {}, "unknown op kind"),
-        ("conv2d", [(3, 8, 8)], {"channels": 4, "dilation": 2}, "unknown op attribute"),
+        ("conv2d", [(3, 8, 8)], {"channels": 4, "dilation_rate": 2}, "unknown op attribute"),
     ],
 )
 def test_bad_ops_name_the_problem(kind, shapes, attrs, message):

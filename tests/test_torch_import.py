@@ -144,3 +144,119 @@ def test_a_permute_of_the_batch_dimension_is_refused_by_name():
 
     with pytest.raises(GraphError, match="permute.default at .* moves the batch dimension"):
         from_torch(Mixer(), (torch.randn(2, 3, 4),))
+
+
+def _reference_networks():
+    import sys
+
+    from conftest import REPO
+
+    if str(REPO / "examples") not in sys.path:
+        sys.path.insert(0, str(REPO / "examples"))
+    import torch_networks
+
+    return torch_networks
+
+
+#: (layers, heads, tokens, head width) of the networks whose attention products fvcore leaves
+#: out (it has no count for scaled_dot_product_attention): 2 products of T x T x d per head
+ATTENTION = {"vit_b16": (12, 12, 197, 64), "gpt2_blocks": (12, 12, 128, 64)}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "resnet18",
+        "mobilenet_v3_large",
+        "efficientnet_b0",
+        pytest.param("resnet50", marks=pytest.mark.slow),
+        pytest.param("mobilenet_v2", marks=pytest.mark.slow),
+        pytest.param("vit_b16", marks=pytest.mark.slow),
+        pytest.param("gpt2_blocks", marks=pytest.mark.slow),
+    ],
+)
+def test_reference_networks_match_their_own_tensors_fvcore_and_the_published_counts(name):
+    """The peer check: parameters equal the module's own ``sum(p.numel())`` exactly; MACs equal
+    fvcore's convolution, linear and matmul count plus the attention products within 1%; both
+    within 2% of the original's published figures (examples/torch_networks.py)."""
+    import warnings
+
+    fvcore = pytest.importorskip("fvcore.nn")
+    networks = _reference_networks()
+    published = networks.PUBLISHED[name]
+    net = getattr(networks, name)().eval()
+    x = torch.randn(1, *published.input_shape)
+    t = totals(from_torch(net, (x,)))
+    assert t.params == sum(p.numel() for p in net.parameters())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        counter = fvcore.FlopCountAnalysis(net, x)
+        counter.unsupported_ops_warnings(False)
+        by_op = counter.by_operator()
+    layers, heads, tokens, width = ATTENTION.get(name, (0, 0, 0, 0))
+    peer = sum(by_op.get(k, 0) for k in ("conv", "linear", "addmm", "matmul", "bmm"))
+    peer += layers * heads * 2 * tokens * tokens * width
+    assert t.macs == pytest.approx(peer, rel=0.01)
+    assert t.params == pytest.approx(published.params, rel=0.02)
+    if published.macs is not None:
+        assert t.macs == pytest.approx(published.macs, rel=0.02)
+
+
+class Shared(nn.Module):
+    """A language model whose output layer reads the embedding's weights (tied, as GPT-2's)."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed, self.norm = nn.Embedding(100, 32), nn.LayerNorm(32)
+        self.head = nn.Linear(32, 100, bias=False)
+        self.head.weight = self.embed.weight
+
+    def forward(self, tokens):
+        return self.head(self.norm(self.embed(tokens)))
+
+
+def test_tied_weights_are_counted_once_and_still_read():
+    net = Shared()
+    g = from_torch(net, (torch.randint(0, 100, (1, 8)),))
+    assert totals(g).params == sum(p.numel() for p in net.parameters()) == 100 * 32 + 64
+    (head,) = [g.nodes[n]["op"] for n in g if g.nodes[n]["op"].kind == "linear"]
+    assert head.params == 0 and head.option("tied")
+    assert head.bytes_read == 4 * (8 * 32 + 100 * 32)  # its input and the shared weights
+
+
+class Pieces(nn.Module):
+    """A dilated convolution, a group norm, chunk/split/unbind pieces, a class token and a
+    learned position table read directly, x[:, 0] and a scale."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=2, dilation=2)
+        self.norm = nn.GroupNorm(2, 8)
+        self.cls = nn.Parameter(torch.zeros(1, 1, 2))
+        self.pos = nn.Parameter(torch.zeros(1, 65, 2))
+
+    def forward(self, x):
+        a, b = self.norm(self.conv(x)).chunk(2, dim=1)  # 2 x (4, 8, 8)
+        tokens = (a * b).flatten(2).transpose(1, 2)  # (64, 4)
+        p, q = tokens.split(2, dim=2)  # 2 x (64, 2)
+        y = torch.cat([self.cls.expand(x.shape[0], -1, -1), p + q], dim=1) + self.pos
+        return y[:, 0] * 0.5, y.unbind(dim=2)[1]  # (2,), (65,)
+
+
+def test_dilation_group_norm_pieces_and_learned_tensors_import_with_their_costs():
+    net = Pieces()
+    g = from_torch(net, (torch.randn(2, 3, 8, 8),))
+    ops = [g.nodes[n]["op"] for n in g]
+    kinds = [op.kind for op in ops]
+    assert totals(g).params == sum(p.numel() for p in net.parameters()) == 224 + 16 + 2 + 130
+    (conv,) = [op for op in ops if op.kind == "conv2d"]
+    assert (conv.dilation, conv.out_shape, conv.macs) == (2, (8, 8, 8), 8 * 64 * 27)
+    (norm,) = [op for op in ops if op.kind == "norm"]
+    assert (norm.mode, norm.groups, norm.params) == ("group", 2, 16)
+    assert kinds.count("constant") == 2 and kinds.count("slice") == 6  # 2 + 2 + x[:, 0] + 1 read
+    assert [op.out_shape for op in ops if op.kind == "slice"][-2:] == [(2,), (65,)]
+    assert kinds.count("activation") == 1  # the scale: one elementwise op
+    gpu = SIMULATORS.create("gpu", device="A100-80GB-PCIe")
+    assert gpu.evaluate_population([g])["gpu_latency_ms"][0] > 0
+    h = from_torch(build_network(g, seed=0), (torch.randn(1, 3, 8, 8),))
+    assert totals(h).macs == totals(g).macs

@@ -23,6 +23,7 @@ from torch import nn
 
 from dse.graph import OpNode
 from dse.graph.lowering import TORCH_LOWERINGS, TorchLowering, register_torch_lowering
+from dse.graph.ops import numel
 from dse.training.sequence import Attention, Position, SeqPool, SGConv
 
 _ACTIVATIONS = {
@@ -41,7 +42,7 @@ _ACTIVATIONS = {
 
 
 def _pad(op: OpNode) -> int:
-    return op.kernel // 2 if op.padding < 0 else op.padding
+    return op.dilation * (op.kernel // 2) if op.padding < 0 else op.padding
 
 
 class _Flatten(nn.Module):
@@ -56,6 +57,17 @@ class _Reshape(nn.Module):
 
     def forward(self, x):
         return x.reshape(x.shape[0], *self.shape)
+
+
+class _Constant(nn.Module):
+    """A learned tensor read directly (ViT's class token), repeated over the batch of ``like``."""
+
+    def __init__(self, shape):
+        super().__init__()
+        self.value = nn.Parameter(torch.zeros(1, *shape))
+
+    def forward(self, like):
+        return self.value.expand(like.shape[0], *self.value.shape[1:])
 
 
 class _GlobalMax(nn.Module):
@@ -74,7 +86,14 @@ def _conv(op: OpNode) -> nn.Module:
     cin = op.in_shapes[0][0]
     groups = cin if op.kind == "dwconv2d" else op.groups
     return nn.Conv2d(
-        cin, op.out_shape[0], op.kernel, op.stride, _pad(op), groups=groups, bias=op.bias
+        cin,
+        op.out_shape[0],
+        op.kernel,
+        op.stride,
+        _pad(op),
+        dilation=op.dilation,
+        groups=groups,
+        bias=op.bias,
     )
 
 
@@ -94,6 +113,8 @@ def _norm(op: OpNode) -> nn.Module:
     shape = op.in_shapes[0]
     if op.mode == "layer":
         return nn.LayerNorm(shape[-1])
+    if op.mode == "group":
+        return nn.GroupNorm(op.groups, shape[0])
     affine = op.mode != "batch_stats"
     if len(shape) == 3:
         return nn.BatchNorm2d(shape[0], affine=affine)
@@ -145,6 +166,13 @@ def _zero(op: OpNode, xs: list[torch.Tensor]) -> torch.Tensor:
     return xs[0].new_zeros((xs[0].shape[0], *op.out_shape)) + 0.0 * xs[0].sum()
 
 
+def _slice(op: OpNode, xs: list[torch.Tensor]) -> torch.Tensor:
+    """The first channels, or (``shape``) the first elements as that shape."""
+    if op.shape:
+        return xs[0].flatten(1)[:, : numel(op.shape)].reshape(-1, *op.shape)
+    return xs[0][:, : op.channels]
+
+
 def _matmul(op: OpNode, xs: list[torch.Tensor]) -> torch.Tensor:
     b = xs[1].transpose(-1, -2) if op.transpose_b else xs[1]
     return xs[0] @ b
@@ -168,6 +196,7 @@ for _kind, _module in (
         ),
     ),
     ("position", lambda op: Position(*op.in_shapes[0])),
+    ("constant", lambda op: _Constant(op.out_shape)),
     ("seq_pool", lambda op: SeqPool(op.mode)),
 ):
     register_torch_lowering(_kind, module=_module)
@@ -176,7 +205,7 @@ for _kind, _inline in (
     ("mul", _product),
     ("concat", lambda op, xs: torch.cat(xs, dim=1)),
     ("identity", lambda op, xs: xs[0]),
-    ("slice", lambda op, xs: xs[0][:, : op.channels]),
+    ("slice", _slice),
     ("zero", _zero),
     ("matmul", _matmul),
 ):
@@ -239,7 +268,10 @@ class GraphNetwork(nn.Module):
             if i in values:  # an input
                 continue
             xs = [values[j] for j in ins]
-            values[i] = inline(op, xs) if inline is not None else self.layers[str(i)](xs[0])
+            if inline is not None:
+                values[i] = inline(op, xs)
+            else:  # a source (a constant) reads the first input for the batch size
+                values[i] = self.layers[str(i)](xs[0] if xs else inputs[0])
         out = (
             values[self.output_ids[0]]
             if len(self.output_ids) == 1

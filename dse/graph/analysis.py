@@ -40,7 +40,7 @@ def validate(g: nx.DiGraph) -> None:
     for n in nx.topological_sort(g):
         op: OpNode = g.nodes[n]["op"]
         preds = _inputs_in_port_order(g, n)
-        if not preds and op.kind != "input":
+        if not preds and OP_KINDS[op.kind].arity[1] != 0:  # only sources (input, constant)
             raise GraphError(f"dangling node {_label(g, n)}: it has no inputs")
         if g.out_degree(n) == 0 and declared_outputs and n not in declared_outputs:
             raise GraphError(f"dangling node {_label(g, n)}: its output is never used")

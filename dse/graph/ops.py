@@ -31,7 +31,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 
 from dse.registry import Registry
@@ -98,7 +98,8 @@ class OpNode:
     kernel: int = 1
     stride: int = 1
     padding: int = -1  # -1: "same" padding, kernel // 2
-    groups: int = 1
+    groups: int = 1  # conv: groups; norm "group": the number of groups
+    dilation: int = 1  # conv: spacing of the kernel's taps (1: dense)
     bias: bool = False
     #: pool: avg|max|global_avg|global_max; act: relu|relu6|...; norm: batch|batch_stats|layer
     mode: str = ""
@@ -198,6 +199,8 @@ def _make_op_cached(kind: str, in_shapes: tuple[Shape, ...], attrs: tuple) -> Op
     cost = spec.cost(node, out)
     bytes_in = (sum(numel(s) for s in in_shapes) + cost.transient) * node.act_bits
     read = (bytes_in + cost.params * node.weight_bits + 7) // 8
+    if node.option("tied"):  # reads weights another op owns: read, not counted again
+        cost = replace(cost, params=0)
     written = (numel(out) * node.act_bits + 7) // 8 if kind != "input" else 0
     return OpNode(
         kind,
@@ -280,6 +283,23 @@ def _input_infer(node: OpNode) -> Shape:
 register_op_kind("input", _input_infer, lambda n, o: OpCost(), arity=(0, 0))
 
 
+def _constant_infer(node: OpNode) -> Shape:
+    if not node.shape:
+        raise GraphError("constant node needs a shape")
+    return node.shape
+
+
+# A learned tensor the network reads directly, not through a layer (ViT's class token and
+# position embedding): its elements are parameters; it computes nothing.
+register_op_kind(
+    "constant",
+    _constant_infer,
+    lambda n, o: OpCost(params=numel(o)),
+    arity=(0, 0),
+    counted_by_hooks=False,
+)
+
+
 def _conv_infer(node: OpNode) -> Shape:
     c, h, w = _feature_map(node)
     groups = c if node.kind == "dwconv2d" else node.groups
@@ -290,10 +310,13 @@ def _conv_infer(node: OpNode) -> Shape:
         raise GraphError(
             f"{node.kind}: channels in {c} / out {cout} not divisible by groups {groups}"
         )
+    if node.dilation < 1:
+        raise GraphError(f"{node.kind} needs dilation >= 1, got {node.dilation}")
+    span = node.dilation * (node.kernel - 1) + 1  # the window a dilated kernel covers
     return (
         cout,
-        _window_out(h, node.kernel, node.stride, node.padding),
-        _window_out(w, node.kernel, node.stride, node.padding),
+        _window_out(h, span, node.stride, node.padding),
+        _window_out(w, span, node.stride, node.padding),
     )
 
 
@@ -438,8 +461,8 @@ register_op_kind(
 
 
 #: normalisation modes: batch (affine), batch_stats (statistics only, no affine parameters:
-#: DARTS' search-cell ops, ``affine=False``), layer
-NORM_MODES = ("batch", "batch_stats", "layer")
+#: DARTS' search-cell ops, ``affine=False``), layer, group (affine, ``groups`` groups of channels)
+NORM_MODES = ("batch", "batch_stats", "layer", "group")
 
 
 def _norm_cost(node: OpNode, out: Shape) -> OpCost:
@@ -503,8 +526,13 @@ register_op_kind("identity", _same_shape, lambda n, o: OpCost(), counted_by_hook
 
 
 def _slice_infer(node: OpNode) -> Shape:
-    """The first ``channels`` channels (axis 0) of the input: NAS-Bench-101's truncation."""
+    """The first ``channels`` channels (axis 0) of the input: NAS-Bench-101's truncation; with
+    ``shape``, a part of that shape (a piece of a split, chunk or unbind: a view, costless)."""
     s = node.in_shapes[0]
+    if node.shape:
+        if numel(node.shape) > numel(s):
+            raise GraphError(f"slice of shape {node.shape} is larger than its input {s}")
+        return node.shape
     if not 0 < node.channels <= s[0]:
         raise GraphError(f"slice needs 0 < channels <= {s[0]}, got {node.channels}")
     return (node.channels,) + tuple(s[1:])

@@ -15,6 +15,7 @@ shape instead, and names them in a warning. torch is imported only when a model 
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,27 +39,51 @@ class ImportContext:
     params: dict[str, tuple[int, ...]] = field(default_factory=dict)  # placeholder -> shape
     #: sums not built yet: a chain a + b + c of single-use adds is one n-ary IR ``add``
     pending: dict[str, list[int]] = field(default_factory=dict)
+    #: parameters an op has already counted (a second reader of one is tied to it)
+    owned: set[str] = field(default_factory=set)
 
     def summands(self, arg: Any) -> list[int]:
         """The IR operands ``arg`` contributes to a sum (a pending sum's, or itself)."""
         return self.pending.pop(arg.name) if arg.name in self.pending else [self.ir(arg)]
 
     def ir(self, arg: Any) -> int:
-        """The IR node of a traced tensor argument."""
-        if getattr(arg, "name", None) not in self.nodes:
+        """The IR node of a traced tensor argument (a parameter read directly, as ViT's position
+        embedding is, becomes a ``constant`` node, made once)."""
+        name = getattr(arg, "name", None)
+        if name in self.params and name not in self.nodes:
+            shape = self.params[name]
+            self.nodes[name] = self.constant(name, shape[1:] if shape[:1] == (1,) else shape)
+        if name not in self.nodes:
             raise GraphError(f"{arg} is not a tensor the IR has (a constant or a parameter)")
-        return self.nodes[arg.name]
+        return self.nodes[name]
+
+    def constant(self, name: str, shape: tuple[int, ...]) -> int:
+        """A ``constant`` IR node of per-sample ``shape`` holding parameter ``name``."""
+        if math.prod(shape) != math.prod(self.params[name]):
+            raise GraphError(
+                f"parameter {name} of shape {list(self.params[name])} is broadcast to "
+                f"{list(shape)} per sample (only a broadcast over the batch is in the IR)"
+            )
+        return self.builder.add("constant", (), shape=tuple(shape), **self.weights(name))
+
+    def weights(self, arg: Any) -> dict[str, Any]:
+        """The op attributes of one reading parameter ``arg``: the first reader counts it, a
+        later one is ``tied`` to it (reads it, counts no parameters: shared weights once)."""
+        name = arg if isinstance(arg, str) else getattr(arg, "name", None)
+        if name not in self.owned:
+            self.owned.add(name)
+            return {}
+        return {"options": {"tied": True}}
 
     def shape(self, arg: Any) -> tuple[int, ...]:
         return self.shapes.get(arg.name) or self.params[arg.name]
 
     def is_tensor(self, arg: Any) -> bool:
         name = getattr(arg, "name", None)
-        return name in self.nodes or name in self.pending
+        return name in self.nodes or name in self.pending or name in self.params
 
 
 #: ATen operator name (``conv2d``, ``add.Tensor``: the overload-less name also matches) -> a
-#: translation ``(context, node) -> IR node``
 #: translation ``(context, node) -> IR node`` (None: deferred into a later op, as a partial sum)
 TORCH_IMPORTS: Registry[Callable[[ImportContext, Any], int | None]] = Registry("torch import")
 
@@ -81,15 +106,19 @@ def _conv(ctx: ImportContext, node: Any) -> int:
     x, w = node.args[0], node.args[1]
     bias = _arg(node, 2, "bias", None) is not None
     stride, padding = _pair(_arg(node, 3, "stride", 1)), _pair(_arg(node, 4, "padding", 0))
-    if _pair(_arg(node, 5, "dilation", 1)) != 1:
-        raise GraphError("dilated convolutions are not in the IR yet")
+    if isinstance(padding, str):
+        raise GraphError("padding given by name; give it in pixels")
+    kw = {"padding": padding, "bias": bias, **ctx.weights(w)}
+    dilation = _pair(_arg(node, 5, "dilation", 1))
+    if dilation != 1:
+        kw["dilation"] = dilation
     groups = int(_arg(node, 6, "groups", 1))
     cout, cin_g, k, _ = ctx.shape(w)
     cin = ctx.shape(x)[1]
     b = ctx.builder
     if groups == cin and cout == cin and groups > 1:
-        return b.dwconv(ctx.ir(x), k, stride, padding=padding, bias=bias)
-    return b.conv(ctx.ir(x), cout, k, stride, groups=groups, padding=padding, bias=bias)
+        return b.dwconv(ctx.ir(x), k, stride, **kw)
+    return b.conv(ctx.ir(x), cout, k, stride, groups=groups, **kw)
 
 
 def _batch_norm(ctx: ImportContext, node: Any) -> int:
@@ -99,6 +128,13 @@ def _batch_norm(ctx: ImportContext, node: Any) -> int:
 
 def _layer_norm(ctx: ImportContext, node: Any) -> int:
     return ctx.builder.norm(ctx.ir(node.args[0]), "layer")
+
+
+def _group_norm(ctx: ImportContext, node: Any) -> int:
+    """``group_norm(x, groups, weight, bias)``; without weights, statistics only."""
+    if _arg(node, 2, "weight", None) is None:
+        return ctx.builder.norm(ctx.ir(node.args[0]), "batch_stats")
+    return ctx.builder.norm(ctx.ir(node.args[0]), "group", groups=int(node.args[1]))
 
 
 def _activation(mode: str) -> Callable[[ImportContext, Any], int]:
@@ -135,11 +171,58 @@ def _elementwise(kind: str) -> Callable[[ImportContext, Any], int | None]:
             return ctx.builder.add(kind, (ctx.ir(a), ctx.ir(other)))
         tensor = a if ctx.is_tensor(a) else other
         constant = other if tensor is a else a
+        if not isinstance(constant, (int, float)):
+            raise GraphError(f"{kind} of a tensor and {constant!r} is not in the IR")
         if kind == "mul" and constant == 0:
             return ctx.builder.zero(ctx.ir(tensor))
-        raise GraphError(f"{kind} of a tensor and the constant {constant!r} is not in the IR")
+        return _scalar(ctx, node)
 
     return translate
+
+
+def _scalar(ctx: ImportContext, node: Any) -> int:
+    """A tensor and a number (a scale, a shift): one elementwise op of the tensor's shape."""
+    tensor = next(a for a in node.args if ctx.is_tensor(a))
+    return ctx.builder.act(ctx.ir(tensor), "elementwise")
+
+
+def _expand(ctx: ImportContext, node: Any) -> int:
+    """``expand`` over the batch: of a parameter (ViT's class token), the parameter as a
+    ``constant`` of the expanded per-sample shape; of a tensor, the tensor itself."""
+    x, shape = node.args[0], ctx.shapes[node.name][1:]
+    if x.name in ctx.params and x.name not in ctx.nodes:
+        ctx.nodes[x.name] = ctx.constant(x.name, shape)
+        return ctx.nodes[x.name]
+    if ctx.builder.shape(ctx.ir(x)) != shape:
+        raise GraphError("only an expand over the batch dimension is in the IR")
+    return ctx.ir(x)
+
+
+def _pieces(ctx: ImportContext, node: Any) -> None:
+    """``split``/``chunk``/``unbind``: nothing yet; each piece read (``getitem``) is a view."""
+    ctx.ir(node.args[0])  # the source must be a tensor the IR has
+
+
+def _select(ctx: ImportContext, node: Any) -> int:
+    """``x[:, i]`` (``select`` of one index along a dim after the batch): a costless view."""
+    if int(node.args[1]) % len(ctx.shape(node.args[0])) == 0:
+        raise GraphError("it selects along the batch dimension (the IR is per sample)")
+    return ctx.builder.add("slice", (ctx.ir(node.args[0]),), shape=ctx.shapes[node.name][1:])
+
+
+def _getitem(ctx: ImportContext, node: Any) -> int | None:
+    """One piece of a split, chunk or unbind: a costless ``slice`` of its traced shape (none
+    for a piece nothing reads)."""
+    source = node.args[0]
+    if not node.users:
+        return None
+    if _op_name(getattr(source, "target", None))[1].split(".")[0] not in SPLITS:
+        raise GraphError("only the pieces of a split, chunk or unbind are read by index")
+    return ctx.builder.add("slice", (ctx.ir(source.args[0]),), shape=ctx.shapes[node.name][1:])
+
+
+#: the ATen operators that cut a tensor into pieces read by ``getitem``
+SPLITS = ("split", "split_with_sizes", "chunk", "unbind", "tensor_split")
 
 
 def _pool(mode: str) -> Callable[[ImportContext, Any], int]:
@@ -170,13 +253,20 @@ def _mean(ctx: ImportContext, node: Any) -> int:
 def _linear(ctx: ImportContext, node: Any) -> int:
     features = ctx.shape(node.args[1])[0]
     bias = _arg(node, 2, "bias", None) is not None
-    return ctx.builder.linear(ctx.ir(node.args[0]), features, bias=bias)
+    return ctx.builder.linear(
+        ctx.ir(node.args[0]), features, bias=bias, **ctx.weights(node.args[1])
+    )
 
 
 def _flatten(ctx: ImportContext, node: Any) -> int:
-    if int(_arg(node, 1, "start_dim", 0)) != 1 or int(_arg(node, 2, "end_dim", -1)) != -1:
-        raise GraphError("only a flatten of every dimension after the batch is in the IR")
-    return ctx.builder.flatten(ctx.ir(node.args[0]))
+    """A flatten of everything after the batch is the IR's flatten; of some dims, a reshape."""
+    rank = len(ctx.shape(node.args[0]))
+    start, end = int(_arg(node, 1, "start_dim", 0)) % rank, int(_arg(node, 2, "end_dim", -1)) % rank
+    if start == 0:
+        raise GraphError("it flattens the batch dimension (the IR is per sample)")
+    if (start, end) == (1, rank - 1):
+        return ctx.builder.flatten(ctx.ir(node.args[0]))
+    return _reshape(ctx, node)
 
 
 def _reshape(ctx: ImportContext, node: Any) -> int:
@@ -249,12 +339,12 @@ def _conv_transpose(ctx: ImportContext, node: Any) -> int:
     if int(_arg(node, 6, "groups", 1)) != 1 or padding != k // 2 or output_padding != stride - 1:
         raise GraphError("only an ungrouped, 'same'-padded transposed convolution is in the IR")
     bias = _arg(node, 2, "bias", None) is not None
-    return ctx.builder.deconv(ctx.ir(x), cout, k, stride, bias=bias)
+    return ctx.builder.deconv(ctx.ir(x), cout, k, stride, bias=bias, **ctx.weights(w))
 
 
 def _embedding(ctx: ImportContext, node: Any) -> int:
     vocab, dim = ctx.shape(node.args[0])
-    return ctx.builder.embedding(ctx.ir(node.args[1]), vocab, dim)
+    return ctx.builder.embedding(ctx.ir(node.args[1]), vocab, dim, **ctx.weights(node.args[0]))
 
 
 def _softmax(ctx: ImportContext, node: Any) -> int:
@@ -267,6 +357,7 @@ for _name, _translate in (
     ("batch_norm", _batch_norm),
     ("_native_batch_norm_legit_no_training", _batch_norm),
     ("layer_norm", _layer_norm),
+    ("group_norm", _group_norm),
     ("relu", _activation("relu")),
     ("relu_", _activation("relu")),
     ("hardtanh", _activation("relu6")),
@@ -280,6 +371,15 @@ for _name, _translate in (
     ("leaky_relu", _activation("leaky_relu")),
     ("add.Tensor", _elementwise("add")),
     ("mul.Tensor", _elementwise("mul")),
+    ("div.Tensor", _elementwise("mul")),
+    ("sub.Tensor", _elementwise("add")),
+    ("mul.Scalar", _scalar),
+    ("add.Scalar", _scalar),
+    ("rsub.Scalar", _scalar),
+    ("pow.Tensor_Scalar", _scalar),
+    ("expand", _expand),
+    ("getitem", _getitem),
+    ("select.int", _select),
     ("avg_pool2d", _pool("avg")),
     ("max_pool2d", _pool("max")),
     ("adaptive_avg_pool2d", _adaptive_avg_pool),
@@ -303,6 +403,8 @@ for _name, _translate in (
     ("embedding", _embedding),
     ("softmax.int", _softmax),
     ("_softmax", _softmax),
+    *((split, _pieces) for split in ("split.Tensor", "split_with_sizes", "chunk", "unbind.int")),
+    ("tensor_split.sections", _pieces),
 ):
     TORCH_IMPORTS.add(_name, _translate)
 
@@ -310,6 +412,8 @@ for _name, _translate in (
 def _op_name(target: Any) -> tuple[str, str]:
     """(``conv2d.default``, ``conv2d``): an ATen target's name with and without overload."""
     full = str(target).removeprefix("aten.")
+    if full.startswith("<built-in"):  # operator.getitem and friends
+        full = getattr(target, "__name__", full)
     return full, full.rsplit(".", 1)[0] if full.endswith(".default") else full
 
 

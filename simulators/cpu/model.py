@@ -48,7 +48,7 @@ GRAIN = 1024
 #: bytes per element (the CPU paths run fp32)
 WORD = 4.0
 CLASS = {c: i for i, c in enumerate(CPU_CLASSES)}
-VIEWS = frozenset({"input", "identity", "reshape", "slice"})
+VIEWS = frozenset({"input", "constant", "identity", "reshape", "slice"})
 KIND_CLASS = {
     "dwconv2d": "depthwise",
     "deconv2d": "conv",

@@ -50,7 +50,7 @@ KIND_CLASS = {
     "matmul": "matmul",
     "pool": "pool",
 }
-VIEWS = frozenset({"input", "identity", "reshape", "slice"})
+VIEWS = frozenset({"input", "constant", "identity", "reshape", "slice"})
 
 
 #: fused IR kinds the coster runs as the IR ops they expand to
