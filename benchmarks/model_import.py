@@ -1,11 +1,17 @@
 """Import speed of dse.graph.from_torch, and the share of a torch-space search spent tracing.
 
-* A ResNet-50 written in plain PyTorch (torchvision's layout, no weights) imported on one CPU
-  core: the first import (torch.export's warm-up included) and the best of five after it, with
-  its parameters and MACs beside the published 25.56 M and 4.09 G (target: under 1 s).
+* A ResNet-50 written in plain PyTorch (examples/torch_networks.py: torchvision's layout, no
+  weights) imported on one CPU core with each tracer, torch.export and torch.fx: the first
+  import (warm-up included) and the best of five after it, with its parameters and MACs beside
+  the published 25.56 M and 4.09 G (target: under 1 s).
+* The peer check: every reference network of examples/torch_networks.py imported, its
+  parameters against the module's own ``sum(p.numel())`` and the published count, its MACs
+  against fvcore's convolution, linear and matmul count plus the attention products
+  (``torch_networks.fvcore_macs``) and the published count (needs fvcore; ``--skip-peers``).
 * A search of 500 evaluations over a space written as PyTorch (``[space] name = "torch"``,
-  the random driver, the analytic proxy and the GPU simulator): total seconds and the share
-  spent in from_torch (target: under a third; graphs are cached by architecture).
+  the random driver, the analytic proxy and the GPU simulator, then with synflow added), with
+  each tracer: total seconds and the share spent in from_torch (target: under a third; graphs
+  are cached by architecture).
 
     python benchmarks/model_import.py [--evaluations 500]
 """
@@ -13,8 +19,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -23,38 +31,8 @@ import dse
 import dse.graph.torch_import as importer
 from dse.graph import from_torch, totals
 
-
-class Bottleneck(nn.Module):
-    def __init__(self, cin: int, mid: int, stride: int):
-        super().__init__()
-        cout = 4 * mid
-        self.body = nn.Sequential(
-            nn.Conv2d(cin, mid, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(),
-            nn.Conv2d(mid, mid, 3, stride, 1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(),
-            nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout),
-        )  # fmt: skip
-        self.down = (
-            nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-            if stride != 1 or cin != cout
-            else nn.Identity()
-        )
-
-    def forward(self, x):
-        return torch.relu(self.body(x) + self.down(x))
-
-
-def resnet50() -> nn.Module:
-    """ResNet-50 (He et al. 2016) in torchvision's layout: stride on the 3x3 convolution."""
-    layers: list[nn.Module] = [
-        nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
-    ]  # fmt: skip
-    cin = 64
-    for mid, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
-        for i in range(blocks):
-            layers.append(Bottleneck(cin, mid, stride if i == 0 else 1))
-            cin = 4 * mid
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 1000)]
-    return nn.Sequential(*layers)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+import torch_networks  # noqa: E402
 
 
 def make(arch: dict) -> nn.Module:
@@ -69,30 +47,58 @@ def make(arch: dict) -> nn.Module:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--evaluations", type=int, default=500)
+    ap.add_argument("--skip-peers", action="store_true", help="skip the fvcore peer table")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    net, x = resnet50(), torch.randn(1, 3, 224, 224)
-    start = time.perf_counter()
-    graph = from_torch(net, (x,))
-    first = time.perf_counter() - start
-    times = []
-    for _ in range(5):
-        start = time.perf_counter()
-        from_torch(net, (x,))
-        times.append(time.perf_counter() - start)
-    t = totals(graph)
+    if not args.skip_peers:
+        peers()
+    net, x = torch_networks.resnet50(), torch.randn(1, 3, 224, 224)
     module_params = sum(p.numel() for p in net.parameters()) / 1e6
-    print(
-        f"ResNet-50: first import {first:.2f} s, then best {min(times):.3f} s (target < 1 s); "
-        f"{t.params / 1e6:.3f} M params (published 25.557 M, module {module_params:.3f} M), "
-        f"{t.macs / 1e9:.3f} GMACs (published 4.09)"
-    )
+    for tracer in ("export", "fx"):
+        start = time.perf_counter()
+        graph = from_torch(net, (x,), tracer=tracer)
+        first = time.perf_counter() - start
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            from_torch(net, (x,), tracer=tracer)
+            times.append(time.perf_counter() - start)
+        t = totals(graph)
+        print(
+            f"ResNet-50 ({tracer}): first import {first:.2f} s, then best {min(times):.3f} s "
+            f"(target < 1 s); {t.params / 1e6:.3f} M params (published 25.557 M, module "
+            f"{module_params:.3f} M), {t.macs / 1e9:.3f} GMACs (published 4.09)"
+        )
     for proxies in ({"analytic": {}}, {"analytic": {}, "synflow": {"batch_size": 8}}):
-        search(args.evaluations, proxies)
+        for tracer in ("export", "fx"):
+            search(args.evaluations, proxies, tracer)
 
 
-def search(evaluations: int, proxies: dict) -> None:
-    """A torch-space search with ``proxies``: its seconds and the share spent tracing."""
+def peers() -> None:
+    """The peer table: ours against the module, fvcore and the published figures."""
+    print(
+        f"{'network':20s} {'params':>12s} {'= module':>9s} {'vs published':>12s} "
+        f"{'GMACs':>8s} {'vs fvcore':>10s} {'vs published':>12s}"
+    )
+    for name, published in torch_networks.PUBLISHED.items():
+        net = getattr(torch_networks, name)().eval()
+        x = torch.randn(1, *published.input_shape)
+        t = totals(from_torch(net, (x,)))
+        module = sum(p.numel() for p in net.parameters())
+        peer = torch_networks.fvcore_macs(name, net, x)
+        vs_published = (
+            f"{t.macs / published.macs - 1:+12.2%}" if published.macs is not None else f"{'-':>12s}"
+        )
+        print(
+            f"{name:20s} {t.params:12,d} {str(t.params == module):>9s} "
+            f"{t.params / published.params - 1:+12.2%} {t.macs / 1e9:8.3f} "
+            f"{t.macs / peer - 1:+10.3%} {vs_published}"
+        )
+
+
+def search(evaluations: int, proxies: dict, tracer: str) -> None:
+    """A torch-space search with ``proxies`` and ``tracer``: its seconds and the share spent
+    tracing."""
     import dse.spaces.torch_space as torch_space
 
     traced = [0.0]
@@ -112,6 +118,7 @@ def search(evaluations: int, proxies: dict) -> None:
             "name": "torch",
             "factory": make,
             "input_shape": [3, 32, 32],
+            "tracer": tracer,
             "choices": {"depth": list(range(1, 9)), "width": [8, 16, 24, 32, 48, 64, 96, 128]},
         },
         "proxies": proxies,
@@ -127,7 +134,7 @@ def search(evaluations: int, proxies: dict) -> None:
     finally:
         torch_space.from_torch = original
     print(
-        f"torch-space search with {', '.join(proxies)}: {result.proposals} proposals, "
+        f"torch-space search ({tracer}) with {', '.join(proxies)}: {result.proposals} proposals, "
         f"{result.rows} designs in {total:.1f} s, {traced[0]:.1f} s tracing "
         f"({traced[0] / total:.0%} of the run; target < 33%)"
     )

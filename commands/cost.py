@@ -40,7 +40,7 @@ from dse.registry import COMMANDS, SIMULATORS, SPACES
 from dse.space import Parsable
 
 
-def _input_shape(text: str) -> tuple[int, ...]:
+def input_shape(text: str) -> tuple[int, ...]:
     try:
         shape = tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
     except ValueError:
@@ -52,20 +52,42 @@ def _input_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
+def onnx_graph(path: str) -> Any:
+    """The IR of ONNX file ``path`` (``--onnx``); bad input is a ConfigError naming the flag."""
+    from dse.graph import GraphError, from_onnx
+
+    if not Path(path).is_file():
+        raise ConfigError(f"--onnx: {path!r} is not a file")
+    try:
+        return from_onnx(path)
+    except GraphError as exc:
+        raise ConfigError(f"--onnx: {exc}") from None
+
+
+def model_graph(spec: str, input_shape: tuple[int, ...] | None) -> Any:
+    """The IR of the module ``"module:function"`` returns (``--model``), traced on one sample of
+    ``input_shape`` (``--input-shape``)."""
+    import torch
+
+    from dse.graph import GraphError, from_torch
+    from dse.spaces.torch_space import load_factory
+
+    if input_shape is None:
+        raise ConfigError("--input-shape: a --model needs its input's shape, e.g. 3,224,224")
+    try:
+        module = load_factory(spec)()
+        return from_torch(module, (torch.randn(1, *input_shape),), name=spec)
+    except (ValueError, GraphError) as exc:
+        raise ConfigError(f"--model: {exc}") from None
+
+
 def _networks(args: argparse.Namespace) -> tuple[str, list[tuple[str, Any]]]:
     """(scope, [(id, graph)]): what to cost, and the networks' space (for the error lines)."""
     chosen = [a for a in ("space", "network", "model", "onnx") if getattr(args, a) is not None]
     if len(chosen) != 1:
         raise ConfigError("--space/--network/--model/--onnx: give exactly one of them")
     if args.onnx is not None:
-        from dse.graph import GraphError, from_onnx
-
-        if not Path(args.onnx).is_file():
-            raise ConfigError(f"--onnx: {args.onnx!r} is not a file")
-        try:
-            return "onnx", [(Path(args.onnx).stem, from_onnx(args.onnx))]
-        except GraphError as exc:
-            raise ConfigError(f"--onnx: {exc}") from None
+        return "onnx", [(Path(args.onnx).stem, onnx_graph(args.onnx))]
     if args.network is not None:
         zoo = SPACES.create("zoo")
         (variable,) = zoo.variables
@@ -76,20 +98,7 @@ def _networks(args: argparse.Namespace) -> tuple[str, list[tuple[str, Any]]]:
             )
         return "zoo", [(args.network, zoo.to_graph({variable.name: args.network}))]
     if args.model is not None:
-        import torch
-
-        from dse.graph import GraphError, from_torch
-        from dse.spaces.torch_space import load_factory
-
-        if args.input_shape is None:
-            raise ConfigError("--input-shape: a --model needs its input's shape, e.g. 3,224,224")
-        try:
-            make = load_factory(args.model)
-            module = make()
-            graph = from_torch(module, (torch.randn(1, *args.input_shape),), name=args.model)
-        except (ValueError, GraphError) as exc:
-            raise ConfigError(f"--model: {exc}") from None
-        return "torch", [(args.model, graph)]
+        return "torch", [(args.model, model_graph(args.model, args.input_shape))]
     if args.archs is None:
         raise ConfigError("--archs: --space needs a table of architectures (CSV or Parquet)")
     space = space_from(args)
@@ -161,7 +170,7 @@ class CostCommand:
             metavar="KEY=VALUE",
             help="a parameter of --space (repeatable)",
         )
-        p.add_argument("--input-shape", type=_input_shape, help="a --model's input, e.g. 3,224,224")
+        p.add_argument("--input-shape", type=input_shape, help="a --model's input, e.g. 3,224,224")
         add_plugin_arguments(p)
         p.add_argument("--device", help="a GPU, CPU or ASIC of the catalog (dse list devices)")
         p.add_argument("--devices-file", default=None)

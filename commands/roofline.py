@@ -13,10 +13,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import networkx as nx
 import numpy as np
 import pandas as pd
 
 from dse.catalogs.devices import Device
+from dse.commands.cost import input_shape, model_graph, onnx_graph
+from dse.graph import make_op
 from dse.params import ConfigError
 from dse.registry import COMMANDS
 
@@ -130,6 +133,34 @@ def _ints(text: str) -> list[int]:
         ) from None
 
 
+#: bits of a network's weights and activations at each --precision (others: 32)
+PRECISION_BITS = {"fp16": 16, "bf16": 16, "int8": 8, "fp8": 8}
+
+
+def at_bits(graph: nx.DiGraph, bits: int) -> nx.DiGraph:
+    """A copy of ``graph`` with every op's weights and activations at ``bits``."""
+    g = graph.copy()
+    for n in g:
+        op = g.nodes[n]["op"]
+        attrs = {**op.attrs(), "weight_bits": bits, "act_bits": bits}
+        g.nodes[n]["op"] = make_op(op.kind, op.in_shapes, **attrs)
+    return g
+
+
+def _network(args: argparse.Namespace) -> tuple[str, nx.DiGraph] | None:
+    """(label, graph) of the network to plot (a zoo network, an ONNX file or a PyTorch model:
+    a --model with a colon names one), or None for an LLM."""
+    if args.network:
+        from dse.spaces.zoo import build
+
+        return args.network, build(args.network)
+    if args.onnx:
+        return Path(args.onnx).stem, onnx_graph(args.onnx)
+    if args.model and ":" in args.model:
+        return args.model, model_graph(args.model, args.input_shape)
+    return None
+
+
 @COMMANDS.register("roofline")
 class RooflineCommand:
     """Draw a GPU's roofline with an LLM's or a network's operators on it (like fig. 6.8)."""
@@ -145,9 +176,13 @@ class RooflineCommand:
         p.add_argument("--precision", default="fp16", help="roof and LLM precision (default fp16)")
         what = p.add_mutually_exclusive_group()
         what.add_argument(
-            "--model", help="LLM preset (default llama-7b), e.g. llama-33b, llama-2-70b"
+            "--model",
+            help="LLM preset (default llama-7b), e.g. llama-33b; or a PyTorch model, "
+            "module:function returning an nn.Module (with --input-shape)",
         )
         what.add_argument("--network", help="a zoo network instead, e.g. resnet18, mobilenet_v2")
+        what.add_argument("--onnx", help="an ONNX model file instead (the onnx extra)")
+        p.add_argument("--input-shape", type=input_shape, help="a PyTorch --model's input")
         p.add_argument(
             "--phases", default="prefill,decode", help="LLM phases: prefill,decode,parallel_decode"
         )
@@ -189,19 +224,12 @@ class RooflineCommand:
                 )
             model = GpuCostModel.create(args.device, args.calibration, args.devices_file)
             model.device.precision(args.precision)
-            if args.network:
-                from dse.spaces.zoo import build
-
-                bits = (
-                    16
-                    if args.precision in ("fp16", "bf16")
-                    else 8
-                    if args.precision in ("int8", "fp8")
-                    else 32
-                )
-                graph = build(args.network, weight_bits=bits, act_bits=bits)
+            network = _network(args)
+            if network is not None:
+                label, graph = network
+                graph = at_bits(graph, PRECISION_BITS.get(args.precision, 32))
                 points = graph_points(GraphCoster(model, args.batch[0], args.precision), graph)
-                title = f"{args.network} (batch {args.batch[0]}) on {args.device}"
+                title = f"{label} (batch {args.batch[0]}) on {args.device}"
             else:
                 phases = [p for p in args.phases.split(",") if p]
                 for ph in phases:

@@ -3,9 +3,10 @@
 A config names files (benchmark tables, board and device catalogs, calibrations, an optuna
 SQLite study, the output folder). Relative to what? To the config file's folder, so
 ``dse run experiments/a.toml`` means the same from any working directory, and a plugin module
-that sits beside the config is importable (its folder is recorded as ``run.plugin_dirs``).
-Paths given on the command line (``--output``, ``--resume``) stay relative to the current
-directory, as every shell user expects. A config given as a dict is taken as it is.
+(or a ``[space] factory`` module) that sits beside the config is importable (its folder is
+recorded as ``run.plugin_dirs``). Paths given on the command line (``--output``,
+``--resume``) stay relative to the current directory, as every shell user expects. A config
+given as a dict is taken as it is.
 
 Which values are paths is declared once, here: :data:`PATH_KEYS` in ``[space]``,
 ``[space.restrict]``, ``[proxies.*]``, ``[simulators.*]`` and an ``arch = {file, column}`` sweep
@@ -96,10 +97,12 @@ def resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     """``data`` with every relative path of :data:`PATH_KEYS` (and the others the module
     docstring lists) made absolute against ``base``; modifies and returns ``data``."""
     run = data.get("run")
+    space = data.get("space")
+    factory = isinstance(space, dict) and isinstance(space.get("factory"), str)
     if isinstance(run, dict):
         if "output" in run:
             run["output"] = _resolved(run["output"], base)
-        if run.get("plugins"):
+        if run.get("plugins") or factory:  # a space's factory module may sit beside it too
             dirs = run.get("plugin_dirs", [])
             if isinstance(dirs, list):
                 run["plugin_dirs"] = [str(base)] + [_resolved(d, base) for d in dirs]

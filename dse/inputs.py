@@ -195,10 +195,15 @@ def at_least(low: int):
 
 def check_plugin_trust(config: Mapping[str, Any], folder: Path, trusted: bool) -> None:
     """A resumed run or sweep re-imports the plugin modules its manifest names, from the
-    folders it names: code from wherever the folder came from. Unless ``trusted``
-    (``--trust-plugins``), refuse when any of those folders lies outside the run ``folder``."""
+    folders it names (and a ``[space] factory``'s module): code from wherever the folder came
+    from. Unless ``trusted`` (``--trust-plugins``), refuse when any of those folders lies
+    outside the run ``folder``."""
     run = config.get("run") or {}
-    if trusted or not run.get("plugins"):
+    space = config.get("space") or {}
+    modules = list(run.get("plugins") or [])
+    if isinstance(space.get("factory"), str):  # a space written as PyTorch imports its module
+        modules.append(space["factory"].partition(":")[0])
+    if trusted or not modules:
         return
     inside = folder.resolve()
     outside = [
@@ -206,7 +211,7 @@ def check_plugin_trust(config: Mapping[str, Any], folder: Path, trusted: bool) -
     ]
     if outside:
         raise ConfigError(
-            f"--trust-plugins: {folder} imports plugin modules {list(run['plugins'])} from "
+            f"--trust-plugins: {folder} imports plugin modules {modules} from "
             f"{outside}, outside the run folder; importing them runs their code. Pass "
             "--trust-plugins if you trust them, or the config file you ran it with"
         )

@@ -10,8 +10,9 @@ of no arguments returning an ``nn.Module``, so each is a ``--model`` for ``dse c
     dse cost --model torch_networks:resnet50 --input-shape 3,224,224 --device A100-80GB-PCIe
 
 (run from ``examples/``, or with it on ``PYTHONPATH``). :data:`PUBLISHED` holds the originals'
-published parameters and MACs; ``tests/test_torch_import.py`` checks the import against them and
-against fvcore.
+published parameters and MACs, :func:`fvcore_macs` a peer tool's count;
+``tests/test_torch_import.py`` checks the import against both, and
+``benchmarks/model_import.py`` prints the table.
 """
 
 from __future__ import annotations
@@ -48,6 +49,28 @@ PUBLISHED = {
     # position (786,432) embeddings and the final norm (1,536)
     "gpt2_blocks": Published(85_054_464, None, (128, 768), "Radford et al. 2019; HF gpt2"),
 }
+
+#: (layers, heads, tokens, head width) of the networks whose attention products fvcore leaves
+#: out (it has no count for scaled_dot_product_attention): 2 products of T x T x d per head
+ATTENTION = {"vit_b16": (12, 12, 197, 64), "gpt2_blocks": (12, 12, 128, 64)}
+
+
+def fvcore_macs(name: str, net: nn.Module, x: torch.Tensor) -> float:
+    """The peer count of network ``name``: fvcore's convolution, linear and matmul MACs (its
+    ``FlopCountAnalysis`` counts one per multiply-accumulate) plus the attention products it
+    leaves out (:data:`ATTENTION`). Needs ``fvcore`` (a test dependency)."""
+    import warnings
+
+    from fvcore.nn import FlopCountAnalysis
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        counter = FlopCountAnalysis(net, x)
+        counter.unsupported_ops_warnings(False)
+        by_op = counter.by_operator()
+    layers, heads, tokens, width = ATTENTION.get(name, (0, 0, 0, 0))
+    peer = sum(by_op.get(k, 0) for k in ("conv", "linear", "addmm", "matmul", "bmm"))
+    return float(peer + layers * heads * 2 * tokens * tokens * width)
 
 
 def conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act=nn.ReLU):

@@ -13,10 +13,14 @@ Config::
     name = "torch"
     factory = "mylab.models:make"      # make(arch: dict) -> torch.nn.Module
     input_shape = [3, 32, 32]          # one sample (the trace runs a batch of one)
+    tracer = "fx"                      # or "export" (torch.export); each falls back on the other
 
     [space.choices]
     depth = [2, 3, 4]
     width = [16, 32, 64]
+
+or, where the module declares many choices, ``choices = "mylab.models:CHOICES"`` (a dict of
+lists). A factory module beside the config file is importable, as a plugin's is.
 
 In Python: ``TorchSpace(make, {"depth": [2, 3, 4]}, (3, 32, 32))`` with any callable.
 """
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -32,6 +37,7 @@ from typing import Any
 import networkx as nx
 
 from dse.graph import from_torch
+from dse.graph.torch_import import TracerFallback
 from dse.registry import SPACES
 from dse.space import Choice, SearchSpace, SpaceError
 
@@ -39,15 +45,21 @@ from dse.space import Choice, SearchSpace, SpaceError
 CACHE_SIZE = 4096
 
 
-def load_factory(spec: str) -> Callable[[dict[str, Any]], Any]:
-    """The function ``"module:function"`` names (importing the module runs its code)."""
-    module, sep, function = spec.partition(":")
-    if not sep or not module or not function:
-        raise SpaceError(f"factory: expected 'module:function', got {spec!r}")
+def load_object(spec: str, field: str = "factory", what: str = "function") -> Any:
+    """The object ``"module:name"`` names (importing the module runs its code); errors name
+    ``field``."""
+    module, sep, name = spec.partition(":")
+    if not sep or not module or not name:
+        raise SpaceError(f"{field}: expected 'module:{what}', got {spec!r}")
     try:
-        found = getattr(importlib.import_module(module), function)
+        return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as exc:
-        raise SpaceError(f"factory: cannot load {spec!r}: {type(exc).__name__}: {exc}") from None
+        raise SpaceError(f"{field}: cannot load {spec!r}: {type(exc).__name__}: {exc}") from None
+
+
+def load_factory(spec: str) -> Callable[[dict[str, Any]], Any]:
+    """The function ``"module:function"`` names."""
+    found = load_object(spec)
     if not callable(found):
         raise SpaceError(f"factory: {spec!r} is not callable")
     return found
@@ -62,13 +74,16 @@ class TorchSpace(SearchSpace):
     def __init__(
         self,
         factory: str | Callable[..., Any],
-        choices: dict[str, list],
+        choices: Mapping[str, list] | str,
         input_shape: list[int] | tuple[int, ...],
         name: str = "torch",
+        tracer: str = "fx",
     ):
         self.spec = factory if isinstance(factory, str) else None
         self.make = load_factory(factory) if isinstance(factory, str) else factory
-        if not choices:
+        if isinstance(choices, str):  # "module:NAME": a dict the user's module declares
+            choices = load_object(choices, "choices", "NAME")
+        if not isinstance(choices, Mapping) or not choices:
             raise SpaceError("choices: declare at least one choice, e.g. depth = [2, 3, 4]")
         variables = []
         for key, values in choices.items():
@@ -80,6 +95,11 @@ class TorchSpace(SearchSpace):
         if not self.input_shape or min(self.input_shape) < 1:
             raise SpaceError(f"input_shape: expected positive sizes, got {list(input_shape)}")
         self.name = name
+        if tracer not in ("fx", "export"):
+            raise SpaceError(f"tracer: expected 'fx' or 'export', got {tracer!r}")
+        #: torch.fx by default (a tenth of torch.export's time, the same graphs); a module fx
+        #: cannot trace switches the space to export, the tracer that could
+        self.tracer = tracer
         self._graphs: OrderedDict[str, nx.DiGraph] = OrderedDict()
 
     def module(self, arch: Mapping[str, Any]) -> Any:
@@ -100,7 +120,14 @@ class TorchSpace(SearchSpace):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             example = torch.randn(1, *self.input_shape)
-        graph = from_torch(self.module(arch), (example,), name=f"{self.name}:{self.arch_id(arch)}")
+        name = f"{self.name}:{self.arch_id(arch)}"
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            graph = from_torch(self.module(arch), (example,), name=name, tracer=self.tracer)
+        for w in caught:  # after one fallback, trace with the tracer that worked, warned once
+            if isinstance(w.message, TracerFallback):
+                self.tracer = w.message.tracer
+            warnings.warn(w.message, stacklevel=2)
         if self.spec is not None:  # proxies build make(arch) itself, in any process
             graph.graph["torch_module"] = {"factory": self.spec, "arch": json.loads(key)}
         self._graphs[key] = graph

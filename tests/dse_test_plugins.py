@@ -99,3 +99,15 @@ def tiny_model():
         nn.Flatten(),
         nn.Linear(8, 10),
     )
+
+
+def unmapped_model():
+    """A model with two operators dse has no translation for (``dse cost`` names both)."""
+    import torch
+
+    class Unmapped(torch.nn.Module):
+        def forward(self, x):
+            y = torch.cumsum(x, dim=1)
+            return torch.erf(y)
+
+    return Unmapped()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 
 import pandas as pd
 import pytest
@@ -84,3 +85,51 @@ def test_bad_arguments_are_one_line(tmp_path, capsys, monkeypatch, args, message
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert code == 2 and len(lines) == 1 and message in lines[0], lines
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_an_unmapped_op_is_one_line_each_with_its_source_and_nothing_is_written(
+    tmp_path, capsys, monkeypatch
+):
+    from dse.cli import main
+
+    monkeypatch.syspath_prepend(str(TESTS))
+    out = tmp_path / "x.csv"
+    args = ["--model", "dse_test_plugins:unmapped_model", "--input-shape", "4,8"]
+    code = main(["cost", *args, "--device", "Titan-RTX", "--out", str(out)])
+    head, *ops = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and not out.exists()
+    assert head.startswith("dse: error: --model: 2 operator(s) have no IR translation")
+    assert [op.split()[0] for op in ops] == ["cumsum.default", "erf.default"]
+    assert all("dse_test_plugins.py" in op and "in forward" in op for op in ops)
+
+
+def test_roofline_draws_a_users_model_and_its_onnx_export_alike(tmp_path, monkeypatch, capsys):
+    """``dse roofline --model module:function`` (a PyTorch model) and ``--onnx`` (its export)
+    put the same operators at the same intensity and FLOP/s (fp16: the bits follow)."""
+    import dse_test_plugins
+    import torch
+
+    from dse.cli import main
+
+    onnx = pytest.importorskip("onnx")
+    monkeypatch.syspath_prepend(str(TESTS))
+    path = tmp_path / "tiny.onnx"
+    module = dse_test_plugins.tiny_model().eval()
+    kwargs = {"training": torch.onnx.TrainingMode.PRESERVE, "do_constant_folding": False}
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (torch.randn(1, 3, 32, 32),), str(path), dynamo=False, **kwargs)
+    assert onnx.load(str(path)).graph.node
+    tables = []
+    for what in (
+        ["--model", "dse_test_plugins:tiny_model", "--input-shape", "3,32,32"],
+        ["--onnx", str(path)],
+    ):
+        csv = tmp_path / f"{len(tables)}.csv"
+        args = ["roofline", *what, "--out", str(tmp_path / "r.svg"), "--csv", str(csv)]
+        assert main(args) == 0, capsys.readouterr().err
+        tables.append(pd.read_csv(csv))
+    assert len(tables[0]) >= 3
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+    code = main(["roofline", "--model", "dse_test_plugins:tiny_model", "--out", "x.svg"])
+    assert code == 2 and "--input-shape" in capsys.readouterr().err

@@ -16,7 +16,8 @@ def python_blocks(page: Path) -> list[str]:
 
 def test_the_plugin_page_runs_its_space_proxy_and_op_kind(tmp_path):
     """Its blocks, in order and in a fresh interpreter (they register plugins): a proxy, a
-    whole space searched end to end, an op kind with its torch lowering."""
+    whole space searched end to end, the same written as PyTorch, an op kind with its torch
+    lowering."""
     blocks = python_blocks(DOCS / "plugins.md")
     assert len(blocks) >= 3
     checks = (
@@ -29,6 +30,8 @@ def test_the_plugin_page_runs_its_space_proxy_and_op_kind(tmp_path):
         "check_provider(PROXIES.create('node_count'), space, archs)\n"
         "df = dse.results.load(result.path)\n"
         "assert len(df) >= 2 and df.is_pareto.any() and (df.node_count > 0).all()\n"
+        "tdf = dse.results.load(torch_result.path)\n"
+        "assert len(tdf) >= 2 and (tdf.gpu_latency_ms > 0).all() and tdf.is_pareto.any()\n"
         "import torch\n"
         "from dse.graph import GraphBuilder\n"
         "from dse.training.network import build_network\n"

@@ -158,11 +158,6 @@ def _reference_networks():
     return torch_networks
 
 
-#: (layers, heads, tokens, head width) of the networks whose attention products fvcore leaves
-#: out (it has no count for scaled_dot_product_attention): 2 products of T x T x d per head
-ATTENTION = {"vit_b16": (12, 12, 197, 64), "gpt2_blocks": (12, 12, 128, 64)}
-
-
 @pytest.mark.parametrize(
     "name",
     [
@@ -179,24 +174,14 @@ def test_reference_networks_match_their_own_tensors_fvcore_and_the_published_cou
     """The peer check: parameters equal the module's own ``sum(p.numel())`` exactly; MACs equal
     fvcore's convolution, linear and matmul count plus the attention products within 1%; both
     within 2% of the original's published figures (examples/torch_networks.py)."""
-    import warnings
-
-    fvcore = pytest.importorskip("fvcore.nn")
+    pytest.importorskip("fvcore.nn")
     networks = _reference_networks()
     published = networks.PUBLISHED[name]
     net = getattr(networks, name)().eval()
     x = torch.randn(1, *published.input_shape)
     t = totals(from_torch(net, (x,)))
     assert t.params == sum(p.numel() for p in net.parameters())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        counter = fvcore.FlopCountAnalysis(net, x)
-        counter.unsupported_ops_warnings(False)
-        by_op = counter.by_operator()
-    layers, heads, tokens, width = ATTENTION.get(name, (0, 0, 0, 0))
-    peer = sum(by_op.get(k, 0) for k in ("conv", "linear", "addmm", "matmul", "bmm"))
-    peer += layers * heads * 2 * tokens * tokens * width
-    assert t.macs == pytest.approx(peer, rel=0.01)
+    assert t.macs == pytest.approx(networks.fvcore_macs(name, net, x), rel=0.01)
     assert t.params == pytest.approx(published.params, rel=0.02)
     if published.macs is not None:
         assert t.macs == pytest.approx(published.macs, rel=0.02)
@@ -260,3 +245,60 @@ def test_dilation_group_norm_pieces_and_learned_tensors_import_with_their_costs(
     assert gpu.evaluate_population([g])["gpu_latency_ms"][0] > 0
     h = from_torch(build_network(g, seed=0), (torch.randn(1, 3, 8, 8),))
     assert totals(h).macs == totals(g).macs
+
+
+def _fx_cases():
+    networks = _reference_networks()
+    return {
+        "small_cnn": (SmallCnn(), torch.randn(2, 3, 16, 16)),
+        "pieces": (Pieces(), torch.randn(2, 3, 8, 8)),
+        "shared": (Shared(), torch.randint(0, 100, (1, 8))),
+        "tiny_lm": (TinyLm(), torch.randint(0, 100, (2, 16))),
+        "resnet18": (networks.resnet18(), torch.randn(1, 3, 224, 224)),
+        "mobilenet_v3_large": (networks.mobilenet_v3_large(), torch.randn(1, 3, 224, 224)),
+    }
+
+
+@pytest.mark.parametrize("name", list(_fx_cases()))
+def test_fx_and_export_give_the_same_graph(name):
+    """``tracer="fx"`` (what a TorchSpace search uses) reads ``torch.fx``'s module and method
+    calls as the ATen calls ``torch.export`` writes: the same ops, shapes and edges."""
+    from dse.graph import to_dict
+
+    net, x = _fx_cases()[name]
+    exported, traced = (from_torch(net, (x,), tracer=t) for t in ("export", "fx"))
+    assert to_dict(traced) == to_dict(exported)
+
+
+class Iterating(nn.Module):
+    """Iterates the pieces of a split: torch.fx cannot (a Proxy is not iterable)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        total = 0
+        for piece in self.fc(x).split(4, dim=1):
+            total = total + piece.relu()
+        return total
+
+
+def test_a_module_one_tracer_cannot_trace_falls_back_to_the_other_with_a_warning():
+    from dse.graph import to_dict
+    from dse.graph.torch_import import TracerFallback
+
+    x = torch.randn(2, 8)
+    with pytest.warns(TracerFallback, match="Iterating: traced with export") as caught:
+        g = from_torch(Iterating(), (x,), tracer="fx")
+    assert caught[0].message.tracer == "export"
+    assert to_dict(g) == to_dict(from_torch(Iterating(), (x,), tracer="export"))
+    with pytest.raises(GraphError, match="tracer: expected 'export' or 'fx', got 'jit'"):
+        from_torch(Iterating(), (x,), tracer="jit")
+
+
+def test_an_unmapped_op_traced_by_fx_names_its_source_line_too():
+    with pytest.raises(GraphError) as err:
+        from_torch(Unmapped(), (torch.randn(2, 4),), tracer="fx")
+    text = str(err.value)
+    assert "cumsum" in text and "erf" in text and "test_torch_import.py" in text

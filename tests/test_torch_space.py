@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import dse_test_plugins
 import pytest
 import torch
@@ -74,7 +76,6 @@ def test_a_bad_factory_or_choice_names_the_field(tmp_path):
 VIEWS = {"input", "identity", "reshape", "slice"}
 
 
-@pytest.mark.slow  # 12 s: 13 FBNet networks traced by torch.export
 def test_the_fbnet_space_written_as_pytorch_gives_the_native_spaces_networks(monkeypatch):
     """examples/fbnet_torch.py against the native ``fbnet`` space: the same operators in the same
     order (views aside: a channel shuffle is one reshape natively, three traced), the same
@@ -115,3 +116,62 @@ def test_the_fbnet_space_written_as_pytorch_gives_the_native_spaces_networks(mon
         got, want = sim.evaluate_population(b), sim.evaluate_population(a)
         for metric in want:
             np.testing.assert_allclose(got[metric], want[metric], rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "example, factory",
+    [
+        ("elastic_mobilenet_nsga2.toml", "elastic_mobilenet"),
+        ("fbnet_torch_nsga2.toml", "fbnet_torch"),
+    ],
+)
+def test_the_example_pytorch_spaces_search_with_nsga2_from_their_config_files(
+    tmp_path, example, factory
+):
+    """examples/elastic_mobilenet_nsga2.toml (a Once-for-All-style elastic MobileNetV3) and
+    examples/fbnet_torch_nsga2.toml (HW-NAS-Bench's FBNet) as a user runs them: the factory
+    module and its choices beside the config, NSGA-II against a GPU and an FPGA simulator."""
+    import importlib
+
+    from conftest import REPO
+
+    from dse.configfile import read_config_file
+
+    data = read_config_file(REPO / "examples" / example)
+    data["search"].update(pop_size=6, max_evaluations=12)
+    result = dse.run(data, output=tmp_path, progress=False)
+    df = dse.results.load(result.path)
+    assert len(df) == 12 and (df.status == "ok").all() and df.is_pareto.any()
+    assert (df.gpu_latency_ms > 0).all() and (df.fpga_latency_ms > 0).all()
+    module = importlib.import_module(factory)  # importable: it sits beside the config
+    for row in df.head(3).itertuples():
+        net = module.make(json.loads(row.arch_id))
+        assert row.params == sum(p.numel() for p in net.parameters())
+
+
+def test_choices_may_name_a_dict_in_the_users_module_and_a_factory_beside_a_config_asks_trust(
+    tmp_path,
+):
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    (lab / "lab_net.py").write_text(
+        "from torch import nn\n\nCHOICES = {'width': [4, 8]}\n\n\n"
+        "def make(arch):\n"
+        "    return nn.Sequential(nn.Conv2d(3, arch['width'], 3), nn.Flatten())\n"
+    )
+    cfg = lab / "exp.toml"
+    cfg.write_text(
+        '[run]\nname = "lab"\n[space]\nname = "torch"\nfactory = "lab_net:make"\n'
+        'choices = "lab_net:CHOICES"\ninput_shape = [3, 8, 8]\n[proxies.analytic]\n'
+        '[[objectives]]\nmetric = "params"\n[search]\ndriver = "random"\nmax_evaluations = 2\n'
+    )
+    out = tmp_path / "out"
+    dse.run(cfg, run_id="got", output=out, progress=False)
+    assert set(dse.results.load(out / "got").params) <= {3 * 4 * 9 + 4, 3 * 8 * 9 + 8}
+    with pytest.raises(ConfigError, match=r"--trust-plugins: .* \['lab_net'\]"):
+        dse.run(resume=out / "got", max_evaluations=4, progress=False)
+    with pytest.raises(ConfigError, match="space.choices: cannot load 'lab_net:NOPE'"):
+        dse.run(config(choices="lab_net:NOPE"), output=tmp_path / "x", progress=False)
+    with pytest.raises(ConfigError, match="space.choices: expected 'module:NAME'"):
+        dse.run(config(choices="CHOICES"), output=tmp_path / "x", progress=False)
+    assert not (tmp_path / "x").exists()

@@ -28,7 +28,7 @@ import networkx as nx
 import numpy as np
 
 from dse.graph.builder import GraphBuilder
-from dse.graph.ops import GraphError
+from dse.graph.ops import GraphError, unmapped_error
 from dse.registry import Registry
 
 
@@ -349,9 +349,5 @@ def from_onnx(
             raise GraphError(f"from_onnx: {node.op_type} ({node.name}): {exc!r}") from None
         ctx.shapes[node.output[0]] = (batch, *b.shape(out))
     if unmapped:
-        raise GraphError(
-            f"from_onnx: {len(unmapped)} node(s) have no IR translation (register one in "
-            "dse.graph.onnx_import.ONNX_IMPORTS, or pass unknown='elementwise'): "
-            + "; ".join(unmapped)
-        )
+        raise unmapped_error("dse.graph.onnx_import.ONNX_IMPORTS", unmapped)
     return b.build()

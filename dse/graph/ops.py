@@ -43,6 +43,16 @@ class GraphError(ValueError):
     """An architecture graph or an operator is malformed; the message names the node."""
 
 
+def unmapped_error(registry: str, labels: list[str]) -> GraphError:
+    """The importers' error for operators without a translation: a line saying how to add
+    one, then one line per distinct operator (``label``: its name and where it is)."""
+    labels = list(dict.fromkeys(labels))
+    return GraphError(
+        f"{len(labels)} operator(s) have no IR translation (register one in {registry}, or "
+        "pass unknown='elementwise'):\n" + "\n".join(f"  {label}" for label in labels)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class OpCost:
     """Arithmetic and parameter cost of one operator, per sample."""

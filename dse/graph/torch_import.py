@@ -16,6 +16,7 @@ shape instead, and names them in a warning. torch is imported only when a model 
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from typing import Any, Literal
 import networkx as nx
 
 from dse.graph.builder import GraphBuilder
-from dse.graph.ops import GraphError
+from dse.graph.ops import GraphError, unmapped_error
 from dse.registry import Registry
 
 
@@ -69,7 +70,7 @@ class ImportContext:
     def weights(self, arg: Any) -> dict[str, Any]:
         """The op attributes of one reading parameter ``arg``: the first reader counts it, a
         later one is ``tied`` to it (reads it, counts no parameters: shared weights once)."""
-        name = arg if isinstance(arg, str) else getattr(arg, "name", None)
+        name = arg if isinstance(arg, str) else str(getattr(arg, "name", arg))
         if name not in self.owned:
             self.owned.add(name)
             return {}
@@ -426,9 +427,23 @@ def _translation(target: Any) -> Callable[[ImportContext, Any], int | None] | No
 
 
 def _source(node: Any) -> str:
+    """The innermost line of the user's code behind ``node`` (torch.fx's stack traces end in
+    torch's own frames: those are skipped)."""
+    import torch
+
+    inside = os.path.dirname(torch.__file__) + os.sep
     trace = node.meta.get("stack_trace") or ""
     lines = [ln.strip() for ln in trace.strip().splitlines() if ln.strip().startswith("File")]
-    return lines[-1] if lines else "(no source line)"
+    users = [ln for ln in lines if not ln.startswith(f'File "{inside}')]
+    return users[-1] if users else "(no source line)"
+
+
+class TracerFallback(UserWarning):
+    """The tracer asked for could not trace a module; ``tracer`` is the one that did."""
+
+    def __init__(self, message: str, tracer: str):
+        super().__init__(message)
+        self.tracer = tracer
 
 
 def from_torch(
@@ -437,35 +452,83 @@ def from_torch(
     *,
     name: str | None = None,
     unknown: Literal["error", "elementwise"] = "error",
+    tracer: Literal["export", "fx"] = "export",
 ) -> nx.DiGraph:
     """The IR graph of ``module`` run on ``example_inputs`` (one batch; the IR is per sample).
+
+    ``tracer="export"`` traces with ``torch.export`` and, where it cannot trace the module,
+    falls back to ``torch.fx`` with a warning saying why; ``tracer="fx"`` uses ``torch.fx``
+    (symbolic tracing and shape propagation, :mod:`dse.graph.fx_trace`: about ten times
+    faster, what a search over a space written as PyTorch wants), falling back to export.
+    Both give the same graph where both trace.
 
     Raises :class:`~dse.graph.GraphError` listing every ATen operator without a translation,
     each with its source line, unless ``unknown="elementwise"`` (then each is costed as an
     elementwise op of its output's shape and named in a warning)."""
-    import torch
+    if tracer not in ("export", "fx"):
+        raise GraphError(f"tracer: expected 'export' or 'fx', got {tracer!r}")
+    name = name or type(module).__name__
+    # fx records source lines only when an error needs them (they are a fifth of its time)
+    sources = tracer == "export" or unknown != "error"
+    try:
+        nodes, params, inputs = _trace(module, example_inputs, tracer, sources)
+    except Exception as exc:  # the tracer could not trace this module: try the other
+        other: Literal["export", "fx"] = "fx" if tracer == "export" else "export"
+        try:
+            nodes, params, inputs = _trace(module, example_inputs, other, True)
+        except Exception:
+            raise exc from None
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        warnings.warn(TracerFallback(f"{name}: traced with {other} ({why})", other), stacklevel=2)
+        tracer, sources = other, True
+    try:
+        return _build(nodes, params, inputs, name, unknown)
+    except GraphError:
+        if sources:
+            raise
+    nodes, params, inputs = _trace(module, example_inputs, tracer, True)
+    return _build(nodes, params, inputs, name, unknown)  # the same error, with source lines
 
+
+def _trace(module: Any, example_inputs: Sequence[Any], tracer: str, sources: bool):
+    """(ATen nodes, parameter shapes, user input names) of ``module`` in eval mode."""
     was_training = getattr(module, "training", False)
     module.eval()
     try:
-        exported = torch.export.export(module, tuple(example_inputs))
+        if tracer == "fx":
+            from dse.graph.fx_trace import trace
+
+            return trace(module, example_inputs, sources=sources)
+        return _exported(module, example_inputs)
     finally:
         module.train(was_training)
-    graph = exported.graph
-    signature = exported.graph_signature
-    user_inputs = list(signature.user_inputs)
-    b = GraphBuilder(name or type(module).__name__)
-    ctx = ImportContext(b)
+
+
+def _exported(module: Any, example_inputs: Sequence[Any]) -> tuple[list, dict, list]:
+    """(ATen nodes, parameter shapes, user input names) from ``torch.export``."""
+    import torch
+
+    exported = torch.export.export(module, tuple(example_inputs))
+    inputs = list(exported.graph_signature.user_inputs)
+    params = {}
+    for node in exported.graph.nodes:
+        if node.op == "placeholder" and node.name not in inputs:
+            params[node.name] = tuple(int(s) for s in node.meta["val"].shape)
+    return list(exported.graph.nodes), params, inputs
+
+
+def _build(nodes: list, params: dict, inputs: list, name: str, unknown: str) -> nx.DiGraph:
+    """The IR of traced ATen ``nodes`` (every call through its ``TORCH_IMPORTS`` translation)."""
+    b = GraphBuilder(name)
+    ctx = ImportContext(b, params=dict(params))
     unmapped: list[str] = []
-    for node in graph.nodes:
+    for node in nodes:
         value = node.meta.get("val")
         shape = tuple(int(s) for s in value.shape) if hasattr(value, "shape") else ()
         if node.op == "placeholder":
-            if node.name in user_inputs:
+            if node.name in inputs:
                 ctx.nodes[node.name] = b.input(shape[1:], name=node.name)
                 ctx.shapes[node.name] = shape
-            else:
-                ctx.params[node.name] = shape
             continue
         if node.op != "call_function":
             continue
@@ -480,7 +543,7 @@ def from_torch(
             if not ins:
                 unmapped.append(label)
                 continue
-            warnings.warn(f"costed as elementwise: {label}", stacklevel=2)
+            warnings.warn(f"costed as elementwise: {label}", stacklevel=3)
             ctx.nodes[node.name] = b.act(ctx.ir(ins[0]), "elementwise")
             continue
         if unmapped:  # keep collecting the unmapped ops; the rest cannot be built anyway
@@ -498,10 +561,5 @@ def from_torch(
             )
         ctx.nodes[node.name] = ir
     if unmapped:
-        raise GraphError(
-            "no IR translation for "
-            + "; ".join(dict.fromkeys(unmapped))
-            + " (register one in dse.graph.torch_import.TORCH_IMPORTS, or pass "
-            "unknown='elementwise')"
-        )
+        raise unmapped_error("dse.graph.torch_import.TORCH_IMPORTS", unmapped)
     return b.build()

@@ -1,0 +1,315 @@
+"""A module traced with ``torch.fx`` as the ATen calls ``torch.export`` would give.
+
+``torch.fx.symbolic_trace`` records module calls (``conv1``), functions (``torch.relu``,
+``operator.add``) and tensor methods (``x.view``); shape propagation runs the module once on the
+example inputs. Each recorded call is rewritten as the ATen call ``torch.export`` writes for it
+(:class:`Call`: a module's parameters become named references), so one set of translations,
+:data:`dse.graph.torch_import.TORCH_IMPORTS`, reads both tracers' graphs. symbolic tracing runs
+no compiler, so it is about ten times faster than ``torch.export`` on a small network: the
+tracer a search over a space written as PyTorch uses, and the fallback when ``torch.export``
+cannot trace a module.
+
+The rewrites are registered per module class, function and method name (:data:`FX_MODULES`,
+:data:`FX_FUNCTIONS`, :data:`FX_METHODS`); a call with none is passed through under its own name,
+which the importer reports as unmapped.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dse.registry import Registry
+
+
+@dataclass(eq=False)
+class Call:
+    """One traced call as an ATen call: what a ``TORCH_IMPORTS`` translation reads (the
+    attributes of a ``torch.fx.Node`` it uses)."""
+
+    name: str
+    op: str  # "placeholder" or "call_function"
+    target: str  # ATen name, e.g. "conv2d.default", "add.Tensor"
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+    meta: dict = field(default_factory=dict)
+    users: list[Call] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Param:
+    """A module parameter or buffer an ATen call reads, by its (first) qualified name."""
+
+    name: str
+
+
+#: rewrite of ``(module, *args) -> (aten name, args)`` by module class name
+FX_MODULES: Registry[Callable[..., tuple[str, tuple]]] = Registry("fx module")
+#: rewrite of a function's ``args -> (aten name, args)``, by the function's qualified name
+FX_FUNCTIONS: Registry[Callable[..., tuple[str, tuple]]] = Registry("fx function")
+#: rewrite of a tensor method ``(self, *args) -> (aten name, args)``, by the method's name
+FX_METHODS: Registry[Callable[..., tuple[str, tuple]]] = Registry("fx method")
+
+
+def _as(aten: str) -> Callable[..., tuple[str, tuple]]:
+    """The call under ATen name ``aten`` with its arguments unchanged."""
+    return lambda *args: (aten, args)
+
+
+class Parameters:
+    """The qualified name of each of a module's tensors, shared tensors under their first name
+    (so tied weights are one parameter)."""
+
+    def __init__(self, root: Any):
+        self.names: dict[int, str] = {}
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        # module by module (the root's named_buffers(remove_duplicate=False) walks the whole
+        # tree once per module: a fifth of a MobileNet's trace)
+        for prefix, module in root.named_modules(remove_duplicate=False):
+            own = [*module.named_parameters("", recurse=False, remove_duplicate=False)]
+            own += [*module.named_buffers("", recurse=False, remove_duplicate=False)]
+            for name, tensor in own:
+                first = self.names.setdefault(id(tensor), f"{prefix}.{name}" if prefix else name)
+                self.shapes[first] = tuple(int(s) for s in tensor.shape)
+
+    def ref(self, tensor: Any) -> Param | None:
+        return None if tensor is None else Param(self.names[id(tensor)])
+
+
+def _conv(p: Parameters, m: Any, x: Any) -> tuple[str, tuple]:
+    if m.padding_mode != "zeros" or isinstance(m.padding, str):
+        return "conv2d(padding=" + repr(m.padding) + ")", (x,)
+    return "conv2d.default", (
+        x, p.ref(m.weight), p.ref(m.bias), m.stride, m.padding, m.dilation, m.groups
+    )  # fmt: skip
+
+
+def _conv_transpose(p: Parameters, m: Any, x: Any) -> tuple[str, tuple]:
+    args = (m.stride, m.padding, m.output_padding, m.groups, m.dilation)
+    return "conv_transpose2d.input", (x, p.ref(m.weight), p.ref(m.bias), *args)
+
+
+def _batch_norm(p: Parameters, m: Any, x: Any) -> tuple[str, tuple]:
+    return "batch_norm.default", (x, p.ref(m.weight), p.ref(m.bias))
+
+
+def _activation(aten: str) -> Callable[..., tuple[str, tuple]]:
+    return lambda p, m, x: (aten, (x,))
+
+
+for _cls, _rewrite in (
+    ("Conv2d", _conv),
+    ("ConvTranspose2d", _conv_transpose),
+    ("BatchNorm1d", _batch_norm),
+    ("BatchNorm2d", _batch_norm),
+    ("LayerNorm", lambda p, m, x: ("layer_norm.default", (x, m.normalized_shape))),
+    ("GroupNorm", lambda p, m, x: ("group_norm.default", (x, m.num_groups, p.ref(m.weight)))),
+    ("Linear", lambda p, m, x: ("linear.default", (x, p.ref(m.weight), p.ref(m.bias)))),
+    ("Embedding", lambda p, m, x: ("embedding.default", (p.ref(m.weight), x))),
+    ("ReLU", _activation("relu.default")),
+    ("ReLU6", _activation("relu6.default")),
+    ("Sigmoid", _activation("sigmoid.default")),
+    ("SiLU", _activation("silu.default")),
+    ("Hardswish", _activation("hardswish.default")),
+    ("Hardsigmoid", _activation("hardsigmoid.default")),
+    ("GELU", _activation("gelu.default")),
+    ("Tanh", _activation("tanh.default")),
+    ("LeakyReLU", _activation("leaky_relu.default")),
+    ("Softmax", lambda p, m, x: ("softmax.int", (x, m.dim))),
+    ("MaxPool2d", lambda p, m, x: ("max_pool2d.default", (x, m.kernel_size, m.stride, m.padding))),
+    ("AvgPool2d", lambda p, m, x: ("avg_pool2d.default", (x, m.kernel_size, m.stride, m.padding))),
+    ("AdaptiveAvgPool2d", lambda p, m, x: ("adaptive_avg_pool2d.default", (x, _two(m)))),
+    ("Flatten", lambda p, m, x: ("flatten.using_ints", (x, m.start_dim, m.end_dim))),
+    ("Dropout", _activation("clone.default")),
+    ("Identity", _activation("clone.default")),
+):
+    FX_MODULES.add(_cls, _rewrite)
+
+
+def _two(m: Any) -> list[int]:
+    size = m.output_size
+    return list(size) if isinstance(size, (tuple, list)) else [size, size]
+
+
+def _flatten(x: Any, start_dim: int = 0, end_dim: int = -1) -> tuple[str, tuple]:
+    return "flatten.using_ints", (x, start_dim, end_dim)
+
+
+def _dims(x: Any, *dims: Any) -> tuple[str, tuple]:
+    """``x.permute(0, 2, 1)`` and ``x.permute((0, 2, 1))`` alike."""
+    return "permute.default", (x, list(dims[0]) if len(dims) == 1 else list(dims))
+
+
+def _index(x: Any, index: Any) -> tuple[str, tuple]:
+    """``pieces[i]`` of a split; ``x[:, i]`` is ``select``; other indexing is passed on."""
+    if isinstance(index, int):
+        return "getitem", (x, index)
+    if (
+        isinstance(index, tuple)
+        and len(index) == 2
+        and index[0] == slice(None)
+        and isinstance(index[1], int)
+    ):
+        return "select.int", (x, 1, index[1])
+    return "index", (x, index)
+
+
+for _fn, _rewrite in (
+    ("relu", _as("relu.default")),
+    ("relu6", _as("relu6.default")),
+    ("sigmoid", _as("sigmoid.default")),
+    ("silu", _as("silu.default")),
+    ("gelu", _as("gelu.default")),
+    ("tanh", _as("tanh.default")),
+    ("hardswish", _as("hardswish.default")),
+    ("hardsigmoid", _as("hardsigmoid.default")),
+    ("softmax", _as("softmax.int")),
+    ("add", _as("add.Tensor")),
+    ("iadd", _as("add.Tensor")),
+    ("mul", _as("mul.Tensor")),
+    ("truediv", _as("div.Tensor")),
+    ("sub", _as("sub.Tensor")),
+    ("cat", _as("cat.default")),
+    ("flatten", _flatten),
+    ("adaptive_avg_pool2d", lambda x, size: ("adaptive_avg_pool2d.default", (x, _pair(size)))),
+    ("matmul", _as("matmul.default")),
+    ("bmm", _as("bmm.default")),
+    ("scaled_dot_product_attention", _as("scaled_dot_product_attention.default")),
+    ("split", _as("split.Tensor")),
+    ("chunk", _as("chunk.default")),
+    ("unbind", _as("unbind.int")),
+    ("getitem", _index),
+):
+    FX_FUNCTIONS.add(_fn, _rewrite)
+
+for _method, _rewrite in (
+    *((m, _as(f"{m}.default")) for m in ("relu", "sigmoid", "tanh", "contiguous", "expand")),
+    ("view", _as("view.default")),
+    ("reshape", _as("view.default")),
+    ("flatten", _flatten),
+    ("transpose", _as("transpose.int")),
+    ("permute", _dims),
+    ("mean", _as("mean.dim")),
+    ("softmax", _as("softmax.int")),
+    ("add", _as("add.Tensor")),
+    ("mul", _as("mul.Tensor")),
+    ("split", _as("split.Tensor")),
+    ("chunk", _as("chunk.default")),
+    ("unbind", _as("unbind.int")),
+):
+    FX_METHODS.add(_method, _rewrite)
+
+
+def _pair(size: Any) -> list[int]:
+    return list(size) if isinstance(size, (tuple, list)) else [size, size]
+
+
+def _shapes(value: Any) -> Any:
+    """A value's traced shape, a tuple of them for several outputs (a split), or None."""
+    if hasattr(value, "shape") and hasattr(value, "dtype"):
+        return tuple(int(s) for s in value.shape)
+    if isinstance(value, (tuple, list)) and value and all(hasattr(v, "dtype") for v in value):
+        return tuple(_shapes(v) for v in value)
+    return None
+
+
+def _run(node: Any, modules: dict, root: Any, args: tuple, kwargs: dict) -> Any:
+    """Run one fx node on the values of its arguments (shape propagation without a
+    GraphModule: a third of the trace's time on a small network)."""
+    if node.op == "call_module":
+        return modules[node.target](*args, **kwargs)
+    if node.op == "call_method":
+        return getattr(args[0], node.target)(*args[1:], **kwargs)
+    if node.op == "get_attr":
+        return operator.attrgetter(node.target)(root)
+    return node.target(*args, **kwargs)
+
+
+class _Value:
+    """The ``meta["val"]`` of a :class:`Call`: just the traced shape."""
+
+    def __init__(self, shape: Sequence[int]):
+        self.shape = tuple(shape)
+
+
+def trace(
+    module: Any, example_inputs: Sequence[Any], sources: bool = True
+) -> tuple[list[Call], dict, list[str]]:
+    """``(calls in order, parameter shapes by name, the user inputs' names)`` of ``module``
+    traced by ``torch.fx`` on ``example_inputs`` (without gradients); ``sources``: record each
+    call's source line (for error messages)."""
+    import torch
+
+    tracer = torch.fx.Tracer()
+    tracer.record_stack_traces = sources
+    graph = tracer.trace(module)
+    params = Parameters(module)
+    modules = dict(module.named_modules(remove_duplicate=False))
+    values: dict[Any, Any] = {}
+    calls: dict[Any, Any] = {}
+    order: list[Call] = []
+    inputs: list[str] = []
+    feed = iter(example_inputs)
+    for node in graph.nodes:
+        if node.op == "output":
+            continue
+        run_args = torch.fx.node.map_arg(node.args, lambda n: values[n])
+        run_kwargs = torch.fx.node.map_arg(node.kwargs, lambda n: values[n])
+        with torch.no_grad():
+            value = (
+                next(feed)
+                if node.op == "placeholder"
+                else _run(node, modules, module, run_args, run_kwargs)
+            )
+        values[node] = value
+        shape = _shapes(value)
+        if node.op == "get_attr":
+            calls[node] = params.ref(value) if id(value) in params.names else value
+            continue
+        args = torch.fx.node.map_arg(node.args, lambda n: calls[n])
+        kwargs = torch.fx.node.map_arg(node.kwargs, lambda n: calls[n])
+        if node.op == "placeholder":
+            inputs.append(node.target)  # the argument's name, as torch.export names it
+            call = Call(node.target, "placeholder", "input")
+        elif shape is None:  # shape arithmetic (x.size(0), x.shape): the translations read the
+            calls[node] = None  # traced shapes instead, so these values are never needed
+            continue
+        else:
+            target, args = _aten_call(node, modules, params, args, kwargs)
+            call = Call(node.name, "call_function", target, args, kwargs)
+        if shape and not isinstance(shape[0], int):  # several outputs (a split)
+            call.meta["val"] = [_Value(s) for s in shape]
+        else:
+            call.meta["val"] = _Value(shape)
+        if node.stack_trace:
+            call.meta["stack_trace"] = node.stack_trace
+        calls[node] = call
+        order.append(call)
+    for node, call in calls.items():
+        if isinstance(call, Call):  # readers: calls, and the graph's output (an fx node)
+            call.users = [calls[u] if isinstance(calls.get(u), Call) else u for u in node.users]
+    return order, params.shapes, inputs
+
+
+def _aten_call(node: Any, modules: dict, params: Parameters, args: tuple, kwargs: dict):
+    """(ATen name, args) of one fx call; kwargs stay as they are."""
+    if node.op == "call_module":
+        module = modules[node.target]
+        rewrite = _lookup(FX_MODULES, type(module).__name__)
+        return (
+            rewrite(params, module, *args)
+            if rewrite is not None
+            else (f"{type(module).__name__} (module {node.target})", args)
+        )
+    if node.op == "call_method":
+        rewrite = _lookup(FX_METHODS, node.target)
+        return rewrite(*args) if rewrite is not None else (f"Tensor.{node.target}", args)
+    name = getattr(node.target, "__name__", str(node.target))
+    rewrite = _lookup(FX_FUNCTIONS, name)
+    return rewrite(*args) if rewrite is not None else (name, args)
+
+
+def _lookup(registry: Registry, name: str) -> Any:
+    return registry[name] if name in registry else None
