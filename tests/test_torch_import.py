@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -247,9 +249,31 @@ def test_dilation_group_norm_pieces_and_learned_tensors_import_with_their_costs(
     assert totals(h).macs == totals(g).macs
 
 
+class Functional(nn.Module):
+    """Functional forms with keyword arguments, which fx records as written (not as ATen
+    calls): convolution, pools, linear, chunk and mean by keyword, a layer norm without
+    weights."""
+
+    def __init__(self):
+        super().__init__()
+        self.w, self.b = nn.Parameter(torch.randn(8, 3, 3, 3)), nn.Parameter(torch.zeros(8))
+        self.bn, self.fc = nn.BatchNorm2d(8), nn.Linear(8, 4)
+        self.ln = nn.LayerNorm(4, elementwise_affine=False)
+
+    def forward(self, x):
+        y = nn.functional.conv2d(x, self.w, self.b, stride=2, padding=1)
+        y = nn.functional.relu(self.bn(y), inplace=True)
+        y = nn.functional.avg_pool2d(nn.functional.max_pool2d(y, 2), kernel_size=2, stride=1)
+        a, b = y.chunk(2, dim=1)
+        y = torch.flatten(torch.cat([a, b], dim=1).mean(dim=(2, 3), keepdim=True), 1)
+        y = self.ln(nn.functional.linear(y, self.fc.weight, self.fc.bias))
+        return nn.functional.softmax(y, dim=-1) * 2 + torch.sigmoid(y)
+
+
 def _fx_cases():
     networks = _reference_networks()
     return {
+        "functional": (Functional(), torch.randn(2, 3, 32, 32)),
         "small_cnn": (SmallCnn(), torch.randn(2, 3, 16, 16)),
         "pieces": (Pieces(), torch.randn(2, 3, 8, 8)),
         "shared": (Shared(), torch.randint(0, 100, (1, 8))),
@@ -266,8 +290,12 @@ def test_fx_and_export_give_the_same_graph(name):
     from dse.graph import to_dict
 
     net, x = _fx_cases()[name]
-    exported, traced = (from_torch(net, (x,), tracer=t) for t in ("export", "fx"))
+    exported = from_torch(net, (x,), tracer="export")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # fx itself, no fallback
+        traced = from_torch(net, (x,), tracer="fx")
     assert to_dict(traced) == to_dict(exported)
+    assert totals(traced).params == sum(p.numel() for p in net.parameters())
 
 
 class Iterating(nn.Module):

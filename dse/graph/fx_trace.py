@@ -53,9 +53,15 @@ FX_FUNCTIONS: Registry[Callable[..., tuple[str, tuple]]] = Registry("fx function
 FX_METHODS: Registry[Callable[..., tuple[str, tuple]]] = Registry("fx method")
 
 
-def _as(aten: str) -> Callable[..., tuple[str, tuple]]:
-    """The call under ATen name ``aten`` with its arguments unchanged."""
-    return lambda *args: (aten, args)
+def _as(aten: str) -> Callable[..., tuple]:
+    """The call under ATen name ``aten`` with its arguments unchanged (for calls whose
+    arguments have the ATen operator's names and order)."""
+    return lambda *args, **kwargs: (aten, args, kwargs)
+
+
+def _unary(aten: str) -> Callable[..., tuple]:
+    """``f(input, inplace=False)``-like calls: the tensor alone (ATen's activations)."""
+    return lambda x, *rest, **kwargs: (aten, (x,))
 
 
 class Parameters:
@@ -95,6 +101,10 @@ def _batch_norm(p: Parameters, m: Any, x: Any) -> tuple[str, tuple]:
     return "batch_norm.default", (x, p.ref(m.weight), p.ref(m.bias))
 
 
+def _layer_norm(p: Parameters, m: Any, x: Any) -> tuple[str, tuple]:
+    return "layer_norm.default", (x, m.normalized_shape, p.ref(m.weight), p.ref(m.bias))
+
+
 def _activation(aten: str) -> Callable[..., tuple[str, tuple]]:
     return lambda p, m, x: (aten, (x,))
 
@@ -104,7 +114,7 @@ for _cls, _rewrite in (
     ("ConvTranspose2d", _conv_transpose),
     ("BatchNorm1d", _batch_norm),
     ("BatchNorm2d", _batch_norm),
-    ("LayerNorm", lambda p, m, x: ("layer_norm.default", (x, m.normalized_shape))),
+    ("LayerNorm", _layer_norm),
     ("GroupNorm", lambda p, m, x: ("group_norm.default", (x, m.num_groups, p.ref(m.weight)))),
     ("Linear", lambda p, m, x: ("linear.default", (x, p.ref(m.weight), p.ref(m.bias)))),
     ("Embedding", lambda p, m, x: ("embedding.default", (p.ref(m.weight), x))),
@@ -133,16 +143,17 @@ def _two(m: Any) -> list[int]:
     return list(size) if isinstance(size, (tuple, list)) else [size, size]
 
 
-def _flatten(x: Any, start_dim: int = 0, end_dim: int = -1) -> tuple[str, tuple]:
+def _flatten(x: Any, start_dim: int = 0, end_dim: int = -1) -> tuple:
     return "flatten.using_ints", (x, start_dim, end_dim)
 
 
-def _dims(x: Any, *dims: Any) -> tuple[str, tuple]:
-    """``x.permute(0, 2, 1)`` and ``x.permute((0, 2, 1))`` alike."""
+def _dims(x: Any, *dims: Any, **kwargs: Any) -> tuple:
+    """``x.permute(0, 2, 1)``, ``x.permute((0, 2, 1))`` and ``torch.permute(x, dims=...)``."""
+    dims = dims or (kwargs["dims"],)
     return "permute.default", (x, list(dims[0]) if len(dims) == 1 else list(dims))
 
 
-def _index(x: Any, index: Any) -> tuple[str, tuple]:
+def _index(x: Any, index: Any) -> tuple:
     """``pieces[i]`` of a split; ``x[:, i]`` is ``select``; other indexing is passed on."""
     if isinstance(index, int):
         return "getitem", (x, index)
@@ -156,50 +167,129 @@ def _index(x: Any, index: Any) -> tuple[str, tuple]:
     return "index", (x, index)
 
 
-for _fn, _rewrite in (
-    ("relu", _as("relu.default")),
-    ("relu6", _as("relu6.default")),
-    ("sigmoid", _as("sigmoid.default")),
-    ("silu", _as("silu.default")),
-    ("gelu", _as("gelu.default")),
-    ("tanh", _as("tanh.default")),
-    ("hardswish", _as("hardswish.default")),
-    ("hardsigmoid", _as("hardsigmoid.default")),
-    ("softmax", _as("softmax.int")),
+# functional forms (torch.nn.functional and torch): their own signatures, written out as the
+# positional arguments of the ATen operator torch.export records for them
+
+
+def _f_conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> tuple:
+    if isinstance(padding, str):  # 'same'/'valid': export resolves them into pixels
+        return f"conv2d(padding={padding!r})", (input,)
+    return "conv2d.default", (input, weight, bias, stride, padding, dilation, groups)
+
+
+def _f_linear(input, weight, bias=None) -> tuple:
+    return "linear.default", (input, weight, bias)
+
+
+def _f_batch_norm(input, running_mean, running_var, weight=None, bias=None, *rest, **kw) -> tuple:
+    return "batch_norm.default", (input, weight, bias)
+
+
+def _f_layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5) -> tuple:
+    return "layer_norm.default", (input, normalized_shape, weight, bias)
+
+
+def _f_group_norm(input, num_groups, weight=None, bias=None, eps=1e-5) -> tuple:
+    return "group_norm.default", (input, num_groups, weight, bias)
+
+
+def _f_pool(aten: str) -> Callable[..., tuple]:
+    def rewrite(input, kernel_size, stride=None, padding=0, *rest, **kw) -> tuple:
+        return aten, (input, kernel_size, stride or kernel_size, padding)
+
+    return rewrite
+
+
+def _f_adaptive(input, output_size) -> tuple:
+    return "adaptive_avg_pool2d.default", (input, _pair(output_size))
+
+
+def _f_softmax(input, dim=None, *rest, **kw) -> tuple:
+    return "softmax.int", (input, dim)
+
+
+def _f_embedding(input, weight, *rest, **kw) -> tuple:
+    return "embedding.default", (weight, input)
+
+
+def _f_mean(input, dim=None, keepdim=False, **kw) -> tuple:
+    return "mean.dim", (input, [dim] if isinstance(dim, int) else dim, keepdim)
+
+
+def _f_split(aten: str, size_name: str) -> Callable[..., tuple]:
+    def rewrite(input, *args, **kwargs) -> tuple:
+        size = args[0] if args else kwargs[size_name]
+        dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+        return aten, (input, size, dim)
+
+    return rewrite
+
+
+def _f_unbind(input, dim=0) -> tuple:
+    return "unbind.int", (input, dim)
+
+
+def _f_cat(tensors, dim=0) -> tuple:
+    return "cat.default", (list(tensors), dim)
+
+
+def _f_transpose(input, dim0, dim1) -> tuple:
+    return "transpose.int", (input, dim0, dim1)
+
+
+for _fn, _fn_rewrite in (
+    *((f, _unary(f"{f}.default")) for f in ("relu", "relu6", "sigmoid", "silu", "tanh")),
+    *((f, _unary(f"{f}.default")) for f in ("hardswish", "hardsigmoid", "gelu")),
+    ("softmax", _f_softmax),
     ("add", _as("add.Tensor")),
     ("iadd", _as("add.Tensor")),
     ("mul", _as("mul.Tensor")),
+    ("imul", _as("mul.Tensor")),
     ("truediv", _as("div.Tensor")),
+    ("div", _as("div.Tensor")),
     ("sub", _as("sub.Tensor")),
-    ("cat", _as("cat.default")),
+    ("cat", _f_cat),
     ("flatten", _flatten),
-    ("adaptive_avg_pool2d", lambda x, size: ("adaptive_avg_pool2d.default", (x, _pair(size)))),
+    ("conv2d", _f_conv2d),
+    ("linear", _f_linear),
+    ("batch_norm", _f_batch_norm),
+    ("layer_norm", _f_layer_norm),
+    ("group_norm", _f_group_norm),
+    ("max_pool2d", _f_pool("max_pool2d.default")),
+    ("avg_pool2d", _f_pool("avg_pool2d.default")),
+    ("adaptive_avg_pool2d", _f_adaptive),
+    ("dropout", _unary("clone.default")),
+    ("embedding", _f_embedding),
+    ("mean", _f_mean),
+    ("transpose", _f_transpose),
+    ("permute", _dims),
     ("matmul", _as("matmul.default")),
     ("bmm", _as("bmm.default")),
     ("scaled_dot_product_attention", _as("scaled_dot_product_attention.default")),
-    ("split", _as("split.Tensor")),
-    ("chunk", _as("chunk.default")),
-    ("unbind", _as("unbind.int")),
+    ("split", _f_split("split.Tensor", "split_size_or_sections")),
+    ("chunk", _f_split("chunk.default", "chunks")),
+    ("unbind", _f_unbind),
     ("getitem", _index),
 ):
-    FX_FUNCTIONS.add(_fn, _rewrite)
+    FX_FUNCTIONS.add(_fn, _fn_rewrite)
 
-for _method, _rewrite in (
-    *((m, _as(f"{m}.default")) for m in ("relu", "sigmoid", "tanh", "contiguous", "expand")),
+for _method, _method_rewrite in (
+    *((m, _unary(f"{m}.default")) for m in ("relu", "sigmoid", "tanh", "contiguous")),
+    ("expand", _as("expand.default")),
     ("view", _as("view.default")),
     ("reshape", _as("view.default")),
     ("flatten", _flatten),
-    ("transpose", _as("transpose.int")),
+    ("transpose", _f_transpose),
     ("permute", _dims),
-    ("mean", _as("mean.dim")),
-    ("softmax", _as("softmax.int")),
+    ("mean", _f_mean),
+    ("softmax", _f_softmax),
     ("add", _as("add.Tensor")),
     ("mul", _as("mul.Tensor")),
-    ("split", _as("split.Tensor")),
-    ("chunk", _as("chunk.default")),
-    ("unbind", _as("unbind.int")),
+    ("split", _f_split("split.Tensor", "split_size")),
+    ("chunk", _f_split("chunk.default", "chunks")),
+    ("unbind", _f_unbind),
 ):
-    FX_METHODS.add(_method, _rewrite)
+    FX_METHODS.add(_method, _method_rewrite)
 
 
 def _pair(size: Any) -> list[int]:
@@ -277,7 +367,7 @@ def trace(
             calls[node] = None  # traced shapes instead, so these values are never needed
             continue
         else:
-            target, args = _aten_call(node, modules, params, args, kwargs)
+            target, args, kwargs = _aten_call(node, modules, params, args, kwargs)
             call = Call(node.name, "call_function", target, args, kwargs)
         if shape and not isinstance(shape[0], int):  # several outputs (a split)
             call.meta["val"] = [_Value(s) for s in shape]
@@ -294,21 +384,26 @@ def trace(
 
 
 def _aten_call(node: Any, modules: dict, params: Parameters, args: tuple, kwargs: dict):
-    """(ATen name, args) of one fx call; kwargs stay as they are."""
+    """(ATen name, args, kwargs) of one fx call. A call without a rewrite keeps a name no
+    translation has (the importer then falls back on torch.export)."""
     if node.op == "call_module":
         module = modules[node.target]
         rewrite = _lookup(FX_MODULES, type(module).__name__)
-        return (
-            rewrite(params, module, *args)
-            if rewrite is not None
-            else (f"{type(module).__name__} (module {node.target})", args)
-        )
-    if node.op == "call_method":
+        if rewrite is None:
+            return f"{type(module).__name__} (module {node.target})", args, kwargs
+        out = rewrite(params, module, *args, **kwargs)
+    elif node.op == "call_method":
         rewrite = _lookup(FX_METHODS, node.target)
-        return rewrite(*args) if rewrite is not None else (f"Tensor.{node.target}", args)
-    name = getattr(node.target, "__name__", str(node.target))
-    rewrite = _lookup(FX_FUNCTIONS, name)
-    return rewrite(*args) if rewrite is not None else (name, args)
+        if rewrite is None:
+            return f"Tensor.{node.target} (method)", args, kwargs
+        out = rewrite(*args, **kwargs)
+    else:
+        name = getattr(node.target, "__name__", str(node.target))
+        rewrite = _lookup(FX_FUNCTIONS, name)
+        if rewrite is None:
+            return f"{name} (function)", args, kwargs
+        out = rewrite(*args, **kwargs)
+    return out if len(out) == 3 else (*out, {})
 
 
 def _lookup(registry: Registry, name: str) -> Any:

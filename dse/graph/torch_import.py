@@ -128,6 +128,9 @@ def _batch_norm(ctx: ImportContext, node: Any) -> int:
 
 
 def _layer_norm(ctx: ImportContext, node: Any) -> int:
+    """``layer_norm(x, shape, weight, bias)``; without weights, statistics only."""
+    if _arg(node, 2, "weight", None) is None:
+        return ctx.builder.norm(ctx.ir(node.args[0]), "batch_stats")
     return ctx.builder.norm(ctx.ir(node.args[0]), "layer")
 
 
@@ -456,11 +459,13 @@ def from_torch(
 ) -> nx.DiGraph:
     """The IR graph of ``module`` run on ``example_inputs`` (one batch; the IR is per sample).
 
-    ``tracer="export"`` traces with ``torch.export`` and, where it cannot trace the module,
-    falls back to ``torch.fx`` with a warning saying why; ``tracer="fx"`` uses ``torch.fx``
-    (symbolic tracing and shape propagation, :mod:`dse.graph.fx_trace`: about ten times
-    faster, what a search over a space written as PyTorch wants), falling back to export.
-    Both give the same graph where both trace.
+    ``tracer="export"`` traces with ``torch.export`` (the reference) and, where it cannot trace
+    the module, falls back to ``torch.fx``; ``tracer="fx"`` uses ``torch.fx`` (symbolic tracing
+    and one forward pass, :mod:`dse.graph.fx_trace`: 3-10x faster, what a search over a space
+    written as PyTorch wants) and, where fx cannot trace or read the module (a call it has no
+    rewrite for, data-dependent control flow), falls back to export. A fallback warns with a
+    :class:`TracerFallback` naming the tracer used and why. Both give the same graph where both
+    trace.
 
     Raises :class:`~dse.graph.GraphError` listing every ATen operator without a translation,
     each with its source line, unless ``unknown="elementwise"`` (then each is costed as an
@@ -468,26 +473,34 @@ def from_torch(
     if tracer not in ("export", "fx"):
         raise GraphError(f"tracer: expected 'export' or 'fx', got {tracer!r}")
     name = name or type(module).__name__
-    # fx records source lines only when an error needs them (they are a fifth of its time)
-    sources = tracer == "export" or unknown != "error"
+    other: Literal["export", "fx"] = "fx" if tracer == "export" else "export"
     try:
-        nodes, params, inputs = _trace(module, example_inputs, tracer, sources)
-    except Exception as exc:  # the tracer could not trace this module: try the other
-        other: Literal["export", "fx"] = "fx" if tracer == "export" else "export"
-        try:
-            nodes, params, inputs = _trace(module, example_inputs, other, True)
-        except Exception:
-            raise exc from None
-        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        warnings.warn(TracerFallback(f"{name}: traced with {other} ({why})", other), stacklevel=2)
-        tracer, sources = other, True
-    try:
-        return _build(nodes, params, inputs, name, unknown)
-    except GraphError:
-        if sources:
+        if tracer == "fx":  # strict and without source lines: any doubt goes to export
+            return _import(module, example_inputs, "fx", name, "error", sources=False)
+        return _import(module, example_inputs, "export", name, unknown, sources=True)
+    except GraphError as exc:
+        if tracer == "export":  # export traced it: its mapping error is the answer
             raise
-    nodes, params, inputs = _trace(module, example_inputs, tracer, True)
-    return _build(nodes, params, inputs, name, unknown)  # the same error, with source lines
+        first: Exception = exc
+    except Exception as exc:  # noqa: BLE001 - the tracer could not trace this module
+        first = exc
+    try:
+        graph = _import(module, example_inputs, other, name, unknown, sources=True)
+    except GraphError:
+        raise
+    except Exception:  # noqa: BLE001 - neither traced: the first tracer's reason
+        raise first from None
+    text = str(first).strip()
+    why = text.splitlines()[0] if text else type(first).__name__
+    warnings.warn(TracerFallback(f"{name}: traced with {other} ({why})", other), stacklevel=2)
+    return graph
+
+
+def _import(
+    module: Any, example_inputs: Sequence[Any], tracer: str, name: str, unknown: str, sources: bool
+) -> nx.DiGraph:
+    nodes, params, inputs = _trace(module, example_inputs, tracer, sources)
+    return _build(nodes, params, inputs, name, unknown)
 
 
 def _trace(module: Any, example_inputs: Sequence[Any], tracer: str, sources: bool):
@@ -543,7 +556,7 @@ def _build(nodes: list, params: dict, inputs: list, name: str, unknown: str) -> 
             if not ins:
                 unmapped.append(label)
                 continue
-            warnings.warn(f"costed as elementwise: {label}", stacklevel=3)
+            warnings.warn(f"costed as elementwise: {label}", stacklevel=4)
             ctx.nodes[node.name] = b.act(ctx.ir(ins[0]), "elementwise")
             continue
         if unmapped:  # keep collecting the unmapped ops; the rest cannot be built anyway
