@@ -36,7 +36,7 @@ from typing import Any
 
 import networkx as nx
 
-from dse.graph import from_torch
+from dse.graph import canonical_hash, from_torch
 from dse.graph.torch_import import TracerFallback
 from dse.registry import SPACES
 from dse.space import Choice, SearchSpace, SpaceError
@@ -101,19 +101,31 @@ class TorchSpace(SearchSpace):
         #: cannot trace switches the space to export, the tracer that could
         self.tracer = tracer
         self._graphs: OrderedDict[str, nx.DiGraph] = OrderedDict()
+        self._hashes: dict[str, str] = {}  # the canonical hash of each cached graph
 
     def module(self, arch: Mapping[str, Any]) -> Any:
         """The user's network for ``arch``."""
         return self.make({v.name: arch[v.name] for v in self.variables})
 
     def arch_hash(self, arch: Mapping[str, Any]) -> str:
+        """The imported graph's canonical hash: designs whose modules import to the same graph
+        are one design, evaluated once (an elastic space's decisions for blocks it does not
+        build make no difference)."""
+        return self.identify(arch)[0]
+
+    def identify(self, arch: Mapping[str, Any]) -> tuple[str, nx.DiGraph]:
+        graph = self.to_graph(arch)
+        return self._hashes[self._key(arch)], graph
+
+    def _key(self, arch: Mapping[str, Any]) -> str:
+        """The decisions as JSON: what the graph cache is keyed by."""
         return json.dumps({v.name: arch[v.name] for v in self.variables}, sort_keys=True)
 
     def to_graph(self, arch: Mapping[str, Any]) -> nx.DiGraph:
         import torch
 
         self.encode(arch)  # validates every decision, naming the variable
-        key = self.arch_hash(arch)
+        key = self._key(arch)
         if key in self._graphs:
             self._graphs.move_to_end(key)
             return self._graphs[key]
@@ -130,7 +142,7 @@ class TorchSpace(SearchSpace):
             warnings.warn(w.message, stacklevel=2)
         if self.spec is not None:  # proxies build make(arch) itself, in any process
             graph.graph["torch_module"] = {"factory": self.spec, "arch": json.loads(key)}
-        self._graphs[key] = graph
+        self._graphs[key], self._hashes[key] = graph, canonical_hash(graph)
         if len(self._graphs) > CACHE_SIZE:
-            self._graphs.popitem(last=False)
+            del self._hashes[self._graphs.popitem(last=False)[0]]
         return graph

@@ -141,7 +141,8 @@ def test_the_example_pytorch_spaces_search_with_nsga2_from_their_config_files(
     data["search"].update(pop_size=6, max_evaluations=12)
     result = dse.run(data, output=tmp_path, progress=False)
     df = dse.results.load(result.path)
-    assert len(df) == 12 and (df.status == "ok").all() and df.is_pareto.any()
+    assert result.proposals == 12 and len(df) >= 10  # aliases of one network are one row
+    assert (df.status == "ok").all() and df.is_pareto.any() and df.arch_hash.is_unique
     assert (df.gpu_latency_ms > 0).all() and (df.fpga_latency_ms > 0).all()
     module = importlib.import_module(factory)  # importable: it sits beside the config
     for row in df.head(3).itertuples():
@@ -175,3 +176,21 @@ def test_choices_may_name_a_dict_in_the_users_module_and_a_factory_beside_a_conf
     with pytest.raises(ConfigError, match="space.choices: expected 'module:NAME'"):
         dse.run(config(choices="CHOICES"), output=tmp_path / "x", progress=False)
     assert not (tmp_path / "x").exists()
+
+
+def test_decisions_that_do_not_change_the_network_are_one_design(monkeypatch):
+    """An elastic space's kernel and ratio for a block past its stage's depth build nothing:
+    both architectures import to one graph, so they share an arch_hash (evaluated once)."""
+    from conftest import REPO
+
+    from dse.spaces.torch_space import TorchSpace
+
+    monkeypatch.syspath_prepend(str(REPO / "examples"))
+    import elastic_mobilenet as em
+
+    space = TorchSpace(em.make, em.CHOICES, (3, 32, 32))
+    arch = {k: v[0] for k, v in em.CHOICES.items()}  # depth 2 everywhere
+    unbuilt = {**arch, "k1_4": 7}  # block 4 of stage 1 is not built
+    built = {**arch, "k1_2": 7}
+    assert space.arch_hash(unbuilt) == space.arch_hash(arch) != space.arch_hash(built)
+    assert space.arch_id(unbuilt) != space.arch_id(arch)  # still told apart by their decisions
