@@ -37,7 +37,7 @@ from typing import Any
 import networkx as nx
 
 from dse.graph import canonical_hash, from_torch
-from dse.graph.torch_import import TracerFallback
+from dse.graph.tracers import TracerFallback
 from dse.registry import SPACES
 from dse.space import Choice, SearchSpace, SpaceError
 

@@ -30,8 +30,10 @@ class Plain(torch.nn.Module):
 
 
 def exported(module: torch.nn.Module, shape, keep_norms: bool = True):
-    """``torch.onnx.export`` (TorchScript path) of ``module``; ``keep_norms``: batch norms kept
-    as nodes (else folded into the convolutions, the exporter's default)."""
+    """``torch.onnx.export`` (TorchScript path) of ``module`` on one sample of ``shape`` (or on
+    ``shape`` itself, an example tensor); ``keep_norms``: batch norms kept as nodes (else
+    folded into the convolutions, the exporter's default)."""
+    example = shape if isinstance(shape, torch.Tensor) else torch.randn(1, *shape)
     buffer = io.BytesIO()
     kwargs = (
         {"training": torch.onnx.TrainingMode.PRESERVE, "do_constant_folding": False}
@@ -40,7 +42,7 @@ def exported(module: torch.nn.Module, shape, keep_norms: bool = True):
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module.eval(), (torch.randn(1, *shape),), buffer, dynamo=False, **kwargs)
+        torch.onnx.export(module.eval(), (example,), buffer, dynamo=False, **kwargs)
     return onnx.load_from_string(buffer.getvalue())
 
 
@@ -113,3 +115,61 @@ def test_dse_cost_prices_an_onnx_file(tmp_path, capsys):
     capsys.readouterr()
     assert main(["cost", "--onnx", str(tmp_path / "nope.onnx"), "--device", "Pixel-3"]) == 2
     assert "--onnx: " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "mobilenet_v3_large",
+        pytest.param("resnet50", marks=pytest.mark.slow),
+        pytest.param("efficientnet_b0", marks=pytest.mark.slow),
+        pytest.param("mobilenet_v2", marks=pytest.mark.slow),
+        pytest.param("vit_b16", marks=pytest.mark.slow),
+        pytest.param("gpt2_blocks", marks=pytest.mark.slow),
+    ],
+)
+def test_the_reference_networks_export_to_onnx_with_the_same_totals(name, monkeypatch):
+    """The hand-written reference networks (examples/torch_networks.py): squeeze-excite gates,
+    hard-swish, SiLU, bottlenecks, and the transformers (a class token and position table,
+    layer norms, linear layers with biases on 3-D inputs, attention with its scale and causal
+    mask); the same parameters and MACs through either door."""
+    from conftest import REPO
+
+    monkeypatch.syspath_prepend(str(REPO / "examples"))
+    import torch_networks
+
+    shape = torch_networks.PUBLISHED[name].input_shape
+    net = getattr(torch_networks, name)().eval()
+    a = totals(from_torch(net, (torch.randn(1, *shape),)))
+    b = totals(from_onnx(exported(net, shape)))
+    assert (a.params, a.macs) == (b.params, b.macs)
+    assert a.params == sum(p.numel() for p in net.parameters())
+
+
+def test_onnx_reads_group_norms_pieces_tokens_and_tied_weights_as_torch_does():
+    """nn.GroupNorm (which exporters write as reshape, instance norm, reshape, scale, shift),
+    dilation, split/chunk/unbind pieces, a class token and position table, x[:, 0], an
+    embedding whose table the output layer shares, functional forms: the same totals."""
+    import test_torch_import as cases
+
+    class Grouped(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 8, 3)
+            self.norm = torch.nn.GroupNorm(2, 8)
+            self.stats = torch.nn.GroupNorm(4, 8, affine=False)
+
+        def forward(self, x):
+            return self.stats(self.norm(self.conv(x)))
+
+    for net, x in (
+        (Grouped(), torch.randn(1, 3, 8, 8)),
+        (cases.Pieces(), torch.randn(1, 3, 8, 8)),
+        (cases.Functional(), torch.randn(1, 3, 32, 32)),
+        (cases.TinyLm(), torch.randint(0, 100, (1, 16))),
+        (cases.Shared(), torch.randint(0, 100, (1, 8))),
+    ):
+        a = totals(from_torch(net, (x,)))
+        b = totals(from_onnx(exported(net, x)))
+        assert (a.params, a.macs) == (b.params, b.macs), type(net).__name__
+        assert a.params == sum(p.numel() for p in net.parameters())

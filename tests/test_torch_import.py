@@ -314,7 +314,7 @@ class Iterating(nn.Module):
 
 def test_a_module_one_tracer_cannot_trace_falls_back_to_the_other_with_a_warning():
     from dse.graph import to_dict
-    from dse.graph.torch_import import TracerFallback
+    from dse.graph.tracers import TracerFallback
 
     x = torch.randn(2, 8)
     with pytest.warns(TracerFallback, match="Iterating: traced with export") as caught:

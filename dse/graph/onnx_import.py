@@ -7,6 +7,11 @@ sample, so the batch dimension is dropped. Nodes that compute only on constants 
 arithmetic an exporter writes around a ``Reshape``: ``Shape``, ``Gather``, ``Unsqueeze``,
 ``Concat`` of integers) are not part of the network and are skipped.
 
+What an exporter spells in several nodes is read back as the one op a PyTorch module wrote:
+``MatMul`` by a weight and the ``Add`` of its bias (``nn.Linear`` on a 3-D input), a group norm
+(reshape, ``InstanceNormalization``, reshape, scale, shift), a class token (``Expand`` of a
+parameter), a weight table a second op reads (counted once).
+
 Parameters come from the IR ops, which count what the initializers hold: an export that keeps
 batch norms (``torch.onnx.export(..., training=TrainingMode.PRESERVE,
 do_constant_folding=False)``) gives the same totals as :func:`~dse.graph.from_torch` of the same
@@ -28,6 +33,7 @@ import networkx as nx
 import numpy as np
 
 from dse.graph.builder import GraphBuilder
+from dse.graph.onnx_constants import CONSTANT_OPS, VIEW_OPS, attribute, axes
 from dse.graph.ops import GraphError, unmapped_error
 from dse.registry import Registry
 
@@ -42,6 +48,29 @@ class OnnxContext:
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     weights: dict[str, tuple[int, ...]] = field(default_factory=dict)
     values: dict[str, Any] = field(default_factory=dict)  # constant tensors (numpy)
+    users: dict[str, list[Any]] = field(default_factory=dict)  # tensor -> the nodes reading it
+    aliases: dict[str, str] = field(default_factory=dict)  # a node's output -> the tensor it is
+    origins: dict[str, str] = field(default_factory=dict)  # a copied weight -> its initializer
+    owned: set[str] = field(default_factory=set)  # initializers an op has counted
+
+    def tied(self, name: str) -> dict[str, Any]:
+        """The op attributes of one reading weight ``name``: the first reader counts it, a later
+        one is ``tied`` to it (reads it, counts no parameters: shared weights once)."""
+        first = self.origins.get(name, name)
+        if first not in self.owned:
+            self.owned.add(first)
+            return {}
+        return {"options": {"tied": True}}
+
+    def is_weight(self, name: str) -> bool:
+        """An initializer, or computed from initializers only (a transposed weight)."""
+        return name in self.weights or (name in self.values and name not in self.nodes)
+
+    def learned(self, name: str) -> int:
+        """The number of elements of ``name`` when it is an initializer or a copy, transpose or
+        reshape of one (a learned tensor), else 0."""
+        name = self.origins.get(name, name)
+        return int(np.prod(self.weights[name])) if name in self.weights else 0
 
     def ir(self, name: str) -> int:
         if name not in self.nodes:
@@ -50,16 +79,6 @@ class OnnxContext:
 
     def shape(self, name: str) -> tuple[int, ...]:
         return self.shapes.get(name) or self.weights[name]
-
-
-def attribute(node: Any, name: str, default: Any = None) -> Any:
-    """An ONNX node attribute as a plain value."""
-    from onnx import helper
-
-    for a in node.attribute:
-        if a.name == name:
-            return helper.get_attribute_value(a)
-    return default
 
 
 #: ONNX ``op_type`` -> a translation ``(context, node) -> IR node``
@@ -75,18 +94,20 @@ def _square(values: Any, what: str) -> int:
 
 def _conv(ctx: OnnxContext, node: Any) -> int:
     x, w = node.input[0], node.input[1]
-    if _square(attribute(node, "dilations"), "dilations") != 1:
-        raise GraphError("dilated convolutions are not in the IR yet")
     cout, _, k, _ = ctx.shape(w)
     stride = _square(attribute(node, "strides"), "strides")
     padding = _square(attribute(node, "pads", [0]), "pads")
     groups = int(attribute(node, "group", 1))
     bias = len(node.input) > 2 and bool(node.input[2])
+    kw: dict[str, Any] = {"padding": padding, "bias": bias, **ctx.tied(w)}
+    dilation = _square(attribute(node, "dilations"), "dilations")
+    if dilation != 1:
+        kw["dilation"] = dilation
     cin = ctx.shape(x)[1]
     b = ctx.builder
     if groups == cin == cout and groups > 1:
-        return b.dwconv(ctx.ir(x), k, stride, padding=padding, bias=bias)
-    return b.conv(ctx.ir(x), cout, k, stride, groups=groups, padding=padding, bias=bias)
+        return b.dwconv(ctx.ir(x), k, stride, **kw)
+    return b.conv(ctx.ir(x), cout, k, stride, groups=groups, **kw)
 
 
 def _batch_norm(ctx: OnnxContext, node: Any) -> int:
@@ -114,9 +135,20 @@ def _elementwise(kind: str) -> Callable[[OnnxContext, Any], int]:
         value = ctx.values.get(constant)
         if kind == "mul" and value is not None and not value.any():
             return ctx.builder.zero(ctx.ir(tensor))
-        raise GraphError(f"{kind} of a tensor and a constant is not in the IR")
+        x = ctx.ir(tensor)
+        per_sample = ctx.builder.shape(x)
+        if kind == "add" and constant in ctx.weights and _learned(ctx, constant, per_sample):
+            table = ctx.builder.add("constant", (), shape=per_sample)  # a position table
+            return ctx.builder.add("add", (x, table))
+        return ctx.builder.act(x, "elementwise")  # a scale, a shift, a mask: elementwise
 
     return translate
+
+
+def _learned(ctx: OnnxContext, name: str, per_sample: tuple[int, ...]) -> bool:
+    """Whether initializer ``name`` is a learned tensor the size of one sample (broadcast over
+    the batch only): the IR's ``constant``, its elements counted as parameters."""
+    return int(np.prod(ctx.weights[name])) == int(np.prod(per_sample)) > 1
 
 
 def _pool(mode: str) -> Callable[[OnnxContext, Any], int]:
@@ -134,11 +166,9 @@ def _global_avg(ctx: OnnxContext, node: Any) -> int:
 
 
 def _reduce_mean(ctx: OnnxContext, node: Any) -> int:
-    axes = attribute(node, "axes")
-    if axes is None and len(node.input) > 1:
-        axes = list(ctx.values[node.input[1]])
+    named = axes(node, ctx)
     rank = len(ctx.shape(node.input[0]))
-    if sorted(int(a) % rank for a in axes or []) != [2, 3]:
+    if sorted(a % rank for a in named) != [2, 3]:
         raise GraphError("a mean over other axes than H and W is not in the IR")
     pooled = ctx.builder.pool(ctx.ir(node.input[0]), "global_avg")
     return pooled if attribute(node, "keepdims", 1) else ctx.builder.flatten(pooled)
@@ -148,14 +178,26 @@ def _gemm(ctx: OnnxContext, node: Any) -> int:
     w = ctx.shape(node.input[1])
     features = w[0] if attribute(node, "transB", 0) else w[1]
     bias = len(node.input) > 2 and bool(node.input[2])
-    return ctx.builder.linear(ctx.ir(node.input[0]), features, bias=bias)
+    return ctx.builder.linear(ctx.ir(node.input[0]), features, bias=bias, **ctx.tied(node.input[1]))
 
 
 def _matmul(ctx: OnnxContext, node: Any) -> int:
+    """``x @ W`` with ``W`` an initializer (or one transposed): a linear layer, with the bias
+    the ``Add`` after it adds (exporters write ``nn.Linear`` on 3-D inputs so); two tensors:
+    the IR's ``matmul``."""
     a, w = node.input
-    if w in ctx.weights:  # x @ W: a linear layer without bias
-        return ctx.builder.linear(ctx.ir(a), ctx.weights[w][-1], bias=False)
-    return ctx.builder.matmul(ctx.ir(a), ctx.ir(w))
+    if not ctx.is_weight(w):
+        return ctx.builder.matmul(ctx.ir(a), ctx.ir(w))
+    features = int(ctx.shape(w)[-1]) if w in ctx.weights else int(ctx.values[w].shape[-1])
+    readers = ctx.users.get(node.output[0], [])
+    bias = None
+    if len(readers) == 1 and getattr(readers[0], "op_type", None) == "Add":
+        other = next(i for i in readers[0].input if i != node.output[0])
+        if other in ctx.weights and tuple(ctx.weights[other]) == (features,):
+            bias = readers[0].output[0]
+    if bias is not None:
+        ctx.aliases[bias] = node.output[0]
+    return ctx.builder.linear(ctx.ir(a), features, bias=bias is not None, **ctx.tied(w))
 
 
 def _flatten(ctx: OnnxContext, node: Any) -> int:
@@ -169,6 +211,9 @@ def _reshape(ctx: OnnxContext, node: Any) -> int:
     takes what is left. The batch must stay first."""
     x = node.input[0]
     full = ctx.shape(x)
+    grouped = _group_norm(ctx, node)
+    if grouped is not None:
+        return grouped
     target = [int(v) for v in ctx.values[node.input[1]]]
     target = [full[i] if v == 0 else v for i, v in enumerate(target)]
     if -1 in target:
@@ -177,6 +222,39 @@ def _reshape(ctx: OnnxContext, node: Any) -> int:
     if target[0] != full[0]:
         raise GraphError("it moves the batch dimension (the IR is per sample; keep it first)")
     return ctx.builder.reshape(ctx.ir(x), tuple(target[1:]))
+
+
+def _only_reader(ctx: OnnxContext, tensor: str, op_type: str) -> Any:
+    readers = ctx.users.get(tensor, [])
+    if len(readers) == 1 and getattr(readers[0], "op_type", None) == op_type:
+        return readers[0]
+    return None
+
+
+def _group_norm(ctx: OnnxContext, node: Any) -> int | None:
+    """``nn.GroupNorm`` as exporters write it: a reshape to (batch, groups, -1), an
+    ``InstanceNormalization``, a reshape back, then (affine) a ``Mul`` and an ``Add`` of
+    per-channel weights. Found at its first reshape: one IR group norm, the rest aliases of
+    it; None where ``node`` starts no such pattern."""
+    norm = _only_reader(ctx, node.output[0], "InstanceNormalization")
+    back = norm and _only_reader(ctx, norm.output[0], "Reshape")
+    if not back:
+        return None
+    full = ctx.shape(node.input[0])
+    groups, channels = int(ctx.shapes[node.output[0]][1]), int(full[1])
+    scale = _only_reader(ctx, back.output[0], "Mul")
+    shift = scale and _only_reader(ctx, scale.output[0], "Add")
+    per_channel = [max(ctx.learned(i) for i in n.input) for n in (scale, shift) if n]
+    x = ctx.ir(node.input[0])
+    if shift and per_channel == [channels, channels]:
+        out = ctx.builder.norm(x, "group", groups=groups)
+        tail = [norm, back, scale, shift]
+    else:  # without weights (an exporter's ones and zeros, if any, change nothing)
+        out = ctx.builder.norm(x, "batch_stats")
+        tail = [norm, back] + ([scale, shift] if shift and per_channel == [0, 0] else [])
+    for n in tail:
+        ctx.aliases[n.output[0]] = node.output[0]
+    return out
 
 
 def _transpose(ctx: OnnxContext, node: Any) -> int:
@@ -200,19 +278,84 @@ def _slice(ctx: OnnxContext, node: Any) -> int:
     x = node.input[0]
     full = ctx.shape(x)
     starts, ends = (ctx.values[n].tolist() for n in node.input[1:3])
-    axes = ctx.values[node.input[3]].tolist() if len(node.input) > 3 else list(range(len(starts)))
+    dims = ctx.values[node.input[3]].tolist() if len(node.input) > 3 else list(range(len(starts)))
     steps = ctx.values[node.input[4]].tolist() if len(node.input) > 4 else [1] * len(starts)
     cut = {
         int(a) % len(full): (int(s), int(e), int(t))
-        for a, s, e, t in zip(axes, starts, ends, steps)
+        for a, s, e, t in zip(dims, starts, ends, steps)
     }
     whole = {a for a, (s, e, t) in cut.items() if s == 0 and t == 1 and e >= full[a]}
     rest = set(cut) - whole
     if not rest:
         return ctx.ir(x)
-    if rest != {1} or cut[1][0] != 0 or cut[1][2] != 1:
-        raise GraphError("only the first channels of a tensor (x[:, :c]) are a slice in the IR")
-    return ctx.builder.slice(ctx.ir(x), min(cut[1][1], full[1]))
+    if 0 in rest:
+        raise GraphError("it slices the batch dimension (the IR is per sample)")
+    if rest == {1} and cut[1][0] == 0 and cut[1][2] == 1:  # the first channels: x[:, :c]
+        return ctx.builder.slice(ctx.ir(x), min(cut[1][1], full[1]))
+    shape = list(full)
+    for a, (s, e, t) in cut.items():
+        shape[a] = len(range(*slice(s, e, t).indices(full[a])))
+    return ctx.builder.add("slice", (ctx.ir(x),), shape=tuple(shape[1:]))
+
+
+def _layer_norm(ctx: OnnxContext, node: Any) -> int:
+    affine = len(node.input) > 1 and ctx.learned(node.input[1]) > 0  # not an exporter's ones
+    return ctx.builder.norm(ctx.ir(node.input[0]), "layer" if affine else "batch_stats")
+
+
+def _split(ctx: OnnxContext, node: Any) -> int:
+    """Each piece a costless ``slice`` of its inferred shape (the IR's view of a part)."""
+    x = ctx.ir(node.input[0])
+    full = ctx.shape(node.input[0])
+    axis = int(attribute(node, "axis", 0)) % len(full)
+    if axis == 0:
+        raise GraphError("it splits the batch dimension (the IR is per sample)")
+    if len(node.input) > 1 and node.input[1]:
+        sizes = [int(v) for v in ctx.values[node.input[1]]]
+    else:
+        sizes = attribute(node, "split") or [full[axis] // len(node.output)] * len(node.output)
+    for out, size in zip(node.output, sizes, strict=True):
+        if out in ctx.users:  # a piece nothing reads costs nothing
+            shape = (*full[1:axis], int(size), *full[axis + 1 :])
+            ctx.nodes[out] = ctx.builder.add("slice", (x,), shape=shape)
+            ctx.shapes[out] = (full[0], *shape)
+    return ctx.nodes.get(node.output[0], x)
+
+
+def _gather(ctx: OnnxContext, node: Any) -> int:
+    """Rows of a weight table at the input's indices: an ``embedding``; ``x[:, i]`` (a gather
+    of one index after the batch): a costless ``slice``."""
+    table, index = node.input[0], node.input[1]
+    if table in ctx.weights and index in ctx.nodes:
+        vocab, dim = ctx.weights[table]
+        return ctx.builder.embedding(ctx.ir(index), int(vocab), int(dim), **ctx.tied(table))
+    if int(attribute(node, "axis", 0)) % len(ctx.shape(node.input[0])) == 0:
+        raise GraphError("it gathers along the batch dimension (the IR is per sample)")
+    if node.input[1] not in ctx.values or np.size(ctx.values[node.input[1]]) != 1:
+        raise GraphError("only a gather of one constant index is in the IR")
+    full, axis = ctx.shape(node.input[0]), int(attribute(node, "axis", 0))
+    axis %= len(full)
+    kept = () if np.ndim(ctx.values[node.input[1]]) == 0 else (1,)  # x[:, i] or x[:, [i]]
+    shape = (*full[1:axis], *kept, *full[axis + 1 :])
+    return ctx.builder.add("slice", (ctx.ir(node.input[0]),), shape=shape)
+
+
+def _squeeze(ctx: OnnxContext, node: Any) -> int:
+    """``Squeeze``/``Unsqueeze`` of a data tensor after the batch: a (costless) reshape."""
+    full = list(ctx.shape(node.input[0]))
+    named = axes(node, ctx)
+    if node.op_type == "Squeeze":
+        gone = (
+            {a % len(full) for a in named} if named else {i for i, d in enumerate(full) if d == 1}
+        )
+        shape = [d for i, d in enumerate(full) if i not in gone]
+    else:
+        shape = list(full)
+        for a in sorted(a % (len(full) + len(named)) for a in named):
+            shape.insert(a, 1)
+    if not shape or shape[0] != full[0]:
+        raise GraphError("it moves the batch dimension (the IR is per sample; keep it first)")
+    return ctx.builder.reshape(ctx.ir(node.input[0]), tuple(shape[1:]))
 
 
 def _same(ctx: OnnxContext, node: Any) -> int:
@@ -250,38 +393,15 @@ for _name, _translate in (
     ("Identity", _same),
     ("Dropout", _same),
     ("Softmax", _softmax),
+    ("LayerNormalization", _layer_norm),
+    ("Split", _split),
+    ("Gather", _gather),
+    ("Squeeze", _squeeze),
+    ("Unsqueeze", _squeeze),
+    ("Sub", _elementwise("add")),
+    ("Div", _elementwise("mul")),
 ):
     ONNX_IMPORTS.add(_name, _translate)
-
-
-def _axes(node: Any, ctx: OnnxContext) -> list[int]:
-    axes = attribute(node, "axes")
-    if axes is None and len(node.input) > 1:
-        axes = ctx.values[node.input[1]]
-    return [int(a) for a in axes]
-
-
-#: shape arithmetic an exporter writes (on constants and ``Shape`` outputs), evaluated here
-CONSTANT_OPS: dict[str, Callable[[OnnxContext, Any, list], Any]] = {
-    "Constant": lambda ctx, node, xs: numpy_value(attribute(node, "value")),
-    "Gather": lambda ctx, node, xs: np.take(xs[0], xs[1], axis=int(attribute(node, "axis", 0))),
-    "Unsqueeze": lambda ctx, node, xs: np.expand_dims(xs[0], tuple(_axes(node, ctx))),
-    "Squeeze": lambda ctx, node, xs: np.squeeze(xs[0], tuple(_axes(node, ctx))),
-    "Concat": lambda ctx, node, xs: np.concatenate(
-        [np.atleast_1d(x) for x in xs], axis=int(attribute(node, "axis", 0))
-    ),
-    "Cast": lambda ctx, node, xs: xs[0],
-    "Mul": lambda ctx, node, xs: xs[0] * xs[1],
-    "Div": lambda ctx, node, xs: xs[0] // xs[1],
-    "Add": lambda ctx, node, xs: xs[0] + xs[1],
-    "Sub": lambda ctx, node, xs: xs[0] - xs[1],
-}
-
-
-def numpy_value(tensor: Any) -> Any:
-    from onnx import numpy_helper
-
-    return numpy_helper.to_array(tensor)
 
 
 def _dims(value_info: Any) -> tuple[int, ...] | None:
@@ -304,7 +424,7 @@ def from_onnx(
     except ImportError:
         raise GraphError("from_onnx needs onnx: pip install 'dse[onnx]'") from None
     model: Any = path if hasattr(path, "graph") else onnx.load(str(path))
-    model = shape_inference.infer_shapes(model)
+    model = shape_inference.infer_shapes(model, data_prop=True)
     graph = model.graph
     weights = {i.name: tuple(i.dims) for i in graph.initializer}
     values = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
@@ -323,8 +443,31 @@ def from_onnx(
         raise GraphError(f"from_onnx: the input {first!r} has no fixed shape")
     ctx.nodes[first] = b.input(shapes[first][1:])
     batch = shapes[first][0]
+    for node in graph.node:
+        for i in node.input:
+            ctx.users.setdefault(i, []).append(node)
+        first = node.input[0] if node.input else ""
+        if node.op_type in VIEW_OPS and (first in weights or first in ctx.origins):
+            ctx.origins[node.output[0]] = ctx.origins.get(first, first)  # the same weights
+    for out in graph.output:
+        ctx.users.setdefault(out.name, []).append(out)
     unmapped: list[str] = []
     for node in graph.node:
+        if node.output and node.output[0] in ctx.aliases:  # a bias folded into its linear
+            ctx.nodes[node.output[0]] = ctx.nodes[ctx.aliases[node.output[0]]]
+            continue
+        if node.op_type == "Expand" and node.input[0] in ctx.weights:  # a class token
+            if node.output[0] not in shapes:  # the target shape is shape arithmetic
+                target = [int(v) for v in ctx.values[node.input[1]]]
+                shapes[node.output[0]] = np.broadcast_shapes(ctx.weights[node.input[0]], target)
+            shape = tuple(int(v) for v in shapes[node.output[0]][1:])
+            if np.prod(ctx.weights[node.input[0]]) != np.prod(shape):
+                raise GraphError(
+                    f"from_onnx: Expand ({node.name}): a parameter broadcast beyond the batch"
+                )
+            ctx.nodes[node.output[0]] = b.add("constant", (), shape=shape)
+            ctx.shapes[node.output[0]] = shapes[node.output[0]]
+            continue
         if node.op_type == "Shape" and node.input[0] in ctx.nodes:
             ctx.values[node.output[0]] = np.array((batch, *b.shape(ctx.ir(node.input[0]))))
             continue
@@ -342,6 +485,8 @@ def from_onnx(
             data = next(i for i in node.input if i in ctx.nodes)
             warnings.warn(f"costed as elementwise: {label}", stacklevel=2)
             ctx.nodes[node.output[0]] = b.act(ctx.ir(data), "elementwise")
+            continue
+        if unmapped:  # keep collecting the unmapped nodes; the rest cannot be built anyway
             continue
         try:
             out = ctx.nodes[node.output[0]] = ONNX_IMPORTS[node.op_type](ctx, node)

@@ -26,6 +26,7 @@ import networkx as nx
 
 from dse.graph.builder import GraphBuilder
 from dse.graph.ops import GraphError, unmapped_error
+from dse.graph.tracers import TracerFallback, trace_calls
 from dse.registry import Registry
 
 
@@ -441,14 +442,6 @@ def _source(node: Any) -> str:
     return users[-1] if users else "(no source line)"
 
 
-class TracerFallback(UserWarning):
-    """The tracer asked for could not trace a module; ``tracer`` is the one that did."""
-
-    def __init__(self, message: str, tracer: str):
-        super().__init__(message)
-        self.tracer = tracer
-
-
 def from_torch(
     module: Any,
     example_inputs: Sequence[Any],
@@ -499,35 +492,8 @@ def from_torch(
 def _import(
     module: Any, example_inputs: Sequence[Any], tracer: str, name: str, unknown: str, sources: bool
 ) -> nx.DiGraph:
-    nodes, params, inputs = _trace(module, example_inputs, tracer, sources)
+    nodes, params, inputs = trace_calls(module, example_inputs, tracer, sources)
     return _build(nodes, params, inputs, name, unknown)
-
-
-def _trace(module: Any, example_inputs: Sequence[Any], tracer: str, sources: bool):
-    """(ATen nodes, parameter shapes, user input names) of ``module`` in eval mode."""
-    was_training = getattr(module, "training", False)
-    module.eval()
-    try:
-        if tracer == "fx":
-            from dse.graph.fx_trace import trace
-
-            return trace(module, example_inputs, sources=sources)
-        return _exported(module, example_inputs)
-    finally:
-        module.train(was_training)
-
-
-def _exported(module: Any, example_inputs: Sequence[Any]) -> tuple[list, dict, list]:
-    """(ATen nodes, parameter shapes, user input names) from ``torch.export``."""
-    import torch
-
-    exported = torch.export.export(module, tuple(example_inputs))
-    inputs = list(exported.graph_signature.user_inputs)
-    params = {}
-    for node in exported.graph.nodes:
-        if node.op == "placeholder" and node.name not in inputs:
-            params[node.name] = tuple(int(s) for s in node.meta["val"].shape)
-    return list(exported.graph.nodes), params, inputs
 
 
 def _build(nodes: list, params: dict, inputs: list, name: str, unknown: str) -> nx.DiGraph:

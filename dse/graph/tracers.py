@@ -1,0 +1,51 @@
+"""How a PyTorch module becomes ATen calls for :func:`dse.graph.from_torch`: two tracers.
+
+``torch.export`` is the reference: it runs the module's Python once under a compiler and
+writes every ATen operator with its traced shape. ``torch.fx`` (:mod:`dse.graph.fx_trace`)
+traces symbolically and runs one forward pass for the shapes, 3-10x faster, and its calls are
+rewritten into the ATen calls export would write. Both return the same triple, so one set of
+translations (``TORCH_IMPORTS``) reads either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class TracerFallback(UserWarning):
+    """The tracer asked for could not trace a module; ``tracer`` is the one that did."""
+
+    def __init__(self, message: str, tracer: str):
+        super().__init__(message)
+        self.tracer = tracer
+
+
+def trace_calls(
+    module: Any, example_inputs: Sequence[Any], tracer: str, sources: bool
+) -> tuple[list, dict, list]:
+    """(ATen calls in order, parameter shapes by name, the user inputs' names) of ``module``
+    in eval mode (its mode is restored); ``sources``: fx records each call's source line."""
+    was_training = getattr(module, "training", False)
+    module.eval()
+    try:
+        if tracer == "fx":
+            from dse.graph.fx_trace import trace
+
+            return trace(module, example_inputs, sources=sources)
+        return exported_calls(module, example_inputs)
+    finally:
+        module.train(was_training)
+
+
+def exported_calls(module: Any, example_inputs: Sequence[Any]) -> tuple[list, dict, list]:
+    """(ATen nodes, parameter shapes, user input names) from ``torch.export``."""
+    import torch
+
+    exported = torch.export.export(module, tuple(example_inputs))
+    inputs = list(exported.graph_signature.user_inputs)
+    params = {}
+    for node in exported.graph.nodes:
+        if node.op == "placeholder" and node.name not in inputs:
+            params[node.name] = tuple(int(s) for s in node.meta["val"].shape)
+    return list(exported.graph.nodes), params, inputs
