@@ -34,7 +34,7 @@ import numpy as np
 
 from dse.graph.builder import GraphBuilder
 from dse.graph.onnx_constants import CONSTANT_OPS, VIEW_OPS, attribute, axes
-from dse.graph.ops import GraphError, unmapped_error
+from dse.graph.ops import GraphError, unmapped_error, weight_reader
 from dse.registry import Registry
 
 
@@ -56,11 +56,7 @@ class OnnxContext:
     def tied(self, name: str) -> dict[str, Any]:
         """The op attributes of one reading weight ``name``: the first reader counts it, a later
         one is ``tied`` to it (reads it, counts no parameters: shared weights once)."""
-        first = self.origins.get(name, name)
-        if first not in self.owned:
-            self.owned.add(first)
-            return {}
-        return {"options": {"tied": True}}
+        return weight_reader(self.owned, self.origins.get(name, name))
 
     def is_weight(self, name: str) -> bool:
         """An initializer, or computed from initializers only (a transposed weight)."""

@@ -33,6 +33,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
+from typing import Any
 
 from dse.registry import Registry
 
@@ -41,6 +42,16 @@ Shape = tuple[int, ...]
 
 class GraphError(ValueError):
     """An architecture graph or an operator is malformed; the message names the node."""
+
+
+def weight_reader(owned: set[str], name: str) -> dict[str, Any]:
+    """The op attributes of one reading weight tensor ``name`` (the importers' rule for shared
+    weights): the first reader owns and counts it (``name`` joins ``owned``), a later one is
+    ``tied`` to it (reads it, counts no parameters), so a shared tensor is counted once."""
+    if name not in owned:
+        owned.add(name)
+        return {}
+    return {"options": {"tied": True}}
 
 
 def unmapped_error(registry: str, labels: list[str]) -> GraphError:

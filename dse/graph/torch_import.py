@@ -25,7 +25,7 @@ from typing import Any, Literal
 import networkx as nx
 
 from dse.graph.builder import GraphBuilder
-from dse.graph.ops import GraphError, unmapped_error
+from dse.graph.ops import GraphError, unmapped_error, weight_reader
 from dse.graph.tracers import TracerFallback, trace_calls
 from dse.registry import Registry
 
@@ -72,10 +72,7 @@ class ImportContext:
         """The op attributes of one reading parameter ``arg``: the first reader counts it, a
         later one is ``tied`` to it (reads it, counts no parameters: shared weights once)."""
         name = arg if isinstance(arg, str) else str(getattr(arg, "name", arg))
-        if name not in self.owned:
-            self.owned.add(name)
-            return {}
-        return {"options": {"tied": True}}
+        return weight_reader(self.owned, name)
 
     def shape(self, arg: Any) -> tuple[int, ...]:
         return self.shapes.get(arg.name) or self.params[arg.name]
