@@ -1,7 +1,7 @@
 """Import speed of dse.graph.from_torch, and the share of a torch-space search spent tracing.
 
 * A ResNet-50 written in plain PyTorch (examples/torch_networks.py: torchvision's layout, no
-  weights) imported on one CPU core with each tracer, torch.export and torch.fx: the first
+  weights) imported on one CPU core with each tracer (torch.export, torch.fx, eager): the first
   import (warm-up included) and the best of five after it, with its parameters and MACs beside
   the published 25.56 M and 4.09 G (target: under 1 s).
 * The peer check: every reference network of examples/torch_networks.py imported, its
@@ -30,6 +30,7 @@ from torch import nn
 import dse
 import dse.graph.torch_import as importer
 from dse.graph import from_torch, totals
+from dse.graph.tracers import TRACERS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import torch_networks  # noqa: E402
@@ -50,11 +51,9 @@ def main() -> None:
     ap.add_argument("--skip-peers", action="store_true", help="skip the fvcore peer table")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    if not args.skip_peers:
-        peers()
     net, x = torch_networks.resnet50(), torch.randn(1, 3, 224, 224)
     module_params = sum(p.numel() for p in net.parameters()) / 1e6
-    for tracer in ("export", "fx"):
+    for tracer in TRACERS:
         start = time.perf_counter()
         graph = from_torch(net, (x,), tracer=tracer)
         first = time.perf_counter() - start
@@ -69,8 +68,10 @@ def main() -> None:
             f"(target < 1 s); {t.params / 1e6:.3f} M params (published 25.557 M, module "
             f"{module_params:.3f} M), {t.macs / 1e9:.3f} GMACs (published 4.09)"
         )
+    if not args.skip_peers:  # after the first imports: it warms torch.export up
+        peers()
     for proxies in ({"analytic": {}}, {"analytic": {}, "synflow": {"batch_size": 8}}):
-        for tracer in ("export", "fx"):
+        for tracer in TRACERS:
             search(args.evaluations, proxies, tracer)
 
 

@@ -13,7 +13,7 @@ Config::
     name = "torch"
     factory = "mylab.models:make"      # make(arch: dict) -> torch.nn.Module
     input_shape = [3, 32, 32]          # one sample (the trace runs a batch of one)
-    tracer = "fx"                      # or "export" (torch.export); each falls back on the other
+    tracer = "eager"                   # the default; or "fx", or "export" (the reference)
 
     [space.choices]
     depth = [2, 3, 4]
@@ -37,7 +37,7 @@ from typing import Any
 import networkx as nx
 
 from dse.graph import canonical_hash, from_torch
-from dse.graph.tracers import TracerFallback
+from dse.graph.tracers import TRACERS, TracerFallback
 from dse.registry import SPACES
 from dse.space import Choice, SearchSpace, SpaceError
 
@@ -77,7 +77,7 @@ class TorchSpace(SearchSpace):
         choices: Mapping[str, list] | str,
         input_shape: list[int] | tuple[int, ...],
         name: str = "torch",
-        tracer: str = "fx",
+        tracer: str = "eager",
     ):
         self.spec = factory if isinstance(factory, str) else None
         self.make = load_factory(factory) if isinstance(factory, str) else factory
@@ -95,10 +95,10 @@ class TorchSpace(SearchSpace):
         if not self.input_shape or min(self.input_shape) < 1:
             raise SpaceError(f"input_shape: expected positive sizes, got {list(input_shape)}")
         self.name = name
-        if tracer not in ("fx", "export"):
-            raise SpaceError(f"tracer: expected 'fx' or 'export', got {tracer!r}")
-        #: torch.fx by default (a tenth of torch.export's time, the same graphs); a module fx
-        #: cannot trace switches the space to export, the tracer that could
+        if tracer not in TRACERS:
+            raise SpaceError(f"tracer: expected one of {', '.join(TRACERS)}, got {tracer!r}")
+        #: one recorded forward pass by default (the same graphs as torch.export, a twentieth
+        #: of its time); a module it cannot read switches the space to export, which could
         self.tracer = tracer
         self._graphs: OrderedDict[str, nx.DiGraph] = OrderedDict()
         self._hashes: dict[str, str] = {}  # the canonical hash of each cached graph

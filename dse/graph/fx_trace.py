@@ -247,6 +247,7 @@ for _fn, _fn_rewrite in (
     ("imul", _as("mul.Tensor")),
     ("truediv", _as("div.Tensor")),
     ("div", _as("div.Tensor")),
+    ("pow", _as("pow.Tensor_Scalar")),
     ("sub", _as("sub.Tensor")),
     ("cat", _f_cat),
     ("flatten", _flatten),
@@ -275,6 +276,9 @@ for _fn, _fn_rewrite in (
 
 for _method, _method_rewrite in (
     *((m, _unary(f"{m}.default")) for m in ("relu", "sigmoid", "tanh", "contiguous")),
+    ("relu_", _unary("relu.default")),
+    ("add_", _as("add.Tensor")),
+    ("mul_", _as("mul.Tensor")),
     ("expand", _as("expand.default")),
     ("view", _as("view.default")),
     ("reshape", _as("view.default")),
@@ -367,7 +371,19 @@ def trace(
             calls[node] = None  # traced shapes instead, so these values are never needed
             continue
         else:
-            target, args, kwargs = _aten_call(node, modules, params, args, kwargs)
+            if _in_place(node):  # fx records no data dependency through it: export can
+                target, args = f"{node.target} (in place, under torch.fx)", ()
+                order.append(Call(node.name, "call_function", target, args, {}))
+                calls[node] = order[-1]
+                order[-1].meta["val"] = _Value(shape if isinstance(shape[0], int) else ())
+                continue
+            if node.op == "call_module":
+                kind, what = "module", modules[node.target]
+            elif node.op == "call_method":
+                kind, what = "method", node.target
+            else:
+                kind, what = "function", getattr(node.target, "__name__", str(node.target))
+            target, args, kwargs = aten_call(kind, what, str(node.target), params, args, kwargs)
             call = Call(node.name, "call_function", target, args, kwargs)
         if shape and not isinstance(shape[0], int):  # several outputs (a split)
             call.meta["val"] = [_Value(s) for s in shape]
@@ -383,25 +399,27 @@ def trace(
     return order, params.shapes, inputs
 
 
-def _aten_call(node: Any, modules: dict, params: Parameters, args: tuple, kwargs: dict):
-    """(ATen name, args, kwargs) of one fx call. A call without a rewrite keeps a name no
-    translation has (the importer then falls back on torch.export)."""
-    if node.op == "call_module":
-        module = modules[node.target]
-        rewrite = _lookup(FX_MODULES, type(module).__name__)
+def _in_place(node: Any) -> bool:
+    """A tensor method that changes its tensor (``z.relu_()``, its result unused): symbolic
+    tracing ties later reads of the tensor to the value before it, so such a module goes to
+    torch.export (which follows it, as the eager tracer does)."""
+    return node.op == "call_method" and str(node.target).endswith("_")
+
+
+def aten_call(kind: str, target: Any, path: str, params: Parameters, args: tuple, kwargs: dict):
+    """(ATen name, args, kwargs) of one recorded call: ``kind`` "module" (``target`` the layer,
+    ``path`` its qualified name), "method" (``target`` its name) or "function" (its name). A
+    call without a rewrite keeps a name no translation has (the importer then falls back on
+    torch.export)."""
+    if kind == "module":
+        rewrite = _lookup(FX_MODULES, type(target).__name__)
         if rewrite is None:
-            return f"{type(module).__name__} (module {node.target})", args, kwargs
-        out = rewrite(params, module, *args, **kwargs)
-    elif node.op == "call_method":
-        rewrite = _lookup(FX_METHODS, node.target)
-        if rewrite is None:
-            return f"Tensor.{node.target} (method)", args, kwargs
-        out = rewrite(*args, **kwargs)
+            return f"{type(target).__name__} (module {path})", args, kwargs
+        out = rewrite(params, target, *args, **kwargs)
     else:
-        name = getattr(node.target, "__name__", str(node.target))
-        rewrite = _lookup(FX_FUNCTIONS, name)
+        rewrite = _lookup(FX_METHODS if kind == "method" else FX_FUNCTIONS, target)
         if rewrite is None:
-            return f"{name} (function)", args, kwargs
+            return f"{target} ({kind})", args, kwargs
         out = rewrite(*args, **kwargs)
     return out if len(out) == 3 else (*out, {})
 

@@ -26,7 +26,7 @@ import networkx as nx
 
 from dse.graph.builder import GraphBuilder
 from dse.graph.ops import GraphError, unmapped_error, weight_reader
-from dse.graph.tracers import TracerFallback, trace_calls
+from dse.graph.tracers import TRACERS, TracerFallback, trace_calls
 from dse.registry import Registry
 
 
@@ -363,6 +363,7 @@ for _name, _translate in (
     ("relu", _activation("relu")),
     ("relu_", _activation("relu")),
     ("hardtanh", _activation("relu6")),
+    ("hardtanh_", _activation("relu6")),
     ("relu6", _activation("relu6")),
     ("sigmoid", _activation("sigmoid")),
     ("silu", _activation("swish")),
@@ -372,7 +373,9 @@ for _name, _translate in (
     ("tanh", _activation("tanh")),
     ("leaky_relu", _activation("leaky_relu")),
     ("add.Tensor", _elementwise("add")),
+    ("add_.Tensor", _elementwise("add")),
     ("mul.Tensor", _elementwise("mul")),
+    ("mul_.Tensor", _elementwise("mul")),
     ("div.Tensor", _elementwise("mul")),
     ("sub.Tensor", _elementwise("add")),
     ("mul.Scalar", _scalar),
@@ -445,28 +448,28 @@ def from_torch(
     *,
     name: str | None = None,
     unknown: Literal["error", "elementwise"] = "error",
-    tracer: Literal["export", "fx"] = "export",
+    tracer: Literal["export", "fx", "eager"] = "export",
 ) -> nx.DiGraph:
     """The IR graph of ``module`` run on ``example_inputs`` (one batch; the IR is per sample).
 
     ``tracer="export"`` traces with ``torch.export`` (the reference) and, where it cannot trace
-    the module, falls back to ``torch.fx``; ``tracer="fx"`` uses ``torch.fx`` (symbolic tracing
-    and one forward pass, :mod:`dse.graph.fx_trace`: 3-10x faster, what a search over a space
-    written as PyTorch wants) and, where fx cannot trace or read the module (a call it has no
-    rewrite for, data-dependent control flow), falls back to export. A fallback warns with a
-    :class:`TracerFallback` naming the tracer used and why. Both give the same graph where both
-    trace.
+    the module, falls back to ``torch.fx``. ``tracer="fx"`` (symbolic tracing and one forward
+    pass, :mod:`dse.graph.fx_trace`) and ``tracer="eager"`` (one recorded forward pass,
+    :mod:`dse.graph.eager_trace`: a twentieth of export's time, what a search over a space
+    written as PyTorch wants) fall back to export wherever they cannot trace or read the module
+    (a call without a rewrite, any doubt). A fallback warns with a :class:`TracerFallback`
+    naming the tracer used and why. All give the same graph where they trace.
 
     Raises :class:`~dse.graph.GraphError` listing every ATen operator without a translation,
     each with its source line, unless ``unknown="elementwise"`` (then each is costed as an
     elementwise op of its output's shape and named in a warning)."""
-    if tracer not in ("export", "fx"):
-        raise GraphError(f"tracer: expected 'export' or 'fx', got {tracer!r}")
+    if tracer not in TRACERS:
+        raise GraphError(f"tracer: expected one of {', '.join(TRACERS)}, got {tracer!r}")
     name = name or type(module).__name__
     other: Literal["export", "fx"] = "fx" if tracer == "export" else "export"
     try:
-        if tracer == "fx":  # strict and without source lines: any doubt goes to export
-            return _import(module, example_inputs, "fx", name, "error", sources=False)
+        if tracer != "export":  # strict and without source lines: any doubt goes to export
+            return _import(module, example_inputs, tracer, name, "error", sources=False)
         return _import(module, example_inputs, "export", name, unknown, sources=True)
     except GraphError as exc:
         if tracer == "export":  # export traced it: its mapping error is the answer
@@ -480,8 +483,8 @@ def from_torch(
         raise
     except Exception:  # noqa: BLE001 - neither traced: the first tracer's reason
         raise first from None
-    text = str(first).strip()
-    why = text.splitlines()[0] if text else type(first).__name__
+    lines = [line.strip() for line in str(first).strip().splitlines()]
+    why = " ".join(lines)[:400] if lines else type(first).__name__  # unmapped ops included
     warnings.warn(TracerFallback(f"{name}: traced with {other} ({why})", other), stacklevel=2)
     return graph
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+#: the tracers, the reference first
+TRACERS = ("export", "fx", "eager")
+
 
 class TracerFallback(UserWarning):
     """The tracer asked for could not trace a module; ``tracer`` is the one that did."""
@@ -33,6 +36,10 @@ def trace_calls(
             from dse.graph.fx_trace import trace
 
             return trace(module, example_inputs, sources=sources)
+        if tracer == "eager":
+            from dse.graph.eager_trace import trace as run
+
+            return run(module, example_inputs)
         return exported_calls(module, example_inputs)
     finally:
         module.train(was_training)

@@ -1,0 +1,171 @@
+"""A module traced by running it once, recording the calls it makes.
+
+torch.fx traces symbolically and then needs a forward pass for the shapes; this tracer needs
+only the forward pass. Each standard layer with a rewrite
+(:data:`~dse.graph.fx_trace.FX_MODULES`, seen whole through module hooks that act on this
+module's layers only), each torch function and each tensor method called outside such a layer
+(seen by a ``TorchFunctionMode``) becomes the ATen call ``torch.export`` would write for it,
+through the same rewrites as fx's calls, so one set of translations reads all three tracers'
+graphs. Which call made a tensor is known by the tensor's identity (every
+recorded tensor is kept alive for the trace, so identities stay unique).
+
+Running the module's own Python, it follows what symbolic tracing cannot (iterating a tensor,
+control flow on shapes), at the cost of one forward pass and its interceptions: about 2 ms for
+a small CNN (fx 3 ms, torch.export 35 ms) and 35-40 ms for the elastic MobileNet of
+``examples/elastic_mobilenet.py`` (fx the same, torch.export 585 ms), what a search over a
+space written as PyTorch wants.
+Anything it cannot record (a tensor made inside ``forward`` from nothing, a call without a
+rewrite) reaches the importer as an unmapped call, and the import falls back on torch.export.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+from dse.graph.fx_trace import FX_MODULES, Call, Parameters, _shapes, _Value, aten_call
+
+#: tensor operators (``x + y``, ``x[:, 0]``) by the function name their rewrite has
+DUNDERS = {
+    "__add__": "add", "__radd__": "add", "__iadd__": "add",
+    "__mul__": "mul", "__rmul__": "mul", "__imul__": "mul",
+    "__sub__": "sub", "__rsub__": "sub", "__isub__": "sub",
+    "__truediv__": "truediv", "__itruediv__": "truediv",
+    "__matmul__": "matmul", "__pow__": "pow", "__getitem__": "getitem",
+}  # fmt: skip
+
+
+class _Recorder:
+    """The calls of one run, in order, and which call made each tensor."""
+
+    def __init__(self, params: Parameters, paths: dict[int, str]):
+        self.params, self.paths = params, paths
+        self.calls: list[Call] = []
+        self.made: dict[int, Any] = {}  # id(tensor) -> the Call (or Param) that gives it
+        self.alive: list[Any] = []  # every recorded value, kept so ids stay unique
+        self.inside = 0  # depth inside a recorded layer (its own calls are not recorded)
+        self.busy = False  # recording: the recorder's own tensor reads are not calls
+
+    def ref(self, value: Any) -> Any:
+        """What a translation reads for argument ``value``: its call, a parameter, a list of
+        them, or the value itself (a number, a shape, a tensor not made by the network)."""
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.ref(v) for v in value)
+        if hasattr(value, "dtype") and hasattr(value, "shape"):
+            key = id(value)
+            if key in self.made:
+                return self.made[key]
+            if key in self.params.names:
+                return self.params.ref(value)
+        return value
+
+    def record(self, kind: str, target: Any, args: tuple, kwargs: dict, out: Any) -> None:
+        self.busy = True
+        try:
+            self._record(kind, target, args, kwargs, out)
+        finally:
+            self.busy = False
+
+    def _record(self, kind: str, target: Any, args: tuple, kwargs: dict, out: Any) -> None:
+        shape = _shapes(out)
+        if shape is None:  # shape arithmetic (x.size(0), x.shape): values, not calls
+            return
+        refs, kwrefs = self.ref(args), {k: self.ref(v) for k, v in kwargs.items()}
+        path = self.paths.get(id(target), "") if kind == "module" else ""
+        aten, refs, kwrefs = aten_call(kind, target, path, self.params, refs, kwrefs)
+        label = f"{aten.split('.')[0].split(' ')[0]}_{len(self.calls)}"
+        call = Call(label, "call_function", aten, tuple(refs), kwrefs)
+        self.calls.append(call)
+        self.alive.append(out)
+        if shape and not isinstance(shape[0], int):  # several outputs (a split): its pieces
+            call.meta["val"] = [_Value(s) for s in shape]
+            for i, piece in enumerate(out):
+                item = Call(f"getitem_{len(self.calls)}", "call_function", "getitem", (call, i))
+                item.meta["val"] = _Value(shape[i])
+                self.calls.append(item)
+                self.made[id(piece)] = item
+            return
+        call.meta["val"] = _Value(shape)
+        self.made[id(out)] = call
+
+
+def trace(module: Any, example_inputs: Sequence[Any]) -> tuple[list[Call], dict, list[str]]:
+    """``(calls in order, parameter shapes by name, the user inputs' names)`` of ``module``
+    run once on ``example_inputs`` (without gradients)."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    params = Parameters(module)
+    paths = {id(m): name for name, m in module.named_modules(remove_duplicate=False)}
+    rec = _Recorder(params, paths)
+
+    class Mode(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            name = getattr(func, "__name__", "")
+            if rec.inside == 0 and not rec.busy and name != "__get__":  # not x.shape
+                owner = getattr(func, "__qualname__", "").split(".")[0]
+                if name in DUNDERS:
+                    rec.record("function", DUNDERS[name], args, kwargs, out)
+                elif owner in ("TensorBase", "Tensor"):  # x.view(...): self is args[0]
+                    rec.record("method", name, args, kwargs, out)
+                else:
+                    rec.record("function", name, args, kwargs, out)
+            return out
+
+    leaves = {
+        id(layer)
+        for layer in module.modules()
+        if type(layer).__module__.startswith("torch.nn") and type(layer).__name__ in FX_MODULES
+    }
+
+    def enter(layer: Any, inputs: tuple) -> None:
+        if id(layer) in leaves:
+            rec.inside += 1
+
+    def leave(layer: Any, inputs: tuple, out: Any) -> None:
+        if id(layer) in leaves:
+            rec.inside -= 1
+            if rec.inside == 0:
+                rec.record("module", layer, inputs, {}, out)
+
+    names = _input_names(module, len(example_inputs))
+    for name, x in zip(names, example_inputs, strict=True):
+        rec.made[id(x)] = Call(name, "placeholder", "input", meta={"val": _Value(x.shape)})
+    # two global hooks that act on this module's layers only (a handle per layer costs more
+    # than the forward pass of a small network), removed when the run ends
+    hooks = [torch.nn.modules.module.register_module_forward_pre_hook(enter)]
+    try:
+        hooks.append(torch.nn.modules.module.register_module_forward_hook(leave))
+        with torch.no_grad(), Mode():
+            out = module(*example_inputs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    inputs = [rec.made[id(x)] for x in example_inputs]
+    calls = inputs + rec.calls
+    output = Call("output", "output", "output", (rec.ref(out),))
+    for call in [*rec.calls, output]:
+        for arg in _flat(call.args):
+            if isinstance(arg, Call):
+                arg.users.append(call)
+    return calls, params.shapes, names
+
+
+def _flat(args: Any) -> list:
+    if isinstance(args, (list, tuple)):
+        return [a for x in args for a in _flat(x)]
+    if isinstance(args, dict):
+        return [a for x in args.values() for a in _flat(x)]
+    return [args]
+
+
+def _input_names(module: Any, n: int) -> list[str]:
+    """The names of ``forward``'s first ``n`` parameters (torch.export names its inputs so)."""
+    try:
+        names = list(inspect.signature(module.forward).parameters)[:n]
+    except (TypeError, ValueError):
+        names = []
+    return names if len(names) == n else [f"input_{i}" for i in range(n)]
