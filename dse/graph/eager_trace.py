@@ -10,10 +10,11 @@ graphs. Which call made a tensor is known by the tensor's identity (every
 recorded tensor is kept alive for the trace, so identities stay unique).
 
 Running the module's own Python, it follows what symbolic tracing cannot (iterating a tensor,
-control flow on shapes), at the cost of one forward pass and its interceptions: about 2 ms for
-a small CNN (fx 3 ms, torch.export 35 ms) and 35-40 ms for the elastic MobileNet of
-``examples/elastic_mobilenet.py`` (fx the same, torch.export 585 ms), what a search over a
-space written as PyTorch wants.
+control flow on shapes), at the cost of one forward pass: about 1.5 ms for a small CNN (fx
+3 ms, torch.export 35 ms) and 28 ms for the elastic MobileNet of
+``examples/elastic_mobilenet.py`` (fx 36 ms, torch.export 585 ms), what a search over a space
+written as PyTorch wants. Inside a recorded layer, torch-function handling is switched off
+(the layer's own calls are neither recorded nor intercepted).
 Anything it cannot record (a tensor made inside ``forward`` from nothing, a call without a
 rewrite) reaches the importer as an unmapped call, and the import falls back on torch.export.
 """
@@ -45,7 +46,6 @@ class _Recorder:
         self.made: dict[int, Any] = {}  # id(tensor) -> the Call (or Param) that gives it
         self.alive: list[Any] = []  # every recorded value, kept so ids stay unique
         self.inside = 0  # depth inside a recorded layer (its own calls are not recorded)
-        self.busy = False  # recording: the recorder's own tensor reads are not calls
 
     def ref(self, value: Any) -> Any:
         """What a translation reads for argument ``value``: its call, a parameter, a list of
@@ -61,11 +61,10 @@ class _Recorder:
         return value
 
     def record(self, kind: str, target: Any, args: tuple, kwargs: dict, out: Any) -> None:
-        self.busy = True
-        try:
+        import torch
+
+        with torch._C.DisableTorchFunction():  # the recorder's own reads of tensors are no calls
             self._record(kind, target, args, kwargs, out)
-        finally:
-            self.busy = False
 
     def _record(self, kind: str, target: Any, args: tuple, kwargs: dict, out: Any) -> None:
         shape = _shapes(out)
@@ -105,7 +104,7 @@ def trace(module: Any, example_inputs: Sequence[Any]) -> tuple[list[Call], dict,
             kwargs = kwargs or {}
             out = func(*args, **kwargs)
             name = getattr(func, "__name__", "")
-            if rec.inside == 0 and not rec.busy and name != "__get__":  # not x.shape
+            if rec.inside == 0 and name != "__get__":  # not x.shape
                 owner = getattr(func, "__qualname__", "").split(".")[0]
                 if name in DUNDERS:
                     rec.record("function", DUNDERS[name], args, kwargs, out)
@@ -121,14 +120,20 @@ def trace(module: Any, example_inputs: Sequence[Any]) -> tuple[list[Call], dict,
         if type(layer).__module__.startswith("torch.nn") and type(layer).__name__ in FX_MODULES
     }
 
+    quiet: list[Any] = []  # torch-function handling switched off inside a recorded layer
+
     def enter(layer: Any, inputs: tuple) -> None:
         if id(layer) in leaves:
             rec.inside += 1
+            if rec.inside == 1:  # its own calls are not recorded: not even intercepted
+                quiet.append(torch._C.DisableTorchFunction())
+                quiet[-1].__enter__()
 
     def leave(layer: Any, inputs: tuple, out: Any) -> None:
         if id(layer) in leaves:
             rec.inside -= 1
             if rec.inside == 0:
+                quiet.pop().__exit__(None, None, None)
                 rec.record("module", layer, inputs, {}, out)
 
     names = _input_names(module, len(example_inputs))
@@ -144,6 +149,8 @@ def trace(module: Any, example_inputs: Sequence[Any]) -> tuple[list[Call], dict,
     finally:
         for hook in hooks:
             hook.remove()
+        while quiet:  # a layer that raised never left: switch handling back on
+            quiet.pop().__exit__(None, None, None)
     inputs = [rec.made[id(x)] for x in example_inputs]
     calls = inputs + rec.calls
     output = Call("output", "output", "output", (rec.ref(out),))
