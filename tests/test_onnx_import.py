@@ -149,7 +149,8 @@ def test_the_reference_networks_export_to_onnx_with_the_same_totals(name, monkey
 def test_onnx_reads_group_norms_pieces_tokens_and_tied_weights_as_torch_does():
     """nn.GroupNorm (which exporters write as reshape, instance norm, reshape, scale, shift),
     dilation, split/chunk/unbind pieces, a class token and position table, x[:, 0], an
-    embedding whose table the output layer shares, functional forms: the same totals."""
+    embedding whose table the output layer shares, functional forms, upsampling: the same
+    totals."""
     import test_torch_import as cases
 
     class Grouped(torch.nn.Module):
@@ -168,6 +169,7 @@ def test_onnx_reads_group_norms_pieces_tokens_and_tied_weights_as_torch_does():
         (cases.Functional(), torch.randn(1, 3, 32, 32)),
         (cases.TinyLm(), torch.randint(0, 100, (1, 16))),
         (cases.Shared(), torch.randint(0, 100, (1, 8))),
+        (cases.Fpn(), torch.randn(1, 3, 16, 16)),  # Resize: nearest by scale, linear by size
     ):
         a = totals(from_torch(net, (x,)))
         b = totals(from_onnx(exported(net, x)))

@@ -299,6 +299,53 @@ class InPlace(nn.Module):
         return z.mean((2, 3))
 
 
+class Fpn(nn.Module):
+    """A two-level feature pyramid: the coarse level upsampled (nearest) onto the fine one's
+    lateral, then the sum resized bilinearly to twice the input."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 32, 3, 2, 1)
+        self.lateral, self.top, self.up = (
+            nn.Conv2d(16, 8, 1),
+            nn.Conv2d(32, 8, 1),
+            nn.Upsample(scale_factor=2),
+        )
+
+    def forward(self, x):
+        a = nn.functional.relu(self.c1(x))
+        p = self.lateral(a) + self.up(self.top(nn.functional.relu(self.c2(a))))
+        return nn.functional.interpolate(p, size=(32, 32), mode="bilinear", align_corners=False)
+
+
+def test_upsampling_imports_as_the_irs_upsample_with_fvcores_cost():
+    """nn.Upsample and F.interpolate (nearest, bilinear; by scale or by size): the IR's
+    ``upsample`` at the traced shape, one operation per output element for nearest and four
+    for bilinear (fvcore's count), no MACs; every simulator prices it; it lowers back to torch."""
+    net, x = Fpn(), torch.randn(1, 3, 16, 16)
+    g = from_torch(net, (x,))
+    ups = [g.nodes[n]["op"] for n in g if g.nodes[n]["op"].kind == "upsample"]
+    assert [(op.mode, op.out_shape) for op in ups] == [
+        ("nearest", (8, 16, 16)),
+        ("bilinear", (8, 32, 32)),
+    ]
+    assert [op.ops for op in ups] == [8 * 16 * 16, 4 * 8 * 32 * 32] and not any(
+        op.macs for op in ups
+    )
+    t = totals(g)
+    assert t.params == sum(p.numel() for p in net.parameters())
+    assert t.macs == 27 * 16 * 256 + 144 * 32 * 64 + 16 * 8 * 256 + 32 * 8 * 64
+    for sim in (
+        SIMULATORS.create("gpu", device="A100-80GB-PCIe"),
+        SIMULATORS.create("cpu", device="Pixel-3"),
+        SIMULATORS.create("fpga", board="ZC706"),
+        SIMULATORS.create("asic"),
+    ):
+        assert all(v[0] > 0 for k, v in sim.evaluate_population([g]).items() if "latency" in k)
+    h = from_torch(build_network(g, seed=0), (x,))
+    assert (totals(h).params, totals(h).macs) == (t.params, t.macs)
+
+
 def _tracer_cases(name: str):
     """(module, example input) of one case of :data:`TRACER_CASES`."""
     if name in ("resnet18", "mobilenet_v3_large"):
@@ -313,11 +360,12 @@ def _tracer_cases(name: str):
         "tiny_lm": lambda: (TinyLm(), torch.randint(0, 100, (2, 16))),
         "iterating": lambda: (Iterating(), torch.randn(2, 8)),  # fx cannot: eager only
         "in_place": lambda: (InPlace(), torch.randn(2, 3, 8, 8)),
+        "fpn": lambda: (Fpn(), torch.randn(2, 3, 16, 16)),
     }[name]()
 
 
 TRACER_CASES = ("functional", "small_cnn", "pieces", "shared", "tiny_lm", "iterating", "in_place")
-TRACER_CASES += ("resnet18", "mobilenet_v3_large", "gpt2_blocks")
+TRACER_CASES += ("fpn", "resnet18", "mobilenet_v3_large", "gpt2_blocks")
 #: torch.fx cannot trace these (it falls back on export: the next test)
 FX_CANNOT = ("iterating", "gpt2_blocks", "in_place")
 

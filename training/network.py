@@ -197,6 +197,7 @@ for _kind, _module in (
     ),
     ("position", lambda op: Position(*op.in_shapes[0])),
     ("constant", lambda op: _Constant(op.out_shape)),
+    ("upsample", lambda op: nn.Upsample(size=tuple(op.out_shape[1:]), mode=op.mode)),
     ("seq_pool", lambda op: SeqPool(op.mode)),
 ):
     register_torch_lowering(_kind, module=_module)

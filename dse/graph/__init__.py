@@ -4,7 +4,10 @@ Every proxy and simulator reads this one representation. See :mod:`dse.graph.ops
 operator kinds and their cost units.
 """
 
-from dse.graph import sequence_ops  # noqa: F401 - registers the sequence op kinds
+from dse.graph import (  # noqa: F401 - they register their op kinds
+    resize_ops,
+    sequence_ops,
+)
 from dse.graph.analysis import (
     GraphTotals,
     canonical_hash,

@@ -335,6 +335,10 @@ class GraphBuilder:
     def zero(self, x: int, **kw) -> int:
         return self.add("zero", (x,), **kw)
 
+    def upsample(self, x: int, shape: Shape, mode: str = "nearest", **kw) -> int:
+        """``x`` resized to ``shape`` = (C, H', W') (:mod:`dse.graph.resize_ops`)."""
+        return self.add("upsample", (x,), shape=tuple(shape), mode=mode, **kw)
+
     # -- sequence ops, (L, C) tensors (dse.graph.sequence_ops) ----------------------------------
     def sgconv(
         self,

@@ -84,6 +84,10 @@ class Parameters:
         return None if tensor is None else Param(self.names[id(tensor)])
 
 
+#: the ATen operator of each interpolation mode the IR's ``upsample`` has (others: unmapped)
+_UPSAMPLE = {"nearest": "upsample_nearest2d.vec", "bilinear": "upsample_bilinear2d.vec"}
+
+
 def _conv(p: Parameters, m: Any, x: Any) -> tuple[str, tuple]:
     if m.padding_mode != "zeros" or isinstance(m.padding, str):
         return "conv2d(padding=" + repr(m.padding) + ")", (x,)
@@ -132,10 +136,15 @@ for _cls, _rewrite in (
     ("AvgPool2d", lambda p, m, x: ("avg_pool2d.default", (x, m.kernel_size, m.stride, m.padding))),
     ("AdaptiveAvgPool2d", lambda p, m, x: ("adaptive_avg_pool2d.default", (x, _two(m)))),
     ("Flatten", lambda p, m, x: ("flatten.using_ints", (x, m.start_dim, m.end_dim))),
+    ("Upsample", lambda p, m, x: (_UPSAMPLE.get(m.mode, f"upsample ({m.mode})"), (x,))),
     ("Dropout", _activation("clone.default")),
     ("Identity", _activation("clone.default")),
 ):
     FX_MODULES.add(_cls, _rewrite)
+
+
+def _f_interpolate(input, size=None, scale_factor=None, mode="nearest", *rest, **kw) -> tuple:
+    return _UPSAMPLE.get(mode, f"interpolate ({mode})"), (input,)
 
 
 def _two(m: Any) -> list[int]:
@@ -271,6 +280,7 @@ for _fn, _fn_rewrite in (
     ("chunk", _f_split("chunk.default", "chunks")),
     ("unbind", _f_unbind),
     ("getitem", _index),
+    ("interpolate", _f_interpolate),
 ):
     FX_FUNCTIONS.add(_fn, _fn_rewrite)
 

@@ -354,6 +354,28 @@ def _squeeze(ctx: OnnxContext, node: Any) -> int:
     return ctx.builder.reshape(ctx.ir(node.input[0]), tuple(shape[1:]))
 
 
+def _resize(ctx: OnnxContext, node: Any) -> int:
+    """``Resize`` of a (batch, C, H, W) map, nearest or linear: the IR's ``upsample`` to the
+    output's shape (inferred, or from the node's ``sizes`` or ``scales``)."""
+    mode = attribute(node, "mode", b"nearest")
+    mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+    modes = {"nearest": "nearest", "linear": "bilinear"}
+    if mode not in modes:
+        raise GraphError(f"a {mode} resize is not in the IR (nearest and linear are)")
+    full = ctx.shape(node.input[0])
+    out = ctx.shapes.get(node.output[0])
+    if out is None:
+        sizes = node.input[3] if len(node.input) > 3 and node.input[3] else None
+        if sizes is not None:
+            out = tuple(int(v) for v in ctx.values[sizes])
+        else:
+            scales = ctx.values[node.input[2]]
+            out = tuple(int(d * f) for d, f in zip(full, scales, strict=True))
+    if out[:2] != full[:2]:
+        raise GraphError("only a resize of height and width is in the IR")
+    return ctx.builder.upsample(ctx.ir(node.input[0]), out[1:], modes[mode])
+
+
 def _same(ctx: OnnxContext, node: Any) -> int:
     return ctx.ir(node.input[0])
 
@@ -392,6 +414,7 @@ for _name, _translate in (
     ("LayerNormalization", _layer_norm),
     ("Split", _split),
     ("Gather", _gather),
+    ("Resize", _resize),
     ("Squeeze", _squeeze),
     ("Unsqueeze", _squeeze),
     ("Sub", _elementwise("add")),

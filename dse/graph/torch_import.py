@@ -349,6 +349,16 @@ def _embedding(ctx: ImportContext, node: Any) -> int:
     return ctx.builder.embedding(ctx.ir(node.args[1]), vocab, dim, **ctx.weights(node.args[0]))
 
 
+def _upsample(mode: str) -> Callable[[ImportContext, Any], int]:
+    """``upsample_nearest2d``/``upsample_bilinear2d`` (``nn.Upsample``, ``F.interpolate``) to
+    the traced shape, by size or by scale alike."""
+
+    def translate(ctx: ImportContext, node: Any) -> int:
+        return ctx.builder.upsample(ctx.ir(node.args[0]), ctx.shapes[node.name][1:], mode)
+
+    return translate
+
+
 def _softmax(ctx: ImportContext, node: Any) -> int:
     return ctx.builder.act(ctx.ir(node.args[0]), "softmax")
 
@@ -407,6 +417,10 @@ for _name, _translate in (
     ("conv_transpose2d.input", _conv_transpose),
     ("embedding", _embedding),
     ("softmax.int", _softmax),
+    ("upsample_nearest2d", _upsample("nearest")),
+    ("upsample_nearest2d.vec", _upsample("nearest")),
+    ("upsample_bilinear2d", _upsample("bilinear")),
+    ("upsample_bilinear2d.vec", _upsample("bilinear")),
     ("_softmax", _softmax),
     *((split, _pieces) for split in ("split.Tensor", "split_with_sizes", "chunk", "unbind.int")),
     ("tensor_split.sections", _pieces),
