@@ -100,8 +100,8 @@ class TorchSpace(SearchSpace):
         #: one recorded forward pass by default (the same graphs as torch.export, a twentieth
         #: of its time); a module it cannot read switches the space to export, which could
         self.tracer = tracer
-        self._graphs: OrderedDict[str, nx.DiGraph] = OrderedDict()
-        self._hashes: dict[str, str] = {}  # the canonical hash of each cached graph
+        #: decisions (JSON) -> (imported graph, its canonical hash), least recently used first
+        self._graphs: OrderedDict[str, tuple[nx.DiGraph, str]] = OrderedDict()
 
     def module(self, arch: Mapping[str, Any]) -> Any:
         """The user's network for ``arch``."""
@@ -111,21 +111,21 @@ class TorchSpace(SearchSpace):
         """The imported graph's canonical hash: designs whose modules import to the same graph
         are one design, evaluated once (an elastic space's decisions for blocks it does not
         build make no difference)."""
-        return self.identify(arch)[0]
+        return self._imported(arch)[1]
 
     def identify(self, arch: Mapping[str, Any]) -> tuple[str, nx.DiGraph]:
-        graph = self.to_graph(arch)
-        return self._hashes[self._key(arch)], graph
-
-    def _key(self, arch: Mapping[str, Any]) -> str:
-        """The decisions as JSON: what the graph cache is keyed by."""
-        return json.dumps({v.name: arch[v.name] for v in self.variables}, sort_keys=True)
+        graph, digest = self._imported(arch)
+        return digest, graph
 
     def to_graph(self, arch: Mapping[str, Any]) -> nx.DiGraph:
+        return self._imported(arch)[0]
+
+    def _imported(self, arch: Mapping[str, Any]) -> tuple[nx.DiGraph, str]:
+        """(graph, canonical hash) of ``arch``: ``make(arch)`` imported once, then cached."""
         import torch
 
         self.encode(arch)  # validates every decision, naming the variable
-        key = self._key(arch)
+        key = json.dumps({v.name: arch[v.name] for v in self.variables}, sort_keys=True)
         if key in self._graphs:
             self._graphs.move_to_end(key)
             return self._graphs[key]
@@ -142,7 +142,7 @@ class TorchSpace(SearchSpace):
             warnings.warn(w.message, stacklevel=2)
         if self.spec is not None:  # proxies build make(arch) itself, in any process
             graph.graph["torch_module"] = {"factory": self.spec, "arch": json.loads(key)}
-        self._graphs[key], self._hashes[key] = graph, canonical_hash(graph)
+        self._graphs[key] = graph, canonical_hash(graph)
         if len(self._graphs) > CACHE_SIZE:
-            del self._hashes[self._graphs.popitem(last=False)[0]]
-        return graph
+            self._graphs.popitem(last=False)
+        return self._graphs[key]

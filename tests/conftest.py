@@ -3,9 +3,11 @@ a missing file fails the test rather than skipping it."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -23,6 +25,15 @@ def reference_data(name: str) -> Path:
     if not path.is_file():
         pytest.fail(f"reference data {path} not found (data/README.md lists the shipped tables)")
     return path
+
+
+def example_module(name: str) -> ModuleType:
+    """A module of ``examples/`` (the reference networks, the spaces written as PyTorch),
+    imported as a user runs it: with ``examples/`` on the import path."""
+    folder = str(REPO / "examples")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)
 
 
 @pytest.fixture

@@ -128,15 +128,14 @@ def test_dse_cost_prices_an_onnx_file(tmp_path, capsys):
         pytest.param("gpt2_blocks", marks=pytest.mark.slow),
     ],
 )
-def test_the_reference_networks_export_to_onnx_with_the_same_totals(name, monkeypatch):
+def test_the_reference_networks_export_to_onnx_with_the_same_totals(name):
     """The hand-written reference networks (examples/torch_networks.py): squeeze-excite gates,
     hard-swish, SiLU, bottlenecks, and the transformers (a class token and position table,
     layer norms, linear layers with biases on 3-D inputs, attention with its scale and causal
     mask); the same parameters and MACs through either door."""
-    from conftest import REPO
+    from conftest import example_module
 
-    monkeypatch.syspath_prepend(str(REPO / "examples"))
-    import torch_networks
+    torch_networks = example_module("torch_networks")
 
     shape = torch_networks.PUBLISHED[name].input_shape
     net = getattr(torch_networks, name)().eval()

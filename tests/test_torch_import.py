@@ -149,15 +149,9 @@ def test_a_permute_of_the_batch_dimension_is_refused_by_name():
 
 
 def _reference_networks():
-    import sys
+    from conftest import example_module
 
-    from conftest import REPO
-
-    if str(REPO / "examples") not in sys.path:
-        sys.path.insert(0, str(REPO / "examples"))
-    import torch_networks
-
-    return torch_networks
+    return example_module("torch_networks")
 
 
 @pytest.mark.parametrize(

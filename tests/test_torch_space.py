@@ -76,15 +76,14 @@ def test_a_bad_factory_or_choice_names_the_field(tmp_path):
 VIEWS = {"input", "identity", "reshape", "slice"}
 
 
-def test_the_fbnet_space_written_as_pytorch_gives_the_native_spaces_networks(monkeypatch):
+def test_the_fbnet_space_written_as_pytorch_gives_the_native_spaces_networks():
     """examples/fbnet_torch.py against the native ``fbnet`` space: the same operators in the same
     order (views aside: a channel shuffle is one reshape natively, three traced), the same
     parameters and MACs, and every simulator's figures equal."""
     import numpy as np
-    from conftest import TESTS
+    from conftest import example_module
 
-    monkeypatch.syspath_prepend(str(TESTS.parent / "examples"))
-    import fbnet_torch
+    fbnet_torch = example_module("fbnet_torch")
 
     from dse.spaces.fbnet import FBNetSpace
     from dse.spaces.torch_space import TorchSpace
@@ -178,15 +177,14 @@ def test_choices_may_name_a_dict_in_the_users_module_and_a_factory_beside_a_conf
     assert not (tmp_path / "x").exists()
 
 
-def test_decisions_that_do_not_change_the_network_are_one_design(monkeypatch):
+def test_decisions_that_do_not_change_the_network_are_one_design():
     """An elastic space's kernel and ratio for a block past its stage's depth build nothing:
     both architectures import to one graph, so they share an arch_hash (evaluated once)."""
-    from conftest import REPO
+    from conftest import example_module
 
     from dse.spaces.torch_space import TorchSpace
 
-    monkeypatch.syspath_prepend(str(REPO / "examples"))
-    import elastic_mobilenet as em
+    em = example_module("elastic_mobilenet")
 
     space = TorchSpace(em.make, em.CHOICES, (3, 32, 32))
     arch = {k: v[0] for k, v in em.CHOICES.items()}  # depth 2 everywhere

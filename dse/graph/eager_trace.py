@@ -25,7 +25,15 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
-from dse.graph.fx_trace import FX_MODULES, Call, Parameters, _shapes, _Value, aten_call
+from dse.graph.fx_trace import (
+    FX_MODULES,
+    Call,
+    Parameters,
+    TracedValue,
+    aten_call,
+    traced_shape,
+    value_meta,
+)
 
 #: tensor operators (``x + y``, ``x[:, 0]``) by the function name their rewrite has
 DUNDERS = {
@@ -67,7 +75,7 @@ class _Recorder:
             self._record(kind, target, args, kwargs, out)
 
     def _record(self, kind: str, target: Any, args: tuple, kwargs: dict, out: Any) -> None:
-        shape = _shapes(out)
+        shape = traced_shape(out)
         if shape is None:  # shape arithmetic (x.size(0), x.shape): values, not calls
             return
         refs, kwrefs = self.ref(args), {k: self.ref(v) for k, v in kwargs.items()}
@@ -75,18 +83,17 @@ class _Recorder:
         aten, refs, kwrefs = aten_call(kind, target, path, self.params, refs, kwrefs)
         label = f"{aten.split('.')[0].split(' ')[0]}_{len(self.calls)}"
         call = Call(label, "call_function", aten, tuple(refs), kwrefs)
+        call.meta["val"] = value_meta(shape)
         self.calls.append(call)
         self.alive.append(out)
-        if shape and not isinstance(shape[0], int):  # several outputs (a split): its pieces
-            call.meta["val"] = [_Value(s) for s in shape]
-            for i, piece in enumerate(out):
-                item = Call(f"getitem_{len(self.calls)}", "call_function", "getitem", (call, i))
-                item.meta["val"] = _Value(shape[i])
-                self.calls.append(item)
-                self.made[id(piece)] = item
+        if isinstance(call.meta["val"], TracedValue):
+            self.made[id(out)] = call
             return
-        call.meta["val"] = _Value(shape)
-        self.made[id(out)] = call
+        for i, piece in enumerate(out):  # several outputs (a split): each piece a getitem
+            item = Call(f"getitem_{len(self.calls)}", "call_function", "getitem", (call, i))
+            item.meta["val"] = TracedValue(shape[i])
+            self.calls.append(item)
+            self.made[id(piece)] = item
 
 
 def trace(module: Any, example_inputs: Sequence[Any]) -> tuple[list[Call], dict, list[str]]:
@@ -138,7 +145,7 @@ def trace(module: Any, example_inputs: Sequence[Any]) -> tuple[list[Call], dict,
 
     names = _input_names(module, len(example_inputs))
     for name, x in zip(names, example_inputs, strict=True):
-        rec.made[id(x)] = Call(name, "placeholder", "input", meta={"val": _Value(x.shape)})
+        rec.made[id(x)] = Call(name, "placeholder", "input", meta={"val": TracedValue(x.shape)})
     # two global hooks that act on this module's layers only (a handle per layer costs more
     # than the forward pass of a small network), removed when the run ends
     hooks = [torch.nn.modules.module.register_module_forward_pre_hook(enter)]
@@ -154,8 +161,8 @@ def trace(module: Any, example_inputs: Sequence[Any]) -> tuple[list[Call], dict,
     inputs = [rec.made[id(x)] for x in example_inputs]
     calls = inputs + rec.calls
     output = Call("output", "output", "output", (rec.ref(out),))
-    for call in [*rec.calls, output]:
-        for arg in _flat(call.args):
+    for call in [*rec.calls, output]:  # readers by positional and keyword arguments alike
+        for arg in _flat((call.args, call.kwargs)):
             if isinstance(arg, Call):
                 arg.users.append(call)
     return calls, params.shapes, names

@@ -4,13 +4,13 @@
 ``operator.add``) and tensor methods (``x.view``); shape propagation runs the module once on the
 example inputs. Each recorded call is rewritten as the ATen call ``torch.export`` writes for it
 (:class:`Call`: a module's parameters become named references), so one set of translations,
-:data:`dse.graph.torch_import.TORCH_IMPORTS`, reads both tracers' graphs. symbolic tracing runs
-no compiler, so it is about ten times faster than ``torch.export`` on a small network: the
-tracer a search over a space written as PyTorch uses, and the fallback when ``torch.export``
-cannot trace a module.
+:data:`dse.graph.torch_import.TORCH_IMPORTS`, reads every tracer's graph. Symbolic tracing runs
+no compiler, so it is 3-10x faster than ``torch.export``; it is the fallback when
+``torch.export`` cannot trace a module.
 
 The rewrites are registered per module class, function and method name (:data:`FX_MODULES`,
-:data:`FX_FUNCTIONS`, :data:`FX_METHODS`); a call with none is passed through under its own name,
+:data:`FX_FUNCTIONS`, :data:`FX_METHODS`) and serve the eager tracer
+(:mod:`dse.graph.eager_trace`) as well; a call with none is passed through under its own name,
 which the importer reports as unmapped.
 """
 
@@ -84,6 +84,11 @@ class Parameters:
         return None if tensor is None else Param(self.names[id(tensor)])
 
 
+def _pair(size: Any) -> list[int]:
+    """A square window's size as ATen writes it: ``2`` and ``(2, 2)`` alike."""
+    return list(size) if isinstance(size, (tuple, list)) else [size, size]
+
+
 #: the ATen operator of each interpolation mode the IR's ``upsample`` has (others: unmapped)
 _UPSAMPLE = {"nearest": "upsample_nearest2d.vec", "bilinear": "upsample_bilinear2d.vec"}
 
@@ -134,7 +139,10 @@ for _cls, _rewrite in (
     ("Softmax", lambda p, m, x: ("softmax.int", (x, m.dim))),
     ("MaxPool2d", lambda p, m, x: ("max_pool2d.default", (x, m.kernel_size, m.stride, m.padding))),
     ("AvgPool2d", lambda p, m, x: ("avg_pool2d.default", (x, m.kernel_size, m.stride, m.padding))),
-    ("AdaptiveAvgPool2d", lambda p, m, x: ("adaptive_avg_pool2d.default", (x, _two(m)))),
+    (
+        "AdaptiveAvgPool2d",
+        lambda p, m, x: ("adaptive_avg_pool2d.default", (x, _pair(m.output_size))),
+    ),
     ("Flatten", lambda p, m, x: ("flatten.using_ints", (x, m.start_dim, m.end_dim))),
     ("Upsample", lambda p, m, x: (_UPSAMPLE.get(m.mode, f"upsample ({m.mode})"), (x,))),
     ("Dropout", _activation("clone.default")),
@@ -145,11 +153,6 @@ for _cls, _rewrite in (
 
 def _f_interpolate(input, size=None, scale_factor=None, mode="nearest", *rest, **kw) -> tuple:
     return _UPSAMPLE.get(mode, f"interpolate ({mode})"), (input,)
-
-
-def _two(m: Any) -> list[int]:
-    size = m.output_size
-    return list(size) if isinstance(size, (tuple, list)) else [size, size]
 
 
 def _flatten(x: Any, start_dim: int = 0, end_dim: int = -1) -> tuple:
@@ -306,16 +309,12 @@ for _method, _method_rewrite in (
     FX_METHODS.add(_method, _method_rewrite)
 
 
-def _pair(size: Any) -> list[int]:
-    return list(size) if isinstance(size, (tuple, list)) else [size, size]
-
-
-def _shapes(value: Any) -> Any:
+def traced_shape(value: Any) -> Any:
     """A value's traced shape, a tuple of them for several outputs (a split), or None."""
     if hasattr(value, "shape") and hasattr(value, "dtype"):
         return tuple(int(s) for s in value.shape)
     if isinstance(value, (tuple, list)) and value and all(hasattr(v, "dtype") for v in value):
-        return tuple(_shapes(v) for v in value)
+        return tuple(traced_shape(v) for v in value)
     return None
 
 
@@ -331,11 +330,19 @@ def _run(node: Any, modules: dict, root: Any, args: tuple, kwargs: dict) -> Any:
     return node.target(*args, **kwargs)
 
 
-class _Value:
+class TracedValue:
     """The ``meta["val"]`` of a :class:`Call`: just the traced shape."""
 
     def __init__(self, shape: Sequence[int]):
         self.shape = tuple(shape)
+
+
+def value_meta(shape: tuple) -> TracedValue | list[TracedValue]:
+    """The ``meta["val"]`` of a call of :func:`traced_shape` ``shape``: one value, or one per
+    output of a split (as torch.export writes them)."""
+    if shape and not isinstance(shape[0], int):
+        return [TracedValue(s) for s in shape]
+    return TracedValue(shape)
 
 
 def trace(
@@ -368,7 +375,7 @@ def trace(
                 else _run(node, modules, module, run_args, run_kwargs)
             )
         values[node] = value
-        shape = _shapes(value)
+        shape = traced_shape(value)
         if node.op == "get_attr":
             calls[node] = params.ref(value) if id(value) in params.names else value
             continue
@@ -380,13 +387,9 @@ def trace(
         elif shape is None:  # shape arithmetic (x.size(0), x.shape): the translations read the
             calls[node] = None  # traced shapes instead, so these values are never needed
             continue
+        elif _in_place(node):  # fx records no data dependency through it: export can
+            call = Call(node.name, "call_function", f"{node.target} (in place, under torch.fx)")
         else:
-            if _in_place(node):  # fx records no data dependency through it: export can
-                target, args = f"{node.target} (in place, under torch.fx)", ()
-                order.append(Call(node.name, "call_function", target, args, {}))
-                calls[node] = order[-1]
-                order[-1].meta["val"] = _Value(shape if isinstance(shape[0], int) else ())
-                continue
             if node.op == "call_module":
                 kind, what = "module", modules[node.target]
             elif node.op == "call_method":
@@ -395,10 +398,7 @@ def trace(
                 kind, what = "function", getattr(node.target, "__name__", str(node.target))
             target, args, kwargs = aten_call(kind, what, str(node.target), params, args, kwargs)
             call = Call(node.name, "call_function", target, args, kwargs)
-        if shape and not isinstance(shape[0], int):  # several outputs (a split)
-            call.meta["val"] = [_Value(s) for s in shape]
-        else:
-            call.meta["val"] = _Value(shape)
+        call.meta["val"] = value_meta(shape)
         if node.stack_trace:
             call.meta["stack_trace"] = node.stack_trace
         calls[node] = call

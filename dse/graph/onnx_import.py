@@ -34,7 +34,7 @@ import numpy as np
 
 from dse.graph.builder import GraphBuilder
 from dse.graph.onnx_constants import CONSTANT_OPS, VIEW_OPS, attribute, axes
-from dse.graph.ops import GraphError, unmapped_error, weight_reader
+from dse.graph.ops import GraphError, numel, unmapped_error, weight_reader
 from dse.registry import Registry
 
 
@@ -133,18 +133,13 @@ def _elementwise(kind: str) -> Callable[[OnnxContext, Any], int]:
             return ctx.builder.zero(ctx.ir(tensor))
         x = ctx.ir(tensor)
         per_sample = ctx.builder.shape(x)
-        if kind == "add" and constant in ctx.weights and _learned(ctx, constant, per_sample):
-            table = ctx.builder.add("constant", (), shape=per_sample)  # a position table
+        learned = ctx.learned(constant) if constant in ctx.weights else 0
+        if kind == "add" and learned == numel(per_sample) > 1:  # a position table: one sample's
+            table = ctx.builder.add("constant", (), shape=per_sample)  # size, over the batch
             return ctx.builder.add("add", (x, table))
         return ctx.builder.act(x, "elementwise")  # a scale, a shift, a mask: elementwise
 
     return translate
-
-
-def _learned(ctx: OnnxContext, name: str, per_sample: tuple[int, ...]) -> bool:
-    """Whether initializer ``name`` is a learned tensor the size of one sample (broadcast over
-    the batch only): the IR's ``constant``, its elements counted as parameters."""
-    return int(np.prod(ctx.weights[name])) == int(np.prod(per_sample)) > 1
 
 
 def _pool(mode: str) -> Callable[[OnnxContext, Any], int]:
@@ -423,6 +418,19 @@ for _name, _translate in (
     ONNX_IMPORTS.add(_name, _translate)
 
 
+def _expanded_parameter(ctx: OnnxContext, node: Any) -> int:
+    """``Expand`` of a parameter over the batch (a class token): the IR's ``constant``. It has
+    no data input, so the import reaches it before the shape arithmetic it stands among."""
+    out, weight = node.output[0], node.input[0]
+    if out not in ctx.shapes:  # the target shape is shape arithmetic
+        target = [int(v) for v in ctx.values[node.input[1]]]
+        ctx.shapes[out] = tuple(np.broadcast_shapes(ctx.weights[weight], target))
+    shape = tuple(int(v) for v in ctx.shapes[out][1:])
+    if ctx.learned(weight) != numel(shape):
+        raise GraphError(f"from_onnx: Expand ({node.name}): a parameter broadcast beyond the batch")
+    return ctx.builder.add("constant", (), shape=shape)
+
+
 def _dims(value_info: Any) -> tuple[int, ...] | None:
     dims = value_info.type.tensor_type.shape.dim
     if not dims or any(not d.HasField("dim_value") for d in dims):
@@ -465,27 +473,18 @@ def from_onnx(
     for node in graph.node:
         for i in node.input:
             ctx.users.setdefault(i, []).append(node)
-        first = node.input[0] if node.input else ""
-        if node.op_type in VIEW_OPS and (first in weights or first in ctx.origins):
-            ctx.origins[node.output[0]] = ctx.origins.get(first, first)  # the same weights
+        source = node.input[0] if node.input else ""
+        if node.op_type in VIEW_OPS and (source in weights or source in ctx.origins):
+            ctx.origins[node.output[0]] = ctx.origins.get(source, source)  # the same weights
     for out in graph.output:
         ctx.users.setdefault(out.name, []).append(out)
     unmapped: list[str] = []
     for node in graph.node:
-        if node.output and node.output[0] in ctx.aliases:  # a bias folded into its linear
+        if node.output and node.output[0] in ctx.aliases:  # a bias add, a group norm's tail
             ctx.nodes[node.output[0]] = ctx.nodes[ctx.aliases[node.output[0]]]
             continue
         if node.op_type == "Expand" and node.input[0] in ctx.weights:  # a class token
-            if node.output[0] not in shapes:  # the target shape is shape arithmetic
-                target = [int(v) for v in ctx.values[node.input[1]]]
-                shapes[node.output[0]] = np.broadcast_shapes(ctx.weights[node.input[0]], target)
-            shape = tuple(int(v) for v in shapes[node.output[0]][1:])
-            if np.prod(ctx.weights[node.input[0]]) != np.prod(shape):
-                raise GraphError(
-                    f"from_onnx: Expand ({node.name}): a parameter broadcast beyond the batch"
-                )
-            ctx.nodes[node.output[0]] = b.add("constant", (), shape=shape)
-            ctx.shapes[node.output[0]] = shapes[node.output[0]]
+            ctx.nodes[node.output[0]] = _expanded_parameter(ctx, node)
             continue
         if node.op_type == "Shape" and node.input[0] in ctx.nodes:
             ctx.values[node.output[0]] = np.array((batch, *b.shape(ctx.ir(node.input[0]))))

@@ -17,16 +17,15 @@ UPSAMPLE_OPS = {"nearest": 1, "bilinear": 4}
 
 
 def _upsample_infer(node: OpNode) -> Shape:
-    (c, h, w) = node.in_shapes[0] if len(node.in_shapes[0]) == 3 else (None, None, None)
-    if c is None:
-        raise GraphError(f"upsample reads a (C, H, W) map, got {node.in_shapes[0]}")
+    source = node.in_shapes[0]
+    if len(source) != 3:
+        raise GraphError(f"upsample reads a (C, H, W) map, got {source}")
     if node.mode not in UPSAMPLE_OPS:
-        raise GraphError(
-            f"upsample mode: expected one of {', '.join(UPSAMPLE_OPS)}, got {node.mode!r}"
-        )
+        modes = ", ".join(UPSAMPLE_OPS)
+        raise GraphError(f"upsample mode: expected one of {modes}, got {node.mode!r}")
     shape = tuple(node.shape or ())
-    if len(shape) != 3 or shape[0] != c or min(shape) < 1:
-        raise GraphError(f"upsample of {(c, h, w)} to {shape}: give (C, H', W') with C = {c}")
+    if len(shape) != 3 or shape[0] != source[0] or min(shape) < 1:
+        raise GraphError(f"upsample of {source} to {shape}: give (C, H', W') with C = {source[0]}")
     return shape
 
 

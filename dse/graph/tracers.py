@@ -1,10 +1,11 @@
-"""How a PyTorch module becomes ATen calls for :func:`dse.graph.from_torch`: two tracers.
+"""How a PyTorch module becomes ATen calls for :func:`dse.graph.from_torch`: three tracers.
 
 ``torch.export`` is the reference: it runs the module's Python once under a compiler and
 writes every ATen operator with its traced shape. ``torch.fx`` (:mod:`dse.graph.fx_trace`)
-traces symbolically and runs one forward pass for the shapes, 3-10x faster, and its calls are
-rewritten into the ATen calls export would write. Both return the same triple, so one set of
-translations (``TORCH_IMPORTS``) reads either.
+traces symbolically and runs one forward pass for the shapes; ``eager``
+(:mod:`dse.graph.eager_trace`) records one forward pass. Both rewrite their calls into the ATen
+calls export would write, and all three return the same triple, so one set of translations
+(``TORCH_IMPORTS``) reads any of them.
 """
 
 from __future__ import annotations
