@@ -8,6 +8,8 @@
   parameters against the module's own ``sum(p.numel())`` and the published count, its MACs
   against fvcore's convolution, linear and matmul count plus the attention products
   (``torch_networks.fvcore_macs``) and the published count (needs fvcore; ``--skip-peers``).
+* The elastic MobileNet of examples/elastic_mobilenet.py: per design, building the module, its
+  forward pass, and the import with each tracer.
 * A search of 500 evaluations over a space written as PyTorch (``[space] name = "torch"``,
   the random driver, the analytic proxy and the GPU simulator, then with synflow added), with
   each tracer: total seconds and the share spent in from_torch (target: under a third; graphs
@@ -70,9 +72,37 @@ def main() -> None:
         )
     if not args.skip_peers:  # after the first imports: it warms torch.export up
         peers()
+    elastic()
     for proxies in ({"analytic": {}}, {"analytic": {}, "synflow": {"batch_size": 8}}):
         for tracer in TRACERS:
             search(args.evaluations, proxies, tracer)
+
+
+def elastic(designs: int = 10) -> None:
+    """Per design of the elastic MobileNet (examples/elastic_mobilenet.py, 32 x 32): building
+    the module, its forward pass, and importing it with each tracer (one warm-up each)."""
+    import elastic_mobilenet
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    choices = elastic_mobilenet.CHOICES
+    archs = [{k: int(rng.choice(v)) for k, v in choices.items()} for _ in range(designs)]
+    x = torch.randn(1, 3, 32, 32)
+    start = time.perf_counter()
+    nets = [elastic_mobilenet.make(a).eval() for a in archs]
+    figures = [f"make {(time.perf_counter() - start) / designs * 1e3:.0f} ms"]
+    with torch.no_grad():
+        start = time.perf_counter()
+        for net in nets:
+            net(x)
+    figures.append(f"forward {(time.perf_counter() - start) / designs * 1e3:.0f} ms")
+    for tracer in TRACERS:
+        from_torch(nets[0], (x,), tracer=tracer)
+        start = time.perf_counter()
+        for net in nets:
+            from_torch(net, (x,), tracer=tracer)
+        figures.append(f"{tracer} {(time.perf_counter() - start) / designs * 1e3:.0f} ms")
+    print(f"elastic MobileNet, per design: {', '.join(figures)}")
 
 
 def peers() -> None:

@@ -11,8 +11,8 @@ recorded tensor is kept alive for the trace, so identities stay unique).
 
 Running the module's own Python, it follows what symbolic tracing cannot (iterating a tensor,
 control flow on shapes), at the cost of one forward pass: about 1.5 ms for a small CNN (fx
-3 ms, torch.export 35 ms) and 28 ms for the elastic MobileNet of
-``examples/elastic_mobilenet.py`` (fx 36 ms, torch.export 585 ms), what a search over a space
+3 ms, torch.export 35 ms) and 25 ms for the elastic MobileNet of
+``examples/elastic_mobilenet.py`` (fx 35 ms, torch.export 560 ms), what a search over a space
 written as PyTorch wants. Inside a recorded layer, torch-function handling is switched off
 (the layer's own calls are neither recorded nor intercepted).
 Anything it cannot record (a tensor made inside ``forward`` from nothing, a call without a
