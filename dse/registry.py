@@ -137,11 +137,9 @@ class Registry(Generic[T]):
         return [self._entries[n] for n in self.names()]
 
     def __contains__(self, name: str) -> bool:
-        try:
-            self.get(name)
-        except UnknownPluginError:
-            return False
-        return True
+        if name not in self._entries:  # without building get's error (an importer asks often)
+            self._load_entry_points(name)
+        return name in self._entries
 
 
 SPACES: Registry = Registry("space", "dse.spaces")

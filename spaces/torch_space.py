@@ -97,8 +97,9 @@ class TorchSpace(SearchSpace):
         self.name = name
         if tracer not in TRACERS:
             raise SpaceError(f"tracer: expected one of {', '.join(TRACERS)}, got {tracer!r}")
-        #: one recorded forward pass by default (the same graphs as torch.export, a twentieth
-        #: of its time); a module it cannot read switches the space to export, which could
+        #: one recorded forward pass by default (the same graphs as torch.export, a tenth to a
+        #: fortieth of its time); a module it cannot read is traced by export instead, with a
+        #: TracerFallback warning
         self.tracer = tracer
         #: decisions (JSON) -> (imported graph, its canonical hash), least recently used first
         self._graphs: OrderedDict[str, tuple[nx.DiGraph, str]] = OrderedDict()

@@ -412,3 +412,19 @@ def test_an_unmapped_op_traced_by_fx_or_eager_names_its_source_line_too(tracer):
         from_torch(Unmapped(), (torch.randn(2, 4),), tracer=tracer)
     text = str(err.value)
     assert "cumsum" in text and "erf" in text and "test_torch_import.py" in text
+
+
+@pytest.mark.parametrize("tracer", ["export", "fx", "eager"])
+def test_import_traces_in_eval_mode_and_leaves_each_layers_mode_and_statistics_as_they_were(
+    tracer,
+):
+    """A network mid-training with one batch norm frozen (eval) comes back exactly so: every
+    layer's mode, and no running statistic moved by the traced pass."""
+    net = SmallCnn().train()
+    net.stem[1].eval()  # frozen by the user
+    modes = [m.training for m in net.modules()]
+    stats = {k: v.clone() for k, v in net.state_dict().items()}
+    g = from_torch(net, (torch.randn(2, 3, 16, 16),), tracer=tracer)
+    assert totals(g).params == sum(p.numel() for p in net.parameters())
+    assert [m.training for m in net.modules()] == modes
+    assert all(torch.equal(v, stats[k]) for k, v in net.state_dict().items())

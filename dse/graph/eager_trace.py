@@ -6,22 +6,25 @@ only the forward pass. Each standard layer with a rewrite
 module's layers only), each torch function and each tensor method called outside such a layer
 (seen by a ``TorchFunctionMode``) becomes the ATen call ``torch.export`` would write for it,
 through the same rewrites as fx's calls, so one set of translations reads all three tracers'
-graphs. Which call made a tensor is known by the tensor's identity (every
-recorded tensor is kept alive for the trace, so identities stay unique).
+graphs. Which call made a tensor is known by the tensor's identity, forgotten when the
+tensor is freed (so a later tensor at the same address is not taken for it; keeping every
+tensor alive instead would cost fresh memory for each: a fifth of a MobileNet's trace).
 
 Running the module's own Python, it follows what symbolic tracing cannot (iterating a tensor,
-control flow on shapes), at the cost of one forward pass: about 1.5 ms for a small CNN (fx
-3 ms, torch.export 35 ms) and 25 ms for the elastic MobileNet of
-``examples/elastic_mobilenet.py`` (fx 35 ms, torch.export 560 ms), what a search over a space
-written as PyTorch wants. Inside a recorded layer, torch-function handling is switched off
-(the layer's own calls are neither recorded nor intercepted).
+control flow on shapes), at the cost of one forward pass whose heavy calls are answered by
+their shapes (:mod:`dse.graph.shape_only`): about 1 ms for a small CNN (fx 2 ms, torch.export
+35 ms) and 14 ms for the elastic MobileNet of ``examples/elastic_mobilenet.py`` (fx 30-50 ms,
+torch.export 560-670 ms), what a search over a space written as PyTorch wants. Inside a
+recorded layer, calls are answered or run but not recorded (the layer is the call).
 Anything it cannot record (a tensor made inside ``forward`` from nothing, a call without a
 rewrite) reaches the importer as an unmapped call, and the import falls back on torch.export.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,6 +37,7 @@ from dse.graph.fx_trace import (
     traced_shape,
     value_meta,
 )
+from dse.graph.shape_only import ShapeOnly
 
 #: tensor operators (``x + y``, ``x[:, 0]``) by the function name their rewrite has
 DUNDERS = {
@@ -52,7 +56,7 @@ class _Recorder:
         self.params, self.paths = params, paths
         self.calls: list[Call] = []
         self.made: dict[int, Any] = {}  # id(tensor) -> the Call (or Param) that gives it
-        self.alive: list[Any] = []  # every recorded value, kept so ids stay unique
+        self.watch: dict[int, Any] = {}  # id -> a weak reference that forgets it when freed
         self.inside = 0  # depth inside a recorded layer (its own calls are not recorded)
 
     def ref(self, value: Any) -> Any:
@@ -85,15 +89,24 @@ class _Recorder:
         call = Call(label, "call_function", aten, tuple(refs), kwrefs)
         call.meta["val"] = value_meta(shape)
         self.calls.append(call)
-        self.alive.append(out)
         if isinstance(call.meta["val"], TracedValue):
-            self.made[id(out)] = call
+            self.remember(out, call)
             return
         for i, piece in enumerate(out):  # several outputs (a split): each piece a getitem
             item = Call(f"getitem_{len(self.calls)}", "call_function", "getitem", (call, i))
             item.meta["val"] = TracedValue(shape[i])
             self.calls.append(item)
-            self.made[id(piece)] = item
+            self.remember(piece, item)
+
+    def remember(self, tensor: Any, call: Any) -> None:
+        """``tensor`` was made by ``call`` for as long as it lives."""
+        key = id(tensor)
+        self.made[key] = call
+        self.watch[key] = weakref.ref(tensor, functools.partial(self._forget, key))
+
+    def _forget(self, key: int, _: Any) -> None:
+        self.made.pop(key, None)
+        self.watch.pop(key, None)
 
 
 def trace(module: Any, example_inputs: Sequence[Any]) -> tuple[list[Call], dict, list[str]]:
@@ -102,16 +115,23 @@ def trace(module: Any, example_inputs: Sequence[Any]) -> tuple[list[Call], dict,
     import torch
     from torch.overrides import TorchFunctionMode
 
-    params = Parameters(module)
-    paths = {id(m): name for name, m in module.named_modules(remove_duplicate=False)}
+    named = list(module.named_modules(remove_duplicate=False))
+    params = Parameters(module, named)
+    paths = {id(m): name for name, m in named}
     rec = _Recorder(params, paths)
+
+    shapes = ShapeOnly()  # the heavy calls answered by their output's shape, not computed
 
     class Mode(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
-            out = func(*args, **kwargs)
+            out = shapes.answer(func, args, kwargs)
+            if out is None:
+                out = func(*args, **kwargs)
+            if rec.inside:  # a call inside a recorded layer: the layer is the call
+                return out
             name = getattr(func, "__name__", "")
-            if rec.inside == 0 and name != "__get__":  # not x.shape
+            if name != "__get__":  # not x.shape
                 owner = getattr(func, "__qualname__", "").split(".")[0]
                 if name in DUNDERS:
                     rec.record("function", DUNDERS[name], args, kwargs, out)
@@ -123,29 +143,23 @@ def trace(module: Any, example_inputs: Sequence[Any]) -> tuple[list[Call], dict,
 
     leaves = {
         id(layer)
-        for layer in module.modules()
+        for _, layer in named
         if type(layer).__module__.startswith("torch.nn") and type(layer).__name__ in FX_MODULES
     }
-
-    quiet: list[Any] = []  # torch-function handling switched off inside a recorded layer
 
     def enter(layer: Any, inputs: tuple) -> None:
         if id(layer) in leaves:
             rec.inside += 1
-            if rec.inside == 1:  # its own calls are not recorded: not even intercepted
-                quiet.append(torch._C.DisableTorchFunction())
-                quiet[-1].__enter__()
 
     def leave(layer: Any, inputs: tuple, out: Any) -> None:
         if id(layer) in leaves:
             rec.inside -= 1
             if rec.inside == 0:
-                quiet.pop().__exit__(None, None, None)
                 rec.record("module", layer, inputs, {}, out)
 
     names = _input_names(module, len(example_inputs))
     for name, x in zip(names, example_inputs, strict=True):
-        rec.made[id(x)] = Call(name, "placeholder", "input", meta={"val": TracedValue(x.shape)})
+        rec.remember(x, Call(name, "placeholder", "input", meta={"val": TracedValue(x.shape)}))
     # two global hooks that act on this module's layers only (a handle per layer costs more
     # than the forward pass of a small network), removed when the run ends
     hooks = [torch.nn.modules.module.register_module_forward_pre_hook(enter)]
@@ -156,24 +170,28 @@ def trace(module: Any, example_inputs: Sequence[Any]) -> tuple[list[Call], dict,
     finally:
         for hook in hooks:
             hook.remove()
-        while quiet:  # a layer that raised never left: switch handling back on
-            quiet.pop().__exit__(None, None, None)
     inputs = [rec.made[id(x)] for x in example_inputs]
     calls = inputs + rec.calls
     output = Call("output", "output", "output", (rec.ref(out),))
     for call in [*rec.calls, output]:  # readers by positional and keyword arguments alike
-        for arg in _flat((call.args, call.kwargs)):
-            if isinstance(arg, Call):
-                arg.users.append(call)
+        for arg in _calls_in((call.args, call.kwargs)):
+            arg.users.append(call)
     return calls, params.shapes, names
 
 
-def _flat(args: Any) -> list:
-    if isinstance(args, (list, tuple)):
-        return [a for x in args for a in _flat(x)]
-    if isinstance(args, dict):
-        return [a for x in args.values() for a in _flat(x)]
-    return [args]
+def _calls_in(args: Any) -> list[Call]:
+    """The calls among ``args``, however nested in lists, tuples and dicts."""
+    found, todo = [], [args]
+    while todo:
+        arg = todo.pop()
+        kind = type(arg)
+        if kind is Call:
+            found.append(arg)
+        elif kind is tuple or kind is list:
+            todo.extend(arg)
+        elif kind is dict:
+            todo.extend(arg.values())
+    return found
 
 
 def _input_names(module: Any, n: int) -> list[str]:

@@ -2,8 +2,9 @@
 
 ``torch.fx.symbolic_trace`` records module calls (``conv1``), functions (``torch.relu``,
 ``operator.add``) and tensor methods (``x.view``); shape propagation runs the module once on the
-example inputs. Each recorded call is rewritten as the ATen call ``torch.export`` writes for it
-(:class:`Call`: a module's parameters become named references), so one set of translations,
+example inputs, its heavy calls answered by their shapes (:mod:`dse.graph.shape_only`). Each
+recorded call is rewritten as the ATen call ``torch.export`` writes for it (:class:`Call`: a
+module's parameters become named references), so one set of translations,
 :data:`dse.graph.torch_import.TORCH_IMPORTS`, reads every tracer's graph. Symbolic tracing runs
 no compiler, so it is 3-10x faster than ``torch.export``; it is the fallback when
 ``torch.export`` cannot trace a module.
@@ -21,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dse.graph.shape_only import ShapeOnly
 from dse.registry import Registry
 
 
@@ -68,17 +70,19 @@ class Parameters:
     """The qualified name of each of a module's tensors, shared tensors under their first name
     (so tied weights are one parameter)."""
 
-    def __init__(self, root: Any):
+    def __init__(self, root: Any, named: list | None = None):
+        """``named``: ``root.named_modules(remove_duplicate=False)`` where the caller has it."""
         self.names: dict[int, str] = {}
         self.shapes: dict[str, tuple[int, ...]] = {}
-        # module by module (the root's named_buffers(remove_duplicate=False) walks the whole
-        # tree once per module: a fifth of a MobileNet's trace)
-        for prefix, module in root.named_modules(remove_duplicate=False):
-            own = [*module.named_parameters("", recurse=False, remove_duplicate=False)]
-            own += [*module.named_buffers("", recurse=False, remove_duplicate=False)]
-            for name, tensor in own:
+        # module by module, from each module's own tables (the root's
+        # named_buffers(remove_duplicate=False) walks the whole tree once per module, and
+        # named_parameters(recurse=False) is a generator per module: a tenth of a trace)
+        for prefix, module in named or root.named_modules(remove_duplicate=False):
+            for name, tensor in (*module._parameters.items(), *module._buffers.items()):
+                if tensor is None:  # a registered but absent tensor (a conv without bias)
+                    continue
                 first = self.names.setdefault(id(tensor), f"{prefix}.{name}" if prefix else name)
-                self.shapes[first] = tuple(int(s) for s in tensor.shape)
+                self.shapes[first] = tuple(tensor.shape)  # a torch.Size: ints
 
     def ref(self, tensor: Any) -> Param | None:
         return None if tensor is None else Param(self.names[id(tensor)])
@@ -312,7 +316,7 @@ for _method, _method_rewrite in (
 def traced_shape(value: Any) -> Any:
     """A value's traced shape, a tuple of them for several outputs (a split), or None."""
     if hasattr(value, "shape") and hasattr(value, "dtype"):
-        return tuple(int(s) for s in value.shape)
+        return tuple(value.shape)  # a computed tensor's torch.Size: ints
     if isinstance(value, (tuple, list)) and value and all(hasattr(v, "dtype") for v in value):
         return tuple(traced_shape(v) for v in value)
     return None
@@ -363,12 +367,13 @@ def trace(
     order: list[Call] = []
     inputs: list[str] = []
     feed = iter(example_inputs)
+    shapes = ShapeOnly().mode()  # the heavy calls answered by their output's shape
     for node in graph.nodes:
         if node.op == "output":
             continue
         run_args = torch.fx.node.map_arg(node.args, lambda n: values[n])
         run_kwargs = torch.fx.node.map_arg(node.kwargs, lambda n: values[n])
-        with torch.no_grad():
+        with torch.no_grad(), shapes:
             value = (
                 next(feed)
                 if node.op == "placeholder"

@@ -469,7 +469,7 @@ def from_torch(
     ``tracer="export"`` traces with ``torch.export`` (the reference) and, where it cannot trace
     the module, falls back to ``torch.fx``. ``tracer="fx"`` (symbolic tracing and one forward
     pass, :mod:`dse.graph.fx_trace`) and ``tracer="eager"`` (one recorded forward pass,
-    :mod:`dse.graph.eager_trace`: a twentieth of export's time, what a search over a space
+    :mod:`dse.graph.eager_trace`: a tenth to a fortieth of export's time, what a search over a space
     written as PyTorch wants) fall back to export wherever they cannot trace or read the module
     (a call without a rewrite, any doubt). A fallback warns with a :class:`TracerFallback`
     naming the tracer used and why. All give the same graph where they trace.
@@ -515,6 +515,7 @@ def _build(nodes: list, params: dict, inputs: list, name: str, unknown: str) -> 
     b = GraphBuilder(name)
     ctx = ImportContext(b, params=dict(params))
     unmapped: list[str] = []
+    translations: dict[Any, Any] = {}  # by target: a network repeats a few dozen operators
     for node in nodes:
         value = node.meta.get("val")
         shape = tuple(int(s) for s in value.shape) if hasattr(value, "shape") else ()
@@ -526,7 +527,9 @@ def _build(nodes: list, params: dict, inputs: list, name: str, unknown: str) -> 
         if node.op != "call_function":
             continue
         ctx.shapes[node.name] = shape
-        translate = _translation(node.target)
+        if node.target not in translations:
+            translations[node.target] = _translation(node.target)
+        translate = translations[node.target]
         if translate is None:
             label = f"{_op_name(node.target)[0]} at {_source(node)}"
             if unknown == "error":
