@@ -14,12 +14,15 @@ variables), ``latency_ms`` and, for a GPU, ``batch_size`` (default 1). The GPU f
 prior calibration (``--prior``; ``auto``: the shipped calibration of the device nearest in peak
 FLOP/s and bandwidth) and frees only the parameters cross-validation supports
 (:mod:`dse.simulators.gpu.fewshot`); a CPU's fit frees three scales of the nearest shipped CPU
-calibration (:mod:`dse.simulators.cpu.fit`); an ASIC's, like the FPGA's, is a latency scale and a
-per-layer cost (:mod:`dse.simulators.asic.calibration`, the FPGA's
-:mod:`dse.simulators.fpga.calibration`). The file written carries its cross-validated error
-and is what ``[simulators.gpu] calibration = "my-1080ti.toml"`` (or ``[simulators.cpu]``,
-``[simulators.asic]``, ``[simulators.fpga]``) names. Everything is checked before the file is
-written; an existing file is kept unless ``--force``.
+calibration (:mod:`dse.simulators.cpu.fit`) and tries mixing them with the measured operator
+tables of shipped CPUs of the same runtime (``--tables``; ``auto``: those, ``none``, or names:
+:mod:`dse.simulators.cpu.tables`), keeping the mix where cross-validation prefers it; an
+ASIC's, like the FPGA's, is a latency scale and a per-layer cost
+(:mod:`dse.simulators.asic.calibration`, the FPGA's :mod:`dse.simulators.fpga.calibration`).
+The file written carries its cross-validated error and is what ``[simulators.gpu]
+calibration = "my-1080ti.toml"`` (or ``[simulators.cpu]``, ``[simulators.asic]``,
+``[simulators.fpga]``) names. Everything is checked before the file is written; an existing
+file is kept unless ``--force``.
 """
 
 from __future__ import annotations
@@ -131,7 +134,7 @@ def nearest_cpu_calibration(device, devices_file: str | None = None, exclude=())
     )
 
 
-def _few_shot(fit, design, table, prior, args, name: str, data: str, freed: str):
+def _few_shot(fit, design, table, prior, args, name: str, data: str, freed: str, **extra):
     """A family's few-shot ``fit`` of the measurements, and its choice printed."""
     result = fit(
         design,
@@ -144,6 +147,7 @@ def _few_shot(fit, design, table, prior, args, name: str, data: str, freed: str)
         args.folds,
         args.seed,
         covers=(args.space,),
+        **extra,
     )
     print(f"prior: {prior.name}; {freed} kept: {result.candidate}")
     for cand, loss in result.cv_loss.items():
@@ -166,9 +170,32 @@ def _fit_cpu(args, graphs, table, data: str):
             prior_name = nearest_cpu_calibration(device, args.devices_file)
         prior = load_cpu_calibration(prior_name)
     design = CpuDesign(CpuCostModel(device, prior), graphs, table["batch_size"].unique())
-    return _few_shot(
-        fit_few_shot, design, table, prior, args, device.name, data, "free scales"
-    ), "cpu"
+    tables = cpu_tables(args.tables, device)
+    print(f"measured tables tried: {', '.join(tables) or '(none)'}")
+    cal = _few_shot(
+        fit_few_shot, design, table, prior, args, device.name, data, "candidate", tables=tables
+    )
+    return cal, "cpu"
+
+
+def cpu_tables(spec: str, device) -> list[str]:
+    """``--tables``: ``auto`` (the shipped tables of CPUs with the device's runtime), ``none``,
+    or shipped table names separated by commas."""
+    from dse.simulators.cpu.tables import runtime_tables, shipped_tables
+
+    if spec == "auto":
+        return runtime_tables(device)
+    if spec == "none":
+        return []
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    allowed = shipped_tables()
+    bad = [n for n in names if n not in allowed]
+    if bad or not names:
+        raise ConfigError(
+            f"--tables: {', '.join(bad) or repr(spec)} is not a shipped table; allowed values: "
+            f"auto, none, or names from {allowed} separated by commas"
+        )
+    return names
 
 
 def _one_frame(table, what: str):
@@ -269,6 +296,12 @@ class CalibrateCommand:
             help="GPU/CPU prior: auto (nearest shipped of the family), none, a shipped name or "
             "a TOML path",
         )
+        p.add_argument(
+            "--tables",
+            default="auto",
+            help="CPU: measured operator tables to try mixing in: auto (shipped CPUs of the "
+            "device's runtime), none, or names separated by commas",
+        )
         p.add_argument("--name", default=None, help="calibration name (default: the device)")
         p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
         p.add_argument("--seed", type=int, default=0, help="fold assignment seed")
@@ -285,6 +318,8 @@ class CalibrateCommand:
         if args.folds < 2:
             raise ConfigError(f"--folds: must be >= 2, got {args.folds}")
         family = device_family(args.device, args.devices_file) if args.device else "fpga"
+        if family != "cpu" and args.tables != "auto":
+            raise ConfigError(f"--tables: only a CPU's fit mixes measured tables, not a {family}'s")
         space = space_from(args)
         try:
             archs, table = read_measurements(args.measured, args.arch_column, space)

@@ -42,3 +42,22 @@ def subprocess_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
+
+
+def unseen_gold(table: str, arch_column: str, space, n: int):
+    """HELP's protocol on the Xeon Gold 6240: ``(design, seconds, prior, graphs)`` for ``n``
+    networks of reference table ``table`` (its measured latencies in seconds), the design priced
+    from the Silver 4210R's calibration (another device's: the Gold's own is never the prior)."""
+    import pandas as pd
+
+    from dse.catalogs.devices import get_any_device
+    from dse.simulators.cpu.calibration import load_cpu_calibration
+    from dse.simulators.cpu.fit import CpuDesign
+    from dse.simulators.cpu.model import CpuCostModel
+
+    df = pd.read_csv(reference_data(table)).sample(n, random_state=0)
+    graphs = [space.to_graph(space.parse(a)) for a in df[arch_column]]
+    device = get_any_device("Xeon-Gold-6240", None, "cpu")
+    prior = load_cpu_calibration("Xeon-Silver-4210R")
+    design = CpuDesign(CpuCostModel(device, prior), graphs, [1])
+    return design, df["gold_6240_ms"].to_numpy() * 1e-3, prior, graphs

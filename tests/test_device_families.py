@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import reference_data
+from conftest import reference_data, unseen_gold
 
 from dse.catalogs.devices import get_any_device, get_device, load_all_devices
 from dse.graph import GraphBuilder
@@ -189,15 +189,11 @@ def test_ten_cells_of_an_unseen_cpu_rank_the_rest_like_the_shipped_fit():
     """HELP's protocol on one device (the benchmark does all): the Xeon Gold 6240 calibrated
     from 10 measured cells with the Silver 4210R's calibration as the prior ranks 1,990 other
     cells within 0.02 of its own 12,000-cell calibration."""
-    from dse.simulators.cpu.fit import CpuDesign, fit_few_shot, to_vector
+    from dse.simulators.cpu.fit import fit_few_shot, to_vector
 
-    df = pd.read_csv(reference_data("nasbench201_latency_devices.csv")).sample(2000, random_state=0)
-    space = NasBench201Space()
-    graphs = [space.to_graph(space.parse(a)) for a in df["arch_str"]]
-    device = get_any_device("Xeon-Gold-6240", None, "cpu")
-    prior = load_cpu_calibration("Xeon-Silver-4210R")
-    design = CpuDesign(CpuCostModel(device, prior), graphs, [1])
-    y = df["gold_6240_ms"].to_numpy() * 1e-3
+    table, space = "nasbench201_latency_devices.csv", NasBench201Space()
+    design, y, prior, graphs = unseen_gold(table, "arch_str", space, 2000)
+    device = design.model.device
     fit = fit_few_shot(design, np.arange(10), np.ones(10, int), y[:10], prior, "mine", "test")
     rest = np.arange(10, len(y))
     from scipy.stats import spearmanr

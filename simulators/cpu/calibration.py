@@ -53,7 +53,13 @@ SHEET_EFFICIENCY = {
 class CpuCalibration:
     """Per class (:data:`CPU_CLASSES`): ``overhead_us`` (microseconds per operator, ``None``:
     the device's ``op_overhead_us``) and ``efficiency`` (fraction of SIMD peak); one
-    ``memory_efficiency`` (fraction of the cache or DRAM bandwidth reached)."""
+    ``memory_efficiency`` (fraction of the cache or DRAM bandwidth reached).
+
+    ``tables`` (shipped measured table -> weight, :mod:`dse.simulators.cpu.tables`) and
+    ``roofline_weight``: an operator costs ``roofline_weight x roofline(op) + sum_s w_s
+    t_s(op)`` over those devices' measured tables (``dse calibrate`` keeps such a mix when it
+    predicts a new device's measurements better than the roofline alone; without tables the
+    roofline is the cost)."""
 
     name: str = "data sheet"
     overhead_us: Mapping[str, float] = field(default_factory=dict)
@@ -62,8 +68,21 @@ class CpuCalibration:
     device: str = ""
     note: str = ""
     validation: Validation | None = None
+    tables: Mapping[str, float] = field(default_factory=dict)
+    roofline_weight: float = 1.0
 
     def __post_init__(self):
+        weights = {f"tables.{s}": w for s, w in self.tables.items()}
+        for where, w in {**weights, "roofline_weight": self.roofline_weight}.items():
+            if not np.isfinite(w) or w < 0:
+                raise ValueError(
+                    f"calibration {self.name!r}: {where}: must be a weight >= 0, got {w}"
+                )
+        if not self.tables and self.roofline_weight != 1:
+            raise ValueError(
+                f"calibration {self.name!r}: roofline_weight: must be 1 without [tables], got "
+                f"{self.roofline_weight}"
+            )
         for table in ("overhead_us", "efficiency"):
             for c, v in getattr(self, table).items():
                 if c not in CPU_CLASSES:
@@ -103,6 +122,10 @@ class CpuCalibration:
             if values:
                 out.append(f"\n[{table}]")
                 out += [f"{c} = {values[c]:.6g}" for c in CPU_CLASSES if c in values]
+        if self.tables:
+            out.insert(3, f"roofline_weight = {self.roofline_weight:.6g}")
+            out.append("\n[tables]")
+            out += [f'"{s}" = {w:.6g}' for s, w in self.tables.items()]
         if self.validation is not None:
             out.append("\n" + self.validation.to_toml())
         return "\n".join(out) + "\n"
@@ -110,7 +133,7 @@ class CpuCalibration:
 
 def parse_cpu_calibration(data: Mapping[str, Any], where: str) -> CpuCalibration:
     allowed = {"name", "device", "note", "memory_efficiency", "overhead_us", "efficiency"}
-    allowed.add("validation")
+    allowed |= {"validation", "tables", "roofline_weight"}
     for key in data:
         if key not in allowed:
             raise ValueError(f"{where}.{key}: unknown field; allowed: {sorted(allowed)}")
@@ -118,7 +141,8 @@ def parse_cpu_calibration(data: Mapping[str, Any], where: str) -> CpuCalibration
     def numbers(table: str) -> dict[str, float]:
         raw = data.get(table, {})
         if not isinstance(raw, Mapping):
-            raise ValueError(f"{where}.{table}: expected a table of class = number")
+            what = "device" if table == "tables" else "class"
+            raise ValueError(f"{where}.{table}: expected a table of {what} = number")
         try:
             return {str(c): float(v) for c, v in raw.items()}
         except (TypeError, ValueError):
@@ -134,6 +158,8 @@ def parse_cpu_calibration(data: Mapping[str, Any], where: str) -> CpuCalibration
         Validation.from_dict(data["validation"], f"{where}.validation")
         if "validation" in data
         else None,
+        numbers("tables"),
+        float(data.get("roofline_weight", 1.0)),
     )
 
 

@@ -11,7 +11,10 @@ latency over ``NOISE**2`` plus a Gaussian pull of each free log-parameter toward
   of the family; what a new CPU changes is mostly how fast its runtime dispatches, how well its
   SIMD units are used and its memory system, so three log-scales are freed (all overheads, all
   efficiencies, the memory efficiency), in nested candidates chosen by grouped cross-validation
-  as the GPU's few-shot fit does; the out-of-fold predictions are the validation.
+  as the GPU's few-shot fit does; the out-of-fold predictions are the validation. Given
+  measured tables of other CPUs (:mod:`dse.simulators.cpu.tables`), one more candidate on the
+  same folds mixes the kept roofline with them: ``r x roofline + sum_s w_s table_s``, weights
+  non-negative (:func:`mix_weights`), kept only where it predicts the held-out cells better.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from dataclasses import dataclass, replace
 
 import networkx as nx
 import numpy as np
-from scipy.optimize import least_squares
+from scipy.optimize import least_squares, nnls
 
 from dse.catalogs.cpus import CpuDevice
 from dse.fidelity import cross_validate
@@ -69,13 +72,27 @@ class CpuDesign:
 
     def predict(self, x: np.ndarray, arch: np.ndarray, batch: np.ndarray) -> np.ndarray:
         """Seconds of each (arch index, batch size) point under fit vector ``x``."""
-        cal = to_calibration(x, "fit", self.model.device.name)
+        return self.priced(to_calibration(x, "fit", self.model.device.name), arch, batch)
+
+    def priced(self, cal: CpuCalibration, arch: np.ndarray, batch: np.ndarray) -> np.ndarray:
+        """Seconds of each (arch index, batch size) point under calibration ``cal``."""
         out = np.empty(len(arch))
         for b, rows in self.rows.items():
             at = batch == b
             if at.any():
                 out[at] = self.counts[arch[at]] @ self.model.row_seconds(rows, cal)
         return out
+
+    def on_tables(self, tables: Sequence[str], arch: np.ndarray, batch: np.ndarray) -> np.ndarray:
+        """(points x tables): seconds of each (arch index, batch size) point priced by each
+        measured table alone (weight 1), as this device's runtime runs it."""
+        device = self.model.device.name
+        return np.stack(
+            [self.priced(CpuCalibration(device=device, tables={t: 1.0}, roofline_weight=0.0),
+                         arch, batch)
+             for t in tables],
+            axis=1,
+        )  # fmt: skip
 
 
 def _map(design, arch, batch, seconds, x0, free, sd, expand) -> np.ndarray:
@@ -127,6 +144,16 @@ def _scaled(x0: np.ndarray, free: Sequence[int]):
     return expand
 
 
+def mix_weights(on_tables: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """Non-negative weights of measured tables whose mix best predicts ``seconds`` in relative
+    error: ``min sum_n (on_tables[n] @ w / seconds[n] - 1)^2``, ``w >= 0``."""
+    w, _ = nnls(on_tables / seconds[:, None], np.ones(len(seconds)))
+    if not w.any():  # no table helps: the one nearest in the mean, scaled
+        j = int(np.argmin(np.abs(np.log(on_tables.mean(0) / seconds.mean()))))
+        w[j] = seconds.mean() / on_tables[:, j].mean()
+    return w
+
+
 @dataclass(frozen=True)
 class CpuFewShot:
     """The kept calibration, its candidate, every candidate's cross-validated mean squared log
@@ -149,8 +176,11 @@ def fit_few_shot(
     folds: int = 5,
     seed: int = 0,
     covers: Sequence[str] = (),
+    tables: Sequence[str] = (),
 ) -> CpuFewShot:
-    """Calibrate a CPU from a few measured networks, starting from ``prior``."""
+    """Calibrate a CPU from a few measured networks, starting from ``prior``; with ``tables``
+    (shipped measured tables, :mod:`dse.simulators.cpu.tables`), a mix of them is one more
+    candidate (``"tables"``), chosen by the same cross-validation."""
     arch, batch = np.asarray(arch, np.int64), np.asarray(batch, np.int64)
     seconds = np.asarray(seconds, dtype=float)
     if not (len(arch) == len(batch) == len(seconds)) or not len(arch):
@@ -167,25 +197,46 @@ def fit_few_shot(
         z = _map(design, arch[train], batch[train], seconds[train], zero, list(free), sd, expand)
         return expand(z)
 
-    cv = cross_validate(
-        list(CANDIDATES),
-        lambda cand, train: design.predict(
-            fit(train, CANDIDATES[cand]), arch[~train], batch[~train]
-        ),
-        arch,
-        batch,
-        seconds,
-        data,
-        folds,
-        seed,
-        covers,
-    )
-    best, validation = cv.candidate, cv.validation
-    x = fit(np.ones(len(arch), bool), CANDIDATES[best])
-    note = (
-        f"Few-shot calibration of {device.name} from {validation.fitted_on} measured "
+    def scales(cand: str, train: np.ndarray) -> np.ndarray:
+        return design.predict(fit(train, CANDIDATES[cand]), arch[~train], batch[~train])
+
+    args = (arch, batch, seconds, data, folds, seed, covers)
+    cv = cross_validate(list(CANDIDATES), scales, *args)
+    best, kept = cv.candidate, CANDIDATES[cv.candidate]
+    tables = list(tables)
+    if tables:  # the kept roofline mixed with the measured tables, on the same folds
+        priced = design.on_tables(tables, arch, batch)
+
+        def columns(x: np.ndarray, at: np.ndarray) -> np.ndarray:
+            return np.column_stack([priced[at], design.predict(x, arch[at], batch[at])])
+
+        def mixed(cand: str, train: np.ndarray) -> np.ndarray:
+            if cand != "tables":
+                return scales(cand, train)
+            x = fit(train, kept)
+            return columns(x, ~train) @ mix_weights(columns(x, train), seconds[train])
+
+        second = cross_validate([best, "tables"], mixed, *args)
+        losses = {**cv.cv_loss, "tables": second.cv_loss["tables"]}
+        roofline, cv = replace(cv, cv_loss=losses), replace(second, cv_loss=losses)
+        if second.candidate != "tables":
+            cv = roofline
+    among = list(cv.cv_loss)
+    x = fit(np.ones(len(arch), bool), kept)
+    head = (
+        f"Few-shot calibration of {device.name} from {cv.validation.fitted_on} measured "
         f"architectures ({len(seconds)} measurements; {data}), prior {prior.name!r}; free "
-        f"scales: {best} (chosen by {cv.folds}-fold cross-validation among {list(CANDIDATES)})."
+        f"scales: {best}"
     )
-    cal = replace(to_calibration(x, name, device.name, note), validation=validation)
-    return CpuFewShot(cal, best, cv.cv_loss, cv.out_of_fold)
+    cal = to_calibration(x, name, device.name)
+    if cv.candidate == "tables":
+        w = mix_weights(columns(x, np.ones(len(arch), bool)), seconds)
+        mix = {t: float(v) for t, v in zip(tables, w[:-1], strict=True) if v > 0}
+        if mix:
+            cal = replace(cal, tables=mix, roofline_weight=float(w[-1]))
+            head += f", mixed with the measured tables of {', '.join(mix)}"
+        else:  # no table earned a weight: the roofline it was mixed with
+            cv = roofline
+    note = f"{head} (chosen by {cv.folds}-fold cross-validation among {among})."
+    cal = replace(cal, note=note, validation=cv.validation)
+    return CpuFewShot(cal, cv.candidate, cv.cv_loss, cv.out_of_fold)

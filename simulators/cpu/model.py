@@ -42,6 +42,7 @@ from dse.graph.columnar import numbered as _numbered
 from dse.graph.ops import OpNode, numel
 from dse.graph.optable import OpTable, population_ops
 from dse.simulators.cpu.calibration import CPU_CLASSES, CpuCalibration
+from dse.simulators.cpu.tables import OperatorTable
 
 #: output elements per thread below which a runtime does not split an operator further
 GRAIN = 1024
@@ -121,13 +122,33 @@ def live_nodes(graphs: Sequence[nx.DiGraph], zero: np.ndarray, lengths) -> np.nd
 @dataclass
 class CpuRows:
     """Per distinct op: class index, FLOPs, bytes moved, working set and threads used (one
-    batch), the features every calibration prices."""
+    batch), the features every calibration prices; ``keys`` (the ops' :func:`cpu_row`
+    numbers) and ``batch`` are what a measured table looks them up by."""
 
     op_class: np.ndarray
     flops: np.ndarray
     bytes: np.ndarray
     threads: np.ndarray
     bandwidth: np.ndarray
+    keys: np.ndarray
+    batch: int
+
+
+def features_of(device: CpuDevice, threads: int, keys: np.ndarray, batch_size: int) -> CpuRows:
+    """The rows ``keys`` (:func:`cpu_row` numbers) at ``batch_size`` on ``device`` with
+    ``threads`` cores (see the module docstring)."""
+    cls, flops, act, weights, out = (keys[:, i] for i in range(5))
+    moved = batch_size * act + weights
+    used = np.clip(batch_size * out / GRAIN, 1, threads)
+    cache = device.cache_bandwidth(threads)
+    bandwidth = np.where(
+        moved <= threads * device.l2_bytes,
+        cache,
+        np.where(moved <= device.l3_bytes, cache / 2, device.memory_bandwidth),
+    )
+    return CpuRows(
+        cls.astype(np.int64), batch_size * flops, moved, used, bandwidth, keys, batch_size
+    )
 
 
 class CpuCostModel:
@@ -139,32 +160,54 @@ class CpuCostModel:
             raise ValueError(f"threads: must be >= 1, got {threads}")
         self.device, self.calibration, self.threads = device, calibration, threads
         self.table = OpTable(cpu_row, 5)
+        self._sources: dict[str, tuple[OperatorTable, CpuCostModel]] = {}
+        for source in calibration.tables:  # a table that does not exist fails here, not later
+            self._source(source)
 
     def features(self, batch_size: int) -> CpuRows:
         """The table's rows at ``batch_size`` (see the module docstring)."""
-        d, m = self.device, self.table.matrix()
-        cls, flops, act, weights, out = (m[:, i] for i in range(5))
-        moved = batch_size * act + weights
-        threads = np.clip(batch_size * out / GRAIN, 1, self.threads)
-        cache = d.cache_bandwidth(self.threads)
-        bandwidth = np.where(
-            moved <= self.threads * d.l2_bytes,
-            cache,
-            np.where(moved <= d.l3_bytes, cache / 2, d.memory_bandwidth),
-        )
-        return CpuRows(cls.astype(np.int64), batch_size * flops, moved, threads, bandwidth)
+        return features_of(self.device, self.threads, self.table.matrix(), batch_size)
 
     def row_seconds(self, rows: CpuRows, calibration: CpuCalibration | None = None) -> np.ndarray:
-        """Seconds of each row under ``calibration`` (default: the model's)."""
+        """Seconds of each row under ``calibration`` (default: the model's): the roofline, mixed
+        with the measured tables a calibration with ``tables`` names."""
         cal = calibration or self.calibration
         over, eta, eta_m = cal.arrays(self.device)
         c = np.maximum(rows.op_class, 0)
         rate = rows.threads * self.device.frequency_hz * self.device.flops_per_cycle * eta[c]
         t = over[c] + np.maximum(rows.flops / rate, rows.bytes / (rows.bandwidth * eta_m))
+        if cal.tables:  # a mix with the measured tables of other devices
+            t = cal.roofline_weight * t
+            for source, w in cal.tables.items():
+                t = t + w * self.source_seconds(source, rows)
         free = rows.op_class < 0
         if self.device.runtime == "fused":
             free |= np.isin(rows.op_class, [CLASS[k] for k in FOLDED])
         return np.where(free, 0.0, t)
+
+    def source_seconds(self, source: str, rows: CpuRows) -> np.ndarray:
+        """Seconds of each row on the device of measured table ``source``: its table where it
+        has the operator at this batch size, else its own model (its shipped calibration)."""
+        table, own = self._source(source)
+        measured = table.lookup(rows.keys, rows.batch)
+        missing = np.isnan(measured)
+        if missing.any():
+            there = features_of(own.device, own.threads, rows.keys, rows.batch)
+            measured[missing] = own.row_seconds(there)[missing]
+        return measured
+
+    def _source(self, source: str) -> tuple[OperatorTable, CpuCostModel]:
+        """Measured table ``source`` and its device's own model, loaded once."""
+        if source not in self._sources:
+            from dse.catalogs.devices import get_any_device
+            from dse.simulators.cpu.calibration import resolve_cpu_calibration
+            from dse.simulators.cpu.tables import load_operator_table
+
+            table = load_operator_table(source)
+            device = get_any_device(table.device, None, "cpu")
+            own = CpuCostModel(device, resolve_cpu_calibration("auto", device))
+            self._sources[source] = (table, own)
+        return self._sources[source]
 
     def _nodes(
         self, graphs: Sequence[nx.DiGraph]
