@@ -19,7 +19,6 @@ from dse.cluster import add_cluster_arguments, cluster_table, parse_cluster
 from dse.commands.proxy_eval import space_param_values
 from dse.inputs import add_space_arguments
 from dse.params import ConfigError
-from dse.proxies.dps import config_params, fitness_rows, read_truth
 from dse.proxies.saved import save_proxy
 from dse.registry import COMMANDS, SPACES
 
@@ -90,6 +89,7 @@ class DpsCommand:
 
     def run(self, args: argparse.Namespace) -> int:
         import dse
+        from dse.proxies.dps import config_params, fitness_rows, read_truth  # torch: run only
 
         key = args.arch_column if not args.ops_column else [args.arch_column, args.ops_column]
         labelled = read_truth(args.truth, args.target, key, "--truth", "--target/--arch-column")

@@ -28,9 +28,7 @@ from dse.commands.dps import add_labelled_arguments
 from dse.commands.proxy_eval import space_param_values
 from dse.inputs import import_requested_plugins, space_from
 from dse.params import ConfigError
-from dse.proxies.dps import fitness_rows, read_truth
-from dse.proxies.ensemble import DEFAULT_COMPONENTS, fit_ensemble
-from dse.proxies.report_card import ProxyScorer, fitted_on
+from dse.proxies.ensemble import DEFAULT_COMPONENTS
 from dse.proxies.saved import save_proxy
 from dse.registry import COMMANDS
 from dse.space import Parsable
@@ -88,6 +86,11 @@ class ProxyFitCommand:
         p.add_argument("--name", default=None, help="save the ensemble under this name")
 
     def run(self, args: argparse.Namespace) -> int:
+        # torch and the proxies: imported when the command runs, so `dse --help` stays fast
+        from dse.proxies.dps import fitness_rows, read_truth
+        from dse.proxies.ensemble import fit_ensemble
+        from dse.proxies.report_card import ProxyScorer, fitted_on
+
         if "proxy_ensemble" in {c.partition("@")[0] for c in args.components}:
             raise ConfigError("--components: an ensemble cannot contain an ensemble")
         if args.l2 is not None and args.l2 < 0:

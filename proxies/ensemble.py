@@ -27,8 +27,6 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
-from scipy.optimize import minimize
-from scipy.special import expit
 
 from dse.provider import MetricProvider
 from dse.proxies.saved import saved_params
@@ -121,6 +119,9 @@ def _pairs(truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def rank_fit(z: np.ndarray, truth: np.ndarray, l2: float) -> np.ndarray:
     """Weights minimising the pairwise logistic rank loss (mean over pairs) + ``l2 |w|^2``."""
+    from scipy.optimize import minimize  # here: half a second of every command's start-up
+    from scipy.special import expit
+
     i, j = _pairs(truth)
     if not len(i):
         return np.zeros(z.shape[1])
