@@ -41,8 +41,8 @@ from dse.graph.columnar import edge_columns
 from dse.graph.columnar import numbered as _numbered
 from dse.graph.ops import OpNode, numel
 from dse.graph.optable import OpTable, population_ops
-from dse.simulators.cpu.calibration import CPU_CLASSES, CpuCalibration
-from dse.simulators.cpu.tables import OperatorTable
+from dse.simulators.cpu.calibration import CPU_CLASSES, CpuCalibration, resolve_cpu_calibration
+from dse.simulators.cpu.tables import OperatorTable, load_operator_table
 
 #: output elements per thread below which a runtime does not split an operator further
 GRAIN = 1024
@@ -199,9 +199,7 @@ class CpuCostModel:
     def _source(self, source: str) -> tuple[OperatorTable, CpuCostModel]:
         """Measured table ``source`` and its device's own model, loaded once."""
         if source not in self._sources:
-            from dse.catalogs.devices import get_any_device
-            from dse.simulators.cpu.calibration import resolve_cpu_calibration
-            from dse.simulators.cpu.tables import load_operator_table
+            from dse.catalogs.devices import get_any_device  # the catalog: when a mix is used
 
             table = load_operator_table(source)
             device = get_any_device(table.device, None, "cpu")
