@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -72,12 +73,24 @@ def one_line_error(proc) -> str:
     return lines[0]
 
 
+@pytest.fixture(scope="module")
+def finished_once(tmp_path_factory):
+    """One finished run of :data:`SMALL`, made once per module (a real subprocess)."""
+    root = tmp_path_factory.mktemp("finished")
+    cfg = write_config(root)
+    proc = cli(["run", cfg, "--run-id", "r", "--output", root / "results", "--quiet"], root)
+    assert proc.returncode == 0, proc.stderr
+    return root / "results"
+
+
 @pytest.fixture
-def finished(tmp_path):
+def finished(finished_once, tmp_path):
+    """``(config, output folder, run folder)`` of a finished run in ``tmp_path``: a copy of
+    :func:`finished_once`'s (a run folder holds no absolute path), so each test may damage its
+    own."""
     cfg = write_config(tmp_path)
     out = tmp_path / "results"
-    proc = cli(["run", cfg, "--run-id", "r", "--output", out, "--quiet"], tmp_path)
-    assert proc.returncode == 0, proc.stderr
+    shutil.copytree(finished_once, out)
     return cfg, out, out / "r"
 
 
