@@ -61,3 +61,10 @@ def unseen_gold(table: str, arch_column: str, space, n: int):
     prior = load_cpu_calibration("Xeon-Silver-4210R")
     design = CpuDesign(CpuCostModel(device, prior), graphs, [1])
     return design, df["gold_6240_ms"].to_numpy() * 1e-3, prior, graphs
+
+
+def reference_networks(fast: tuple[str, ...]) -> list:
+    """Every reference network of ``examples/torch_networks.py`` as a test parameter, those not
+    in ``fast`` marked slow (a ViT-B/16 or GPT-2 stack costs seconds in any door)."""
+    names = example_module("torch_networks").PUBLISHED
+    return [n if n in fast else pytest.param(n, marks=pytest.mark.slow) for n in names]

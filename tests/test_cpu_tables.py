@@ -25,6 +25,7 @@ from dse.simulators.cpu.tables import (
     load_operator_table,
     parse_operator_table,
     runtime_tables,
+    shipped_tables,
 )
 from dse.spaces.nasbench201 import NasBench201Space
 
@@ -121,6 +122,7 @@ def test_ten_measurements_of_a_cpu_that_is_a_mix_recover_it():
 
 
 def test_runtime_tables_are_the_same_runtimes_and_never_the_excluded():
+    assert all(load_operator_table(t).device == t for t in shipped_tables())  # named by device
     gold = get_any_device("Xeon-Gold-6240", None, "cpu")
     assert runtime_tables(gold, exclude=("Xeon-Gold-6240",)) == XEONS[1:]
     phone = get_any_device("Samsung-A50", None, "cpu")

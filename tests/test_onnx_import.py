@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import reference_networks
 
 from dse.graph import GraphError, from_onnx, from_torch, totals
 from dse.registry import SIMULATORS, SPACES
@@ -117,17 +118,7 @@ def test_dse_cost_prices_an_onnx_file(tmp_path, capsys):
     assert "--onnx: " in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "mobilenet_v3_large",
-        pytest.param("resnet50", marks=pytest.mark.slow),
-        pytest.param("efficientnet_b0", marks=pytest.mark.slow),
-        pytest.param("mobilenet_v2", marks=pytest.mark.slow),
-        pytest.param("vit_b16", marks=pytest.mark.slow),
-        pytest.param("gpt2_blocks", marks=pytest.mark.slow),
-    ],
-)
+@pytest.mark.parametrize("name", reference_networks(("mobilenet_v3_large",)))
 def test_the_reference_networks_export_to_onnx_with_the_same_totals(name):
     """The hand-written reference networks (examples/torch_networks.py): squeeze-excite gates,
     hard-swish, SiLU, bottlenecks, and the transformers (a class token and position table,

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import reference_networks
 from torch import nn
 
 from dse.graph import GraphError, from_torch, totals
@@ -155,16 +156,7 @@ def _reference_networks():
 
 
 @pytest.mark.parametrize(
-    "name",
-    [
-        "resnet18",
-        "mobilenet_v3_large",
-        "efficientnet_b0",
-        pytest.param("resnet50", marks=pytest.mark.slow),
-        pytest.param("mobilenet_v2", marks=pytest.mark.slow),
-        pytest.param("vit_b16", marks=pytest.mark.slow),
-        pytest.param("gpt2_blocks", marks=pytest.mark.slow),
-    ],
+    "name", reference_networks(("resnet18", "mobilenet_v3_large", "efficientnet_b0"))
 )
 def test_reference_networks_match_their_own_tensors_fvcore_and_the_published_counts(name):
     """The peer check: parameters equal the module's own ``sum(p.numel())`` exactly; MACs equal
@@ -202,7 +194,7 @@ def test_tied_weights_are_counted_once_and_still_read():
     assert totals(g).params == sum(p.numel() for p in net.parameters()) == 100 * 32 + 64
     (head,) = [g.nodes[n]["op"] for n in g if g.nodes[n]["op"].kind == "linear"]
     assert head.params == 0 and head.option("tied")
-    assert head.bytes_read == 4 * (8 * 32 + 100 * 32)  # its input and the shared weights
+    assert head.bytes_read == 4 * (8 * 32 + 100 * 32)  # its input and the tied weights (read once)
 
 
 class Pieces(nn.Module):
@@ -350,7 +342,7 @@ def _tracer_cases(name: str):
         "functional": lambda: (Functional(), torch.randn(2, 3, 32, 32)),
         "small_cnn": lambda: (SmallCnn(), torch.randn(2, 3, 16, 16)),
         "pieces": lambda: (Pieces(), torch.randn(2, 3, 8, 8)),
-        "shared": lambda: (Shared(), torch.randint(0, 100, (1, 8))),
+        "tied": lambda: (Shared(), torch.randint(0, 100, (1, 8))),
         "tiny_lm": lambda: (TinyLm(), torch.randint(0, 100, (2, 16))),
         "iterating": lambda: (Iterating(), torch.randn(2, 8)),  # fx cannot: eager only
         "in_place": lambda: (InPlace(), torch.randn(2, 3, 8, 8)),
@@ -358,7 +350,7 @@ def _tracer_cases(name: str):
     }[name]()
 
 
-TRACER_CASES = ("functional", "small_cnn", "pieces", "shared", "tiny_lm", "iterating", "in_place")
+TRACER_CASES = ("functional", "small_cnn", "pieces", "tied", "tiny_lm", "iterating", "in_place")
 TRACER_CASES += ("fpn", "resnet18", "mobilenet_v3_large", "gpt2_blocks")
 #: torch.fx cannot trace these (it falls back on export: the next test)
 FX_CANNOT = ("iterating", "gpt2_blocks", "in_place")

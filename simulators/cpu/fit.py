@@ -218,9 +218,8 @@ def fit_few_shot(
 
         second = cross_validate([best, "tables"], mixed, *args)
         losses = {**cv.cv_loss, "tables": second.cv_loss["tables"]}
-        roofline, cv = replace(cv, cv_loss=losses), replace(second, cv_loss=losses)
-        if second.candidate != "tables":
-            cv = roofline
+        roofline = replace(cv, cv_loss=losses)  # what is kept unless the mix wins
+        cv = replace(second, cv_loss=losses) if second.candidate == "tables" else roofline
     among = list(cv.cv_loss)
     x = fit(np.ones(len(arch), bool), kept)
     head = (

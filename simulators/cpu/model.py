@@ -37,6 +37,7 @@ import networkx as nx
 import numpy as np
 
 from dse.catalogs.cpus import CpuDevice
+from dse.catalogs.devices import get_any_device
 from dse.graph.columnar import edge_columns
 from dse.graph.columnar import numbered as _numbered
 from dse.graph.ops import OpNode, numel
@@ -199,8 +200,6 @@ class CpuCostModel:
     def _source(self, source: str) -> tuple[OperatorTable, CpuCostModel]:
         """Measured table ``source`` and its device's own model, loaded once."""
         if source not in self._sources:
-            from dse.catalogs.devices import get_any_device  # the catalog: when a mix is used
-
             table = load_operator_table(source)
             device = get_any_device(table.device, None, "cpu")
             own = CpuCostModel(device, resolve_cpu_calibration("auto", device))

@@ -108,7 +108,7 @@ def parse_operator_table(data: Mapping[str, Any], where: str) -> OperatorTable:
 
 
 def shipped_tables() -> list[str]:
-    """Names (devices) of the shipped measured tables."""
+    """Names of the shipped measured tables: each is its device's catalog name."""
     return shipped_files("dse.simulators.cpu", "tables")
 
 
@@ -119,11 +119,9 @@ def runtime_tables(device: Any, exclude: tuple[str, ...] = ()) -> list[str]:
     better than all of them; a runtime without another shipped device still gains from all.)"""
     from dse.catalogs.devices import get_any_device
 
-    tables = [t for t in shipped_tables() if t not in exclude]
-    runtime = {
-        t: get_any_device(load_operator_table(t).device, None, "cpu").runtime for t in tables
-    }
-    return [t for t in tables if runtime[t] == device.runtime] or tables
+    tables = [t for t in shipped_tables() if t not in exclude]  # each named by its device
+    same = [t for t in tables if get_any_device(t, None, "cpu").runtime == device.runtime]
+    return same or tables
 
 
 def load_operator_table(name_or_path: str | Path) -> OperatorTable:
