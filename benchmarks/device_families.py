@@ -11,12 +11,16 @@ non-negative least squares over the counts of each distinct operator: what the m
 themselves allow) and HELP's published figure for the family (NeurIPS 2021, README table 3).
 The cross-space line calibrates on 10 NAS-Bench-201 cells and scores every FBNet network.
 
-    python benchmarks/device_families.py [--seeds 5] [--write-calibrations] [--blocks]
+    python benchmarks/device_families.py [--seeds 5] [--write-calibrations | --write-tables]
+                                          [--blocks]
 
 ``--write-calibrations`` first fits each CPU's shipped calibration (simulators/cpu/calibrations:
 the whole table on 12,000 NAS-Bench-201 and 2,000 FBNet cells, seed 0) and the Titan X's GPU
-calibration, and validates each on the held-out rest; the protocol then reads those files
-(never the device's own as its prior). Last, the population costing speed: all 15,625
+calibration, and validates each on the held-out rest, then (as ``--write-tables`` alone does)
+each device's measured operator table (simulators/cpu/tables, simulators/gpu/tables: the same
+cells, held to the shipped calibration); the protocol then reads those files (never the
+device's own calibration as its prior, nor its own table). Last, the population costing
+speed: all 15,625
 NAS-Bench-201 cells on each family's model, the GPU simulator measured in the same run as the
 baseline.
 """
@@ -39,16 +43,19 @@ from dse.catalogs.devices import get_any_device, get_device
 from dse.commands.calibrate import nearest_cpu_calibration
 from dse.fidelity import ErrorStats, Validation
 from dse.graph import totals
+from dse.measured_tables import fit_operator_table
 from dse.simulators.cpu.calibration import (
     CpuCalibration,
     load_cpu_calibration,
 )
 from dse.simulators.cpu.fit import CpuDesign, fit_few_shot, fit_table, to_vector
 from dse.simulators.cpu.model import CpuCostModel
-from dse.simulators.cpu.tables import fit_operator_table, runtime_tables
+from dse.simulators.cpu.tables import CPU_TABLE, runtime_tables
 from dse.simulators.gpu.fewshot import MeasurementDesign
 from dse.simulators.gpu.fewshot import fit_few_shot as gpu_few_shot
-from dse.simulators.gpu.roofline import load_calibration
+from dse.simulators.gpu.model import GpuCostModel
+from dse.simulators.gpu.roofline import Calibration, load_calibration
+from dse.simulators.gpu.tables import GPU_TABLE, shipped_gpu_tables
 from dse.spaces.fbnet import FBNetSpace
 from dse.spaces.nasbench201 import NasBench201Space
 
@@ -70,6 +77,7 @@ HELP = {"cpu": 0.989, "phone": 0.802, "gpu": 0.987}
 PHONES = {"Pixel-3", "Essential-Phone", "Samsung-A50", "Samsung-S7"}
 CAL_DIR = Path(__file__).resolve().parents[1] / "simulators" / "cpu" / "calibrations"
 TABLE_DIR = CAL_DIR.parent / "tables"
+GPU_TABLE_DIR = CAL_DIR.parent.parent / "gpu" / "tables"
 SHOTS = 10
 
 
@@ -131,15 +139,6 @@ def write_calibrations(nb, fb) -> None:
         )
         cal = replace(cal, validation=validation)
         (CAL_DIR / f"{name}.toml").write_text(cal.to_toml())
-        source = (
-            f"Fitted by benchmarks/device_families.py --write-calibrations to HELP's measured "
-            f"latencies of {name} ('{col}_ms'; Lee et al., NeurIPS 2021; MIT licence): the same "
-            "12,000 NAS-Bench-201 cells and 2,000 FBNet networks as its calibration, batch 1."
-        )
-        keys, own = design.model.table.matrix(), design.model.row_seconds(design.rows[1], cal)
-        table = fit_operator_table(keys, design.counts[train], y[train], own, name, 1, source)
-        TABLE_DIR.mkdir(exist_ok=True)
-        (TABLE_DIR / f"{name}.toml").write_text(table.to_toml())
         e = validation.errors
         print(
             f"wrote {name}: NB201 held-out rho {e[0].spearman:.3f} median {e[0].median:.1%}; "
@@ -153,7 +152,6 @@ def write_titan_x(nb) -> None:
     validated on the held-out rest."""
     from dse.simulators.gpu.calibration import fit_graphs
     from dse.simulators.gpu.kernels import GraphCoster
-    from dse.simulators.gpu.model import GpuCostModel
 
     df, graphs, _ = nb
     idx = np.random.default_rng(0).permutation(len(df))
@@ -188,6 +186,68 @@ def write_titan_x(nb) -> None:
     out = CAL_DIR.parent.parent / "gpu" / "calibrations" / "Titan-X-Pascal.toml"
     out.write_text(replace(rep.calibration, validation=validation).to_toml())
     print("wrote Titan-X-Pascal: " + ", ".join(f"{e.condition} {e.describe()}" for e in errors))
+
+
+def write_cpu_tables(nb, fb) -> None:
+    """Each CPU's measured operator table at batch 1 (simulators/cpu/tables), fitted to the same
+    cells as its shipped calibration and held to it."""
+    (ndf, ng, _), (fdf, fg, _) = nb, fb
+    n_idx = np.random.default_rng(0).permutation(len(ndf))
+    f_idx = np.random.default_rng(0).permutation(len(fdf))
+    train = np.concatenate([n_idx[:12000], len(ng) + f_idx[:2000]])
+    for name, col in CPUS.items():
+        device = get_any_device(name, None, "cpu")
+        cal = load_cpu_calibration(name)
+        design = CpuDesign(CpuCostModel(device, cal), ng + fg, [1])
+        y = np.concatenate([ndf[f"{col}_ms"], fdf[f"{col}_ms"]]) * 1e-3
+        source = (
+            f"Fitted by benchmarks/device_families.py --write-tables to HELP's measured "
+            f"latencies of {name} ('{col}_ms'; Lee et al., NeurIPS 2021; MIT licence): the same "
+            "12,000 NAS-Bench-201 cells and 2,000 FBNet networks as its calibration, batch 1."
+        )
+        keys, own = design.model.table.matrix(), design.model.row_seconds(design.rows[1], cal)
+        table = fit_operator_table(
+            keys, design.counts[train], y[train], own, name, CPU_TABLE, 1, source
+        )
+        TABLE_DIR.mkdir(exist_ok=True)
+        (TABLE_DIR / f"{name}.toml").write_text(table.to_toml())
+        print(f"wrote {name}'s table ({len(table.keys)} operators)")
+
+
+def write_gpu_tables(nb, fb) -> None:
+    """Each GPU's measured kernel table at batch 1 (simulators/gpu/tables), fitted to the same
+    12,000 NAS-Bench-201 cells and 2,000 FBNet networks (seed 0) as the CPUs' and held to the
+    GPU's shipped calibration; printed: its error on the held-out rest."""
+    (ndf, ng, _), (fdf, fg, _) = nb, fb
+    n_idx = np.random.default_rng(0).permutation(len(ndf))
+    f_idx = np.random.default_rng(0).permutation(len(fdf))
+    train = np.concatenate([n_idx[:12000], len(ng) + f_idx[:2000]])
+    held = {"NB201": n_idx[12000:], "FBNet": len(ng) + f_idx[2000:]}
+    for name, col in GPUS.items():
+        design = MeasurementDesign(get_device(name), ng + fg, [1])
+        y = np.concatenate([ndf[f"{col}_ms"], fdf[f"{col}_ms"]]) * 1e-3
+        keys = np.column_stack(design.coster.table.arrays()).astype(float)
+        rc = design.rows[1]
+        kernels = (rc.op_class, rc.precision, rc.flops, rc.bytes, rc.kernels)
+        own = GpuCostModel(design.device, load_calibration(name)).seconds(*kernels)
+        source = (
+            f"Fitted by benchmarks/device_families.py --write-tables to HELP's measured "
+            f"latencies of {name} ('{col}_ms'; Lee et al., NeurIPS 2021; MIT licence; PyTorch "
+            "eager, fp32): 12,000 NAS-Bench-201 cells and 2,000 FBNet networks (seed 0), "
+            "batch 1, held to its shipped calibration."
+        )
+        table = fit_operator_table(
+            keys, design.counts[train], y[train], own, name, GPU_TABLE, 1, source
+        )
+        GPU_TABLE_DIR.mkdir(exist_ok=True)
+        (GPU_TABLE_DIR / f"{name}.toml").write_text(table.to_toml())
+        one = np.ones(len(y), int)
+        alone = Calibration(name, tables={name: 1.0}, roofline_weight=0.0)
+        pred = design.predict(alone, np.arange(len(y)), one)
+        errors = ", ".join(
+            "{} rho {:.3f} median {:.1%}".format(k, *score(pred[i], y[i])) for k, i in held.items()
+        )
+        print(f"wrote {name}'s table ({len(table.keys)} kernel rows): held-out {errors}")
 
 
 def nearest_other(name: str) -> str:
@@ -258,13 +318,15 @@ def gpu_protocol(name, col, nb, fb, seeds) -> None:
     device = get_device(name)
     # the other measured GPU's calibration (the Titan X's own shipped one is never its prior)
     prior = load_calibration("Titan-RTX" if name == "GTX-1080-Ti" else "GTX-1080-Ti")
+    tables = [t for t in shipped_gpu_tables() if t != name]  # never the device's own
     for label, (df, graphs, flops), split in (("nasbench201", nb, 12000), ("fbnet", fb, 2000)):
         y = df[f"{col}_ms"].to_numpy() * 1e-3
         design = MeasurementDesign(device, graphs, [1])
 
         def fit(shots, design=design, y=y):
             one = np.ones(len(shots), int)
-            return gpu_few_shot(design, shots, one, y[shots], prior, "x", "x").calibration
+            fit = gpu_few_shot(design, shots, one, y[shots], prior, "x", "x", tables=tables)
+            return fit.calibration
 
         def predict(cal, cells, design=design):
             return design.predict(cal, cells, np.ones(len(cells), int))
@@ -341,6 +403,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--write-calibrations", action="store_true")
+    ap.add_argument("--write-tables", action="store_true", help="only the measured tables")
     ap.add_argument("--blocks", action="store_true", help="only FBNet's per-block table")
     args = ap.parse_args()
     t0 = time.perf_counter()
@@ -352,6 +415,9 @@ def main() -> None:
     if args.write_calibrations:
         write_calibrations(nb, fb)
         write_titan_x(nb)
+    if args.write_calibrations or args.write_tables:
+        write_cpu_tables(nb, fb)
+        write_gpu_tables(nb, fb)
     print(f"HELP's protocol: {SHOTS} measured cells, {args.seeds} seeds, mean (worst) over seeds")
     for name, col in CPUS.items():
         cpu_protocol(name, col, nb, fb, args.seeds)

@@ -14,9 +14,10 @@ variables), ``latency_ms`` and, for a GPU, ``batch_size`` (default 1). The GPU f
 prior calibration (``--prior``; ``auto``: the shipped calibration of the device nearest in peak
 FLOP/s and bandwidth) and frees only the parameters cross-validation supports
 (:mod:`dse.simulators.gpu.fewshot`); a CPU's fit frees three scales of the nearest shipped CPU
-calibration (:mod:`dse.simulators.cpu.fit`) and tries mixing them with the measured operator
-tables of shipped CPUs of the same runtime (``--tables``; ``auto``: those, ``none``, or names:
-:mod:`dse.simulators.cpu.tables`), keeping the mix where cross-validation prefers it; an
+calibration (:mod:`dse.simulators.cpu.fit`). Both then try mixing the kept fit with measured
+operator tables of shipped devices (``--tables``; ``auto``: a CPU, the shipped CPUs of its
+runtime; a GPU, every shipped GPU; ``none``; or names: :mod:`dse.measured_tables`), keeping the
+mix where cross-validation prefers it; an
 ASIC's, like the FPGA's, is a latency scale and a per-layer cost
 (:mod:`dse.simulators.asic.calibration`, the FPGA's :mod:`dse.simulators.fpga.calibration`).
 The file written carries its cross-validated error and is what ``[simulators.gpu]
@@ -170,7 +171,7 @@ def _fit_cpu(args, graphs, table, data: str):
             prior_name = nearest_cpu_calibration(device, args.devices_file)
         prior = load_cpu_calibration(prior_name)
     design = CpuDesign(CpuCostModel(device, prior), graphs, table["batch_size"].unique())
-    tables = cpu_tables(args.tables, device)
+    tables = tables_tried(args.tables, device, "cpu")
     print(f"measured tables tried: {', '.join(tables) or '(none)'}")
     cal = _few_shot(
         fit_few_shot, design, table, prior, args, device.name, data, "candidate", tables=tables
@@ -178,22 +179,23 @@ def _fit_cpu(args, graphs, table, data: str):
     return cal, "cpu"
 
 
-def cpu_tables(spec: str, device) -> list[str]:
-    """``--tables``: ``auto`` (the shipped tables of CPUs with the device's runtime), ``none``,
-    or shipped table names separated by commas."""
+def tables_tried(spec: str, device, family: str) -> list[str]:
+    """``--tables``: ``auto`` (a CPU: the shipped tables of CPUs with the device's runtime; a
+    GPU: every shipped GPU table), ``none``, or shipped table names separated by commas."""
     from dse.simulators.cpu.tables import runtime_tables, shipped_tables
+    from dse.simulators.gpu.tables import shipped_gpu_tables
 
+    allowed = shipped_tables() if family == "cpu" else shipped_gpu_tables()
     if spec == "auto":
-        return runtime_tables(device)
+        return runtime_tables(device) if family == "cpu" else allowed
     if spec == "none":
         return []
     names = [n.strip() for n in spec.split(",") if n.strip()]
-    allowed = shipped_tables()
     bad = [n for n in names if n not in allowed]
     if bad or not names:
         raise ConfigError(
-            f"--tables: {', '.join(bad) or repr(spec)} is not a shipped table; allowed values: "
-            f"auto, none, or names from {allowed} separated by commas"
+            f"--tables: {', '.join(bad) or repr(spec)} is not a shipped {family.upper()} table; "
+            f"allowed values: auto, none, or names from {allowed} separated by commas"
         )
     return names
 
@@ -249,8 +251,13 @@ def _fit_gpu(args, graphs, table, data: str):
     prior_name = nearest_calibration(device, args.devices_file) if args.prior == "auto" else None
     prior = resolve_calibration(prior_name or args.prior, device)
     design = MeasurementDesign(device, graphs, table["batch_size"].unique())
+    tables = tables_tried(args.tables, device, "gpu")
+    print(f"measured tables tried: {', '.join(tables) or '(none)'}")
     freed = "free parameters"
-    return _few_shot(fit_few_shot, design, table, prior, args, device.name, data, freed), "gpu"
+    cal = _few_shot(
+        fit_few_shot, design, table, prior, args, device.name, data, freed, tables=tables
+    )
+    return cal, "gpu"
 
 
 def _fit_fpga(args, graphs, table, data: str):
@@ -299,8 +306,9 @@ class CalibrateCommand:
         p.add_argument(
             "--tables",
             default="auto",
-            help="CPU: measured operator tables to try mixing in: auto (shipped CPUs of the "
-            "device's runtime), none, or names separated by commas",
+            help="CPU/GPU: measured operator tables to try mixing in: auto (a CPU: shipped "
+            "CPUs of the device's runtime; a GPU: every shipped GPU), none, or names separated "
+            "by commas",
         )
         p.add_argument("--name", default=None, help="calibration name (default: the device)")
         p.add_argument("--folds", type=int, default=5, help="cross-validation folds (default 5)")
@@ -318,8 +326,10 @@ class CalibrateCommand:
         if args.folds < 2:
             raise ConfigError(f"--folds: must be >= 2, got {args.folds}")
         family = device_family(args.device, args.devices_file) if args.device else "fpga"
-        if family != "cpu" and args.tables != "auto":
-            raise ConfigError(f"--tables: only a CPU's fit mixes measured tables, not a {family}'s")
+        if family not in ("cpu", "gpu") and args.tables != "auto":
+            raise ConfigError(
+                f"--tables: only a CPU's or GPU's fit mixes measured tables, not a {family}'s"
+            )
         space = space_from(args)
         try:
             archs, table = read_measurements(args.measured, args.arch_column, space)

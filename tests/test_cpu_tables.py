@@ -12,6 +12,7 @@ from scipy.stats import spearmanr
 
 from dse.catalogs.devices import get_any_device
 from dse.graph import GraphBuilder
+from dse.measured_tables import fit_operator_table
 from dse.simulators.cpu.calibration import (
     CpuCalibration,
     load_cpu_calibration,
@@ -21,7 +22,7 @@ from dse.simulators.cpu.fit import CpuDesign, fit_few_shot
 from dse.simulators.cpu.model import CpuCostModel
 from dse.simulators.cpu.tables import (
     COLUMNS,
-    fit_operator_table,
+    CPU_TABLE,
     load_operator_table,
     parse_operator_table,
     runtime_tables,
@@ -55,7 +56,7 @@ def test_a_table_fitted_to_measurements_gives_them_back_and_survives_its_file():
     y = design.counts @ true
     keys = design.model.table.matrix()
     model = true * np.where(keys[:, 0] == 0, 2.0, 0.5)  # a model off by 2x either way
-    table = fit_operator_table(keys, design.counts, y, model, "test-cpu", 1, "made up")
+    table = fit_operator_table(keys, design.counts, y, model, "test-cpu", CPU_TABLE, 1, "made up")
     assert np.all(table.keys[:, 0] >= 0)  # views are free in the model: not in the table
     looked = np.nan_to_num(table.lookup(keys, 1))
     rel = np.abs(design.counts @ looked / y - 1)  # the data, not the model's 2x errors
@@ -167,15 +168,18 @@ def test_calibrate_names_its_tables_and_refuses_unknown_ones(tmp_path, capsys, m
     )
     args = ["calibrate", "--device", "Xeon-Gold-6240", "--measured", "m.csv", "--out", "c.toml"]
     for tables, message in (
-        ("Pixel-9", "--tables: Pixel-9 is not a shipped table; allowed values: auto, none"),
-        (",", "--tables: ',' is not a shipped table"),
+        ("Pixel-9", "--tables: Pixel-9 is not a shipped CPU table; allowed values: auto, none"),
+        (",", "--tables: ',' is not a shipped CPU table"),
     ):
         assert main([*args, "--tables", tables]) == 2
         lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
         assert len(lines) == 1 and message in lines[0], lines
     gpu = ["calibrate", "--device", "Titan-RTX", "--measured", "m.csv", "--out", "c.toml"]
-    assert main([*gpu, "--tables", "none"]) == 2
-    assert "--tables: only a CPU's fit" in capsys.readouterr().err
+    assert main([*gpu, "--tables", "Pixel-3"]) == 2  # a CPU's table for a GPU
+    assert "--tables: Pixel-3 is not a shipped GPU table" in capsys.readouterr().err
+    eyeriss = ["calibrate", "--device", "Eyeriss-v1", "--measured", "m.csv", "--out", "c.toml"]
+    assert main([*eyeriss, "--tables", "none"]) == 2
+    assert "--tables: only a CPU's or GPU's fit" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv"]
     assert main([*args, "--tables", "Xeon-Silver-4114,Xeon-Silver-4210R"]) == 0
     out = capsys.readouterr().out

@@ -20,6 +20,7 @@ from dse.runner import run
 from dse.simulators.fpga.calibration import load_fpga_calibration
 from dse.simulators.gpu.fewshot import MeasurementDesign, fit_few_shot
 from dse.simulators.gpu.roofline import load_calibration
+from dse.simulators.gpu.tables import shipped_gpu_tables
 from dse.spaces.nasbench201 import NasBench201Space, parse_arch_str
 from dse.sweeps import plan_sweep
 
@@ -86,6 +87,7 @@ def test_calibrate_writes_a_file_a_config_names_and_it_reproduces_its_error(
         load_calibration("Titan-RTX"),
         "again",
         "again",
+        tables=shipped_gpu_tables(),  # what --tables auto tries for a GPU
     )
     for mine, theirs in zip(fit.calibration.validation.errors, cal.validation.errors):
         assert mine.median == pytest.approx(theirs.median, rel=1e-5)

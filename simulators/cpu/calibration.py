@@ -18,6 +18,7 @@ import numpy as np
 from dse.catalog import load_named_file, resolve_named_file, shipped_files
 from dse.catalogs.cpus import CpuDevice
 from dse.fidelity import Validation
+from dse.measured_tables import check_mix, mix_of, mix_toml
 
 #: operator classes a CPU calibration distinguishes (see :mod:`dse.simulators.cpu.model`)
 CPU_CLASSES = (
@@ -72,17 +73,7 @@ class CpuCalibration:
     roofline_weight: float = 1.0
 
     def __post_init__(self):
-        weights = {f"tables.{s}": w for s, w in self.tables.items()}
-        for where, w in {**weights, "roofline_weight": self.roofline_weight}.items():
-            if not np.isfinite(w) or w < 0:
-                raise ValueError(
-                    f"calibration {self.name!r}: {where}: must be a weight >= 0, got {w}"
-                )
-        if not self.tables and self.roofline_weight != 1:
-            raise ValueError(
-                f"calibration {self.name!r}: roofline_weight: must be 1 without [tables], got "
-                f"{self.roofline_weight}"
-            )
+        check_mix(self.name, self.tables, self.roofline_weight)
         for table in ("overhead_us", "efficiency"):
             for c, v in getattr(self, table).items():
                 if c not in CPU_CLASSES:
@@ -124,8 +115,7 @@ class CpuCalibration:
                 out += [f"{c} = {values[c]:.6g}" for c in CPU_CLASSES if c in values]
         if self.tables:
             out.insert(3, f"roofline_weight = {self.roofline_weight:.6g}")
-            out.append("\n[tables]")
-            out += [f'"{s}" = {w:.6g}' for s, w in self.tables.items()]
+        out += mix_toml(self.tables)
         if self.validation is not None:
             out.append("\n" + self.validation.to_toml())
         return "\n".join(out) + "\n"
@@ -141,8 +131,7 @@ def parse_cpu_calibration(data: Mapping[str, Any], where: str) -> CpuCalibration
     def numbers(table: str) -> dict[str, float]:
         raw = data.get(table, {})
         if not isinstance(raw, Mapping):
-            what = "device" if table == "tables" else "class"
-            raise ValueError(f"{where}.{table}: expected a table of {what} = number")
+            raise ValueError(f"{where}.{table}: expected a table of class = number")
         try:
             return {str(c): float(v) for c, v in raw.items()}
         except (TypeError, ValueError):
@@ -158,7 +147,7 @@ def parse_cpu_calibration(data: Mapping[str, Any], where: str) -> CpuCalibration
         Validation.from_dict(data["validation"], f"{where}.validation")
         if "validation" in data
         else None,
-        numbers("tables"),
+        mix_of(data, where),
         float(data.get("roofline_weight", 1.0)),
     )
 

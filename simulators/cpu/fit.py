@@ -14,7 +14,8 @@ latency over ``NOISE**2`` plus a Gaussian pull of each free log-parameter toward
   as the GPU's few-shot fit does; the out-of-fold predictions are the validation. Given
   measured tables of other CPUs (:mod:`dse.simulators.cpu.tables`), one more candidate on the
   same folds mixes the kept roofline with them: ``r x roofline + sum_s w_s table_s``, weights
-  non-negative (:func:`mix_weights`), kept only where it predicts the held-out cells better.
+  non-negative (:func:`dse.measured_tables.cross_validate_mix`), kept only where it predicts
+  the held-out cells better.
 """
 
 from __future__ import annotations
@@ -24,10 +25,11 @@ from dataclasses import dataclass, replace
 
 import networkx as nx
 import numpy as np
-from scipy.optimize import least_squares, nnls
+from scipy.optimize import least_squares
 
 from dse.catalogs.cpus import CpuDevice
 from dse.fidelity import cross_validate
+from dse.measured_tables import MixChoice, cross_validate_mix
 from dse.simulators.cpu.calibration import CPU_CLASSES, CpuCalibration
 from dse.simulators.cpu.model import CpuCostModel
 
@@ -144,16 +146,6 @@ def _scaled(x0: np.ndarray, free: Sequence[int]):
     return expand
 
 
-def mix_weights(on_tables: np.ndarray, seconds: np.ndarray) -> np.ndarray:
-    """Non-negative weights of measured tables whose mix best predicts ``seconds`` in relative
-    error: ``min sum_n (on_tables[n] @ w / seconds[n] - 1)^2``, ``w >= 0``."""
-    w, _ = nnls(on_tables / seconds[:, None], np.ones(len(seconds)))
-    if not w.any():  # no table helps: the one nearest in the mean, scaled
-        j = int(np.argmin(np.abs(np.log(on_tables.mean(0) / seconds.mean()))))
-        w[j] = seconds.mean() / on_tables[:, j].mean()
-    return w
-
-
 @dataclass(frozen=True)
 class CpuFewShot:
     """The kept calibration, its candidate, every candidate's cross-validated mean squared log
@@ -203,39 +195,26 @@ def fit_few_shot(
     args = (arch, batch, seconds, data, folds, seed, covers)
     cv = cross_validate(list(CANDIDATES), scales, *args)
     best, kept = cv.candidate, CANDIDATES[cv.candidate]
-    tables = list(tables)
+    every = np.ones(len(arch), bool)
+    choice = MixChoice(cv, {})
     if tables:  # the kept roofline mixed with the measured tables, on the same folds
-        priced = design.on_tables(tables, arch, batch)
 
-        def columns(x: np.ndarray, at: np.ndarray) -> np.ndarray:
-            return np.column_stack([priced[at], design.predict(x, arch[at], batch[at])])
-
-        def mixed(cand: str, train: np.ndarray) -> np.ndarray:
-            if cand != "tables":
-                return scales(cand, train)
+        def kept_fit(train: np.ndarray):
             x = fit(train, kept)
-            return columns(x, ~train) @ mix_weights(columns(x, train), seconds[train])
+            return lambda at: design.predict(x, arch[at], batch[at])
 
-        second = cross_validate([best, "tables"], mixed, *args)
-        losses = {**cv.cv_loss, "tables": second.cv_loss["tables"]}
-        roofline = replace(cv, cv_loss=losses)  # what is kept unless the mix wins
-        cv = replace(second, cv_loss=losses) if second.candidate == "tables" else roofline
-    among = list(cv.cv_loss)
-    x = fit(np.ones(len(arch), bool), kept)
+        priced = design.on_tables(tables, arch, batch)
+        choice = cross_validate_mix(cv, scales, kept_fit, tables, priced, seconds, args)
+    cv, among = choice.cv, list(choice.cv.cv_loss)
     head = (
         f"Few-shot calibration of {device.name} from {cv.validation.fitted_on} measured "
         f"architectures ({len(seconds)} measurements; {data}), prior {prior.name!r}; free "
         f"scales: {best}"
     )
-    cal = to_calibration(x, name, device.name)
-    if cv.candidate == "tables":
-        w = mix_weights(columns(x, np.ones(len(arch), bool)), seconds)
-        mix = {t: float(v) for t, v in zip(tables, w[:-1], strict=True) if v > 0}
-        if mix:
-            cal = replace(cal, tables=mix, roofline_weight=float(w[-1]))
-            head += f", mixed with the measured tables of {', '.join(mix)}"
-        else:  # no table earned a weight: the roofline it was mixed with
-            cv = roofline
+    cal = to_calibration(fit(every, kept), name, device.name)
+    if choice.tables:
+        head += f", mixed with the measured tables of {', '.join(choice.tables)}"
+    cal = replace(cal, tables=choice.tables, roofline_weight=choice.model_weight)
     note = f"{head} (chosen by {cv.folds}-fold cross-validation among {among})."
     cal = replace(cal, note=note, validation=cv.validation)
     return CpuFewShot(cal, cv.candidate, cv.cv_loss, cv.out_of_fold)

@@ -31,6 +31,7 @@ from scipy.optimize import minimize
 
 from dse.catalogs.devices import Device
 from dse.fidelity import cross_validate
+from dse.measured_tables import MixChoice, cross_validate_mix
 from dse.simulators.gpu.calibration import graph_counts
 from dse.simulators.gpu.kernels import GraphCoster
 from dse.simulators.gpu.model import GpuCostModel
@@ -82,9 +83,18 @@ class MeasurementDesign:
         for b, rc in self.rows.items():
             at = batch == b
             if at.any():
-                row_s = model.seconds(rc.op_class, rc.precision, rc.flops, rc.bytes, rc.kernels)
-                out[at] = self.counts[arch[at]] @ row_s
+                kernels = (rc.op_class, rc.precision, rc.flops, rc.bytes, rc.kernels)
+                out[at] = self.counts[arch[at]] @ self.coster.mixed_seconds(model, kernels, b)
         return out
+
+    def on_tables(self, tables: Sequence[str], arch: np.ndarray, batch: np.ndarray) -> np.ndarray:
+        """(points x tables): seconds of each (arch index, batch size) point priced by each
+        measured table alone (weight 1; rows it lacks by its device's own model)."""
+        return np.stack(
+            [self.predict(Calibration(t, tables={t: 1.0}, roofline_weight=0.0), arch, batch)
+             for t in tables],
+            axis=1,
+        )  # fmt: skip
 
 
 def fit_map(
@@ -143,10 +153,13 @@ def fit_few_shot(
     seed: int = 0,
     candidates: Sequence[str] = tuple(CANDIDATES),
     covers: Sequence[str] = (),
+    tables: Sequence[str] = (),
 ) -> FewShotFit:
     """Calibrate from measurements ``seconds`` of (``arch`` index into the design's graphs,
     ``batch`` size) points, starting from ``prior`` (see the module docstring); ``covers``:
-    the spaces the measured architectures are of (what the validation covers)."""
+    the spaces the measured architectures are of (what the validation covers). With
+    ``tables`` (shipped measured kernel tables, :mod:`dse.simulators.gpu.tables`), the kept
+    candidate mixed with them is one more candidate (``"tables"``) on the same folds."""
     arch = np.asarray(arch, dtype=np.int64)
     batch = np.asarray(batch, dtype=np.int64)
     seconds = np.asarray(seconds, dtype=float)
@@ -162,14 +175,29 @@ def fit_few_shot(
         x = fit_map(design, arch[train], batch[train], seconds[train], prior, CANDIDATES[cand])
         return design.predict(to_calibration(x, prior, "fold"), arch[~train], batch[~train])
 
-    cv = cross_validate(list(candidates), held_out, arch, batch, seconds, data, folds, seed, covers)
-    best, validation = cv.candidate, cv.validation
+    args = (arch, batch, seconds, data, folds, seed, covers)
+    cv = cross_validate(list(candidates), held_out, *args)
+    best = cv.candidate
+    choice = MixChoice(cv, {})
+    if tables:
+
+        def kept(train: np.ndarray):
+            x = fit_map(design, arch[train], batch[train], seconds[train], prior, CANDIDATES[best])
+            cal = to_calibration(x, prior, "fold")
+            return lambda at: design.predict(cal, arch[at], batch[at])
+
+        priced = design.on_tables(tables, arch, batch)
+        choice = cross_validate_mix(cv, held_out, kept, tables, priced, seconds, args)
+    cv, validation = choice.cv, choice.cv.validation
     x = fit_map(design, arch, batch, seconds, prior, CANDIDATES[best])
+    mixed = f", mixed with the measured tables of {', '.join(choice.tables)}"
     note = (
         f"Few-shot calibration of {design.device.name} from {validation.fitted_on} measured "
         f"architectures ({len(seconds)} measurements; {data}), prior {prior.name!r}; free "
-        f"parameters: {best} (chosen by {cv.folds}-fold cross-validation among "
-        f"{list(candidates)})."
+        f"parameters: {best}{mixed if choice.tables else ''} (chosen by {cv.folds}-fold "
+        f"cross-validation among {list(cv.cv_loss)})."
     )
-    cal = replace(to_calibration(x, prior, name, note), validation=validation)
-    return FewShotFit(cal, best, cv.cv_loss, cv.out_of_fold)
+    cal = to_calibration(x, prior, name, note)
+    mix = dict(tables=choice.tables, roofline_weight=choice.model_weight)
+    cal = replace(cal, validation=validation, **mix)
+    return FewShotFit(cal, cv.candidate, cv.cv_loss, cv.out_of_fold)

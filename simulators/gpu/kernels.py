@@ -41,6 +41,7 @@ from dse.simulators.gpu.model import (
     GpuCostModel,
     precision_of_bits,
 )
+from dse.simulators.gpu.tables import TableSources, lookup_keys
 
 KIND_CLASS = {
     "conv2d": "conv",
@@ -196,6 +197,22 @@ class GraphCoster:
         self.model, self.batch_size, self.precision = model, batch_size, precision
         self.table = KernelTable()
         self._cached: tuple | None = None
+        self.sources = TableSources()
+        for source in model.calibration.tables:  # a table that does not exist fails here
+            self.sources.load(source)
+
+    def mixed_seconds(self, model: GpuCostModel, kernels: tuple, batch_size: int) -> np.ndarray:
+        """Seconds of every kernel-table row under ``model``'s calibration: the roofline of
+        ``kernels`` (class, precision, FLOPs, bytes, launches per row, for the batch), mixed
+        with the measured tables the calibration names (:mod:`dse.simulators.gpu.tables`)."""
+        t = model.seconds(*kernels)
+        cal = model.calibration
+        if cal.tables:
+            keys = lookup_keys(self.table.matrix(), self.precision)
+            t = cal.roofline_weight * t
+            for source, w in cal.tables.items():
+                t = t + w * self.sources.seconds(source, keys, batch_size, kernels)
+        return t
 
     def row_costs(self, batch_size: int | None = None) -> RowCosts:
         """Costs of every kernel-table row at ``batch_size`` (default: the coster's), cached until
@@ -225,7 +242,7 @@ class GraphCoster:
             moved,
             w_bytes,
             b * act_bytes,
-            self.model.seconds(cls, prec, b * flops, moved, nk),
+            self.mixed_seconds(self.model, (cls, prec, b * flops, moved, nk), b),
         )
         self._cached = (key, costs)
         return costs

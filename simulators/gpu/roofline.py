@@ -26,6 +26,7 @@ import numpy as np
 from dse.catalog import load_named_file, resolve_named_file, shipped_files
 from dse.catalogs.devices import Device
 from dse.fidelity import Validation
+from dse.measured_tables import check_mix, mix_of, mix_toml
 
 #: kernel classes that calibrations distinguish; every IR op kind maps to one (kernels.py)
 OP_CLASSES = ("conv", "dwconv", "linear", "matmul", "pool", "elementwise")
@@ -59,8 +60,13 @@ class Calibration:
     note: str = ""
     #: how the calibration was checked against measurements (None: never)
     validation: Validation | None = None
+    #: measured kernel tables mixed in (table -> weight) and the roofline's weight: a graph's
+    #: kernel row costs ``roofline_weight x roofline + sum_s w_s t_s`` (:mod:`..tables`)
+    tables: Mapping[str, float] = field(default_factory=dict)
+    roofline_weight: float = 1.0
 
     def __post_init__(self):
+        check_mix(self.name, self.tables, self.roofline_weight)
         for c in self.classes:
             if c not in OP_CLASSES:
                 raise ValueError(
@@ -89,11 +95,15 @@ class Calibration:
             return "\n".join(lines) + "\n"
 
         out = [f"name = {self.name!r}".replace("'", '"')]
+        if self.tables:
+            out.append(f"roofline_weight = {self.roofline_weight:.6g}")
         if self.note:
             out.append('note = """\n' + self.note.strip() + '\n"""')
         out.append("\n[default]\n" + table(self.default))
         for c, e in self.classes.items():
             out.append(f"[classes.{c}]\n" + table(e))
+        if self.tables:
+            out.append("\n".join(mix_toml(self.tables)).lstrip("\n") + "\n")
         if self.validation is not None:
             out.append(self.validation.to_toml())
         return "\n".join(out)
@@ -113,7 +123,7 @@ def _efficiency(table: Mapping, where: str) -> Efficiency:
 
 
 def parse_calibration(data: Mapping, where: str = "calibration") -> Calibration:
-    allowed = {"name", "note", "default", "classes", "validation"}
+    allowed = {"name", "note", "default", "classes", "validation", "tables", "roofline_weight"}
     for key in data:
         if key not in allowed:
             raise ValueError(f"{where}.{key}: unknown field; allowed: {sorted(allowed)}")
@@ -128,6 +138,8 @@ def parse_calibration(data: Mapping, where: str = "calibration") -> Calibration:
         Validation.from_dict(data["validation"], f"{where}.validation")
         if "validation" in data
         else None,
+        mix_of(data, where),
+        float(data.get("roofline_weight", 1.0)),
     )
 
 

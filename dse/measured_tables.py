@@ -1,0 +1,256 @@
+"""Measured operator tables: one device's seconds per distinct operator, and mixes of them.
+
+nn-Meter prices a network as the sum of its kernels' measured latencies; HELP calibrates a new
+device from ten measurements by what it learned on other devices. A table is the first of these
+for one shipped device: for each distinct operator of its measured networks (keyed by the
+numbers its family's cost model reads: a class and a few counts per sample), the seconds that
+best explain the measurements (:func:`fit_operator_table`). A new device of the family can then
+be priced as a non-negative mix of the shipped tables and its own calibrated model
+(:func:`mix_weights`), chosen by the same cross-validation as the model's own candidates
+(:func:`cross_validate_mix`): devices that share a runtime and its kernels share its cliffs
+(cuDNN's or oneDNN's choice of kernel by shape, a phone's whole-millisecond timer), which no
+roofline of FLOPs and bytes has.
+
+This module is the family-independent part (the table, its TOML form, the fits); each family
+says what its keys are (a :class:`TableFormat`) and where its tables ship.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from dse.fidelity import CrossValidated, cross_validate
+
+#: how strongly a table's operators are held to the device's own model (relative error of an
+#: operator of mean cost, against one network's): enough to split the cost of operators that
+#: always occur together (a space's ReLU-conv-BN triplets) as the model does, not to move a fit
+#: the measurements determine
+PRIOR_WEIGHT = 0.1
+#: the least an operator of a table costs, as a fraction of the device's own model: a kernel
+#: that runs costs something (a launch, a dispatch), however well the others explain the data
+FLOOR = 0.1
+
+
+@dataclass(frozen=True)
+class TableFormat:
+    """A family's table columns: ``columns[0]`` names the operator's class (one of
+    ``classes``, or ``"view"``, index -1), the next ones are its numeric key, the last is
+    ``seconds``."""
+
+    columns: tuple[str, ...]
+    classes: tuple[str, ...]
+
+    @property
+    def width(self) -> int:
+        """Numbers in a key (the class index included)."""
+        return len(self.columns) - 1
+
+    def parse(self, data: Mapping[str, Any], where: str) -> OperatorTable:
+        """An :class:`OperatorTable` from its TOML form (:meth:`OperatorTable.to_toml`)."""
+        if list(data.get("columns", [])) != list(self.columns):
+            raise ValueError(f"{where}.columns: expected {list(self.columns)}")
+        index = {c: i for i, c in enumerate(self.classes)} | {"view": -1}
+        keys, seconds = [], []
+        for n, row in enumerate(data.get("rows", [])):
+            if len(row) != len(self.columns) or row[0] not in index:
+                raise ValueError(
+                    f"{where}.rows[{n}]: expected [class, {self.width - 1} numbers, seconds]; "
+                    f"classes: {sorted(index)}"
+                )
+            keys.append([index[row[0]], *map(float, row[1:-1])])
+            seconds.append(float(row[-1]))
+        return OperatorTable(
+            str(data.get("device", where)),
+            int(data.get("batch_size", 1)),
+            np.array(keys, dtype=float).reshape(-1, self.width),
+            np.array(seconds, dtype=float),
+            str(data.get("source", "")),
+            self,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class OperatorTable:
+    """``seconds[i]``: the measured cost of one operator with key ``keys[i]`` (a row of its
+    family's :class:`TableFormat`) at ``batch_size`` on ``device``."""
+
+    device: str
+    batch_size: int
+    keys: np.ndarray
+    seconds: np.ndarray
+    source: str
+    format: TableFormat
+
+    def __post_init__(self):
+        w = self.format.width
+        if self.keys.ndim != 2 or self.keys.shape[1] != w or len(self.seconds) != len(self.keys):
+            raise ValueError(f"table {self.device!r}: need (n, {w}) keys and n seconds")
+        if not np.all(np.isfinite(self.seconds)) or np.any(self.seconds < 0):
+            raise ValueError(f"table {self.device!r}: seconds must be finite and >= 0")
+
+    def lookup(self, keys: np.ndarray, batch_size: int) -> np.ndarray:
+        """Seconds of each row of ``keys``; NaN where the table has no such operator, and
+        everywhere at another batch size."""
+        out = np.full(len(keys), np.nan)
+        if batch_size != self.batch_size:
+            return out
+        for j, k in enumerate(np.asarray(keys).tolist()):
+            i = self._index.get(tuple(k))
+            if i is not None:
+                out[j] = self.seconds[i]
+        return out
+
+    @functools.cached_property
+    def _index(self) -> dict[tuple, int]:
+        """Row of each key (built once: a table is read at every population's pricing)."""
+        return {tuple(k): i for i, k in enumerate(self.keys.tolist())}
+
+    def to_toml(self) -> str:
+        lines = [f'device = "{self.device}"', f"batch_size = {self.batch_size}"]
+        if self.source:
+            lines.append('source = """\n' + self.source.strip() + '\n"""')
+        lines.append(f"columns = {list(self.format.columns)!r}".replace("'", '"'))
+        lines.append("rows = [")
+        for k, s in zip(self.keys.tolist(), self.seconds.tolist(), strict=True):
+            name = self.format.classes[int(k[0])] if k[0] >= 0 else "view"
+            numbers = ", ".join(str(int(v)) if v == int(v) else repr(v) for v in k[1:])
+            lines.append(f'  ["{name}", {numbers}, {s!r}],')
+        lines.append("]")
+        return "\n".join(lines) + "\n"
+
+
+def fit_operator_table(
+    keys: np.ndarray,
+    counts: np.ndarray,
+    seconds: np.ndarray,
+    model_seconds: np.ndarray,
+    device: str,
+    format: TableFormat,
+    batch_size: int = 1,
+    source: str = "",
+) -> OperatorTable:
+    """The table that best explains measured ``seconds`` of networks whose operator counts are
+    ``counts`` (networks x rows of ``keys``): non-negative least squares in relative error,
+    ``min sum_n (counts[n] @ t / seconds[n] - 1)^2 + PRIOR_WEIGHT^2 sum_i (t_i - m_i)^2 /
+    (m_i mean(m))``, ``t >= FLOOR x m``, where ``m`` is the device's own model's seconds per row
+    (``model_seconds``): without it, operators that always occur together take their cost in
+    arbitrary shares (often all of it on one, zero on the rest), and a network that has one
+    without the others would be priced wrong. Weighted by ``1 / m_i``, the pull splits what
+    the measurements give such a group in the model's proportions (each ``t_i / m_i`` the
+    same); and no operator costs less than ``FLOOR x m_i``. Rows with the same
+    key are one operator; views, operators the model runs for free and operators no network
+    runs are left out."""
+    from scipy.optimize import nnls
+
+    keys = np.asarray(keys, dtype=float)
+    unique, first, inverse = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    merged = np.zeros((len(counts), len(unique)))
+    np.add.at(merged.T, inverse.ravel(), np.asarray(counts, dtype=float).T)
+    model = np.asarray(model_seconds, dtype=float)[first]
+    used = (merged.sum(0) > 0) & (unique[:, 0] >= 0) & (model > 0)
+    y = np.asarray(seconds, dtype=float)
+    m = model[used]
+    pull = PRIOR_WEIGHT / np.sqrt(m * m.mean())
+    a = np.vstack([merged[:, used] / y[:, None], np.diag(pull)])
+    b = np.concatenate([np.ones(len(y)), pull * m])
+    floor = FLOOR * m  # t = floor + u, u >= 0
+    u, _ = nnls(a, b - a @ floor, maxiter=20 * int(used.sum()))
+    return OperatorTable(device, batch_size, unique[used], floor + u, source, format)
+
+
+def check_mix(name: str, tables: Mapping[str, float], roofline_weight: float) -> None:
+    """A calibration's mix (``tables``: table -> weight, and its model's weight) is valid:
+    finite weights >= 0, and the model's weight 1 where nothing is mixed."""
+    weights = {f"tables.{s}": w for s, w in tables.items()}
+    for where, w in {**weights, "roofline_weight": roofline_weight}.items():
+        if not np.isfinite(w) or w < 0:
+            raise ValueError(f"calibration {name!r}: {where}: must be a weight >= 0, got {w}")
+    if not tables and roofline_weight != 1:
+        raise ValueError(
+            f"calibration {name!r}: roofline_weight: must be 1 without [tables], got "
+            f"{roofline_weight}"
+        )
+
+
+def mix_toml(tables: Mapping[str, float]) -> list[str]:
+    """The ``[tables]`` section of a calibration's TOML (empty without a mix)."""
+    if not tables:
+        return []
+    return ["\n[tables]", *(f'"{s}" = {w:.6g}' for s, w in tables.items())]
+
+
+def mix_of(data: Mapping[str, Any], where: str) -> dict[str, float]:
+    """The ``[tables]`` section of a calibration read from TOML: table -> weight."""
+    raw = data.get("tables", {})
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{where}.tables: expected a table of device = weight")
+    try:
+        return {str(t): float(w) for t, w in raw.items()}
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}.tables: every value must be a number") from None
+
+
+def mix_weights(on_tables: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """Non-negative weights of columns (each a measured table's, or a model's, seconds for the
+    same points) whose mix best predicts ``seconds`` in relative error:
+    ``min sum_n (on_tables[n] @ w / seconds[n] - 1)^2``, ``w >= 0``."""
+    from scipy.optimize import nnls
+
+    w, _ = nnls(on_tables / seconds[:, None], np.ones(len(seconds)))
+    if not w.any():  # no column helps: the one nearest in the mean, scaled
+        j = int(np.argmin(np.abs(np.log(on_tables.mean(0) / seconds.mean()))))
+        w[j] = seconds.mean() / on_tables[:, j].mean()
+    return w
+
+
+@dataclass(frozen=True)
+class MixChoice:
+    """The cross-validation kept (its losses include ``"tables"``) and, where the mix won,
+    each table's weight (only those above 0) and the model's."""
+
+    cv: CrossValidated
+    tables: dict[str, float]
+    model_weight: float = 1.0
+
+
+def cross_validate_mix(
+    cv: CrossValidated,
+    held_out: Callable[[str, np.ndarray], np.ndarray],
+    kept: Callable[[np.ndarray], Callable[[np.ndarray], np.ndarray]],
+    tables: Sequence[str],
+    priced: np.ndarray,
+    seconds: np.ndarray,
+    cv_args: tuple,
+) -> MixChoice:
+    """One more candidate on the same folds as ``cv`` (a family's own candidates): the kept
+    model mixed with measured ``tables``, ``priced`` (points x tables: each table alone).
+    ``held_out(candidate, train)`` is the family's own held-out prediction; ``kept(train)``
+    fits the kept candidate on ``train`` and returns ``predict(at) -> seconds``; ``cv_args``:
+    the rest of :func:`~dse.fidelity.cross_validate`'s arguments. The mix is kept only where it
+    predicts the held-out points better and some table earns a weight."""
+
+    def columns(predict: Callable[[np.ndarray], np.ndarray], at: np.ndarray) -> np.ndarray:
+        return np.column_stack([priced[at], predict(at)])
+
+    def mixed(cand: str, train: np.ndarray) -> np.ndarray:
+        if cand != "tables":
+            return held_out(cand, train)
+        predict = kept(train)
+        return columns(predict, ~train) @ mix_weights(columns(predict, train), seconds[train])
+
+    second = cross_validate([cv.candidate, "tables"], mixed, *cv_args)
+    losses = {**cv.cv_loss, "tables": second.cv_loss["tables"]}
+    own = MixChoice(replace(cv, cv_loss=losses), {})
+    if second.candidate != "tables":
+        return own
+    every = np.ones(len(seconds), bool)
+    w = mix_weights(columns(kept(every), every), seconds)
+    mix = {t: float(v) for t, v in zip(tables, w[:-1], strict=True) if v > 0}
+    if not mix:  # no table earned a weight: the model it was mixed with
+        return own
+    return MixChoice(replace(second, cv_loss=losses), mix, float(w[-1]))

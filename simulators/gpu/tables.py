@@ -1,0 +1,91 @@
+"""A GPU's measured kernel tables (:mod:`dse.measured_tables`) and the mix that prices with them.
+
+A table holds, for each distinct kernel row the GPU coster reads
+(:func:`dse.simulators.gpu.kernels.kernel_row`: class, kernel launches, FLOPs, activation and
+weight elements, activation and weight bits, per sample), the seconds that best explain one
+device's measured networks at one batch size; one TOML file per shipped device in ``tables/``,
+written by ``benchmarks/device_families.py --write-calibrations`` from HELP's measurements
+(batch 1, eager PyTorch).
+
+A calibration with ``[tables]`` (:class:`~dse.simulators.gpu.roofline.Calibration`) prices a
+kernel row as ``roofline_weight x roofline(row) + sum_s w_s t_s(row)``: what a new GPU shares
+with measured ones (cuDNN's choice of algorithm by shape, its depthwise and grouped kernels
+far below the roofline) comes from their measurements; a row or batch size a table lacks is
+priced by that device's own calibrated model, so a mix prices any graph. Tables are of CNN
+kernels: the LLM and serving paths cost with the roofline alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from dse.catalog import load_named_file, shipped_files
+from dse.catalogs.devices import BYTES, get_device
+from dse.measured_tables import OperatorTable, TableFormat
+from dse.simulators.gpu.model import GpuCostModel
+from dse.simulators.gpu.roofline import OP_CLASSES, resolve_calibration
+
+COLUMNS = (
+    "op_class",
+    "kernels",
+    "flops",
+    "activation_elements",
+    "weight_elements",
+    "activation_bits",
+    "weight_bits",
+    "seconds",
+)
+GPU_TABLE = TableFormat(COLUMNS, OP_CLASSES)
+
+
+def shipped_gpu_tables() -> list[str]:
+    """Names of the shipped GPU tables: each is its device's catalog name."""
+    return shipped_files("dse.simulators.gpu", "tables")
+
+
+def load_gpu_table(name_or_path: str | Path) -> OperatorTable:
+    """A shipped GPU table by device name, or a TOML file by path."""
+    return load_named_file(
+        "dse.simulators.gpu", "tables", name_or_path, GPU_TABLE.parse, "GPU kernel table", ()
+    )
+
+
+def lookup_keys(keys: np.ndarray, precision: str) -> np.ndarray:
+    """Kernel rows (:func:`~dse.simulators.gpu.kernels.kernel_row`) as a table of networks run
+    at ``precision`` keys them: under ``"auto"`` by the graph's own bit-widths, otherwise every
+    row at that precision's width (an fp16 run is not an fp32 table's measurement)."""
+    if precision == "auto":
+        return keys
+    out = np.array(keys, dtype=float)
+    out[:, 5:7] = 8 * BYTES[precision]
+    return out
+
+
+class TableSources:
+    """Measured GPU tables by name, each with its device's own calibrated model (loaded once)."""
+
+    def __init__(self):
+        self._loaded: dict[str, tuple[OperatorTable, GpuCostModel]] = {}
+
+    def load(self, name: str) -> tuple[OperatorTable, GpuCostModel]:
+        """Table ``name`` and its device's model (its shipped calibration, else data sheet)."""
+        if name not in self._loaded:
+            table = load_gpu_table(name)
+            device = get_device(table.device)
+            own = GpuCostModel(device, resolve_calibration("auto", device))
+            self._loaded[name] = (table, own)
+        return self._loaded[name]
+
+    def seconds(self, name: str, keys, batch_size: int, kernels) -> np.ndarray:
+        """Seconds of each kernel row on table ``name``'s device: its table where it has the
+        row at ``batch_size``, else its own model. ``keys``: the rows' lookup keys
+        (:func:`lookup_keys`); ``kernels``: (class, precision index, FLOPs, bytes, launches)
+        of each row for the batch, what :meth:`GpuCostModel.seconds` reads."""
+        table, own = self.load(name)
+        measured = table.lookup(keys, batch_size)
+        missing = np.isnan(measured)
+        if missing.any():
+            measured[missing] = own.seconds(*kernels)[missing]
+        return measured
