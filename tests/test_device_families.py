@@ -112,6 +112,33 @@ def test_a_fused_runtime_folds_norms_and_a_graph_runtime_drops_dead_code():
     assert graph_rt.seconds([g])[0] < fused.seconds([g])[0]
 
 
+def test_dead_code_of_a_mixed_population_is_networkx_reachability():
+    """``live_nodes`` on a population where some graphs hold a ``zero`` and some do not (only
+    those are searched) equals, per graph, networkx's: the nodes that reach a sink once the
+    edges into ``zero`` nodes are cut, the zeros themselves left out."""
+    import networkx as nx
+
+    from dse.graph.optable import population_ops
+    from dse.simulators.cpu.model import live_nodes
+
+    space = NasBench201Space()
+    rng = np.random.default_rng(5)
+    graphs = [space.to_graph(space.sample(rng)) for _ in range(40)]
+    ops, lengths = population_ops(graphs)
+    zero = np.array([op.kind == "zero" for op in ops])
+    got = np.split(live_nodes(graphs, zero, lengths), np.cumsum(lengths)[:-1])
+    for g, live in zip(graphs, got, strict=True):
+        kind = {v: d["op"].kind for v, d in g.nodes(data=True)}
+        cut = nx.DiGraph(g)
+        cut.remove_edges_from([(u, v) for u, v in g.edges if kind[v] == "zero"])
+        sinks = [v for v in g if g.out_degree(v) == 0]
+        reach = set(sinks).union(*(nx.ancestors(cut, t) for t in sinks))
+        want = [v in reach and kind[v] != "zero" for v in g]
+        assert live.tolist() == want
+    assert any(z.any() for z in np.split(zero, np.cumsum(lengths)[:-1]))
+    assert not all(z.any() for z in np.split(zero, np.cumsum(lengths)[:-1]))
+
+
 def test_row_stationary_utilisation_and_accesses_by_hand():
     sim = AsicSimulator("Eyeriss-v1", calibration="none")
     perfect = conv_graph(64, 14, 64, 3)  # R=3 rows x E=14 columns, 4 sets: all 168 PEs

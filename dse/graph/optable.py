@@ -95,10 +95,14 @@ class OpTable:
             return rows
         interned = missing[uids[missing] > 0]
         if len(interned):
-            _, first = np.unique(uids[interned], return_index=True)
-            for i in interned[first].tolist():
+            new = uids[interned]
+            at = np.empty(int(new.max()) + 1, dtype=np.int64)
+            at[new] = interned  # an op of each new uid (any: one uid is one interned op)
+            seen = np.zeros(len(at), dtype=bool)
+            seen[new] = True  # a mark per uid instead of sorting the population's uids
+            for i in at[np.flatnonzero(seen)].tolist():  # in uid order
                 self._add(ops[i])
-            rows[interned] = self._row_of_uid[uids[interned]]
+            rows[interned] = self._row_of_uid[new]
         for i in missing[uids[missing] == 0].tolist():  # built without make_op: by identity
             op = ops[i]
             known = self._by_id.get(id(op), -1)

@@ -87,7 +87,27 @@ def cpu_row(op: OpNode) -> tuple[float, float, float, float, float]:
 def live_nodes(graphs: Sequence[nx.DiGraph], zero: np.ndarray, lengths) -> np.ndarray:
     """Per node of ``graphs`` (in :func:`population_ops` order; ``zero``: whether each is a
     ``zero``): whether a graph compiler runs it, i.e. whether it reaches one of its graph's
-    sinks (nodes without successors) along edges that do not enter a ``zero`` node."""
+    sinks (nodes without successors) along edges that do not enter a ``zero`` node. Only
+    graphs that hold a ``zero`` are searched: in the others every node reaches a sink."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    starts = np.concatenate(([0], np.cumsum(lengths)[:-1])).astype(np.int64)
+    owner = np.repeat(np.arange(len(graphs)), lengths)
+    searched = np.zeros(len(graphs), dtype=bool)
+    searched[owner[zero]] = True
+    live = ~zero
+    which = np.flatnonzero(searched)
+    if len(which):
+        sub = lengths[which]
+        local = np.concatenate(([0], np.cumsum(sub)[:-1]))
+        nodes = np.repeat(starts[which] - local, sub) + np.arange(int(sub.sum()))
+        found = _reach_sinks([graphs[j] for j in which.tolist()], zero[nodes], sub)
+        live[nodes] &= found
+    return live
+
+
+def _reach_sinks(graphs: Sequence[nx.DiGraph], zero: np.ndarray, lengths) -> np.ndarray:
+    """:func:`live_nodes` of every node of ``graphs``: one breadth-first search over the whole
+    population, in scipy's C."""
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import breadth_first_order
 
