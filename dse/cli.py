@@ -173,9 +173,23 @@ def _calibration_listing() -> list[tuple[str, str]]:
     return rows
 
 
+def _table_listing() -> list[tuple[str, str]]:
+    """Every simulator's shipped measured operator tables, one line each."""
+    rows = []
+    for entry in SIMULATORS.entries():
+        factory = entry.factory
+        if isinstance(factory, type) and issubclass(factory, MetricProvider):
+            rows += [(n, f"[{entry.name}] {line}") for n, line in factory.measured_tables().items()]
+    return rows
+
+
+#: listings made from every simulator's class (the others are LISTINGS plugins)
+SIMULATOR_LISTINGS = {"calibrations": _calibration_listing, "tables": _table_listing}
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     if args.what != "plugins":
-        listing = _calibration_listing if args.what == "calibrations" else LISTINGS[args.what]
+        listing = SIMULATOR_LISTINGS.get(args.what) or LISTINGS[args.what]
         rows = listing()
         width = max((len(n) for n, _ in rows), default=0)
         for name, line in rows:
@@ -267,13 +281,15 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=_cmd_demo)
     ls = sub.add_parser(
-        "list", help="list installed plugins, or the devices, boards, LLMs or calibrations"
+        "list",
+        help="list installed plugins, or the devices, boards, LLMs, calibrations or measured "
+        "tables",
     )
     ls.add_argument(
         "what",
         nargs="?",
         default="plugins",
-        choices=["plugins", "calibrations", *LISTINGS.available()],
+        choices=["plugins", *SIMULATOR_LISTINGS, *LISTINGS.available()],
         help="what to list (default: the plugins)",
     )
     ls.set_defaults(func=_cmd_list)

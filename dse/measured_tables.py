@@ -110,6 +110,11 @@ class OperatorTable:
         """Row of each key (built once: a table is read at every population's pricing)."""
         return {tuple(k): i for i, k in enumerate(self.keys.tolist())}
 
+    def describe(self) -> str:
+        """One line: its batch size, its operators and where its numbers come from."""
+        source = " ".join(self.source.split())
+        return f"batch {self.batch_size}, {len(self.keys)} operators: {source}"
+
     def to_toml(self) -> str:
         lines = [f'device = "{self.device}"', f"batch_size = {self.batch_size}"]
         if self.source:

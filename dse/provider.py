@@ -62,6 +62,12 @@ class MetricProvider:
         """Shipped calibrations by name with their validated error (``dse list``)."""
         return {}
 
+    @staticmethod
+    def measured_tables() -> dict[str, str]:
+        """Shipped measured operator tables (:mod:`dse.measured_tables`) by name, one line
+        each, that a calibration of this simulator may mix (``dse list tables``)."""
+        return {}
+
     def metric_units(self) -> dict[str, str]:
         """The unit of each of :attr:`metrics` ("" where none is declared)."""
         return {m: str(self.units.get(m, "")) for m in self.metrics}

@@ -163,3 +163,15 @@ def test_calibrate_mixes_gpu_tables_and_the_simulator_prices_with_them(
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(lines) == 1 and "'Pixel-9' is neither a TOML file nor a shipped GPU" in lines[0]
     assert not (tmp_path / "q.csv").exists()
+
+
+def test_dse_list_tables_names_every_shipped_table_with_its_family(capsys):
+    """``dse list tables``: what ``--tables`` may name, each with its simulator and batch."""
+    from dse.cli import main
+    from dse.simulators.cpu.tables import shipped_tables
+
+    assert main(["list", "tables"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    listed = {line.split()[0]: line.split()[1] for line in lines}
+    assert listed == {t: "[gpu]" for t in GPUS} | {t: "[cpu]" for t in shipped_tables()}
+    assert all("batch 1, " in line and " operators: " in line for line in lines)

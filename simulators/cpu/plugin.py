@@ -33,6 +33,7 @@ from dse.simulators.cpu.calibration import (
     shipped_cpu_calibrations,
 )
 from dse.simulators.cpu.model import CpuCostModel
+from dse.simulators.cpu.tables import load_operator_table, shipped_tables
 
 
 @SIMULATORS.register("cpu")
@@ -66,6 +67,11 @@ class CpuSimulator(PopulationProvider):
     def calibrations() -> dict[str, Fidelity]:
         """Every shipped CPU calibration with its validated latency error."""
         return shipped_fidelity(shipped_cpu_calibrations(), load_cpu_calibration)
+
+    @staticmethod
+    def measured_tables() -> dict[str, str]:
+        """Every shipped CPU operator table (``dse calibrate --tables``)."""
+        return {t: load_operator_table(t).describe() for t in shipped_tables()}
 
     def fidelity(self) -> dict[str, Fidelity]:
         """Latency's expected error: the calibration's validation at this batch size; memory is

@@ -39,6 +39,7 @@ from dse.simulators.gpu.roofline import (
     load_calibration,
     shipped_calibrations,
 )
+from dse.simulators.gpu.tables import load_gpu_table, shipped_gpu_tables
 
 Precision = Literal["auto", "fp32", "tf32", "fp16", "bf16", "fp8", "int8", "int4"]
 
@@ -90,6 +91,11 @@ class GpuSimulator(PopulationProvider):
         """Every shipped calibration with its validated latency error (what ``dse list``
         prints)."""
         return shipped_fidelity(shipped_calibrations(), load_calibration)
+
+    @staticmethod
+    def measured_tables() -> dict[str, str]:
+        """Every shipped GPU kernel table (``dse calibrate --tables``)."""
+        return {t: load_gpu_table(t).describe() for t in shipped_gpu_tables()}
 
     def fidelity(self) -> dict[str, Fidelity]:
         """The expected error of each metric: the calibration's validation at this batch size
