@@ -17,7 +17,7 @@ FLOP/s and bandwidth) and frees only the parameters cross-validation supports
 calibration (:mod:`dse.simulators.cpu.fit`). Both then try mixing the kept fit with measured
 operator tables of shipped devices (``--tables``; ``auto``: a CPU, the shipped CPUs of its
 runtime; a GPU, every shipped GPU; ``none``; or names: :mod:`dse.measured_tables`), keeping the
-mix where cross-validation prefers it; an
+mix wherever a table earns a weight (cross-validated on the same folds); an
 ASIC's, like the FPGA's, is a latency scale and a per-layer cost
 (:mod:`dse.simulators.asic.calibration`, the FPGA's :mod:`dse.simulators.fpga.calibration`).
 The file written carries its cross-validated error and is what ``[simulators.gpu]

@@ -112,6 +112,20 @@ def test_ten_measurements_of_a_gpu_that_is_a_mix_recover_it():
         Calibration(tables={"x": -1.0})
 
 
+def test_a_gpu_its_own_model_explains_mixes_in_no_table():
+    """Measurements the prior's roofline gives exactly: the mix (which nests the model alone)
+    gives every table weight 0, so the calibration keeps no table and says so."""
+    device = get_device("Titan-X-Pascal")
+    prior = load_calibration("GTX-1080-Ti")
+    graphs = cells(30, seed=4)
+    design = MeasurementDesign(device, graphs, [1])
+    one = np.ones(len(graphs), int)
+    y = design.predict(prior, np.arange(len(graphs)), one)
+    fit = fit_few_shot(design, np.arange(10), one[:10], y[:10], prior, "m", "t", tables=GPUS[:2])
+    assert fit.calibration.tables == {} and fit.candidate != "tables"
+    assert "tables" not in fit.cv_loss and "mixed" not in fit.calibration.note
+
+
 def test_ten_fbnet_networks_of_an_unseen_gpu_rank_like_its_own_table():
     """HELP's protocol for the Titan RTX on FBNet (its own table and calibration never used):
     the roofline alone ranks 490 other networks at about 0.93; mixed with the other GPUs'

@@ -12,10 +12,10 @@ latency over ``NOISE**2`` plus a Gaussian pull of each free log-parameter toward
   SIMD units are used and its memory system, so three log-scales are freed (all overheads, all
   efficiencies, the memory efficiency), in nested candidates chosen by grouped cross-validation
   as the GPU's few-shot fit does; the out-of-fold predictions are the validation. Given
-  measured tables of other CPUs (:mod:`dse.simulators.cpu.tables`), one more candidate on the
-  same folds mixes the kept roofline with them: ``r x roofline + sum_s w_s table_s``, weights
-  non-negative (:func:`dse.measured_tables.cross_validate_mix`), kept only where it predicts
-  the held-out cells better.
+  measured tables of other CPUs (:mod:`dse.simulators.cpu.tables`), the kept roofline is
+  mixed with them, ``r x roofline + sum_s w_s table_s`` with non-negative weights, kept
+  whenever a table earns a weight and cross-validated on the same folds
+  (:func:`dse.measured_tables.cross_validate_mix`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from scipy.optimize import least_squares
 
 from dse.catalogs.cpus import CpuDevice
 from dse.fidelity import cross_validate
-from dse.measured_tables import MixChoice, cross_validate_mix
+from dse.measured_tables import MixChoice, cross_validate_mix, mix_note
 from dse.simulators.cpu.calibration import CPU_CLASSES, CpuCalibration
 from dse.simulators.cpu.model import CpuCostModel
 
@@ -171,8 +171,8 @@ def fit_few_shot(
     tables: Sequence[str] = (),
 ) -> CpuFewShot:
     """Calibrate a CPU from a few measured networks, starting from ``prior``; with ``tables``
-    (shipped measured tables, :mod:`dse.simulators.cpu.tables`), a mix of them is one more
-    candidate (``"tables"``), chosen by the same cross-validation."""
+    (shipped measured tables, :mod:`dse.simulators.cpu.tables`), the kept candidate mixed with
+    them (``"tables"``, see the module docstring)."""
     arch, batch = np.asarray(arch, np.int64), np.asarray(batch, np.int64)
     seconds = np.asarray(seconds, dtype=float)
     if not (len(arch) == len(batch) == len(seconds)) or not len(arch):
@@ -204,17 +204,15 @@ def fit_few_shot(
             return lambda at: design.predict(x, arch[at], batch[at])
 
         priced = design.on_tables(tables, arch, batch)
-        choice = cross_validate_mix(cv, scales, kept_fit, tables, priced, seconds, args)
-    cv, among = choice.cv, list(choice.cv.cv_loss)
-    head = (
+        choice = cross_validate_mix(cv, kept_fit, tables, priced, seconds, args)
+    cv = choice.cv
+    note = (
         f"Few-shot calibration of {device.name} from {cv.validation.fitted_on} measured "
         f"architectures ({len(seconds)} measurements; {data}), prior {prior.name!r}; free "
-        f"scales: {best}"
+        f"scales: {best} (chosen by {cv.folds}-fold cross-validation among "
+        f"{list(CANDIDATES)}){mix_note(choice)}."
     )
-    cal = to_calibration(fit(every, kept), name, device.name)
-    if choice.tables:
-        head += f", mixed with the measured tables of {', '.join(choice.tables)}"
-    cal = replace(cal, tables=choice.tables, roofline_weight=choice.model_weight)
-    note = f"{head} (chosen by {cv.folds}-fold cross-validation among {among})."
-    cal = replace(cal, note=note, validation=cv.validation)
+    cal = to_calibration(fit(every, kept), name, device.name, note)
+    mix = dict(tables=choice.tables, roofline_weight=choice.model_weight)
+    cal = replace(cal, validation=cv.validation, **mix)
     return CpuFewShot(cal, cv.candidate, cv.cv_loss, cv.out_of_fold)

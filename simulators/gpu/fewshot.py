@@ -31,7 +31,7 @@ from scipy.optimize import minimize
 
 from dse.catalogs.devices import Device
 from dse.fidelity import cross_validate
-from dse.measured_tables import MixChoice, cross_validate_mix
+from dse.measured_tables import MixChoice, cross_validate_mix, mix_note
 from dse.simulators.gpu.calibration import graph_counts
 from dse.simulators.gpu.kernels import GraphCoster
 from dse.simulators.gpu.model import GpuCostModel
@@ -159,7 +159,7 @@ def fit_few_shot(
     ``batch`` size) points, starting from ``prior`` (see the module docstring); ``covers``:
     the spaces the measured architectures are of (what the validation covers). With
     ``tables`` (shipped measured kernel tables, :mod:`dse.simulators.gpu.tables`), the kept
-    candidate mixed with them is one more candidate (``"tables"``) on the same folds."""
+    candidate mixed with them (``"tables"``: :func:`dse.measured_tables.cross_validate_mix`)."""
     arch = np.asarray(arch, dtype=np.int64)
     batch = np.asarray(batch, dtype=np.int64)
     seconds = np.asarray(seconds, dtype=float)
@@ -187,15 +187,14 @@ def fit_few_shot(
             return lambda at: design.predict(cal, arch[at], batch[at])
 
         priced = design.on_tables(tables, arch, batch)
-        choice = cross_validate_mix(cv, held_out, kept, tables, priced, seconds, args)
+        choice = cross_validate_mix(cv, kept, tables, priced, seconds, args)
     cv, validation = choice.cv, choice.cv.validation
     x = fit_map(design, arch, batch, seconds, prior, CANDIDATES[best])
-    mixed = f", mixed with the measured tables of {', '.join(choice.tables)}"
     note = (
         f"Few-shot calibration of {design.device.name} from {validation.fitted_on} measured "
         f"architectures ({len(seconds)} measurements; {data}), prior {prior.name!r}; free "
-        f"parameters: {best}{mixed if choice.tables else ''} (chosen by {cv.folds}-fold "
-        f"cross-validation among {list(cv.cv_loss)})."
+        f"parameters: {best} (chosen by {cv.folds}-fold cross-validation among "
+        f"{list(candidates)}){mix_note(choice)}."
     )
     cal = to_calibration(x, prior, name, note)
     mix = dict(tables=choice.tables, roofline_weight=choice.model_weight)
