@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -94,6 +94,18 @@ def sheet_number(where: str, key: str, value, zero_ok: bool = False, whole: bool
     if whole and value % 1:
         raise ValueError(f"{where}.{key}: expected a whole number, got {value!r}")
     return float(value)
+
+
+def number_table(data: Mapping[str, Any], key: str, where: str, what: str) -> dict[str, float]:
+    """``data[key]`` (absent: empty), a TOML table of ``what = number`` (e.g. a calibration's
+    per-class efficiencies), as a dict; anything else is one error naming ``where.key``."""
+    raw = data.get(key, {})
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{where}.{key}: expected a table of {what} = number")
+    try:
+        return {str(name): float(value) for name, value in raw.items()}
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}.{key}: every value must be a number") from None
 
 
 def sheet_choice(where: str, key: str, value, allowed) -> str:

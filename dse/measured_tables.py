@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from dse.catalog import number_table
 from dse.fidelity import CrossValidated, cross_validate
 
 #: how strongly a table's operators are held to the device's own model (relative error of an
@@ -191,13 +192,7 @@ def mix_toml(tables: Mapping[str, float]) -> list[str]:
 
 def mix_of(data: Mapping[str, Any], where: str) -> dict[str, float]:
     """The ``[tables]`` section of a calibration read from TOML: table -> weight."""
-    raw = data.get("tables", {})
-    if not isinstance(raw, Mapping):
-        raise ValueError(f"{where}.tables: expected a table of device = weight")
-    try:
-        return {str(t): float(w) for t, w in raw.items()}
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}.tables: every value must be a number") from None
+    return number_table(data, "tables", where, "device")
 
 
 #: the least share of a mix's mean predicted latency a table must carry to be kept in it

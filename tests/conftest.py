@@ -68,3 +68,23 @@ def reference_networks(fast: tuple[str, ...]) -> list:
     in ``fast`` marked slow (a ViT-B/16 or GPT-2 stack costs seconds in any door)."""
     names = example_module("torch_networks").PUBLISHED
     return [n if n in fast else pytest.param(n, marks=pytest.mark.slow) for n in names]
+
+
+def nasbench201_cells(n: int, seed: int = 0) -> list:
+    """``n`` random NAS-Bench-201 cells' graphs (the ``seed``'s draw)."""
+    import numpy as np
+
+    from dse.spaces.nasbench201 import NasBench201Space
+
+    space = NasBench201Space()
+    rng = np.random.default_rng(seed)
+    return [space.to_graph(space.sample(rng)) for _ in range(n)]
+
+
+def one_conv(cin: int, size: int, cout: int, kernel: int):
+    """A graph of one convolution: ``cin`` x ``size`` x ``size`` in, ``cout`` filters."""
+    from dse.graph import GraphBuilder
+
+    b = GraphBuilder("layer")
+    b.conv(b.input((cin, size, size)), cout, kernel)
+    return b.build()

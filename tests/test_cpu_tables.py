@@ -7,11 +7,10 @@ import tomllib
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import reference_data, unseen_gold
+from conftest import nasbench201_cells, one_conv, reference_data, unseen_gold
 from scipy.stats import spearmanr
 
 from dse.catalogs.devices import get_any_device
-from dse.graph import GraphBuilder
 from dse.measured_tables import fit_operator_table
 from dse.simulators.cpu.calibration import (
     CpuCalibration,
@@ -28,21 +27,8 @@ from dse.simulators.cpu.tables import (
     runtime_tables,
     shipped_tables,
 )
-from dse.spaces.nasbench201 import NasBench201Space
 
 XEONS = ["Xeon-Gold-6240", "Xeon-Silver-4114", "Xeon-Silver-4210R"]
-
-
-def cells(n: int, seed: int = 0) -> list:
-    space = NasBench201Space()
-    rng = np.random.default_rng(seed)
-    return [space.to_graph(space.sample(rng)) for _ in range(n)]
-
-
-def conv(cin: int, size: int, cout: int, kernel: int):
-    b = GraphBuilder("layer")
-    b.conv(b.input((cin, size, size)), cout, kernel)
-    return b.build()
 
 
 def test_a_table_fitted_to_measurements_gives_them_back_and_survives_its_file():
@@ -50,7 +36,7 @@ def test_a_table_fitted_to_measurements_gives_them_back_and_survives_its_file():
     the TOML form reads back to the same numbers."""
     device = get_any_device("Xeon-Gold-6240", None, "cpu")
     design = CpuDesign(
-        CpuCostModel(device, load_cpu_calibration("Xeon-Gold-6240")), cells(300), [1]
+        CpuCostModel(device, load_cpu_calibration("Xeon-Gold-6240")), nasbench201_cells(300), [1]
     )
     true = design.model.row_seconds(design.rows[1])
     y = design.counts @ true
@@ -77,7 +63,7 @@ def test_a_mix_prices_each_op_as_weighted_tables_plus_the_roofline_by_hand():
     mine = CpuCalibration("mix", device=device.name, tables={XEONS[1]: 0.5, XEONS[2]: 0.25},
                           roofline_weight=0.4)  # fmt: skip
     plain = CpuCalibration(device=device.name)
-    measured, unmeasured = conv(16, 32, 16, 3), conv(24, 20, 40, 7)  # NAS-Bench-201's; none
+    measured, unmeasured = one_conv(16, 32, 16, 3), one_conv(24, 20, 40, 7)  # NAS-Bench-201's; none
     for g in (measured, unmeasured):
         roof = CpuCostModel(device, plain).seconds([g])[0]
         parts = []
@@ -105,7 +91,7 @@ def test_ten_measurements_of_a_cpu_that_is_a_mix_recover_it():
     prior = load_cpu_calibration("Xeon-Silver-4114")
     truth = CpuCalibration(device=device.name, tables={XEONS[0]: 0.6, XEONS[1]: 0.3},
                            roofline_weight=0.0)  # fmt: skip
-    graphs = cells(210, seed=3)
+    graphs = nasbench201_cells(210, seed=3)
     design = CpuDesign(CpuCostModel(device, prior), graphs, [1])
     one = np.ones(len(graphs), int)
     y = design.priced(truth, np.arange(len(graphs)), one)

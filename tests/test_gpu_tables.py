@@ -8,11 +8,10 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import reference_data
+from conftest import nasbench201_cells, one_conv, reference_data
 from scipy.stats import spearmanr
 
 from dse.catalogs.devices import get_device
-from dse.graph import GraphBuilder
 from dse.measured_tables import fit_operator_table
 from dse.simulators.gpu.fewshot import MeasurementDesign, fit_few_shot
 from dse.simulators.gpu.kernels import GraphCoster
@@ -20,21 +19,8 @@ from dse.simulators.gpu.model import GpuCostModel
 from dse.simulators.gpu.roofline import Calibration, load_calibration, parse_calibration
 from dse.simulators.gpu.tables import GPU_TABLE, load_gpu_table, shipped_gpu_tables
 from dse.spaces.fbnet import FBNetSpace
-from dse.spaces.nasbench201 import NasBench201Space
 
 GPUS = ["GTX-1080-Ti", "Titan-RTX", "Titan-X-Pascal"]
-
-
-def cells(n: int, seed: int = 0) -> list:
-    space = NasBench201Space()
-    rng = np.random.default_rng(seed)
-    return [space.to_graph(space.sample(rng)) for _ in range(n)]
-
-
-def conv(cin: int, size: int, cout: int, kernel: int):
-    b = GraphBuilder("layer")
-    b.conv(b.input((cin, size, size)), cout, kernel)
-    return b.build()
 
 
 def test_shipped_tables_are_named_by_device_and_a_fitted_one_survives_its_file():
@@ -43,7 +29,7 @@ def test_shipped_tables_are_named_by_device_and_a_fitted_one_survives_its_file()
     assert sorted(shipped_gpu_tables()) == GPUS
     assert all(load_gpu_table(t).device == t for t in GPUS)
     device = get_device("Titan-RTX")
-    design = MeasurementDesign(device, cells(300), [1])
+    design = MeasurementDesign(device, nasbench201_cells(300), [1])
     rc = design.rows[1]
     kernels = (rc.op_class, rc.precision, rc.flops, rc.bytes, rc.kernels)
     true = GpuCostModel(device, load_calibration("Titan-RTX")).seconds(*kernels)
@@ -66,7 +52,7 @@ def test_a_mix_prices_each_kernel_as_weighted_tables_plus_the_roofline_by_hand()
     device = get_device("A100-80GB-PCIe")
     plain = load_calibration("A100-80GB-PCIe")
     mine = replace(plain, tables={"Titan-RTX": 0.5, "GTX-1080-Ti": 0.25}, roofline_weight=0.4)
-    measured, unmeasured = conv(16, 32, 16, 3), conv(24, 20, 40, 7)  # NAS-Bench-201's; none
+    measured, unmeasured = one_conv(16, 32, 16, 3), one_conv(24, 20, 40, 7)  # NAS-Bench-201's; none
     for g, precision in ((measured, "auto"), (unmeasured, "auto"), (measured, "fp16")):
         roof = GraphCoster(GpuCostModel(device, plain), 1, precision).cost([g]).seconds[0]
         parts = []
@@ -94,7 +80,7 @@ def test_ten_measurements_of_a_gpu_that_is_a_mix_recover_it():
     device = get_device("Titan-X-Pascal")
     prior = load_calibration("GTX-1080-Ti")
     truth = Calibration("truth", tables={"Titan-RTX": 0.7, "GTX-1080-Ti": 0.2}, roofline_weight=0)
-    graphs = cells(210, seed=3)
+    graphs = nasbench201_cells(210, seed=3)
     design = MeasurementDesign(device, graphs, [1])
     one = np.ones(len(graphs), int)
     y = design.predict(truth, np.arange(len(graphs)), one)
@@ -117,7 +103,7 @@ def test_a_gpu_its_own_model_explains_mixes_in_no_table():
     gives every table weight 0, so the calibration keeps no table and says so."""
     device = get_device("Titan-X-Pascal")
     prior = load_calibration("GTX-1080-Ti")
-    graphs = cells(30, seed=4)
+    graphs = nasbench201_cells(30, seed=4)
     design = MeasurementDesign(device, graphs, [1])
     one = np.ones(len(graphs), int)
     y = design.predict(prior, np.arange(len(graphs)), one)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from dse.catalog import load_named_file, resolve_named_file, shipped_files
+from dse.catalog import load_named_file, number_table, resolve_named_file, shipped_files
 from dse.catalogs.cpus import CpuDevice
 from dse.fidelity import Validation
 from dse.measured_tables import check_mix, mix_of, mix_toml
@@ -128,19 +128,10 @@ def parse_cpu_calibration(data: Mapping[str, Any], where: str) -> CpuCalibration
         if key not in allowed:
             raise ValueError(f"{where}.{key}: unknown field; allowed: {sorted(allowed)}")
 
-    def numbers(table: str) -> dict[str, float]:
-        raw = data.get(table, {})
-        if not isinstance(raw, Mapping):
-            raise ValueError(f"{where}.{table}: expected a table of class = number")
-        try:
-            return {str(c): float(v) for c, v in raw.items()}
-        except (TypeError, ValueError):
-            raise ValueError(f"{where}.{table}: every value must be a number") from None
-
     return CpuCalibration(
         str(data.get("name", where)),
-        numbers("overhead_us"),
-        numbers("efficiency"),
+        number_table(data, "overhead_us", where, "class"),
+        number_table(data, "efficiency", where, "class"),
         float(data.get("memory_efficiency", 0.5)),
         str(data.get("device", "")),
         str(data.get("note", "")),
