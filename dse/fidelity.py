@@ -230,6 +230,8 @@ class Fidelity:
             return f"{metric}: {self.note}{cal}{via}"
         if len(self.errors) == 1:
             err, detail = self.errors[0].describe(), self.errors[0].detail()
+            if self.condition:  # measured at another condition than the figure's
+                detail = f"validated at {detail} only, not {self.condition}"
         else:
             med = [e.median for e in self.errors]
             p90 = [e.p90 for e in self.errors]

@@ -217,6 +217,11 @@ def test_uncalibrated_numbers_say_so():
     # a batch size that was never validated is named, with the validated range
     odd = SIMULATORS.create("gpu", device="Titan-RTX", batch_size=8).fidelity()["gpu_latency_ms"]
     assert len(odd.errors) == 3 and "only, not batch 8" in odd.line("gpu_latency_ms")
+    # a calibration validated at one batch size only says so at another
+    one = Validation("m.csv", "k-fold", "5 folds", (ErrorStats("batch 1", 12, 0.99, 0.01, 0.02),))
+    at_32 = Fidelity.of_calibration("mine", one, "batch 32").line("gpu_latency_ms")
+    assert "(validated at batch 1, 12 points, Spearman 0.990 only, not batch 32)" in at_32
+    assert "only" not in Fidelity.of_calibration("mine", one, "batch 1").line("gpu_latency_ms")
 
 
 def test_fpga_calibration_is_a_scale_and_a_per_layer_cost():
