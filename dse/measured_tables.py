@@ -106,6 +106,18 @@ class OperatorTable:
                 out[j] = self.seconds[i]
         return out
 
+    def seconds_or(
+        self, keys: np.ndarray, batch_size: int, fallback: Callable[[], np.ndarray]
+    ) -> np.ndarray:
+        """Seconds of each row of ``keys``: the table's where it has the operator at
+        ``batch_size``, else ``fallback()``'s (every row's seconds on the table's device by its
+        own model; called only when some row is missing)."""
+        measured = self.lookup(keys, batch_size)
+        missing = np.isnan(measured)
+        if missing.any():
+            measured[missing] = fallback()[missing]
+        return measured
+
     @functools.cached_property
     def _index(self) -> dict[tuple, int]:
         """Row of each key (built once: a table is read at every population's pricing)."""
@@ -227,6 +239,7 @@ class MixChoice:
 def cross_validate_mix(
     cv: CrossValidated,
     kept: Callable[[np.ndarray], Callable[[np.ndarray], np.ndarray]],
+    fitted: np.ndarray,
     tables: Sequence[str],
     priced: np.ndarray,
     seconds: np.ndarray,
@@ -235,7 +248,9 @@ def cross_validate_mix(
     """The model ``cv`` kept (a family's own candidates, cross-validated) mixed with measured
     ``tables``, ``priced`` (points x tables: each table alone): non-negative weights of the
     tables and of the model itself (:func:`mix_weights`). ``kept(train)`` fits the kept
-    candidate on ``train`` and returns ``predict(at) -> seconds``; ``cv_args``: the rest of
+    candidate on ``train`` and returns ``predict(at) -> seconds`` (for the folds); ``fitted``:
+    the seconds of every point under the kept candidate fitted on all of them (the
+    calibration's own fit, which the mix's weights are read against); ``cv_args``: the rest of
     :func:`~dse.fidelity.cross_validate`'s arguments, so the mix is cross-validated on the same
     folds (fitted again in each), which gives its validation record.
 
@@ -252,8 +267,7 @@ def cross_validate_mix(
         predict = kept(train)
         return columns(predict, ~train) @ _earned_weights(columns(predict, train), seconds[train])
 
-    every = np.ones(len(seconds), bool)
-    w = _earned_weights(columns(kept(every), every), seconds)
+    w = _earned_weights(np.column_stack([priced, fitted]), seconds)
     mix = {t: float(v) for t, v in zip(tables, w[:-1], strict=True) if v > 0}
     if not mix:  # no table earned a weight: the model alone
         return MixChoice(cv, {})

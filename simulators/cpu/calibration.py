@@ -58,8 +58,8 @@ class CpuCalibration:
 
     ``tables`` (shipped measured table -> weight, :mod:`dse.simulators.cpu.tables`) and
     ``roofline_weight``: an operator costs ``roofline_weight x roofline(op) + sum_s w_s
-    t_s(op)`` over those devices' measured tables (``dse calibrate`` keeps such a mix when it
-    predicts a new device's measurements better than the roofline alone; without tables the
+    t_s(op)`` over those devices' measured tables (``dse calibrate`` keeps such a mix whenever
+    a table earns a weight: :func:`dse.measured_tables.cross_validate_mix`; without tables the
     roofline is the cost)."""
 
     name: str = "data sheet"

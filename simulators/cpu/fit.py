@@ -195,7 +195,7 @@ def fit_few_shot(
     args = (arch, batch, seconds, data, folds, seed, covers)
     cv = cross_validate(list(CANDIDATES), scales, *args)
     best, kept = cv.candidate, CANDIDATES[cv.candidate]
-    every = np.ones(len(arch), bool)
+    x = fit(np.ones(len(arch), bool), kept)
     choice = MixChoice(cv, {})
     if tables:  # the kept roofline mixed with the measured tables, on the same folds
 
@@ -203,8 +203,8 @@ def fit_few_shot(
             x = fit(train, kept)
             return lambda at: design.predict(x, arch[at], batch[at])
 
-        priced = design.on_tables(tables, arch, batch)
-        choice = cross_validate_mix(cv, kept_fit, tables, priced, seconds, args)
+        priced, fitted = design.on_tables(tables, arch, batch), design.predict(x, arch, batch)
+        choice = cross_validate_mix(cv, kept_fit, fitted, tables, priced, seconds, args)
     cv = choice.cv
     note = (
         f"Few-shot calibration of {device.name} from {cv.validation.fitted_on} measured "
@@ -212,7 +212,7 @@ def fit_few_shot(
         f"scales: {best} (chosen by {cv.folds}-fold cross-validation among "
         f"{list(CANDIDATES)}){mix_note(choice)}."
     )
-    cal = to_calibration(fit(every, kept), name, device.name, note)
+    cal = to_calibration(x, name, device.name, note)
     mix = dict(tables=choice.tables, roofline_weight=choice.model_weight)
     cal = replace(cal, validation=cv.validation, **mix)
     return CpuFewShot(cal, cv.candidate, cv.cv_loss, cv.out_of_fold)

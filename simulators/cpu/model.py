@@ -210,12 +210,11 @@ class CpuCostModel:
         """Seconds of each row on the device of measured table ``source``: its table where it
         has the operator at this batch size, else its own model (its shipped calibration)."""
         table, own = self._source(source)
-        measured = table.lookup(rows.keys, rows.batch)
-        missing = np.isnan(measured)
-        if missing.any():
-            there = features_of(own.device, own.threads, rows.keys, rows.batch)
-            measured[missing] = own.row_seconds(there)[missing]
-        return measured
+        return table.seconds_or(
+            rows.keys,
+            rows.batch,
+            lambda: own.row_seconds(features_of(own.device, own.threads, rows.keys, rows.batch)),
+        )
 
     def _source(self, source: str) -> tuple[OperatorTable, CpuCostModel]:
         """Measured table ``source`` and its device's own model, loaded once."""

@@ -1,7 +1,7 @@
 """A CPU's measured operator tables (:mod:`dse.measured_tables`): each distinct operator keyed by
 the numbers the CPU model reads (:func:`dse.simulators.cpu.model.cpu_row`: class, FLOPs,
 activation and weight bytes, output elements, per sample), one TOML file per shipped device in
-``tables/``, written by ``benchmarks/device_families.py --write-calibrations``.
+``tables/``, written by ``benchmarks/device_families.py --write-tables``.
 
 A new CPU can be priced as a mix of its family's tables (:class:`CpuCalibration.tables`:
 ``t(op) = sum_s w_s t_s(op)``, ``w_s >= 0`` fitted to its ten measurements), the second prior

@@ -178,6 +178,7 @@ def fit_few_shot(
     args = (arch, batch, seconds, data, folds, seed, covers)
     cv = cross_validate(list(candidates), held_out, *args)
     best = cv.candidate
+    x = fit_map(design, arch, batch, seconds, prior, CANDIDATES[best])
     choice = MixChoice(cv, {})
     if tables:
 
@@ -186,10 +187,10 @@ def fit_few_shot(
             cal = to_calibration(x, prior, "fold")
             return lambda at: design.predict(cal, arch[at], batch[at])
 
+        fitted = design.predict(to_calibration(x, prior, "fit"), arch, batch)
         priced = design.on_tables(tables, arch, batch)
-        choice = cross_validate_mix(cv, kept, tables, priced, seconds, args)
+        choice = cross_validate_mix(cv, kept, fitted, tables, priced, seconds, args)
     cv, validation = choice.cv, choice.cv.validation
-    x = fit_map(design, arch, batch, seconds, prior, CANDIDATES[best])
     note = (
         f"Few-shot calibration of {design.device.name} from {validation.fitted_on} measured "
         f"architectures ({len(seconds)} measurements; {data}), prior {prior.name!r}; free "

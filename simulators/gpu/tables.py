@@ -4,7 +4,7 @@ A table holds, for each distinct kernel row the GPU coster reads
 (:func:`dse.simulators.gpu.kernels.kernel_row`: class, kernel launches, FLOPs, activation and
 weight elements, activation and weight bits, per sample), the seconds that best explain one
 device's measured networks at one batch size; one TOML file per shipped device in ``tables/``,
-written by ``benchmarks/device_families.py --write-calibrations`` from HELP's measurements
+written by ``benchmarks/device_families.py --write-tables`` from HELP's measurements
 (batch 1, eager PyTorch).
 
 A calibration with ``[tables]`` (:class:`~dse.simulators.gpu.roofline.Calibration`) prices a
@@ -84,8 +84,4 @@ class TableSources:
         (:func:`lookup_keys`); ``kernels``: (class, precision index, FLOPs, bytes, launches)
         of each row for the batch, what :meth:`GpuCostModel.seconds` reads."""
         table, own = self.load(name)
-        measured = table.lookup(keys, batch_size)
-        missing = np.isnan(measured)
-        if missing.any():
-            measured[missing] = own.seconds(*kernels)[missing]
-        return measured
+        return table.seconds_or(keys, batch_size, lambda: own.seconds(*kernels))
