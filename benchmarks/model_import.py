@@ -15,7 +15,8 @@
   each tracer: total seconds and the share spent in from_torch, tracing and building the IR
   (target: under a third), and the tracer's part alone (graphs are cached by architecture);
   then the elastic MobileNet (every proposal a new design) with the eager tracer the torch
-  space uses.
+  space uses, with the random driver and the A100, and as examples/elastic_mobilenet_nsga2.toml
+  searches it (NSGA-II, population 50, against the A100 and the ZC706).
 
     python benchmarks/model_import.py [--evaluations 500]
 """
@@ -82,6 +83,10 @@ def main() -> None:
 
     space = {"factory": elastic_mobilenet.make, "choices": elastic_mobilenet.CHOICES}
     search(args.evaluations, {"analytic": {}}, "eager", space, "elastic MobileNet search")
+    nsga2 = {"driver": "pymoo", "algorithm": "nsga2", "pop_size": 50}
+    two = {"gpu": {"device": "A100-80GB-PCIe"}, "fpga": {"board": "ZC706"}}
+    label = "elastic MobileNet NSGA-II, GPU + ZC706"  # examples/elastic_mobilenet_nsga2.toml's
+    search(args.evaluations, {"analytic": {}}, "eager", space, label, nsga2, two)
 
 
 def elastic(designs: int = 10) -> None:
@@ -141,9 +146,16 @@ SMALL = {
 
 
 def search(
-    evaluations: int, proxies: dict, tracer: str, space: dict = SMALL, label: str = "torch-space"
+    evaluations: int,
+    proxies: dict,
+    tracer: str,
+    space: dict = SMALL,
+    label: str = "torch-space",
+    driver: dict | None = None,
+    simulators: dict | None = None,
 ) -> None:
-    """A torch-space search of ``space`` with ``proxies`` and ``tracer``: its seconds and the
+    """A torch-space search of ``space`` with ``proxies`` and ``tracer`` (the random driver
+    and the A100 unless ``driver`` and ``simulators`` say otherwise): its seconds and the
     share spent tracing."""
     import dse.spaces.torch_space as torch_space
 
@@ -172,9 +184,9 @@ def search(
             **space,
         },
         "proxies": proxies,
-        "simulators": {"gpu": {"device": "A100-80GB-PCIe"}},
+        "simulators": simulators or {"gpu": {"device": "A100-80GB-PCIe"}},
         "objectives": [{"metric": "params"}, {"metric": "gpu_latency_ms"}],
-        "search": {"driver": "random", "max_evaluations": evaluations},
+        "search": {**(driver or {"driver": "random"}), "max_evaluations": evaluations},
     }
     try:
         with tempfile.TemporaryDirectory() as out:

@@ -420,3 +420,21 @@ def test_import_traces_in_eval_mode_and_leaves_each_layers_mode_and_statistics_a
     assert totals(g).params == sum(p.numel() for p in net.parameters())
     assert [m.training for m in net.modules()] == modes
     assert all(torch.equal(v, stats[k]) for k, v in net.state_dict().items())
+
+
+def test_the_eager_tracer_leaves_every_layer_as_it_found_it():
+    """It records a layer by giving it a forward for the run: gone after the run, after a run
+    that fails too, and a forward the user set on a layer is theirs again."""
+    net = SmallCnn()
+    own = net.head.forward  # the user's own instance attribute (a wrapper, say)
+    net.head.forward = lambda x: own(x)
+    user = net.head.forward
+    g = from_torch(net, (torch.randn(2, 3, 16, 16),), tracer="eager")
+    assert totals(g).params == sum(p.numel() for p in net.parameters())
+    assert net.head.__dict__["forward"] is user
+    layers = [m for m in net.modules() if m is not net.head]
+    assert not [m for m in layers if "forward" in m.__dict__]
+    with pytest.raises(RuntimeError, match="to have 3 channels"):  # PyTorch's own error
+        from_torch(net, (torch.randn(2, 4, 16, 16),), tracer="eager")
+    assert not [m for m in layers if "forward" in m.__dict__]
+    assert net.head.__dict__["forward"] is user

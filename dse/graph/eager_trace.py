@@ -2,23 +2,32 @@
 
 torch.fx traces symbolically and then needs a forward pass for the shapes; this tracer needs
 only the forward pass. Each standard layer with a rewrite
-(:data:`~dse.graph.fx_trace.FX_MODULES`, seen whole through module hooks that act on this
-module's layers only), each torch function and each tensor method called outside such a layer
-(seen by a ``TorchFunctionMode``) becomes the ATen call ``torch.export`` would write for it,
-through the same rewrites as fx's calls, so one set of translations reads all three tracers'
-graphs. Which call made a tensor is known by the tensor's identity, forgotten when the
-tensor is freed (so a later tensor at the same address is not taken for it; keeping every
-tensor alive instead would cost fresh memory for each: a fifth of a MobileNet's trace).
+(:data:`~dse.graph.fx_trace.FX_MODULES`), each torch function and each tensor method called
+outside such a layer (seen by a ``TorchFunctionMode``) becomes the ATen call ``torch.export``
+would write for it, through the same rewrites as fx's calls, so one set of translations reads
+all three tracers' graphs. Which call made a tensor is known by the tensor's identity,
+forgotten when the tensor is freed (so a later tensor at the same address is not taken for
+it; keeping every tensor alive instead would cost fresh memory for each: a fifth of a
+MobileNet's trace).
+
+A standard layer is seen whole through a ``forward`` the tracer gives it for the run (an
+instance attribute, removed when the run ends, whether it ends well or not; a forward the
+user set is put back). Global module hooks, which did this before, send every module call,
+containers too, down PyTorch's slow path; the layer's own forward also lets a
+convolution, batch norm or linear layer be answered by its shape without running its Python
+(:meth:`~dse.graph.shape_only.ShapeOnly.answer_layer`), and lets the other standard layers
+(activations, pools, reshapes: no call of theirs has a shape rule) run with the mode off.
+A module is traced by one thread at a time.
 
 Running the module's own Python, it follows what symbolic tracing cannot (iterating a tensor,
 control flow on shapes), at the cost of one forward pass whose heavy calls are answered by
-their shapes (:mod:`dse.graph.shape_only`): about 1 ms for a small CNN (fx 2 ms, torch.export
-35 ms) and 14 ms for the elastic MobileNet of ``examples/elastic_mobilenet.py`` (fx 30-50 ms,
-torch.export 560-670 ms), what a search over a space written as PyTorch wants. Inside a
-recorded layer, calls are answered or run but not recorded (the layer is the call).
-Anything it cannot record (a tensor made inside ``forward`` from nothing, a call without a
-rewrite) reaches the importer as an unmapped call, and the import falls back on torch.export.
-"""
+their shapes (:mod:`dse.graph.shape_only`): about 0.4 ms for a small CNN (fx 2 ms,
+torch.export 40 ms) and 9 ms for the elastic MobileNet of ``examples/elastic_mobilenet.py``
+(its plain forward pass 13 ms, fx 40-60 ms, torch.export 700 ms), what a search over a space
+written as PyTorch wants. Inside a recorded layer, calls are answered or run but not recorded
+(the layer is the call). Anything it cannot record (a tensor made inside ``forward`` from
+nothing, a call without a rewrite) reaches the importer as an unmapped call, and the import
+falls back on torch.export."""
 
 from __future__ import annotations
 
@@ -53,21 +62,27 @@ class _Recorder:
     """The calls of one run, in order, and which call made each tensor."""
 
     def __init__(self, params: Parameters, paths: dict[int, str]):
+        import torch
+
+        self.tensor = torch.Tensor
         self.params, self.paths = params, paths
         self.calls: list[Call] = []
         self.made: dict[int, Any] = {}  # id(tensor) -> the Call (or Param) that gives it
         self.watch: dict[int, Any] = {}  # id -> a weak reference that forgets it when freed
         self.inside = 0  # depth inside a recorded layer (its own calls are not recorded)
+        self.prefixes: dict[str, str] = {}  # ATen name -> its calls' label prefix
 
     def ref(self, value: Any) -> Any:
         """What a translation reads for argument ``value``: its call, a parameter, a list of
         them, or the value itself (a number, a shape, a tensor not made by the network)."""
-        if isinstance(value, (list, tuple)):
-            return type(value)(self.ref(v) for v in value)
-        if hasattr(value, "dtype") and hasattr(value, "shape"):
+        kind = type(value)
+        if kind is tuple or kind is list:
+            return kind([self.ref(v) for v in value])
+        if isinstance(value, self.tensor):
             key = id(value)
-            if key in self.made:
-                return self.made[key]
+            made = self.made.get(key)
+            if made is not None:
+                return made
             if key in self.params.names:
                 return self.params.ref(value)
         return value
@@ -79,22 +94,25 @@ class _Recorder:
             self._record(kind, target, args, kwargs, out)
 
     def _record(self, kind: str, target: Any, args: tuple, kwargs: dict, out: Any) -> None:
-        shape = traced_shape(out)
+        shape = tuple(out.shape) if isinstance(out, self.tensor) else traced_shape(out)
         if shape is None:  # shape arithmetic (x.size(0), x.shape): values, not calls
             return
-        refs, kwrefs = self.ref(args), {k: self.ref(v) for k, v in kwargs.items()}
+        refs = self.ref(args)
+        kwrefs = {k: self.ref(v) for k, v in kwargs.items()} if kwargs else {}
         path = self.paths.get(id(target), "") if kind == "module" else ""
         aten, refs, kwrefs = aten_call(kind, target, path, self.params, refs, kwrefs)
-        label = f"{aten.split('.')[0].split(' ')[0]}_{len(self.calls)}"
-        call = Call(label, "call_function", aten, tuple(refs), kwrefs)
+        prefix = self.prefixes.get(aten)
+        if prefix is None:
+            prefix = self.prefixes[aten] = aten.split(".")[0].split(" ")[0]
+        call = Call(f"{prefix}_{len(self.calls)}", "call_function", aten, tuple(refs), kwrefs)
         call.meta["val"] = value_meta(shape)
         self.calls.append(call)
         if isinstance(call.meta["val"], TracedValue):
             self.remember(out, call)
             return
-        for i, piece in enumerate(out):  # several outputs (a split): each piece a getitem
+        for i, (piece, value) in enumerate(zip(out, call.meta["val"])):  # a split's pieces
             item = Call(f"getitem_{len(self.calls)}", "call_function", "getitem", (call, i))
-            item.meta["val"] = TracedValue(shape[i])
+            item.meta["val"] = value
             self.calls.append(item)
             self.remember(piece, item)
 
@@ -122,6 +140,8 @@ def trace(module: Any, example_inputs: Sequence[Any]) -> tuple[list[Call], dict,
 
     shapes = ShapeOnly()  # the heavy calls answered by their output's shape, not computed
 
+    kinds: dict[Any, tuple[str, str] | None] = {}  # by function: how its calls are recorded
+
     class Mode(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
             kwargs = kwargs or {}
@@ -130,46 +150,58 @@ def trace(module: Any, example_inputs: Sequence[Any]) -> tuple[list[Call], dict,
                 out = func(*args, **kwargs)
             if rec.inside:  # a call inside a recorded layer: the layer is the call
                 return out
-            name = getattr(func, "__name__", "")
-            if name != "__get__":  # not x.shape
-                owner = getattr(func, "__qualname__", "").split(".")[0]
-                if name in DUNDERS:
-                    rec.record("function", DUNDERS[name], args, kwargs, out)
-                elif owner in ("TensorBase", "Tensor"):  # x.view(...): self is args[0]
-                    rec.record("method", name, args, kwargs, out)
-                else:
-                    rec.record("function", name, args, kwargs, out)
+            kind = kinds[func] if func in kinds else kinds.setdefault(func, _kind(func))
+            if kind is not None:  # the mode is off inside its own handler: no guard needed
+                rec._record(kind[0], kind[1], args, kwargs, out)
             return out
 
     leaves = {
-        id(layer)
+        id(layer): layer
         for _, layer in named
         if type(layer).__module__.startswith("torch.nn") and type(layer).__name__ in FX_MODULES
     }
 
-    def enter(layer: Any, inputs: tuple) -> None:
-        if id(layer) in leaves:
-            rec.inside += 1
+    def recorded(layer: Any) -> Any:
+        """``layer``'s forward, recorded as one call. A convolution, batch norm or linear
+        layer is answered by its shape without running its Python (ShapeOnly.answer_layer);
+        any other of these layers runs with the mode off (none of its calls has a shape rule
+        or a record: the same values, without dispatching each call to the mode); a heavy
+        layer in a form no rule reads runs under the mode, its calls answered, not recorded."""
+        forward, heavy = layer.forward, type(layer) in shapes.layer_rules
+        off = torch._C.DisableTorchFunction
 
-    def leave(layer: Any, inputs: tuple, out: Any) -> None:
-        if id(layer) in leaves:
-            rec.inside -= 1
+        def run(*inputs: Any, **kw: Any) -> Any:
+            with off():
+                out = None if kw else shapes.answer_layer(layer, inputs)
+                if out is None and not heavy:
+                    out = forward(*inputs, **kw)
+            if out is None:
+                rec.inside += 1
+                try:
+                    out = forward(*inputs, **kw)
+                finally:
+                    rec.inside -= 1
             if rec.inside == 0:
                 rec.record("module", layer, inputs, {}, out)
+            return out
+
+        return run
 
     names = _input_names(module, len(example_inputs))
     for name, x in zip(names, example_inputs, strict=True):
         rec.remember(x, Call(name, "placeholder", "input", meta={"val": TracedValue(x.shape)}))
-    # two global hooks that act on this module's layers only (a handle per layer costs more
-    # than the forward pass of a small network), removed when the run ends
-    hooks = [torch.nn.modules.module.register_module_forward_pre_hook(enter)]
+    own = {key: layer.__dict__.get("forward") for key, layer in leaves.items()}
     try:
-        hooks.append(torch.nn.modules.module.register_module_forward_hook(leave))
+        for layer in leaves.values():
+            object.__setattr__(layer, "forward", recorded(layer))
         with torch.no_grad(), Mode():
             out = module(*example_inputs)
     finally:
-        for hook in hooks:
-            hook.remove()
+        for key, layer in leaves.items():
+            if own[key] is None:
+                layer.__dict__.pop("forward", None)
+            else:
+                object.__setattr__(layer, "forward", own[key])
     inputs = [rec.made[id(x)] for x in example_inputs]
     calls = inputs + rec.calls
     output = Call("output", "output", "output", (rec.ref(out),))
@@ -177,6 +209,19 @@ def trace(module: Any, example_inputs: Sequence[Any]) -> tuple[list[Call], dict,
         for arg in _calls_in((call.args, call.kwargs)):
             arg.users.append(call)
     return calls, params.shapes, names
+
+
+def _kind(func: Any) -> tuple[str, str] | None:
+    """How a call of ``func`` is recorded: ``("function", name)``, ``("method", name)`` for a
+    tensor method (``x.view(...)``: self is the first argument), or None for an attribute
+    read (``x.shape``, values rather than calls)."""
+    name = getattr(func, "__name__", "")
+    if name == "__get__":
+        return None
+    if name in DUNDERS:
+        return "function", DUNDERS[name]
+    owner = getattr(func, "__qualname__", "").split(".")[0]
+    return ("method" if owner in ("TensorBase", "Tensor") else "function"), name
 
 
 def _calls_in(args: Any) -> list[Call]:

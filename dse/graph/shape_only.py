@@ -10,6 +10,10 @@ else runs as usual: shape arithmetic, reshapes, the cheap elementwise ops, and e
 rule does not cover (a string padding other than ``"valid"``/``"same"``, an unbatched input, a
 one-dimensional matmul operand), which is computed, so a mismatch raises PyTorch's own error.
 
+A layer whose forward is one such call (``nn.Conv2d``, ``nn.BatchNorm1d``/``2d``,
+``nn.Linear``) is answered from its own attributes through the same rules
+(:meth:`ShapeOnly.answer_layer`), so a tracer that sees layers whole need not run their Python.
+
 What changes is the values, never the shapes: control flow on a tensor's *values* (rare in a
 network, and arbitrary anyway in one that is not trained) may take another branch than in a
 computed pass. ``torch.export``, the reference tracer, computes nothing either.
@@ -110,6 +114,37 @@ def _rules() -> dict[Any, Callable[..., Any]]:
     }
 
 
+def _conv2d_layer(layer, x) -> Any:
+    """An ``nn.Conv2d`` (zero padding) on ``x``: :func:`_conv2d` of its own arguments."""
+    if layer.padding_mode != "zeros":
+        return None
+    w, b = layer.weight, layer.bias
+    return _conv2d(x, w, b, layer.stride, layer.padding, layer.dilation, layer.groups)
+
+
+def _batch_norm_layer(dims: tuple[int, ...]) -> Callable[..., Any]:
+    """An ``nn.BatchNorm*d`` on an input of ``dims`` dimensions (others: its own error)."""
+
+    def rule(layer, x) -> Any:
+        if x.dim() not in dims:
+            return None
+        return _batch_norm(x, layer.running_mean, layer.running_var, layer.weight, layer.bias)
+
+    return rule
+
+
+def _layer_rules() -> dict[type, Callable[..., Any]]:
+    """The layers whose forward is one covered call, by class: answered without running it."""
+    from torch import nn
+
+    return {
+        nn.Conv2d: _conv2d_layer,
+        nn.BatchNorm1d: _batch_norm_layer((2, 3)),
+        nn.BatchNorm2d: _batch_norm_layer((4,)),
+        nn.Linear: lambda layer, x: _linear(x, layer.weight, layer.bias),
+    }
+
+
 class ShapeOnly:
     """``answer(func, args, kwargs)``: zeros of ``func``'s output shape where a rule covers the
     call (a function's output is never a view of its inputs, so zeros stand for it exactly),
@@ -117,6 +152,9 @@ class ShapeOnly:
 
     def __init__(self) -> None:
         self.rules = _rules()
+        #: layers whose forward is one covered call (a convolution, a batch norm, a linear
+        #: layer), by class: :meth:`answer_layer` answers them without running their Python
+        self.layer_rules = _layer_rules()
 
     def answer(self, func: Any, args: tuple, kwargs: dict) -> Any:
         rule = self.rules.get(func)
@@ -126,6 +164,17 @@ class ShapeOnly:
             return rule(*args, **kwargs)
         except (TypeError, AttributeError, ValueError, RuntimeError):
             return None  # an argument form the rule does not read: computed instead
+
+    def answer_layer(self, layer: Any, inputs: tuple) -> Any:
+        """What ``layer(*inputs)`` answers, for a layer of :attr:`layer_rules` called on one
+        tensor in a form its rule reads, else None (run the layer under :meth:`mode`)."""
+        rule = self.layer_rules.get(type(layer))
+        if rule is None or len(inputs) != 1:
+            return None
+        try:
+            return rule(layer, inputs[0])
+        except (TypeError, AttributeError, ValueError, RuntimeError):
+            return None
 
     def mode(self) -> Any:
         """A ``TorchFunctionMode`` that answers the covered calls (for fx's shape
