@@ -2,7 +2,9 @@
 three scales of a prior from ten.
 
 Both are maximum-a-posteriori fits in log space: the squared log ratio of predicted to measured
-latency over ``NOISE**2`` plus a Gaussian pull of each free log-parameter towards the prior's.
+latency over ``NOISE**2`` (the few-shot fit: its Cauchy loss, :mod:`dse.robust`, so one slow
+measurement of ten does not set the scales) plus a Gaussian pull of each free log-parameter
+towards the prior's.
 
 * :func:`fit_table` (a shipped calibration, thousands of measured cells): every class's
   overhead and efficiency and the memory efficiency are free, loosely held (``TABLE_SD``) at
@@ -30,6 +32,7 @@ from scipy.optimize import least_squares
 from dse.catalogs.cpus import CpuDevice
 from dse.fidelity import cross_validate
 from dse.measured_tables import MixChoice, cross_validate_mix, mix_note
+from dse.robust import cauchy_residuals
 from dse.simulators.cpu.calibration import CPU_CLASSES, CpuCalibration
 from dse.simulators.cpu.model import CpuCostModel
 
@@ -97,13 +100,15 @@ class CpuDesign:
         )  # fmt: skip
 
 
-def _map(design, arch, batch, seconds, x0, free, sd, expand) -> np.ndarray:
-    """MAP estimate of ``z`` (the free coordinates) with ``x = expand(z)``."""
+def _map(design, arch, batch, seconds, x0, free, sd, expand, robust=False) -> np.ndarray:
+    """MAP estimate of ``z`` (the free coordinates) with ``x = expand(z)``; ``robust``: the
+    measurements' log residuals under the Cauchy loss (:mod:`dse.robust`), not squared."""
     log_y = np.log(seconds)
+    noise = cauchy_residuals if robust else (lambda r: r)
 
     def residuals(z):
         pred = design.predict(expand(z), arch, batch)
-        return np.concatenate([(np.log(pred) - log_y) / NOISE, (z - x0[free]) / sd])
+        return np.concatenate([noise((np.log(pred) - log_y) / NOISE), (z - x0[free]) / sd])
 
     return least_squares(residuals, x0[free], method="trf", x_scale=1.0).x
 
@@ -186,7 +191,9 @@ def fit_few_shot(
     def fit(train, free):
         expand = _scaled(x0, free)
         sd = SCALE_SD[list(free)]
-        z = _map(design, arch[train], batch[train], seconds[train], zero, list(free), sd, expand)
+        z = _map(
+            design, arch[train], batch[train], seconds[train], zero, list(free), sd, expand, True
+        )
         return expand(z)
 
     def scales(cand: str, train: np.ndarray) -> np.ndarray:
