@@ -1,19 +1,13 @@
-"""One slow measurement of ten does not set a few-shot fit (dse.robust: the Cauchy loss)."""
+"""One slow measurement of ten does not set a few-shot fit (dse.robust: the Cauchy loss); the
+CPU's few-shot fit with one: tests/test_cpu_tables.py."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import nasbench201_cells
 
-from dse.catalogs.devices import get_any_device
 from dse.measured_tables import mix_weights
 from dse.robust import cauchy_residuals, cauchy_weights
-from dse.simulators.cpu.calibration import CpuCalibration, load_cpu_calibration
-from dse.simulators.cpu.fit import CpuDesign, fit_few_shot
-from dse.simulators.cpu.model import CpuCostModel
-
-XEONS = ["Xeon-Gold-6240", "Xeon-Silver-4114"]
 
 
 def test_the_cauchy_residuals_square_to_its_loss_and_are_least_squares_near_zero():
@@ -40,24 +34,3 @@ def test_a_mix_of_ten_measurements_with_one_slow_prices_the_other_nine():
     np.testing.assert_allclose(w, [0.7, 0.2], rtol=0.04)
     plain, _ = nnls(cols / y[:, None], np.ones(10))  # what the slow point does otherwise
     assert np.max(np.abs(cols[clean] @ plain / y[clean] - 1)) > 0.05
-
-
-def test_ten_cells_of_a_cpu_with_one_slow_measurement_price_the_rest_as_the_clean_fit():
-    """A CPU that is a mix of two Xeons' tables, measured on 10 cells of which one ran 1.8x
-    slow: the few-shot fit prices 200 other cells within 1% (median) of the truth, and its
-    mix weights are within 3% of the true ones."""
-    device = get_any_device("Xeon-Silver-4210R", None, "cpu")
-    prior = load_cpu_calibration(XEONS[1])
-    truth = CpuCalibration(device=device.name, tables={XEONS[0]: 0.6, XEONS[1]: 0.3},
-                           roofline_weight=0.0)  # fmt: skip
-    graphs = nasbench201_cells(210, seed=3)
-    design = CpuDesign(CpuCostModel(device, prior), graphs, [1])
-    one = np.ones(len(graphs), int)
-    y = design.priced(truth, np.arange(len(graphs)), one)
-    measured = y[:10].copy()
-    measured[6] *= 1.8
-    fit = fit_few_shot(design, np.arange(10), one[:10], measured, prior, "m", "t", tables=XEONS)
-    rest = np.arange(10, len(graphs))
-    pred = design.priced(fit.calibration, rest, one[rest])
-    assert np.median(np.abs(pred / y[rest] - 1)) < 0.01
-    assert fit.calibration.tables == pytest.approx({XEONS[0]: 0.6, XEONS[1]: 0.3}, rel=0.03)
