@@ -26,7 +26,7 @@ import numpy as np
 
 from dse.catalog import number_table
 from dse.fidelity import CrossValidated, cross_validate
-from dse.robust import cauchy_weights
+from dse.robust import NOISE, cauchy_weights
 
 #: how strongly a table's operators are held to the device's own model (relative error of an
 #: operator of mean cost, against one network's): enough to split the cost of operators that
@@ -213,9 +213,6 @@ def mix_of(data: Mapping[str, Any], where: str) -> dict[str, float]:
 MIN_SHARE = 1e-3
 
 
-#: relative error of one measurement that the mix's fit treats as noise (the Cauchy loss's
-#: scale, :mod:`dse.robust`; the few-shot fits' ``NOISE``)
-MIX_NOISE = 0.15
 #: reweighting steps of the mix's Cauchy fit (it settles in 3-6 on HELP's devices)
 MIX_STEPS = 10
 
@@ -224,19 +221,21 @@ def mix_weights(on_tables: np.ndarray, seconds: np.ndarray) -> np.ndarray:
     """Non-negative weights of columns (each a measured table's, or a model's, seconds for the
     same points) whose mix best predicts ``seconds`` in relative error, under the Cauchy loss
     (:mod:`dse.robust`: one slow measurement of ten does not set the weights):
-    ``min sum_n log(1 + ((on_tables[n] @ w / seconds[n] - 1) / MIX_NOISE)^2)``, ``w >= 0``, by
+    ``min sum_n log(1 + ((on_tables[n] @ w / seconds[n] - 1) / NOISE)^2)``, ``w >= 0``, by
     iteratively reweighted non-negative least squares from the least-squares weights."""
     from scipy.optimize import nnls
 
     a, one = on_tables / seconds[:, None], np.ones(len(seconds))
     w, _ = nnls(a, one)
     for _ in range(MIX_STEPS if w.any() else 0):
-        s = np.sqrt(cauchy_weights((a @ w - 1) / MIX_NOISE))
+        s = np.sqrt(cauchy_weights((a @ w - 1) / NOISE))
         step, _ = nnls(a * s[:, None], s)
-        if not step.any() or np.allclose(step, w, rtol=1e-9, atol=0):
-            w = step if step.any() else w
+        if not step.any():
             break
+        settled = np.allclose(step, w, rtol=1e-9, atol=0)
         w = step
+        if settled:
+            break
     if not w.any():  # no column helps: the one nearest in the mean, scaled
         j = int(np.argmin(np.abs(np.log(on_tables.mean(0) / seconds.mean()))))
         w[j] = seconds.mean() / on_tables[:, j].mean()

@@ -17,6 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
+#: the spread of one measured latency about what its network explains, in natural-log (about
+#: relative) units, for every few-shot fit: phones time in whole milliseconds (5-10% of a
+#: cell), the GPUs' 1,000-cell fits leave 4-15%
+NOISE = 0.15
+
 
 def cauchy_residuals(r: np.ndarray) -> np.ndarray:
     """Residuals ``r`` (in units of their noise) mapped to ``sign(r) sqrt(log(1 + r^2))``,

@@ -32,12 +32,10 @@ from scipy.optimize import least_squares
 from dse.catalogs.cpus import CpuDevice
 from dse.fidelity import cross_validate
 from dse.measured_tables import MixChoice, cross_validate_mix, mix_note
-from dse.robust import cauchy_residuals
+from dse.robust import NOISE, cauchy_residuals
 from dse.simulators.cpu.calibration import CPU_CLASSES, CpuCalibration
 from dse.simulators.cpu.model import CpuCostModel
 
-#: log-space spread of one measurement (phones time in whole milliseconds: 5-10%)
-NOISE = 0.15
 #: prior spread of a table fit's log-parameters: a factor of e^2 either way
 TABLE_SD = 2.0
 #: prior spread of the few-shot log-scales (overheads, efficiencies, memory)

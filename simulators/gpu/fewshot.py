@@ -32,13 +32,12 @@ from scipy.optimize import minimize
 from dse.catalogs.devices import Device
 from dse.fidelity import cross_validate
 from dse.measured_tables import MixChoice, cross_validate_mix, mix_note
+from dse.robust import NOISE
 from dse.simulators.gpu.calibration import graph_counts
 from dse.simulators.gpu.kernels import GraphCoster
 from dse.simulators.gpu.model import GpuCostModel
 from dse.simulators.gpu.roofline import Calibration, Efficiency
 
-#: log-space residual spread assumed for one measurement (the 1,000-cell fits leave 4-15%)
-NOISE = 0.15
 #: prior standard deviation of each parameter in natural-log units: the host overhead is
 #: loosely held (a factor of e), the efficiencies more tightly (a factor of about 1.6)
 PRIOR_SD = np.array([0.5, 0.5, 1.0, 0.5])
