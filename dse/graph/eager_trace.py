@@ -22,12 +22,12 @@ A module is traced by one thread at a time.
 Running the module's own Python, it follows what symbolic tracing cannot (iterating a tensor,
 control flow on shapes), at the cost of one forward pass whose heavy calls are answered by
 their shapes (:mod:`dse.graph.shape_only`): about 0.4 ms for a small CNN (fx 2 ms,
-torch.export 40 ms) and 9 ms for the elastic MobileNet of ``examples/elastic_mobilenet.py``
-(its plain forward pass 13 ms, fx 40-60 ms, torch.export 700 ms), what a search over a space
-written as PyTorch wants. Inside a recorded layer, calls are answered or run but not recorded
-(the layer is the call). Anything it cannot record (a tensor made inside ``forward`` from
-nothing, a call without a rewrite) reaches the importer as an unmapped call, and the import
-falls back on torch.export."""
+torch.export 40 ms) and 8-12 ms for the elastic MobileNet of ``examples/elastic_mobilenet.py``
+(its plain forward pass 11-15 ms, fx 25-60 ms, torch.export 580-700 ms), what a search over a
+space written as PyTorch wants. Inside a recorded layer, calls are answered or run but not
+recorded (the layer is the call). Anything it cannot record (a tensor made inside ``forward``
+from nothing, a call without a rewrite) reaches the importer as an unmapped call, and the
+import falls back on torch.export."""
 
 from __future__ import annotations
 
