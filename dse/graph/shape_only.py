@@ -145,6 +145,11 @@ def _layer_rules() -> dict[type, Callable[..., Any]]:
     }
 
 
+#: what a rule raises on an argument form it does not read (the call is then computed, so a
+#: real mismatch raises PyTorch's own error)
+UNREAD = (TypeError, AttributeError, ValueError, RuntimeError)
+
+
 class ShapeOnly:
     """``answer(func, args, kwargs)``: zeros of ``func``'s output shape where a rule covers the
     call (a function's output is never a view of its inputs, so zeros stand for it exactly),
@@ -162,7 +167,7 @@ class ShapeOnly:
             return None
         try:
             return rule(*args, **kwargs)
-        except (TypeError, AttributeError, ValueError, RuntimeError):
+        except UNREAD:
             return None  # an argument form the rule does not read: computed instead
 
     def answer_layer(self, layer: Any, inputs: tuple) -> Any:
@@ -173,7 +178,7 @@ class ShapeOnly:
             return None
         try:
             return rule(layer, inputs[0])
-        except (TypeError, AttributeError, ValueError, RuntimeError):
+        except UNREAD:
             return None
 
     def mode(self) -> Any:
