@@ -3,7 +3,8 @@
 For each device of ``data/nasbench201_latency_devices.csv`` and ``data/fbnet_latency_devices.csv``
 (HELP's meta-training devices: Xeon CPUs, phones, GPUs at batch 1): pretend it is unseen (its
 own shipped calibration is never the prior: the prior is the nearest *other* shipped calibration
-of its family), calibrate from 10 random measured cells (5 seeds) with ``dse calibrate``'s fit,
+of its family, and for a CPU also the data sheet, as ``dse calibrate --prior auto`` tries),
+calibrate from 10 random measured cells (5 seeds) with ``dse calibrate``'s fit,
 and score Spearman rho and median relative error on every other cell. Beside it: FLOPs alone
 (Spearman of FLOPs; median error of a two-parameter fit ``a FLOPs + b`` to the same 10 cells),
 a per-op lookup table fitted on 12,000 of the device's NAS-Bench-201 cells (2,000 FBNet ones;
@@ -40,7 +41,7 @@ from scipy.stats import spearmanr
 from timing import DATA
 
 from dse.catalogs.devices import get_any_device, get_device
-from dse.commands.calibrate import nearest_cpu_calibration
+from dse.commands.calibrate import auto_cpu_priors
 from dse.fidelity import ErrorStats, Validation
 from dse.graph import totals
 from dse.measured_tables import fit_operator_table
@@ -48,7 +49,7 @@ from dse.simulators.cpu.calibration import (
     CpuCalibration,
     load_cpu_calibration,
 )
-from dse.simulators.cpu.fit import CpuDesign, fit_few_shot, fit_table, to_vector
+from dse.simulators.cpu.fit import CpuDesign, fit_few_shot_from, fit_table, to_vector
 from dse.simulators.cpu.model import CpuCostModel
 from dse.simulators.cpu.tables import CPU_TABLE, runtime_tables
 from dse.simulators.gpu.fewshot import MeasurementDesign
@@ -250,10 +251,11 @@ def write_gpu_tables(nb, fb) -> None:
         print(f"wrote {name}'s table ({len(table.keys)} kernel rows): held-out {errors}")
 
 
-def nearest_other(name: str) -> str:
-    """The nearest shipped CPU calibration other than the device's own (``dse calibrate``'s
-    choice with the device's own left out)."""
-    return nearest_cpu_calibration(get_any_device(name, None, "cpu"), exclude=(name,))
+def priors_other(name: str) -> list[CpuCalibration]:
+    """``dse calibrate --prior auto``'s priors with the device's own calibration left out: the
+    nearest other shipped CPU calibration, and the data sheet too where that one runs another
+    runtime."""
+    return auto_cpu_priors(get_any_device(name, None, "cpu"), exclude=(name,))
 
 
 def one_space(label, who, design, fit, predict, y, flops, split, seeds, prior, published):
@@ -279,7 +281,9 @@ def one_space(label, who, design, fit, predict, y, flops, split, seeds, prior, p
 
 def cpu_protocol(name, col, nb, fb, seeds) -> None:
     device = get_any_device(name, None, "cpu")
-    prior = load_cpu_calibration(nearest_other(name))
+    priors = priors_other(name)
+    prior = priors[0]
+    tried = " or ".join(p.name for p in priors)
     tables = runtime_tables(device, exclude=(name,))  # never the device's own
     family = "phone" if name in PHONES else "cpu"
     for label, (df, graphs, flops), split in (("nasbench201", nb, 12000), ("fbnet", fb, 2000)):
@@ -288,16 +292,14 @@ def cpu_protocol(name, col, nb, fb, seeds) -> None:
 
         def fit(shots, design=design, y=y):
             one = np.ones(len(shots), int)
-            fit = fit_few_shot(design, shots, one, y[shots], prior, "x", "x", tables=tables)
+            fit = fit_few_shot_from(priors, design, shots, one, y[shots], "x", "x", tables=tables)
             return fit.calibration
 
         def predict(cal, cells, design=design):
             return design.priced(cal, cells, np.ones(len(cells), int))
 
         who = (name, family)
-        one_space(
-            label, who, design, fit, predict, y, flops, split, seeds, prior.name, HELP[family]
-        )
+        one_space(label, who, design, fit, predict, y, flops, split, seeds, tried, HELP[family])
     # cross-space: 10 NAS-Bench-201 cells, every FBNet network
     (ndf, ng, _), (fdf, fg, _) = nb, fb
     yn, yf = ndf[f"{col}_ms"].to_numpy() * 1e-3, fdf[f"{col}_ms"].to_numpy() * 1e-3
@@ -306,7 +308,7 @@ def cpu_protocol(name, col, nb, fb, seeds) -> None:
     for seed in range(seeds):
         shots = np.random.default_rng(100 + seed).permutation(len(yn))[:SHOTS]
         one = np.ones(SHOTS, int)
-        fit = fit_few_shot(design, shots, one, yn[shots], prior, "x", "x", tables=tables)
+        fit = fit_few_shot_from(priors, design, shots, one, yn[shots], "x", "x", tables=tables)
         arch = len(ng) + np.arange(len(yf))
         pred = design.priced(fit.calibration, arch, np.ones(len(arch), int))
         rows.append(score(pred, yf))

@@ -13,12 +13,13 @@
 variables), ``latency_ms`` and, for a GPU, ``batch_size`` (default 1). The GPU fit starts from a
 prior calibration (``--prior``; ``auto``: the shipped calibration of the device nearest in peak
 FLOP/s and bandwidth) and frees only the parameters cross-validation supports
-(:mod:`dse.simulators.gpu.fewshot`); a CPU's fit frees three scales of the nearest shipped CPU
-calibration (:mod:`dse.simulators.cpu.fit`). Both then try mixing the kept fit with measured
-operator tables of shipped devices (``--tables``; ``auto``: a CPU, the shipped CPUs of its
-runtime; a GPU, every shipped GPU; ``none``; or names: :mod:`dse.measured_tables`), keeping the
-mix wherever a table earns a weight (cross-validated on the same folds); an
-ASIC's, like the FPGA's, is a latency scale and a per-layer cost
+(:mod:`dse.simulators.gpu.fewshot`); a CPU's fit frees scales of the nearest shipped CPU
+calibration (:mod:`dse.simulators.cpu.fit`; and of the data sheet, whose fit is kept where it
+cross-validates better by one standard error: :func:`auto_cpu_priors`). Both then try mixing the
+kept fit with measured operator tables of shipped devices (``--tables``; ``auto``: a CPU, the
+shipped CPUs of its runtime; a GPU, every shipped GPU; ``none``; or names:
+:mod:`dse.measured_tables`), keeping the mix wherever a table earns a weight (cross-validated on
+the same folds); an ASIC's, like the FPGA's, is a latency scale and a per-layer cost
 (:mod:`dse.simulators.asic.calibration`, the FPGA's :mod:`dse.simulators.fpga.calibration`).
 The file written carries its cross-validated error and is what ``[simulators.gpu]
 calibration = "my-1080ti.toml"`` (or ``[simulators.cpu]``, ``[simulators.asic]``,
@@ -135,9 +136,25 @@ def nearest_cpu_calibration(device, devices_file: str | None = None, exclude=())
     )
 
 
-def _few_shot(fit, design, table, prior, args, name: str, data: str, freed: str, **extra):
-    """A family's few-shot ``fit`` of the measurements, and its choice printed."""
-    result = fit(
+def auto_cpu_priors(device, devices_file: str | None = None, exclude=()) -> list:
+    """``--prior auto`` for a CPU: the nearest shipped calibration
+    (:func:`nearest_cpu_calibration`), then the data sheet, which the few-shot fit keeps
+    instead only where it cross-validates better by more than the folds' noise
+    (:func:`dse.simulators.cpu.fit.fit_few_shot_from`). Why: the per-class structure a
+    calibration carries (which classes pay a large per-call cost, which run near peak) is its
+    device's runtime's, and on a device whose runtime or kernels differ it can be further off
+    than the sheet (HELP's Pixel 3, TFLite, from the Essential Phone's: FBNet ranked 0.919 from
+    ten networks; from the sheet, 0.994)."""
+    from dse.simulators.cpu.calibration import CpuCalibration, load_cpu_calibration
+
+    nearest_cal = load_cpu_calibration(nearest_cpu_calibration(device, devices_file, exclude))
+    return [nearest_cal, CpuCalibration(device=device.name)]
+
+
+def _few_shot(fit, design, table, prior, args, name: str, data: str, **extra):
+    """A family's few-shot ``fit`` of the measurements from ``prior`` (a CPU: a list of priors,
+    :func:`dse.simulators.cpu.fit.fit_few_shot_from`)."""
+    return fit(
         design,
         table["arch_index"].to_numpy(),
         table["batch_size"].to_numpy(),
@@ -150,33 +167,40 @@ def _few_shot(fit, design, table, prior, args, name: str, data: str, freed: str,
         covers=(args.space,),
         **extra,
     )
-    print(f"prior: {prior.name}; {freed} kept: {result.candidate}")
+
+
+def _print_choice(result, prior: str, freed: str) -> None:
+    """What a few-shot fit kept, and every candidate's cross-validated error."""
+    print(f"prior: {prior}; {freed} kept: {result.candidate}")
     for cand, loss in result.cv_loss.items():
         print(f"  {cand:10s} cross-validated mean squared log error {loss:.4f}")
-    return result.calibration
 
 
 def _fit_cpu(args, graphs, table, data: str):
     from dse.catalogs.devices import get_any_device
     from dse.simulators.cpu.calibration import CpuCalibration, load_cpu_calibration
-    from dse.simulators.cpu.fit import CpuDesign, fit_few_shot
+    from dse.simulators.cpu.fit import CpuDesign, fit_few_shot_from
     from dse.simulators.cpu.model import CpuCostModel
 
     device = get_any_device(args.device, args.devices_file, "cpu")
     if args.prior == "none":
-        prior = CpuCalibration(device=device.name)
+        priors = [CpuCalibration(device=device.name)]
+    elif args.prior == "auto":
+        priors = auto_cpu_priors(device, args.devices_file)
     else:
-        prior_name = args.prior
-        if prior_name == "auto":
-            prior_name = nearest_cpu_calibration(device, args.devices_file)
-        prior = load_cpu_calibration(prior_name)
-    design = CpuDesign(CpuCostModel(device, prior), graphs, table["batch_size"].unique())
+        priors = [load_cpu_calibration(args.prior)]
+    design = CpuDesign(CpuCostModel(device, priors[0]), graphs, table["batch_size"].unique())
     tables = tables_tried(args.tables, device, "cpu")
     print(f"measured tables tried: {', '.join(tables) or '(none)'}")
-    cal = _few_shot(
-        fit_few_shot, design, table, prior, args, device.name, data, "candidate", tables=tables
-    )
-    return cal, "cpu"
+
+    def fit(design, arch, batch, seconds, priors, *rest, **kw):
+        return fit_few_shot_from(priors, design, arch, batch, seconds, *rest, **kw)
+
+    result = _few_shot(fit, design, table, priors, args, device.name, data, tables=tables)
+    for tried, loss in result.prior_loss.items():
+        print(f"prior {tried!r}: cross-validated mean squared log error {loss:.4f}")
+    _print_choice(result, result.prior, "candidate")
+    return result.calibration, "cpu"
 
 
 def tables_tried(spec: str, device, family: str) -> list[str]:
@@ -253,11 +277,9 @@ def _fit_gpu(args, graphs, table, data: str):
     design = MeasurementDesign(device, graphs, table["batch_size"].unique())
     tables = tables_tried(args.tables, device, "gpu")
     print(f"measured tables tried: {', '.join(tables) or '(none)'}")
-    freed = "free parameters"
-    cal = _few_shot(
-        fit_few_shot, design, table, prior, args, device.name, data, freed, tables=tables
-    )
-    return cal, "gpu"
+    result = _few_shot(fit_few_shot, design, table, prior, args, device.name, data, tables=tables)
+    _print_choice(result, prior.name, "free parameters")
+    return result.calibration, "gpu"
 
 
 def _fit_fpga(args, graphs, table, data: str):
@@ -300,8 +322,9 @@ class CalibrateCommand:
         p.add_argument(
             "--prior",
             default="auto",
-            help="GPU/CPU prior: auto (nearest shipped of the family), none, a shipped name or "
-            "a TOML path",
+            help="GPU/CPU prior: auto (nearest shipped of the family; a CPU's fit also tries "
+            "the data sheet, kept where it cross-validates better by one standard error), none "
+            "(the data sheet), a shipped name or a TOML path",
         )
         p.add_argument(
             "--tables",

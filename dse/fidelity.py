@@ -318,13 +318,15 @@ def grouped_folds(n_groups: int, folds: int, seed: int = 0) -> list[np.ndarray]:
 @dataclass(frozen=True)
 class CrossValidated:
     """The candidate cross-validation kept, every candidate's mean squared log error, the kept
-    one's out-of-fold predictions and its :class:`Validation`."""
+    one's out-of-fold predictions and its :class:`Validation`; ``standard_error``: of the kept
+    one's error, from its per-fold errors (NaN with one fold)."""
 
     candidate: str
     cv_loss: dict[str, float]
     out_of_fold: np.ndarray
     validation: Validation
     folds: int
+    standard_error: float = float("nan")
 
 
 def cross_validate(
@@ -337,24 +339,40 @@ def cross_validate(
     folds: int = 5,
     seed: int = 0,
     covers: Sequence[str] = (),
+    within_se: float = 0.0,
 ) -> CrossValidated:
     """Grouped k-fold cross-validation of nested calibration candidates (simplest first):
     ``predict_held_out(candidate, train)`` fits on the measurements where ``train`` is true and
     predicts the others (seconds). The candidate with the lowest mean squared log error is kept
-    (ties: the simpler); its out-of-fold errors per batch size are the calibration's validation
+    (ties: the simpler); with ``within_se`` > 0, the simplest whose error is within
+    ``within_se`` standard errors of that lowest one (the standard error of the lowest's
+    per-fold errors; 1 is the one-standard-error rule, Hastie, Tibshirani and Friedman, *The
+    Elements of Statistical Learning*, sec. 7.10: a richer candidate must win by more than the
+    folds' noise). Its out-of-fold errors per batch size are the calibration's validation
     (slightly optimistic: they also chose it). Every device family's few-shot fit uses this."""
     groups, group_of = np.unique(arch, return_inverse=True)
     test_sets = grouped_folds(len(groups), folds, seed)
     log_y = np.log(seconds)
     cv_loss: dict[str, float] = {}
     oof: dict[str, np.ndarray] = {}
+    fold_loss: dict[str, list[float]] = {}
     for cand in candidates:
         pred = np.empty(len(seconds))
+        fold_loss[cand] = []
         for test_groups in test_sets:
             test = np.isin(group_of, test_groups)
             pred[test] = predict_held_out(cand, ~test)
+            fold_loss[cand].append(float(np.mean((np.log(pred[test]) - log_y[test]) ** 2)))
         oof[cand], cv_loss[cand] = pred, float(np.mean((np.log(pred) - log_y) ** 2))
+
+    def standard_error(cand: str) -> float:
+        k = len(test_sets)
+        return float(np.std(fold_loss[cand], ddof=1) / np.sqrt(k)) if k > 1 else float("nan")
+
     best = min(candidates, key=lambda c: (cv_loss[c], list(candidates).index(c)))
+    if within_se > 0 and len(test_sets) > 1:
+        margin = within_se * standard_error(best)
+        best = next(c for c in candidates if cv_loss[c] <= cv_loss[best] + margin)
     validation = Validation(
         data=data,
         method="k-fold",
@@ -366,7 +384,9 @@ def cross_validate(
         fitted_on=len(groups),
         covers=tuple(covers),
     )
-    return CrossValidated(best, cv_loss, oof[best], validation, len(test_sets))
+    return CrossValidated(
+        best, cv_loss, oof[best], validation, len(test_sets), standard_error(best)
+    )
 
 
 def fit_scale_and_overhead(simulated, n_layers, measured) -> tuple[float, float]:

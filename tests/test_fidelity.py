@@ -299,3 +299,26 @@ def test_list_prints_the_shipped_calibrations_error(capsys):
     out = capsys.readouterr().out
     assert "shipped: median error" in out and "Titan-RTX calibration" in out
     assert "ZC706 calibration" in out
+
+
+def test_cross_validation_keeps_a_richer_candidate_only_if_it_wins_by_a_standard_error():
+    """The one-standard-error rule (``within_se=1``): a candidate that cross-validates a little
+    better than a simpler one (within the folds' noise) is not kept, one that does much better
+    is; without the rule the lowest error wins. The standard error is that of the kept
+    candidate's five per-fold errors."""
+    from dse.fidelity import cross_validate, grouped_folds
+
+    arch, batch, seconds = np.arange(10), np.ones(10, int), np.linspace(1e-3, 2e-3, 10)
+    z = np.random.default_rng(0).standard_normal(10)
+    log_error = {"simple": 0.10 * z, "close": 0.097 * z, "clear": 0.01 * z}
+
+    def held_out(cand: str, train: np.ndarray) -> np.ndarray:
+        return seconds[~train] * np.exp(log_error[cand][~train])
+
+    args = (arch, batch, seconds, "synthetic")
+    assert cross_validate(["simple", "close"], held_out, *args).candidate == "close"
+    kept = cross_validate(["simple", "close"], held_out, *args, within_se=1.0)
+    assert kept.candidate == "simple"
+    assert cross_validate(["simple", "clear"], held_out, *args, within_se=1.0).candidate == "clear"
+    folds = [np.mean((0.10 * z[t]) ** 2) for t in grouped_folds(10, 5)]
+    assert kept.standard_error == pytest.approx(np.std(folds, ddof=1) / np.sqrt(5), rel=1e-12)
