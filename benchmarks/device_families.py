@@ -49,7 +49,13 @@ from dse.simulators.cpu.calibration import (
     CpuCalibration,
     load_cpu_calibration,
 )
-from dse.simulators.cpu.fit import CpuDesign, fit_few_shot_from, fit_table, to_vector
+from dse.simulators.cpu.fit import (
+    CpuDesign,
+    fit_few_shot,
+    fit_few_shot_from,
+    fit_table,
+    to_vector,
+)
 from dse.simulators.cpu.model import CpuCostModel
 from dse.simulators.cpu.tables import CPU_TABLE, runtime_tables
 from dse.simulators.gpu.fewshot import MeasurementDesign
@@ -279,6 +285,14 @@ def one_space(label, who, design, fit, predict, y, flops, split, seeds, prior, p
     )
 
 
+def ten_cells(priors, design, shots, seconds, tables):
+    """``dse calibrate``'s CPU fit of the measured ``shots`` from each of ``priors``."""
+    one = np.ones(len(shots), int)
+    return fit_few_shot_from(
+        priors, lambda p: fit_few_shot(design, shots, one, seconds, p, "x", "x", tables=tables)
+    )
+
+
 def cpu_protocol(name, col, nb, fb, seeds) -> None:
     device = get_any_device(name, None, "cpu")
     priors = priors_other(name)
@@ -291,9 +305,7 @@ def cpu_protocol(name, col, nb, fb, seeds) -> None:
         design = CpuDesign(CpuCostModel(device, prior), graphs, [1])
 
         def fit(shots, design=design, y=y):
-            one = np.ones(len(shots), int)
-            fit = fit_few_shot_from(priors, design, shots, one, y[shots], "x", "x", tables=tables)
-            return fit.calibration
+            return ten_cells(priors, design, shots, y[shots], tables).calibration
 
         def predict(cal, cells, design=design):
             return design.priced(cal, cells, np.ones(len(cells), int))
@@ -307,8 +319,7 @@ def cpu_protocol(name, col, nb, fb, seeds) -> None:
     rows = []
     for seed in range(seeds):
         shots = np.random.default_rng(100 + seed).permutation(len(yn))[:SHOTS]
-        one = np.ones(SHOTS, int)
-        fit = fit_few_shot_from(priors, design, shots, one, yn[shots], "x", "x", tables=tables)
+        fit = ten_cells(priors, design, shots, yn[shots], tables)
         arch = len(ng) + np.arange(len(yf))
         pred = design.priced(fit.calibration, arch, np.ones(len(arch), int))
         rows.append(score(pred, yf))

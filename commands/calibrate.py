@@ -179,7 +179,7 @@ def _print_choice(result, prior: str, freed: str) -> None:
 def _fit_cpu(args, graphs, table, data: str):
     from dse.catalogs.devices import get_any_device
     from dse.simulators.cpu.calibration import CpuCalibration, load_cpu_calibration
-    from dse.simulators.cpu.fit import CpuDesign, fit_few_shot_from
+    from dse.simulators.cpu.fit import CpuDesign, fit_few_shot, fit_few_shot_from
     from dse.simulators.cpu.model import CpuCostModel
 
     device = get_any_device(args.device, args.devices_file, "cpu")
@@ -194,7 +194,9 @@ def _fit_cpu(args, graphs, table, data: str):
     print(f"measured tables tried: {', '.join(tables) or '(none)'}")
 
     def fit(design, arch, batch, seconds, priors, *rest, **kw):
-        return fit_few_shot_from(priors, design, arch, batch, seconds, *rest, **kw)
+        return fit_few_shot_from(
+            priors, lambda p: fit_few_shot(design, arch, batch, seconds, p, *rest, **kw)
+        )
 
     result = _few_shot(fit, design, table, priors, args, device.name, data, tables=tables)
     for tried, loss in result.prior_loss.items():

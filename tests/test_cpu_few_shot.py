@@ -49,6 +49,13 @@ def halfway(a: CpuCalibration, b: CpuCalibration, device) -> CpuCalibration:
     )
 
 
+def ten_cells(design: CpuDesign, y: np.ndarray):
+    """``fit(prior)``: the few-shot fit of the first ten cells from ``prior``."""
+    return lambda prior: fit_few_shot(
+        design, np.arange(10), np.ones(10, int), y[:10], prior, "m", "t"
+    )
+
+
 def median_error(cal: CpuCalibration, design: CpuDesign, y: np.ndarray) -> float:
     """Median relative error of ``cal`` on the 200 cells after the ten measured ones."""
     rest = np.arange(10, len(y))
@@ -82,8 +89,7 @@ def test_the_data_sheet_replaces_the_nearest_prior_only_where_it_wins_clearly():
     )
     for truth, expected in cases:
         design, y = measured_on(truth, nearest)
-        fit = fit_few_shot_from([nearest, sheet], design, np.arange(10), np.ones(10, int),
-                                y[:10], "m", "t")  # fmt: skip
+        fit = fit_few_shot_from([nearest, sheet], ten_cells(design, y))
         assert fit.prior == expected, truth.name
         assert set(fit.prior_loss) == {nearest.name, sheet.name}
         assert f"{nearest.name!r} (" in fit.calibration.note

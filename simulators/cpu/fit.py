@@ -27,7 +27,7 @@ towards the prior's.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import networkx as nx
@@ -262,30 +262,17 @@ def fit_few_shot(
 
 
 def fit_few_shot_from(
-    priors: Sequence[CpuCalibration],
-    design: CpuDesign,
-    arch,
-    batch,
-    seconds,
-    name: str,
-    data: str,
-    folds: int = 5,
-    seed: int = 0,
-    covers: Sequence[str] = (),
-    tables: Sequence[str] = (),
+    priors: Sequence[CpuCalibration], fit: Callable[[CpuCalibration], CpuFewShot]
 ) -> CpuFewShot:
-    """:func:`fit_few_shot` from each of ``priors`` (the first is the default), on the same
-    folds: a later prior's fit replaces the kept one only where it cross-validates better by
-    more than :data:`WITHIN_SE` standard errors of the kept one's error (the rule the nested
-    candidates follow). Its note names the priors tried and their errors. ``dse calibrate
-    --prior auto`` tries the nearest shipped calibration, then the data sheet
-    (:func:`dse.commands.calibrate.auto_cpu_priors`)."""
+    """``fit(prior)`` (:func:`fit_few_shot` of the same measurements, folds and tables) from each
+    of ``priors``, the first the default: a later prior's fit replaces the kept one only where
+    it cross-validates better by more than :data:`WITHIN_SE` standard errors of the kept one's
+    error (the rule the nested candidates follow). Its note names the priors tried and their
+    errors. ``dse calibrate --prior auto`` tries the nearest shipped calibration, then the data
+    sheet (:func:`dse.commands.calibrate.auto_cpu_priors`)."""
     if not priors:
         raise ValueError("priors: need at least one prior calibration")
-    fits = [
-        fit_few_shot(design, arch, batch, seconds, p, name, data, folds, seed, covers, tables)
-        for p in priors
-    ]
+    fits = [fit(p) for p in priors]
     losses = [f.cv_loss[f.candidate] for f in fits]
     best = 0
     for i in range(1, len(fits)):
