@@ -253,7 +253,8 @@ def fit_few_shot(
         f"Few-shot calibration of {device.name} from {cv.validation.fitted_on} measured "
         f"architectures ({len(seconds)} measurements; {data}), prior {prior.name!r}; free "
         f"scales: {best} (chosen by {cv.folds}-fold cross-validation among "
-        f"{list(CANDIDATES)}){mix_note(choice)}."
+        f"{list(CANDIDATES)}: the simplest within {WITHIN_SE:g} standard error of the "
+        f"best){mix_note(choice)}."
     )
     cal = to_calibration(x, name, device.name, note)
     mix = dict(tables=choice.tables, roofline_weight=choice.model_weight)
