@@ -259,8 +259,7 @@ def write_gpu_tables(nb, fb) -> None:
 
 def priors_other(name: str) -> list[CpuCalibration]:
     """``dse calibrate --prior auto``'s priors with the device's own calibration left out: the
-    nearest other shipped CPU calibration, and the data sheet too where that one runs another
-    runtime."""
+    nearest other shipped CPU calibration, then the data sheet."""
     return auto_cpu_priors(get_any_device(name, None, "cpu"), exclude=(name,))
 
 

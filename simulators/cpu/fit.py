@@ -274,17 +274,17 @@ def fit_few_shot_from(
     if not priors:
         raise ValueError("priors: need at least one prior calibration")
     fits = [fit(p) for p in priors]
+    if len(fits) == 1:
+        return fits[0]
     losses = [f.cv_loss[f.candidate] for f in fits]
     best = 0
     for i in range(1, len(fits)):
         if losses[i] < losses[best] - WITHIN_SE * fits[best].standard_error:
             best = i
-    if len(fits) == 1:
-        return fits[0]
     tried = ", ".join(f"{p.name!r} ({loss:.4f})" for p, loss in zip(priors, losses, strict=True))
     note = (
         f"{fits[best].calibration.note} Prior kept by the same cross-validation (mean squared "
-        f"log error; a later one must win by one standard error) among {tried}."
+        f"log error; a later one must win by {WITHIN_SE:g} standard error) among {tried}."
     )
     loss = {p.name: v for p, v in zip(priors, losses, strict=True)}
     kept = fits[best]
