@@ -1,7 +1,8 @@
 """Device families under HELP's protocol: a device never seen, calibrated from 10 measured cells.
 
 For each device of ``data/nasbench201_latency_devices.csv`` and ``data/fbnet_latency_devices.csv``
-(HELP's meta-training devices: Xeon CPUs, phones, GPUs at batch 1): pretend it is unseen (its
+(HELP's meta-training devices: Xeon CPUs and phones at batch 1, GPUs at each batch size HELP
+measured, fitted and scored at that one): pretend it is unseen (its
 own shipped calibration is never the prior: the prior is the nearest *other* shipped calibration
 of its family, and for a CPU also the data sheet, as ``dse calibrate --prior auto`` tries),
 calibrate from 10 random measured cells (5 seeds) with ``dse calibrate``'s fit,
@@ -44,7 +45,7 @@ from dse.catalogs.devices import get_any_device, get_device
 from dse.commands.calibrate import auto_cpu_priors
 from dse.fidelity import ErrorStats, Validation
 from dse.graph import totals
-from dse.measured_tables import fit_operator_table
+from dse.measured_tables import fit_operator_table, joined_tables
 from dse.simulators.cpu.calibration import (
     CpuCalibration,
     load_cpu_calibration,
@@ -61,7 +62,7 @@ from dse.simulators.cpu.tables import CPU_TABLE, runtime_tables
 from dse.simulators.gpu.fewshot import MeasurementDesign
 from dse.simulators.gpu.fewshot import fit_few_shot as gpu_few_shot
 from dse.simulators.gpu.model import GpuCostModel
-from dse.simulators.gpu.roofline import Calibration, load_calibration
+from dse.simulators.gpu.roofline import load_calibration
 from dse.simulators.gpu.tables import GPU_TABLE, shipped_gpu_tables
 from dse.spaces.fbnet import FBNetSpace
 from dse.spaces.nasbench201 import NasBench201Space
@@ -76,7 +77,10 @@ CPUS = {
     "Samsung-A50": "samsung_a50",
     "Samsung-S7": "samsung_s7",
 }
-GPUS = {"Titan-RTX": "titan_rtx_1", "GTX-1080-Ti": "1080ti_1", "Titan-X-Pascal": "titanx_1"}
+GPUS = {"Titan-RTX": "titan_rtx", "GTX-1080-Ti": "1080ti", "Titan-X-Pascal": "titanx"}
+#: the batch sizes HELP measured its GPUs at, per space (each scored on its own: a user who
+#: deploys at one batch size measures at that one)
+GPU_BATCHES = {"nasbench201": (1, 32, 256), "fbnet": (1, 32, 64)}
 #: HELP's published NAS-Bench-201 Spearman with 10 cells of an unseen device of the family
 #: (Xeon Gold 6226, Pixel 2, Titan RTX at batch 256; HELP publishes FBNet only for devices
 #: not in these files)
@@ -222,39 +226,50 @@ def write_cpu_tables(nb, fb) -> None:
 
 
 def write_gpu_tables(nb, fb) -> None:
-    """Each GPU's measured kernel table at batch 1 (simulators/gpu/tables), fitted to the same
-    12,000 NAS-Bench-201 cells and 2,000 FBNet networks (seed 0) as the CPUs' and held to the
-    GPU's shipped calibration; printed: its error on the held-out rest."""
+    """Each GPU's measured kernel table (simulators/gpu/tables), one section per batch size HELP
+    measured (:data:`GPU_BATCHES`), each fitted to the same 12,000 NAS-Bench-201 cells and 2,000
+    FBNet networks (seed 0) where that space was measured at that batch size, and held to the
+    GPU's shipped calibration; printed: its error on the held-out rest, per space and batch."""
     (ndf, ng, _), (fdf, fg, _) = nb, fb
     n_idx = np.random.default_rng(0).permutation(len(ndf))
     f_idx = np.random.default_rng(0).permutation(len(fdf))
-    train = np.concatenate([n_idx[:12000], len(ng) + f_idx[:2000]])
-    held = {"NB201": n_idx[12000:], "FBNet": len(ng) + f_idx[2000:]}
-    for name, col in GPUS.items():
-        design = MeasurementDesign(get_device(name), ng + fg, [1])
-        y = np.concatenate([ndf[f"{col}_ms"], fdf[f"{col}_ms"]]) * 1e-3
+    parts = {"nasbench201": (ndf, 0, n_idx[:12000], n_idx[12000:]),
+             "fbnet": (fdf, len(ng), f_idx[:2000], f_idx[2000:])}  # fmt: skip
+    batches = sorted({b for sizes in GPU_BATCHES.values() for b in sizes})
+    for name, stem in GPUS.items():
+        design = MeasurementDesign(get_device(name), ng + fg, batches)
         keys = np.column_stack(design.coster.table.arrays()).astype(float)
-        rc = design.rows[1]
-        kernels = (rc.op_class, rc.precision, rc.flops, rc.bytes, rc.kernels)
-        own = GpuCostModel(design.device, load_calibration(name)).seconds(*kernels)
+        cal = load_calibration(name)
+        sections, errors = [], []
+        for b in batches:
+            spaces = [s for s, sizes in GPU_BATCHES.items() if b in sizes]
+            train = np.concatenate([parts[s][1] + parts[s][2] for s in spaces])
+            y = np.concatenate(
+                [parts[s][0][f"{stem}_{b}_ms"].to_numpy()[parts[s][2]] for s in spaces]
+            )
+            rc = design.rows[b]
+            kernels = (rc.op_class, rc.precision, rc.flops, rc.bytes, rc.kernels)
+            own = GpuCostModel(design.device, cal).seconds(*kernels)
+            sections.append(
+                fit_operator_table(keys, design.counts[train], y * 1e-3, own, name, GPU_TABLE, b)
+            )
+            row_seconds = sections[-1].seconds_or(keys, b, lambda own=own: own)
+            for s in spaces:
+                df, offset, _, held = parts[s]
+                pred = design.counts[offset + held] @ row_seconds
+                rho, med = score(pred, df[f"{stem}_{b}_ms"].to_numpy()[held] * 1e-3)
+                errors.append(f"{s} b{b} rho {rho:.3f} median {med:.1%}")
         source = (
             f"Fitted by benchmarks/device_families.py --write-tables to HELP's measured "
-            f"latencies of {name} ('{col}_ms'; Lee et al., NeurIPS 2021; MIT licence; PyTorch "
-            "eager, fp32): 12,000 NAS-Bench-201 cells and 2,000 FBNet networks (seed 0), "
-            "batch 1, held to its shipped calibration."
+            f"latencies of {name} ('{stem}_<batch>_ms'; Lee et al., NeurIPS 2021; MIT licence; "
+            "PyTorch eager, fp32): 12,000 NAS-Bench-201 cells (batch 1, 32, 256) and 2,000 FBNet "
+            "networks (batch 1, 32, 64), seed 0, held to its shipped calibration."
         )
-        table = fit_operator_table(
-            keys, design.counts[train], y[train], own, name, GPU_TABLE, 1, source
-        )
+        table = joined_tables(sections, source)
         GPU_TABLE_DIR.mkdir(exist_ok=True)
         (GPU_TABLE_DIR / f"{name}.toml").write_text(table.to_toml())
-        one = np.ones(len(y), int)
-        alone = Calibration(name, tables={name: 1.0}, roofline_weight=0.0)
-        pred = design.predict(alone, np.arange(len(y)), one)
-        errors = ", ".join(
-            "{} rho {:.3f} median {:.1%}".format(k, *score(pred[i], y[i])) for k, i in held.items()
-        )
-        print(f"wrote {name}'s table ({len(table.keys)} kernel rows): held-out {errors}")
+        rows = f"{len(table.keys)} kernel rows"
+        print(f"wrote {name}'s table ({rows}): held-out " + ", ".join(errors))
 
 
 def priors_other(name: str) -> list[CpuCalibration]:
@@ -276,10 +291,10 @@ def one_space(label, who, design, fit, predict, y, flops, split, seeds, prior, p
         rows.append((*score(pred, y[rest]), *flops_fit(flops, y, shots, rest)))
     r = np.mean(rows, 0)
     print(
-        f"{who[0]:18s} {label:11s} dse rho {r[0]:.3f} (worst {min(x[0] for x in rows):.3f}) "
+        f"{who[0]:18s} {label:16s} dse rho {r[0]:.3f} (worst {min(x[0] for x in rows):.3f}) "
         f"med {r[1]:5.1%} | FLOPs rho {r[2]:.3f} med {r[3]:5.1%} | LUT rho {lut_rho:.3f} "
         f"med {lut_med:5.1%} | HELP ({who[1]}) "
-        + (f"{published:.3f}" if published and label == "nasbench201" else "n/a")
+        + (f"{published:.3f}" if published else "n/a")
         + f" | prior {prior}"
     )
 
@@ -310,7 +325,8 @@ def cpu_protocol(name, col, nb, fb, seeds) -> None:
             return design.priced(cal, cells, np.ones(len(cells), int))
 
         who = (name, family)
-        one_space(label, who, design, fit, predict, y, flops, split, seeds, tried, HELP[family])
+        help_ = HELP[family] if label == "nasbench201" else None
+        one_space(label, who, design, fit, predict, y, flops, split, seeds, tried, help_)
     # cross-space: 10 NAS-Bench-201 cells, every FBNet network
     (ndf, ng, _), (fdf, fg, _) = nb, fb
     yn, yf = ndf[f"{col}_ms"].to_numpy() * 1e-3, fdf[f"{col}_ms"].to_numpy() * 1e-3
@@ -323,28 +339,33 @@ def cpu_protocol(name, col, nb, fb, seeds) -> None:
         pred = design.priced(fit.calibration, arch, np.ones(len(arch), int))
         rows.append(score(pred, yf))
     r = np.mean(rows, 0)
-    print(f"{name:18s} NB201->FBNet  dse rho {r[0]:.3f} med {r[1]:5.1%} (10 NB201 cells)")
+    print(f"{name:18s} NB201->FBNet       dse rho {r[0]:.3f} med {r[1]:5.1%} (10 NB201 cells)")
 
 
-def gpu_protocol(name, col, nb, fb, seeds) -> None:
+def gpu_protocol(name, stem, nb, fb, seeds) -> None:
+    """One GPU at each batch size HELP measured (:data:`GPU_BATCHES`), fitted and scored at that
+    batch size alone; HELP's GPU figure is of batch 256 on NAS-Bench-201."""
     device = get_device(name)
     # the other measured GPU's calibration (the Titan X's own shipped one is never its prior)
     prior = load_calibration("Titan-RTX" if name == "GTX-1080-Ti" else "GTX-1080-Ti")
     tables = [t for t in shipped_gpu_tables() if t != name]  # never the device's own
-    for label, (df, graphs, flops), split in (("nasbench201", nb, 12000), ("fbnet", fb, 2000)):
-        y = df[f"{col}_ms"].to_numpy() * 1e-3
-        design = MeasurementDesign(device, graphs, [1])
+    for space, (df, graphs, flops), split in (("nasbench201", nb, 12000), ("fbnet", fb, 2000)):
+        for b in GPU_BATCHES[space]:
+            y = df[f"{stem}_{b}_ms"].to_numpy() * 1e-3
+            design = MeasurementDesign(device, graphs, [b])
 
-        def fit(shots, design=design, y=y):
-            one = np.ones(len(shots), int)
-            fit = gpu_few_shot(design, shots, one, y[shots], prior, "x", "x", tables=tables)
-            return fit.calibration
+            def fit(shots, design=design, y=y, b=b):
+                at = np.full(len(shots), b)
+                fit = gpu_few_shot(design, shots, at, y[shots], prior, "x", "x", tables=tables)
+                return fit.calibration
 
-        def predict(cal, cells, design=design):
-            return design.predict(cal, cells, np.ones(len(cells), int))
+            def predict(cal, cells, design=design, b=b):
+                return design.predict(cal, cells, np.full(len(cells), b))
 
-        who = (name, "gpu, b256")
-        one_space(label, who, design, fit, predict, y, flops, split, seeds, prior.name, HELP["gpu"])
+            help_ = HELP["gpu"] if (space, b) == ("nasbench201", 256) else None
+            who = (name, "gpu, b256")
+            label = f"{space} b{b}"
+            one_space(label, who, design, fit, predict, y, flops, split, seeds, prior.name, help_)
 
 
 def speed() -> None:

@@ -53,22 +53,31 @@ class TableFormat:
         return len(self.columns) - 1
 
     def parse(self, data: Mapping[str, Any], where: str) -> OperatorTable:
-        """An :class:`OperatorTable` from its TOML form (:meth:`OperatorTable.to_toml`)."""
+        """An :class:`OperatorTable` from its TOML form (:meth:`OperatorTable.to_toml`): one
+        ``[[batch]]`` section (``batch_size``, ``rows``) per measured batch size, or, for a
+        table of one batch size, ``batch_size`` (default 1) and ``rows`` at the top."""
         if list(data.get("columns", [])) != list(self.columns):
             raise ValueError(f"{where}.columns: expected {list(self.columns)}")
+        sections = data.get("batch", [{"batch_size": data.get("batch_size", 1), **data}])
         index = {c: i for i, c in enumerate(self.classes)} | {"view": -1}
-        keys, seconds = [], []
-        for n, row in enumerate(data.get("rows", [])):
-            if len(row) != len(self.columns) or row[0] not in index:
-                raise ValueError(
-                    f"{where}.rows[{n}]: expected [class, {self.width - 1} numbers, seconds]; "
-                    f"classes: {sorted(index)}"
-                )
-            keys.append([index[row[0]], *map(float, row[1:-1])])
-            seconds.append(float(row[-1]))
+        batches, keys, seconds = [], [], []
+        for b, section in enumerate(sections):
+            at = f"{where}.batch[{b}]" if "batch" in data else where
+            size = section.get("batch_size", 1)
+            if not isinstance(size, int) or size < 1 or size in batches:
+                raise ValueError(f"{at}.batch_size: expected a batch size >= 1 not listed before")
+            for n, row in enumerate(section.get("rows", [])):
+                if len(row) != len(self.columns) or row[0] not in index:
+                    raise ValueError(
+                        f"{at}.rows[{n}]: expected [class, {self.width - 1} numbers, seconds]; "
+                        f"classes: {sorted(index)}"
+                    )
+                keys.append([index[row[0]], *map(float, row[1:-1])])
+                seconds.append(float(row[-1]))
+                batches.append(size)
         return OperatorTable(
             str(data.get("device", where)),
-            int(data.get("batch_size", 1)),
+            np.array(batches, dtype=np.int64),
             np.array(keys, dtype=float).reshape(-1, self.width),
             np.array(seconds, dtype=float),
             str(data.get("source", "")),
@@ -79,30 +88,38 @@ class TableFormat:
 @dataclass(frozen=True, eq=False)
 class OperatorTable:
     """``seconds[i]``: the measured cost of one operator with key ``keys[i]`` (a row of its
-    family's :class:`TableFormat`) at ``batch_size`` on ``device``."""
+    family's :class:`TableFormat`) at batch size ``batches[i]`` on ``device``. A table may hold
+    several batch sizes (one section each): a GPU at batch 256 runs other kernels, at another
+    share of its roofline, than at batch 1, and the other devices' measurements at the batch
+    size priced are what a mix needs."""
 
     device: str
-    batch_size: int
+    batches: np.ndarray
     keys: np.ndarray
     seconds: np.ndarray
     source: str
     format: TableFormat
 
     def __post_init__(self):
-        w = self.format.width
-        if self.keys.ndim != 2 or self.keys.shape[1] != w or len(self.seconds) != len(self.keys):
-            raise ValueError(f"table {self.device!r}: need (n, {w}) keys and n seconds")
+        w, n = self.format.width, len(self.keys)
+        sizes = {len(self.seconds), len(self.batches), n}
+        if self.keys.ndim != 2 or self.keys.shape[1] != w or len(sizes) > 1:
+            raise ValueError(f"table {self.device!r}: need (n, {w}) keys, n batch sizes, n seconds")
         if not np.all(np.isfinite(self.seconds)) or np.any(self.seconds < 0):
             raise ValueError(f"table {self.device!r}: seconds must be finite and >= 0")
 
+    @property
+    def batch_sizes(self) -> list[int]:
+        """The batch sizes the table has operators at, ascending."""
+        return sorted(set(self.batches.tolist()))
+
     def lookup(self, keys: np.ndarray, batch_size: int) -> np.ndarray:
-        """Seconds of each row of ``keys``; NaN where the table has no such operator, and
-        everywhere at another batch size."""
+        """Seconds of each row of ``keys`` at ``batch_size``; NaN where the table has no such
+        operator at that batch size."""
+        index = self._index.get(int(batch_size), {})
         out = np.full(len(keys), np.nan)
-        if batch_size != self.batch_size:
-            return out
         for j, k in enumerate(np.asarray(keys).tolist()):
-            i = self._index.get(tuple(k))
+            i = index.get(tuple(k))
             if i is not None:
                 out[j] = self.seconds[i]
         return out
@@ -120,27 +137,50 @@ class OperatorTable:
         return measured
 
     @functools.cached_property
-    def _index(self) -> dict[tuple, int]:
-        """Row of each key (built once: a table is read at every population's pricing)."""
-        return {tuple(k): i for i, k in enumerate(self.keys.tolist())}
+    def _index(self) -> dict[int, dict[tuple, int]]:
+        """Batch size -> row of each key (built once: a table is read at every population's
+        pricing)."""
+        index: dict[int, dict[tuple, int]] = {}
+        for i, (b, k) in enumerate(zip(self.batches.tolist(), self.keys.tolist(), strict=True)):
+            index.setdefault(b, {})[tuple(k)] = i
+        return index
 
     def describe(self) -> str:
-        """One line: its batch size, its operators and where its numbers come from."""
+        """One line: its batch sizes, its operators and where its numbers come from."""
         source = " ".join(self.source.split())
-        return f"batch {self.batch_size}, {len(self.keys)} operators: {source}"
+        sizes = "/".join(map(str, self.batch_sizes))
+        return f"batch {sizes}, {len(self.keys)} operators: {source}"
 
     def to_toml(self) -> str:
-        lines = [f'device = "{self.device}"', f"batch_size = {self.batch_size}"]
+        lines = [f'device = "{self.device}"']
         if self.source:
             lines.append('source = """\n' + self.source.strip() + '\n"""')
         lines.append(f"columns = {list(self.format.columns)!r}".replace("'", '"'))
-        lines.append("rows = [")
-        for k, s in zip(self.keys.tolist(), self.seconds.tolist(), strict=True):
-            name = self.format.classes[int(k[0])] if k[0] >= 0 else "view"
-            numbers = ", ".join(str(int(v)) if v == int(v) else repr(v) for v in k[1:])
-            lines.append(f'  ["{name}", {numbers}, {s!r}],')
-        lines.append("]")
+        for b in self.batch_sizes:
+            lines += ["", "[[batch]]", f"batch_size = {b}", "rows = ["]
+            at = self.batches == b
+            for k, s in zip(self.keys[at].tolist(), self.seconds[at].tolist(), strict=True):
+                name = self.format.classes[int(k[0])] if k[0] >= 0 else "view"
+                numbers = ", ".join(str(int(v)) if v == int(v) else repr(v) for v in k[1:])
+                lines.append(f'  ["{name}", {numbers}, {s!r}],')
+            lines.append("]")
         return "\n".join(lines) + "\n"
+
+
+def joined_tables(tables: Sequence[OperatorTable], source: str) -> OperatorTable:
+    """One device's tables of different batch sizes as one table (one section each)."""
+    devices = {t.device for t in tables}
+    sizes = [b for t in tables for b in t.batch_sizes]
+    if len(devices) != 1 or len({t.format for t in tables}) != 1 or len(set(sizes)) < len(sizes):
+        raise ValueError("tables: need one device's tables of one format, each batch size once")
+    return OperatorTable(
+        tables[0].device,
+        np.concatenate([t.batches for t in tables]),
+        np.concatenate([t.keys for t in tables]),
+        np.concatenate([t.seconds for t in tables]),
+        source,
+        tables[0].format,
+    )
 
 
 def fit_operator_table(
@@ -179,7 +219,8 @@ def fit_operator_table(
     b = np.concatenate([np.ones(len(y)), pull * m])
     floor = FLOOR * m  # t = floor + u, u >= 0
     u, _ = nnls(a, b - a @ floor, maxiter=20 * int(used.sum()))
-    return OperatorTable(device, batch_size, unique[used], floor + u, source, format)
+    batches = np.full(int(used.sum()), batch_size, dtype=np.int64)
+    return OperatorTable(device, batches, unique[used], floor + u, source, format)
 
 
 def check_mix(name: str, tables: Mapping[str, float], roofline_weight: float) -> None:

@@ -12,7 +12,7 @@ from conftest import nasbench201_cells, one_conv, reference_data
 from scipy.stats import spearmanr
 
 from dse.catalogs.devices import get_device
-from dse.measured_tables import fit_operator_table
+from dse.measured_tables import fit_operator_table, joined_tables
 from dse.simulators.gpu.fewshot import MeasurementDesign, fit_few_shot
 from dse.simulators.gpu.kernels import GraphCoster
 from dse.simulators.gpu.model import GpuCostModel
@@ -46,30 +46,68 @@ def test_shipped_tables_are_named_by_device_and_a_fitted_one_survives_its_file()
         GPU_TABLE.parse({"columns": ["op_class", "seconds"], "rows": []}, "t")
 
 
-def test_a_mix_prices_each_kernel_as_weighted_tables_plus_the_roofline_by_hand():
+def test_a_table_holds_each_batch_size_in_its_own_section():
+    """A GPU's table holds a section per measured batch size (HELP measured 1, 32 and 256 on
+    NAS-Bench-201, 1, 32 and 64 on FBNet): a lookup reads the batch size's own section, NaN at
+    one not measured; the sections survive the file; a one-batch file of the old form (rows at
+    the top) still reads; a batch size listed twice is refused, naming the field."""
+    assert all(load_gpu_table(t).batch_sizes == [1, 32, 64, 256] for t in GPUS)
+    device = get_device("Titan-RTX")
+    design = MeasurementDesign(device, nasbench201_cells(60), [1, 256])
+    keys = np.column_stack(design.coster.table.arrays()).astype(float)
+    model = GpuCostModel(device, load_calibration("Titan-RTX"))
+    sections = []
+    for b in (1, 256):
+        rc = design.rows[b]
+        true = model.seconds(rc.op_class, rc.precision, rc.flops, rc.bytes, rc.kernels)
+        y = design.counts @ true
+        sections.append(fit_operator_table(keys, design.counts, y, true, "t", GPU_TABLE, b))
+    table = joined_tables(sections, "two batch sizes")
+    assert table.batch_sizes == [1, 256] and table.describe().startswith("batch 1/256, ")
+    one, big = (np.nan_to_num(table.lookup(keys, b)) for b in (1, 256))
+    assert np.array_equal(one, np.nan_to_num(sections[0].lookup(keys, 1)))
+    assert np.array_equal(big, np.nan_to_num(sections[1].lookup(keys, 256)))
+    assert big.sum() > 2 * one.sum()  # batch 256's kernels, not batch 1's
+    assert np.isnan(table.lookup(keys, 32)).all()
+    again = GPU_TABLE.parse(tomllib.loads(table.to_toml()), "t")
+    for field in ("batches", "keys", "seconds"):
+        assert np.array_equal(getattr(again, field), getattr(table, field))
+    old = tomllib.loads(sections[1].to_toml())
+    flat = {"device": "t", "columns": old["columns"], "batch_size": 256, **old["batch"][0]}
+    assert GPU_TABLE.parse(flat, "t").batch_sizes == [256]
+    twice = {"columns": old["columns"], "batch": [old["batch"][0], old["batch"][0]]}
+    with pytest.raises(ValueError, match=r"t.batch\[1\].batch_size: expected a batch size >= 1"):
+        GPU_TABLE.parse(twice, "t")
+    with pytest.raises(ValueError, match="one device's tables of one format, each batch size"):
+        joined_tables([sections[0], sections[0]], "")
+
+
+@pytest.mark.parametrize("batch", [1, 256])
+def test_a_mix_prices_each_kernel_as_weighted_tables_plus_the_roofline_by_hand(batch):
     """``roofline_weight x roofline + sum_s w_s t_s``: a measured convolution from each table,
-    one no table has (and any run at fp16: the tables are fp32) from each source's own model."""
+    one no table has (and any run at fp16: the tables are fp32) from each source's own model; at
+    batch 256 from each table's batch-256 section."""
     device = get_device("A100-80GB-PCIe")
     plain = load_calibration("A100-80GB-PCIe")
     mine = replace(plain, tables={"Titan-RTX": 0.5, "GTX-1080-Ti": 0.25}, roofline_weight=0.4)
     measured, unmeasured = one_conv(16, 32, 16, 3), one_conv(24, 20, 40, 7)  # NAS-Bench-201's; none
     for g, precision in ((measured, "auto"), (unmeasured, "auto"), (measured, "fp16")):
-        roof = GraphCoster(GpuCostModel(device, plain), 1, precision).cost([g]).seconds[0]
+        roof = GraphCoster(GpuCostModel(device, plain), batch, precision).cost([g]).seconds[0]
         parts = []
         for source in ("Titan-RTX", "GTX-1080-Ti"):
-            coster = GraphCoster(GpuCostModel(device, plain), 1, precision)
+            coster = GraphCoster(GpuCostModel(device, plain), batch, precision)
             coster.cost([g])
             key = np.column_stack(coster.table.arrays()).astype(float)[-1:]
-            t = load_gpu_table(source).lookup(key, 1)[0]
+            t = load_gpu_table(source).lookup(key, batch)[0]
             if g is unmeasured or precision == "fp16":
                 other = get_device(source)
                 model = GpuCostModel(other, load_calibration(source))
-                t = GraphCoster(model, 1, precision).cost([g]).seconds[0]
+                t = GraphCoster(model, batch, precision).cost([g]).seconds[0]
             else:
                 assert t > 0
             parts.append(t)
         expected = 0.4 * roof + 0.5 * parts[0] + 0.25 * parts[1]
-        got = GraphCoster(GpuCostModel(device, mine), 1, precision).cost([g]).seconds[0]
+        got = GraphCoster(GpuCostModel(device, mine), batch, precision).cost([g]).seconds[0]
         assert got == pytest.approx(expected, rel=1e-12)
 
 
@@ -174,4 +212,7 @@ def test_dse_list_tables_names_every_shipped_table_with_its_family(capsys):
     lines = capsys.readouterr().out.splitlines()
     listed = {line.split()[0]: line.split()[1] for line in lines}
     assert listed == {t: "[gpu]" for t in GPUS} | {t: "[cpu]" for t in shipped_tables()}
-    assert all("batch 1, " in line and " operators: " in line for line in lines)
+    cpu = {line.split()[0]: line for line in lines if line.split()[1] == "[cpu]"}
+    gpu = {line.split()[0]: line for line in lines if line.split()[1] == "[gpu]"}
+    assert all(" batch 1, " in line and " operators: " in line for line in cpu.values())
+    assert all(" batch 1/32/64/256, " in line for line in gpu.values())

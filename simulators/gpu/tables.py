@@ -3,9 +3,10 @@
 A table holds, for each distinct kernel row the GPU coster reads
 (:func:`dse.simulators.gpu.kernels.kernel_row`: class, kernel launches, FLOPs, activation and
 weight elements, activation and weight bits, per sample), the seconds that best explain one
-device's measured networks at one batch size; one TOML file per shipped device in ``tables/``,
-written by ``benchmarks/device_families.py --write-tables`` from HELP's measurements
-(batch 1, eager PyTorch).
+device's measured networks at each batch size it was measured at (a ``[[batch]]`` section
+each); one TOML file per shipped device in ``tables/``, written by
+``benchmarks/device_families.py --write-tables`` from HELP's measurements (eager PyTorch, batch
+1, 32 and 256 on NAS-Bench-201, 1, 32 and 64 on FBNet).
 
 A calibration with ``[tables]`` (:class:`~dse.simulators.gpu.roofline.Calibration`) prices a
 kernel row as ``roofline_weight x roofline(row) + sum_s w_s t_s(row)``: what a new GPU shares
