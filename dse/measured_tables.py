@@ -58,7 +58,9 @@ class TableFormat:
         table of one batch size, ``batch_size`` (default 1) and ``rows`` at the top."""
         if list(data.get("columns", [])) != list(self.columns):
             raise ValueError(f"{where}.columns: expected {list(self.columns)}")
-        sections = data.get("batch", [{"batch_size": data.get("batch_size", 1), **data}])
+        sections = data.get("batch", [data])
+        if not isinstance(sections, list) or not all(isinstance(x, dict) for x in sections):
+            raise ValueError(f"{where}.batch: expected [[batch]] sections (batch_size, rows)")
         index = {c: i for i, c in enumerate(self.classes)} | {"view": -1}
         batches, keys, seconds = [], [], []
         for b, section in enumerate(sections):

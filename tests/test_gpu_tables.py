@@ -50,7 +50,8 @@ def test_a_table_holds_each_batch_size_in_its_own_section():
     """A GPU's table holds a section per measured batch size (HELP measured 1, 32 and 256 on
     NAS-Bench-201, 1, 32 and 64 on FBNet): a lookup reads the batch size's own section, NaN at
     one not measured; the sections survive the file; a one-batch file of the old form (rows at
-    the top) still reads; a batch size listed twice is refused, naming the field."""
+    the top) still reads; a batch size listed twice, or a section that is not one of a list, is
+    refused, naming the field."""
     assert all(load_gpu_table(t).batch_sizes == [1, 32, 64, 256] for t in GPUS)
     device = get_device("Titan-RTX")
     design = MeasurementDesign(device, nasbench201_cells(60), [1, 256])
@@ -78,6 +79,8 @@ def test_a_table_holds_each_batch_size_in_its_own_section():
     twice = {"columns": old["columns"], "batch": [old["batch"][0], old["batch"][0]]}
     with pytest.raises(ValueError, match=r"t.batch\[1\].batch_size: expected a batch size >= 1"):
         GPU_TABLE.parse(twice, "t")
+    with pytest.raises(ValueError, match=r"t.batch: expected \[\[batch\]\] sections"):
+        GPU_TABLE.parse({"columns": old["columns"], "batch": old["batch"][0]}, "t")
     with pytest.raises(ValueError, match="one device's tables of one format, each batch size"):
         joined_tables([sections[0], sections[0]], "")
 

@@ -43,8 +43,10 @@ from dse.simulators.gpu.roofline import Calibration, Efficiency
 #: GPUs differ that much: fitted on 1,000 NAS-Bench-201 cells at batch 256 alone, the Titan
 #: RTX's convolutions reach 0.19 of peak, the GTX 1080 Ti's 1.0 and the Titan X's 0.61, and the
 #: 1080 Ti's pooling 0.18 of bandwidth (ln 5 = 1.6). Held within 1.6x (0.5), ten cells at batch
-#: 256 moved a Pascal prior's 1.0 only to 0.83 on the Titan RTX and ranked its cells at 0.79
-#: (``benchmarks/device_families.py``; 1.5 gives 0.99, 2.0 no better)
+#: 256 moved the 1080 Ti prior's 1.0 only to about 0.83 on the Titan RTX, which then ranked its
+#: other cells at 0.93 (worst of five draws 0.84; ``benchmarks/device_families.py``); 1.5 gives
+#: 0.987; 2.0 gives 0.990 there but ranks ``benchmarks/few_shot_calibration.py``'s batch 256
+#: worse (the Titan RTX from ten cells 0.961 against 1.5's 0.981)
 PRIOR_SD = np.array([1.5, 1.5, 1.0, 1.5])
 RESTARTS = 3
 #: parameter order of the fit vector x (all natural logs)
