@@ -8,10 +8,10 @@
 
 ``--device`` may be a GPU, a CPU (phones and single-board computers too) or an ASIC; its family
 (``dse list devices``) picks the fit. ``m.csv`` has one row per measurement: the architecture
-(``--arch-column``, default ``arch``: the space's own string form, e.g. a NAS-Bench-201
-``arch_str``, or a JSON object of the space's
-variables), ``latency_ms`` and, for a GPU, ``batch_size`` (default 1). The GPU fit starts from a
-prior calibration (``--prior``; ``auto``: the shipped calibration of the device nearest in peak
+(``--arch-column``; default ``arch``, else ``arch_str``, whichever the CSV has, as ``dse
+cost`` reads it: the space's own string form, or a JSON object of the space's variables),
+``latency_ms`` and, for a GPU, ``batch_size`` (default 1). The GPU fit starts from a prior
+calibration (``--prior``; ``auto``: the shipped calibration of the device nearest in peak
 FLOP/s and bandwidth) and frees only the parameters cross-validation supports
 (:mod:`dse.simulators.gpu.fewshot`); a CPU's fit frees scales of the nearest shipped CPU
 calibration (:mod:`dse.simulators.cpu.fit`; and of the data sheet, whose fit is kept where it
@@ -38,19 +38,21 @@ import numpy as np
 import pandas as pd
 
 from dse.commands.cost import device_family
-from dse.inputs import add_space_arguments, read_table, space_from
+from dse.inputs import ARCH_COLUMNS, add_space_arguments, arch_column, read_table, space_from
 from dse.params import ConfigError
 from dse.registry import COMMANDS
 
 
-def read_measurements(path: str, arch_column: str, space) -> tuple[list, pd.DataFrame]:
-    """(unique architectures, the table with an ``arch_index`` column) of a measurement CSV."""
-    df = read_table(path, "--measured", dtype={arch_column: str})
-    for column in (arch_column, "latency_ms"):
-        if column not in df.columns:
-            raise ConfigError(
-                f"--measured: {path} has no column {column!r}; columns: {list(df.columns)}"
-            )
+def read_measurements(path: str, column: str | None, space) -> tuple[list, pd.DataFrame]:
+    """(unique architectures, the table with an ``arch_index`` column) of a measurement CSV
+    whose architectures are in ``column`` (None: :data:`dse.inputs.ARCH_COLUMNS`' first)."""
+    named = ARCH_COLUMNS if column is None else (column,)
+    df = read_table(path, "--measured", dtype={c: str for c in named})
+    column = arch_column(df, column, path, "--arch-column")
+    if "latency_ms" not in df.columns:
+        raise ConfigError(
+            f"--measured: {path} has no column 'latency_ms'; columns: {list(df.columns)}"
+        )
     if "batch_size" not in df.columns:
         df["batch_size"] = 1
     latency = pd.to_numeric(df["latency_ms"], errors="coerce")
@@ -59,7 +61,7 @@ def read_measurements(path: str, arch_column: str, space) -> tuple[list, pd.Data
     batch = pd.to_numeric(df["batch_size"], errors="coerce")
     if batch.isna().any() or (batch < 1).any() or (batch % 1 != 0).any():
         raise ConfigError("batch_size: every value must be a whole number >= 1")
-    texts = df[arch_column].astype(str)
+    texts = df[column].astype(str)
     keys = sorted(set(texts))
     archs = []
     for text in keys:
@@ -70,12 +72,12 @@ def read_measurements(path: str, arch_column: str, space) -> tuple[list, pd.Data
                 arch = space.parse(text)
             else:
                 raise ConfigError(
-                    f"{arch_column}: space {space.name!r} has no string form; give a JSON "
+                    f"{column}: space {space.name!r} has no string form; give a JSON "
                     "object of its variables"
                 )
             space.encode(arch)  # every variable known and in range
         except (ValueError, KeyError, json.JSONDecodeError) as exc:
-            raise ConfigError(f"{arch_column}: cannot read {text!r}: {exc}") from None
+            raise ConfigError(f"{column}: cannot read {text!r}: {exc}") from None
         archs.append(arch)
     out = pd.DataFrame(
         {
@@ -320,7 +322,10 @@ class CalibrateCommand:
         p.add_argument("--measured", required=True, help="CSV: arch, latency_ms[, batch_size]")
         p.add_argument("--out", required=True, help="calibration TOML to write")
         add_space_arguments(p)
-        p.add_argument("--arch-column", default="arch", help="architecture column (default arch)")
+        p.add_argument(
+            "--arch-column",
+            help="architecture column (default: arch, else arch_str, whichever the CSV has)",
+        )
         p.add_argument(
             "--prior",
             default="auto",

@@ -26,12 +26,13 @@ import pandas as pd
 
 from dse.graph import totals
 from dse.inputs import (
+    ARCH_COLUMNS,
     add_plugin_arguments,
+    arch_column,
     at_least,
     import_requested_plugins,
     plugin,
     read_table,
-    require_columns,
     space_from,
     writable_folder,
 )
@@ -104,10 +105,11 @@ def _networks(args: argparse.Namespace) -> tuple[str, list[tuple[str, Any]]]:
     space = space_from(args)
     if not isinstance(space, Parsable):
         raise ConfigError(f"--space: {args.space!r} cannot parse architecture strings")
-    table = read_table(args.archs, "--archs", dtype={args.arch_column: str})
-    require_columns(table, [("--arch-column", args.arch_column)], args.archs)
+    columns = ARCH_COLUMNS if args.arch_column is None else (args.arch_column,)
+    table = read_table(args.archs, "--archs", dtype={c: str for c in columns})
+    column = arch_column(table, args.arch_column, args.archs, "--arch-column")
     out = []
-    for i, text in enumerate(table[args.arch_column].astype(str)):
+    for i, text in enumerate(table[column].astype(str)):
         try:
             arch = space.parse(text)
         except ValueError as exc:
@@ -162,7 +164,10 @@ class CostCommand:
         what.add_argument("--model", help="module:function returning a torch.nn.Module")
         what.add_argument("--onnx", help="an ONNX model file (the onnx extra)")
         p.add_argument("--archs", help="CSV or Parquet of architectures of --space")
-        p.add_argument("--arch-column", default="arch_str", help="their column (default arch_str)")
+        p.add_argument(
+            "--arch-column",
+            help="their column (default: arch, else arch_str, whichever the table has)",
+        )
         p.add_argument(
             "--space-param",
             action="append",

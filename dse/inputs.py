@@ -52,6 +52,27 @@ def require_columns(df: pd.DataFrame, columns: Iterable[tuple[str, str]], path: 
             )
 
 
+#: the architecture column a table of architectures is read by when none is named: the first of
+#: these it has (``dse calibrate`` and ``dse cost`` read the same CSV: HELP's and HW-NAS-Bench's
+#: FBNet tables call it ``arch``, NAS-Bench-201's ``arch_str``)
+ARCH_COLUMNS = ("arch", "arch_str")
+
+
+def arch_column(df: pd.DataFrame, given: str | None, path: str, option: str) -> str:
+    """The column of ``df`` (read from ``path``) that holds its architectures: ``given``, else
+    the first of :data:`ARCH_COLUMNS` it has; one line naming ``option`` where there is none."""
+    if given is not None:
+        require_columns(df, [(option, given)], path)
+        return given
+    found = [c for c in ARCH_COLUMNS if c in df.columns]
+    if not found:
+        raise ConfigError(
+            f"{option}: {path} has none of {list(ARCH_COLUMNS)}; name its architecture column; "
+            f"allowed values: {list(df.columns)}"
+        )
+    return found[0]
+
+
 def key_values(items: Sequence[str], option: str) -> dict[str, Any]:
     """``["resolution=32", "task=jigsaw"]`` -> ``{"resolution": 32, "task": "jigsaw"}``: each
     value read as JSON, else kept as text."""

@@ -148,10 +148,14 @@ class OperatorTable:
         return index
 
     def describe(self) -> str:
-        """One line: its batch sizes, its operators and where its numbers come from."""
+        """One line: its batch sizes, its operators (with several sections: and its rows, one
+        per operator and batch size measured) and where its numbers come from."""
         source = " ".join(self.source.split())
         sizes = "/".join(map(str, self.batch_sizes))
-        return f"batch {sizes}, {len(self.keys)} operators: {source}"
+        operators = f"{len(np.unique(self.keys, axis=0))} operators"
+        if len(self.batch_sizes) > 1:
+            operators += f" in {len(self.keys)} rows"
+        return f"batch {sizes}, {operators}: {source}"
 
     def to_toml(self) -> str:
         lines = [f'device = "{self.device}"']

@@ -87,6 +87,34 @@ def test_bad_arguments_are_one_line(tmp_path, capsys, monkeypatch, args, message
     assert not (tmp_path / "x.csv").exists()
 
 
+def test_the_csv_a_device_was_calibrated_from_is_costed_as_it_is(tmp_path, capsys):
+    """``dse calibrate`` and ``dse cost`` read the same CSV without ``--arch-column``: its
+    ``arch`` column, else its ``arch_str`` (HELP's FBNet table, NAS-Bench-201's); a table with
+    neither is one line naming the option and the table's columns, nothing written."""
+    from dse.cli import main
+    from dse.commands.calibrate import read_measurements
+    from dse.spaces.nasbench201 import NasBench201Space
+
+    cells = pd.read_csv(reference_data("nasbench201_naslib.csv")).head(4)
+    for column in ("arch", "arch_str"):
+        out = tmp_path / f"pred-{column}.csv"
+        table = tmp_path / f"{column}.csv"
+        measured = pd.DataFrame({column: cells.arch_str, "latency_ms": 1.0})
+        measured.to_csv(table, index=False)
+        archs, _ = read_measurements(str(table), None, NasBench201Space())
+        assert len(archs) == 4
+        args = ["cost", "--space", "nasbench201", "--archs", str(table), "--device", "Pixel-3"]
+        assert main([*args, "--out", str(out)]) == 0, capsys.readouterr().err
+        assert len(pd.read_csv(out)) == 4
+    out = tmp_path / "pred.csv"
+    table = tmp_path / "cells.csv"
+    pd.DataFrame({"cell": cells.arch_str}).to_csv(table, index=False)
+    args = ["cost", "--space", "nasbench201", "--archs", str(table), "--device", "Pixel-3"]
+    assert main([*args, "--out", str(out)]) == 2 and not out.exists()
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--arch-column" in lines[0] and "['cell']" in lines[0], lines
+
+
 def test_an_unmapped_op_is_one_line_each_with_its_source_and_nothing_is_written(
     tmp_path, capsys, monkeypatch
 ):

@@ -219,3 +219,7 @@ def test_dse_list_tables_names_every_shipped_table_with_its_family(capsys):
     gpu = {line.split()[0]: line for line in lines if line.split()[1] == "[gpu]"}
     assert all(" batch 1, " in line and " operators: " in line for line in cpu.values())
     assert all(" batch 1/32/64/256, " in line for line in gpu.values())
+    table = load_gpu_table("Titan-RTX")  # an operator of several sections is counted once
+    operators = len(np.unique(table.keys, axis=0))
+    assert operators < len(table.keys)
+    assert f", {operators} operators in {len(table.keys)} rows: " in gpu["Titan-RTX"]
