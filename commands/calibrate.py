@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from dse import outputs
 from dse.commands.cost import device_family
 from dse.inputs import ARCH_COLUMNS, add_space_arguments, arch_column, read_table, space_from
 from dse.params import ConfigError
@@ -351,8 +351,7 @@ class CalibrateCommand:
         out = Path(args.out)
         if out.suffix != ".toml":
             raise ConfigError(f"--out: {args.out!r} must end in .toml (what configs name)")
-        if out.exists() and not args.force:
-            raise ConfigError(f"--out: {args.out} exists; keep it or pass --force to replace it")
+        outputs.claim(out, "--out", args.force)
         if args.folds < 2:
             raise ConfigError(f"--folds: must be >= 2, got {args.folds}")
         family = device_family(args.device, args.devices_file) if args.device else "fpga"
@@ -373,11 +372,6 @@ class CalibrateCommand:
         assert cal.validation is not None
         for e in cal.validation.errors:
             print(f"  cross-validated {e.describe()} ({e.detail()})")
-        tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-        try:
-            tmp.write_text(cal.to_toml())
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
+        outputs.write(out, cal.to_toml())
         print(f"wrote {out}; use it with [simulators.{kind}] calibration = {str(out)!r}")
         return 0

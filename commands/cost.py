@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from dse import outputs
 from dse.graph import totals
 from dse.inputs import (
     ARCH_COLUMNS,
@@ -34,7 +35,6 @@ from dse.inputs import (
     plugin,
     read_table,
     space_from,
-    writable_folder,
 )
 from dse.params import ConfigError
 from dse.registry import COMMANDS, SIMULATORS, SPACES
@@ -186,10 +186,11 @@ class CostCommand:
         p.add_argument("--board", help="an FPGA board (dse list boards)")
         p.add_argument("--boards-file", default=None)
         p.add_argument("--out", default=None, help="write the table as CSV")
+        p.add_argument("--force", action="store_true", help="replace an existing --out file")
 
     def run(self, args: argparse.Namespace) -> int:
         if args.out:
-            writable_folder(Path(args.out).parent, "--out")
+            outputs.claim(args.out, "--out", args.force)
         import_requested_plugins(args)
         sims = _simulators(args)  # refuses a bad device or board before any network is built
         scope, networks = _networks(args)
@@ -218,7 +219,6 @@ class CostCommand:
         if args.out:
             for name, line in errors.items():
                 df[f"{name}_error"] = line
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            df.to_csv(args.out, index=False)
+            outputs.write(args.out, df.to_csv(index=False))
             print(f"wrote {args.out} ({len(df)} networks)")
         return 0

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 from pathlib import Path
 
+from dse import outputs
 from dse.inputs import read_table
 from dse.params import ConfigError
 from dse.registry import COMMANDS
@@ -44,6 +46,7 @@ class MedusaCommand:
         steps = p.add_subparsers(dest="medusa_step", required=True)
         t = steps.add_parser("train", help="train the LM on pydoc_data, then its Medusa heads")
         t.add_argument("--out", required=True, help="model file to write (.pt)")
+        t.add_argument("--force", action="store_true", help="replace an existing --out")
         t.add_argument(
             "--steps", type=int, default=1200, help="backbone training steps (1,200: converged)"
         )
@@ -64,11 +67,13 @@ class MedusaCommand:
         c = steps.add_parser("calibrate", help="measured head accuracies on held-out text (CSV)")
         c.add_argument("--model", required=True)
         c.add_argument("--out", required=True, help="CSV in load_head_accuracy's format")
+        c.add_argument("--force", action="store_true", help="replace an existing --out")
         tr = steps.add_parser("tree", help="the greedy sparse tree for measured accuracies")
         tr.add_argument("--accuracy", required=True, help="CSV from dse medusa calibrate")
         tr.add_argument("--nodes", type=int, default=63)
         tr.add_argument("--ranks", type=int, default=None, help="candidates per head (tail)")
         tr.add_argument("--out", required=True, help="tree JSON (list of paths)")
+        tr.add_argument("--force", action="store_true", help="replace an existing --out")
         d = steps.add_parser("decode", help="decode a prompt with the tree, and check it")
         d.add_argument("--model", required=True)
         d.add_argument("--tree", required=True, help="tree JSON (list of paths)")
@@ -78,6 +83,8 @@ class MedusaCommand:
         d.add_argument("--temperature", type=float, default=0.7)
 
     def run(self, args: argparse.Namespace) -> int:
+        if args.medusa_step != "decode":  # before any training or reading: nothing written
+            outputs.claim(args.out, "--out", args.force)
         return {"train": _train, "calibrate": _calibrate, "tree": _tree, "decode": _decode}[
             args.medusa_step
         ](args)
@@ -114,7 +121,9 @@ def _train(args) -> int:
             model, train, steps=args.head_steps, joint=True, lr=5e-4, seed=args.seed + 2, **shape
         )
     after = validation_loss(model, val)
-    torch.save({"config": dataclasses.asdict(config), "state": model.state_dict()}, args.out)
+    saved = io.BytesIO()
+    torch.save({"config": dataclasses.asdict(config), "state": model.state_dict()}, saved)
+    outputs.write(args.out, saved.getvalue())
     print(
         f"wrote {args.out}: validation {before:.4f} -> {after:.4f} nats/byte (Medusa-{args.medusa})"
     )
@@ -126,7 +135,7 @@ def _calibrate(args) -> int:
 
     _, val = split(corpus())
     acc = head_accuracy(_load_model(args.model), val)
-    Path(args.out).write_text(accuracy_csv(acc))
+    outputs.write(args.out, accuracy_csv(acc))
     print(f"wrote {args.out}: top-1 accuracy per head {[round(float(v), 3) for v in acc.a[:, 0]]}")
     return 0
 
@@ -146,7 +155,7 @@ def _tree(args) -> int:
         tree = sparse_tree(acc, args.nodes, ranks=args.ranks)
     except ValueError as exc:
         raise ConfigError(f"--nodes/--ranks: {exc}") from None
-    Path(args.out).write_text(json.dumps([list(p) for p in tree.paths]))
+    outputs.write(args.out, json.dumps([list(p) for p in tree.paths]))
     print(
         f"wrote {args.out}: {len(tree)} nodes, {expected_acceptance(tree, acc):.3f} expected "
         "tokens per step"

@@ -17,6 +17,7 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 
+from dse import outputs
 from dse.catalogs.devices import Device
 from dse.commands.cost import input_shape, model_graph, onnx_graph
 from dse.graph import make_op
@@ -208,6 +209,7 @@ class RooflineCommand:
             "--measured", help="CSV of measured points (tflops, operational_intensity) to overlay"
         )
         p.add_argument("--csv", help="also write the plotted points to this CSV")
+        p.add_argument("--force", action="store_true", help="replace an existing --csv file")
         p.add_argument("--out", default="roofline.png", help="figure path (.png, .svg or .pdf)")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -216,6 +218,8 @@ class RooflineCommand:
         from dse.simulators.gpu.llm import PHASES, LlmWorkload
         from dse.simulators.gpu.model import GpuCostModel
 
+        if args.csv:  # a table of points is kept (the figure is redrawn: it holds no rows)
+            outputs.claim(args.csv, "--csv", args.force)
         try:
             if Path(args.out).suffix.lower() not in FIGURE_SUFFIXES:
                 raise ValueError(
@@ -253,6 +257,6 @@ class RooflineCommand:
             raise ConfigError(str(exc)) from None
         path = plot_roofline(model.device, args.precision, points, args.out, measured, title)
         if args.csv:
-            points.to_csv(args.csv, index=False)
+            outputs.write(args.csv, points.to_csv(index=False))
         print(f"wrote {path} ({len(points)} points)" + (f" and {args.csv}" if args.csv else ""))
         return 0

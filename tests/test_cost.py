@@ -115,6 +115,24 @@ def test_the_csv_a_device_was_calibrated_from_is_costed_as_it_is(tmp_path, capsy
     assert len(lines) == 1 and "--arch-column" in lines[0] and "['cell']" in lines[0], lines
 
 
+def test_a_table_written_is_kept_unless_force(tmp_path, capsys):
+    """``dse cost --out`` twice: the second is one line naming ``--out``, the first table as it
+    was; ``--force`` replaces it, whole."""
+    from dse.cli import main
+
+    out = tmp_path / "pred.csv"
+    first = ["cost", "--network", "resnet18", "--device", "Pixel-3", "--out", str(out)]
+    assert main(first) == 0
+    before = out.read_bytes()
+    again = ["cost", "--network", "mobilenet_v2", "--device", "Pixel-3", "--out", str(out)]
+    assert main(again) == 2 and out.read_bytes() == before
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--out: " in lines[0] and "--force" in lines[0], lines
+    assert main([*again, "--force"]) == 0
+    assert list(pd.read_csv(out).network) == ["mobilenet_v2"]
+    assert [p.name for p in tmp_path.iterdir()] == ["pred.csv"]  # no temporary file left
+
+
 def test_an_unmapped_op_is_one_line_each_with_its_source_and_nothing_is_written(
     tmp_path, capsys, monkeypatch
 ):

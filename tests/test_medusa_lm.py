@@ -96,6 +96,15 @@ def test_dse_medusa_train_calibrate_tree_decode(tmp_path, capsys):
     )
     assert len(Tree.from_paths(tree.read_text())) == 15
     capsys.readouterr()
+    # each step's file is kept: run again, it is one line naming --out, the file as it was
+    before = lm.read_bytes()
+    assert main(["medusa", "train", "--out", str(lm), *small]) == 2 and lm.read_bytes() == before
+    assert "--out: " in capsys.readouterr().err
+    tree_again = ["medusa", "tree", "--accuracy", str(csv), "--nodes", "7", "--out", str(tree)]
+    assert main(tree_again) == 2 and len(Tree.from_paths(tree.read_text())) == 15
+    assert main([*tree_again, "--force"]) == 0 and len(Tree.from_paths(tree.read_text())) == 7
+    assert main([*tree_again[:-4], "--nodes", "15", "--out", str(tree), "--force"]) == 0
+    capsys.readouterr()
     assert (
         main(["medusa", "decode", "--model", str(lm), "--tree", str(tree), "--tokens", "24"]) == 0
     )
