@@ -229,9 +229,110 @@ def fit_operator_table(
     return OperatorTable(device, batches, unique[used], floor + u, source, format)
 
 
+@dataclass(frozen=True)
+class MixSource:
+    """One entry of a calibration's mix: measured table ``table`` read at ``ratio`` times the
+    batch size priced. A GPU at batch 64 can run its kernels as another, smaller GPU runs
+    them at batch 32 (the same work per streaming multiprocessor): a device measured at one
+    batch size is mixed with every section of the others' tables, each at its batch size's
+    ratio to the measured one. In a calibration's ``[tables]`` the key is the table's name
+    (ratio 1: the batch size priced) or ``NAME@Rx`` (``"Titan-X-Pascal@0.5x"``: at half the
+    batch size priced)."""
+
+    table: str
+    ratio: float = 1.0
+
+    @classmethod
+    def parse(cls, key: str, where: str = "tables") -> MixSource:
+        """A ``[tables]`` key: ``NAME`` or ``NAME@Rx`` with ``R`` a number > 0."""
+        name, at, suffix = key.rpartition("@")
+        if not at:
+            return cls(key)
+        try:
+            ratio = float(suffix[:-1]) if suffix.endswith("x") else float("nan")
+        except ValueError:
+            ratio = float("nan")
+        if not name or not np.isfinite(ratio) or ratio <= 0:
+            raise ValueError(
+                f"{where}.{key}: expected a table's name, or NAME@Rx with R a batch-size ratio "
+                "> 0 (e.g. 'Titan-X-Pascal@0.5x')"
+            )
+        return cls(name, ratio)
+
+    @property
+    def key(self) -> str:
+        """The ``[tables]`` key (:meth:`parse`'s inverse)."""
+        return self.table if self.ratio == 1 else f"{self.table}@{self.ratio:.6g}x"
+
+    def describe(self) -> str:
+        """How a note names it: ``Titan-X-Pascal at 0.5x the batch size``."""
+        if self.ratio == 1:
+            return self.table
+        return f"{self.table} at {self.ratio:.3g}x the batch size"
+
+    def seconds(
+        self,
+        table: OperatorTable,
+        keys: np.ndarray,
+        batch_size: int,
+        own: Callable[[float], np.ndarray],
+    ) -> np.ndarray:
+        """Seconds of each row of ``keys`` priced at ``batch_size``: ``table``'s at ``ratio x
+        batch_size`` where it has the operator at that (whole) batch size, else ``own(batch)``
+        (every row on the table's device by its own model at that batch size)."""
+        batch = batch_size * self.ratio
+        whole = round(batch)
+        if abs(batch - whole) > 1e-9 * batch or whole < 1:
+            return own(batch)
+        return table.seconds_or(keys, whole, lambda: own(whole))
+
+
+def mix_sources(tables: Mapping[str, float]) -> list[tuple[MixSource, float]]:
+    """A calibration's ``[tables]`` as (source, weight) pairs."""
+    return [(MixSource.parse(k), w) for k, w in tables.items()]
+
+
+#: the largest ratio of batch sizes a fit reads a bigger section of a table at: a GPU up to
+#: this much narrower than a table's (its streaming multiprocessors: the GTX 1080 Ti's 28
+#: against the Titan RTX's 72 and the H100's 132) runs a batch as that one runs up to 4x the
+#: batch (the same work per multiprocessor); a bigger section than that is another regime
+#: (saturated against launch-bound) at the batch size priced
+MAX_RATIO = 4.0
+
+
+def mix_candidates(sections: Mapping[str, Sequence[int]], batches: np.ndarray) -> list[str]:
+    """The ``[tables]`` keys a few-shot fit tries for measurements at ``batches``, given each
+    table's measured batch sizes (``sections``): every table at the batch size priced; where
+    every measurement is at one batch size ``b`` (a device measured where it is deployed),
+    also a table's other sections ``b'`` at ratio ``b' / b`` (:class:`MixSource`): a smaller
+    one at any ratio (a wider GPU runs batch ``b`` as a narrower one runs ``b' < b``; and a
+    batch-1 section holds each kernel's fixed cost, its launch and dispatch and the algorithm
+    picked for its shape, which every batch size pays), a bigger one up to :data:`MAX_RATIO`.
+    With several batch sizes measured, one ratio would read other sections for each, so only
+    the batch size priced is tried. (Chosen on HELP's GPUs, ``benchmarks/device_families.py``:
+    every ratio, FBNet at batch 1 ranked 0.006 lower on the GTX 1080 Ti; bigger sections
+    only within 4x, the Titan RTX's FBNet at batch 32 lost the GTX 1080 Ti's batch-1 section,
+    0.976 -> 0.968.)"""
+    sizes = sorted(set(np.asarray(batches).tolist()))
+    out = []
+    for name, have in sections.items():
+        out.append(MixSource(name).key)
+        if len(sizes) == 1:
+            b = sizes[0]
+            near = [s for s in sorted(have) if s != b and s / b <= MAX_RATIO]
+            out += [MixSource(name, s / b).key for s in near]
+    return out
+
+
 def check_mix(name: str, tables: Mapping[str, float], roofline_weight: float) -> None:
-    """A calibration's mix (``tables``: table -> weight, and its model's weight) is valid:
-    finite weights >= 0, and the model's weight 1 where nothing is mixed."""
+    """A calibration's mix (``tables``: :class:`MixSource` key -> weight, and its model's
+    weight) is valid: keys that parse, finite weights >= 0, and the model's weight 1 where
+    nothing is mixed."""
+    for key in tables:
+        try:
+            MixSource.parse(key)
+        except ValueError as exc:
+            raise ValueError(f"calibration {name!r}: {exc}") from None
     weights = {f"tables.{s}": w for s, w in tables.items()}
     for where, w in {**weights, "roofline_weight": roofline_weight}.items():
         if not np.isfinite(w) or w < 0:
@@ -355,7 +456,7 @@ def mix_note(choice: MixChoice) -> str:
     """What a calibration's note says of its mix ("" without one)."""
     if not choice.tables:
         return ""
-    weights = ", ".join(f"{t} {w:.3g}" for t, w in choice.tables.items())
+    weights = ", ".join(f"{s.describe()} {w:.3g}" for s, w in mix_sources(choice.tables))
     return (
         f", mixed with the measured tables of {weights} and the model at "
         f"{choice.model_weight:.3g} (cross-validated on the same folds)"

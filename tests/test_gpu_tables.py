@@ -12,7 +12,7 @@ from conftest import nasbench201_cells, one_conv, reference_data
 from scipy.stats import spearmanr
 
 from dse.catalogs.devices import get_device
-from dse.measured_tables import fit_operator_table, joined_tables
+from dse.measured_tables import MixSource, fit_operator_table, joined_tables, mix_candidates
 from dse.simulators.gpu.fewshot import MeasurementDesign, fit_few_shot
 from dse.simulators.gpu.kernels import GraphCoster
 from dse.simulators.gpu.model import GpuCostModel
@@ -112,6 +112,46 @@ def test_a_mix_prices_each_kernel_as_weighted_tables_plus_the_roofline_by_hand(b
         expected = 0.4 * roof + 0.5 * parts[0] + 0.25 * parts[1]
         got = GraphCoster(GpuCostModel(device, mine), batch, precision).cost([g]).seconds[0]
         assert got == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("batch, read_at", [(256, 32), (64, None), (100, None)])
+def test_a_source_at_a_batch_ratio_reads_that_section_by_hand(batch, read_at):
+    """``"Titan-RTX@0.125x"`` priced at batch 256 is the Titan RTX's batch-32 section; at 64
+    (8: no section) and 100 (12.5) the Titan RTX's own model at 8 and at 12.5 samples."""
+    device = get_device("A100-80GB-PCIe")
+    mine = Calibration("m", tables={"Titan-RTX@0.125x": 1.0}, roofline_weight=0.0)
+    g = one_conv(16, 32, 16, 3)  # NAS-Bench-201's: in the Titan RTX's batch-32 section
+    got = GraphCoster(GpuCostModel(device, mine), batch).cost([g]).seconds[0]
+    coster = GraphCoster(GpuCostModel(device, load_calibration("A100-80GB-PCIe")), batch)
+    coster.cost([g])
+    key = np.column_stack(coster.table.arrays()).astype(float)[-1:]
+    if read_at is not None:
+        expected = load_gpu_table("Titan-RTX").lookup(key, read_at)[0]
+        assert expected > 0
+    else:
+        own = GraphCoster(GpuCostModel(get_device("Titan-RTX"), load_calibration("Titan-RTX")))
+        own.cost([g])
+        cls, prec, flops, moved, nk = own.kernels_at(batch / 8)
+        expected = own.model.seconds(cls, prec, flops, moved, nk)[-1]
+    assert got == pytest.approx(expected, rel=1e-12)
+
+
+def test_mix_sources_are_keys_that_survive_the_calibrations_file():
+    """The keys a fit tries: at one measured batch size each table's smaller sections and its
+    bigger ones up to 4x at their ratios, at several only the batch size priced; a ratio key
+    survives the TOML, a bad one is one line naming it."""
+    sections = {"A": [1, 32, 256], "B": [1, 64]}
+    assert mix_candidates(sections, np.full(10, 32)) == ["A", "A@0.03125x", "B",
+                                                         "B@0.03125x", "B@2x"]  # fmt: skip
+    assert mix_candidates(sections, np.full(10, 1)) == ["A", "B"]  # 32x bigger: not tried
+    assert mix_candidates(sections, np.array([1, 32])) == ["A", "B"]
+    assert MixSource.parse("Titan-X-Pascal@0.5x") == MixSource("Titan-X-Pascal", 0.5)
+    cal = Calibration("m", tables={"Titan-RTX@0.5x": 0.25, "GTX-1080-Ti": 0.5}, roofline_weight=0.1)
+    back = parse_calibration(tomllib.loads(cal.to_toml()), "f")
+    assert back.tables == cal.tables and back.roofline_weight == pytest.approx(0.1)
+    for bad in ("Titan-RTX@x", "Titan-RTX@-2x", "Titan-RTX@2", "@2x"):
+        with pytest.raises(ValueError, match=f"tables.{bad}: expected a table's name, or NAME@Rx"):
+            Calibration("m", tables={bad: 1.0}, roofline_weight=0.0)
 
 
 def test_ten_measurements_of_a_gpu_that_is_a_mix_recover_it():

@@ -36,10 +36,11 @@ from scipy.optimize import least_squares
 
 from dse.catalogs.cpus import CpuDevice
 from dse.fidelity import cross_validate
-from dse.measured_tables import MixChoice, cross_validate_mix, mix_note
+from dse.measured_tables import MixChoice, cross_validate_mix, mix_candidates, mix_note
 from dse.robust import NOISE, cauchy_residuals
 from dse.simulators.cpu.calibration import CPU_CLASSES, CpuCalibration
 from dse.simulators.cpu.model import CpuCostModel
+from dse.simulators.cpu.tables import load_operator_table
 
 #: prior spread of a table fit's log-parameters: a factor of e^2 either way
 TABLE_SD = 2.0
@@ -246,8 +247,10 @@ def fit_few_shot(
             x = fit(train, kept)
             return lambda at: design.predict(x, arch[at], batch[at])
 
-        priced, fitted = design.on_tables(tables, arch, batch), design.predict(x, arch, batch)
-        choice = cross_validate_mix(cv, kept_fit, fitted, tables, priced, seconds, args)
+        sections = {t: load_operator_table(t).batch_sizes for t in tables}
+        sources = mix_candidates(sections, batch)
+        priced, fitted = design.on_tables(sources, arch, batch), design.predict(x, arch, batch)
+        choice = cross_validate_mix(cv, kept_fit, fitted, sources, priced, seconds, args)
     cv = choice.cv
     note = (
         f"Few-shot calibration of {device.name} from {cv.validation.fitted_on} measured "

@@ -42,6 +42,7 @@ from dse.graph.columnar import edge_columns
 from dse.graph.columnar import numbered as _numbered
 from dse.graph.ops import OpNode, numel
 from dse.graph.optable import OpTable, population_ops
+from dse.measured_tables import MixSource, mix_sources
 from dse.simulators.cpu.calibration import CPU_CLASSES, CpuCalibration, resolve_cpu_calibration
 from dse.simulators.cpu.tables import OperatorTable, load_operator_table
 
@@ -182,8 +183,8 @@ class CpuCostModel:
         self.device, self.calibration, self.threads = device, calibration, threads
         self.table = OpTable(cpu_row, 5)
         self._sources: dict[str, tuple[OperatorTable, CpuCostModel]] = {}
-        for source in calibration.tables:  # a table that does not exist fails here, not later
-            self._source(source)
+        for key in calibration.tables:  # a table that does not exist fails here, not later
+            self._source(MixSource.parse(key).table)
 
     def features(self, batch_size: int) -> CpuRows:
         """The table's rows at ``batch_size`` (see the module docstring)."""
@@ -199,21 +200,23 @@ class CpuCostModel:
         t = over[c] + np.maximum(rows.flops / rate, rows.bytes / (rows.bandwidth * eta_m))
         if cal.tables:  # a mix with the measured tables of other devices
             t = cal.roofline_weight * t
-            for source, w in cal.tables.items():
+            for source, w in mix_sources(cal.tables):
                 t = t + w * self.source_seconds(source, rows)
         free = rows.op_class < 0
         if self.device.runtime == "fused":
             free |= np.isin(rows.op_class, [CLASS[k] for k in FOLDED])
         return np.where(free, 0.0, t)
 
-    def source_seconds(self, source: str, rows: CpuRows) -> np.ndarray:
+    def source_seconds(self, source: MixSource, rows: CpuRows) -> np.ndarray:
         """Seconds of each row on the device of measured table ``source``: its table where it
-        has the operator at this batch size, else its own model (its shipped calibration)."""
-        table, own = self._source(source)
-        return table.seconds_or(
+        has the operator at the batch size it is read at (:class:`MixSource`), else its own
+        model (its shipped calibration) at that batch size."""
+        table, own = self._source(source.table)
+        return source.seconds(
+            table,
             rows.keys,
             rows.batch,
-            lambda: own.row_seconds(features_of(own.device, own.threads, rows.keys, rows.batch)),
+            lambda b: own.row_seconds(features_of(own.device, own.threads, rows.keys, b)),
         )
 
     def _source(self, source: str) -> tuple[OperatorTable, CpuCostModel]:

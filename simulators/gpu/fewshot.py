@@ -31,7 +31,7 @@ from scipy.optimize import minimize
 
 from dse.catalogs.devices import Device
 from dse.fidelity import cross_validate
-from dse.measured_tables import MixChoice, cross_validate_mix, mix_note
+from dse.measured_tables import MixChoice, cross_validate_mix, mix_candidates, mix_note
 from dse.robust import NOISE
 from dse.simulators.gpu.calibration import graph_counts
 from dse.simulators.gpu.kernels import GraphCoster
@@ -86,11 +86,10 @@ class MeasurementDesign:
         """Seconds of each (arch index, batch size) point under ``calibration``."""
         model = GpuCostModel(self.device, calibration)
         out = np.empty(len(arch))
-        for b, rc in self.rows.items():
+        for b in self.rows:
             at = batch == b
             if at.any():
-                kernels = (rc.op_class, rc.precision, rc.flops, rc.bytes, rc.kernels)
-                out[at] = self.counts[arch[at]] @ self.coster.mixed_seconds(model, kernels, b)
+                out[at] = self.counts[arch[at]] @ self.coster.mixed_seconds(model, b)
         return out
 
     def on_tables(self, tables: Sequence[str], arch: np.ndarray, batch: np.ndarray) -> np.ndarray:
@@ -165,7 +164,9 @@ def fit_few_shot(
     ``batch`` size) points, starting from ``prior`` (see the module docstring); ``covers``:
     the spaces the measured architectures are of (what the validation covers). With
     ``tables`` (shipped measured kernel tables, :mod:`dse.simulators.gpu.tables`), the kept
-    candidate mixed with them (``"tables"``: :func:`dse.measured_tables.cross_validate_mix`)."""
+    candidate mixed with them (``"tables"``: :func:`dse.measured_tables.cross_validate_mix`;
+    measured at one batch size, with each of their sections at its batch-size ratio,
+    :func:`dse.measured_tables.mix_candidates`)."""
     arch = np.asarray(arch, dtype=np.int64)
     batch = np.asarray(batch, dtype=np.int64)
     seconds = np.asarray(seconds, dtype=float)
@@ -194,8 +195,10 @@ def fit_few_shot(
             return lambda at: design.predict(cal, arch[at], batch[at])
 
         fitted = design.predict(to_calibration(x, prior, "fit"), arch, batch)
-        priced = design.on_tables(tables, arch, batch)
-        choice = cross_validate_mix(cv, kept, fitted, tables, priced, seconds, args)
+        sections = {t: design.coster.sources.load(t)[0].batch_sizes for t in tables}
+        sources = mix_candidates(sections, batch)
+        priced = design.on_tables(sources, arch, batch)
+        choice = cross_validate_mix(cv, kept, fitted, sources, priced, seconds, args)
     cv, validation = choice.cv, choice.cv.validation
     note = (
         f"Few-shot calibration of {design.device.name} from {validation.fitted_on} measured "

@@ -34,6 +34,7 @@ import numpy as np
 from dse.graph.ops import OpNode, numel
 from dse.graph.optable import OpTable, population_ops
 from dse.graph.sequence_ops import attention_kernels, sgconv_scales
+from dse.measured_tables import MixSource, mix_sources
 from dse.simulators.gpu.model import (
     CLASS_INDEX,
     PRECISION_BYTES,
@@ -197,31 +198,17 @@ class GraphCoster:
         self.model, self.batch_size, self.precision = model, batch_size, precision
         self.table = KernelTable()
         self._cached: tuple | None = None
+        self._sample: tuple | None = None
         self.sources = TableSources()
-        for source in model.calibration.tables:  # a table that does not exist fails here
-            self.sources.load(source)
+        for key in model.calibration.tables:  # a table that does not exist fails here
+            self.sources.load(MixSource.parse(key).table)
 
-    def mixed_seconds(self, model: GpuCostModel, kernels: tuple, batch_size: int) -> np.ndarray:
-        """Seconds of every kernel-table row under ``model``'s calibration: the roofline of
-        ``kernels`` (class, precision, FLOPs, bytes, launches per row, for the batch), mixed
-        with the measured tables the calibration names (:mod:`dse.simulators.gpu.tables`)."""
-        t = model.seconds(*kernels)
-        cal = model.calibration
-        if cal.tables:
-            keys = lookup_keys(self.table.matrix(), self.precision)
-            t = cal.roofline_weight * t
-            for source, w in cal.tables.items():
-                t = t + w * self.sources.seconds(source, keys, batch_size, kernels)
-        return t
-
-    def row_costs(self, batch_size: int | None = None) -> RowCosts:
-        """Costs of every kernel-table row at ``batch_size`` (default: the coster's), cached until
-        the table gains rows."""
-        b = self.batch_size if batch_size is None else batch_size
+    def _per_sample(self) -> tuple[np.ndarray, ...]:
+        """(class, precision index, launches, FLOPs, activation bytes, weight bytes) of every
+        kernel-table row for one sample, cached until the table gains rows."""
         arrays = self.table.arrays()
-        key = (id(arrays), b)
-        if self._cached is not None and self._cached[0] == key:
-            return self._cached[1]
+        if self._sample is not None and self._sample[0] is arrays:
+            return self._sample[1]
         cls, nk, flops, act, w, abits, wbits = arrays
         if self.precision == "auto":
             bits = np.maximum(abits, np.where(w > 0, wbits, 0))
@@ -233,16 +220,42 @@ class GraphCoster:
             p = PRECISION_INDEX[self.precision]
             prec = np.full(len(cls), p, dtype=np.int64)
             act_bytes, w_bytes = act * PRECISION_BYTES[p], w * PRECISION_BYTES[p]
-        moved = b * act_bytes + w_bytes
+        sample = (cls, prec, nk.astype(float), flops, act_bytes, w_bytes)
+        self._sample = (arrays, sample)
+        return sample
+
+    def kernels_at(self, batch_size: float) -> tuple[np.ndarray, ...]:
+        """(class, precision index, FLOPs, bytes moved, launches) of every row at
+        ``batch_size``, what :meth:`GpuCostModel.seconds` reads: FLOPs and activations scale
+        with the batch, weights are read once."""
+        cls, prec, nk, flops, act_bytes, w_bytes = self._per_sample()
+        return cls, prec, batch_size * flops, batch_size * act_bytes + w_bytes, nk
+
+    def mixed_seconds(self, model: GpuCostModel, batch_size: int) -> np.ndarray:
+        """Seconds of every kernel-table row at ``batch_size`` under ``model``'s calibration:
+        the roofline, mixed with the measured tables the calibration names
+        (:mod:`dse.simulators.gpu.tables`; each at its batch-size ratio, :class:`MixSource`)."""
+        t = model.seconds(*self.kernels_at(batch_size))
+        cal = model.calibration
+        if cal.tables:
+            keys = lookup_keys(self.table.matrix(), self.precision)
+            t = cal.roofline_weight * t
+            for source, w in mix_sources(cal.tables):
+                t = t + w * self.sources.seconds(source, keys, batch_size, self.kernels_at)
+        return t
+
+    def row_costs(self, batch_size: int | None = None) -> RowCosts:
+        """Costs of every kernel-table row at ``batch_size`` (default: the coster's), cached until
+        the table gains rows."""
+        b = self.batch_size if batch_size is None else batch_size
+        arrays = self.table.arrays()
+        key = (id(arrays), b)
+        if self._cached is not None and self._cached[0] == key:
+            return self._cached[1]
+        cls, prec, flops, moved, nk = self.kernels_at(b)
+        _, _, _, _, act_bytes, w_bytes = self._per_sample()
         costs = RowCosts(
-            cls,
-            prec,
-            nk.astype(float),
-            b * flops,
-            moved,
-            w_bytes,
-            b * act_bytes,
-            self.mixed_seconds(self.model, (cls, prec, b * flops, moved, nk), b),
+            cls, prec, nk, flops, moved, w_bytes, b * act_bytes, self.mixed_seconds(self.model, b)
         )
         self._cached = (key, costs)
         return costs

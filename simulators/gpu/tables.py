@@ -12,7 +12,10 @@ A calibration with ``[tables]`` (:class:`~dse.simulators.gpu.roofline.Calibratio
 kernel row as ``roofline_weight x roofline(row) + sum_s w_s t_s(row)``: what a new GPU shares
 with measured ones (cuDNN's choice of algorithm by shape, its depthwise and grouped kernels
 far below the roofline) comes from their measurements; a row or batch size a table lacks is
-priced by that device's own calibrated model, so a mix prices any graph. Tables are of CNN
+priced by that device's own calibrated model, so a mix prices any graph. A source may read
+its table at another batch size than the one priced (:class:`~dse.measured_tables.MixSource`,
+``"Titan-X-Pascal@0.5x"``): a GPU with more streaming multiprocessors at batch 64 runs FBNet's
+kernels much as a smaller one does at 32. Tables are of CNN
 kernels: the LLM and serving paths cost with the roofline alone.
 """
 
@@ -24,7 +27,7 @@ import numpy as np
 
 from dse.catalog import load_named_file, shipped_files
 from dse.catalogs.devices import BYTES, get_device
-from dse.measured_tables import OperatorTable, TableFormat
+from dse.measured_tables import MixSource, OperatorTable, TableFormat
 from dse.simulators.gpu.model import GpuCostModel
 from dse.simulators.gpu.roofline import OP_CLASSES, resolve_calibration
 
@@ -79,10 +82,11 @@ class TableSources:
             self._loaded[name] = (table, own)
         return self._loaded[name]
 
-    def seconds(self, name: str, keys, batch_size: int, kernels) -> np.ndarray:
-        """Seconds of each kernel row on table ``name``'s device: its table where it has the
-        row at ``batch_size``, else its own model. ``keys``: the rows' lookup keys
-        (:func:`lookup_keys`); ``kernels``: (class, precision index, FLOPs, bytes, launches)
-        of each row for the batch, what :meth:`GpuCostModel.seconds` reads."""
-        table, own = self.load(name)
-        return table.seconds_or(keys, batch_size, lambda: own.seconds(*kernels))
+    def seconds(self, source: MixSource, keys, batch_size: int, kernels_at) -> np.ndarray:
+        """Seconds of each kernel row priced at ``batch_size`` on ``source``'s device: its
+        table's at ``source.ratio x batch_size`` where it has the row there, else its own model
+        (:meth:`MixSource.seconds`). ``keys``: the rows' lookup keys (:func:`lookup_keys`);
+        ``kernels_at(batch)``: (class, precision index, FLOPs, bytes, launches) of each row at
+        that batch size, what :meth:`GpuCostModel.seconds` reads."""
+        table, own = self.load(source.table)
+        return source.seconds(table, keys, batch_size, lambda b: own.seconds(*kernels_at(b)))
