@@ -232,12 +232,12 @@ def fit_operator_table(
 @dataclass(frozen=True)
 class MixSource:
     """One entry of a calibration's mix: measured table ``table`` read at ``ratio`` times the
-    batch size priced. A GPU at batch 64 can run its kernels as another, smaller GPU runs
-    them at batch 32 (the same work per streaming multiprocessor): a device measured at one
-    batch size is mixed with every section of the others' tables, each at its batch size's
-    ratio to the measured one. In a calibration's ``[tables]`` the key is the table's name
-    (ratio 1: the batch size priced) or ``NAME@Rx`` (``"Titan-X-Pascal@0.5x"``: at half the
-    batch size priced)."""
+    batch size priced. A GPU at batch 64 can run its kernels as another, narrower GPU runs
+    them at batch 32 (the same work per streaming multiprocessor), so a device measured at one
+    batch size is also mixed with the others' sections at other batch sizes, each at its
+    ratio to the measured one (:func:`mix_candidates`). In a calibration's ``[tables]`` the key
+    is the table's name (ratio 1: the batch size priced) or ``NAME@Rx``
+    (``"Titan-X-Pascal@0.5x"``: at half the batch size priced)."""
 
     table: str
     ratio: float = 1.0
@@ -262,7 +262,7 @@ class MixSource:
     @property
     def key(self) -> str:
         """The ``[tables]`` key (:meth:`parse`'s inverse)."""
-        return self.table if self.ratio == 1 else f"{self.table}@{self.ratio:.6g}x"
+        return self.table if self.ratio == 1 else f"{self.table}@{self.ratio:.12g}x"
 
     def describe(self) -> str:
         """How a note names it: ``Titan-X-Pascal at 0.5x the batch size``."""
@@ -282,7 +282,7 @@ class MixSource:
         (every row on the table's device by its own model at that batch size)."""
         batch = batch_size * self.ratio
         whole = round(batch)
-        if abs(batch - whole) > 1e-9 * batch or whole < 1:
+        if abs(batch - whole) > 1e-9 * batch or whole < 1:  # the key's 12 digits: 1/3 reads 1
             return own(batch)
         return table.seconds_or(keys, whole, lambda: own(whole))
 

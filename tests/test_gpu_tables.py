@@ -12,7 +12,13 @@ from conftest import nasbench201_cells, one_conv, reference_data
 from scipy.stats import spearmanr
 
 from dse.catalogs.devices import get_device
-from dse.measured_tables import MixSource, fit_operator_table, joined_tables, mix_candidates
+from dse.measured_tables import (
+    MixSource,
+    OperatorTable,
+    fit_operator_table,
+    joined_tables,
+    mix_candidates,
+)
 from dse.simulators.gpu.fewshot import MeasurementDesign, fit_few_shot
 from dse.simulators.gpu.kernels import GraphCoster
 from dse.simulators.gpu.model import GpuCostModel
@@ -146,6 +152,11 @@ def test_mix_sources_are_keys_that_survive_the_calibrations_file():
     assert mix_candidates(sections, np.full(10, 1)) == ["A", "B"]  # 32x bigger: not tried
     assert mix_candidates(sections, np.array([1, 32])) == ["A", "B"]
     assert MixSource.parse("Titan-X-Pascal@0.5x") == MixSource("Titan-X-Pascal", 0.5)
+    # measured at batch 3, a batch-1 section is ratio 1/3: its key reads that section at 3
+    table = OperatorTable("d", np.array([1]), np.ones((1, 7)), np.array([2.0]), "", GPU_TABLE)
+    third = MixSource.parse(mix_candidates({"d": [1]}, np.full(4, 3))[1])
+    assert third.seconds(table, table.keys, 3, lambda b: np.full(1, -b))[0] == 2.0
+    assert third.seconds(table, table.keys, 4, lambda b: np.full(1, -b))[0] == pytest.approx(-4 / 3)
     cal = Calibration("m", tables={"Titan-RTX@0.5x": 0.25, "GTX-1080-Ti": 0.5}, roofline_weight=0.1)
     back = parse_calibration(tomllib.loads(cal.to_toml()), "f")
     assert back.tables == cal.tables and back.roofline_weight == pytest.approx(0.1)

@@ -15,8 +15,8 @@ far below the roofline) comes from their measurements; a row or batch size a tab
 priced by that device's own calibrated model, so a mix prices any graph. A source may read
 its table at another batch size than the one priced (:class:`~dse.measured_tables.MixSource`,
 ``"Titan-X-Pascal@0.5x"``): a GPU with more streaming multiprocessors at batch 64 runs FBNet's
-kernels much as a smaller one does at 32. Tables are of CNN
-kernels: the LLM and serving paths cost with the roofline alone.
+kernels much as a narrower one does at 32. Tables are of CNN kernels: the LLM and serving
+paths cost with the roofline alone.
 """
 
 from __future__ import annotations
