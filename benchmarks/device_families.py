@@ -250,10 +250,7 @@ def write_gpu_tables(nb, fb) -> None:
             y = np.concatenate(
                 [parts[s][0][f"{stem}_{b}_ms"].to_numpy()[parts[s][2]] for s in spaces]
             )
-            rc = design.rows[b]
-            own = GpuCostModel(design.device, cal).seconds(
-                rc.op_class, rc.precision, rc.flops, rc.bytes, rc.kernels
-            )
+            own = GpuCostModel(design.device, cal).seconds(*design.coster.kernels_at(b))
             sections.append(
                 fit_operator_table(keys, design.counts[train], y * 1e-3, own, name, GPU_TABLE, b)
             )

@@ -38,7 +38,7 @@ import pandas as pd
 
 from dse import outputs
 from dse.commands.cost import device_family
-from dse.inputs import ARCH_COLUMNS, add_space_arguments, arch_column, read_table, space_from
+from dse.inputs import add_space_arguments, read_arch_table, space_from
 from dse.params import ConfigError
 from dse.registry import COMMANDS
 
@@ -46,9 +46,7 @@ from dse.registry import COMMANDS
 def read_measurements(path: str, column: str | None, space) -> tuple[list, pd.DataFrame]:
     """(unique architectures, the table with an ``arch_index`` column) of a measurement CSV
     whose architectures are in ``column`` (None: :data:`dse.inputs.ARCH_COLUMNS`' first)."""
-    named = ARCH_COLUMNS if column is None else (column,)
-    df = read_table(path, "--measured", dtype={c: str for c in named})
-    column = arch_column(df, column, path, "--arch-column")
+    df, column = read_arch_table(path, "--measured", column)
     if "latency_ms" not in df.columns:
         raise ConfigError(
             f"--measured: {path} has no column 'latency_ms'; columns: {list(df.columns)}"

@@ -27,13 +27,11 @@ import pandas as pd
 from dse import outputs
 from dse.graph import totals
 from dse.inputs import (
-    ARCH_COLUMNS,
     add_plugin_arguments,
-    arch_column,
     at_least,
     import_requested_plugins,
     plugin,
-    read_table,
+    read_arch_table,
     space_from,
 )
 from dse.params import ConfigError
@@ -105,9 +103,7 @@ def _networks(args: argparse.Namespace) -> tuple[str, list[tuple[str, Any]]]:
     space = space_from(args)
     if not isinstance(space, Parsable):
         raise ConfigError(f"--space: {args.space!r} cannot parse architecture strings")
-    columns = ARCH_COLUMNS if args.arch_column is None else (args.arch_column,)
-    table = read_table(args.archs, "--archs", dtype={c: str for c in columns})
-    column = arch_column(table, args.arch_column, args.archs, "--arch-column")
+    table, column = read_arch_table(args.archs, "--archs", args.arch_column)
     out = []
     for i, text in enumerate(table[column].astype(str)):
         try:

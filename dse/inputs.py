@@ -58,19 +58,22 @@ def require_columns(df: pd.DataFrame, columns: Iterable[tuple[str, str]], path: 
 ARCH_COLUMNS = ("arch", "arch_str")
 
 
-def arch_column(df: pd.DataFrame, given: str | None, path: str, option: str) -> str:
-    """The column of ``df`` (read from ``path``) that holds its architectures: ``given``, else
-    the first of :data:`ARCH_COLUMNS` it has; one line naming ``option`` where there is none."""
+def read_arch_table(path: str, option: str, given: str | None) -> tuple[pd.DataFrame, str]:
+    """The table at ``path`` (:func:`read_table`, ``option`` naming it) and the column that holds
+    its architectures, read as text: ``given`` (``--arch-column``), else the first of
+    :data:`ARCH_COLUMNS` it has; one line naming ``--arch-column`` where there is none."""
+    named = ARCH_COLUMNS if given is None else (given,)
+    df = read_table(path, option, dtype={c: str for c in named})
     if given is not None:
-        require_columns(df, [(option, given)], path)
-        return given
+        require_columns(df, [("--arch-column", given)], path)
+        return df, given
     found = [c for c in ARCH_COLUMNS if c in df.columns]
     if not found:
         raise ConfigError(
-            f"{option}: {path} has none of {list(ARCH_COLUMNS)}; name its architecture column; "
-            f"allowed values: {list(df.columns)}"
+            f"--arch-column: {path} has none of {list(ARCH_COLUMNS)}; name its architecture "
+            f"column; allowed values: {list(df.columns)}"
         )
-    return found[0]
+    return df, found[0]
 
 
 def key_values(items: Sequence[str], option: str) -> dict[str, Any]:

@@ -40,7 +40,6 @@ from dse.measured_tables import MixChoice, cross_validate_mix, mix_candidates, m
 from dse.robust import NOISE, cauchy_residuals
 from dse.simulators.cpu.calibration import CPU_CLASSES, CpuCalibration
 from dse.simulators.cpu.model import CpuCostModel
-from dse.simulators.cpu.tables import load_operator_table
 
 #: prior spread of a table fit's log-parameters: a factor of e^2 either way
 TABLE_SD = 2.0
@@ -247,7 +246,7 @@ def fit_few_shot(
             x = fit(train, kept)
             return lambda at: design.predict(x, arch[at], batch[at])
 
-        sections = {t: load_operator_table(t).batch_sizes for t in tables}
+        sections = {t: design.model.source(t)[0].batch_sizes for t in tables}
         sources = mix_candidates(sections, batch)
         priced, fitted = design.on_tables(sources, arch, batch), design.predict(x, arch, batch)
         choice = cross_validate_mix(cv, kept_fit, fitted, sources, priced, seconds, args)

@@ -184,7 +184,7 @@ class CpuCostModel:
         self.table = OpTable(cpu_row, 5)
         self._sources: dict[str, tuple[OperatorTable, CpuCostModel]] = {}
         for key in calibration.tables:  # a table that does not exist fails here, not later
-            self._source(MixSource.parse(key).table)
+            self.source(MixSource.parse(key).table)
 
     def features(self, batch_size: int) -> CpuRows:
         """The table's rows at ``batch_size`` (see the module docstring)."""
@@ -211,7 +211,7 @@ class CpuCostModel:
         """Seconds of each row on the device of measured table ``source``: its table where it
         has the operator at the batch size it is read at (:class:`MixSource`), else its own
         model (its shipped calibration) at that batch size."""
-        table, own = self._source(source.table)
+        table, own = self.source(source.table)
         return source.seconds(
             table,
             rows.keys,
@@ -219,8 +219,8 @@ class CpuCostModel:
             lambda b: own.row_seconds(features_of(own.device, own.threads, rows.keys, b)),
         )
 
-    def _source(self, source: str) -> tuple[OperatorTable, CpuCostModel]:
-        """Measured table ``source`` and its device's own model, loaded once."""
+    def source(self, source: str) -> tuple[OperatorTable, CpuCostModel]:
+        """Measured table ``source`` and its device's own model, loaded once per model."""
         if source not in self._sources:
             table = load_operator_table(source)
             device = get_any_device(table.device, None, "cpu")
