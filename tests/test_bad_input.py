@@ -119,6 +119,7 @@ def test_proxy_eval_refuses_bad_arguments_in_one_line(tmp_path, capsys, args, me
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_calibrate_names_an_unknown_space_and_loads_a_plugin_space(tmp_path):
     """``dse calibrate --space nope`` was an UnknownPluginError traceback, and a plugin space
     could not be named at all: --plugins imports it."""

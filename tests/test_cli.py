@@ -137,6 +137,7 @@ def test_bad_config_exits_2_names_the_field_and_writes_nothing(tmp_path, capsys,
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_invalid_toml_and_missing_file_exit_2(tmp_path):
     (tmp_path / "broken.toml").write_text("[run\nname=")
     proc = run_cli(["run", "broken.toml"], tmp_path)
@@ -264,6 +265,7 @@ def test_existing_run_id_is_refused(tmp_path):
     assert again.returncode == 2 and "already exists" in again.stderr
 
 
+@pytest.mark.slow
 def test_resume_extends_a_finished_run_along_the_same_trajectory(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text(GOOD)
@@ -283,6 +285,7 @@ def test_resume_extends_a_finished_run_along_the_same_trajectory(tmp_path):
     assert a["time_analytic_s"].gt(0).all()
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_run_whose_hashes_no_longer_reproduce(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text(GOOD)

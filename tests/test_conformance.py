@@ -56,6 +56,7 @@ def _providers():
 
 
 @pytest.mark.parametrize("registry, name", list(_providers()))
+@pytest.mark.slow
 def test_every_registered_provider_conforms(registry, name):
     space_name, params = PROVIDERS.get(name, ("nasbench201", {}))
     params = {

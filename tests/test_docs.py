@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
@@ -14,6 +16,7 @@ def python_blocks(page: Path) -> list[str]:
     return re.findall(r"```python\n(.*?)```", page.read_text(), flags=re.S)
 
 
+@pytest.mark.slow
 def test_the_plugin_page_runs_its_space_proxy_and_op_kind(tmp_path):
     """Its blocks, in order and in a fresh interpreter (they register plugins): a proxy, a
     whole space searched end to end, the same written as PyTorch, an op kind with its torch

@@ -209,6 +209,7 @@ def test_two_optuna_processes_share_one_sqlite_study_and_finish_the_budget(tmp_p
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.slow
 def test_ctrl_c_stops_after_the_current_batch_with_everything_saved(
     tmp_path, subprocess_env, signum, code
 ):
@@ -253,6 +254,7 @@ def test_ctrl_c_stops_after_the_current_batch_with_everything_saved(
     assert "--resume" in err.decode()
 
 
+@pytest.mark.slow
 def test_a_search_evaluating_on_a_dask_cluster_gives_the_in_process_records(tmp_path):
     search = {"driver": "pymoo", "algorithm": "nsga2", "pop_size": 16}
     local = load(

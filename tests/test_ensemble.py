@@ -61,6 +61,7 @@ def test_size_prior_is_eq_5_and_its_fit_finds_the_best_size():
     assert mu == pytest.approx(1000.0) and rho > 0.97
 
 
+@pytest.mark.slow
 def test_swap_reg_provider_on_a_cell():
     space = SPACES.create("nasbench201")
     arch = space.parse(

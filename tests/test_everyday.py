@@ -34,6 +34,7 @@ def test_version_is_the_installed_package_version():
         ("calibrations", ["ZC706", "A100-80GB-PCIe", "GTX-1080-Ti"]),
     ],
 )
+@pytest.mark.slow
 def test_list_names_the_catalogs_a_config_chooses_from(what, expected):
     """Users learned device, board and LLM names from error messages before."""
     proc = cli("list", what)
@@ -52,6 +53,7 @@ def test_help_lines_are_whole_sentences():
     assert "with its cross-validated error." in text
 
 
+@pytest.mark.slow
 def test_run_seed_overrides_the_config_and_a_resume_keeps_its_own(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text(
@@ -188,6 +190,7 @@ def test_an_error_line_says_when_the_network_is_outside_the_validation(tmp_path)
     assert "[covers: llm]" in listed and "[covers: nasbench201]" in listed
 
 
+@pytest.mark.slow
 def test_a_fitted_calibration_records_the_space_it_covers(tmp_path):
     measured = tmp_path / "m.csv"
     cells = [

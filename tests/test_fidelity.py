@@ -58,6 +58,7 @@ def _calibrate(tmp_path, measured, *extra) -> tuple[int, str]:
     return rc, str(out)
 
 
+@pytest.mark.slow
 def test_calibrate_writes_a_file_a_config_names_and_it_reproduces_its_error(
     tmp_path, measured, capsys
 ):
@@ -158,6 +159,7 @@ def test_report_prints_the_error_in_its_table_and_hover(tmp_path):
     assert "fpga_latency_ms = " in page and f"(median error {zc.median:.1%})" in page  # hover
 
 
+@pytest.mark.slow
 def test_calibrate_refuses_bad_input_and_writes_nothing(tmp_path, measured, capsys):
     bad = measured.rename(columns={"latency_ms": "ms"})
     rc, out = _calibrate(tmp_path, bad)

@@ -27,6 +27,7 @@ CELLS = [
 ]
 
 
+@pytest.mark.slow
 def test_gennas_trains_every_stage_head_and_is_deterministic():
     space = SPACES.create("nasbench201", cells_per_stage=1)
     graphs = [space.to_graph(space.parse(c)) for c in CELLS]

@@ -338,6 +338,7 @@ def test_kernel_stream_des_equals_analytic_when_launches_are_synchronous():
             assert t.loc[i, "start_s"] >= t.loc[d, "end_s"] - 1e-15
 
 
+@pytest.mark.slow
 def test_serving_des_equals_analytic_for_a_lone_request_and_ttft_rises_with_load():
     w = LlmWorkload(get_llm("llama-7b"), GpuCostModel.create("A100-80GB-PCIe", "auto"))
     analytic = w.request_seconds(prompt=300, output=40)

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import reference_data
 from scipy.stats import spearmanr
 
@@ -24,6 +25,7 @@ def measured(file: str, column: str, arch: str, space, n: int) -> tuple[list, np
     return [space.to_graph(space.parse(a)) for a in df[arch]], df[column].to_numpy() * 1e-3
 
 
+@pytest.mark.slow
 def test_ten_cells_at_batch_256_free_an_efficiency_five_times_below_the_priors():
     """The Titan RTX at batch 256 from the GTX 1080 Ti's calibration (its convolutions at 1.0 of
     peak; the Titan RTX's reach about 0.2, fitted on 1,000 cells): ten cells, four draws, rank
@@ -59,6 +61,7 @@ def section_only(name: str, batch: int, folder) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_ten_fbnet_networks_at_batch_64_mix_the_other_gpus_batch_64_tables(tmp_path):
     """The GTX 1080 Ti at batch 64 (its own table and calibration never used): the other GPUs'
     tables hold a batch-64 section, so ten networks mix their measurements at that batch size
@@ -84,6 +87,7 @@ def test_ten_fbnet_networks_at_batch_64_mix_the_other_gpus_batch_64_tables(tmp_p
     assert rho > rho_one + 0.03, (rho, rho_one)
 
 
+@pytest.mark.slow
 def test_ten_fbnet_networks_at_batch_32_read_the_other_gpus_at_other_batch_sizes(tmp_path):
     """The Titan X (Pascal) at batch 32, 28 multiprocessors against the Titan RTX's 72: ten
     networks mix the Titan RTX's batch-64 section (and its 32) and rank 290 others within 0.02

@@ -87,6 +87,7 @@ def test_trees_paths_mask_positions_and_graph(acc):
     )
 
 
+@pytest.mark.slow
 def test_greedy_sparse_tree_beats_every_dense_tree_with_its_node_budget(acc):
     dense = [
         s
@@ -210,6 +211,7 @@ def test_decode_des_matches_analytic_model(acc, a100):
     assert big.active.max() == 4 and big.tokens.sum() == 12 * 64 and np.all(big.latency_s > 0)
 
 
+@pytest.mark.slow
 def test_medusa_space_search_and_errors(tmp_path):
     cfg = {
         "run": {"name": "medusa", "seed": 0},

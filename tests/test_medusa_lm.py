@@ -35,6 +35,7 @@ def trained():
     return model.double().eval(), acc
 
 
+@pytest.mark.slow
 def test_greedy_medusa_decoding_emits_exactly_the_vanilla_greedy_tokens(trained):
     model, acc = trained
     trees = [sparse_tree(acc, 15), dense_tree((3, 2, 2)), Tree.from_paths([[0], [0, 0], [1]])]

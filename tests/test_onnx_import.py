@@ -48,6 +48,7 @@ def exported(module: torch.nn.Module, shape, keep_norms: bool = True):
 
 
 @pytest.mark.parametrize("network", ["resnet18", "mobilenet_v2", "shufflenet_v2", "googlenet"])
+@pytest.mark.slow
 def test_onnx_and_torch_paths_give_the_same_networks(network):
     zoo = SPACES.create("zoo")
     (variable,) = zoo.variables

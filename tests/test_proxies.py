@@ -236,6 +236,7 @@ def test_tabular_proxy_looks_up_listed_cells_and_fails_unlisted_ones():
         PROXIES.create("tabular", file=str(csv), column="acc")
 
 
+@pytest.mark.slow
 def test_proxy_eval_reads_nasbench101_tables(tmp_path, subprocess_env):
     r = subprocess.run(
         [

@@ -159,6 +159,7 @@ def test_part_numbers_never_reuse_a_gap(tmp_path):
 
 
 # -- 2. one writer per run -------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_second_writer_is_refused(finished, tmp_path):
     cfg, out, run = finished
     with RunStore(run).writer_lock():
@@ -206,6 +207,7 @@ def test_a_resume_while_the_run_still_runs_is_refused(tmp_path, subprocess_env):
 
 
 # -- 6. corrupt results ----------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_truncated_part_is_one_line_then_set_aside_with_drop_corrupt(finished, tmp_path):
     cfg, out, run = finished
     part = sorted((run / "evals").glob("part-*.parquet"))[1]
@@ -225,6 +227,7 @@ def test_a_truncated_part_is_one_line_then_set_aside_with_drop_corrupt(finished,
 
 
 @pytest.mark.parametrize("text, what", [("", "is empty"), ('{"run_id": ', "is not valid JSON")])
+@pytest.mark.slow
 def test_a_damaged_manifest_is_one_line(finished, tmp_path, text, what):
     cfg, out, run = finished
     (run / "manifest.json").write_text(text)
@@ -415,6 +418,7 @@ def _toml(cfg: dict) -> str:
 
 
 # -- 8. impossible hardware ------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_dsp_budget_above_the_board_is_a_config_error(tmp_path):
     cfg = write_config(tmp_path, extra='[simulators.fpga]\nboard = "Ultra96"\ndsp_budget = 5000')
     line = one_line_error(cli(["run", cfg, "--output", tmp_path / "o"], tmp_path))

@@ -96,6 +96,7 @@ def test_axes_go_log_when_the_data_span_more_than_two_decades():
     assert axis_label("lat", "min", {"lat": "ms"}) == "lat [ms] (lower is better)"
 
 
+@pytest.mark.slow
 def test_report_cli_and_sweeps_with_objectives_given(tmp_path, comparison):
     runs, _ = comparison
     cli = subprocess.run(
@@ -216,6 +217,7 @@ def board_sweep(tmp_path_factory):
     return sweep(cfg, output=cfg.parent / "out", workers=0, progress=False).path
 
 
+@pytest.mark.slow
 def test_a_sweep_report_needs_objectives_and_writes_nothing_without(board_sweep, tmp_path):
     out = tmp_path / "page"
     proc = subprocess.run(
@@ -227,6 +229,7 @@ def test_a_sweep_report_needs_objectives_and_writes_nothing_without(board_sweep,
     assert "fpga_latency_ms" in proc.stderr and not out.exists()
 
 
+@pytest.mark.slow
 def test_a_sweep_report_draws_one_front_per_board_with_honest_feasibility(
     board_sweep, tmp_path, browser
 ):

@@ -48,6 +48,7 @@ def stopped_and_resumed(tmp_path, cfg: dict, stop_at: int, total: int):
     ],
     ids=["rea", "rea-batch4", "random", "pymoo", "optuna-tpe"],
 )
+@pytest.mark.slow
 def test_a_run_stopped_at_100_and_resumed_to_200_equals_the_uninterrupted_run(tmp_path, driver):
     """REA's retry loop asks whether a child is known: rows restored from disk count only once
     the replay proposes them again (before, 280 rows for 200 proposals, 179 foreign)."""

@@ -111,6 +111,7 @@ def test_listops_keeps_only_expressions_between_min_length_and_length():
         listops(n=10, length=100, min_length=101)
 
 
+@pytest.mark.slow
 def test_a_short_training_learns_seqdigits_and_is_seeded():
     space = SPACES["sgconv"](task="seqdigits")
     arch = {

@@ -258,6 +258,7 @@ max_evaluations = 48
         (["--cluster", "scheduler"], "address"),
     ],
 )
+@pytest.mark.slow
 def test_bad_cluster_fields_are_one_line_and_write_nothing(tmp_path, params, message):
     cfg = tmp_path / "s.toml"
     cfg.write_text(sweep_config(10, 0.0, 5))

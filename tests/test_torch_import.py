@@ -158,6 +158,7 @@ def _reference_networks():
 @pytest.mark.parametrize(
     "name", reference_networks(("resnet18", "mobilenet_v3_large", "efficientnet_b0"))
 )
+@pytest.mark.slow
 def test_reference_networks_match_their_own_tensors_fvcore_and_the_published_counts(name):
     """The peer check: parameters equal the module's own ``sum(p.numel())`` exactly; MACs equal
     fvcore's convolution, linear and matmul count plus the attention products within 1%; both
@@ -365,6 +366,7 @@ FX_CANNOT = ("iterating", "gpt2_blocks", "in_place")
         if t != "fx" or n not in FX_CANNOT
     ],
 )
+@pytest.mark.slow
 def test_every_tracer_gives_torch_exports_graph(name, tracer):
     """``tracer="fx"`` and ``"eager"`` (what a TorchSpace search uses) read their calls as the
     ATen calls ``torch.export`` writes: the same ops, shapes and edges, without a fallback
