@@ -353,10 +353,14 @@ class CalibrateCommand:
         if args.folds < 2:
             raise ConfigError(f"--folds: must be >= 2, got {args.folds}")
         family = device_family(args.device, args.devices_file) if args.device else "fpga"
-        if family not in ("cpu", "gpu") and args.tables != "auto":
-            raise ConfigError(
-                f"--tables: only a CPU's or GPU's fit mixes measured tables, not a {family}'s"
-            )
+        for option, value, what in (
+            ("--tables", args.tables, "mixes measured tables"),
+            ("--prior", args.prior, "starts from a prior"),
+        ):
+            if family not in ("cpu", "gpu") and value != "auto":
+                raise ConfigError(
+                    f"{option}: only a CPU's or GPU's fit {what}; this one's family is {family!r}"
+                )
         space = space_from(args)
         try:
             archs, table = read_measurements(args.measured, args.arch_column, space)

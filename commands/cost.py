@@ -115,6 +115,8 @@ def _networks(args: argparse.Namespace) -> tuple[str, list[tuple[str, Any]]]:
 
 
 def _simulators(args: argparse.Namespace) -> list[Any]:
+    if args.board_calibration is not None and args.board is None:
+        raise ConfigError("--board-calibration: calibrates --board; name an FPGA board too")
     specs = []
     if args.device is not None:
         params: dict[str, Any] = {"device": args.device, "batch_size": args.batch_size}
@@ -124,7 +126,7 @@ def _simulators(args: argparse.Namespace) -> list[Any]:
             params["calibration"] = args.calibration
         specs.append((device_family(args.device, args.devices_file), params))
     if args.board is not None:
-        params = {"board": args.board, "calibration": "auto"}  # the shipped one, if any
+        params = {"board": args.board, "calibration": _board_calibration(args)}
         if args.boards_file:
             params["boards_file"] = args.boards_file
         specs.append(("fpga", params))
@@ -133,6 +135,17 @@ def _simulators(args: argparse.Namespace) -> list[Any]:
             "--device/--board: name a device (--device: a GPU, CPU or ASIC) or an FPGA board"
         )
     return [plugin(SIMULATORS, name, p, "--simulator", f"--{name}", name) for name, p in specs]
+
+
+def _board_calibration(args: argparse.Namespace) -> str:
+    """The FPGA board's calibration: ``--board-calibration``, else ``--calibration`` when the
+    board is the only target (``dse cost --board ZC706 --calibration mine.toml``, as after
+    ``dse calibrate --board``), else the board's shipped one (``auto``)."""
+    if args.board_calibration is not None:
+        return str(args.board_calibration)
+    if args.calibration and args.device is None:
+        return str(args.calibration)
+    return "auto"
 
 
 def device_family(name: str, devices_file: str | None) -> str:
@@ -176,11 +189,19 @@ class CostCommand:
         p.add_argument("--device", help="a GPU, CPU or ASIC of the catalog (dse list devices)")
         p.add_argument("--devices-file", default=None)
         p.add_argument(
-            "--calibration", default=None, help="the device's calibration (default: auto)"
+            "--calibration",
+            default=None,
+            help="the calibration of --device (of --board when it is the only target): auto, "
+            "none, a shipped name or a TOML path (default: auto)",
         )
         p.add_argument("--batch-size", type=at_least(1), default=1)
         p.add_argument("--board", help="an FPGA board (dse list boards)")
         p.add_argument("--boards-file", default=None)
+        p.add_argument(
+            "--board-calibration",
+            default=None,
+            help="the calibration of --board beside a --device (default: auto)",
+        )
         p.add_argument("--out", default=None, help="write the table as CSV")
         p.add_argument("--force", action="store_true", help="replace an existing --out file")
 

@@ -131,3 +131,14 @@ def resolve_named_file(
     if spec == "none" or (spec == "auto" and own not in shipped_files(package, folder)):
         return None
     return load_named_file(package, folder, own if spec == "auto" else spec, parse, what)
+
+
+def check_fitted_to(name: str, fitted_to: str, device: str) -> None:
+    """Refuse a calibration fitted to another device (its scales and its validated error are
+    that device's): one line naming both and how to fit one. ``fitted_to`` empty: a
+    calibration that names no device, accepted."""
+    if fitted_to and fitted_to != device:
+        raise ValueError(
+            f"calibration: {name!r} was fitted on {fitted_to!r}, and the device is {device!r} "
+            f"(dse calibrate --device {device} fits one for it)"
+        )

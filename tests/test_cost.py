@@ -75,6 +75,10 @@ def test_a_zoo_network_and_a_users_model(tmp_path):
         (["--network", "resnet18", "--device", "Voodoo-5"], "Voodoo-5"),
         (["--model", "nope:make", "--input-shape", "3,8,8", "--device", "Titan-RTX"], "--model"),
         (["--model", "dse_test_plugins:tiny_model", "--device", "Titan-RTX"], "--input-shape"),
+        (
+            ["--network", "resnet18", "--device", "Pixel-3", "--calibration", "Samsung-A50"],
+            "calibration: 'Samsung-A50' was fitted on 'Samsung-A50', and the device is 'Pixel-3'",
+        ),
     ],
 )
 def test_bad_arguments_are_one_line(tmp_path, capsys, monkeypatch, args, message):
@@ -113,6 +117,57 @@ def test_the_csv_a_device_was_calibrated_from_is_costed_as_it_is(tmp_path, capsy
     assert main([*args, "--out", str(out)]) == 2 and not out.exists()
     lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
     assert len(lines) == 1 and "--arch-column" in lines[0] and "['cell']" in lines[0], lines
+
+
+def test_a_board_is_costed_with_the_calibration_named(tmp_path, capsys):
+    """``dse calibrate --board`` then ``dse cost --board --calibration``: the FPGA's latency is
+    the user's calibration's, with its error (it was the shipped one whatever was named);
+    beside a ``--device``, ``--calibration`` is the device's and ``--board-calibration`` the
+    board's; ``--board-calibration`` without a board is one line, nothing written."""
+    from dse.cli import main
+
+    cells = pd.read_csv(reference_data("nasbench201_naslib.csv")).head(12)
+    table = tmp_path / "cells.csv"
+    cells[["arch_str"]].to_csv(table, index=False)
+    measured = tmp_path / "measured.csv"
+    # a board twice as slow as the shipped calibration says, and 1 ms more a network
+    pd.DataFrame({"arch": cells.arch_str, "latency_ms": 1.0}).to_csv(measured, index=False)
+    shipped = tmp_path / "shipped.csv"
+    base = ["cost", "--space", "nasbench201", "--archs", str(table), "--board", "ZC706"]
+    assert main([*base, "--out", str(shipped)]) == 0
+    ms = pd.read_csv(shipped).fpga_latency_ms
+    pd.DataFrame({"arch": cells.arch_str, "latency_ms": 2 * ms + 1}).to_csv(measured, index=False)
+    mine = tmp_path / "mine.toml"
+    fit = ["calibrate", "--board", "ZC706", "--measured", str(measured), "--name", "mine"]
+    assert main([*fit, "--out", str(mine)]) == 0, capsys.readouterr().err
+    runs = {
+        "alone": ["--calibration", str(mine)],
+        "beside": [
+            "--device",
+            "Pixel-3",
+            "--calibration",
+            "none",
+            "--board-calibration",
+            str(mine),
+        ],
+    }
+    for label, extra in runs.items():
+        out = tmp_path / f"{label}.csv"
+        assert main([*base, *extra, "--out", str(out)]) == 0, capsys.readouterr().err
+        df = pd.read_csv(out)
+        assert (
+            set(df.fpga_calibration) == {"mine"}
+            and df.fpga_error.str.contains("measured.csv").all()
+        )
+        relative = (df.fpga_latency_ms - (2 * ms + 1)).abs() / (2 * ms + 1)
+        assert relative.median() < 0.05, relative.describe()
+    assert set(pd.read_csv(tmp_path / "beside.csv").cpu_calibration) == {"none"}
+    capsys.readouterr()
+    out = tmp_path / "x.csv"
+    bad = ["cost", "--network", "resnet18", "--device", "Pixel-3", "--board-calibration", "none"]
+    assert main([*bad, "--out", str(out)]) == 2 and not out.exists()
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--board-calibration" in lines[0], lines
 
 
 def test_a_table_written_is_kept_unless_force(tmp_path, capsys):

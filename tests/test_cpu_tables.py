@@ -191,6 +191,10 @@ def test_calibrate_names_its_tables_and_refuses_unknown_ones(tmp_path, capsys, m
     eyeriss = ["calibrate", "--device", "Eyeriss-v1", "--measured", "m.csv", "--out", "c.toml"]
     assert main([*eyeriss, "--tables", "none"]) == 2
     assert "--tables: only a CPU's or GPU's fit" in capsys.readouterr().err
+    board = ["calibrate", "--board", "ZC706", "--measured", "m.csv", "--out", "c.toml"]
+    for fit in (eyeriss, board):  # a prior named where the fit has none: refused, not ignored
+        assert main([*fit, "--prior", "Titan-RTX"]) == 2
+        assert "--prior: only a CPU's or GPU's fit starts from a prior" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.csv"]
     assert main([*args, "--tables", "Xeon-Silver-4114,Xeon-Silver-4210R"]) == 0
     out = capsys.readouterr().out

@@ -314,6 +314,15 @@ def test_calibrate_an_asic_recovers_a_known_scale_and_costs_energy(tmp_path, cap
     )
     text = capsys.readouterr().out
     assert code == 0 and "asic_energy_mj" in text and "asic_utilization" in text
+    devices = tmp_path / "devices.toml"  # a second array: the calibration is not its
+    devices.write_text(
+        '[twin]\nfamily = "asic"\npe_rows = 12\npe_cols = 14\nfrequency_mhz = 200\n'
+        "glb_kb = 108\ndram_bandwidth_gbs = 1\n"
+    )
+    twin = ["--device", "twin", "--devices-file", str(devices), "--calibration", str(out)]
+    assert main(["cost", "--network", "resnet18", *twin]) == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "was fitted on 'Eyeriss-v1', and the device is 'twin'" in lines[0]
 
 
 @pytest.mark.parametrize(

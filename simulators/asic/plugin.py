@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import networkx as nx
 import numpy as np
 
+from dse.catalog import check_fitted_to
 from dse.catalogs.asics import AsicDevice
 from dse.catalogs.devices import get_any_device
 from dse.fidelity import Fidelity, shipped_fidelity
@@ -62,6 +63,8 @@ class AsicSimulator(PopulationProvider):
         assert isinstance(dev, AsicDevice)
         self.device, self.batch_size = dev, batch_size
         self.calibration = resolve_asic_calibration(calibration, dev.name)
+        if self.calibration is not None:
+            check_fitted_to(self.calibration.name, self.calibration.device, dev.name)
         self.table = OpTable(lambda op: layer_row(op, dev, batch_size), len(FIELDS))
 
     @staticmethod

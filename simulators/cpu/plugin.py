@@ -22,6 +22,7 @@ from dataclasses import replace
 import networkx as nx
 import numpy as np
 
+from dse.catalog import check_fitted_to
 from dse.catalogs.cpus import CpuDevice
 from dse.catalogs.devices import get_any_device
 from dse.fidelity import Fidelity, shipped_fidelity
@@ -61,7 +62,9 @@ class CpuSimulator(PopulationProvider):
         dev = get_any_device(device, devices_file, "cpu")
         assert isinstance(dev, CpuDevice)
         self.batch_size = batch_size
-        self.model = CpuCostModel(dev, resolve_cpu_calibration(calibration, dev), threads or None)
+        cal = resolve_cpu_calibration(calibration, dev)
+        check_fitted_to(cal.name, cal.device, dev.name)
+        self.model = CpuCostModel(dev, cal, threads or None)
 
     @staticmethod
     def calibrations() -> dict[str, Fidelity]:
