@@ -216,6 +216,22 @@ def run_cases() -> list[Case]:
             ["calibrate", "--device", "Voodoo-5", "--measured", "m.csv", "--out", "c.toml"],
             measured,
         ),
+        Case(
+            "calibrate: --prior for a board",
+            ["calibrate", "--board", "ZC706", "--measured", "m.csv", "--out", "c.toml"]
+            + ["--prior", "Titan-RTX"],
+            measured,
+        ),
+        Case(
+            "cost: another device's calibration",
+            ["cost", "--network", "resnet18", "--device", "Pixel-3"]
+            + ["--calibration", "Samsung-A50", "--out", "p.csv"],
+        ),
+        Case(
+            "cost: --board-calibration without --board",
+            ["cost", "--network", "resnet18", "--device", "Pixel-3"]
+            + ["--board-calibration", "none", "--out", "p.csv"],
+        ),
         Case("proxy-fit: --archs 1", ["proxy-fit", "--truth", t, "--archs", "1", "--name", "n"]),
         Case(
             "proxy-fit: empty --truth", ["proxy-fit", "--truth", "empty.csv", "--name", "n"], tables
