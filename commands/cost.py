@@ -117,6 +117,11 @@ def _networks(args: argparse.Namespace) -> tuple[str, list[tuple[str, Any]]]:
 def _simulators(args: argparse.Namespace) -> list[Any]:
     if args.board_calibration is not None and args.board is None:
         raise ConfigError("--board-calibration: calibrates --board; name an FPGA board too")
+    if args.device is None and args.batch_size != 1:
+        raise ConfigError(
+            f"--batch-size: {args.batch_size} sets --device's batch; an FPGA board prices one "
+            "frame (allowed without --device: 1)"
+        )
     specs = []
     if args.device is not None:
         params: dict[str, Any] = {"device": args.device, "batch_size": args.batch_size}
@@ -194,7 +199,12 @@ class CostCommand:
             help="the calibration of --device (of --board when it is the only target): auto, "
             "none, a shipped name or a TOML path (default: auto)",
         )
-        p.add_argument("--batch-size", type=at_least(1), default=1)
+        p.add_argument(
+            "--batch-size",
+            type=at_least(1),
+            default=1,
+            help="--device's batch size (an FPGA board prices one frame)",
+        )
         p.add_argument("--board", help="an FPGA board (dse list boards)")
         p.add_argument("--boards-file", default=None)
         p.add_argument(

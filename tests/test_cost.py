@@ -75,6 +75,7 @@ def test_a_zoo_network_and_a_users_model(tmp_path):
         (["--network", "resnet18", "--device", "Voodoo-5"], "Voodoo-5"),
         (["--model", "nope:make", "--input-shape", "3,8,8", "--device", "Titan-RTX"], "--model"),
         (["--model", "dse_test_plugins:tiny_model", "--device", "Titan-RTX"], "--input-shape"),
+        (["--network", "resnet18", "--board", "ZC706", "--batch-size", "8"], "--batch-size: 8"),
         (
             ["--network", "resnet18", "--device", "Pixel-3", "--calibration", "Samsung-A50"],
             "calibration: 'Samsung-A50' was fitted on 'Samsung-A50', and the device is 'Pixel-3'",
