@@ -75,17 +75,21 @@ class FBNetSpace(SearchSpace):
         return "-".join(str(arch[v]) for v in VARIABLES)
 
     def parse(self, text: str) -> Arch:
-        """A ``k5_e6-skip-...`` string or a list of 22 op indices (spaces or commas)."""
-        text = text.strip().strip("[]")
+        """A ``k5_e6-skip-...`` string or a list of 22 op indices in ``0..8`` (spaces or commas,
+        bare, in brackets or, as Python writes a tuple, in parentheses)."""
+        text = text.strip().strip("[]()")
         if "_" in text or "skip" in text:
             ops = text.split("-")
         else:
             try:
-                ops = [OPS[int(t)] for t in text.replace(",", " ").split()]
-            except (ValueError, IndexError):
+                indices = [int(t) for t in text.replace(",", " ").split()]
+            except ValueError:
+                indices = [-1]
+            if not all(0 <= i < len(OPS) for i in indices):  # -1 is no alias of the last op
                 raise SpaceError(
                     f"fbnet: cannot read {text!r}: expected 22 op indices in 0..{len(OPS) - 1}"
-                ) from None
+                )
+            ops = [OPS[i] for i in indices]
         if len(ops) != len(VARIABLES):
             raise SpaceError(f"fbnet: expected {len(VARIABLES)} ops, got {len(ops)} in {text!r}")
         for op in ops:

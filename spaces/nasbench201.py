@@ -82,8 +82,10 @@ def to_arch_str(arch: Mapping[str, Any]) -> str:
 def from_naslib_indices(indices) -> Arch:
     """NASLib ``op_indices`` (6 ints, NASLib's edge and op order) -> architecture mapping."""
     indices = [int(i) for i in (indices.split() if isinstance(indices, str) else indices)]
-    if len(indices) != 6:
-        raise SpaceError(f"naslib op_indices: expected 6 integers, got {indices}")
+    if len(indices) != 6 or not all(0 <= i < len(NASLIB_OPS) for i in indices):
+        raise SpaceError(
+            f"naslib op_indices: expected 6 integers in 0..{len(NASLIB_OPS) - 1}, got {indices}"
+        )
     return {edge_name(*e): NASLIB_OPS[i] for e, i in zip(NASLIB_EDGES, indices)}
 
 

@@ -210,6 +210,11 @@ def test_fbnet_space_counts_and_both_string_forms():
         space.parse("k3_e1-skip")
     with pytest.raises(ValueError, match="unknown op 'k7_e1'"):
         space.parse("-".join(["k7_e1"] * 22))
+    idx = df["op_idx"][0].split()
+    assert space.parse("(" + ", ".join(idx) + ")") == space.parse(df["arch"][0])  # a tuple
+    for bad in (["-1"] + idx[1:], ["9"] + idx[1:]):  # -1 is not the last op, 9 is no op
+        with pytest.raises(ValueError, match="expected 22 op indices in 0..8"):
+            space.parse(" ".join(bad))
 
 
 def test_ten_cells_of_an_unseen_cpu_rank_the_rest_like_the_shipped_fit():
