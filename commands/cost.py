@@ -147,9 +147,9 @@ def _board_calibration(args: argparse.Namespace) -> str:
     board is the only target (``dse cost --board ZC706 --calibration mine.toml``, as after
     ``dse calibrate --board``), else the board's shipped one (``auto``)."""
     if args.board_calibration is not None:
-        return str(args.board_calibration)
+        return args.board_calibration
     if args.calibration and args.device is None:
-        return str(args.calibration)
+        return args.calibration
     return "auto"
 
 

@@ -82,10 +82,10 @@ class FBNetSpace(SearchSpace):
             ops = text.split("-")
         else:
             try:
-                indices = [int(t) for t in text.replace(",", " ").split()]
+                indices: list[int] | None = [int(t) for t in text.replace(",", " ").split()]
             except ValueError:
-                indices = [-1]
-            if not all(0 <= i < len(OPS) for i in indices):  # -1 is no alias of the last op
+                indices = None
+            if indices is None or not all(0 <= i < len(OPS) for i in indices):  # -1 is no op
                 raise SpaceError(
                     f"fbnet: cannot read {text!r}: expected 22 op indices in 0..{len(OPS) - 1}"
                 )
