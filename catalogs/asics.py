@@ -3,7 +3,8 @@
 Data-sheet fields (``devices.toml`` has Eyeriss v1 with its sources):
 
 * ``pe_rows``, ``pe_cols``: the PE array; ``frequency_mhz``: its clock; one MAC per PE per cycle;
-* ``rf_bytes``: register file (scratchpads) per PE; ``glb_kb``: the global buffer;
+* ``rf_bytes``: register file (scratchpads) per PE; ``glb_kb``: the global buffer (input rows
+  and partial sums: with the register files it sets a layer's DRAM traffic);
 * ``noc_bandwidth_gbs``: global buffer <-> PE array bandwidth; ``dram_bandwidth_gbs``: off-chip;
 * ``dataflow``: ``row_stationary`` (Eyeriss), ``weight_stationary`` (TPU-like: input channels x
   kernel taps on rows, output channels on columns) or ``output_stationary`` (ShiDianNao-like:

@@ -4,6 +4,7 @@ catalog, their cost models on hand-computed cases, the few-shot fit and the comm
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,8 @@ from conftest import reference_data, unseen_gold
 
 from dse.catalogs.devices import get_any_device, get_device, load_all_devices
 from dse.graph import GraphBuilder
+from dse.simulators.asic.eyeriss import EYERISS_V1
+from dse.simulators.asic.mapper import FIELDS, layer_row
 from dse.simulators.asic.plugin import AsicSimulator
 from dse.simulators.cpu.calibration import CpuCalibration, load_cpu_calibration
 from dse.simulators.cpu.model import CpuCostModel
@@ -171,22 +174,57 @@ def test_row_stationary_utilisation_and_accesses_by_hand():
     assert r["asic_latency_ms"][0] == pytest.approx(cycles / 200e6 * 1e3)
 
 
+def test_the_global_buffer_sets_off_chip_traffic_by_hand():
+    """A 3x3 layer of 256 -> 256 channels on a 28 x 28 map, batch 1, on Eyeriss (108 KB: 55,296
+    words): its outputs' partial sums (784 words a filter) do not fit, so the cheapest tiling
+    holds 70 filters' whole maps, reads the input once per block (4 blocks) and the weights
+    once (the tiles-outer order would re-read them: 37,632 held < 589,824); 1 MB holds all
+    256 (every tensor once), 8 KB costs more."""
+    op = next(d["op"] for _, d in conv_graph(256, 28, 256, 3).nodes(data=True) if d["op"].macs)
+    device = AsicSimulator("Eyeriss-v1", calibration="none").device
+    ifmap, weights, ofmap = 256 * 28 * 28, 256 * 256 * 9, 256 * 28 * 28
+
+    def dram(kb: float) -> float:
+        return layer_row(op, replace(device, glb_bytes=kb * 1024), 1)[FIELDS.index("dram_words")]
+
+    assert dram(108) == weights + 4 * ifmap + ofmap
+    assert dram(1024) == weights + ifmap + ofmap
+    assert dram(8) > dram(108)
+
+
 def test_eyeriss_reproduces_its_published_alexnet_figures():
-    """Eyeriss v1 (JSSC 2017, table V): AlexNet CONV1-5 at batch 4, 200 MHz: 154, 135, 156,
-    156, 156 active PEs and 115.3 ms (34.7 frames/s). Tolerance: 2% on PEs (the mapper averages
-    CONV1's strips: 151.25), 15% on latency (RLC compression of activations is left out)."""
-    layers = [
-        conv_graph(3, 227, 96, 11, 4, padding=0),
-        conv_graph(96, 27, 256, 5, groups=2),
-        conv_graph(256, 13, 384, 3),
-        conv_graph(384, 13, 384, 3, groups=2),
-        conv_graph(384, 13, 256, 3, groups=2),
-    ]
-    sim = AsicSimulator("Eyeriss-v1", batch_size=4, calibration="none")
-    active = sim.totals(layers)["active_pes"]
-    assert np.allclose(active, [154, 135, 156, 156, 156], rtol=0.02)
-    total_ms = sim.evaluate_population(layers)["asic_latency_ms"].sum()
-    assert total_ms == pytest.approx(115.3, rel=0.15)
+    """Eyeriss v1 (JSSC 2017, :mod:`dse.simulators.asic.eyeriss`): AlexNet CONV1-5 at batch 4,
+    200 MHz: 154, 135, 156, 156, 156 active PEs and 115.3 ms (34.7 frames/s). Tolerance: 2% on
+    PEs (the mapper averages CONV1's strips: 151.25), 25% on latency: the model moves raw words
+    off chip, not Eyeriss' run-length-compressed activations, and does not overlap the
+    transfers with computation."""
+    alexnet = EYERISS_V1["alexnet"]
+    sim = AsicSimulator("Eyeriss-v1", batch_size=alexnet.batch, calibration="none")
+    active = sim.totals(alexnet.graphs())["active_pes"]
+    assert np.allclose(active, alexnet.active_pes, rtol=0.02)
+    total_ms = sim.evaluate_population(alexnet.graphs())["asic_latency_ms"].sum()
+    assert total_ms == pytest.approx(alexnet.ms_per_batch, rel=0.25)
+
+
+@pytest.mark.parametrize("network", ["alexnet", "vgg16"])
+def test_eyeriss_off_chip_traffic_against_its_published_figures(network):
+    """DRAM accesses per MAC on the convolution layers: 0.0029 on AlexNet (batch 4), 0.0035 on
+    VGG-16 (batch 3), after Eyeriss compresses its activations' zeros. The model's raw words
+    are at least that and at most 1.5x."""
+    run = EYERISS_V1[network]
+    t = AsicSimulator("Eyeriss-v1", batch_size=run.batch, calibration="none").totals(run.graphs())
+    per_mac = t["dram_words"].sum() / t["macs"].sum()
+    assert run.dram_per_mac <= per_mac <= 1.5 * run.dram_per_mac, per_mac
+
+
+def test_eyeriss_vgg16_latency_within_2x_of_its_published_figure():
+    """VGG-16's convolution layers at batch 3: 0.7 frames/s published (4.3 s a batch). The model
+    is 1.8x too fast (it does not have what slows Eyeriss on VGG's large maps beyond the
+    buffer's re-reads); 2x is the tolerance (before the buffer's capacity was modelled: 2.5x)."""
+    vgg = EYERISS_V1["vgg16"]
+    sim = AsicSimulator("Eyeriss-v1", batch_size=vgg.batch, calibration="none")
+    total_ms = sim.evaluate_population(vgg.graphs())["asic_latency_ms"].sum()
+    assert vgg.ms_per_batch / 2 <= total_ms <= vgg.ms_per_batch
 
 
 def test_fbnet_space_counts_and_both_string_forms():
