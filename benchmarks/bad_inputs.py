@@ -228,6 +228,12 @@ def run_cases() -> list[Case]:
             + ["--calibration", "Samsung-A50", "--out", "p.csv"],
         ),
         Case(
+            "cost: a GPU calibration's unknown regime factor",
+            ["cost", "--network", "resnet18", "--device", "Titan-RTX"]
+            + ["--calibration", "g.toml", "--out", "p.csv"],
+            {"g.toml": 'name = "g"\n[regime_scales]\n"conv.fast" = 2\n'},
+        ),
+        Case(
             "cost: --board-calibration without --board",
             ["cost", "--network", "resnet18", "--device", "Pixel-3"]
             + ["--board-calibration", "none", "--out", "p.csv"],

@@ -432,12 +432,22 @@ def cross_validate_mix(
         predict = kept(train)
         return columns(predict, ~train) @ _earned_weights(columns(predict, train), seconds[train])
 
-    w = _earned_weights(np.column_stack([priced, fitted]), seconds)
-    mix = {t: float(v) for t, v in zip(tables, w[:-1], strict=True) if v > 0}
+    mix, model_weight = earned_mix(tables, priced, fitted, seconds)
     if not mix:  # no table earned a weight: the model alone
         return MixChoice(cv, {})
     own = cross_validate(["tables"], mixed, *cv_args)
-    return MixChoice(replace(own, cv_loss={**cv.cv_loss, **own.cv_loss}), mix, float(w[-1]))
+    return MixChoice(replace(own, cv_loss={**cv.cv_loss, **own.cv_loss}), mix, model_weight)
+
+
+def earned_mix(
+    tables: Sequence[str], priced: np.ndarray, fitted: np.ndarray, seconds: np.ndarray
+) -> tuple[dict[str, float], float]:
+    """The mix of measured ``tables`` (``priced``: points x tables) and the model (``fitted``:
+    its seconds for the same points) that best predicts ``seconds``: each table that earns a
+    weight (:func:`_earned_weights`) and the model's weight (1 when none does)."""
+    w = _earned_weights(np.column_stack([priced, fitted]), seconds)
+    mix = {t: float(v) for t, v in zip(tables, w[:-1], strict=True) if v > 0}
+    return mix, (float(w[-1]) if mix else 1.0)
 
 
 def _earned_weights(columns: np.ndarray, seconds: np.ndarray) -> np.ndarray:

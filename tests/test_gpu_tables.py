@@ -217,7 +217,7 @@ def test_ten_fbnet_networks_of_an_unseen_gpu_rank_like_its_own_table():
     rest = np.arange(10, len(y))
     tables = ["GTX-1080-Ti", "Titan-X-Pascal"]
     fit = fit_few_shot(design, np.arange(10), one[:10], y[:10], prior, "m", "t", tables=tables)
-    assert fit.candidate == "tables"
+    assert fit.calibration.tables and fit.candidate in ("tables", "regimes")
     rho = spearmanr(design.predict(fit.calibration, rest, one[rest]), y[rest])[0]
     own = Calibration("own", tables={"Titan-RTX": 1.0}, roofline_weight=0.0)
     own_rho = spearmanr(design.predict(own, rest, one[rest]), y[rest])[0]

@@ -42,6 +42,7 @@ from dse.simulators.gpu.model import (
     GpuCostModel,
     precision_of_bits,
 )
+from dse.simulators.gpu.roofline import regime_index
 from dse.simulators.gpu.tables import TableSources, lookup_keys
 
 KIND_CLASS = {
@@ -234,7 +235,8 @@ class GraphCoster:
     def mixed_seconds(self, model: GpuCostModel, batch_size: int) -> np.ndarray:
         """Seconds of every kernel-table row at ``batch_size`` under ``model``'s calibration:
         the roofline, mixed with the measured tables the calibration names
-        (:mod:`dse.simulators.gpu.tables`; each at its batch-size ratio, :class:`MixSource`)."""
+        (:mod:`dse.simulators.gpu.tables`; each at its batch-size ratio, :class:`MixSource`),
+        times its factor for each row's class and roofline regime (``regime_scales``)."""
         t = model.seconds(*self.kernels_at(batch_size))
         cal = model.calibration
         if cal.tables:
@@ -242,7 +244,15 @@ class GraphCoster:
             t = cal.roofline_weight * t
             for source, w in mix_sources(cal.tables):
                 t = t + w * self.sources.seconds(source, keys, batch_size, self.kernels_at)
+        if cal.regime_scales:
+            t = t * cal.regime_factors()[self.regimes_at(model, batch_size)]
         return t
+
+    def regimes_at(self, model: GpuCostModel, batch_size: int) -> np.ndarray:
+        """Each row's position in :data:`~dse.simulators.gpu.roofline.REGIME_KEYS` at
+        ``batch_size`` on ``model``'s device (its data sheet's roofline)."""
+        cls, prec, flops, moved, _ = self.kernels_at(batch_size)
+        return regime_index(cls, flops, moved, model.peak(prec), model.bandwidth)
 
     def row_costs(self, batch_size: int | None = None) -> RowCosts:
         """Costs of every kernel-table row at ``batch_size`` (default: the coster's), cached until

@@ -23,13 +23,26 @@ from pathlib import Path
 
 import numpy as np
 
-from dse.catalog import load_named_file, resolve_named_file, shipped_files
+from dse.catalog import load_named_file, number_table, resolve_named_file, shipped_files
 from dse.catalogs.devices import Device
 from dse.fidelity import Validation
 from dse.measured_tables import check_mix, mix_of, mix_toml
 
 #: kernel classes that calibrations distinguish; every IR op kind maps to one (kernels.py)
 OP_CLASSES = ("conv", "dwconv", "linear", "matmul", "pool", "elementwise")
+#: a kernel's regime on the data sheet's roofline: ``memory`` where its bytes take longer at
+#: full bandwidth than its FLOPs at peak, else ``compute``
+REGIMES = ("compute", "memory")
+#: the keys of a calibration's ``[regime_scales]``: ``class.regime``
+REGIME_KEYS = tuple(f"{c}.{r}" for c in OP_CLASSES for r in REGIMES)
+
+
+def regime_index(op_class, flops, bytes_, peak, bandwidth: float) -> np.ndarray:
+    """Each kernel's position in :data:`REGIME_KEYS` (arrays of class indices, FLOPs, bytes
+    and peak FLOP/s broadcast): its class and whether the data sheet's roofline has it
+    memory-bound."""
+    memory = np.asarray(bytes_, dtype=float) * peak > np.asarray(flops, dtype=float) * bandwidth
+    return len(REGIMES) * np.asarray(op_class) + memory
 
 
 @dataclass(frozen=True)
@@ -64,9 +77,25 @@ class Calibration:
     #: kernel row costs ``roofline_weight x roofline + sum_s w_s t_s`` (:mod:`..tables`)
     tables: Mapping[str, float] = field(default_factory=dict)
     roofline_weight: float = 1.0
+    #: a factor on the (mixed) seconds of every kernel of a class in a roofline regime
+    #: (:data:`REGIME_KEYS` -> factor; absent: 1): what ten measurements say this device's
+    #: compute-bound convolutions, say, cost against what the model and the tables priced
+    #: (:mod:`dse.simulators.gpu.fewshot`, candidate ``regimes``)
+    regime_scales: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self):
         check_mix(self.name, self.tables, self.roofline_weight)
+        for key, factor in self.regime_scales.items():
+            if key not in REGIME_KEYS:
+                raise ValueError(
+                    f"calibration {self.name!r}: regime_scales.{key}: unknown; allowed values: "
+                    f"class.regime with class in {list(OP_CLASSES)}, regime in {list(REGIMES)}"
+                )
+            if not (np.isfinite(factor) and factor > 0):
+                raise ValueError(
+                    f"calibration {self.name!r}: regime_scales.{key}: must be a factor > 0, "
+                    f"got {factor}"
+                )
         for c in self.classes:
             if c not in OP_CLASSES:
                 raise ValueError(
@@ -87,6 +116,11 @@ class Calibration:
             np.array(over),
         )
 
+    def regime_factors(self) -> np.ndarray:
+        """The ``[regime_scales]`` as one factor per :data:`REGIME_KEYS` position (1 where
+        absent)."""
+        return np.array([self.regime_scales.get(k, 1.0) for k in REGIME_KEYS])
+
     def to_toml(self) -> str:
         def table(e: Efficiency) -> str:
             lines = [f"compute = {e.compute:.6g}", f"memory = {e.memory:.6g}"]
@@ -104,6 +138,9 @@ class Calibration:
             out.append(f"[classes.{c}]\n" + table(e))
         if self.tables:
             out.append("\n".join(mix_toml(self.tables)).lstrip("\n") + "\n")
+        if self.regime_scales:
+            factors = (f'"{k}" = {v:.6g}' for k, v in self.regime_scales.items())
+            out.append("[regime_scales]\n" + "\n".join(factors) + "\n")
         if self.validation is not None:
             out.append(self.validation.to_toml())
         return "\n".join(out)
@@ -123,7 +160,10 @@ def _efficiency(table: Mapping, where: str) -> Efficiency:
 
 
 def parse_calibration(data: Mapping, where: str = "calibration") -> Calibration:
-    allowed = {"name", "note", "default", "classes", "validation", "tables", "roofline_weight"}
+    allowed = {
+        "name", "note", "default", "classes", "validation", "tables", "roofline_weight",
+        "regime_scales",
+    }  # fmt: skip
     for key in data:
         if key not in allowed:
             raise ValueError(f"{where}.{key}: unknown field; allowed: {sorted(allowed)}")
@@ -140,6 +180,7 @@ def parse_calibration(data: Mapping, where: str = "calibration") -> Calibration:
         else None,
         mix_of(data, where),
         float(data.get("roofline_weight", 1.0)),
+        number_table(data, "regime_scales", where, "class.regime"),
     )
 
 
