@@ -271,6 +271,7 @@ def _fit_asic(args, graphs, table, data: str):
 def _fit_gpu(args, graphs, table, data: str):
     from dse.catalogs.devices import get_device
     from dse.simulators.gpu.fewshot import MeasurementDesign, fit_few_shot
+    from dse.simulators.gpu.regimes import describe
     from dse.simulators.gpu.roofline import resolve_calibration
 
     device = get_device(args.device, args.devices_file)
@@ -281,6 +282,9 @@ def _fit_gpu(args, graphs, table, data: str):
     print(f"measured tables tried: {', '.join(tables) or '(none)'}")
     result = _few_shot(fit_few_shot, design, table, prior, args, device.name, data, tables=tables)
     _print_choice(result, prior.name, "free parameters")
+    if result.calibration.regime_scales:
+        factors = describe(dict(result.calibration.regime_scales))
+        print(f"  factors per class and roofline regime: {factors}")
     return result.calibration, "gpu"
 
 

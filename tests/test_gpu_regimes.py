@@ -112,3 +112,32 @@ def test_ten_cells_at_batch_256_free_a_factor_per_regime_and_price_the_rest_clos
     pred = GraphCoster(GpuCostModel(device, back), 256).cost([graphs[i] for i in rest]).seconds
     np.testing.assert_allclose(pred, design.predict(with_factors.calibration, rest, at[rest]),
                                rtol=1e-5)  # fmt: skip
+
+
+def test_calibrate_prints_the_factors_it_keeps_and_cost_prices_with_them(
+    tmp_path, capsys, monkeypatch
+):
+    """``dse calibrate`` of the Titan RTX from ten cells measured at batch 256 keeps factors,
+    prints them on one line and writes them; ``dse cost`` at batch 256 with that file prices
+    the cells as the simulator does with the calibration read back."""
+    from dse.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    df = pd.read_csv(reference_data("nasbench201_latency_devices.csv")).sample(10, random_state=5)
+    measured = {"arch": df["arch_str"], "batch_size": 256, "latency_ms": df["titan_rtx_256_ms"]}
+    pd.DataFrame(measured).to_csv("m.csv", index=False)
+    args = ["calibrate", "--device", "Titan-RTX", "--measured", "m.csv", "--space", "nasbench201"]
+    args += ["--prior", "GTX-1080-Ti", "--tables", "GTX-1080-Ti,Titan-X-Pascal", "--out", "c.toml"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    cal = load_calibration(tmp_path / "c.toml")
+    assert cal.regime_scales and "kept: regimes" in out
+    line = next(ln for ln in out.splitlines() if "factors per class and roofline regime" in ln)
+    assert all(f"{k} {v:.3g}" in line for k, v in cal.regime_scales.items())
+    pd.DataFrame({"arch": df["arch_str"]}).to_csv("a.csv", index=False)
+    cost = ["cost", "--space", "nasbench201", "--archs", "a.csv", "--device", "Titan-RTX"]
+    assert main([*cost, "--batch-size", "256", "--calibration", "c.toml", "--out", "p.csv"]) == 0
+    space = NasBench201Space()
+    graphs = [space.to_graph(space.parse(a)) for a in df["arch_str"]]
+    want = GraphCoster(GpuCostModel(get_device("Titan-RTX"), cal), 256).cost(graphs).seconds
+    np.testing.assert_allclose(pd.read_csv("p.csv")["gpu_latency_ms"], want * 1e3, rtol=1e-9)

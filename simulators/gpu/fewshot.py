@@ -48,7 +48,12 @@ from dse.robust import NOISE
 from dse.simulators.gpu.calibration import graph_counts
 from dse.simulators.gpu.kernels import GraphCoster
 from dse.simulators.gpu.model import GpuCostModel
-from dse.simulators.gpu.regimes import fit_regime_factors, regime_columns, regime_scales
+from dse.simulators.gpu.regimes import (
+    describe,
+    fit_regime_factors,
+    regime_columns,
+    regime_scales,
+)
 from dse.simulators.gpu.roofline import Calibration, Efficiency
 
 #: prior standard deviation of each parameter in natural-log units: the host overhead within a
@@ -260,8 +265,7 @@ def regime_note(scales: dict[str, float]) -> str:
     """What a calibration's note says of its regime factors ("" without any)."""
     if not scales:
         return ""
-    factors = ", ".join(f"{k} {v:.3g}" for k, v in scales.items())
     return (
-        f"; per class and roofline regime, times {factors} (cross-validated on the same folds, "
-        f"kept by {WITHIN_SE:g} standard error)"
+        f"; per class and roofline regime, times {describe(scales)} (cross-validated on the "
+        f"same folds, kept by {WITHIN_SE:g} standard error)"
     )

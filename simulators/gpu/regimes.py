@@ -76,3 +76,8 @@ def fit_regime_factors(columns: np.ndarray, seconds: np.ndarray) -> np.ndarray:
 def regime_scales(factors: np.ndarray) -> dict[str, float]:
     """The factors that differ from 1, as a calibration's ``regime_scales``."""
     return {k: float(f) for k, f in zip(REGIME_KEYS, factors, strict=True) if f != 1.0}
+
+
+def describe(scales: dict[str, float]) -> str:
+    """``conv.compute 1.39, pool.memory 0.728``: the factors as a note or a command prints them."""
+    return ", ".join(f"{k} {v:.3g}" for k, v in scales.items())
