@@ -178,8 +178,8 @@ def test_the_global_buffer_sets_off_chip_traffic_by_hand():
     """A 3x3 layer of 256 -> 256 channels on a 28 x 28 map, batch 1, on Eyeriss (108 KB: 55,296
     words): its outputs' partial sums (784 words a filter) do not fit, so the cheapest tiling
     holds 70 filters' whole maps, reads the input once per block (4 blocks) and the weights
-    once (the tiles-outer order would re-read them: 37,632 held < 589,824); 1 MB holds all
-    256 (every tensor once), 8 KB costs more."""
+    once (the tiles-outer order would re-read them: the array holds 21,840 of 589,824); 1 MB
+    holds all 256 (every tensor once), 8 KB costs more."""
     op = next(d["op"] for _, d in conv_graph(256, 28, 256, 3).nodes(data=True) if d["op"].macs)
     device = AsicSimulator("Eyeriss-v1", calibration="none").device
     ifmap, weights, ofmap = 256 * 28 * 28, 256 * 256 * 9, 256 * 28 * 28

@@ -20,6 +20,8 @@ each log factor towards 0 (:data:`REGIME_SD`); a group that carries under
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy.optimize import least_squares
 
@@ -27,6 +29,9 @@ from dse.measured_tables import MIN_SHARE
 from dse.robust import NOISE, cauchy_residuals
 from dse.simulators.gpu.model import GpuCostModel
 from dse.simulators.gpu.roofline import REGIME_KEYS, Calibration
+
+if TYPE_CHECKING:  # fewshot imports this module
+    from dse.simulators.gpu.fewshot import MeasurementDesign
 
 #: prior spread of each log factor (natural log): wide, a guard for a group the measurements
 #: hardly pin, not a pull. The measurement noise the fit assumes (``NOISE``, 15%: phones')
@@ -37,11 +42,12 @@ from dse.simulators.gpu.roofline import REGIME_KEYS, Calibration
 REGIME_SD = 10.0
 
 
-def regime_columns(design, calibration: Calibration, arch: np.ndarray, batch: np.ndarray):
+def regime_columns(
+    design: MeasurementDesign, calibration: Calibration, arch: np.ndarray, batch: np.ndarray
+) -> np.ndarray:
     """(points x :data:`REGIME_KEYS`): the seconds of each (arch index, batch size) point's
     kernels in each (class, regime) group under ``calibration`` (its own ``regime_scales``
-    applied); rows sum to the point's predicted seconds. ``design``: a
-    :class:`~dse.simulators.gpu.fewshot.MeasurementDesign`."""
+    applied); rows sum to the point's predicted seconds."""
     model = GpuCostModel(design.device, calibration)
     out = np.zeros((len(arch), len(REGIME_KEYS)))
     for b in design.rows:
