@@ -73,8 +73,9 @@ def test_ten_fbnet_networks_at_batch_64_mix_the_other_gpus_batch_64_tables(tmp_p
     prior, at = load_calibration("Titan-RTX"), np.full(len(y), 64)
     shots, rest = np.arange(10), np.arange(10, len(y))
 
-    def ranked(tables: list[str]) -> float:
-        fit = fit_few_shot(design, shots, at[shots], y[shots], prior, "m", "t", tables=tables)
+    def ranked(tables: list[str]) -> float:  # the mix alone: no regime factors on top
+        fit = fit_few_shot(design, shots, at[shots], y[shots], prior, "m", "t", tables=tables,
+                           regimes=False)  # fmt: skip
         assert fit.candidate == "tables" and fit.calibration.tables
         return spearmanr(design.predict(fit.calibration, rest, at[rest]), y[rest])[0]
 
