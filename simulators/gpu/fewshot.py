@@ -205,20 +205,32 @@ def fit_few_shot(
     if unknown:
         raise ValueError(f"candidates: {unknown} not allowed; allowed values: {list(CANDIDATES)}")
 
+    fitted_on: dict[tuple[str, bytes], np.ndarray] = {}
+
+    def fit_on(cand: str, train: np.ndarray) -> np.ndarray:
+        """``fit_map`` of candidate ``cand`` on the points ``train`` (the candidates', the
+        mix's and the regime factors' cross-validations fit the kept one on the same folds:
+        once each)."""
+        key = (cand, train.tobytes())
+        if key not in fitted_on:
+            fitted_on[key] = fit_map(
+                design, arch[train], batch[train], seconds[train], prior, CANDIDATES[cand]
+            )
+        return fitted_on[key]
+
     def held_out(cand: str, train: np.ndarray) -> np.ndarray:
-        x = fit_map(design, arch[train], batch[train], seconds[train], prior, CANDIDATES[cand])
+        x = fit_on(cand, train)
         return design.predict(to_calibration(x, prior, "fold"), arch[~train], batch[~train])
 
     args = (arch, batch, seconds, data, folds, seed, covers)
     cv = cross_validate(list(candidates), held_out, *args)
     best = cv.candidate
-    x = fit_map(design, arch, batch, seconds, prior, CANDIDATES[best])
+    x = fit_on(best, np.ones(len(arch), dtype=bool))
     choice = MixChoice(cv, {})
     if tables:
 
         def kept(train: np.ndarray):
-            x = fit_map(design, arch[train], batch[train], seconds[train], prior, CANDIDATES[best])
-            cal = to_calibration(x, prior, "fold")
+            cal = to_calibration(fit_on(best, train), prior, "fold")
             return lambda at: design.predict(cal, arch[at], batch[at])
 
         fitted = design.predict(to_calibration(x, prior, "fit"), arch, batch)
@@ -232,8 +244,7 @@ def fit_few_shot(
     if regimes:
 
         def fold(train: np.ndarray) -> Calibration:  # the kept candidate and mix, on train
-            z = fit_map(design, arch[train], batch[train], seconds[train], prior, CANDIDATES[best])
-            fold_cal = to_calibration(z, prior, "fold")
+            fold_cal = to_calibration(fit_on(best, train), prior, "fold")
             if not choice.tables:
                 return fold_cal
             own = design.predict(fold_cal, arch[train], batch[train])
