@@ -225,25 +225,32 @@ def fit_few_shot(
     device = design.model.device
     x0 = to_vector(prior, device)
 
-    def fit(train, groups):
-        expand, sd = _scaled(x0, groups)
-        zero = np.zeros(len(sd))
-        free = list(range(len(sd)))
-        z = _map(design, arch[train], batch[train], seconds[train], zero, free, sd, expand, True)
-        return expand(z)
+    fitted_on: dict[tuple[str, bytes], np.ndarray] = {}
+
+    def fit(train: np.ndarray, cand: str) -> np.ndarray:
+        """Candidate ``cand`` fitted on the points ``train``, once (the mix's cross-validation
+        fits the kept candidate on the same folds as the candidates')."""
+        key = (cand, train.tobytes())
+        if key not in fitted_on:
+            expand, sd = _scaled(x0, CANDIDATES[cand])
+            zero = np.zeros(len(sd))
+            free = list(range(len(sd)))
+            a, b, y = arch[train], batch[train], seconds[train]
+            fitted_on[key] = expand(_map(design, a, b, y, zero, free, sd, expand, True))
+        return fitted_on[key]
 
     def scales(cand: str, train: np.ndarray) -> np.ndarray:
-        return design.predict(fit(train, CANDIDATES[cand]), arch[~train], batch[~train])
+        return design.predict(fit(train, cand), arch[~train], batch[~train])
 
     args = (arch, batch, seconds, data, folds, seed, covers)
     cv = cross_validate(list(CANDIDATES), scales, *args, within_se=WITHIN_SE)
-    best, kept = cv.candidate, CANDIDATES[cv.candidate]
-    x = fit(np.ones(len(arch), bool), kept)
+    best = cv.candidate
+    x = fit(np.ones(len(arch), bool), best)
     choice = MixChoice(cv, {})
     if tables:  # the kept roofline mixed with the measured tables, on the same folds
 
         def kept_fit(train: np.ndarray):
-            x = fit(train, kept)
+            x = fit(train, best)
             return lambda at: design.predict(x, arch[at], batch[at])
 
         sections = {t: design.model.source(t)[0].batch_sizes for t in tables}
