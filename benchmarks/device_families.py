@@ -14,7 +14,10 @@ themselves allow) and HELP's published figure for the family (NeurIPS 2021, READ
 The cross-space line calibrates on 10 NAS-Bench-201 cells and scores every FBNet network.
 
     python benchmarks/device_families.py [--seeds 5] [--write-calibrations | --write-tables]
-                                          [--blocks]
+                                          [--blocks] [--no-tables]
+
+``--no-tables``: every fit without other devices' measured tables (the roofline alone, as for a
+device no shipped table's runtime covers).
 
 ``--write-calibrations`` first fits each CPU's shipped calibration (simulators/cpu/calibrations:
 the whole table on 12,000 NAS-Bench-201 and 2,000 FBNet cells, seed 0) and the Titan X's GPU
@@ -309,12 +312,13 @@ def ten_cells(priors, design, shots, seconds, tables):
     )
 
 
-def cpu_protocol(name, col, nb, fb, seeds) -> None:
+def cpu_protocol(name, col, nb, fb, seeds, use_tables=True) -> None:
     device = get_any_device(name, None, "cpu")
     priors = priors_other(name)
     prior = priors[0]
     tried = " or ".join(p.name for p in priors)
-    tables = runtime_tables(device, exclude=(name,))  # never the device's own
+    # never the device's own; ``use_tables`` False: the roofline alone
+    tables = runtime_tables(device, exclude=(name,)) if use_tables else []
     family = "phone" if name in PHONES else "cpu"
     for label, (df, graphs, flops), split in (("nasbench201", nb, 12000), ("fbnet", fb, 2000)):
         y = df[f"{col}_ms"].to_numpy() * 1e-3
@@ -344,13 +348,13 @@ def cpu_protocol(name, col, nb, fb, seeds) -> None:
     print(f"{name:18s} NB201->FBNet       dse rho {r[0]:.3f} med {r[1]:5.1%} (10 NB201 cells)")
 
 
-def gpu_protocol(name, stem, nb, fb, seeds) -> None:
+def gpu_protocol(name, stem, nb, fb, seeds, use_tables=True) -> None:
     """One GPU at each batch size HELP measured (:data:`GPU_BATCHES`), fitted and scored at that
     batch size alone; HELP's GPU figure is of batch 256 on NAS-Bench-201."""
     device = get_device(name)
     # the other measured GPU's calibration (the Titan X's own shipped one is never its prior)
     prior = load_calibration("Titan-RTX" if name == "GTX-1080-Ti" else "GTX-1080-Ti")
-    tables = [t for t in shipped_gpu_tables() if t != name]  # never the device's own
+    tables = [t for t in shipped_gpu_tables() if t != name and use_tables]  # never its own
     for space, (df, graphs, flops), split in (("nasbench201", nb, 12000), ("fbnet", fb, 2000)):
         for b in GPU_BATCHES[space]:
             y = df[f"{stem}_{b}_ms"].to_numpy() * 1e-3
@@ -440,6 +444,9 @@ def main() -> None:
     ap.add_argument("--write-calibrations", action="store_true")
     ap.add_argument("--write-tables", action="store_true", help="only the measured tables")
     ap.add_argument("--blocks", action="store_true", help="only FBNet's per-block table")
+    ap.add_argument(
+        "--no-tables", action="store_true", help="fit without measured tables (roofline alone)"
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
     nb = load(NasBench201Space(), "nasbench201_latency_devices.csv", "arch_str")
@@ -455,9 +462,9 @@ def main() -> None:
         write_gpu_tables(nb, fb)
     print(f"HELP's protocol: {SHOTS} measured cells, {args.seeds} seeds, mean (worst) over seeds")
     for name, col in CPUS.items():
-        cpu_protocol(name, col, nb, fb, args.seeds)
+        cpu_protocol(name, col, nb, fb, args.seeds, not args.no_tables)
     for name, col in GPUS.items():
-        gpu_protocol(name, col, nb, fb, args.seeds)
+        gpu_protocol(name, col, nb, fb, args.seeds, not args.no_tables)
     speed()
     print(f"({time.perf_counter() - t0:.0f} s)")
 

@@ -107,8 +107,8 @@ class FBNetSpace(SearchSpace):
         kernel, expansion, groups = op_parts(op)
         mid = cin * expansion
         y = b.act(b.norm(b.conv(x, mid, 1, groups=groups)))
-        if groups > 1:  # channel shuffle: a permutation of channels (a view in the IR)
-            y = b.reshape(y, b.shape(y))
+        if groups > 1:  # channel shuffle: every element copied to its new channel
+            y = b.shuffle(y, groups)
         y = b.norm(b.dwconv(y, kernel, stride))
         y = b.norm(b.conv(y, cout, 1, groups=groups))
         return b.sum(x, y) if stride == 1 and cin == cout else y

@@ -296,7 +296,8 @@ SHUFFLENET_V2 = ((116, 4), (232, 8), (464, 4))
 def shufflenet_v2(b: GraphBuilder, resolution: int, num_classes: int) -> None:
     """ShuffleNet V2 1.0x. The IR's ``slice`` takes leading channels, so a basic unit's split
     reads the first half twice instead of each half once; costs and parameters are exact, the
-    trained function is not the paper's. Channel shuffles are views (no cost)."""
+    trained function is not the paper's. Each unit ends with a channel shuffle of its two
+    branches (``shuffle``: a copy of every element, as PyTorch's ``contiguous()`` makes it)."""
     x = b.pool(_stem(b, resolution, 24, "relu"), "max", 3, 2, padding=1)
     for out, units in SHUFFLENET_V2:
         half = out // 2
@@ -309,7 +310,7 @@ def shufflenet_v2(b: GraphBuilder, resolution: int, num_classes: int) -> None:
                 left = b.slice(x, half)
                 right = conv_bn_act(b, b.slice(x, half), half, 1)
                 right = conv_bn_act(b, dw_bn_act(b, right, 3, 1, act=None), half, 1)
-            x = b.concat(left, right)
+            x = b.shuffle(b.concat(left, right), 2)
         b.mark_stage(x)
     x = conv_bn_act(b, x, 1024, 1)
     b.classifier(x, num_classes)

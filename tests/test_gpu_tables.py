@@ -205,25 +205,37 @@ def test_a_gpu_its_own_model_explains_mixes_in_no_table():
 
 
 def test_ten_fbnet_networks_of_an_unseen_gpu_rank_like_its_own_table():
-    """HELP's protocol for the Titan RTX on FBNet (its own table and calibration never used):
-    the roofline alone ranks 490 other networks at about 0.93; mixed with the other GPUs'
-    measured tables, within 0.02 of the Titan RTX's own 2,000-network fit."""
+    """HELP's protocol for the Titan RTX on FBNet (its own table and calibration never used). At
+    batch 1, where each kernel's launch weighs, the roofline alone ranks 490 other networks
+    within 0.02 of the Titan RTX's own 2,000-network table (its grouped blocks' channel
+    shuffles are copy kernels: as views it ranked them at about 0.93); at batch 32 the roofline
+    alone ranks at about 0.94, and mixed with the other GPUs' measured tables within 0.02 of
+    the own table."""
     df = pd.read_csv(reference_data("fbnet_latency_devices.csv")).sample(500, random_state=0)
     space = FBNetSpace()
     graphs = [space.to_graph(space.parse(a)) for a in df["arch"]]
-    y = df["titan_rtx_1_ms"].to_numpy() * 1e-3
-    design = MeasurementDesign(get_device("Titan-RTX"), graphs, [1])
-    prior, one = load_calibration("GTX-1080-Ti"), np.ones(len(y), int)
-    rest = np.arange(10, len(y))
-    tables = ["GTX-1080-Ti", "Titan-X-Pascal"]
-    fit = fit_few_shot(design, np.arange(10), one[:10], y[:10], prior, "m", "t", tables=tables)
-    assert fit.calibration.tables and fit.candidate in ("tables", "regimes")
-    rho = spearmanr(design.predict(fit.calibration, rest, one[rest]), y[rest])[0]
+    rest, prior = np.arange(10, len(df)), load_calibration("GTX-1080-Ti")
     own = Calibration("own", tables={"Titan-RTX": 1.0}, roofline_weight=0.0)
-    own_rho = spearmanr(design.predict(own, rest, one[rest]), y[rest])[0]
-    assert rho > own_rho - 0.02, (rho, own_rho)
-    roofline = fit_few_shot(design, np.arange(10), one[:10], y[:10], prior, "m", "t")
-    assert rho > spearmanr(design.predict(roofline.calibration, rest, one[rest]), y[rest])[0] + 0.03
+    for batch in (1, 32):
+        y = df[f"titan_rtx_{batch}_ms"].to_numpy() * 1e-3
+        design = MeasurementDesign(get_device("Titan-RTX"), graphs, [batch])
+        at = np.full(len(y), batch)
+
+        def rho(cal: Calibration, y=y, design=design, at=at) -> float:
+            return spearmanr(design.predict(cal, rest, at[rest]), y[rest])[0]
+
+        roofline = fit_few_shot(design, np.arange(10), at[:10], y[:10], prior, "m", "t")
+        if batch == 1:
+            assert rho(roofline.calibration) > rho(own) - 0.02, (
+                rho(roofline.calibration),
+                rho(own),
+            )
+            continue
+        tables = ["GTX-1080-Ti", "Titan-X-Pascal"]
+        fit = fit_few_shot(design, np.arange(10), at[:10], y[:10], prior, "m", "t", tables=tables)
+        assert fit.calibration.tables and fit.candidate in ("tables", "regimes")
+        assert rho(fit.calibration) > rho(own) - 0.02, (rho(fit.calibration), rho(own))
+        assert rho(fit.calibration) > rho(roofline.calibration) + 0.03
 
 
 def test_calibrate_mixes_gpu_tables_and_the_simulator_prices_with_them(

@@ -78,8 +78,8 @@ VIEWS = {"input", "identity", "reshape", "slice"}
 
 def test_the_fbnet_space_written_as_pytorch_gives_the_native_spaces_networks():
     """examples/fbnet_torch.py against the native ``fbnet`` space: the same operators in the same
-    order (views aside: a channel shuffle is one reshape natively, three traced), the same
-    parameters and MACs, and every simulator's figures equal."""
+    order (views aside: a channel shuffle is one ``shuffle`` either way, traced with three
+    reshapes), the same parameters and MACs, and every simulator's figures equal."""
     import numpy as np
     from conftest import example_module
 

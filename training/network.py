@@ -166,6 +166,13 @@ def _zero(op: OpNode, xs: list[torch.Tensor]) -> torch.Tensor:
     return xs[0].new_zeros((xs[0].shape[0], *op.out_shape)) + 0.0 * xs[0].sum()
 
 
+def _shuffle(op: OpNode, xs: list[torch.Tensor]) -> torch.Tensor:
+    """ShuffleNet's channel shuffle: channel ``i`` of group ``g`` moves to ``i x groups + g``."""
+    x = xs[0]
+    n, c = x.shape[:2]
+    return x.reshape(n, op.groups, c // op.groups, *x.shape[2:]).transpose(1, 2).reshape(x.shape)
+
+
 def _slice(op: OpNode, xs: list[torch.Tensor]) -> torch.Tensor:
     """The first channels, or (``shape``) the first elements as that shape."""
     if op.shape:
@@ -207,6 +214,7 @@ for _kind, _inline in (
     ("concat", lambda op, xs: torch.cat(xs, dim=1)),
     ("identity", lambda op, xs: xs[0]),
     ("slice", _slice),
+    ("shuffle", _shuffle),
     ("zero", _zero),
     ("matmul", _matmul),
 ):

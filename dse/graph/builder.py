@@ -329,6 +329,10 @@ class GraphBuilder:
     def embedding(self, x: int, vocab: int, dim: int, **kw) -> int:
         return self.add("embedding", (x,), vocab=vocab, channels=dim, **kw)
 
+    def shuffle(self, x: int, groups: int, **kw) -> int:
+        """``x``'s channels shuffled across ``groups`` groups (a copy, not a view)."""
+        return self.add("shuffle", (x,), groups=groups, **kw)
+
     def identity(self, x: int, **kw) -> int:
         return self.add("identity", (x,), **kw)
 

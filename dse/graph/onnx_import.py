@@ -34,7 +34,7 @@ import numpy as np
 
 from dse.graph.builder import GraphBuilder
 from dse.graph.onnx_constants import CONSTANT_OPS, VIEW_OPS, attribute, axes
-from dse.graph.ops import GraphError, numel, unmapped_error, weight_reader
+from dse.graph.ops import GraphError, channel_groups, numel, unmapped_error, weight_reader
 from dse.registry import Registry
 
 
@@ -212,7 +212,26 @@ def _reshape(ctx: OnnxContext, node: Any) -> int:
         target[target.index(-1)] = int(np.prod(full)) // known
     if target[0] != full[0]:
         raise GraphError("it moves the batch dimension (the IR is per sample; keep it first)")
-    return ctx.builder.reshape(ctx.ir(x), tuple(target[1:]))
+    source = ctx.ir(x)
+    groups = _shuffle_groups(ctx, node, tuple(full), tuple(target))
+    if groups:  # the shuffle's copy, then the views as exported
+        source = ctx.builder.shuffle(source, groups)
+    return ctx.builder.reshape(source, tuple(target[1:]))
+
+
+def _shuffle_groups(ctx: OnnxContext, node: Any, before: tuple, after: tuple) -> int:
+    """``g`` where reshape ``node`` splits channels, (n, c, *s) -> (n, g, c / g, *s), its one
+    reader is a ``Transpose`` that swaps the two, and a ``Reshape`` reads that back as
+    (n, c, *s): ShuffleNet's channel shuffle, which copies every element (0 where it is not
+    one)."""
+    groups = channel_groups(before, after)
+    swap = _only_reader(ctx, node.output[0], "Transpose") if groups else None
+    swapped = [0, 2, 1, *range(3, len(after))]
+    if swap is None or [int(p) for p in attribute(swap, "perm") or ()] != swapped:
+        return 0
+    back = _only_reader(ctx, swap.output[0], "Reshape")
+    read_back = ctx.shapes.get(back.output[0]) if back else None
+    return groups if read_back is not None and tuple(read_back) == before else 0
 
 
 def _only_reader(ctx: OnnxContext, tensor: str, op_type: str) -> Any:

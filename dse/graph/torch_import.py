@@ -25,7 +25,7 @@ from typing import Any, Literal
 import networkx as nx
 
 from dse.graph.builder import GraphBuilder
-from dse.graph.ops import GraphError, unmapped_error, weight_reader
+from dse.graph.ops import GraphError, channel_groups, unmapped_error, weight_reader
 from dse.graph.tracers import TRACERS, TracerFallback, trace_calls
 from dse.registry import Registry
 
@@ -273,7 +273,40 @@ def _flatten(ctx: ImportContext, node: Any) -> int:
 
 def _reshape(ctx: ImportContext, node: Any) -> int:
     shape = ctx.shapes[node.name][1:]
-    return ctx.builder.reshape(ctx.ir(node.args[0]), shape)
+    x = ctx.ir(node.args[0])
+    groups = _shuffle_groups(ctx, node)
+    if groups:  # the shuffle's copy, then the views as traced
+        x = ctx.builder.shuffle(x, groups)
+    return ctx.builder.reshape(x, shape)
+
+
+def _swaps_groups(node: Any) -> bool:
+    """Whether ``node`` swaps dimensions 1 and 2 (and nothing else)."""
+    name = _op_name(node.target)[1]
+    if name == "transpose.int":
+        return {int(node.args[1]), int(node.args[2])} == {1, 2}
+    if name == "permute":
+        dims = [int(d) for d in node.args[1]]
+        return dims[:3] == [0, 2, 1] and dims[3:] == list(range(3, len(dims)))
+    return False
+
+
+def _shuffle_groups(ctx: ImportContext, node: Any) -> int:
+    """``g`` where view ``node`` splits channels, (n, c, *s) -> (n, g, c / g, *s), its one reader
+    swaps the two, and that is read back as (n, c, *s) (through any ``contiguous()``): ShuffleNet's
+    channel shuffle, whose reshape copies every element (0 where it is not one)."""
+    before = ctx.shape(node.args[0])
+    groups = channel_groups(before, ctx.shapes[node.name])
+    if not groups or len(node.users) != 1:
+        return 0
+    (swap,) = node.users
+    readers = list(swap.users) if _swaps_groups(swap) else []
+    while len(readers) == 1 and _op_name(readers[0].target)[1] in ("contiguous", "clone"):
+        readers = list(readers[0].users)
+    if len(readers) != 1 or _op_name(readers[0].target)[1] not in ("view", "reshape"):
+        return 0
+    read_back = getattr(readers[0].meta.get("val"), "shape", None)  # not translated yet
+    return groups if read_back is not None and tuple(read_back) == before else 0
 
 
 def _cat(ctx: ImportContext, node: Any) -> int:

@@ -46,8 +46,8 @@ of zeros in activations (RLC), so its published traffic is lower (AlexNet 0.0029
 0.0035 DRAM words per MAC at batch 4 and 3, against 0.0039 and 0.0050 here).
 
 Non-MAC ops: pooling and elementwise adds stream through the array (one op per PE per cycle);
-batch norm and activations are folded into the convolution's output stage (no cost), views
-and NAS-Bench-201's ``zero`` cost nothing.
+batch norm and activations are folded into the convolution's output stage (no cost), views,
+NAS-Bench-201's ``zero`` and channel shuffles (the global buffer's addressing) cost nothing.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ Each IR node is one operator of the runtime. Its time on ``threads`` cores (seco
 * ``c``: the op's class (:data:`CPU_CLASSES`): a GEMM-like convolution (k > 1), a pointwise
   (1x1) convolution, a grouped convolution (groups > 1, not depthwise), a depthwise
   convolution, linear/matmul, pooling, normalisation, activation, other elementwise ops, and
-  NAS-Bench-201's ``zero``. Views (identity, reshape, slice) are free.
+  NAS-Bench-201's ``zero``. Views (identity, reshape, slice) are free; a channel ``shuffle``
+  copies every element (a runtime's TRANSPOSE), an elementwise op without arithmetic.
 * ``eta[c]``: the fraction of SIMD peak the class reaches (im2col/GEMM vs. depthwise loops);
   ``overhead[c]``: the runtime's fixed cost per operator (dispatch, allocation), seconds.
 * ``threads_used = clip(batch x output elements / GRAIN, 1, threads)``: a small operator cannot

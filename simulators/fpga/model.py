@@ -44,7 +44,11 @@ LUT_PER_LANE = 25.0
 #: a transposed convolution runs on the k x k convolution IP with its own MACs (a scatter of
 #: each input pixel, not a convolution over a zero-inserted map)
 _CONV_KINDS = {"conv2d": "conv", "deconv2d": "conv", "linear": "fc", "matmul": "matmul"}
-_SKIP_KINDS = frozenset({"input", "constant", "reshape", "identity", "zero", "concat", "slice"})
+#: kinds that are no layer: views, constants, and a channel shuffle, which an accelerator that
+#: streams feature maps through its buffers does by addressing (no IP, no pass over the data)
+_SKIP_KINDS = frozenset(
+    {"input", "constant", "reshape", "identity", "zero", "concat", "slice", "shuffle"}
+)
 #: Kinds an accelerator fuses into the neighbouring compute layer when ``fuse`` is on: batch norm
 #: folds into the convolution's weights and bias, an activation is applied to the data as it
 #: streams in or out (CHaiDNN, DNNBuilder and HW-NAS-Bench's FPGA accelerator all do this).

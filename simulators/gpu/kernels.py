@@ -6,6 +6,8 @@ Each IR node becomes the kernels an eager framework (PyTorch without fusion) lau
 * ``add`` / ``mul`` with k inputs: k - 1 binary element-wise kernels, each reading two tensors
   and writing one (how ``sum()`` of branch outputs runs);
 * ``zero`` (NAS-Bench-201's ``none``): one kernel reading and writing the tensor (``x.mul(0)``);
+* ``shuffle`` (a channel shuffle): one copy kernel reading and writing the tensor
+  (``permute(...).contiguous()``), costed as every other kind below;
 * ``sgconv`` (SGConv's FFT convolution): memory-bound element-wise kernels (cuFFT's transforms
   move every element a few times for little arithmetic): two per scale to make the kernel
   (interpolate, decay), two to concatenate and normalise, per direction; with two directions
