@@ -88,3 +88,17 @@ def one_conv(cin: int, size: int, cout: int, kernel: int):
     b = GraphBuilder("layer")
     b.conv(b.input((cin, size, size)), cout, kernel)
     return b.build()
+
+
+def toy_cpu(folder: Path):
+    """A 4-core 2 GHz CPU of 16 FLOP/cycle, 256 KB of L2 per core read at 32 bytes a cycle, no
+    L3, 10 GB/s of DRAM and 7 us per operator: hand-computable roofline figures."""
+    from dse.catalogs.devices import get_any_device
+
+    path = folder / "devices.toml"
+    path.write_text(
+        '[toy]\nfamily = "cpu"\ncores = 4\nfrequency_ghz = 2\nflops_per_cycle = 16\n'
+        "l2_kb = 256\nl3_mb = 0\ncache_bytes_per_cycle = 32\nmemory_bandwidth_gbs = 10\n"
+        "op_overhead_us = 7\n"
+    )
+    return get_any_device("toy", path, "cpu")

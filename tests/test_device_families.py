@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import reference_data, unseen_gold
+from conftest import reference_data, toy_cpu, unseen_gold
 
 from dse.catalogs.devices import get_any_device, get_device, load_all_devices
 from dse.graph import GraphBuilder
@@ -69,13 +69,7 @@ def test_a_bad_device_entry_names_its_field(tmp_path, entry, message):
 
 
 def test_cpu_conv_time_is_the_hand_computed_roofline_plus_overhead(tmp_path):
-    path = tmp_path / "devices.toml"
-    path.write_text(
-        '[toy]\nfamily = "cpu"\ncores = 4\nfrequency_ghz = 2\nflops_per_cycle = 16\n'
-        "l2_kb = 256\nl3_mb = 0\ncache_bytes_per_cycle = 32\nmemory_bandwidth_gbs = 10\n"
-        "op_overhead_us = 7\n"
-    )
-    device = get_any_device("toy", path, "cpu")
+    device = toy_cpu(tmp_path)
     cal = CpuCalibration(efficiency={"conv": 0.5}, memory_efficiency=0.8)
     model = CpuCostModel(device, cal)
     g = conv_graph(16, 32, 32, 3)  # 32x32x32 outputs, 16*9 MACs each

@@ -7,8 +7,9 @@ from dataclasses import replace
 
 import pytest
 import torch
+from conftest import toy_cpu
 
-from dse.catalogs.devices import get_any_device, get_device
+from dse.catalogs.devices import get_device
 from dse.graph import GraphBuilder, GraphError, totals
 from dse.registry import SIMULATORS
 from dse.simulators.cpu.calibration import CpuCalibration
@@ -55,13 +56,7 @@ def test_a_shuffle_costs_a_copy_on_gpus_and_cpus_and_nothing_on_fpgas_and_asics(
     assert b.seconds[0] > a.seconds[0]
     # CPU: an elementwise op of no arithmetic: its overhead plus the copy at the L2 rate, also
     # in a fused runtime (a TRANSPOSE folds into nothing)
-    path = tmp_path / "devices.toml"
-    path.write_text(
-        '[toy]\nfamily = "cpu"\ncores = 4\nfrequency_ghz = 2\nflops_per_cycle = 16\n'
-        "l2_kb = 256\nl3_mb = 0\ncache_bytes_per_cycle = 32\nmemory_bandwidth_gbs = 10\n"
-        "op_overhead_us = 7\n"
-    )
-    device = get_any_device("toy", path, "cpu")
+    device = toy_cpu(tmp_path)
     for runtime in ("eager", "fused"):
         model = CpuCostModel(
             replace(device, runtime=runtime), CpuCalibration(memory_efficiency=0.8)
