@@ -280,14 +280,13 @@ def _reshape(ctx: ImportContext, node: Any) -> int:
     return ctx.builder.reshape(x, shape)
 
 
-def _swaps_groups(node: Any) -> bool:
-    """Whether ``node`` swaps dimensions 1 and 2 (and nothing else)."""
+def _swaps_groups(node: Any, rank: int) -> bool:
+    """Whether ``node`` swaps dimensions 1 and 2 of a rank-``rank`` tensor (and nothing else)."""
     name = _op_name(node.target)[1]
     if name == "transpose.int":
-        return {int(node.args[1]), int(node.args[2])} == {1, 2}
+        return {int(node.args[1]) % rank, int(node.args[2]) % rank} == {1, 2}
     if name == "permute":
-        dims = [int(d) for d in node.args[1]]
-        return dims[:3] == [0, 2, 1] and dims[3:] == list(range(3, len(dims)))
+        return [int(d) % rank for d in node.args[1]] == [0, 2, 1, *range(3, rank)]
     return False
 
 
@@ -300,7 +299,7 @@ def _shuffle_groups(ctx: ImportContext, node: Any) -> int:
     if not groups or len(node.users) != 1:
         return 0
     (swap,) = node.users
-    readers = list(swap.users) if _swaps_groups(swap) else []
+    readers = list(swap.users) if _swaps_groups(swap, len(before) + 1) else []
     while len(readers) == 1 and _op_name(readers[0].target)[1] in ("contiguous", "clone"):
         readers = list(readers[0].users)
     if len(readers) != 1 or _op_name(readers[0].target)[1] not in ("view", "reshape"):
