@@ -7,6 +7,7 @@ operator kinds and their cost units.
 from dse.graph import (  # noqa: F401 - they register their op kinds
     resize_ops,
     sequence_ops,
+    shuffle_ops,
 )
 from dse.graph.analysis import (
     GraphTotals,

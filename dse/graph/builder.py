@@ -330,7 +330,8 @@ class GraphBuilder:
         return self.add("embedding", (x,), vocab=vocab, channels=dim, **kw)
 
     def shuffle(self, x: int, groups: int, **kw) -> int:
-        """``x``'s channels shuffled across ``groups`` groups (a copy, not a view)."""
+        """``x``'s channels shuffled across ``groups`` groups: a copy, not a view
+        (:mod:`dse.graph.shuffle_ops`)."""
         return self.add("shuffle", (x,), groups=groups, **kw)
 
     def identity(self, x: int, **kw) -> int:

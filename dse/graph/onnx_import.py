@@ -34,7 +34,8 @@ import numpy as np
 
 from dse.graph.builder import GraphBuilder
 from dse.graph.onnx_constants import CONSTANT_OPS, VIEW_OPS, attribute, axes
-from dse.graph.ops import GraphError, channel_groups, numel, unmapped_error, weight_reader
+from dse.graph.ops import GraphError, numel, unmapped_error, weight_reader
+from dse.graph.shuffle_ops import channel_groups
 from dse.registry import Registry
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from functools import lru_cache
 from typing import Any
@@ -544,30 +544,6 @@ def _reshape_infer(node: OpNode) -> Shape:
 
 register_op_kind("reshape", _reshape_infer, lambda n, o: OpCost(), counted_by_hooks=False)
 register_op_kind("identity", _same_shape, lambda n, o: OpCost(), counted_by_hooks=False)
-
-
-def _shuffle_infer(node: OpNode) -> Shape:
-    """A channel shuffle (ShuffleNet, FBNet's grouped blocks): channel ``i`` of group ``g``
-    moves to position ``i x groups + g``. The same shape; unlike a view, eager frameworks and
-    mobile runtimes copy every element (``permute(...).contiguous()``, TFLite's TRANSPOSE)."""
-    s = node.in_shapes[0]
-    if node.groups < 2 or not s or s[0] % node.groups:
-        raise GraphError(f"shuffle needs groups >= 2 dividing the {s[0] if s else 0} channels")
-    return s
-
-
-register_op_kind("shuffle", _shuffle_infer, lambda n, o: OpCost(), counted_by_hooks=False)
-
-
-def channel_groups(before: Sequence[int], after: Sequence[int]) -> int:
-    """``g`` where a view from shape ``before`` (n, c, *s) to ``after`` (n, g, c / g, *s) splits
-    the channels into ``g >= 2`` groups, the first step of a channel shuffle as frameworks write
-    it (the importers' test); 0 where it does not."""
-    before, after = tuple(before), tuple(after)
-    if len(before) < 3 or len(after) != len(before) + 1 or after[0] != before[0]:
-        return 0
-    split = after[1] >= 2 and after[1] * after[2] == before[1] and after[3:] == before[2:]
-    return after[1] if split else 0
 
 
 def _slice_infer(node: OpNode) -> Shape:

@@ -25,7 +25,8 @@ from typing import Any, Literal
 import networkx as nx
 
 from dse.graph.builder import GraphBuilder
-from dse.graph.ops import GraphError, channel_groups, unmapped_error, weight_reader
+from dse.graph.ops import GraphError, unmapped_error, weight_reader
+from dse.graph.shuffle_ops import channel_groups
 from dse.graph.tracers import TRACERS, TracerFallback, trace_calls
 from dse.registry import Registry
 
