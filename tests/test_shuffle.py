@@ -124,6 +124,9 @@ def test_both_importers_read_a_channel_shuffle_as_one(permute):
 
     shuffled = ShuffleAfterConv(permute)
     assert kinds(shuffled) == [["input", "conv2d", "shuffle"]] * 2
+    for tracer in ("fx", "eager"):  # what a TorchSpace search traces with: the same graph
+        graph = from_torch(shuffled, (x,), tracer=tracer)
+        assert [d["op"].kind for _, d in graph.nodes(data=True)].count("shuffle") == 1, tracer
     # the same split and swap flattened instead of read back as channels: views, no shuffle
     flat = ShuffleAfterConv(permute, back=(1, 8 * 6 * 6))
     assert kinds(flat) == [["input", "conv2d"]] * 2
