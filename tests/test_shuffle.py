@@ -11,7 +11,7 @@ from conftest import toy_cpu
 
 from dse.catalogs.devices import get_device
 from dse.graph import GraphBuilder, GraphError, totals
-from dse.registry import SIMULATORS
+from dse.registry import SIMULATORS, SPACES
 from dse.simulators.cpu.calibration import CpuCalibration
 from dse.simulators.cpu.model import CpuCostModel
 from dse.simulators.gpu.kernels import GraphCoster
@@ -43,6 +43,15 @@ def test_every_fbnet_grouped_block_shuffles_its_expanded_channels_at_no_flops():
     assert sum(op.flops + op.params for op in shuffles) == 0
     # the grouped 1x1s halve those MACs; the shuffles add none
     assert totals(grouped).macs < totals(plain).macs
+
+
+def test_shufflenet_v2_shuffles_after_each_of_its_16_units():
+    space = SPACES.create("zoo")
+    (variable,) = space.variables
+    graph = space.to_graph({variable.name: "shufflenet_v2"})
+    shuffles = [d["op"] for _, d in graph.nodes(data=True) if d["op"].kind == "shuffle"]
+    assert len(shuffles) == 4 + 8 + 4 and {op.groups for op in shuffles} == {2}
+    assert sorted({op.out_shape[0] for op in shuffles}) == [116, 232, 464]
 
 
 def test_a_shuffle_costs_a_copy_on_gpus_and_cpus_and_nothing_on_fpgas_and_asics(tmp_path):
