@@ -18,9 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -387,6 +389,21 @@ def cross_validate(
     return CrossValidated(
         best, cv_loss, oof[best], validation, len(test_sets), standard_error(best)
     )
+
+
+def once_per_fold(fit: Callable[[str, np.ndarray], T]) -> Callable[[str, np.ndarray], T]:
+    """``fit(candidate, train)``, computed once per candidate and training mask: a few-shot fit
+    cross-validates its candidates, then its kept candidate again on the same folds (for a mix
+    of measured tables, for factors on top), and reuses the folds' fits."""
+    done: dict[tuple[str, bytes], T] = {}
+
+    def cached(candidate: str, train: np.ndarray) -> T:
+        key = (candidate, np.asarray(train).tobytes())
+        if key not in done:
+            done[key] = fit(candidate, train)
+        return done[key]
+
+    return cached
 
 
 def fit_scale_and_overhead(simulated, n_layers, measured) -> tuple[float, float]:

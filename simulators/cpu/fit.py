@@ -35,7 +35,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from dse.catalogs.cpus import CpuDevice
-from dse.fidelity import cross_validate
+from dse.fidelity import cross_validate, once_per_fold
 from dse.measured_tables import MixChoice, cross_validate_mix, mix_candidates, mix_note
 from dse.robust import NOISE, cauchy_residuals
 from dse.simulators.cpu.calibration import CPU_CLASSES, CpuCalibration
@@ -225,32 +225,27 @@ def fit_few_shot(
     device = design.model.device
     x0 = to_vector(prior, device)
 
-    fitted_on: dict[tuple[str, bytes], np.ndarray] = {}
-
-    def fit(train: np.ndarray, cand: str) -> np.ndarray:
-        """Candidate ``cand`` fitted on the points ``train``, once (the mix's cross-validation
-        fits the kept candidate on the same folds as the candidates')."""
-        key = (cand, train.tobytes())
-        if key not in fitted_on:
-            expand, sd = _scaled(x0, CANDIDATES[cand])
-            zero = np.zeros(len(sd))
-            free = list(range(len(sd)))
-            a, b, y = arch[train], batch[train], seconds[train]
-            fitted_on[key] = expand(_map(design, a, b, y, zero, free, sd, expand, True))
-        return fitted_on[key]
+    @once_per_fold  # the mix's folds refit the kept candidate
+    def fit(cand: str, train: np.ndarray) -> np.ndarray:
+        """Candidate ``cand`` fitted on the points ``train``."""
+        expand, sd = _scaled(x0, CANDIDATES[cand])
+        zero = np.zeros(len(sd))
+        free = list(range(len(sd)))
+        a, b, y = arch[train], batch[train], seconds[train]
+        return expand(_map(design, a, b, y, zero, free, sd, expand, True))
 
     def scales(cand: str, train: np.ndarray) -> np.ndarray:
-        return design.predict(fit(train, cand), arch[~train], batch[~train])
+        return design.predict(fit(cand, train), arch[~train], batch[~train])
 
     args = (arch, batch, seconds, data, folds, seed, covers)
     cv = cross_validate(list(CANDIDATES), scales, *args, within_se=WITHIN_SE)
     best = cv.candidate
-    x = fit(np.ones(len(arch), bool), best)
+    x = fit(best, np.ones(len(arch), bool))
     choice = MixChoice(cv, {})
     if tables:  # the kept roofline mixed with the measured tables, on the same folds
 
         def kept_fit(train: np.ndarray):
-            x = fit(train, best)
+            x = fit(best, train)
             return lambda at: design.predict(x, arch[at], batch[at])
 
         sections = {t: design.model.source(t)[0].batch_sizes for t in tables}

@@ -36,7 +36,7 @@ import numpy as np
 from scipy.optimize import minimize
 
 from dse.catalogs.devices import Device
-from dse.fidelity import cross_validate
+from dse.fidelity import cross_validate, once_per_fold
 from dse.measured_tables import (
     MixChoice,
     cross_validate_mix,
@@ -205,18 +205,11 @@ def fit_few_shot(
     if unknown:
         raise ValueError(f"candidates: {unknown} not allowed; allowed values: {list(CANDIDATES)}")
 
-    fitted_on: dict[tuple[str, bytes], np.ndarray] = {}
-
+    @once_per_fold  # the mix's and the regime factors' folds refit the kept candidate
     def fit_on(cand: str, train: np.ndarray) -> np.ndarray:
-        """``fit_map`` of candidate ``cand`` on the points ``train`` (the candidates', the
-        mix's and the regime factors' cross-validations fit the kept one on the same folds:
-        once each)."""
-        key = (cand, train.tobytes())
-        if key not in fitted_on:
-            fitted_on[key] = fit_map(
-                design, arch[train], batch[train], seconds[train], prior, CANDIDATES[cand]
-            )
-        return fitted_on[key]
+        """``fit_map`` of candidate ``cand`` on the points ``train``."""
+        a, b, y = arch[train], batch[train], seconds[train]
+        return fit_map(design, a, b, y, prior, CANDIDATES[cand])
 
     def held_out(cand: str, train: np.ndarray) -> np.ndarray:
         x = fit_on(cand, train)
