@@ -12,19 +12,12 @@ import pytest
 from conftest import reference_data, toy_cpu, unseen_gold
 
 from dse.catalogs.devices import get_any_device, get_device, load_all_devices
-from dse.graph import GraphBuilder
-from dse.simulators.asic.eyeriss import EYERISS_V1
+from dse.simulators.asic.eyeriss import EYERISS_V1, Conv
 from dse.simulators.asic.mapper import FIELDS, layer_row
 from dse.simulators.asic.plugin import AsicSimulator
 from dse.simulators.cpu.calibration import CpuCalibration, load_cpu_calibration
 from dse.simulators.cpu.model import CpuCostModel
 from dse.spaces.nasbench201 import NasBench201Space
-
-
-def conv_graph(cin, size, cout, kernel, stride=1, groups=1, padding=-1):
-    b = GraphBuilder("layer")
-    b.conv(b.input((cin, size, size)), cout, kernel, stride, groups=groups, padding=padding)
-    return b.build()
 
 
 def test_every_family_is_in_the_catalog_and_a_wrong_family_is_named():
@@ -72,14 +65,14 @@ def test_cpu_conv_time_is_the_hand_computed_roofline_plus_overhead(tmp_path):
     device = toy_cpu(tmp_path)
     cal = CpuCalibration(efficiency={"conv": 0.5}, memory_efficiency=0.8)
     model = CpuCostModel(device, cal)
-    g = conv_graph(16, 32, 32, 3)  # 32x32x32 outputs, 16*9 MACs each
+    g = Conv(16, 32, 32, 3).graph()  # 32x32x32 outputs, 16*9 MACs each
     flops = 2 * 32 * 32 * 32 * 16 * 9
     moved = (16 * 32 * 32 + 32 * 32 * 32) * 4 + 32 * 16 * 9 * 4  # fits 4 x 256 KB of L2
     compute = flops / (4 * 2e9 * 16 * 0.5)  # 32,768 outputs: every core busy
     memory = moved / (4 * 2e9 * 32 * 0.8)
     assert model.seconds([g])[0] == pytest.approx(7e-6 + max(compute, memory), rel=1e-12)
     # one output row of 4 channels: 1 thread of 4; DRAM-sized weights use the DRAM bandwidth
-    small = conv_graph(512, 1, 4, 1)
+    small = Conv(512, 1, 4, 1).graph()
     t = model.seconds([small], batch_size=1)[0]
     small_flops = 2 * 4 * 512
     small_moved = (512 + 4) * 4 + 4 * 512 * 4
@@ -138,8 +131,8 @@ def test_dead_code_of_a_mixed_population_is_networkx_reachability():
 
 def test_row_stationary_utilisation_and_accesses_by_hand():
     sim = AsicSimulator("Eyeriss-v1", calibration="none")
-    perfect = conv_graph(64, 14, 64, 3)  # R=3 rows x E=14 columns, 4 sets: all 168 PEs
-    idle = conv_graph(96, 27, 256, 5, groups=2)  # AlexNet CONV2: 5 x 2 x 13.5 = 135 PEs
+    perfect = Conv(64, 14, 64, 3).graph()  # R=3 rows x E=14 columns, 4 sets: all 168 PEs
+    idle = Conv(96, 27, 256, 5, groups=2).graph()  # AlexNet CONV2: 5 x 2 x 13.5 = 135 PEs
     t = sim.totals([perfect, idle])
     assert t["active_pes"].tolist() == [168.0, 135.0]
     r = sim.evaluate_population([perfect, idle])
@@ -174,7 +167,7 @@ def test_the_global_buffer_sets_off_chip_traffic_by_hand():
     holds 70 filters' whole maps, reads the input once per block (4 blocks) and the weights
     once (the tiles-outer order would re-read them: the array holds 21,840 of 589,824); 1 MB
     holds all 256 (every tensor once), 8 KB costs more."""
-    op = next(d["op"] for _, d in conv_graph(256, 28, 256, 3).nodes(data=True) if d["op"].macs)
+    op = next(d["op"] for _, d in Conv(256, 28, 256, 3).graph().nodes(data=True) if d["op"].macs)
     device = AsicSimulator("Eyeriss-v1", calibration="none").device
     ifmap, weights, ofmap = 256 * 28 * 28, 256 * 256 * 9, 256 * 28 * 28
 
