@@ -32,6 +32,7 @@ import json
 import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -48,9 +49,15 @@ CACHE_SIZE = 4096
 def load_object(spec: str, field: str = "factory", what: str = "function") -> Any:
     """The object ``"module:name"`` names (importing the module runs its code); errors name
     ``field``."""
-    module, sep, name = spec.partition(":")
+    module, sep, name = spec.rpartition(":")
     if not sep or not module or not name:
         raise SpaceError(f"{field}: expected 'module:{what}', got {spec!r}")
+    path = Path(module)
+    if path.suffix == ".py" or len(path.parts) > 1:  # a file, not a module: say how to name it
+        raise SpaceError(
+            f"{field}: {spec!r} names a file; give its module, '{path.stem}:{name}', and its "
+            f"folder, {str(path.parent)!r}, as --plugin-dir (a config: [run] plugin_dirs)"
+        )
     try:
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as exc:

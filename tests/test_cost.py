@@ -75,6 +75,10 @@ def test_a_zoo_network_and_a_users_model(tmp_path):
         (["--network", "resnet18", "--device", "Voodoo-5"], "Voodoo-5"),
         (["--model", "nope:make", "--input-shape", "3,8,8", "--device", "Titan-RTX"], "--model"),
         (["--model", "dse_test_plugins:tiny_model", "--device", "Titan-RTX"], "--input-shape"),
+        (
+            ["--model", "lab/net.py:make", "--input-shape", "3,8,8", "--device", "Titan-RTX"],
+            "names a file; give its module, 'net:make', and its folder, 'lab', as --plugin-dir",
+        ),
         (["--network", "resnet18", "--board", "ZC706", "--batch-size", "8"], "--batch-size: 8"),
         (
             ["--network", "resnet18", "--device", "Pixel-3", "--calibration", "Samsung-A50"],

@@ -388,3 +388,37 @@ def test_list_shows_every_family_and_the_shipped_cpu_calibrations(capsys):
     assert main(["list", "calibrations"]) == 0
     text = capsys.readouterr().out
     assert "Pixel-3" in text and "Samsung-A50" in text
+
+
+def test_a_new_cpu_is_calibrated_from_the_reference_networks_by_name(tmp_path, capsys):
+    """A user measures the zoo's reference networks on a device (here 1.5x the Raspberry Pi 4's
+    data-sheet figures), names them in the CSV, and costs a table of names with the fit."""
+    from dse.cli import main
+    from dse.spaces.zoo import NETWORKS, build
+
+    device = get_any_device("Raspberry-Pi-4", None, "cpu")
+    sheet = CpuCostModel(device, CpuCalibration(device=device.name))
+    names = sorted(NETWORKS)
+    truth = 1.5e3 * sheet.seconds([build(n) for n in names])
+    measured = tmp_path / "pi.csv"
+    measured.write_text(
+        "arch,latency_ms\n" + "".join(f"{n},{t}\n" for n, t in zip(names[:-1], truth[:-1]))
+    )
+    out = tmp_path / "pi.toml"
+    args = ["--measured", str(measured), "--out", str(out), "--prior", "none"]
+    code = main(["calibrate", "--device", device.name, "--space", "zoo", *args, "--tables", "none"])
+    assert code == 0, capsys.readouterr().err
+    archs = tmp_path / "archs.csv"
+    archs.write_text("arch\n" + "\n".join(names) + "\n")
+    pred = tmp_path / "pred.csv"
+    cost = ["cost", "--space", "zoo", "--archs", str(archs), "--device", device.name]
+    assert main([*cost, "--calibration", str(out), "--out", str(pred)]) == 0
+    table = pd.read_csv(pred)
+    assert list(table["network"]) == names  # the names read back as they were written
+    assert table["cpu_latency_ms"].to_numpy() == pytest.approx(truth, rel=0.02)  # unseen: last
+    capsys.readouterr()
+    archs.write_text("arch\nresnet19\n")
+    assert main([*cost, "--out", str(tmp_path / "bad.csv")]) == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "row 1: network: 'resnet19' is not allowed" in lines[0]
+    assert not (tmp_path / "bad.csv").exists()
