@@ -9,7 +9,7 @@ operations, no parameters: FLOP counters skip it.
 
 Frameworks write it as a view that splits the channels into groups, a swap of the two and a
 view back; :func:`channel_groups` is the importers' test of the first step
-(:mod:`dse.graph.torch_import`, :mod:`dse.graph.onnx_import`).
+(:mod:`dse.graph.aten_translations`, :mod:`dse.graph.onnx_translations`).
 """
 
 from __future__ import annotations
