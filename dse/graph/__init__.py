@@ -1,13 +1,14 @@
 """The architecture graph IR: a ``networkx.DiGraph`` whose nodes hold typed :class:`OpNode` data.
 
 Every proxy and simulator reads this one representation. See :mod:`dse.graph.ops` for the
-operator kinds and their cost units.
+operator nodes and their cost units, :mod:`dse.graph.tensor_ops` for the operator kinds.
 """
 
 from dse.graph import (  # noqa: F401 - they register their op kinds
     resize_ops,
     sequence_ops,
     shuffle_ops,
+    tensor_ops,
 )
 from dse.graph.analysis import (
     GraphTotals,
