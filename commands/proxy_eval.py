@@ -41,6 +41,7 @@ from dse.inputs import (
     key_values,
     read_table,
     require_columns,
+    require_filled,
     space_from,
 )
 from dse.params import ConfigError
@@ -224,6 +225,8 @@ class ProxyEvalCommand:
             ],
             args.truth,
         )
+        keys = [args.arch_column, *([args.ops_column] if args.ops_column else [])]
+        require_filled(df, keys, "--truth", args.truth)
         if args.limit:
             df = df.sample(n=min(args.limit, len(df)), random_state=args.seed)
         space_params = {

@@ -52,6 +52,18 @@ def require_columns(df: pd.DataFrame, columns: Iterable[tuple[str, str]], path: 
             )
 
 
+def require_filled(df: pd.DataFrame, columns: Iterable[str], option: str, path: str) -> None:
+    """Every cell of each of ``columns`` (architecture keys, read as text) holds text: an empty
+    one, or one pandas reads as missing (``NA``, ``null``), is one line naming ``option``, the
+    column and the row (the first data row is 1)."""
+    for column in columns:
+        text = df[column].astype("string")
+        empty = (text.isna() | (text.str.strip() == "")).fillna(True).to_numpy(dtype=bool)
+        if empty.any():
+            row = int(empty.argmax()) + 1
+            raise ConfigError(f"{option}: row {row} of {path} has no {column!r} (an empty cell)")
+
+
 #: the architecture column a table of architectures is read by when none is named: the first of
 #: these it has (``dse calibrate`` and ``dse cost`` read the same CSV: HELP's and HW-NAS-Bench's
 #: FBNet tables call it ``arch``, NAS-Bench-201's ``arch_str``)
@@ -66,14 +78,17 @@ def read_arch_table(path: str, option: str, given: str | None) -> tuple[pd.DataF
     df = read_table(path, option, dtype={c: str for c in named})
     if given is not None:
         require_columns(df, [("--arch-column", given)], path)
-        return df, given
-    found = [c for c in ARCH_COLUMNS if c in df.columns]
-    if not found:
-        raise ConfigError(
-            f"--arch-column: {path} has none of {list(ARCH_COLUMNS)}; name its architecture "
-            f"column; allowed values: {list(df.columns)}"
-        )
-    return df, found[0]
+        column = given
+    else:
+        found = [c for c in ARCH_COLUMNS if c in df.columns]
+        if not found:
+            raise ConfigError(
+                f"--arch-column: {path} has none of {list(ARCH_COLUMNS)}; name its architecture "
+                f"column; allowed values: {list(df.columns)}"
+            )
+        column = found[0]
+    require_filled(df, [column], option, path)
+    return df, column
 
 
 def key_values(items: Sequence[str], option: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from dse.inputs import read_table, require_columns
+from dse.inputs import read_table, require_columns, require_filled
 from dse.params import ConfigError
 from dse.space import Arch, Parsable, SearchSpace, SpaceError
 
@@ -113,6 +113,7 @@ def restrict(space: SearchSpace, spec: Any, where: str = "space.restrict") -> Su
     df = read_table(path, f"{where}.file", dtype=str)
     column = spec.get("column", "arch_str")
     require_columns(df, [(f"{where}.column", column)], str(path))
+    require_filled(df, [column], f"{where}.file", str(path))
     archs = []
     for i, text in enumerate(df[column].astype(str)):
         try:

@@ -25,7 +25,7 @@ from typing import Any
 import networkx as nx
 import pandas as pd
 
-from dse.inputs import read_table
+from dse.inputs import read_table, require_filled
 from dse.params import ConfigError
 from dse.provider import MetricProvider
 from dse.registry import PROXIES
@@ -49,6 +49,7 @@ def read_keyed_column(
         raise ConfigError(
             f"{columns_field}: {missing} not in {file}; allowed values: {list(df.columns)}"
         )
+    require_filled(df, keys, field, str(file))
     text = df[keys[0]].astype(str)
     for k in keys[1:]:
         text = text + "|" + df[k].astype(str)

@@ -169,6 +169,13 @@ max_evaluations = 4
 """
 
 
+#: one NAS-Bench-201 cell, as its tables write it
+CELL = (
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|"
+    + "+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
+)
+
+
 @pytest.mark.parametrize(
     "setup, argv, message",
     [
@@ -224,6 +231,26 @@ max_evaluations = 4
             lambda d: None,
             ["dps", "--truth", str(TRUTH), "--target", "nope"],
             "--target/--arch-column: ['nope'] not in",
+        ),
+        (  # pandas reads an empty cell, NA or null as a float: each was a traceback
+            lambda d: (d / "m.csv").write_text(f"arch,latency_ms\n{CELL},5\n,6\n"),
+            ["calibrate", "--device", "Pixel-3", "--measured", "{d}/m.csv", "--out", "{d}/o.toml"],
+            "--measured: row 2 of {d}/m.csv has no 'arch' (an empty cell)",
+        ),
+        (
+            lambda d: (d / "a.csv").write_text(f"arch\nnull\n{CELL}\n"),
+            ["cost", "--space", "nasbench201", "--archs", "{d}/a.csv", "--device", "Pixel-3"],
+            "--archs: row 1 of {d}/a.csv has no 'arch' (an empty cell)",
+        ),
+        (
+            lambda d: (d / "t.csv").write_text(f"arch_str,acc\n{CELL},0.9\nNA,0.8\n"),
+            ["proxy-eval", "--truth", "{d}/t.csv", "--target", "acc", "--proxies", "params"],
+            "--truth: row 2 of {d}/t.csv has no 'arch_str' (an empty cell)",
+        ),
+        (
+            lambda d: (d / "t.csv").write_text(f"arch_str,acc\n{CELL},0.9\n  ,0.8\n"),
+            ["proxy-fit", "--truth", "{d}/t.csv", "--target", "acc", "--name", "n"],
+            "--truth: row 2 of {d}/t.csv has no 'arch_str' (an empty cell)",
         ),
     ],
 )
