@@ -234,11 +234,37 @@ def run_cases() -> list[Case]:
             {"g.toml": 'name = "g"\n[regime_scales]\n"conv.fast" = 2\n'},
         ),
         Case(
+            "calibrate: an empty arch cell",
+            ["calibrate", "--device", "Pixel-3", "--measured", "e.csv", "--out", "c.toml"],
+            {"e.csv": measured["m.csv"] + ",2.0\n"},
+        ),
+        Case(
+            "cost: an arch cell of NA",
+            ["cost", "--space", "nasbench201", "--archs", "e.csv", "--device", "Pixel-3"]
+            + ["--out", "p.csv"],
+            {"e.csv": "arch\nNA\n"},
+        ),
+        Case(
+            "cost: --model a file path",
+            ["cost", "--model", "lab/net.py:make", "--input-shape", "3,8,8", "--device", "Pixel-3"]
+            + ["--out", "p.csv"],
+        ),
+        Case(
+            "cost: --space zoo, a name it lacks",
+            ["cost", "--space", "zoo", "--archs", "z.csv", "--device", "Pixel-3", "--out", "p.csv"],
+            {"z.csv": "arch\nresnet19\n"},
+        ),
+        Case(
             "cost: --board-calibration without --board",
             ["cost", "--network", "resnet18", "--device", "Pixel-3"]
             + ["--board-calibration", "none", "--out", "p.csv"],
         ),
         Case("proxy-fit: --archs 1", ["proxy-fit", "--truth", t, "--archs", "1", "--name", "n"]),
+        Case(
+            "proxy-fit: a null arch cell",
+            ["proxy-fit", "--truth", "n.csv", "--target", "acc", "--name", "n"],
+            {"n.csv": "arch_str,acc\nnull,0.5\n"},
+        ),
         Case(
             "proxy-fit: empty --truth", ["proxy-fit", "--truth", "empty.csv", "--name", "n"], tables
         ),
