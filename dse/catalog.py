@@ -72,7 +72,13 @@ def load_named_file(
     says what was asked for, e.g. "calibration")."""
     p = Path(name_or_path)
     if p.suffix == ".toml" and p.exists():
-        return parse(tomllib.loads(p.read_text()), str(p))
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            raise ValueError(f"calibration: {p}: not UTF-8 text (a {what} is TOML)") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"calibration: {p}: not valid TOML ({exc})") from None
+        return parse(data, str(p))
     names = shipped_files(package, folder)
     if str(name_or_path) not in names:
         raise ValueError(

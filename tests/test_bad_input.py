@@ -232,6 +232,11 @@ CELL = (
             ["dps", "--truth", str(TRUTH), "--target", "nope"],
             "--target/--arch-column: ['nope'] not in",
         ),
+        (  # the file was not named
+            lambda d: (d / "c.toml").write_text('name = "x"\n[[[\n'),
+            ["cost", "--network", "resnet18", "--device", "Pixel-3", "--calibration", "{d}/c.toml"],
+            "--cpu: cpu.calibration: {d}/c.toml: not valid TOML (",
+        ),
         (  # pandas reads an empty cell, NA or null as a float: each was a traceback
             lambda d: (d / "m.csv").write_text(f"arch,latency_ms\n{CELL},5\n,6\n"),
             ["calibrate", "--device", "Pixel-3", "--measured", "{d}/m.csv", "--out", "{d}/o.toml"],
