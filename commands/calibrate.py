@@ -30,7 +30,6 @@ file is kept unless ``--force``.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +37,7 @@ import pandas as pd
 
 from dse import outputs
 from dse.commands.cost import device_family
-from dse.inputs import add_space_arguments, read_arch_table, space_from
+from dse.inputs import add_space_arguments, arch_from_text, read_arch_table, space_from
 from dse.params import ConfigError
 from dse.registry import COMMANDS
 
@@ -64,19 +63,9 @@ def read_measurements(path: str, column: str | None, space) -> tuple[list, pd.Da
     archs = []
     for text in keys:
         try:
-            if text.lstrip().startswith("{"):
-                arch = json.loads(text)
-            elif hasattr(space, "parse"):
-                arch = space.parse(text)
-            else:
-                raise ConfigError(
-                    f"{column}: space {space.name!r} has no string form; give a JSON "
-                    "object of its variables"
-                )
-            space.encode(arch)  # every variable known and in range
-        except (ValueError, KeyError, json.JSONDecodeError) as exc:
+            archs.append(arch_from_text(space, text))
+        except (ValueError, KeyError) as exc:
             raise ConfigError(f"{column}: cannot read {text!r}: {exc}") from None
-        archs.append(arch)
     out = pd.DataFrame(
         {
             "arch_index": texts.map({t: i for i, t in enumerate(keys)}).to_numpy(),

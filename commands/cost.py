@@ -28,6 +28,7 @@ from dse import outputs
 from dse.graph import totals
 from dse.inputs import (
     add_plugin_arguments,
+    arch_from_text,
     at_least,
     import_requested_plugins,
     plugin,
@@ -36,7 +37,6 @@ from dse.inputs import (
 )
 from dse.params import ConfigError
 from dse.registry import COMMANDS, SIMULATORS, SPACES
-from dse.space import Parsable
 
 
 def input_shape(text: str) -> tuple[int, ...]:
@@ -101,14 +101,12 @@ def _networks(args: argparse.Namespace) -> tuple[str, list[tuple[str, Any]]]:
     if args.archs is None:
         raise ConfigError("--archs: --space needs a table of architectures (CSV or Parquet)")
     space = space_from(args)
-    if not isinstance(space, Parsable):
-        raise ConfigError(f"--space: {args.space!r} cannot parse architecture strings")
     table, column = read_arch_table(args.archs, "--archs", args.arch_column)
     out = []
     for i, text in enumerate(table[column].astype(str)):
         try:
-            arch = space.parse(text)
-        except ValueError as exc:
+            arch = arch_from_text(space, text)
+        except (ValueError, KeyError) as exc:
             raise ConfigError(f"--archs: row {i + 1}: {exc}") from None
         out.append((space.arch_id(arch), space.to_graph(arch)))
     return args.space, out

@@ -91,6 +91,22 @@ def read_arch_table(path: str, option: str, given: str | None) -> tuple[pd.DataF
     return df, column
 
 
+def arch_from_text(space: Any, text: str) -> dict[str, Any]:
+    """The architecture a table cell holds: a JSON object of ``space``'s variables, or the
+    space's string form (its ``parse``), checked against the variables; a ``ValueError`` (or
+    ``KeyError``) says why not. ``dse calibrate`` and ``dse cost`` read one CSV alike."""
+    if text.lstrip().startswith("{"):
+        arch = json.loads(text)
+    elif hasattr(space, "parse"):
+        arch = space.parse(text)
+    else:
+        raise ValueError(
+            f"space {space.name!r} has no string form; give a JSON object of its variables"
+        )
+    space.encode(arch)  # every variable known and in range
+    return arch
+
+
 def key_values(items: Sequence[str], option: str) -> dict[str, Any]:
     """``["resolution=32", "task=jigsaw"]`` -> ``{"resolution": 32, "task": "jigsaw"}``: each
     value read as JSON, else kept as text."""

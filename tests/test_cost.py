@@ -124,6 +124,39 @@ def test_the_csv_a_device_was_calibrated_from_is_costed_as_it_is(tmp_path, capsy
     assert len(lines) == 1 and "--arch-column" in lines[0] and "['cell']" in lines[0], lines
 
 
+def test_a_space_without_a_string_form_is_read_from_json_objects_by_both(tmp_path, capsys):
+    """EDD's MBConv chains have no string form: one CSV of JSON objects of their variables
+    calibrates a device and is costed as it is (``dse cost`` refused the space before)."""
+    import json
+
+    import numpy as np
+
+    from dse.cli import main
+    from dse.registry import SPACES
+
+    space = SPACES.create("mbconv")
+    rng = np.random.default_rng(0)
+    archs = [json.dumps(space.sample(rng)) for _ in range(6)]
+    table = tmp_path / "m.csv"
+    pd.DataFrame({"arch": archs, "latency_ms": np.linspace(5, 10, 6)}).to_csv(table, index=False)
+    cal = tmp_path / "c.toml"
+    device = ["--device", "Pixel-3", "--space", "mbconv"]
+    assert main(["calibrate", *device, "--measured", str(table), "--out", str(cal)]) == 0
+    out = tmp_path / "p.csv"
+    assert (
+        main(["cost", *device, "--archs", str(table), "--calibration", str(cal), "--out", str(out)])
+        == 0
+    )
+    pred = pd.read_csv(out)
+    assert len(pred) == 6 and (pred.cpu_latency_ms > 0).all()
+    assert list(pred.network) == [space.arch_id(json.loads(a)) for a in archs]
+    capsys.readouterr()
+    pd.DataFrame({"arch": ["k3_e4-skip"]}).to_csv(table, index=False)
+    assert main(["cost", *device, "--archs", str(table), "--out", str(tmp_path / "q.csv")]) == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "space 'mbconv' has no string form; give a JSON" in lines[0]
+
+
 def test_a_board_is_costed_with_the_calibration_named(tmp_path, capsys):
     """``dse calibrate --board`` then ``dse cost --board --calibration``: the FPGA's latency is
     the user's calibration's, with its error (it was the shipped one whatever was named);
