@@ -274,6 +274,11 @@ def run_cases() -> list[Case]:
         Case("show: a run that is not there", ["show", "nope"]),
         Case("show: --limit -2", ["show", "nope", "--limit", "-2"]),
         Case("roofline: unknown device", ["roofline", "--device", "Voodoo-5", "--out", "r.png"]),
+        Case(
+            "roofline: text in --measured",
+            ["roofline", "--device", "A100-80GB-PCIe", "--measured", "m.csv", "--out", "r.png"],
+            {"m.csv": "tflops,operational_intensity\nabc,1\n"},
+        ),
         Case("list: an extra word", ["list", "nope"]),
         Case(
             "medusa tree: missing --accuracy",

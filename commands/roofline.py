@@ -21,6 +21,7 @@ from dse import outputs
 from dse.catalogs.devices import Device
 from dse.commands.cost import input_shape, model_graph, onnx_graph
 from dse.graph import make_op
+from dse.inputs import read_table
 from dse.params import ConfigError
 from dse.registry import COMMANDS
 
@@ -162,6 +163,23 @@ def _network(args: argparse.Namespace) -> tuple[str, nx.DiGraph] | None:
     return None
 
 
+def read_measured(path: str) -> pd.DataFrame:
+    """The measured points to draw beside the model's: a table with positive ``tflops`` and
+    ``operational_intensity`` (FLOPs per byte) columns; anything else is one line naming
+    ``--measured``."""
+    table = read_table(path, "--measured")
+    columns = ("tflops", "operational_intensity")
+    if not set(columns) <= set(table.columns):
+        raise ConfigError(f"--measured: {path} needs columns tflops, operational_intensity")
+    for column in columns:
+        values = pd.to_numeric(table[column], errors="coerce")
+        if values.isna().any() or (values <= 0).any():
+            row = int((values.isna() | (values <= 0)).to_numpy().argmax()) + 1
+            raise ConfigError(f"--measured: {column}: row {row} of {path} is not a positive number")
+        table[column] = values
+    return table
+
+
 @COMMANDS.register("roofline")
 class RooflineCommand:
     """Draw a GPU's roofline with an LLM's or a network's operators on it (like fig. 6.8)."""
@@ -246,13 +264,7 @@ class RooflineCommand:
                     LlmWorkload(llm, model), phases, args.batch, args.seq, args.candidates
                 )
                 title = f"{llm.name} operators on {args.device}"
-            measured = pd.read_csv(args.measured) if args.measured else None
-            if measured is not None and not {"tflops", "operational_intensity"} <= set(
-                measured.columns
-            ):
-                raise ValueError(
-                    f"--measured: {args.measured} needs columns tflops, operational_intensity"
-                )
+            measured = read_measured(args.measured) if args.measured else None
         except (ValueError, OSError) as exc:
             raise ConfigError(str(exc)) from None
         path = plot_roofline(model.device, args.precision, points, args.out, measured, title)

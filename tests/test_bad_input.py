@@ -232,6 +232,16 @@ CELL = (
             ["dps", "--truth", str(TRUTH), "--target", "nope"],
             "--target/--arch-column: ['nope'] not in",
         ),
+        (  # was drawn: text on a log axis
+            lambda d: (d / "m.csv").write_text("tflops,operational_intensity\nabc,1\n"),
+            ["roofline", "--device", "A100-80GB-PCIe", "--measured", "{d}/m.csv", "--out", "r.png"],
+            "--measured: tflops: row 1 of {d}/m.csv is not a positive number",
+        ),
+        (  # pandas' own message, without the option
+            lambda d: (d / "m.csv").write_text(""),
+            ["roofline", "--device", "A100-80GB-PCIe", "--measured", "{d}/m.csv", "--out", "r.png"],
+            "--measured: '{d}/m.csv' is empty",
+        ),
         (  # the file was not named
             lambda d: (d / "c.toml").write_text('name = "x"\n[[[\n'),
             ["cost", "--network", "resnet18", "--device", "Pixel-3", "--calibration", "{d}/c.toml"],
