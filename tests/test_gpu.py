@@ -365,6 +365,28 @@ def test_serving_des_equals_analytic_for_a_lone_request_and_ttft_rises_with_load
     assert cont.summary["throughput_tokens_per_s"] > busy.summary["throughput_tokens_per_s"]
 
 
+def test_a_trace_of_requests_is_read_in_arrival_order_and_a_bad_cell_is_named(tmp_path):
+    """``trace_requests``: rows sorted by arrival; text, a negative or a fractional token count
+    was a NaN cast to int (a traceback) or a request of -1 tokens."""
+    from dse.simulators.gpu.serving import trace_requests
+
+    path = tmp_path / "trace.csv"
+    path.write_text("arrival_s,prompt,output\n0.5,300,40\n0.1,64,16\n")
+    assert [(r.arrival_s, r.prompt, r.output) for r in trace_requests(path)] == [
+        (0.1, 64, 16),
+        (0.5, 300, 40),
+    ]
+    for row, message in [
+        ("0.7,abc,3", "prompt: row 3 is not a whole number >= 1"),
+        ("0.7,30,-1", "output: row 3 is not a whole number >= 1"),
+        ("0.7,30.5,4", "prompt: row 3 is not a whole number >= 1"),
+        ("-1,30,4", "arrival_s: row 3 is not a number >= 0"),
+    ]:
+        path.write_text(f"arrival_s,prompt,output\n0.5,300,40\n0.1,64,16\n{row}\n")
+        with pytest.raises(ValueError, match=message):
+            trace_requests(path)
+
+
 def test_serving_respects_kv_capacity_and_rejects_impossible_requests():
     w = LlmWorkload(
         get_llm("llama-2-13b"), GpuCostModel.create("L4")
