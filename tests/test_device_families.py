@@ -78,6 +78,11 @@ def test_cpu_conv_time_is_the_hand_computed_roofline_plus_overhead(tmp_path):
     small_moved = (512 + 4) * 4 + 4 * 512 * 4
     expected = 7e-6 + max(small_flops / (1 * 2e9 * 16 * 0.4), small_moved / (4 * 2e9 * 32 * 0.8))
     assert t == pytest.approx(expected, rel=1e-12)
+    # two of the four cores: half the rate (and the L2 bandwidth); more than four is refused
+    two = CpuCostModel(device, cal, threads=2).seconds([g])[0]
+    assert two == pytest.approx(7e-6 + max(2 * compute, 2 * memory), rel=1e-12)
+    with pytest.raises(ValueError, match="threads: must be 1 to toy's 4 cores, got 8"):
+        CpuCostModel(device, cal, threads=8)
 
 
 def test_a_fused_runtime_folds_norms_and_a_graph_runtime_drops_dead_code():

@@ -179,8 +179,10 @@ class CpuCostModel:
 
     def __init__(self, device: CpuDevice, calibration: CpuCalibration, threads: int | None = None):
         threads = device.cores if threads is None else threads
-        if not 1 <= threads:
-            raise ValueError(f"threads: must be >= 1, got {threads}")
+        if not 1 <= threads <= device.cores:
+            raise ValueError(
+                f"threads: must be 1 to {device.name}'s {device.cores} cores, got {threads}"
+            )
         self.device, self.calibration, self.threads = device, calibration, threads
         self.table = OpTable(cpu_row, 5)
         self._sources: dict[str, tuple[OperatorTable, CpuCostModel]] = {}
