@@ -242,19 +242,38 @@ def _fit_scaled(fit, args, per_arch, simulated, layers, clock_hz, target: str, d
 
 
 def _fit_asic(args, graphs, table, data: str):
+    """An ASIC's scale and per-layer cost from its measured (architecture, batch size) points
+    (the median of repeats), each against the uncalibrated model at its own batch size."""
     from dse.simulators.asic.calibration import fit_asic_calibration
     from dse.simulators.asic.plugin import AsicSimulator
 
-    per_arch = _one_frame(table, "ASIC")
-    sim = AsicSimulator(args.device, calibration="none", devices_file=args.devices_file)
-    chosen = [graphs[i] for i in per_arch.index]
-    simulated = sim.evaluate_population(chosen)["asic_latency_ms"]
-    layers = sim.totals(chosen)["layers"]
-    clock = sim.device.frequency_hz
-    fit = _fit_scaled(
-        fit_asic_calibration, args, per_arch, simulated, layers, clock, args.device, data
+    points = table.groupby(["arch_index", "batch_size"])["latency_ms"].median().reset_index()
+    simulated = np.empty(len(points))
+    layers = np.empty(len(points))
+    clock = 0.0
+    for b in sorted(points["batch_size"].unique()):
+        at = (points["batch_size"] == b).to_numpy()
+        sim = AsicSimulator(args.device, int(b), "none", args.devices_file)
+        chosen = [graphs[i] for i in points["arch_index"][at]]
+        simulated[at] = sim.evaluate_population(chosen)["asic_latency_ms"]
+        layers[at] = sim.totals(chosen)["layers"]
+        clock = sim.device.frequency_hz
+    cal = fit_asic_calibration(
+        simulated,
+        layers,
+        points["latency_ms"].to_numpy(),
+        clock,
+        args.name or args.device,
+        args.device,
+        data,
+        args.folds,
+        args.seed,
+        covers=(args.space,),
+        batches=points["batch_size"].to_numpy(),
+        groups=points["arch_index"].to_numpy(),
     )
-    return fit, "asic"
+    print(f"scale {cal.scale:.4f}, {cal.layer_overhead_cycles:,.0f} cycles per layer")
+    return cal, "asic"
 
 
 def _fit_gpu(args, graphs, table, data: str):

@@ -419,28 +419,43 @@ def fit_scale_and_overhead(simulated, n_layers, measured) -> tuple[float, float]
 
 
 def validated_scale_and_overhead(
-    simulated, n_layers, measured, condition: str, data: str, folds: int, seed: int, covers
+    simulated,
+    n_layers,
+    measured,
+    condition: str | Sequence[str],
+    data: str,
+    folds: int,
+    seed: int,
+    covers,
+    groups=None,
 ) -> tuple[float, float, Validation]:
-    """:func:`fit_scale_and_overhead` on every measured architecture (one measurement each), and
-    its grouped k-fold validation at ``condition``: what FPGA and ASIC calibrations are."""
+    """:func:`fit_scale_and_overhead` on every measured point, and its grouped k-fold validation:
+    what FPGA and ASIC calibrations are. ``condition``: one label for every point (``"one
+    frame"``), or one per point (an ASIC measured at several batch sizes: ``"batch 4"``), each
+    with its own error record; ``groups``: the architecture of each point (default: one point
+    each), whose points are held out together."""
     sim, layers, y = (np.asarray(a, dtype=float) for a in (simulated, n_layers, measured))
-    if not (len(sim) == len(layers) == len(y)) or len(y) < 3:
+    owner = np.arange(len(y)) if groups is None else np.unique(groups, return_inverse=True)[1]
+    if not (len(sim) == len(layers) == len(y) == len(owner)) or owner.max(initial=-1) < 2:
         raise ValueError("measurements: need at least 3 measured architectures")
     if np.any(~np.isfinite(y)) or np.any(y <= 0):
         raise ValueError("latency_ms: every measured latency must be a positive number")
+    labels = np.full(len(y), condition) if isinstance(condition, str) else np.asarray(condition)
     pred = np.empty(len(y))
-    test_sets = grouped_folds(len(y), folds, seed)
-    for test in test_sets:
-        train = np.setdiff1d(np.arange(len(y)), test)
-        s, c = fit_scale_and_overhead(sim[train], layers[train], y[train])
+    n_arch = int(owner.max()) + 1
+    test_sets = grouped_folds(n_arch, folds, seed)
+    for test_groups in test_sets:
+        test = np.isin(owner, test_groups)
+        s, c = fit_scale_and_overhead(sim[~test], layers[~test], y[~test])
         pred[test] = s * sim[test] + c * layers[test]
     scale, per_layer = fit_scale_and_overhead(sim, layers, y)
+    order = sorted(set(labels.tolist()), key=lambda c: (len(c), c))  # batch 1, 2, ..., 16
     validation = Validation(
         data=data,
         method="k-fold",
-        held_out=f"{len(test_sets)}-fold cross-validation over {len(y)} architectures",
-        errors=(ErrorStats.of(condition, pred, y),),
-        fitted_on=len(y),
+        held_out=f"{len(test_sets)}-fold cross-validation over {n_arch} architectures",
+        errors=tuple(ErrorStats.of(c, pred[labels == c], y[labels == c]) for c in order),
+        fitted_on=n_arch,
         covers=tuple(covers),
     )
     return scale, per_layer, validation

@@ -360,6 +360,40 @@ def test_calibrate_an_asic_recovers_a_known_scale_and_costs_energy(tmp_path, cap
     assert len(lines) == 1 and "was fitted on 'Eyeriss-v1', and the device is 'twin'" in lines[0]
 
 
+def test_an_asic_measured_at_two_batch_sizes_is_fitted_on_both(tmp_path, capsys):
+    """Eyeriss published its runs at batch 3 and 4: measurements at several batch sizes fit one
+    scale and per-layer cost (paid once per batch), each batch size with its own error record,
+    an architecture's points held out together."""
+    from dse.cli import main
+    from dse.simulators.asic.calibration import load_asic_calibration
+
+    space = NasBench201Space()
+    df = pd.read_csv(reference_data("nasbench201_naslib.csv")).head(8)
+    graphs = [space.to_graph(space.parse(a)) for a in df["arch_str"]]
+    rows = []
+    for b in (1, 4):
+        sim = AsicSimulator("Eyeriss-v1", batch_size=b, calibration="none")
+        ms = sim.evaluate_population(graphs)["asic_latency_ms"]
+        truth = 1.3 * (ms + sim.totals(graphs)["layers"] * 2000 / 200e6 * 1e3)
+        rows += [(a, t, b) for a, t in zip(df["arch_str"], truth, strict=True)]
+    measured = tmp_path / "m.csv"
+    pd.DataFrame(rows, columns=["arch", "latency_ms", "batch_size"]).to_csv(measured, index=False)
+    out = tmp_path / "eyeriss.toml"
+    args = ["calibrate", "--device", "Eyeriss-v1", "--measured", str(measured), "--out", str(out)]
+    assert main(args) == 0, capsys.readouterr().err
+    cal = load_asic_calibration(out)
+    assert cal.scale == pytest.approx(1.3, rel=1e-6)
+    assert cal.layer_overhead_cycles == pytest.approx(2000, rel=1e-4)
+    assert [e.condition for e in cal.validation.errors] == ["batch 1", "batch 4"]
+    assert [e.n for e in cal.validation.errors] == [8, 8] and cal.validation.fitted_on == 8
+    assert all(e.median < 1e-6 for e in cal.validation.errors)
+    for b, other in ((4, 1), (2, 0)):  # batch 2 was not measured: the line says so
+        sim = AsicSimulator("Eyeriss-v1", batch_size=b, calibration=str(out))
+        line = sim.fidelity()["asic_latency_ms"].line("asic_latency_ms")
+        assert (f"batch {b}, 8 points" in line) == bool(other), line
+        assert ("not batch 2" in line) == (b == 2), line
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

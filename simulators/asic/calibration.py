@@ -6,9 +6,11 @@ scan chain per layer), so, as for the FPGA (:mod:`dse.simulators.fpga.calibratio
 
     measured_ms = scale * (simulated_ms + layers * layer_overhead_cycles / clock * 1e3)
 
-fitted by the same weighted least squares on relative error and validated by the same grouped
-k-fold cross-validation (:func:`dse.fidelity.validated_scale_and_overhead`), from as few as ten
-measured architectures.
+per batch (``simulated_ms`` at the measured batch size; the array is configured once per layer
+and batch), fitted by the same weighted least squares on relative error and validated by the
+same grouped k-fold cross-validation (:func:`dse.fidelity.validated_scale_and_overhead`: an
+architecture's batch sizes held out together, an error record per batch size), from as few as
+ten measured architectures.
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from dse.catalog import load_named_file, resolve_named_file, shipped_files
 from dse.fidelity import Validation, validated_scale_and_overhead
-
-CONDITION = "batch 1"
 
 
 @dataclass(frozen=True)
@@ -118,16 +120,23 @@ def fit_asic_calibration(
     folds: int = 5,
     seed: int = 0,
     covers: Sequence[str] = (),
+    batches=None,
+    groups=None,
 ) -> AsicCalibration:
-    """(scale, layer_overhead_cycles) from measured latencies of architectures whose
-    uncalibrated simulated latency and MAC-layer count are given, with grouped k-fold
-    cross-validation (one measurement per architecture)."""
+    """(scale, layer_overhead_cycles) from measured latencies (ms per batch) of architectures
+    whose uncalibrated simulated latency at the same batch size and MAC-layer count are given,
+    with grouped k-fold cross-validation. ``batches``: each point's batch size (default 1; the
+    per-layer cost is paid once per batch, as the array is configured once per layer and
+    batch); ``groups``: each point's architecture (default: one point each), held out together;
+    the validation has one error record per batch size."""
+    batch = np.ones(len(measured_ms), int) if batches is None else np.asarray(batches)
+    conditions = [f"batch {int(b)}" for b in batch]
     scale, per_layer_ms, validation = validated_scale_and_overhead(
-        simulated_ms, n_layers, measured_ms, CONDITION, data, folds, seed, covers
+        simulated_ms, n_layers, measured_ms, conditions, data, folds, seed, covers, groups
     )
     note = (
         f"Fitted from {validation.fitted_on} measured architectures on {device} ({data}): "
-        "latency = scale x (simulated + layers x layer_overhead_cycles / clock)."
+        "latency = scale x (simulated + layers x layer_overhead_cycles / clock), per batch."
     )
     cycles = per_layer_ms / scale * 1e-3 * clock_hz
     return AsicCalibration(name, device, scale, cycles, note, validation)
