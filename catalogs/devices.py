@@ -141,7 +141,7 @@ def get_any_device(name: str, devices_file: str | Path | None, family: str) -> A
         raise ValueError(f"device: {name!r} is not allowed; allowed values: {allowed}")
     if devices[name].family != family:
         raise ValueError(
-            f"device: {name!r} is not a {family} (it is a {devices[name].family}); allowed "
+            f"device: {name!r} is of family {devices[name].family!r}, not {family!r}; allowed "
             f"values: {allowed}"
         )
     return devices[name]
