@@ -89,13 +89,11 @@ def _networks(args: argparse.Namespace) -> tuple[str, list[tuple[str, Any]]]:
         return "onnx", [(Path(args.onnx).stem, onnx_graph(args.onnx))]
     if args.network is not None:
         zoo = SPACES.create("zoo")
-        (variable,) = zoo.variables
-        if args.network not in variable.choices:
-            raise ConfigError(
-                f"--network: {args.network!r} is not allowed; allowed values: "
-                f"{list(variable.choices)}"
-            )
-        return "zoo", [(args.network, zoo.to_graph({variable.name: args.network}))]
+        try:
+            arch = zoo.parse(args.network)
+        except ValueError as exc:  # "network: 'x' is not allowed; allowed values: [...]"
+            raise ConfigError(f"--{exc}") from None
+        return "zoo", [(args.network, zoo.to_graph(arch))]
     if args.model is not None:
         return "torch", [(args.model, model_graph(args.model, args.input_shape))]
     if args.archs is None:

@@ -390,11 +390,10 @@ class ZooSpace(SearchSpace):
     def parse(self, text: str) -> dict[str, Any]:
         """A network's name (``resnet18``), its :meth:`arch_id`: what a table of measured
         reference networks holds (``dse calibrate --space zoo``, ``dse cost --archs``)."""
-        name = text.strip()
         allowed = self.variables[0].choices
-        if name not in allowed:
-            raise SpaceError(f"network: {name!r} is not allowed; allowed values: {list(allowed)}")
-        return {"network": name}
+        if text not in allowed:
+            raise SpaceError(f"network: {text!r} is not allowed; allowed values: {list(allowed)}")
+        return {"network": text}
 
     def to_graph(self, arch: Mapping[str, Any]) -> nx.DiGraph:
         return build(
