@@ -222,13 +222,14 @@ def _one_frame(table, what: str):
     return table.groupby("arch_index")["latency_ms"].median()
 
 
-def _fit_scaled(fit, args, per_arch, simulated, layers, clock_hz, target: str, data: str):
+def _fit_scaled(fit, args, measured, simulated, layers, clock_hz, target: str, data: str, **points):
     """A scale-and-per-layer calibration (FPGA, ASIC) of ``target`` from its simulator's
-    uncalibrated latencies and layer counts of the measured architectures."""
+    uncalibrated latencies and layer counts of the measured points (``points``: what else
+    ``fit`` reads of them, an ASIC's batch sizes and architectures)."""
     cal = fit(
         simulated,
         layers,
-        per_arch.to_numpy(),
+        np.asarray(measured, dtype=float),
         clock_hz,
         args.name or target,
         target,
@@ -236,6 +237,7 @@ def _fit_scaled(fit, args, per_arch, simulated, layers, clock_hz, target: str, d
         args.folds,
         args.seed,
         covers=(args.space,),
+        **points,
     )
     print(f"scale {cal.scale:.4f}, {cal.layer_overhead_cycles:,.0f} cycles per layer")
     return cal
@@ -258,22 +260,19 @@ def _fit_asic(args, graphs, table, data: str):
         simulated[at] = sim.evaluate_population(chosen)["asic_latency_ms"]
         layers[at] = sim.totals(chosen)["layers"]
         clock = sim.device.frequency_hz
-    cal = fit_asic_calibration(
+    fit = _fit_scaled(
+        fit_asic_calibration,
+        args,
+        points["latency_ms"],
         simulated,
         layers,
-        points["latency_ms"].to_numpy(),
         clock,
-        args.name or args.device,
         args.device,
         data,
-        args.folds,
-        args.seed,
-        covers=(args.space,),
         batches=points["batch_size"].to_numpy(),
         groups=points["arch_index"].to_numpy(),
     )
-    print(f"scale {cal.scale:.4f}, {cal.layer_overhead_cycles:,.0f} cycles per layer")
-    return cal, "asic"
+    return fit, "asic"
 
 
 def _fit_gpu(args, graphs, table, data: str):
