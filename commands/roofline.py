@@ -21,7 +21,7 @@ from dse import outputs
 from dse.catalogs.devices import Device
 from dse.commands.cost import input_shape, model_graph, onnx_graph
 from dse.graph import make_op
-from dse.inputs import read_table
+from dse.inputs import read_table, require_numbers
 from dse.params import ConfigError
 from dse.registry import COMMANDS
 
@@ -172,11 +172,7 @@ def read_measured(path: str) -> pd.DataFrame:
     if not set(columns) <= set(table.columns):
         raise ConfigError(f"--measured: {path} needs columns tflops, operational_intensity")
     for column in columns:
-        values = pd.to_numeric(table[column], errors="coerce")
-        if values.isna().any() or (values <= 0).any():
-            row = int((values.isna() | (values <= 0)).to_numpy().argmax()) + 1
-            raise ConfigError(f"--measured: {column}: row {row} of {path} is not a positive number")
-        table[column] = values
+        table[column] = require_numbers(table, column, "--measured", path, strict=True)
     return table
 
 

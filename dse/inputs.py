@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from dse.params import ConfigError, create
@@ -62,6 +63,30 @@ def require_filled(df: pd.DataFrame, columns: Iterable[str], option: str, path: 
         if empty.any():
             row = int(empty.argmax()) + 1
             raise ConfigError(f"{option}: row {row} of {path} has no {column!r} (an empty cell)")
+
+
+def require_numbers(
+    df: pd.DataFrame,
+    column: str,
+    option: str,
+    path: str,
+    low: float = 0.0,
+    strict: bool = False,
+    whole: bool = False,
+) -> np.ndarray:
+    """``df[column]`` as floats, each finite and at least ``low`` (``strict``: above it;
+    ``whole``: a whole number); the first row that is not (text, empty, out of range) is one
+    line naming ``option``, the column and the row (the first data row is 1)."""
+    values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(values) | (values <= low if strict else values < low)
+    if whole:
+        bad |= values % 1 != 0
+    if bad.any():
+        what = f"{'a whole number' if whole else 'a number'} {'>' if strict else '>='} {low:g}"
+        what = "a positive number" if what == "a number > 0" else what
+        row = int(bad.argmax()) + 1
+        raise ConfigError(f"{option}: {column}: row {row} of {path} is not {what}")
+    return values
 
 
 #: the architecture column a table of architectures is read by when none is named: the first of

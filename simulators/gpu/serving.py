@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from dse.inputs import read_table
+from dse.inputs import read_table, require_numbers
 from dse.simulators.gpu.llm import LlmWorkload, StepShape
 
 
@@ -70,18 +70,13 @@ def poisson_requests(
 def trace_requests(path: str | Path) -> list[Request]:
     """Requests from a CSV with columns ``arrival_s`` (seconds, >= 0), ``prompt`` and ``output``
     (whole numbers of tokens, >= 1); anything else is a ValueError naming the column and row."""
-    df = read_table(path, f"trace {path}")
+    df = read_table(path, "trace")
     missing = {"arrival_s", "prompt", "output"} - set(df.columns)
     if missing:
         raise ValueError(f"trace {path}: missing column(s) {sorted(missing)}")
-    for column, low in (("arrival_s", 0.0), ("prompt", 1.0), ("output", 1.0)):
-        values = pd.to_numeric(df[column], errors="coerce").to_numpy(dtype=float)
-        bad = ~np.isfinite(values) | (values < low) | ((values % 1 != 0) & (column != "arrival_s"))
-        if bad.any():
-            what = "a number >= 0" if column == "arrival_s" else "a whole number >= 1"
-            row = int(bad.argmax()) + 1
-            raise ValueError(f"trace {path}: {column}: row {row} is not {what}")
-        df[column] = values
+    df["arrival_s"] = require_numbers(df, "arrival_s", "trace", str(path))
+    for tokens in ("prompt", "output"):
+        df[tokens] = require_numbers(df, tokens, "trace", str(path), low=1, whole=True)
     df = df.sort_values("arrival_s", kind="stable")
     return [
         Request(i, float(r.arrival_s), int(r.prompt), int(r.output))
